@@ -1,0 +1,184 @@
+"""The node's settings: one frozen object, read once, validated loudly.
+
+Nothing below ``config/`` reads ``os.environ``; everything receives a ``Settings``.
+Environment variables win over the TOML file given with ``--config``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+MAX_ACCESS_TOKEN_TTL = 900
+
+
+class SettingsError(ValueError):
+    """Raised when a configuration value is missing or invalid; names the variable."""
+
+
+def _int(name: str, lo: int, hi: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r}: expected an integer") from None
+        if not lo <= value <= hi:
+            raise SettingsError(f"{name}={raw!r}: must be between {lo} and {hi}")
+        return value
+
+    return parse
+
+
+def _float(name: str, lo: float, hi: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r}: expected a number") from None
+        if not lo <= value <= hi:
+            raise SettingsError(f"{name}={raw!r}: must be between {lo} and {hi}")
+        return value
+
+    return parse
+
+
+def _url(name: str, schemes: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if not raw.startswith(tuple(f"{s}://" for s in schemes)):
+            raise SettingsError(f"{name}={raw!r}: expected a URL starting with {' or '.join(schemes)}")
+        return raw.rstrip("/")
+
+    return parse
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a node needs to know about its environment."""
+
+    data_dir: Path = Path("./var")
+    host: str = "127.0.0.1"
+    port: int = 8443
+    public_url: str = ""
+    node_id: str = ""
+    database_url: str = ""
+    redis_url: str | None = None
+    partner_url: str | None = None
+    callback_url: str = ""
+    access_token_ttl: int = 300
+    refresh_token_ttl: int = 30 * 24 * 3600
+    rate_limit: float = 10.0
+    partner_timeout: float = 3.0
+    breaker_failures: int = 5
+    breaker_reset: float = 30.0
+    actor_idle_timeout: float = 300.0
+    ask_timeout: float = 10.0
+    log_level: str = "info"
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.data_dir / "pki"
+
+    @property
+    def credentials_path(self) -> Path:
+        return self.data_dir / "demo-credentials.json"
+
+    @property
+    def embedded_partner(self) -> bool:
+        """True when the vendor simulator runs inside this node."""
+        return self.partner_url is None
+
+    @property
+    def audience(self) -> str:
+        """The ``aud`` of access tokens for this API."""
+        return self.public_url
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, toml_path: str | Path | None = None
+    ) -> Settings:
+        """Build settings from ``environ`` (default ``os.environ``) over an optional TOML file.
+
+        TOML keys are the variable names without the ``PROPDEV_`` prefix, in lower case.
+        """
+        env = dict(os.environ if environ is None else environ)
+        values: dict[str, str] = {}
+        if toml_path is not None:
+            try:
+                with open(toml_path, "rb") as fh:
+                    table: dict[str, Any] = tomllib.load(fh)
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise SettingsError(f"--config {toml_path}: {exc}") from None
+            for key, value in table.items():
+                values[f"PROPDEV_{key.upper()}"] = str(value)
+        values.update({k: v for k, v in env.items() if k.startswith("PROPDEV_")})
+
+        parsers: dict[str, tuple[str, Callable[[str], Any]]] = {
+            "PROPDEV_DATA_DIR": ("data_dir", Path),
+            "PROPDEV_HOST": ("host", str),
+            "PROPDEV_PORT": ("port", _int("PROPDEV_PORT", 0, 65535)),
+            "PROPDEV_PUBLIC_URL": ("public_url", _url("PROPDEV_PUBLIC_URL", ("https",))),
+            "PROPDEV_NODE_ID": ("node_id", str),
+            "PROPDEV_DATABASE_URL": (
+                "database_url",
+                _url("PROPDEV_DATABASE_URL", ("sqlite", "postgresql", "postgres")),
+            ),
+            "PROPDEV_REDIS_URL": ("redis_url", _url("PROPDEV_REDIS_URL", ("redis", "rediss"))),
+            "PROPDEV_PARTNER_URL": ("partner_url", _url("PROPDEV_PARTNER_URL", ("https",))),
+            "PROPDEV_CALLBACK_URL": ("callback_url", _url("PROPDEV_CALLBACK_URL", ("https",))),
+            "PROPDEV_ACCESS_TOKEN_TTL": (
+                "access_token_ttl",
+                _int("PROPDEV_ACCESS_TOKEN_TTL", 10, MAX_ACCESS_TOKEN_TTL),
+            ),
+            "PROPDEV_REFRESH_TOKEN_TTL": (
+                "refresh_token_ttl",
+                _int("PROPDEV_REFRESH_TOKEN_TTL", 60, 90 * 24 * 3600),
+            ),
+            "PROPDEV_RATE_LIMIT": ("rate_limit", _float("PROPDEV_RATE_LIMIT", 0, 1e6)),
+            "PROPDEV_PARTNER_TIMEOUT": (
+                "partner_timeout",
+                _float("PROPDEV_PARTNER_TIMEOUT", 0.05, 120),
+            ),
+            "PROPDEV_BREAKER_FAILURES": (
+                "breaker_failures",
+                _int("PROPDEV_BREAKER_FAILURES", 1, 10_000),
+            ),
+            "PROPDEV_BREAKER_RESET": ("breaker_reset", _float("PROPDEV_BREAKER_RESET", 0.1, 3600)),
+            "PROPDEV_ACTOR_IDLE_TIMEOUT": (
+                "actor_idle_timeout",
+                _float("PROPDEV_ACTOR_IDLE_TIMEOUT", 0.01, 86400),
+            ),
+            "PROPDEV_ASK_TIMEOUT": ("ask_timeout", _float("PROPDEV_ASK_TIMEOUT", 0.01, 600)),
+            "PROPDEV_LOG_LEVEL": ("log_level", str),
+        }
+        kwargs: dict[str, Any] = {}
+        for var, raw in values.items():
+            if var not in parsers:
+                continue
+            field, parse = parsers[var]
+            if raw == "":
+                continue
+            kwargs[field] = parse(raw)
+        settings = cls(**kwargs)
+        return settings.resolved()
+
+    def resolved(self) -> Settings:
+        """Fill the defaults that depend on other values (public URL, node id, database)."""
+        public_url = self.public_url or f"https://{self.host}:{self.port}"
+        node_id = self.node_id or f"{socket.gethostname()}-{os.getpid()}"
+        database_url = self.database_url or f"sqlite:///{(self.data_dir / 'propdev.db').resolve()}"
+        callback_url = self.callback_url or public_url
+        if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
+            raise SettingsError(f"PROPDEV_LOG_LEVEL={self.log_level!r}: debug, info, warning or error")
+        return dataclasses.replace(
+            self,
+            public_url=public_url,
+            node_id=node_id,
+            database_url=database_url,
+            callback_url=callback_url,
+            log_level=self.log_level.lower(),
+        )
