@@ -85,6 +85,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX oauth_refresh_family ON oauth_refresh_tokens (family_id)",
         ],
     ),
+    (
+        2,
+        "durable state of device actors",
+        [
+            """CREATE TABLE device_state (
+                access_point_id TEXT PRIMARY KEY, state TEXT NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL)""",
+        ],
+    ),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1][0]

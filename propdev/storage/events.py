@@ -1,0 +1,74 @@
+"""Residents' events: what happened at their access points, readable after the fact."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from propdev.storage.db import Database, run
+
+
+async def append(
+    conn: AsyncConnection,
+    *,
+    user_id: str,
+    type: str,
+    access_point_id: str | None,
+    command_id: str | None,
+    occurred_at: float,
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Append one event inside the caller's transaction; return it as the API shows it."""
+    rows = await run(
+        conn,
+        "INSERT INTO events (user_id, type, access_point_id, command_id, occurred_at, data) "
+        "VALUES (:u, :t, :ap, :cmd, :at, :data) RETURNING id",
+        u=user_id,
+        t=type,
+        ap=access_point_id,
+        cmd=command_id,
+        at=occurred_at,
+        data=json.dumps(data or {}),
+    )
+    return render(
+        {
+            "id": rows[0]["id"],
+            "type": type,
+            "access_point_id": access_point_id,
+            "command_id": command_id,
+            "occurred_at": occurred_at,
+            "data": data or {},
+        }
+    )
+
+
+def render(row: dict[str, Any]) -> dict[str, Any]:
+    data = row.get("data") or {}
+    if isinstance(data, str):
+        data = json.loads(data)
+    out = {
+        "id": int(row["id"]),
+        "type": row["type"],
+        "access_point_id": row["access_point_id"],
+        "command_id": row["command_id"],
+        "occurred_at": row["occurred_at"],
+    }
+    out.update({k: v for k, v in data.items() if k not in out})
+    return out
+
+
+class EventStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def page(self, user_id: str, *, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        rows = await self.db.fetch_all(
+            "SELECT id, type, access_point_id, command_id, occurred_at, data FROM events "
+            "WHERE user_id = :u AND id > :after ORDER BY id LIMIT :limit",
+            u=user_id,
+            after=after,
+            limit=limit,
+        )
+        return [render(r) for r in rows]
