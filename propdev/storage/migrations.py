@@ -94,6 +94,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 updated_at DOUBLE PRECISION NOT NULL)""",
         ],
     ),
+    (
+        3,
+        "security: last accepted TOTP step per user (replay guard)",
+        [
+            """CREATE TABLE user_totp_steps (
+                user_id TEXT PRIMARY KEY REFERENCES users(id),
+                last_step BIGINT NOT NULL)""",
+        ],
+    ),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1][0]
