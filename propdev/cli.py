@@ -1,0 +1,130 @@
+"""Command-line interface behind ``run.py``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import json
+import signal
+import sys
+from collections.abc import Sequence
+
+import structlog
+
+from propdev.config import Settings, SettingsError
+
+log = structlog.get_logger()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run.py", description=__doc__)
+    parser.add_argument("--config", help="TOML file; PROPDEV_* environment variables win")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run one node (HTTPS on PROPDEV_HOST:PROPDEV_PORT)")
+    sub.add_parser("seed-demo", help="create the demo estate and demo-credentials.json")
+    sim = sub.add_parser("partner-sim", help="run the vendor simulator as its own HTTPS server")
+    sim.add_argument("--port", type=int, default=9443)
+    sim.add_argument("--host", default="127.0.0.1")
+    pki = sub.add_parser("pki", help="the project CA").add_subparsers(dest="pki", required=True)
+    issue = pki.add_parser("issue-partner", help="issue a partner's client certificate")
+    issue.add_argument("name")
+    issue.add_argument("--allow-ip", action="append", default=[], metavar="CIDR")
+    audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit", required=True)
+    audit.add_parser("verify", help="check the hash chain of the audit log")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(toml_path=args.config)
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    from propdev.observability import configure_logging
+
+    configure_logging(settings.log_level, node_id=settings.node_id)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if args.command == "serve":
+        return asyncio.run(_serve(settings))
+    if args.command == "seed-demo":
+        return asyncio.run(_seed(settings))
+    if args.command == "partner-sim":
+        from propdev.partners.simulator import serve_forever
+
+        asyncio.run(_until_signal(serve_forever(settings, host=args.host, port=args.port)))
+        return 0
+    if args.command == "pki":
+        return asyncio.run(_issue_partner(settings, args.name, args.allow_ip))
+    if args.command == "audit":
+        return asyncio.run(_audit_verify(settings))
+    return 2
+
+
+async def _until_signal(coro: object) -> None:
+    """Run ``coro`` until it ends or SIGINT/SIGTERM arrives, then cancel it cleanly."""
+    task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
+async def _serve(settings: Settings) -> int:
+    from propdev.node import serve
+
+    await _until_signal(serve(settings))
+    log.info("node_stopped")
+    return 0
+
+
+async def _seed(settings: Settings) -> int:
+    from propdev.demo import seed_demo
+
+    credentials = await seed_demo(settings)
+    print(
+        json.dumps(
+            {
+                "credentials": str(settings.credentials_path),
+                "residents": [r["username"] for r in credentials["residents"]],
+                "access_points": len(credentials["access_points"]),
+            }
+        )
+    )
+    return 0
+
+
+async def _issue_partner(settings: Settings, name: str, cidrs: list[str]) -> int:
+    from propdev.demo import register_partner
+    from propdev.storage import Database, migrate
+
+    try:
+        networks = [str(ipaddress.ip_network(c, strict=False)) for c in cidrs]
+    except ValueError as exc:
+        print(f"--allow-ip: {exc}", file=sys.stderr)
+        return 2
+    db = Database(settings.database_url)
+    try:
+        await migrate(db)
+        cert = await register_partner(settings, db, name, networks or ["127.0.0.0/8", "::1/128"])
+    finally:
+        await db.close()
+    print(json.dumps({"partner": name, "cert": str(cert), "key": str(cert.with_name("key.pem"))}))
+    return 0
+
+
+async def _audit_verify(settings: Settings) -> int:
+    from propdev.storage import Database
+    from propdev.storage.audit import AuditLog
+
+    db = Database(settings.database_url)
+    try:
+        ok, checked, bad = await AuditLog(db).verify()
+    finally:
+        await db.close()
+    print(json.dumps({"ok": ok, "checked": checked, "first_bad_id": bad}))
+    return 0 if ok else 1

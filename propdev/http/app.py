@@ -1,0 +1,74 @@
+"""``make_app(node)``: the aiohttp front end of one node."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from propdev.http import ws
+from propdev.http.keys import NODE, SETTINGS
+from propdev.http.middlewares import (
+    auth_middleware,
+    rate_limit_middleware,
+    request_context_middleware,
+)
+from propdev.http.middlewares import Handler
+from propdev.http.permissions import Permission, requires
+from propdev.http.ratelimit import RateLimiter
+from propdev.http.routes import admin, health, resident
+
+if TYPE_CHECKING:
+    from propdev.node import Node
+
+MAX_BODY = 64 * 1024
+
+
+def make_app(node: Node) -> web.Application:
+    """Build the application; the node's lifecycle is the caller's (see ``propdev.node``)."""
+    settings = node.settings
+    app = web.Application(
+        client_max_size=MAX_BODY,
+        middlewares=[
+            request_context_middleware(node_id=settings.node_id),
+            auth_middleware(verify=node.verifier.verify),
+            rate_limit_middleware(limiter=RateLimiter(settings.rate_limit)),
+        ],
+    )
+    app[SETTINGS] = settings
+    app[NODE] = node
+    app.add_routes(health.routes)
+    app.add_routes(resident.routes)
+    app.add_routes(ws.routes)
+    app.add_routes(admin.routes)
+    app.add_routes(public_routes(node.oauth_routes()))
+    if node.simulator is not None:
+        app.add_routes(public_routes(node.simulator_routes()))
+    app.on_response_prepare.append(_security_headers)
+    return app
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Cache-Control", "no-store")
+
+
+def public_routes(routes: Iterable[web.RouteDef]) -> list[web.RouteDef]:
+    """Routes of another package (OAuth, the simulator's control API), declared public: they
+    authenticate their callers themselves (client credentials, login form) or are dev-only."""
+    out = []
+    for route in routes:
+        out.append(web.route(route.method, route.path, _public(route.handler), **route.kwargs))
+    return out
+
+
+def _public(handler: Handler) -> Handler:
+    @requires(Permission.PUBLIC)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        return await handler(request)
+
+    wrapped.__name__ = getattr(handler, "__name__", "handler")
+    wrapped.__doc__ = getattr(handler, "__doc__", None)
+    return wrapped

@@ -1,0 +1,190 @@
+"""The middleware stack, outermost first: request context (id, log, problems) -> auth -> rate limit.
+
+Each is made by a keyword-only factory returning ``impl(request, handler)``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from propdev.http.errors import (
+    ForbiddenError,
+    ProblemError,
+    TooManyRequestsError,
+    UnauthorizedError,
+)
+from propdev.http.permissions import Permission, permission_of
+from propdev.http.principal import Principal
+from propdev.http.ratelimit import RateLimiter
+
+log = structlog.get_logger()
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")  # type: ignore[attr-defined]
+REQUEST_ID = "request_id"
+
+
+def problem_response(error: ProblemError) -> web.Response:
+    return web.json_response(
+        error.body(),
+        status=error.status,
+        content_type="application/problem+json",
+        headers=error.headers,
+    )
+
+
+def _http_problem(exc: web.HTTPException) -> web.Response:
+    body = {
+        "type": "about:blank",
+        "title": exc.reason,
+        "status": exc.status,
+        "detail": exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason,
+    }
+    headers = {k: v for k, v in exc.headers.items() if k.lower() in {"allow", "retry-after"}}
+    return web.json_response(
+        body, status=exc.status, content_type="application/problem+json", headers=headers
+    )
+
+
+def request_context_middleware(*, node_id: str) -> Middleware:
+    """Request id, bound log context, one access-log record, and problem+json for every error."""
+
+    @web.middleware
+    async def impl(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request_id = request.headers.get("X-Request-Id", "")
+        if not (0 < len(request_id) <= 128 and request_id.isprintable()):
+            request_id = uuid.uuid4().hex
+        request[REQUEST_ID] = request_id
+        started = time.perf_counter()
+        status = 500
+        with structlog.contextvars.bound_contextvars(request_id=request_id, node=node_id):
+            try:
+                response = await handler(request)
+                status = response.status
+            except ProblemError as exc:
+                response = problem_response(exc)
+                status = exc.status
+            except web.HTTPException as exc:
+                if exc.status < 400:
+                    raise
+                response = _http_problem(exc)
+                status = exc.status
+            except Exception:
+                log.exception("request_failed", method=request.method, path=request.path)
+                response = problem_response(ProblemError("An internal error occurred."))
+            finally:
+                principal = request.get(PRINCIPAL)
+                log.info(
+                    "http_request",
+                    method=request.method,
+                    route=_route_name(request),
+                    status=status,
+                    latency_ms=round((time.perf_counter() - started) * 1000, 2),
+                    client=request.remote,
+                    sub=principal.sub if principal else None,
+                )
+            if not response.prepared:
+                response.headers["X-Request-Id"] = request_id
+            return response
+
+    return impl
+
+
+def _route_name(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+    if len(protocols) >= 2 and protocols[0].lower() == "bearer" and protocols[1]:
+        return protocols[1]
+    return None
+
+
+def auth_middleware(*, verify: Callable[[str], Any]) -> Middleware:
+    """Checks the permission the route declared; undeclared routes are refused."""
+
+    @web.middleware
+    async def impl(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.match_info.http_exception is not None:
+            return await handler(request)  # 404/405: nothing to protect
+        permission = permission_of(request.match_info.handler)
+        if permission is None:
+            log.error("route_without_permission", path=request.path)
+            raise ForbiddenError("This route declares no permission.")
+        token = bearer_token(request)
+        if permission is Permission.PUBLIC:
+            return await handler(request)
+        if token is None:
+            raise UnauthorizedError(
+                "An access token is required.", headers={"WWW-Authenticate": "Bearer"}
+            )
+        try:
+            claims = verify(token)
+        except Exception as exc:  # the verifier's InvalidTokenError, whatever the cause
+            raise UnauthorizedError(
+                "The access token is invalid or expired.",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            ) from exc
+        principal = Principal.from_claims(getattr(claims, "raw", claims))
+        request[PRINCIPAL] = principal
+        if not _allowed(permission, principal):
+            raise ForbiddenError(
+                "Your token does not allow this call.",
+                headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'},
+            )
+        return await handler(request)
+
+    return impl
+
+
+def _allowed(permission: Permission, principal: Principal) -> bool:
+    if permission is Permission.AUTHENTICATED:
+        return True
+    if permission is Permission.RESIDENT:
+        return "resident" in principal.roles
+    if permission is Permission.OPERATOR:
+        return principal.is_operator
+    if permission is Permission.PARTNER:
+        return "partner" in principal.roles
+    return False
+
+
+def rate_limit_middleware(*, limiter: RateLimiter) -> Middleware:
+    """Per client: the token's subject when authenticated, the source address otherwise."""
+
+    @web.middleware
+    async def impl(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if limiter.enabled and request.path not in ("/healthz", "/readyz", "/metrics"):
+            principal = request.get(PRINCIPAL)
+            client = f"sub:{principal.sub}" if principal else f"ip:{request.remote}"
+            wait = limiter.take(client)
+            if wait > 0:
+                raise TooManyRequestsError(
+                    "Slow down.", headers={"Retry-After": str(max(1, math.ceil(wait)))}
+                )
+        return await handler(request)
+
+    return impl
+
+
+def principal(request: web.Request) -> Principal:
+    """The caller of an authenticated route."""
+    found = request.get(PRINCIPAL)
+    if found is None:
+        raise UnauthorizedError("An access token is required.")
+    return found

@@ -1,0 +1,61 @@
+"""The operators' API: the supervision tree, restarts, nodes, breakers, the audit log."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from propdev.http.errors import NotFoundError
+from propdev.http.keys import NODE
+from propdev.http.permissions import Permission, requires
+from propdev.http.routes.resident import int_param
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/admin/api/v1/actors")
+@requires(Permission.OPERATOR)
+async def actors(request: web.Request) -> web.Response:
+    return web.json_response(request.app[NODE].system.snapshot())
+
+
+@routes.post("/admin/api/v1/actors/{actor_id}/restart")
+@requires(Permission.OPERATOR)
+async def restart_actor(request: web.Request) -> web.Response:
+    actor_id = request.match_info["actor_id"]
+    try:
+        await request.app[NODE].system.restart(actor_id)
+    except (KeyError, ValueError, LookupError) as exc:
+        raise NotFoundError(f"No active actor {actor_id!r}.") from exc
+    return web.json_response({"restarted": actor_id})
+
+
+@routes.get("/admin/api/v1/nodes")
+@requires(Permission.OPERATOR)
+async def nodes(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    return web.json_response(
+        {"nodes": [{"id": node.settings.node_id, "self": True, "shards": "all"}]}
+    )
+
+
+@routes.get("/admin/api/v1/breakers")
+@requires(Permission.OPERATOR)
+async def breakers(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    return web.json_response({"breakers": [g.snapshot() for g in node.gateways.values()]})
+
+
+@routes.get("/admin/api/v1/audit")
+@requires(Permission.OPERATOR)
+async def audit(request: web.Request) -> web.Response:
+    limit = int_param(request, "limit", 100, lo=1, hi=1000)
+    after = int_param(request, "after", 0, lo=0, hi=2**62)
+    access_point_id = request.query.get("access_point_id") or None
+    entries = await request.app[NODE].audit.page(
+        access_point_id=access_point_id, after=after, limit=limit + 1
+    )
+    more = len(entries) > limit
+    entries = entries[:limit]
+    return web.json_response(
+        {"entries": entries, "next": entries[-1]["id"] if more and entries else None}
+    )

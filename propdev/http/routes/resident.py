@@ -1,0 +1,159 @@
+"""The resident API: who am I, my access points, open one, my events, my commands."""
+
+from __future__ import annotations
+
+import math
+
+from aiohttp import web
+
+from propdev.actors.device import command_id_for, record_rule_denial
+from propdev.actors.messages import DeviceSnapshot, OpenAccessPoint
+from propdev.http.errors import BadRequestError, ForbiddenError, NotFoundError
+from propdev.http.keys import NODE
+from propdev.http.middlewares import principal
+from propdev.http.permissions import Permission, requires
+
+routes = web.RouteTableDef()
+
+MAX_PAGE = 500
+
+
+def int_param(request: web.Request, name: str, default: int, *, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequestError(f"Query parameter {name!r} must be an integer.") from None
+    if not lo <= value <= hi:
+        raise BadRequestError(f"Query parameter {name!r} must be between {lo} and {hi}.")
+    return value
+
+
+@routes.get("/api/v1/me")
+@requires(Permission.AUTHENTICATED)
+async def me(request: web.Request) -> web.Response:
+    caller = principal(request)
+    user = await request.app[NODE].directory.user(caller.sub)
+    if user is None:
+        raise NotFoundError("Your account no longer exists.")
+    return web.json_response(
+        {
+            "id": user["id"],
+            "username": user["username"],
+            "roles": user["roles"],
+            "full_name": user["full_name"],
+            "amr": sorted(caller.amr),
+        }
+    )
+
+
+@routes.get("/api/v1/access-points")
+@requires(Permission.RESIDENT)
+async def list_access_points(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    points = await node.directory.access_points_of(principal(request).sub)
+    online = await node.device_online([p.id for p in points])
+    return web.json_response(
+        [
+            {
+                "id": p.id,
+                "name": p.name,
+                "kind": p.kind,
+                "site_id": p.site_id,
+                "building_id": p.building_id,
+                "online": online.get(p.id),
+            }
+            for p in points
+        ]
+    )
+
+
+@routes.post("/api/v1/access-points/{id}/open")
+@requires(Permission.RESIDENT)
+async def open_access_point(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    caller = principal(request)
+    access_point_id = request.match_info["id"]
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not (0 < len(key) <= 255 and key.isprintable()):
+        raise BadRequestError("Idempotency-Key must be 1 to 255 printable characters.")
+    point = await node.directory.access_point(access_point_id)
+    if point is None:
+        raise NotFoundError(f"No access point {access_point_id!r}.")
+    if not await node.directory.may_open(caller.sub, access_point_id):
+        await record_rule_denial(
+            node.db, node.bus, user_id=caller.sub, access_point_id=access_point_id,
+            reason="no_right",
+        )
+        raise ForbiddenError("You may not open this access point.")
+    outcome = await node.open(
+        OpenAccessPoint(
+            access_point_id=access_point_id,
+            user_id=caller.sub,
+            username=str(caller.claims.get("preferred_username", "")),
+            command_id=command_id_for(caller.sub, key),
+            idempotency_key=key,
+            traceparent=request.headers.get("traceparent"),
+        )
+    )
+    headers: dict[str, str] = {}
+    if outcome.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(outcome.retry_after)))
+    if outcome.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    content_type = "application/json" if outcome.status < 400 else "application/problem+json"
+    return web.json_response(
+        outcome.body, status=outcome.status, headers=headers, content_type=content_type
+    )
+
+
+@routes.get("/api/v1/access-points/{id}")
+@requires(Permission.RESIDENT)
+async def get_access_point(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    access_point_id = request.match_info["id"]
+    if not await node.directory.may_open(principal(request).sub, access_point_id):
+        raise NotFoundError(f"No access point {access_point_id!r}.")
+    point = await node.directory.access_point(access_point_id)
+    if point is None:
+        raise NotFoundError(f"No access point {access_point_id!r}.")
+    state = await node.system.ask(f"device:{access_point_id}", DeviceSnapshot())
+    return web.json_response(
+        {
+            "id": point.id,
+            "name": point.name,
+            "kind": point.kind,
+            "site_id": point.site_id,
+            "building_id": point.building_id,
+            **{k: v for k, v in state.items() if k != "access_point_id"},
+        }
+    )
+
+
+@routes.get("/api/v1/events")
+@requires(Permission.RESIDENT)
+async def list_events(request: web.Request) -> web.Response:
+    after = int_param(request, "after", 0, lo=0, hi=2**62)
+    limit = int_param(request, "limit", 100, lo=1, hi=MAX_PAGE)
+    events = await request.app[NODE].events.page(principal(request).sub, after=after, limit=limit)
+    return web.json_response(events)
+
+
+@routes.get("/api/v1/commands/{id}")
+@requires(Permission.RESIDENT)
+async def get_command(request: web.Request) -> web.Response:
+    command = await request.app[NODE].commands.get(request.match_info["id"])
+    if command is None or command["user_id"] != principal(request).sub:
+        raise NotFoundError("No such command.")
+    return web.json_response(
+        {
+            "id": command["id"],
+            "access_point_id": command["access_point_id"],
+            "status": command["status"],
+            "reason": command["reason"],
+            "created_at": command["created_at"],
+            "updated_at": command["updated_at"],
+        }
+    )

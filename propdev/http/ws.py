@@ -1,0 +1,103 @@
+"""``/api/v1/ws``: a resident's live events, with replay of what was missed (``?after=ID``).
+
+The socket is attached to the resident's SessionActor before the replay is read, and live
+events that arrive during the replay wait behind it, so nothing is lost or reordered; an event
+is never sent twice on one socket (ids only grow).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from aiohttp import WSMsgType, web
+
+from propdev.actors.messages import Attach, Detach
+from propdev.http.keys import NODE
+from propdev.http.middlewares import principal
+from propdev.http.permissions import Permission, requires
+from propdev.http.routes.resident import int_param
+
+log = structlog.get_logger()
+routes = web.RouteTableDef()
+
+MAX_MESSAGE = 16 * 1024
+REPLAY_PAGE = 200
+
+
+class Connection:
+    """One socket as the session actor sees it: ordered, de-duplicated sends."""
+
+    __slots__ = ("_held", "_lock", "last_id", "ws")
+
+    def __init__(self, ws: web.WebSocketResponse, last_id: int) -> None:
+        self.ws = ws
+        self.last_id = last_id
+        self._lock = asyncio.Lock()
+        self._held: list[dict[str, Any]] | None = []  # live events held during the replay
+
+    async def send_json(self, event: dict[str, Any]) -> None:
+        if self._held is not None:
+            self._held.append(event)
+            return
+        async with self._lock:
+            await self._send(event)
+
+    async def _send(self, event: dict[str, Any]) -> None:
+        event_id = int(event.get("id", 0))
+        if event_id and event_id <= self.last_id:
+            return
+        if self.ws.closed:
+            raise ConnectionError("socket closed")
+        await self.ws.send_json(event)
+        if event_id:
+            self.last_id = event_id
+
+    async def replay(self, pages: Any) -> None:
+        async with self._lock:
+            async for event in pages:
+                await self._send(event)
+            held, self._held = self._held or [], None
+            for event in held:
+                await self._send(event)
+
+
+@routes.get("/api/v1/ws")
+@requires(Permission.RESIDENT)
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    node = request.app[NODE]
+    caller = principal(request)
+    after = int_param(request, "after", -1, lo=0, hi=2**62)
+    ws = web.WebSocketResponse(
+        protocols=("bearer",), heartbeat=30.0, max_msg_size=MAX_MESSAGE, compress=False
+    )
+    await ws.prepare(request)
+    session = f"session:{caller.sub}"
+    conn = Connection(ws, last_id=max(after, 0))
+    await node.system.ask(session, Attach(conn))
+    log.info("ws_connected", actor=session)
+    try:
+
+        async def pages() -> Any:
+            if after < 0:
+                return
+            cursor = after
+            while True:
+                batch = await node.events.page(caller.sub, after=cursor, limit=REPLAY_PAGE)
+                for event in batch:
+                    yield event
+                if len(batch) < REPLAY_PAGE:
+                    return
+                cursor = int(batch[-1]["id"])
+
+        await conn.replay(pages())
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT and msg.data == "ping":
+                await ws.send_str("pong")
+            elif msg.type == WSMsgType.ERROR:
+                break
+    finally:
+        node.system.tell(session, Detach(conn))
+        log.info("ws_disconnected", actor=session)
+    return ws

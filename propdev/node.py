@@ -1,0 +1,179 @@
+"""Node: wires settings -> store -> bus -> partners -> actor system -> security -> HTTP.
+
+``Node.start()`` / ``Node.stop()`` bracket its life; ``serve(settings)`` runs one over HTTPS
+until cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from propdev.actors import ActorSystem, AskTimeout
+from propdev.actors.device import DeviceActor, DeviceDeps, problem
+from propdev.actors.messages import Deliver, DeviceSnapshot, OpenAccessPoint, OpenOutcome
+from propdev.actors.session import SessionActor
+from propdev.config import Settings
+from propdev.partners import PartnerGateway, build_gateway
+from propdev.partners.simulator import VendorSimulator, control_routes
+from propdev.pki import ensure_ca, ensure_server_cert, server_context
+from propdev.registry import Bus, InProcessBus
+from propdev.security import OAuthServer, SigningKeys, TokenIssuer, TokenVerifier, oauth_routes
+from propdev.storage import Database, migrate
+from propdev.storage.audit import AuditLog
+from propdev.storage.commands import Commands
+from propdev.storage.directory import Directory
+from propdev.storage.events import EventStore
+
+log = structlog.get_logger()
+
+# An open waits for the vendor (bounded by the partner timeout) plus the commit.
+ASK_MARGIN = 2.0
+
+
+class Node:
+    """One propdev node and everything it owns."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        self.directory = Directory(self.db)
+        self.events = EventStore(self.db)
+        self.audit = AuditLog(self.db)
+        self.commands = Commands(self.db)
+        self.bus: Bus = InProcessBus()
+        self.simulator: VendorSimulator | None = (
+            VendorSimulator() if settings.embedded_partner else None
+        )
+        self.gateways: dict[str, PartnerGateway] = {}
+        self.system = ActorSystem(
+            node_id=settings.node_id,
+            idle_timeout=settings.actor_idle_timeout,
+            ask_timeout=settings.ask_timeout,
+        )
+        self.keys = SigningKeys.load_or_create(settings.pki_dir / "jwt")
+        self.issuer = TokenIssuer(settings, self.keys)
+        self.verifier = TokenVerifier(settings, self.keys)
+        self.oauth = OAuthServer(settings, self.db, self.issuer)
+        self.started = False
+
+    def oauth_routes(self) -> list[web.RouteDef]:
+        return list(oauth_routes(self.oauth))
+
+    def simulator_routes(self) -> list[web.RouteDef]:
+        assert self.simulator is not None
+        return list(control_routes(self.simulator))
+
+    async def start(self) -> None:
+        await migrate(self.db)
+        gateway = build_gateway(self.settings, self.simulator)
+        self.gateways[gateway.partner_id] = gateway
+        deps = DeviceDeps(
+            db=self.db, directory=self.directory, gateways=self.gateways, bus=self.bus
+        )
+        self.system.register_kind("device", lambda address: DeviceActor(deps))
+        self.system.register_kind("session", lambda address: SessionActor())
+        self.bus.subscribe("user:", self._to_session)
+        await self.system.start()
+        self.started = True
+        log.info("node_started", public_url=self.settings.public_url)
+
+    async def stop(self) -> None:
+        self.started = False
+        await self.system.stop()
+        for gateway in self.gateways.values():
+            await gateway.close()
+        await self.bus.close()
+        await self.db.close()
+
+    async def _to_session(self, channel: str, message: dict[str, Any]) -> None:
+        address = "session:" + channel.removeprefix("user:")
+        if self.system.is_active(address):
+            self.system.tell(address, Deliver(message))
+
+    async def open(self, message: OpenAccessPoint) -> OpenOutcome:
+        """Ask the door's device actor to open; a slow actor is a 504, not a hang."""
+        timeout = self.settings.partner_timeout + ASK_MARGIN
+        try:
+            outcome = await self.system.ask(
+                f"device:{message.access_point_id}", message, timeout=timeout
+            )
+        except AskTimeout:
+            return OpenOutcome(
+                504, problem(504, "partner-timeout", "Timeout", "The device did not answer.")
+            )
+        assert isinstance(outcome, OpenOutcome)
+        return outcome
+
+    async def device_online(self, access_point_ids: Sequence[str]) -> dict[str, bool | None]:
+        """Each access point's last known state: live from its actor if active, else stored."""
+        found: dict[str, bool | None] = {}
+        rows = await self.db.fetch_all(
+            "SELECT access_point_id, state FROM device_state"
+        ) if access_point_ids else []
+        stored = {r["access_point_id"]: json.loads(r["state"]) for r in rows}
+        for ap_id in access_point_ids:
+            address = f"device:{ap_id}"
+            if self.system.is_active(address):
+                snap = await self.system.ask(address, DeviceSnapshot())
+                found[ap_id] = snap["online"]
+            else:
+                found[ap_id] = stored.get(ap_id, {}).get("online")
+        return found
+
+    async def readiness(self) -> dict[str, bool]:
+        return {
+            "store": await self.db.ping(),
+            "bus": await self.bus.ping(),
+            "registry": self.started,
+            "actors": self.started and not self.system.failed,
+        }
+
+
+async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
+    """Run one node over HTTPS until cancelled."""
+    from propdev.http.app import make_app
+
+    ensure_ca(settings.pki_dir)
+    server_cert = ensure_server_cert(settings.pki_dir, _hosts(settings))
+    node = Node(settings)
+    await node.start()
+    runner = web.AppRunner(make_app(node), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(
+        runner,
+        settings.host,
+        settings.port,
+        ssl_context=server_context(settings.pki_dir, server_cert),
+        backlog=1024,
+    )
+    try:
+        await site.start()
+        log.info("listening", url=f"https://{settings.host}:{settings.port}")
+        if ready is not None:
+            ready.set()
+        await asyncio.Event().wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await runner.cleanup()
+        await node.stop()
+
+
+def _hosts(settings: Settings) -> tuple[str, ...]:
+    hosts = ["127.0.0.1", "localhost"]
+    for host in (settings.host, _url_host(settings.public_url)):
+        if host and host not in hosts and host not in ("0.0.0.0", "::"):
+            hosts.append(host)
+    return tuple(hosts)
+
+
+def _url_host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).hostname or ""

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from propdev.storage import CURRENT_VERSION, Database, migrate
+
+
+async def test_migrating_twice_keeps_the_data_and_the_version(db: Database) -> None:
+    await db.execute("INSERT INTO sites (id, name) VALUES ('s1', 'Site')")
+    found = await migrate(db)
+    assert found == CURRENT_VERSION
+    assert await db.fetch_all("SELECT id, name FROM sites") == [{"id": "s1", "name": "Site"}]
+    row = await db.fetch_one("SELECT MAX(version) AS v FROM schema_version")
+    assert row is not None and row["v"] == CURRENT_VERSION
+
+
+async def test_ping_is_true_for_a_reachable_database(db: Database) -> None:
+    assert await db.ping() is True
