@@ -1,0 +1,35 @@
+"""Errors of the security layer."""
+
+from __future__ import annotations
+
+
+class SecurityError(Exception):
+    """Base class of security errors."""
+
+
+class InvalidTokenError(SecurityError, ValueError):
+    """Raised when an access token fails verification; ``reason`` says why, in a few words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class KeyStoreError(SecurityError, OSError):
+    """Raised when the signing keys cannot be read or created."""
+
+
+class LoginFailedError(SecurityError):
+    """Raised when a username, password or one-time code is wrong; never says which."""
+
+
+class AuthorizationRequestError(SecurityError):
+    """Raised when an authorization request cannot be answered by a redirect to the client.
+
+    ``error`` is the RFC 6749 error code, ``description`` a short English sentence.
+    """
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(f"{error}: {description}")
+        self.error = error
+        self.description = description
