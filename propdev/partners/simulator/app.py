@@ -1,0 +1,211 @@
+"""The simulated vendor over HTTP: its device API (``/vendor/v1``) and a control API (``/sim/v1``).
+
+Vendor API (JSON; every call needs ``X-Api-Key``):
+
+- ``GET /vendor/v1/devices`` → 200 ``{"devices": [device, ...]}``
+- ``GET /vendor/v1/devices/{device_id}`` → 200 ``device``
+- ``POST /vendor/v1/devices/{device_id}/open`` with ``Idempotency-Key`` (required, our request
+  id) and optional ``traceparent`` → 200 ``{"status": "opened", "command_id", "device_id",
+  "confirmed_at"}``; a repeated key replays the first answer with ``Idempotent-Replayed: true``.
+
+``device`` is ``{"device_id", "kind", "name", "online", "state", "last_seen"}``. Errors are
+``{"error": code, "message"}``: 400 ``invalid_request``, 401 ``unauthorized``, 403 ``denied``,
+404 ``unknown_device``, 409 ``device_offline`` | ``device_jammed`` | ``device_busy``, 500
+``internal_error``. Faults ``drop`` and ``outage`` close the connection without an answer.
+
+Control API (no authentication; a test tool): ``GET|POST /sim/v1/faults``,
+``GET /sim/v1/commands``, ``POST /sim/v1/reset``, ``POST /sim/v1/devices``,
+``PATCH /sim/v1/devices/{device_id}``. Bad input → 400 ``application/problem+json``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from propdev.partners.simulator.state import (
+    ConnectionDropped,
+    FaultMode,
+    VendorError,
+    VendorSimulator,
+)
+
+API_KEY_HEADER = "X-Api-Key"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+VENDOR_PREFIX = "/vendor/v1/"
+MAX_KEY_LENGTH = 255
+PROBLEM_BASE = "https://propdev.example/problems/"
+
+
+# -- vendor API ---------------------------------------------------------------------------------
+
+
+def _vendor_error(exc: VendorError, request: web.Request) -> web.StreamResponse:
+    if isinstance(exc, ConnectionDropped):
+        if request.transport is not None:
+            request.transport.close()
+        return web.Response(status=500)  # never reaches the client: the socket is closed
+    return web.json_response(exc.body(), status=exc.status)
+
+
+def api_key_middleware(*, api_key: str) -> Middleware:
+    """Answer 401 to vendor API calls without the right ``X-Api-Key``."""
+    expected = api_key.encode()
+
+    @web.middleware
+    async def impl(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(VENDOR_PREFIX):
+            given = request.headers.get(API_KEY_HEADER, "").encode()
+            if not hmac.compare_digest(given, expected):
+                body = {"error": "unauthorized", "message": f"missing or wrong {API_KEY_HEADER}"}
+                return web.json_response(body, status=401)
+        return await handler(request)
+
+    return impl
+
+
+def vendor_routes(sim: VendorSimulator) -> list[web.RouteDef]:
+    """The vendor's device API, answering from ``sim``."""
+
+    async def list_devices(request: web.Request) -> web.StreamResponse:
+        try:
+            devices = await sim.list_devices()
+        except VendorError as exc:
+            return _vendor_error(exc, request)
+        return web.json_response({"devices": devices})
+
+    async def get_device(request: web.Request) -> web.StreamResponse:
+        try:
+            device = await sim.device(request.match_info["device_id"])
+        except VendorError as exc:
+            return _vendor_error(exc, request)
+        return web.json_response(device)
+
+    async def open_device(request: web.Request) -> web.StreamResponse:
+        key = request.headers.get(IDEMPOTENCY_HEADER, "")
+        if not key or len(key) > MAX_KEY_LENGTH:
+            body = {"error": "invalid_request", "message": f"{IDEMPOTENCY_HEADER} is required"}
+            return web.json_response(body, status=400)
+        replayed = sim.knows(key)
+        try:
+            answer = await sim.open(
+                request.match_info["device_id"], key, request.headers.get("traceparent")
+            )
+        except VendorError as exc:
+            return _vendor_error(exc, request)
+        headers = {REPLAYED_HEADER: "true"} if replayed else {}
+        return web.json_response(answer.as_dict(), headers=headers)
+
+    return [
+        web.get("/vendor/v1/devices", list_devices),
+        web.get("/vendor/v1/devices/{device_id}", get_device),
+        web.post("/vendor/v1/devices/{device_id}/open", open_device),
+    ]
+
+
+# -- control API --------------------------------------------------------------------------------
+
+
+def _problem(status: int, title: str, detail: str) -> web.Response:
+    body = {
+        "type": PROBLEM_BASE + "bad-request",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    return web.Response(
+        text=json.dumps(body), status=status, content_type="application/problem+json"
+    )
+
+
+async def _json_object(request: web.Request) -> dict[str, Any] | None:
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _bad(detail: str) -> web.Response:
+    return _problem(400, "Bad request", detail)
+
+
+def control_routes(sim: VendorSimulator) -> list[web.RouteDef]:
+    """The simulator's control API for tests (``/sim/v1``), to mount on any application."""
+    modes = ", ".join(m.value for m in FaultMode)
+
+    async def get_faults(request: web.Request) -> web.StreamResponse:
+        return web.json_response(sim.faults.as_dict())
+
+    async def set_faults(request: web.Request) -> web.StreamResponse:
+        body = await _json_object(request)
+        if body is None:
+            return _bad('expected a JSON object {"mode": ..., "latency_ms": ...}')
+        unknown = set(body) - {"mode", "latency_ms"}
+        if unknown:
+            return _bad(f"unknown fields: {', '.join(sorted(unknown))}")
+        mode = body.get("mode", "ok")
+        if not isinstance(mode, str) or mode not in set(FaultMode):
+            return _bad(f"mode must be one of {modes}")
+        try:
+            faults = sim.set_faults(mode, body.get("latency_ms", 0))
+        except ValueError as exc:
+            return _bad(str(exc))
+        return web.json_response(faults.as_dict())
+
+    async def get_commands(request: web.Request) -> web.StreamResponse:
+        return web.json_response(sim.commands())
+
+    async def reset(request: web.Request) -> web.StreamResponse:
+        sim.reset()
+        return web.Response(status=204)
+
+    async def add_device(request: web.Request) -> web.StreamResponse:
+        body = await _json_object(request)
+        if body is None or not isinstance(body.get("device_id"), str):
+            return _bad('expected {"device_id": str, "kind": "door"|"barrier", "name": str}')
+        online = body.get("online", True)
+        if not isinstance(online, bool) or not isinstance(body.get("name", ""), str):
+            return _bad("online must be a boolean and name a string")
+        try:
+            device = sim.add_device(
+                body["device_id"], body.get("kind", "door"), body.get("name", ""), online=online
+            )
+        except ValueError as exc:
+            return _bad(str(exc))
+        return web.json_response(device, status=201)
+
+    async def update_device(request: web.Request) -> web.StreamResponse:
+        body = await _json_object(request)
+        online, state = (body or {}).get("online"), (body or {}).get("state")
+        if body is None or not isinstance(online, bool | None) or not isinstance(state, str | None):
+            return _bad('expected {"online": bool, "state": str}, both optional')
+        try:
+            device = sim.update_device(request.match_info["device_id"], online=online, state=state)
+        except VendorError as exc:
+            return web.json_response(exc.body(), status=exc.status)
+        return web.json_response(device)
+
+    return [
+        web.get("/sim/v1/faults", get_faults),
+        web.post("/sim/v1/faults", set_faults),
+        web.get("/sim/v1/commands", get_commands),
+        web.post("/sim/v1/reset", reset),
+        web.post("/sim/v1/devices", add_device),
+        web.patch("/sim/v1/devices/{device_id}", update_device),
+    ]
+
+
+def make_vendor_app(sim: VendorSimulator, *, api_key: str) -> web.Application:
+    """The vendor's API and the control API of ``sim`` in one application."""
+    if not api_key:
+        raise ValueError("the vendor API needs an API key")
+    app = web.Application(middlewares=[api_key_middleware(api_key=api_key)])
+    app.add_routes(vendor_routes(sim))
+    app.add_routes(control_routes(sim))
+    return app
