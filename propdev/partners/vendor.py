@@ -1,0 +1,156 @@
+"""The HTTPS adapter to a vendor's REST API (the simulator's, see ``simulator/app.py``).
+
+One ``aiohttp.ClientSession`` per adapter (keep-alive), created on first use and closed by
+``close()``. The vendor's certificate is checked against the ``ssl_context`` given (the
+project CA's ``client_context``). Our request id travels as ``Idempotency-Key``, the W3C trace
+context as ``traceparent``, our credentials as ``X-Api-Key``.
+
+Answers map to: 2xx → result; 401 (our key), 429 and 5xx → ``PartnerUnavailableError``; other
+4xx with a JSON ``{"error": code}`` → ``PartnerRefusedError(code)``; a connection or TLS
+failure or a body that is not the expected JSON → ``PartnerUnavailableError``; no answer in
+``timeout`` seconds → ``PartnerTimeoutError``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import ssl
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from yarl import URL
+
+from propdev.partners.base import DeviceInfo, DeviceStatus, OpenResult
+from propdev.partners.errors import (
+    PartnerRefusedError,
+    PartnerTimeoutError,
+    PartnerUnavailableError,
+)
+
+API_PREFIX = "/vendor/v1"
+UNAVAILABLE_4XX = frozenset({401, 407, 408, 429})
+
+
+def _when(value: Any) -> dt.datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"expected an ISO 8601 time, got {value!r}")
+    return dt.datetime.fromisoformat(value)
+
+
+class VendorHttpAdapter:
+    """A ``PartnerAdapter`` speaking HTTPS+JSON to the vendor at ``base_url``."""
+
+    def __init__(
+        self,
+        partner_id: str,
+        base_url: str,
+        *,
+        ssl_context: ssl.SSLContext,
+        api_key: str,
+        timeout: float,
+        max_connections: int = 64,
+    ) -> None:
+        self._partner_id = partner_id
+        self._base = base_url.rstrip("/")
+        self._ssl = ssl_context
+        self._api_key = api_key
+        self._timeout = timeout
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def partner_id(self) -> str:
+        return self._partner_id
+
+    @property
+    def base_url(self) -> str:
+        return self._base
+
+    async def open(
+        self, device_id: str, *, request_id: str, traceparent: str | None = None
+    ) -> OpenResult:
+        headers = {"Idempotency-Key": request_id}
+        if traceparent:
+            headers["traceparent"] = traceparent
+        body = await self._request("POST", f"/devices/{quote(device_id, safe='')}/open", headers)
+        try:
+            return OpenResult(
+                str(body["device_id"]),
+                str(body["command_id"]),
+                str(body["status"]),
+                _when(body["confirmed_at"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PartnerUnavailableError(f"unexpected answer to open: {exc!r}") from exc
+
+    async def device_status(self, device_id: str) -> DeviceStatus:
+        body = await self._request("GET", f"/devices/{quote(device_id, safe='')}")
+        try:
+            return DeviceStatus(
+                str(body["device_id"]),
+                bool(body["online"]),
+                str(body["state"]),
+                _when(body.get("last_seen")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PartnerUnavailableError(f"unexpected device status: {exc!r}") from exc
+
+    async def list_devices(self) -> list[DeviceInfo]:
+        body = await self._request("GET", "/devices")
+        try:
+            return [
+                DeviceInfo(str(d["device_id"]), d["kind"], str(d["name"])) for d in body["devices"]
+            ]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PartnerUnavailableError(f"unexpected device list: {exc!r}") from exc
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self._ssl, limit=self._max_connections),
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                headers={"X-Api-Key": self._api_key, "Accept": "application/json"},
+                raise_for_status=False,
+            )
+        return self._session
+
+    async def _request(
+        self, method: str, path: str, headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        url = URL(self._base + API_PREFIX + path, encoded=True)
+        try:
+            async with self._client().request(method, url, headers=headers) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except TimeoutError as exc:  # before ClientError: ServerTimeoutError is both
+            raise PartnerTimeoutError(
+                f"{self._partner_id}: no answer within {self._timeout}s"
+            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise PartnerUnavailableError(f"{self._partner_id}: {exc}") from exc
+        return self._interpret(status, raw)
+
+    def _interpret(self, status: int, raw: bytes) -> dict[str, Any]:
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        if 200 <= status < 300 and isinstance(body, dict):
+            return body
+        if 400 <= status < 500 and status not in UNAVAILABLE_4XX and isinstance(body, dict):
+            code = body.get("error")
+            if isinstance(code, str) and code:
+                raise PartnerRefusedError(code, str(body.get("message") or ""))
+        detail = body.get("error") if isinstance(body, dict) else "no JSON body"
+        raise PartnerUnavailableError(f"{self._partner_id}: HTTP {status} ({detail})")
