@@ -1,0 +1,56 @@
+"""Partners: the vendor interface, its adapters, the resilience gateway and the simulator."""
+
+from __future__ import annotations
+
+from propdev.partners.apikey import api_key_path, vendor_api_key
+from propdev.partners.base import DeviceInfo, DeviceKind, DeviceStatus, OpenResult, PartnerAdapter
+from propdev.partners.errors import (
+    BulkheadFullError,
+    CircuitOpenError,
+    PartnerError,
+    PartnerRefusedError,
+    PartnerTimeoutError,
+    PartnerUnavailableError,
+)
+from propdev.partners.gateway import SIMULATOR_PARTNER_ID, PartnerGateway, build_gateway
+from propdev.partners.inprocess import InProcessAdapter
+from propdev.partners.simulator import (
+    DEFAULT_DEVICES,
+    FaultMode,
+    PartnerSimServer,
+    VendorSimulator,
+    control_routes,
+    make_vendor_app,
+    run_partner_sim,
+    serve_forever,
+)
+from propdev.partners.vendor import VendorHttpAdapter
+
+__all__ = (
+    "DEFAULT_DEVICES",
+    "SIMULATOR_PARTNER_ID",
+    "BulkheadFullError",
+    "CircuitOpenError",
+    "DeviceInfo",
+    "DeviceKind",
+    "DeviceStatus",
+    "FaultMode",
+    "InProcessAdapter",
+    "OpenResult",
+    "PartnerAdapter",
+    "PartnerError",
+    "PartnerGateway",
+    "PartnerRefusedError",
+    "PartnerSimServer",
+    "PartnerTimeoutError",
+    "PartnerUnavailableError",
+    "VendorHttpAdapter",
+    "VendorSimulator",
+    "api_key_path",
+    "build_gateway",
+    "control_routes",
+    "make_vendor_app",
+    "run_partner_sim",
+    "serve_forever",
+    "vendor_api_key",
+)

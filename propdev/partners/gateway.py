@@ -1,0 +1,189 @@
+"""The resilience wrapper every partner gets: timeout, circuit breaker, bulkhead.
+
+Order of checks on each call: the circuit (open → ``CircuitOpenError`` at once), the bulkhead
+(full → ``BulkheadFullError``, nothing queues), then the adapter under ``asyncio.timeout``.
+Refusals are answers and count as successes; timeouts, unavailability and unexpected errors
+count as failures. Cancelling the caller counts nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import structlog
+
+from propdev.config import Settings
+from propdev.partners.apikey import vendor_api_key
+from propdev.partners.base import DeviceInfo, DeviceStatus, OpenResult, PartnerAdapter
+from propdev.partners.breaker import Breaker
+from propdev.partners.errors import BulkheadFullError, PartnerError, PartnerTimeoutError
+from propdev.partners.inprocess import InProcessAdapter
+from propdev.partners.simulator.state import VendorSimulator
+from propdev.partners.vendor import VendorHttpAdapter
+from propdev.pki import client_context
+
+SIMULATOR_PARTNER_ID = "simulator"
+
+T = TypeVar("T")
+StateListener = Callable[[str, str, str], None]
+"""``on_state_change(partner_id, old_state, new_state)``."""
+
+log = structlog.get_logger()
+
+
+class PartnerGateway:
+    """A ``PartnerAdapter`` that guards another one with a timeout, a breaker and a bulkhead."""
+
+    def __init__(
+        self,
+        adapter: PartnerAdapter,
+        *,
+        timeout: float,
+        breaker_failures: int,
+        breaker_reset: float,
+        max_in_flight: int = 64,
+        clock: Callable[[], float] = time.monotonic,
+        on_state_change: StateListener | None = None,
+    ) -> None:
+        if timeout <= 0 or breaker_failures < 1 or breaker_reset <= 0 or max_in_flight < 1:
+            raise ValueError("timeout, breaker_failures, breaker_reset, max_in_flight must be > 0")
+        self._adapter = adapter
+        self._timeout = timeout
+        self._max_in_flight = max_in_flight
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._in_flight = 0
+        self.on_state_change = on_state_change
+        self._breaker = Breaker(
+            adapter.partner_id,
+            failures=breaker_failures,
+            reset=breaker_reset,
+            clock=clock,
+            on_change=self._state_changed,
+            trial_retry_after=timeout,
+        )
+
+    @property
+    def partner_id(self) -> str:
+        return self._adapter.partner_id
+
+    @property
+    def adapter(self) -> PartnerAdapter:
+        return self._adapter
+
+    @property
+    def state(self) -> str:
+        """The circuit's state: ``"closed"``, ``"open"`` or ``"half-open"``."""
+        return self._breaker.state
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def snapshot(self) -> dict[str, Any]:
+        """For ``/admin/api/v1/breakers`` and metrics."""
+        return {
+            "partner_id": self.partner_id,
+            "state": self.state,
+            "failures": self._breaker.failures,
+            "in_flight": self._in_flight,
+            "max_in_flight": self._max_in_flight,
+            "retry_after": self._breaker.retry_after(),
+        }
+
+    async def open(
+        self, device_id: str, *, request_id: str, traceparent: str | None = None
+    ) -> OpenResult:
+        return await self._guarded(
+            lambda: self._adapter.open(device_id, request_id=request_id, traceparent=traceparent)
+        )
+
+    async def device_status(self, device_id: str) -> DeviceStatus:
+        return await self._guarded(lambda: self._adapter.device_status(device_id))
+
+    async def list_devices(self) -> list[DeviceInfo]:
+        return await self._guarded(self._adapter.list_devices)
+
+    async def close(self) -> None:
+        await self._adapter.close()
+
+    async def _guarded(self, call: Callable[[], Awaitable[T]]) -> T:
+        ticket = self._breaker.admit()
+        if self._slots.locked():
+            self._breaker.release(ticket)
+            raise BulkheadFullError(self.partner_id, self._max_in_flight)
+        async with self._slots:  # a free slot is taken at once: the bulkhead never queues
+            self._in_flight += 1
+            try:
+                result = await self._within_timeout(call)
+            except Exception as exc:
+                self._breaker.record(ticket, exc)
+                raise
+            except BaseException:
+                self._breaker.release(ticket)  # cancelled: no outcome to count
+                raise
+            finally:
+                self._in_flight -= 1
+        self._breaker.record(ticket, None)
+        return result
+
+    async def _within_timeout(self, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await call()
+        except TimeoutError as exc:
+            if isinstance(exc, PartnerError):
+                raise
+            raise PartnerTimeoutError(
+                f"{self.partner_id}: no answer within {self._timeout}s"
+            ) from exc
+
+    def _state_changed(self, old: str, new: str) -> None:
+        log.warning(
+            "partner_breaker_state",
+            partner=self.partner_id,
+            old=old,
+            new=new,
+            failures=self._breaker.failures,
+        )
+        if self.on_state_change is not None:
+            try:
+                self.on_state_change(self.partner_id, old, new)
+            except Exception:
+                log.exception("partner_breaker_listener_failed", partner=self.partner_id)
+
+
+def build_gateway(
+    settings: Settings,
+    sim: VendorSimulator | None,
+    *,
+    partner_id: str = SIMULATOR_PARTNER_ID,
+    api_key: str | None = None,
+    on_state_change: StateListener | None = None,
+) -> PartnerGateway:
+    """The gateway to the vendor: in-process over ``sim`` when ``settings.partner_url`` is unset,
+    else HTTPS to ``settings.partner_url`` (trusting the project CA, ``X-Api-Key`` from the data
+    dir unless ``api_key`` is given).
+    """
+    adapter: PartnerAdapter
+    if settings.partner_url is None:
+        if sim is None:
+            raise ValueError("embedded partner mode (no PROPDEV_PARTNER_URL) needs the simulator")
+        adapter = InProcessAdapter(sim, partner_id)
+    else:
+        adapter = VendorHttpAdapter(
+            partner_id,
+            settings.partner_url,
+            ssl_context=client_context(settings.pki_dir),
+            api_key=api_key or vendor_api_key(settings.data_dir, partner_id),
+            timeout=settings.partner_timeout,
+        )
+    return PartnerGateway(
+        adapter,
+        timeout=settings.partner_timeout,
+        breaker_failures=settings.breaker_failures,
+        breaker_reset=settings.breaker_reset,
+        on_state_change=on_state_change,
+    )
