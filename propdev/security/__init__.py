@@ -1,0 +1,78 @@
+"""Security: passwords, TOTP, signing keys, JWTs, and the OAuth 2.0 / OIDC server.
+
+Wiring, once per node::
+
+    keys = SigningKeys.load_or_create(settings.pki_dir / "jwt")
+    issuer = TokenIssuer(settings, keys)
+    verifier = TokenVerifier(settings, keys)        # the API's auth middleware
+    oauth = OAuthServer(settings, db, issuer)
+    app.add_routes(oauth_routes(oauth))
+"""
+
+from __future__ import annotations
+
+from propdev.security.clients import Client, register_partner_client, register_public_client
+from propdev.security.errors import (
+    AuthorizationRequestError,
+    InvalidTokenError,
+    KeyStoreError,
+    LoginFailedError,
+    SecurityError,
+)
+from propdev.security.keys import ALGORITHM, SigningKey, SigningKeys, jwk_thumbprint
+from propdev.security.passwords import hash_password, needs_rehash, verify_password
+from propdev.security.routes import client_certificate_der, oauth_routes
+from propdev.security.server import SCOPES_SUPPORTED, OAuthResponse, OAuthServer
+from propdev.security.tokens import (
+    Claims,
+    TokenIssuer,
+    TokenVerifier,
+    certificate_thumbprint,
+    check_certificate_binding,
+)
+from propdev.security.totp import current_code, new_totp_secret, provisioning_uri
+from propdev.security.users import (
+    Login,
+    LoginThrottle,
+    User,
+    create_user,
+    get_user,
+    set_password,
+)
+
+__all__ = (
+    "ALGORITHM",
+    "SCOPES_SUPPORTED",
+    "AuthorizationRequestError",
+    "Claims",
+    "Client",
+    "InvalidTokenError",
+    "KeyStoreError",
+    "Login",
+    "LoginFailedError",
+    "LoginThrottle",
+    "OAuthResponse",
+    "OAuthServer",
+    "SecurityError",
+    "SigningKey",
+    "SigningKeys",
+    "TokenIssuer",
+    "TokenVerifier",
+    "User",
+    "certificate_thumbprint",
+    "check_certificate_binding",
+    "client_certificate_der",
+    "create_user",
+    "current_code",
+    "get_user",
+    "hash_password",
+    "jwk_thumbprint",
+    "needs_rehash",
+    "new_totp_secret",
+    "oauth_routes",
+    "provisioning_uri",
+    "register_partner_client",
+    "register_public_client",
+    "set_password",
+    "verify_password",
+)

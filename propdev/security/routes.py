@@ -1,0 +1,216 @@
+"""The aiohttp adapter: HTTP in, ``OAuthServer`` calls, HTTP out.
+
+``oauth_routes(server)`` returns the route table for the app builder::
+
+    GET  /.well-known/openid-configuration   OIDC discovery
+    GET  /.well-known/oauth-authorization-server   the same, RFC 8414
+    GET  /oauth/jwks                         public signing keys
+    GET  /oauth/authorize                    validates the request, shows the login form
+    POST /oauth/authorize                    checks the credentials, 303 to the client with a code
+    POST /oauth/token                        code, refresh_token, client_credentials
+    POST /oauth/revoke                       RFC 7009
+    GET  /oauth/userinfo                     OIDC userinfo (Bearer)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from multidict import CIMultiDict, MultiMapping
+
+from propdev.security.errors import (
+    AuthorizationRequestError,
+    InvalidTokenError,
+    LoginFailedError,
+)
+from propdev.security.login_page import PAGE_HEADERS, render_error, render_login
+from propdev.security.server import (
+    AUTHORIZE_PARAMS,
+    AuthorizationRequest,
+    OAuthResponse,
+    OAuthServer,
+)
+
+TICKET_FIELD = "form_ticket"
+_FORM_TYPE = "application/x-www-form-urlencoded"
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+CertificateGetter = Callable[[web.Request], bytes | None]
+
+
+def client_certificate_der(request: web.Request) -> bytes | None:
+    """The DER of the client certificate of this TLS connection, if one was presented.
+
+    The listener's TLS context verified it against the project CA (``CERT_OPTIONAL``).
+    """
+    transport = request.transport
+    if transport is None:
+        return None
+    ssl_object = transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return None
+    der: bytes | None = ssl_object.getpeercert(binary_form=True)
+    return der
+
+
+def _lists(values: MultiMapping[Any], names: tuple[str, ...] | None = None) -> dict[str, list[str]]:
+    keys = dict.fromkeys(values.keys())
+    return {k: [str(v) for v in values.getall(k)] for k in keys if names is None or k in names}
+
+
+def _html(body: str, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=body.encode("utf-8"), headers=PAGE_HEADERS)
+
+
+def _oauth_response(response: OAuthResponse) -> web.Response:
+    headers = CIMultiDict(response.headers)
+    headers.update(_NO_STORE)
+    if isinstance(response.body, dict):
+        headers["Content-Type"] = "application/json"
+        body = json.dumps(response.body).encode("utf-8")
+        return web.Response(status=response.status, body=body, headers=headers)
+    return web.Response(status=response.status, text=response.body or None, headers=headers)
+
+
+def _bearer(request: web.Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+class _Handlers:
+    def __init__(self, server: OAuthServer, certificate: CertificateGetter) -> None:
+        self.server = server
+        self.certificate = certificate
+        self._metadata = server.metadata()
+
+    async def discovery(self, request: web.Request) -> web.Response:
+        return web.json_response(self._metadata, headers={"Cache-Control": "max-age=300"})
+
+    async def jwks(self, request: web.Request) -> web.Response:
+        return web.json_response(self.server.jwks(), headers={"Cache-Control": "max-age=60"})
+
+    # -- authorization endpoint ---------------------------------------------------------
+
+    async def authorize_form(self, request: web.Request) -> web.Response:
+        checked = await self._check(_lists(request.query))
+        if isinstance(checked, web.Response):
+            return checked
+        return self._show_form(checked)
+
+    async def authorize_submit(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        params = _lists(form, AUTHORIZE_PARAMS)
+        flat = {k: v[0] for k, v in params.items() if len(v) == 1}
+        ticket = form.get(TICKET_FIELD)
+        if (
+            len(flat) != len(params)
+            or not isinstance(ticket, str)
+            or not self.server.tickets.check(ticket, flat)
+        ):
+            detail = "This sign-in form is too old or was changed in transit."
+            return _html(render_error("Sign-in expired", detail), 400)
+        checked = await self._check(params)
+        if isinstance(checked, web.Response):
+            return checked
+        username = str(form.get("username", ""))
+        try:
+            login = await self.server.login(
+                username, str(form.get("password", "")), str(form.get("otp", ""))
+            )
+        except LoginFailedError:
+            return self._show_form(
+                checked,
+                error="Wrong username, password or one-time code.",
+                username=username,
+                status=401,
+            )
+        return _oauth_response(await self.server.authorize(params, login))
+
+    async def _check(self, params: dict[str, list[str]]) -> AuthorizationRequest | web.Response:
+        """The validated request, or the response to send instead (error page or redirect)."""
+        try:
+            checked = await self.server.check_authorization(params)
+        except AuthorizationRequestError as exc:
+            return _html(render_error("Cannot sign in", exc.description or exc.error), 400)
+        if isinstance(checked, OAuthResponse):
+            return _oauth_response(checked)
+        return checked
+
+    def _show_form(
+        self,
+        auth: AuthorizationRequest,
+        *,
+        error: str | None = None,
+        username: str = "",
+        status: int = 200,
+    ) -> web.Response:
+        ticket = self.server.tickets.issue(auth.params)
+        page = render_login(
+            auth, ticket=ticket, ticket_field=TICKET_FIELD, error=error, username=username
+        )
+        return _html(page, status)
+
+    # -- token, revocation, userinfo ------------------------------------------------------
+
+    async def token(self, request: web.Request) -> web.Response:
+        return await self._form_endpoint(request, self.server.token)
+
+    async def revoke(self, request: web.Request) -> web.Response:
+        return await self._form_endpoint(request, self.server.revoke)
+
+    async def _form_endpoint(self, request: web.Request, call: Any) -> web.Response:
+        if request.content_type != _FORM_TYPE:
+            return web.json_response(
+                {"error": "invalid_request", "error_description": f"expected {_FORM_TYPE}"},
+                status=400,
+                headers=_NO_STORE,
+            )
+        form = _lists(await request.post())
+        response = await call(
+            form,
+            CIMultiDict(request.headers),
+            client_cert_der=self.certificate(request),
+            remote=request.remote,
+        )
+        return _oauth_response(response)
+
+    async def userinfo(self, request: web.Request) -> web.Response:
+        token = _bearer(request)
+        if token is None:
+            return web.json_response(
+                {"error": "invalid_request"},
+                status=401,
+                headers={"WWW-Authenticate": "Bearer", **_NO_STORE},
+            )
+        try:
+            info = await self.server.userinfo(token, client_cert_der=self.certificate(request))
+        except InvalidTokenError as exc:
+            return web.json_response(
+                {"error": "invalid_token", "error_description": exc.reason},
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"', **_NO_STORE},
+            )
+        return web.json_response(info, headers=_NO_STORE)
+
+
+def oauth_routes(
+    server: OAuthServer, *, client_certificate: CertificateGetter = client_certificate_der
+) -> list[web.RouteDef]:
+    """The authorization server's routes. ``client_certificate`` reads the client
+    certificate DER of a request (default: from the TLS connection)."""
+    h = _Handlers(server, client_certificate)
+    return [
+        web.get("/.well-known/openid-configuration", h.discovery, allow_head=False),
+        web.get("/.well-known/oauth-authorization-server", h.discovery, allow_head=False),
+        web.get("/oauth/jwks", h.jwks, allow_head=False),
+        web.get("/oauth/authorize", h.authorize_form, allow_head=False),
+        web.post("/oauth/authorize", h.authorize_submit),
+        web.post("/oauth/token", h.token),
+        web.post("/oauth/revoke", h.revoke),
+        web.get("/oauth/userinfo", h.userinfo, allow_head=False),
+    ]

@@ -1,0 +1,405 @@
+"""The authorization server: authlib's framework-agnostic core, driven from worker threads.
+
+``OAuthServer`` is the async facade the HTTP adapter (``routes.py``) calls. Each call hops
+to a worker thread once (``asyncio.to_thread``), where authlib, Argon2 and the sync database
+helpers run; the event loop never blocks on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Error, OAuth2Request
+from authlib.oauth2.rfc6749.requests import OAuth2Payload
+
+from propdev.config.settings import Settings
+from propdev.security.clients import Client, load_client
+from propdev.security.errors import AuthorizationRequestError, InvalidTokenError
+from propdev.security.grants import (
+    CodeGrant,
+    IdToken,
+    PartnerGrant,
+    RefreshGrant,
+    Revocation,
+    S256Challenge,
+    authenticate_tls_client,
+)
+from propdev.security.keys import ALGORITHM
+from propdev.security.store import OAuthStore
+from propdev.security.tickets import FormTickets, load_or_create_secret
+from propdev.security.tokens import TokenIssuer, TokenVerifier, check_certificate_binding
+from propdev.security.users import Login, LoginThrottle, User, authenticate, load_user
+from propdev.storage import Database
+
+Params = Mapping[str, Sequence[str]]
+
+SCOPES_SUPPORTED = ("openid", "profile", "phone", "api", "partner")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+AUTH_METHODS = ("none", "tls_client_auth")
+# The parameters an authorization request may carry through the login form.
+AUTHORIZE_PARAMS = (
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "nonce",
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OAuthResponse:
+    """What an endpoint answers: the adapter turns it into an HTTP response."""
+
+    status: int
+    body: dict[str, Any] | str
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def location(self) -> str | None:
+        return dict(self.headers).get("Location")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AuthorizationRequest:
+    """A validated authorization request, ready for the login form."""
+
+    client_id: str
+    client_name: str
+    redirect_uri: str
+    scope: str
+    params: Mapping[str, str]  # the AUTHORIZE_PARAMS present, single-valued
+
+
+class _Payload(OAuth2Payload):  # type: ignore[misc]  # authlib is untyped
+    def __init__(self, params: Params) -> None:
+        self._datalist = {k: list(v) for k, v in params.items()}
+        self._data = {k: v[0] for k, v in self._datalist.items() if v}
+
+    @property
+    def data(self) -> dict[str, str]:
+        return self._data
+
+    @property
+    def datalist(self) -> dict[str, list[str]]:
+        return self._datalist
+
+
+class _Request(OAuth2Request):  # type: ignore[misc]  # authlib is untyped
+    """An OAuth2Request built from plain values, so it can cross into a worker thread."""
+
+    def __init__(
+        self,
+        method: str,
+        uri: str,
+        params: Params,
+        headers: Mapping[str, str] | None = None,
+        *,
+        client_cert_der: bytes | None = None,
+        remote: str | None = None,
+    ) -> None:
+        super().__init__(method, uri, headers=headers if headers is not None else {})
+        self.payload = _Payload(params)
+        self.client_cert_der = client_cert_der
+        self.remote = remote
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self.payload.data
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self.payload.data
+
+
+class AuthlibServer(AuthorizationServer):  # type: ignore[misc]  # authlib is untyped
+    """authlib's ``AuthorizationServer`` with our clients, token generator and responses."""
+
+    def __init__(self, settings: Settings, store: OAuthStore, issuer: TokenIssuer) -> None:
+        super().__init__(scopes_supported=list(SCOPES_SUPPORTED))
+        self.settings = settings
+        self.store = store
+        self.issuer = issuer
+        self.register_token_generator("default", self._generate_token)
+        self.register_client_auth_method("tls_client_auth", authenticate_tls_client)
+        self.register_grant(CodeGrant, [S256Challenge(required=True), IdToken()])
+        self.register_grant(RefreshGrant)
+        self.register_grant(PartnerGrant)
+        self.register_endpoint(Revocation)
+
+    def query_client(self, client_id: str) -> Client | None:
+        return load_client(self.store.db, client_id)
+
+    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
+        refresh_token = token.get("refresh_token")
+        if not refresh_token:
+            return
+        login: Login = request.user
+        if request.refresh_token is not None:  # rotation: same family, same absolute expiry
+            family_id = request.refresh_token.family_id
+            expires_at = request.refresh_token.expires_at
+        else:
+            family_id = request.authorization_code.family_id
+            expires_at = self.store.clock() + self.settings.refresh_token_ttl
+        self.store.save_refresh_token(
+            refresh_token,
+            family_id=family_id,
+            client_id=request.client.get_client_id(),
+            user_id=login.user.id,
+            scope=token["scope"],
+            amr=login.amr,
+            expires_at=expires_at,
+        )
+
+    def create_oauth2_request(self, request: Any) -> OAuth2Request:
+        assert isinstance(request, _Request)
+        return request
+
+    def create_json_request(self, request: Any) -> Any:
+        raise NotImplementedError("no JSON endpoints")
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def handle_response(
+        self, status: int, body: Any, headers: Sequence[tuple[str, str]]
+    ) -> OAuthResponse:
+        """Redirects become 303 with ``iss`` (RFC 9207); everything else passes through."""
+        hdrs = [(k, v) for k, v in headers]
+        if status == 302:
+            status = 303
+            hdrs = [
+                (k, add_params_to_uri(v, [("iss", self.issuer.issuer)]) if k == "Location" else v)
+                for k, v in hdrs
+            ]
+            hdrs.append(("Cache-Control", "no-store"))
+        return OAuthResponse(status, body if isinstance(body, dict) else str(body), tuple(hdrs))
+
+    def user_claims(self, user: User, scope: str) -> dict[str, Any]:
+        """The identity claims a token with ``scope`` may see (ID token, userinfo)."""
+        scopes = set(scope.split())
+        claims: dict[str, Any] = {"preferred_username": user.username, "roles": list(user.roles)}
+        if "profile" in scopes:
+            claims["name"] = user.full_name
+        if "phone" in scopes:
+            claims["phone_number"] = user.phone
+        return claims
+
+    def _generate_token(
+        self,
+        grant_type: str,
+        client: Client,
+        user: Login | None = None,
+        scope: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        if user is not None:
+            granted = scope or ""
+            sub, roles, amr = user.user.id, user.user.roles, user.amr
+        else:  # client_credentials: the partner is the subject
+            granted = client.get_allowed_scope(scope) or ""
+            sub, roles, amr = client.client_id, ("partner",), ("mtls",)
+        cnf = {"x5t#S256": client.cert_thumbprint} if client.cert_thumbprint else None
+        token: dict[str, Any] = {
+            "token_type": "Bearer",
+            "access_token": self.issuer.issue_access_token(
+                sub, client.client_id, granted, roles, amr, cnf
+            ),
+            "expires_in": self.issuer.access_token_ttl,
+            "scope": granted,
+        }
+        if include_refresh_token and user is not None:
+            token["refresh_token"] = secrets.token_urlsafe(32)
+        return token
+
+
+class OAuthServer:
+    """The node's authorization server. Construct once per node::
+
+    keys = SigningKeys.load_or_create(settings.pki_dir / "jwt")
+    issuer = TokenIssuer(settings, keys)
+    server = OAuthServer(settings, db, issuer)
+    app.add_routes(oauth_routes(server))
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        issuer: TokenIssuer,
+        *,
+        clock: Callable[[], float] = time.time,
+        throttle: LoginThrottle | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.issuer = issuer
+        self.clock = clock
+        self.store = OAuthStore(db, clock)
+        self.authlib = AuthlibServer(settings, self.store, issuer)
+        self.verifier = TokenVerifier(settings, issuer.keys, clock=clock)
+        self.throttle = throttle if throttle is not None else LoginThrottle()
+        secret = load_or_create_secret(settings.pki_dir / "jwt" / "form-secret")
+        self.tickets = FormTickets(secret, clock=clock)
+        self._base = settings.public_url
+
+    # -- metadata -------------------------------------------------------------------------
+
+    def metadata(self) -> dict[str, Any]:
+        """OpenID Provider / RFC 8414 metadata."""
+        base = self._base
+        return {
+            "issuer": base,
+            "authorization_endpoint": f"{base}/oauth/authorize",
+            "token_endpoint": f"{base}/oauth/token",
+            "jwks_uri": f"{base}/oauth/jwks",
+            "userinfo_endpoint": f"{base}/oauth/userinfo",
+            "revocation_endpoint": f"{base}/oauth/revoke",
+            "grant_types_supported": list(GRANT_TYPES),
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+            "tls_client_certificate_bound_access_tokens": True,
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": [ALGORITHM],
+            "scopes_supported": list(SCOPES_SUPPORTED),
+            "authorization_response_iss_parameter_supported": True,
+        }
+
+    def jwks(self) -> dict[str, Any]:
+        return self.issuer.jwks()
+
+    # -- authorization endpoint -----------------------------------------------------------
+
+    async def check_authorization(self, params: Params) -> AuthorizationRequest | OAuthResponse:
+        """Validate an authorization request.
+
+        Returns the request for the login form, or a redirect carrying an error to a client
+        whose ``redirect_uri`` checked out; raises ``AuthorizationRequestError`` when there is
+        no safe place to redirect to (unknown client, unregistered ``redirect_uri``).
+        """
+        return await asyncio.to_thread(self._check_authorization, params)
+
+    async def login(self, username: str, password: str, otp: str) -> Login:
+        """Check the credentials; raises ``LoginFailedError`` (the same whatever was wrong)."""
+        return await asyncio.to_thread(
+            authenticate,
+            self.db,
+            username,
+            password,
+            otp,
+            now=self.clock(),
+            throttle=self.throttle,
+        )
+
+    async def authorize(self, params: Params, login: Login) -> OAuthResponse:
+        """Issue a code to the client: a 303 to ``redirect_uri?code&state&iss``."""
+        return await asyncio.to_thread(self._authorize, params, login)
+
+    def _authorize_request(self, params: Params) -> _Request:
+        only = {k: list(v) for k, v in params.items() if k in AUTHORIZE_PARAMS}
+        return _Request("GET", f"{self._base}/oauth/authorize", only)
+
+    def _check_authorization(self, params: Params) -> AuthorizationRequest | OAuthResponse:
+        request = self._authorize_request(params)
+        try:
+            grant = self.authlib.get_consent_grant(request)
+        except OAuth2Error as error:
+            return self._error(request, error)
+        client: Client = request.client
+        return AuthorizationRequest(
+            client_id=client.client_id,
+            client_name=client.client_name,
+            redirect_uri=grant.redirect_uri,
+            scope=request.scope or "",
+            params=dict(request.payload.data),
+        )
+
+    def _error(self, request: _Request, error: OAuth2Error) -> OAuthResponse:
+        """A redirect with the error to a verified ``redirect_uri``; otherwise raise."""
+        if not error.redirect_uri:
+            raise AuthorizationRequestError(
+                error.error or "invalid_request", error.get_error_description() or ""
+            )
+        response = self.authlib.handle_error_response(request, error)
+        assert isinstance(response, OAuthResponse)
+        return response
+
+    def _authorize(self, params: Params, login: Login) -> OAuthResponse:
+        request = self._authorize_request(params)
+        try:
+            grant = self.authlib.get_consent_grant(request, end_user=login)
+        except OAuth2Error as error:
+            return self._error(request, error)
+        response = self.authlib.create_authorization_response(
+            request=request, grant_user=login, grant=grant
+        )
+        assert isinstance(response, OAuthResponse)
+        return response
+
+    # -- token, revocation, userinfo ------------------------------------------------------
+
+    async def token(
+        self,
+        form: Params,
+        headers: Mapping[str, str],
+        *,
+        client_cert_der: bytes | None = None,
+        remote: str | None = None,
+    ) -> OAuthResponse:
+        """The token endpoint: ``authorization_code``, ``refresh_token``, ``client_credentials``."""
+        request = _Request(
+            "POST",
+            f"{self._base}/oauth/token",
+            form,
+            headers,
+            client_cert_der=client_cert_der,
+            remote=remote,
+        )
+        response = await asyncio.to_thread(self.authlib.create_token_response, request)
+        assert isinstance(response, OAuthResponse)
+        return response
+
+    async def revoke(
+        self,
+        form: Params,
+        headers: Mapping[str, str],
+        *,
+        client_cert_der: bytes | None = None,
+        remote: str | None = None,
+    ) -> OAuthResponse:
+        """RFC 7009 revocation: refresh tokens (and their family); access tokens expire."""
+        request = _Request(
+            "POST",
+            f"{self._base}/oauth/revoke",
+            form,
+            headers,
+            client_cert_der=client_cert_der,
+            remote=remote,
+        )
+        response = await asyncio.to_thread(
+            self.authlib.create_endpoint_response, Revocation.ENDPOINT_NAME, request
+        )
+        assert isinstance(response, OAuthResponse)
+        return response
+
+    async def userinfo(
+        self, access_token: str, *, client_cert_der: bytes | None = None
+    ) -> dict[str, Any]:
+        """OIDC userinfo for a valid access token; raises ``InvalidTokenError``."""
+        claims = self.verifier.verify(access_token)
+        check_certificate_binding(claims, client_cert_der)
+        user = await asyncio.to_thread(load_user, self.db, claims.sub)
+        if user is None:
+            raise InvalidTokenError("unknown subject")
+        scope = " ".join(sorted(claims.scope))
+        return {"sub": user.id, **self.authlib.user_claims(user, scope)}

@@ -1,0 +1,190 @@
+"""Accounts: creation (for seed-demo and admin tooling) and login checks.
+
+``authenticate`` is synchronous (Argon2 and the database): run it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+
+from propdev.security.errors import LoginFailedError
+from propdev.security.passwords import hash_password, verify_password
+from propdev.security.totp import claim_step, matching_step
+from propdev.storage import Database, Row
+
+ROLES = frozenset({"resident", "operator", "admin", "partner", "guest"})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class User:
+    """An account, without its secrets."""
+
+    id: str
+    username: str
+    roles: tuple[str, ...]
+    full_name: str = ""
+    phone: str = ""
+    has_totp: bool = False
+
+    @classmethod
+    def from_row(cls, row: Row) -> User:
+        return cls(
+            id=row["id"],
+            username=row["username"],
+            roles=tuple(r for r in row["roles"].split(",") if r),
+            full_name=row["full_name"],
+            phone=row["phone"],
+            has_totp=bool(row["totp_secret"]),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Login:
+    """A user who has just proved who they are: ``amr`` says how (RFC 8176)."""
+
+    user: User
+    amr: tuple[str, ...]
+    auth_time: float
+
+    @property
+    def id(self) -> str:  # authlib reads ``user.id`` in places
+        return self.user.id
+
+
+def normalize_username(username: str) -> str:
+    return username.strip().lower()
+
+
+async def create_user(
+    db: Database,
+    *,
+    username: str,
+    password: str,
+    roles: Iterable[str],
+    full_name: str = "",
+    phone: str = "",
+    totp_secret: str | None = None,
+    user_id: str | None = None,
+) -> str:
+    """Create an account and return its id.
+
+    Idempotent by username: when the username exists, its id is returned and nothing is
+    changed (not the password, not the roles). Use ``set_password`` to reset a password.
+    """
+    roles = tuple(roles)
+    unknown = set(roles) - ROLES
+    if unknown or not roles:
+        raise ValueError(f"roles must be a non-empty subset of {sorted(ROLES)}: {roles}")
+    name = normalize_username(username)
+    if not name:
+        raise ValueError("empty username")
+    existing = await db.fetch_one("SELECT id FROM users WHERE username = :u", u=name)
+    if existing is not None:
+        return str(existing["id"])
+    password_hash = await asyncio.to_thread(hash_password, password)
+    new_id = user_id or str(uuid.uuid4())
+    await db.execute(
+        "INSERT INTO users (id, username, password_hash, roles, full_name, phone, totp_secret,"
+        " created_at) VALUES (:id, :u, :h, :roles, :full_name, :phone, :totp, :now)"
+        " ON CONFLICT (username) DO NOTHING",
+        id=new_id,
+        u=name,
+        h=password_hash,
+        roles=",".join(roles),
+        full_name=full_name,
+        phone=phone,
+        totp=totp_secret,
+        now=time.time(),
+    )
+    row = await db.fetch_one("SELECT id FROM users WHERE username = :u", u=name)
+    assert row is not None
+    return str(row["id"])
+
+
+async def set_password(db: Database, user_id: str, password: str) -> None:
+    """Replace a user's password."""
+    password_hash = await asyncio.to_thread(hash_password, password)
+    await db.execute(
+        "UPDATE users SET password_hash = :h WHERE id = :id", h=password_hash, id=user_id
+    )
+
+
+async def get_user(db: Database, user_id: str) -> User | None:
+    row = await db.fetch_one("SELECT * FROM users WHERE id = :id", id=user_id)
+    return User.from_row(row) if row is not None else None
+
+
+def load_user(db: Database, user_id: str) -> User | None:
+    """Sync twin of ``get_user``, for worker threads."""
+    row = db.sync_fetch_one("SELECT * FROM users WHERE id = :id", id=user_id)
+    return User.from_row(row) if row is not None else None
+
+
+class LoginThrottle:
+    """Per-username failure counter (this node's memory): ``max_failures`` per ``window``.
+
+    It counts unknown usernames too, so a lock-out says nothing about which accounts exist.
+    """
+
+    def __init__(self, max_failures: int = 5, window: float = 300.0, capacity: int = 100_000):
+        self.max_failures = max_failures
+        self.window = window
+        self.capacity = capacity
+        self._failures: collections.OrderedDict[str, list[float]] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def locked(self, username: str, now: float) -> bool:
+        with self._lock:
+            recent = [t for t in self._failures.get(username, []) if now - t < self.window]
+            return len(recent) >= self.max_failures
+
+    def failed(self, username: str, now: float) -> None:
+        with self._lock:
+            recent = [t for t in self._failures.pop(username, []) if now - t < self.window]
+            self._failures[username] = [*recent, now][-self.max_failures :]
+            while len(self._failures) > self.capacity:
+                self._failures.popitem(last=False)
+
+    def succeeded(self, username: str) -> None:
+        with self._lock:
+            self._failures.pop(username, None)
+
+
+def authenticate(
+    db: Database,
+    username: str,
+    password: str,
+    otp: str,
+    *,
+    now: float,
+    throttle: LoginThrottle | None = None,
+) -> Login:
+    """Check a password and, for accounts with a TOTP secret, the one-time code.
+
+    Raises ``LoginFailedError`` with the same message whatever was wrong. Sync: run in a
+    worker thread.
+    """
+    name = normalize_username(username)
+    if throttle is not None and throttle.locked(name, now):
+        raise LoginFailedError("too many attempts; wait a few minutes and try again")
+    row = db.sync_fetch_one("SELECT * FROM users WHERE username = :u", u=name) if name else None
+    password_ok = verify_password(row["password_hash"] if row else None, password)
+    amr: tuple[str, ...] = ("pwd",)
+    if row is not None and password_ok and row["totp_secret"]:
+        step = matching_step(row["totp_secret"], otp, now)
+        if step is None or not claim_step(db, row["id"], step):
+            password_ok = False
+        amr = ("pwd", "otp")
+    if row is None or not password_ok:
+        if throttle is not None:
+            throttle.failed(name, now)
+        raise LoginFailedError("wrong username, password or one-time code")
+    if throttle is not None:
+        throttle.succeeded(name)
+    return Login(User.from_row(row), amr, now)
