@@ -10,8 +10,9 @@ Vendor API (JSON; every call needs ``X-Api-Key``):
 
 ``device`` is ``{"device_id", "kind", "name", "online", "state", "last_seen"}``. Errors are
 ``{"error": code, "message"}``: 400 ``invalid_request``, 401 ``unauthorized``, 403 ``denied``,
-404 ``unknown_device``, 409 ``device_offline`` | ``device_jammed`` | ``device_busy``, 500
-``internal_error``. Faults ``drop`` and ``outage`` close the connection without an answer.
+404 ``unknown_device``, 409 ``device_offline`` | ``device_jammed`` | ``device_busy``, 422
+``idempotency_key_reused``, 500 ``internal_error``. Faults ``drop`` and ``outage`` close the
+connection without an answer.
 
 Control API (no authentication; a test tool): ``GET|POST /sim/v1/faults``,
 ``GET /sim/v1/commands``, ``POST /sim/v1/reset``, ``POST /sim/v1/devices``,

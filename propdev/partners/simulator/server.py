@@ -14,7 +14,7 @@ import structlog
 from aiohttp import web
 
 from propdev.config import Settings
-from propdev.partners.apikey import vendor_api_key
+from propdev.partners.apikey import api_key_path, vendor_api_key
 from propdev.partners.simulator.app import make_vendor_app
 from propdev.partners.simulator.state import VendorSimulator
 from propdev.pki import ensure_server_cert, server_context
@@ -77,7 +77,12 @@ async def serve_forever(
 ) -> None:
     """Run the simulator until cancelled (Ctrl-C); always closes cleanly."""
     server = await run_partner_sim(settings, host=host, port=port)
-    log.info("partner_sim_started", url=server.url, partner=PARTNER_ID)
+    log.info(
+        "partner_sim_started",
+        url=server.url,
+        partner=PARTNER_ID,
+        api_key_file=str(api_key_path(settings.data_dir, PARTNER_ID)),
+    )
     try:
         await asyncio.Event().wait()
     finally:

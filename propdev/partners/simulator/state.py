@@ -18,7 +18,9 @@ Faults (``set_faults``) apply to the vendor API only, never to the control API:
 An open is recorded as a command once the vendor accepts it for processing (``ok``, ``slow``,
 ``deny``, refusals by the device); ``error``, ``drop`` and ``outage`` record nothing. An
 ``Idempotency-Key`` (our request id) seen before replays the first answer and records nothing;
-failures are not remembered, so a retry after one is processed afresh. A command runs to its
+failures are not remembered, so a retry after one is processed afresh; the same key for another
+device is refused (422 ``idempotency_key_reused``). The last ``MAX_REMEMBERED`` commands and
+answers are kept. A command runs to its
 end even when the caller stops waiting, as a real vendor's would.
 """
 
@@ -28,6 +30,7 @@ import asyncio
 import datetime as dt
 import enum
 import uuid
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +39,7 @@ from propdev.partners.base import DeviceInfo, DeviceKind
 
 DEFAULT_SLOW_MS = 10_000
 MAX_LATENCY_MS = 600_000
+MAX_REMEMBERED = 100_000  # commands listed and answers replayed; the oldest are forgotten
 
 DEFAULT_DEVICES: tuple[DeviceInfo, ...] = (
     DeviceInfo("sim-door-1", "door", "Intercom door 1"),
@@ -160,9 +164,9 @@ class VendorSimulator:
         self.callback = callback
         self._devices: dict[str, Device] = {}
         self._faults = Faults()
-        self._commands: list[dict[str, Any]] = []
+        self._commands: deque[dict[str, Any]] = deque(maxlen=MAX_REMEMBERED)
         # Idempotency: request id → the task computing (or holding) the first answer.
-        self._answers: dict[str, asyncio.Task[OpenAnswer]] = {}
+        self._answers: OrderedDict[str, tuple[str, asyncio.Task[OpenAnswer]]] = OrderedDict()
         self._running: set[asyncio.Task[OpenAnswer]] = set()
         self.reset()
 
@@ -252,7 +256,14 @@ class VendorSimulator:
         await self._before_call(faults)
         first = self._answers.get(request_id)
         if first is not None:
-            return await asyncio.shield(first)
+            first_device, first_task = first
+            if first_device != device_id:
+                raise VendorError(
+                    422,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used for another device",
+                )
+            return await asyncio.shield(first_task)
         received_at = self._now()
         self._commands.append(
             {
@@ -264,7 +275,9 @@ class VendorSimulator:
             }
         )
         task = asyncio.ensure_future(self._execute(device_id, faults))
-        self._answers[request_id] = task
+        self._answers[request_id] = (device_id, task)
+        if len(self._answers) > MAX_REMEMBERED:
+            self._answers.popitem(last=False)
         self._running.add(task)
         task.add_done_callback(self._finished)
         return await asyncio.shield(task)

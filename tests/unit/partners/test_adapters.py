@@ -198,3 +198,15 @@ async def test_device_status_reports_online_state_and_last_seen(
 
     assert (before.online, before.state, before.last_seen) == (True, "locked", None)
     assert after.last_seen is not None
+
+
+async def test_a_request_id_reused_for_another_device_is_refused(
+    adapter: PartnerAdapter, sim: VendorSimulator
+) -> None:
+    await adapter.open("sim-door-1", request_id="same")
+
+    with pytest.raises(PartnerRefusedError) as caught:
+        await adapter.open("sim-door-2", request_id="same")
+
+    assert caught.value.reason == "idempotency_key_reused"
+    assert len(sim.commands()) == 1
