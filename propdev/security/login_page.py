@@ -10,7 +10,9 @@ from collections.abc import Mapping
 
 from propdev.security.server import AuthorizationRequest
 
-# Sent with every page: nothing may frame it, load scripts, or leak the URL.
+# Sent with every page: nothing may frame it, load scripts, or leak the URL. No CSP
+# ``form-action``: browsers apply it to the 303 that follows the post, and the app's
+# redirect URI (a custom scheme) would be blocked.
 PAGE_HEADERS = {
     "Content-Type": "text/html; charset=utf-8",
     "Cache-Control": "no-store",
