@@ -191,7 +191,6 @@ class ActorCell:
                 started.set_result(None)
             if self.state is _RUNNING:
                 self.state = _IDLE
-            self.last_active = self.kind.clock()
             if not self.mailbox:
                 self.mailbox.release()
 
@@ -247,6 +246,7 @@ class ActorCell:
                 if handled >= _THROUGHPUT:
                     handled = 0
                     await asyncio.sleep(0)
+            self.last_active = self.kind.clock()
             # Linger one loop iteration: a sender answered just now often sends again,
             # and keeping the task saves creating a new one.
             await asyncio.sleep(0)

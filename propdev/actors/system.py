@@ -366,6 +366,8 @@ class ActorSystem:
 
     async def passivate_idle(self) -> int:
         """Run one passivation sweep now; return how many actors were passivated."""
+        # One loop iteration lets actors that have just emptied their mailbox go idle.
+        await asyncio.sleep(0)
         now = self.clock()
         candidates = [
             cell
@@ -420,6 +422,10 @@ class ActorSystem:
         for cell in list(self._cells.values()):
             cell.close()
         self._cells.clear()
+
+    async def settle(self) -> None:
+        """Wait until the supervision tree has handled every reported failure."""
+        await self.tree.settle()
 
     # -- observation ----------------------------------------------------------------------
 

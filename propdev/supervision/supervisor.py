@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -229,9 +230,25 @@ class Supervisor:
     def _submit(self, request: _Request) -> None:
         self._requests.append(request)
         if self._task is None:
+            # A fresh context: not the failing child's (its log bindings are not ours).
             self._task = asyncio.get_running_loop().create_task(
-                self._work(), name=f"supervisor:{self._id}"
+                self._work(), name=f"supervisor:{self._id}", context=contextvars.Context()
             )
+
+    async def settle(self) -> None:
+        """Wait until this supervisor and those below it have no failure left to handle."""
+        while True:
+            busy = [s._task for s in self._walk() if s._task is not None]
+            if not busy:
+                return
+            await asyncio.wait(busy)
+
+    def _walk(self) -> list[Supervisor]:
+        found = [self]
+        for child in list(self._children.values()):
+            if isinstance(child, Supervisor):
+                found.extend(child._walk())
+        return found
 
     async def _work(self) -> None:
         try:

@@ -64,6 +64,14 @@ class SupervisionTree:
     async def stop(self) -> None:
         await self.root.stop()
 
+    async def settle(self) -> None:
+        """Wait until no supervisor of the tree has a failure left to handle.
+
+        Escalation and restarts run in the supervisors' own tasks; this is how a caller
+        (a test, a shutdown) waits for them without sleeping.
+        """
+        await self.root.settle()
+
     async def add(self, supervisor: Supervisor, *, restart: Restart = Restart.PERMANENT) -> None:
         """Hang `supervisor` under the root (started now if the root runs)."""
         await self.root.start_child(
