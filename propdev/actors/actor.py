@@ -156,8 +156,6 @@ class ActorCell:
 
     async def deliver_wait(self, envelope: Envelope) -> None:
         """Queue an envelope, waiting for room in the mailbox."""
-        if self.state is _STOPPED and self.parent is None:
-            raise ActorStoppedError(f"actor {self.address.key} is stopped")
         await self.mailbox.put(envelope)
         if self._task is None and self.state is _IDLE:
             self._spawn(None)

@@ -325,6 +325,10 @@ class ActorSystem:
         finally:
             handle.cancel()
 
+    def is_active(self, target: Target) -> bool:
+        """True when the actor is activated (in memory) on this node."""
+        return (target if isinstance(target, str) else target.key) in self._cells
+
     def ref(self, target: Target) -> ActorRef:
         return ActorRef(self, Address.of(target))
 

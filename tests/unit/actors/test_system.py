@@ -28,7 +28,9 @@ def actors_of(system: ActorSystem, kind: str) -> dict[str, dict[str, object]]:
 
 async def test_an_actor_is_activated_by_its_first_message(system: ActorSystem) -> None:
     assert actors_of(system, "device") == {}
+    assert not system.is_active("device:42")
     system.tell("device:42", "hello")
+    assert system.is_active(Address("device", "42"))
     assert list(actors_of(system, "device")) == ["device:42"]
     assert await system.ask("device:42", "count") == 1
     assert system.stats()["kinds"]["device"]["activations"] == 1
