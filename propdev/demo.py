@@ -18,7 +18,12 @@ import pyotp
 from propdev.config import Settings
 from propdev.partners.simulator import DEFAULT_DEVICES
 from propdev.pki import ca_paths, ensure_ca, issue_partner_cert, partner_subject_dn
-from propdev.security import create_user, register_partner_client, register_public_client
+from propdev.security import (
+    create_user,
+    register_partner_client,
+    register_public_client,
+    set_password,
+)
 from propdev.storage import Database, migrate
 from propdev.storage.directory import AccessPoint, Directory
 
@@ -61,6 +66,10 @@ def _write_private(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+async def _user_exists(db: Database, username: str) -> bool:
+    return await db.fetch_one("SELECT id FROM users WHERE username = :u", u=username) is not None
+
+
 async def register_partner(
     settings: Settings, db: Database, name: str, allowed_cidrs: list[str]
 ) -> Path:
@@ -101,15 +110,18 @@ async def seed_demo(settings: Settings, db: Database | None = None) -> dict[str,
             MOBILE_CLIENT_ID,
             client_name="propdev mobile app",
             redirect_uris=[MOBILE_REDIRECT_URI],
-            scope="openid profile access",
+            scope="openid profile phone api",
         )
         residents = []
         for username, full_name, phone, rights in RESIDENTS:
             password = old_passwords.get(username) or secrets.token_urlsafe(12)
+            existed = await _user_exists(db, username)
             user_id = await create_user(
                 db, username=username, password=password, roles=["resident"],
                 full_name=full_name, phone=phone,
             )
+            if existed and old_passwords.get(username) != password:
+                await set_password(db, user_id, password)  # the file must tell the truth
             for ap_id in rights:
                 await directory.grant(user_id, ap_id)
             residents.append(
@@ -123,10 +135,16 @@ async def seed_demo(settings: Settings, db: Database | None = None) -> dict[str,
                 }
             )
         op_password = old_operator.get("password") or secrets.token_urlsafe(12)
+        op_existed = await _user_exists(db, OPERATOR)
         totp_secret = old_operator.get("totp_secret") or pyotp.random_base32()
         operator_id = await create_user(
             db, username=OPERATOR, password=op_password, roles=["operator"],
             full_name="Duty operator", totp_secret=totp_secret,
+        )
+        if op_existed and old_operator.get("password") != op_password:
+            await set_password(db, operator_id, op_password)
+        await db.execute(
+            "UPDATE users SET totp_secret = :s WHERE id = :id", s=totp_secret, id=operator_id
         )
         credentials = {
             "ca_cert": str(ca_paths(settings.pki_dir).cert.resolve()),

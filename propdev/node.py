@@ -89,12 +89,17 @@ class Node:
         await self.system.stop()
         for gateway in self.gateways.values():
             await gateway.close()
+        if self.simulator is not None:
+            await self.simulator.close()
         await self.bus.close()
         await self.db.close()
 
+    def _is_active(self, address: str) -> bool:
+        return address in self.system._cells
+
     async def _to_session(self, channel: str, message: dict[str, Any]) -> None:
         address = "session:" + channel.removeprefix("user:")
-        if self.system.is_active(address):
+        if self._is_active(address):
             self.system.tell(address, Deliver(message))
 
     async def open(self, message: OpenAccessPoint) -> OpenOutcome:
@@ -120,7 +125,7 @@ class Node:
         stored = {r["access_point_id"]: json.loads(r["state"]) for r in rows}
         for ap_id in access_point_ids:
             address = f"device:{ap_id}"
-            if self.system.is_active(address):
+            if self._is_active(address):
                 snap = await self.system.ask(address, DeviceSnapshot())
                 found[ap_id] = snap["online"]
             else:

@@ -32,7 +32,7 @@ def make_app(node: Node) -> web.Application:
         client_max_size=MAX_BODY,
         middlewares=[
             request_context_middleware(node_id=settings.node_id),
-            auth_middleware(verify=node.verifier.verify),
+            auth_middleware(verifier=node.verifier),
             rate_limit_middleware(limiter=RateLimiter(settings.rate_limit)),
         ],
     )

@@ -9,8 +9,6 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
-
 import structlog
 from aiohttp import web
 
@@ -23,14 +21,20 @@ from propdev.http.errors import (
 from propdev.http.permissions import Permission, permission_of
 from propdev.http.principal import Principal
 from propdev.http.ratelimit import RateLimiter
+from propdev.security import (
+    InvalidTokenError,
+    TokenVerifier,
+    check_certificate_binding,
+    client_certificate_der,
+)
 
 log = structlog.get_logger()
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
-PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")  # type: ignore[attr-defined]
-REQUEST_ID = "request_id"
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 
 
 def problem_response(error: ProblemError) -> web.Response:
@@ -115,8 +119,11 @@ def bearer_token(request: web.Request) -> str | None:
     return None
 
 
-def auth_middleware(*, verify: Callable[[str], Any]) -> Middleware:
-    """Checks the permission the route declared; undeclared routes are refused."""
+def auth_middleware(*, verifier: TokenVerifier) -> Middleware:
+    """Checks the permission the route declared; undeclared routes are refused.
+
+    A certificate-bound token (partners) must come over a connection with its certificate.
+    """
 
     @web.middleware
     async def impl(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -134,13 +141,15 @@ def auth_middleware(*, verify: Callable[[str], Any]) -> Middleware:
                 "An access token is required.", headers={"WWW-Authenticate": "Bearer"}
             )
         try:
-            claims = verify(token)
-        except Exception as exc:  # the verifier's InvalidTokenError, whatever the cause
+            claims = verifier.verify(token)
+            if claims.cnf is not None:
+                check_certificate_binding(claims, client_certificate_der(request))
+        except InvalidTokenError as exc:
             raise UnauthorizedError(
                 "The access token is invalid or expired.",
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             ) from exc
-        principal = Principal.from_claims(getattr(claims, "raw", claims))
+        principal = Principal.from_claims(claims.raw)
         request[PRINCIPAL] = principal
         if not _allowed(permission, principal):
             raise ForbiddenError(

@@ -50,7 +50,7 @@ async def login(
     username: str,
     password: str,
     totp_secret: str | None = None,
-    scope: str = "openid profile access",
+    scope: str = "openid profile api",
 ) -> dict[str, Any]:
     """Log in through the form and return the token response."""
     verifier, challenge = pkce_pair()
