@@ -30,7 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     issue = pki.add_parser("issue-partner", help="issue a partner's client certificate")
     issue.add_argument("name")
     issue.add_argument("--allow-ip", action="append", default=[], metavar="CIDR")
-    audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit", required=True)
+    audit = sub.add_parser("audit", help="the audit log").add_subparsers(
+        dest="audit", required=True
+    )
     audit.add_parser("verify", help="check the hash chain of the audit log")
     return parser
 

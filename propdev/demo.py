@@ -78,8 +78,9 @@ async def register_partner(
     await register_partner_client(
         db, name, subject_dn=partner_subject_dn(name), allowed_cidrs=allowed_cidrs
     )
-    await Directory(db).put_partner(name, name, "simulator" if name == PARTNER else "vendor",
-                                    allowed_cidrs)
+    await Directory(db).put_partner(
+        name, name, "simulator" if name == PARTNER else "vendor", allowed_cidrs
+    )
     return paths.cert
 
 
@@ -117,8 +118,12 @@ async def seed_demo(settings: Settings, db: Database | None = None) -> dict[str,
             password = old_passwords.get(username) or secrets.token_urlsafe(12)
             existed = await _user_exists(db, username)
             user_id = await create_user(
-                db, username=username, password=password, roles=["resident"],
-                full_name=full_name, phone=phone,
+                db,
+                username=username,
+                password=password,
+                roles=["resident"],
+                full_name=full_name,
+                phone=phone,
             )
             if existed and old_passwords.get(username) != password:
                 await set_password(db, user_id, password)  # the file must tell the truth
@@ -138,8 +143,12 @@ async def seed_demo(settings: Settings, db: Database | None = None) -> dict[str,
         op_existed = await _user_exists(db, OPERATOR)
         totp_secret = old_operator.get("totp_secret") or pyotp.random_base32()
         operator_id = await create_user(
-            db, username=OPERATOR, password=op_password, roles=["operator"],
-            full_name="Duty operator", totp_secret=totp_secret,
+            db,
+            username=OPERATOR,
+            password=op_password,
+            roles=["operator"],
+            full_name="Duty operator",
+            totp_secret=totp_secret,
         )
         if op_existed and old_operator.get("password") != op_password:
             await set_password(db, operator_id, op_password)
@@ -159,8 +168,13 @@ async def seed_demo(settings: Settings, db: Database | None = None) -> dict[str,
                 "totp_secret": totp_secret,
             },
             "access_points": [
-                {"id": ap_id, "name": name, "kind": kind, "device_id": device_id,
-                 "partner": PARTNER}
+                {
+                    "id": ap_id,
+                    "name": name,
+                    "kind": kind,
+                    "device_id": device_id,
+                    "partner": PARTNER,
+                }
                 for ap_id, name, kind, _, device_id in ACCESS_POINTS
             ],
             "partner_sim_url": settings.partner_url or settings.public_url,

@@ -94,12 +94,9 @@ class Node:
         await self.bus.close()
         await self.db.close()
 
-    def _is_active(self, address: str) -> bool:
-        return address in self.system._cells
-
     async def _to_session(self, channel: str, message: dict[str, Any]) -> None:
         address = "session:" + channel.removeprefix("user:")
-        if self._is_active(address):
+        if self.system.is_active(address):
             self.system.tell(address, Deliver(message))
 
     async def open(self, message: OpenAccessPoint) -> OpenOutcome:
@@ -119,13 +116,15 @@ class Node:
     async def device_online(self, access_point_ids: Sequence[str]) -> dict[str, bool | None]:
         """Each access point's last known state: live from its actor if active, else stored."""
         found: dict[str, bool | None] = {}
-        rows = await self.db.fetch_all(
-            "SELECT access_point_id, state FROM device_state"
-        ) if access_point_ids else []
+        rows = (
+            await self.db.fetch_all("SELECT access_point_id, state FROM device_state")
+            if access_point_ids
+            else []
+        )
         stored = {r["access_point_id"]: json.loads(r["state"]) for r in rows}
         for ap_id in access_point_ids:
             address = f"device:{ap_id}"
-            if self._is_active(address):
+            if self.system.is_active(address):
                 snap = await self.system.ask(address, DeviceSnapshot())
                 found[ap_id] = snap["online"]
             else:

@@ -39,7 +39,13 @@ PROBLEM_BASE = "https://propdev.example/problems/"
 
 
 def problem(status: int, kind: str, title: str, detail: str, **extra: Any) -> dict[str, Any]:
-    return {"type": PROBLEM_BASE + kind, "title": title, "status": status, "detail": detail, **extra}
+    return {
+        "type": PROBLEM_BASE + kind,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
 
 
 def command_id_for(user_id: str, idempotency_key: str | None) -> str:
@@ -143,7 +149,9 @@ class DeviceActor(Actor):
         if gateway is None:
             return OpenOutcome(
                 502,
-                problem(502, "partner-unavailable", "Partner unavailable", "No adapter for partner."),
+                problem(
+                    502, "partner-unavailable", "Partner unavailable", "No adapter for partner."
+                ),
             )
         try:
             result = await gateway.open(
@@ -152,27 +160,45 @@ class DeviceActor(Actor):
         except PartnerRefusedError as exc:
             self._seen(online=exc.reason != "device_offline")
             return await self._decide(
-                msg, granted=False, reason=f"vendor_refused:{exc.reason}", status=403,
+                msg,
+                granted=False,
+                reason=f"vendor_refused:{exc.reason}",
+                status=403,
                 body=problem(
-                    403, "vendor-refused", "Refused by the device",
-                    f"The device vendor refused to open: {exc.reason}.", reason=exc.reason,
+                    403,
+                    "vendor-refused",
+                    "Refused by the device",
+                    f"The device vendor refused to open: {exc.reason}.",
+                    reason=exc.reason,
                 ),
             )
         except CircuitOpenError as exc:
             return self._failed(
-                msg, 503, "partner-circuit-open", "Partner unavailable",
-                "The partner is failing; not calling it for a while.", exc.retry_after,
+                msg,
+                503,
+                "partner-circuit-open",
+                "Partner unavailable",
+                "The partner is failing; not calling it for a while.",
+                exc.retry_after,
             )
         except BulkheadFullError:
             return self._failed(
-                msg, 503, "partner-busy", "Partner busy",
-                "Too many calls to this partner are in flight.", 1.0,
+                msg,
+                503,
+                "partner-busy",
+                "Partner busy",
+                "Too many calls to this partner are in flight.",
+                1.0,
             )
         except PartnerTimeoutError:
             self.state.online = None
             return self._failed(
-                msg, 504, "partner-timeout", "Partner timeout",
-                "The partner did not answer in time.", None,
+                msg,
+                504,
+                "partner-timeout",
+                "Partner timeout",
+                "The partner did not answer in time.",
+                None,
             )
         except PartnerUnavailableError as exc:
             self.state.online = None
@@ -252,7 +278,11 @@ class DeviceActor(Actor):
             )
             if msg.idempotency_key is not None:
                 await commands.put_answer(
-                    conn, subject=msg.user_id, key=msg.idempotency_key, status=status, body=body,
+                    conn,
+                    subject=msg.user_id,
+                    key=msg.idempotency_key,
+                    status=status,
+                    body=body,
                     at=now,
                 )
         await self.deps.bus.publish(f"user:{msg.user_id}", event)

@@ -50,7 +50,9 @@ def _float(name: str, lo: float, hi: float) -> Callable[[str], float]:
 def _url(name: str, schemes: tuple[str, ...]) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         if not raw.startswith(tuple(f"{s}://" for s in schemes)):
-            raise SettingsError(f"{name}={raw!r}: expected a URL starting with {' or '.join(schemes)}")
+            raise SettingsError(
+                f"{name}={raw!r}: expected a URL starting with {' or '.join(schemes)}"
+            )
         return raw.rstrip("/")
 
     return parse
@@ -173,7 +175,9 @@ class Settings:
         database_url = self.database_url or f"sqlite:///{(self.data_dir / 'propdev.db').resolve()}"
         callback_url = self.callback_url or public_url
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
-            raise SettingsError(f"PROPDEV_LOG_LEVEL={self.log_level!r}: debug, info, warning or error")
+            raise SettingsError(
+                f"PROPDEV_LOG_LEVEL={self.log_level!r}: debug, info, warning or error"
+            )
         return dataclasses.replace(
             self,
             public_url=public_url,

@@ -10,11 +10,11 @@ from aiohttp import web
 from propdev.http import ws
 from propdev.http.keys import NODE, SETTINGS
 from propdev.http.middlewares import (
+    Handler,
     auth_middleware,
     rate_limit_middleware,
     request_context_middleware,
 )
-from propdev.http.middlewares import Handler
 from propdev.http.permissions import Permission, requires
 from propdev.http.ratelimit import RateLimiter
 from propdev.http.routes import admin, health, resident

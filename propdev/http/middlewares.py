@@ -9,6 +9,7 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+
 import structlog
 from aiohttp import web
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -49,6 +50,8 @@ class Database:
         self.url = url
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         async_url, self._sync_url = driver_urls(url)
+        if self.dialect == "sqlite" and url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         kwargs: dict[str, Any] = {}
         if self.dialect == "postgresql":
             kwargs = {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}

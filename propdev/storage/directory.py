@@ -68,7 +68,8 @@ class Directory:
 
     async def put_site(self, site_id: str, name: str) -> None:
         await self.db.execute(
-            "INSERT INTO sites (id, name) VALUES (:id, :n) ON CONFLICT (id) DO UPDATE SET name = :n",
+            "INSERT INTO sites (id, name) VALUES (:id, :n) "
+            "ON CONFLICT (id) DO UPDATE SET name = :n",
             id=site_id,
             n=name,
         )

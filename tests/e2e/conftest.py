@@ -37,15 +37,22 @@ class RunningNode:
         if username == self.credentials["operator"]["username"]:
             op = self.credentials["operator"]
             tokens = await login(
-                self.http, self.url, client_id=self.credentials["mobile_client_id"],
-                redirect_uri=self.credentials["redirect_uri"], username=op["username"],
-                password=op["password"], totp_secret=op["totp_secret"],
+                self.http,
+                self.url,
+                client_id=self.credentials["mobile_client_id"],
+                redirect_uri=self.credentials["redirect_uri"],
+                username=op["username"],
+                password=op["password"],
+                totp_secret=op["totp_secret"],
             )
         else:
             user = self.resident(username)
             tokens = await login(
-                self.http, self.url, client_id=self.credentials["mobile_client_id"],
-                redirect_uri=self.credentials["redirect_uri"], username=username,
+                self.http,
+                self.url,
+                client_id=self.credentials["mobile_client_id"],
+                redirect_uri=self.credentials["redirect_uri"],
+                username=username,
                 password=user["password"],
             )
         return str(tokens["access_token"])

@@ -75,7 +75,8 @@ async def test_a_forbidden_door_is_a_403_problem_audited_and_never_sent(
 
     operator = await node.token_for("operator")
     async with node.http.get(
-        f"{node.url}/admin/api/v1/audit", params={"access_point_id": forbidden},
+        f"{node.url}/admin/api/v1/audit",
+        params={"access_point_id": forbidden},
         headers=bearer(operator),
     ) as resp:
         assert resp.status == 200

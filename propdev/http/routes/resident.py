@@ -84,7 +84,10 @@ async def open_access_point(request: web.Request) -> web.Response:
         raise NotFoundError(f"No access point {access_point_id!r}.")
     if not await node.directory.may_open(caller.sub, access_point_id):
         await record_rule_denial(
-            node.db, node.bus, user_id=caller.sub, access_point_id=access_point_id,
+            node.db,
+            node.bus,
+            user_id=caller.sub,
+            access_point_id=access_point_id,
             reason="no_right",
         )
         raise ForbiddenError("You may not open this access point.")

@@ -8,8 +8,12 @@ from propdev.storage.audit import GENESIS, AuditLog, AuditRecord
 
 def record(n: int, decision: str = "granted") -> AuditRecord:
     return AuditRecord(
-        at=1000.0 + n, actor=f"user:u{n}", action="open", access_point_id="ap-1",
-        decision=decision, reason="" if decision == "granted" else "no_right",
+        at=1000.0 + n,
+        actor=f"user:u{n}",
+        action="open",
+        access_point_id="ap-1",
+        decision=decision,
+        reason="" if decision == "granted" else "no_right",
         command_id=f"c{n}",
     )
 
@@ -50,8 +54,9 @@ async def test_pages_filter_by_access_point_in_append_order(db: Database) -> Non
     for n in range(3):
         await log.append(record(n))
     await log.append(
-        AuditRecord(at=5.0, actor="user:x", action="open", access_point_id="ap-2",
-                    decision="granted")
+        AuditRecord(
+            at=5.0, actor="user:x", action="open", access_point_id="ap-2", decision="granted"
+        )
     )
     page = await log.page(access_point_id="ap-1", limit=2)
     assert [e["command_id"] for e in page] == ["c0", "c1"]

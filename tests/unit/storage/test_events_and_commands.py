@@ -9,12 +9,21 @@ async def test_events_are_listed_per_user_oldest_first_after_a_cursor(db: Databa
     async with db.transaction() as conn:
         for n in range(3):
             await events.append(
-                conn, user_id="u1", type="access.granted", access_point_id="ap-1",
-                command_id=f"c{n}", occurred_at=float(n),
+                conn,
+                user_id="u1",
+                type="access.granted",
+                access_point_id="ap-1",
+                command_id=f"c{n}",
+                occurred_at=float(n),
             )
         await events.append(
-            conn, user_id="u2", type="access.granted", access_point_id="ap-1",
-            command_id="other", occurred_at=9.0, data={"reason": "x"},
+            conn,
+            user_id="u2",
+            type="access.granted",
+            access_point_id="ap-1",
+            command_id="other",
+            occurred_at=9.0,
+            data={"reason": "x"},
         )
     store = EventStore(db)
     mine = await store.page("u1")
@@ -28,7 +37,11 @@ async def test_events_are_listed_per_user_oldest_first_after_a_cursor(db: Databa
 async def test_a_stored_answer_is_found_by_subject_and_key_only(db: Database) -> None:
     async with db.transaction() as conn:
         await put_command(
-            conn, command_id="c1", access_point_id="ap-1", user_id="u1", status="confirmed",
+            conn,
+            command_id="c1",
+            access_point_id="ap-1",
+            user_id="u1",
+            status="confirmed",
             at=100.0,
         )
         await put_answer(conn, subject="u1", key="k1", status=200, body={"a": 1}, at=1e12)

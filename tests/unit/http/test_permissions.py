@@ -1,0 +1,45 @@
+"""Every route declares who may call it (a route without a declaration fails here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from propdev.config import Settings
+from propdev.http.app import make_app
+from propdev.http.permissions import Permission, permission_of
+from propdev.node import Node
+
+
+@pytest.fixture
+def app_routes(tmp_path: Path) -> list[tuple[str, str, Permission | None]]:
+    node = Node(Settings.from_env({"PROPDEV_DATA_DIR": str(tmp_path)}))
+    app = make_app(node)
+    found = []
+    for route in app.router.routes():
+        info = route.resource.canonical if route.resource is not None else "?"
+        found.append((route.method, info, permission_of(route.handler)))
+    return found
+
+
+def test_every_route_declares_a_permission(
+    app_routes: list[tuple[str, str, Permission | None]],
+) -> None:
+    undeclared = [(m, p) for m, p, perm in app_routes if perm is None]
+    assert undeclared == []
+    assert len(app_routes) > 15
+
+
+def test_the_admin_api_is_for_operators_only(
+    app_routes: list[tuple[str, str, Permission | None]],
+) -> None:
+    admin = {perm for _, path, perm in app_routes if path.startswith("/admin/api/")}
+    assert admin == {Permission.OPERATOR}
+
+
+def test_the_resident_api_is_never_public(
+    app_routes: list[tuple[str, str, Permission | None]],
+) -> None:
+    api = {perm for _, path, perm in app_routes if path.startswith("/api/v1/")}
+    assert Permission.PUBLIC not in api and api
