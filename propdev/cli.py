@@ -8,7 +8,8 @@ import ipaddress
 import json
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 import structlog
 
@@ -64,9 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
-async def _until_signal(coro: object) -> None:
+async def _until_signal(coro: Coroutine[Any, Any, None]) -> None:
     """Run ``coro`` until it ends or SIGINT/SIGTERM arrives, then cancel it cleanly."""
-    task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    task = asyncio.ensure_future(coro)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, task.cancel)

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from propdev.http.errors import (
     ForbiddenError,
@@ -32,7 +33,6 @@ from propdev.security import (
 log = structlog.get_logger()
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
@@ -194,7 +194,7 @@ def rate_limit_middleware(*, limiter: RateLimiter) -> Middleware:
 
 def principal(request: web.Request) -> Principal:
     """The caller of an authenticated route."""
-    found = request.get(PRINCIPAL)
+    found: Principal | None = request.get(PRINCIPAL)
     if found is None:
         raise UnauthorizedError("An access token is required.")
     return found

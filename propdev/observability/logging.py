@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 
@@ -48,7 +50,7 @@ def configure_logging(level: str = "info", *, node_id: str = "") -> None:
 
 
 def _add_node(node_id: str) -> structlog.types.Processor:
-    def add(_: object, __: str, event: dict[str, object]) -> dict[str, object]:
+    def add(_: object, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         event.setdefault("node", node_id)
         return event
 

@@ -148,7 +148,7 @@ def _issue(
     paths: CertPaths,
     subject: x509.Name,
     *,
-    usage: ExtendedKeyUsageOID,
+    usage: x509.ObjectIdentifier,
     hosts: tuple[str, ...] = (),
 ) -> CertPaths:
     ca = ensure_ca(pki_dir)

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from propdev.storage.db import Database, run
+from propdev.storage.db import Database, Row, run
 
 GENESIS = "0" * 64
 _LOCK_KEY = 74202  # PostgreSQL advisory lock serialising appends across nodes
@@ -72,7 +72,7 @@ class AuditLog:
 
     async def page(
         self, *, access_point_id: str | None = None, after: int = 0, limit: int = 100
-    ) -> list[dict[str, Any]]:
+    ) -> list[Row]:
         where = "id > :after" + (" AND access_point_id = :ap" if access_point_id else "")
         return await self.db.fetch_all(
             "SELECT id, at, actor, action, access_point_id, decision, reason, command_id, "

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from propdev.storage.db import Database, run
+from propdev.storage.db import Database, Row, run
 
 IDEMPOTENCY_WINDOW = 24 * 3600
 
@@ -57,7 +57,7 @@ class Commands:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def get(self, command_id: str) -> dict[str, Any] | None:
+    async def get(self, command_id: str) -> Row | None:
         return await self.db.fetch_one(
             "SELECT id, access_point_id, user_id, status, reason, created_at, updated_at "
             "FROM commands WHERE id = :id",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -44,7 +45,7 @@ async def append(
     )
 
 
-def render(row: dict[str, Any]) -> dict[str, Any]:
+def render(row: Mapping[str, Any]) -> dict[str, Any]:
     data = row.get("data") or {}
     if isinstance(data, str):
         data = json.loads(data)
