@@ -18,6 +18,7 @@ from propdev.node import serve
 from propdev.pki import client_context
 from tests.conftest import free_port
 from tests.support.oauth_client import login
+from tests.support.postgres import fresh_database
 
 
 @dataclass
@@ -96,3 +97,11 @@ async def running_node(settings: Settings) -> AsyncIterator[RunningNode]:
 async def node(tmp_path: Path) -> AsyncIterator[RunningNode]:
     async with running_node(node_settings(tmp_path)) as running:
         yield running
+
+
+@pytest.fixture
+async def pg_node(tmp_path: Path) -> AsyncIterator[RunningNode]:
+    """The same node with its store on the machine's PostgreSQL."""
+    with fresh_database() as url:
+        async with running_node(node_settings(tmp_path, PROPDEV_DATABASE_URL=url)) as running:
+            yield running
