@@ -108,11 +108,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     ),
 ]
 
-CURRENT_VERSION = MIGRATIONS[-1][0]
+CURRENT_VERSION = max(v for v, _, _ in MIGRATIONS)
 
 
 async def migrate(db: Database) -> int:
-    """Bring the schema to ``CURRENT_VERSION``; return the version found before."""
+    """Apply every migration not yet recorded, in version order; return the highest found.
+
+    Versions are applied by set difference, not "above the highest", so migrations added on
+    parallel branches all reach a database that was migrated in between.
+    """
     words = _DIALECT_WORDS[db.dialect]
     async with db.transaction() as conn:
         await conn.execute(
@@ -125,14 +129,16 @@ async def migrate(db: Database) -> int:
         if db.dialect == "postgresql":
             # Two nodes starting at once must not both migrate.
             await conn.execute(sa.text("SELECT pg_advisory_xact_lock(74201)"))
-        rows = await run(conn, "SELECT MAX(version) AS v FROM schema_version")
-        found = int(rows[0]["v"] or 0)
-        if found > CURRENT_VERSION:
+        rows = await run(conn, "SELECT version FROM schema_version")
+        applied = {int(r["version"]) for r in rows}
+        found = max(applied, default=0)
+        unknown = applied - {v for v, _, _ in MIGRATIONS}
+        if unknown:
             raise MigrationError(
-                f"database schema is version {found}; this code knows up to {CURRENT_VERSION}"
+                f"database has schema versions {sorted(unknown)} that this code does not know"
             )
-        for version, description, statements in MIGRATIONS:
-            if version <= found:
+        for version, description, statements in sorted(MIGRATIONS, key=lambda m: m[0]):
+            if version in applied:
                 continue
             for statement in statements:
                 await conn.execute(sa.text(statement.format(**words)))
