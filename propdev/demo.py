@@ -20,9 +20,11 @@ from propdev.partners.simulator import DEFAULT_DEVICES
 from propdev.pki import ca_paths, ensure_ca, issue_partner_cert, partner_subject_dn
 from propdev.security import (
     create_user,
+    open_vault,
     register_partner_client,
     register_public_client,
     set_password,
+    set_totp_secret,
 )
 from propdev.storage import Database, migrate
 from propdev.storage.directory import AccessPoint, Directory
@@ -90,6 +92,7 @@ async def seed_demo(settings: Settings, db: Database | None = None) -> dict[str,
     db = db or Database(settings.database_url)
     try:
         await migrate(db)
+        await open_vault(settings, db)
         ensure_ca(settings.pki_dir)
         previous = _load_previous(settings.credentials_path)
         old_passwords = {r["username"]: r["password"] for r in previous.get("residents", [])}
@@ -152,9 +155,7 @@ async def seed_demo(settings: Settings, db: Database | None = None) -> dict[str,
         )
         if op_existed and old_operator.get("password") != op_password:
             await set_password(db, operator_id, op_password)
-        await db.execute(
-            "UPDATE users SET totp_secret = :s WHERE id = :id", s=totp_secret, id=operator_id
-        )
+        await set_totp_secret(db, operator_id, totp_secret)
         credentials = {
             "ca_cert": str(ca_paths(settings.pki_dir).cert.resolve()),
             "base_url": settings.public_url,

@@ -25,6 +25,8 @@ from propdev.partners.simulator import VendorSimulator, control_routes
 from propdev.pki import ensure_ca, ensure_server_cert, server_context
 from propdev.registry import Bus, InProcessBus
 from propdev.security import OAuthServer, SigningKeys, TokenIssuer, TokenVerifier, oauth_routes
+from propdev.security.crypto import open_vault
+from propdev.security.personal import seal_clear_rows
 from propdev.storage import Database, migrate
 from propdev.storage.audit import AuditLog
 from propdev.storage.commands import Commands
@@ -72,6 +74,7 @@ class Node:
 
     async def start(self) -> None:
         await migrate(self.db)
+        await seal_clear_rows(self.db, await open_vault(self.settings, self.db))
         gateway = build_gateway(self.settings, self.simulator)
         self.gateways[gateway.partner_id] = gateway
         deps = DeviceDeps(

@@ -80,6 +80,17 @@ class Settings:
     actor_idle_timeout: float = 300.0
     ask_timeout: float = 10.0
     log_level: str = "info"
+    # security (issue 3)
+    master_key: str | None = dataclasses.field(default=None, repr=False)
+    master_key_file: Path | None = None
+    auth_failures_per_ip: int = 20
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_body: int = 64 * 1024
+    ws_per_user: int = 5
+    external_oidc_issuer: str | None = None
+    external_oidc_audience: str | None = None
+    external_oidc_ca_file: Path | None = None
 
     @property
     def pki_dir(self) -> Path:
@@ -156,6 +167,25 @@ class Settings:
             ),
             "PROPDEV_ASK_TIMEOUT": ("ask_timeout", _float("PROPDEV_ASK_TIMEOUT", 0.01, 600)),
             "PROPDEV_LOG_LEVEL": ("log_level", str),
+            "PROPDEV_MASTER_KEY": ("master_key", str),
+            "PROPDEV_MASTER_KEY_FILE": ("master_key_file", Path),
+            "PROPDEV_AUTH_FAILURES_PER_IP": (
+                "auth_failures_per_ip",
+                _int("PROPDEV_AUTH_FAILURES_PER_IP", 0, 1_000_000),
+            ),
+            "PROPDEV_HEADER_TIMEOUT": (
+                "header_timeout",
+                _float("PROPDEV_HEADER_TIMEOUT", 0.1, 600),
+            ),
+            "PROPDEV_BODY_TIMEOUT": ("body_timeout", _float("PROPDEV_BODY_TIMEOUT", 0.1, 600)),
+            "PROPDEV_MAX_BODY": ("max_body", _int("PROPDEV_MAX_BODY", 1024, 64 * 1024 * 1024)),
+            "PROPDEV_WS_PER_USER": ("ws_per_user", _int("PROPDEV_WS_PER_USER", 1, 1000)),
+            "PROPDEV_EXTERNAL_OIDC_ISSUER": (
+                "external_oidc_issuer",
+                _url("PROPDEV_EXTERNAL_OIDC_ISSUER", ("https",)),
+            ),
+            "PROPDEV_EXTERNAL_OIDC_AUDIENCE": ("external_oidc_audience", str),
+            "PROPDEV_EXTERNAL_OIDC_CA_FILE": ("external_oidc_ca_file", Path),
         }
         kwargs: dict[str, Any] = {}
         for var, raw in values.items():

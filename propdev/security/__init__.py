@@ -12,6 +12,7 @@ Wiring, once per node::
 from __future__ import annotations
 
 from propdev.security.clients import Client, register_partner_client, register_public_client
+from propdev.security.crypto import CryptoError, MasterKeyError, Vault, open_vault, vault_of
 from propdev.security.errors import (
     AuthorizationRequestError,
     InvalidTokenError,
@@ -36,8 +37,10 @@ from propdev.security.users import (
     LoginThrottle,
     User,
     create_user,
+    find_user_by_phone,
     get_user,
     set_password,
+    set_totp_secret,
 )
 
 __all__ = (
@@ -46,11 +49,13 @@ __all__ = (
     "AuthorizationRequestError",
     "Claims",
     "Client",
+    "CryptoError",
     "InvalidTokenError",
     "KeyStoreError",
     "Login",
     "LoginFailedError",
     "LoginThrottle",
+    "MasterKeyError",
     "OAuthResponse",
     "OAuthServer",
     "SecurityError",
@@ -59,20 +64,25 @@ __all__ = (
     "TokenIssuer",
     "TokenVerifier",
     "User",
+    "Vault",
     "certificate_thumbprint",
     "check_certificate_binding",
     "client_certificate_der",
     "create_user",
     "current_code",
+    "find_user_by_phone",
     "get_user",
     "hash_password",
     "jwk_thumbprint",
     "needs_rehash",
     "new_totp_secret",
     "oauth_routes",
+    "open_vault",
     "provisioning_uri",
     "register_partner_client",
     "register_public_client",
     "set_password",
+    "set_totp_secret",
+    "vault_of",
     "verify_password",
 )

@@ -13,8 +13,11 @@ import time
 import uuid
 from collections.abc import Iterable
 
+from propdev.security.blind_index import phone_index
+from propdev.security.crypto import Vault, vault_of
 from propdev.security.errors import LoginFailedError
 from propdev.security.passwords import hash_password, verify_password
+from propdev.security.personal import open_user_field, seal_user_fields
 from propdev.security.totp import claim_step, matching_step
 from propdev.storage import Database, Row
 
@@ -33,13 +36,14 @@ class User:
     has_totp: bool = False
 
     @classmethod
-    def from_row(cls, row: Row) -> User:
+    def from_row(cls, row: Row, vault: Vault) -> User:
+        """The user of a ``users`` row, its sealed columns opened with ``vault``."""
         return cls(
             id=row["id"],
             username=row["username"],
             roles=tuple(r for r in row["roles"].split(",") if r),
-            full_name=row["full_name"],
-            phone=row["phone"],
+            full_name=open_user_field(vault, row, "full_name"),
+            phone=open_user_field(vault, row, "phone"),
             has_totp=bool(row["totp_secret"]),
         )
 
@@ -89,17 +93,21 @@ async def create_user(
         return str(existing["id"])
     password_hash = await asyncio.to_thread(hash_password, password)
     new_id = user_id or str(uuid.uuid4())
+    sealed = seal_user_fields(
+        vault_of(db), new_id, full_name=full_name, phone=phone, totp_secret=totp_secret
+    )
     await db.execute(
-        "INSERT INTO users (id, username, password_hash, roles, full_name, phone, totp_secret,"
-        " created_at) VALUES (:id, :u, :h, :roles, :full_name, :phone, :totp, :now)"
-        " ON CONFLICT (username) DO NOTHING",
+        "INSERT INTO users (id, username, password_hash, roles, full_name, phone, phone_index,"
+        " totp_secret, created_at) VALUES (:id, :u, :h, :roles, :full_name, :phone, :pidx,"
+        " :totp, :now) ON CONFLICT (username) DO NOTHING",
         id=new_id,
         u=name,
         h=password_hash,
         roles=",".join(roles),
-        full_name=full_name,
-        phone=phone,
-        totp=totp_secret,
+        full_name=sealed["full_name"],
+        phone=sealed["phone"],
+        pidx=sealed["phone_index"],
+        totp=sealed["totp_secret"],
         now=time.time(),
     )
     row = await db.fetch_one("SELECT id FROM users WHERE username = :u", u=name)
@@ -115,15 +123,32 @@ async def set_password(db: Database, user_id: str, password: str) -> None:
     )
 
 
+async def set_totp_secret(db: Database, user_id: str, secret: str | None) -> None:
+    """Replace a user's TOTP seed (stored sealed)."""
+    sealed = seal_user_fields(vault_of(db), user_id, totp_secret=secret)
+    await db.execute(
+        "UPDATE users SET totp_secret = :s WHERE id = :id", s=sealed["totp_secret"], id=user_id
+    )
+
+
+async def find_user_by_phone(db: Database, phone: str) -> User | None:
+    """The account with this phone, found by its blind index (any spelling of the number)."""
+    vault = vault_of(db)
+    row = await db.fetch_one(
+        "SELECT * FROM users WHERE phone_index = :i", i=phone_index(vault, phone)
+    )
+    return User.from_row(row, vault) if row is not None else None
+
+
 async def get_user(db: Database, user_id: str) -> User | None:
     row = await db.fetch_one("SELECT * FROM users WHERE id = :id", id=user_id)
-    return User.from_row(row) if row is not None else None
+    return User.from_row(row, vault_of(db)) if row is not None else None
 
 
 def load_user(db: Database, user_id: str) -> User | None:
     """Sync twin of ``get_user``, for worker threads."""
     row = db.sync_fetch_one("SELECT * FROM users WHERE id = :id", id=user_id)
-    return User.from_row(row) if row is not None else None
+    return User.from_row(row, vault_of(db)) if row is not None else None
 
 
 class LoginThrottle:
@@ -177,7 +202,8 @@ def authenticate(
     password_ok = verify_password(row["password_hash"] if row else None, password)
     amr: tuple[str, ...] = ("pwd",)
     if row is not None and password_ok and row["totp_secret"]:
-        step = matching_step(row["totp_secret"], otp, now)
+        secret = open_user_field(vault_of(db), row, "totp_secret")
+        step = matching_step(secret, otp, now)
         if step is None or not claim_step(db, row["id"], step):
             password_ok = False
         amr = ("pwd", "otp")
@@ -187,4 +213,4 @@ def authenticate(
         raise LoginFailedError("wrong username, password or one-time code")
     if throttle is not None:
         throttle.succeeded(name)
-    return Login(User.from_row(row), amr, now)
+    return Login(User.from_row(row, vault_of(db)), amr, now)

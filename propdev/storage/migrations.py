@@ -106,6 +106,18 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 last_step BIGINT NOT NULL)""",
         ],
     ),
+    (
+        6,
+        "security: wrapped data keys (envelope encryption), blind index of users' phones",
+        [
+            # Clear rows are sealed by propdev.security.personal.seal_clear_rows at start.
+            """CREATE TABLE data_keys (
+                kid TEXT PRIMARY KEY, purpose TEXT NOT NULL, wrapped TEXT NOT NULL,
+                kek_id TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL)""",
+            "ALTER TABLE users ADD COLUMN phone_index TEXT",
+            "CREATE INDEX users_phone_index ON users (phone_index)",
+        ],
+    ),
 ]
 
 CURRENT_VERSION = max(v for v, _, _ in MIGRATIONS)

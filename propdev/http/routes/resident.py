@@ -12,6 +12,7 @@ from propdev.http.errors import BadRequestError, ForbiddenError, NotFoundError
 from propdev.http.keys import NODE
 from propdev.http.middlewares import principal
 from propdev.http.permissions import Permission, requires
+from propdev.security import get_user
 
 routes = web.RouteTableDef()
 
@@ -35,15 +36,15 @@ def int_param(request: web.Request, name: str, default: int, *, lo: int, hi: int
 @requires(Permission.AUTHENTICATED)
 async def me(request: web.Request) -> web.Response:
     caller = principal(request)
-    user = await request.app[NODE].directory.user(caller.sub)
+    user = await get_user(request.app[NODE].db, caller.sub)  # personal data sealed at rest
     if user is None:
         raise NotFoundError("Your account no longer exists.")
     return web.json_response(
         {
-            "id": user["id"],
-            "username": user["username"],
-            "roles": user["roles"],
-            "full_name": user["full_name"],
+            "id": user.id,
+            "username": user.username,
+            "roles": list(user.roles),
+            "full_name": user.full_name,
             "amr": sorted(caller.amr),
         }
     )
