@@ -9,15 +9,16 @@ from aiohttp import web
 
 from propdev.http import ws
 from propdev.http.keys import NODE, SETTINGS
+from propdev.http.limits import body_limit_middleware
 from propdev.http.middlewares import (
+    PRINCIPAL,
     Handler,
     auth_middleware,
-    rate_limit_middleware,
     request_context_middleware,
 )
 from propdev.http.permissions import Permission, requires
-from propdev.http.ratelimit import RateLimiter
-from propdev.http.routes import admin, health, resident
+from propdev.http.ratelimit import Limiter, LocalLimiter, rate_limit_middleware
+from propdev.http.routes import admin, docs, health, resident
 
 if TYPE_CHECKING:
     from propdev.node import Node
@@ -28,12 +29,16 @@ MAX_BODY = 64 * 1024
 def make_app(node: Node) -> web.Application:
     """Build the application; the node's lifecycle is the caller's (see ``propdev.node``)."""
     settings = node.settings
+    limiter: Limiter = getattr(node, "rate_limiter", None) or LocalLimiter()  # Redis in a cluster
     app = web.Application(
-        client_max_size=MAX_BODY,
+        client_max_size=settings.max_body,
         middlewares=[
             request_context_middleware(node_id=settings.node_id),
+            body_limit_middleware(max_body=settings.max_body, body_timeout=settings.body_timeout),
             auth_middleware(verifier=node.verifier),
-            rate_limit_middleware(limiter=RateLimiter(settings.rate_limit)),
+            rate_limit_middleware(
+                rate=settings.rate_limit, limiter=limiter, subject=_subject
+            ),
         ],
     )
     app[SETTINGS] = settings
@@ -42,11 +47,17 @@ def make_app(node: Node) -> web.Application:
     app.add_routes(resident.routes)
     app.add_routes(ws.routes)
     app.add_routes(admin.routes)
+    app.add_routes(docs.routes)
     app.add_routes(public_routes(node.oauth_routes()))
     if node.simulator is not None:
         app.add_routes(public_routes(node.simulator_routes()))
     app.on_response_prepare.append(_security_headers)
     return app
+
+
+def _subject(request: web.Request) -> str | None:
+    principal = request.get(PRINCIPAL)
+    return principal.sub if principal is not None else None
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -16,6 +16,7 @@ from aiohttp import WSMsgType, web
 from propdev.actors.messages import Attach, Detach
 from propdev.http.keys import NODE
 from propdev.http.middlewares import principal
+from propdev.http.openapi import Param, doc
 from propdev.http.permissions import Permission, requires
 from propdev.http.routes.resident import int_param
 
@@ -65,6 +66,19 @@ class Connection:
 
 @routes.get("/api/v1/ws")
 @requires(Permission.RESIDENT)
+@doc(
+    "My live events over a WebSocket",
+    description=(
+        "Token in the `Authorization` header or as the subprotocol pair `bearer, <token>`. "
+        'The server pushes `{"id", "type", ...}` JSON for every event of this resident; '
+        "`?after=ID` first replays what was missed. Text `ping` is answered `pong`."
+    ),
+    tags=["resident"],
+    websocket=True,
+    query=[Param("after", {"type": "integer", "minimum": 0})],
+    headers=[Param("Sec-WebSocket-Protocol", description="`bearer, <token>`")],
+    responses={101: None, 400: "Not a WebSocket upgrade request."},
+)
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     node = request.app[NODE]
     caller = principal(request)

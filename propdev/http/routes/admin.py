@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from propdev.http import schemas
 from propdev.http.errors import NotFoundError
 from propdev.http.keys import NODE
+from propdev.http.openapi import Param, doc
 from propdev.http.permissions import Permission, requires
 from propdev.http.routes.resident import int_param
 
@@ -14,12 +16,29 @@ routes = web.RouteTableDef()
 
 @routes.get("/admin/api/v1/actors")
 @requires(Permission.OPERATOR)
+@doc(
+    "The supervision tree: supervisors and actors with state, mailbox and restarts",
+    tags=["admin"],
+    responses={200: schemas.ACTOR_TREE},
+)
 async def actors(request: web.Request) -> web.Response:
     return web.json_response(request.app[NODE].system.snapshot())
 
 
 @routes.post("/admin/api/v1/actors/{actor_id}/restart")
 @requires(Permission.OPERATOR)
+@doc(
+    "Restart an activated actor (on_stop, new instance, on_start)",
+    tags=["admin"],
+    responses={
+        200: {
+            "type": "object",
+            "required": ["restarted"],
+            "properties": {"restarted": {"type": "string"}},
+        },
+        404: "No such active actor.",
+    },
+)
 async def restart_actor(request: web.Request) -> web.Response:
     actor_id = request.match_info["actor_id"]
     try:
@@ -31,8 +50,21 @@ async def restart_actor(request: web.Request) -> web.Response:
 
 @routes.get("/admin/api/v1/nodes")
 @requires(Permission.OPERATOR)
+@doc(
+    "The nodes of the cluster and their shards",
+    tags=["admin"],
+    responses={
+        200: {
+            "type": "object",
+            "required": ["nodes"],
+            "properties": {"nodes": schemas.array_of(schemas.ANY_OBJECT)},
+        }
+    },
+)
 async def nodes(request: web.Request) -> web.Response:
     node = request.app[NODE]
+    if node.cluster is not None:  # members, shards and their owners, this node's view
+        return web.json_response(node.cluster.snapshot())
     return web.json_response(
         {"nodes": [{"id": node.settings.node_id, "self": True, "shards": "all"}]}
     )
@@ -40,6 +72,17 @@ async def nodes(request: web.Request) -> web.Response:
 
 @routes.get("/admin/api/v1/breakers")
 @requires(Permission.OPERATOR)
+@doc(
+    "Partners' circuit breakers",
+    tags=["admin"],
+    responses={
+        200: {
+            "type": "object",
+            "required": ["breakers"],
+            "properties": {"breakers": schemas.array_of(schemas.ANY_OBJECT)},
+        }
+    },
+)
 async def breakers(request: web.Request) -> web.Response:
     node = request.app[NODE]
     return web.json_response({"breakers": [g.snapshot() for g in node.gateways.values()]})
@@ -47,6 +90,16 @@ async def breakers(request: web.Request) -> web.Response:
 
 @routes.get("/admin/api/v1/audit")
 @requires(Permission.OPERATOR)
+@doc(
+    "The audit log (hash-chained), paged and filtered",
+    tags=["admin"],
+    query=[
+        Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+        Param("after", {"type": "integer", "minimum": 0}),
+        Param("access_point_id", description="only entries about this access point"),
+    ],
+    responses={200: schemas.AUDIT_PAGE},
+)
 async def audit(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 100, lo=1, hi=1000)
     after = int_param(request, "after", 0, lo=0, hi=2**62)

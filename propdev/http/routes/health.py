@@ -5,19 +5,41 @@ from __future__ import annotations
 from aiohttp import web
 
 from propdev.http.keys import NODE
+from propdev.http.openapi import Response, doc
 from propdev.http.permissions import Permission, requires
 
 routes = web.RouteTableDef()
 
+READINESS = {
+    "type": "object",
+    "required": ["ready", "checks"],
+    "properties": {
+        "ready": {"type": "boolean"},
+        "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
+    },
+}
+
 
 @routes.get("/healthz")
 @requires(Permission.PUBLIC)
+@doc(
+    "Liveness: the process answers",
+    tags=["operations"],
+    rate_limited=False,
+    responses={200: {"type": "object", "properties": {"status": {"const": "ok"}}}},
+)
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
 @routes.get("/readyz")
 @requires(Permission.PUBLIC)
+@doc(
+    "Readiness: store, bus, registry and actors are up",
+    tags=["operations"],
+    rate_limited=False,
+    responses={200: READINESS, 503: Response(READINESS, "Not ready.", "application/json")},
+)
 async def readyz(request: web.Request) -> web.Response:
     checks = await request.app[NODE].readiness()
     ready = all(checks.values())

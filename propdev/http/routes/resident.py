@@ -8,9 +8,11 @@ from aiohttp import web
 
 from propdev.actors.device import command_id_for, record_rule_denial
 from propdev.actors.messages import DeviceSnapshot, OpenAccessPoint
+from propdev.http import schemas
 from propdev.http.errors import BadRequestError, ForbiddenError, NotFoundError
 from propdev.http.keys import NODE
 from propdev.http.middlewares import principal
+from propdev.http.openapi import Param, Response, doc
 from propdev.http.permissions import Permission, requires
 from propdev.security import get_user
 
@@ -34,6 +36,7 @@ def int_param(request: web.Request, name: str, default: int, *, lo: int, hi: int
 
 @routes.get("/api/v1/me")
 @requires(Permission.AUTHENTICATED)
+@doc("Who am I", tags=["resident"], responses={200: schemas.ME, 404: "The account is gone."})
 async def me(request: web.Request) -> web.Response:
     caller = principal(request)
     user = await get_user(request.app[NODE].db, caller.sub)  # personal data sealed at rest
@@ -52,6 +55,11 @@ async def me(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/access-points")
 @requires(Permission.RESIDENT)
+@doc(
+    "The access points this resident may open",
+    tags=["resident"],
+    responses={200: schemas.array_of(schemas.ACCESS_POINT)},
+)
 async def list_access_points(request: web.Request) -> web.Response:
     node = request.app[NODE]
     points = await node.directory.access_points_of(principal(request).sub)
@@ -73,6 +81,33 @@ async def list_access_points(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/access-points/{id}/open")
 @requires(Permission.RESIDENT)
+@doc(
+    "Open an access point",
+    description=(
+        "Answers 200 once the partner confirmed. The same `Idempotency-Key` within 24 h "
+        "returns the first answer (with `Idempotent-Replayed: true`) and sends no second command."
+    ),
+    tags=["resident"],
+    headers=[Param("Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 255})],
+    responses={
+        200: Response(
+            schemas.OPEN_GRANTED,
+            "Granted: the partner confirmed.",
+            headers={"Idempotent-Replayed": "`true` when this is a stored answer"},
+        ),
+        400: "Malformed `Idempotency-Key`.",
+        403: "Our rules deny it, or the device vendor refused.",
+        404: "No such access point.",
+        502: "The partner failed.",
+        503: Response(
+            schemas.PROBLEM,
+            "The partner's circuit is open, or it is busy.",
+            "application/problem+json",
+            {"Retry-After": "seconds to wait"},
+        ),
+        504: "The partner did not answer in time.",
+    },
+)
 async def open_access_point(request: web.Request) -> web.Response:
     node = request.app[NODE]
     caller = principal(request)
@@ -83,15 +118,21 @@ async def open_access_point(request: web.Request) -> web.Response:
     point = await node.directory.access_point(access_point_id)
     if point is None:
         raise NotFoundError(f"No access point {access_point_id!r}.")
-    if not await node.directory.may_open(caller.sub, access_point_id):
+    decision = await node.access.rules.decide(caller.sub, access_point_id)  # schedules apply
+    if not decision.allowed:
         await record_rule_denial(
             node.db,
             node.bus,
             user_id=caller.sub,
             access_point_id=access_point_id,
-            reason="no_right",
+            reason=decision.reason,
         )
-        raise ForbiddenError("You may not open this access point.")
+        raise ForbiddenError(
+            "You may not open this access point now."
+            if decision.reason == "outside_schedule"
+            else "You may not open this access point.",
+            extra={"reason": decision.reason},
+        )
     outcome = await node.open(
         OpenAccessPoint(
             access_point_id=access_point_id,
@@ -115,6 +156,11 @@ async def open_access_point(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/access-points/{id}")
 @requires(Permission.RESIDENT)
+@doc(
+    "One of my access points, with its device's live state",
+    tags=["resident"],
+    responses={200: schemas.ACCESS_POINT_DETAIL, 404: "No such access point (or not yours)."},
+)
 async def get_access_point(request: web.Request) -> web.Response:
     node = request.app[NODE]
     access_point_id = request.match_info["id"]
@@ -138,6 +184,15 @@ async def get_access_point(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/events")
 @requires(Permission.RESIDENT)
+@doc(
+    "My events, oldest first",
+    tags=["resident"],
+    query=[
+        Param("after", {"type": "integer", "minimum": 0}, description="only events after this id"),
+        Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
+    ],
+    responses={200: schemas.array_of(schemas.EVENT)},
+)
 async def list_events(request: web.Request) -> web.Response:
     after = int_param(request, "after", 0, lo=0, hi=2**62)
     limit = int_param(request, "limit", 100, lo=1, hi=MAX_PAGE)
@@ -147,6 +202,11 @@ async def list_events(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/commands/{id}")
 @requires(Permission.RESIDENT)
+@doc(
+    "One of my commands",
+    tags=["resident"],
+    responses={200: schemas.COMMAND, 404: "No such command (or not yours)."},
+)
 async def get_command(request: web.Request) -> web.Response:
     command = await request.app[NODE].commands.get(request.match_info["id"])
     if command is None or command["user_id"] != principal(request).sub:

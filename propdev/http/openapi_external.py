@@ -1,0 +1,276 @@
+"""Documentation of routes that other packages build and ``app.public_routes`` wraps: the
+OAuth 2.0 / OIDC server (authlib behind ``propdev.security.routes``) and the simulator's control
+API (mounted in embedded mode only). Keyed by (method, path) as the router has them.
+"""
+
+from __future__ import annotations
+
+from propdev.http.openapi import Operation, Param, Response, operation
+from propdev.http.permissions import Permission
+from propdev.http.schemas import (
+    ANY_OBJECT,
+    BOOLEAN,
+    INTEGER,
+    NULLABLE_STRING,
+    OAUTH_ERROR,
+    PROBLEM,
+    STRING,
+    array_of,
+    named,
+)
+
+HTML = "text/html"
+FORM = "application/x-www-form-urlencoded"
+OAUTH = ("oauth",)
+SIM = ("simulator",)
+
+DISCOVERY = named(
+    "OpenIDConfiguration",
+    {
+        "type": "object",
+        "required": [
+            "issuer",
+            "authorization_endpoint",
+            "token_endpoint",
+            "jwks_uri",
+            "code_challenge_methods_supported",
+        ],
+        "properties": {
+            "issuer": STRING,
+            "authorization_endpoint": STRING,
+            "token_endpoint": STRING,
+            "jwks_uri": STRING,
+            "userinfo_endpoint": STRING,
+            "revocation_endpoint": STRING,
+            "grant_types_supported": array_of(STRING),
+            "code_challenge_methods_supported": array_of({"const": "S256"}),
+            "token_endpoint_auth_methods_supported": array_of(STRING),
+            "tls_client_certificate_bound_access_tokens": BOOLEAN,
+        },
+        "additionalProperties": True,
+    },
+)
+JWKS = named(
+    "JWKS",
+    {
+        "type": "object",
+        "required": ["keys"],
+        "properties": {"keys": array_of(ANY_OBJECT)},
+        "additionalProperties": True,
+    },
+)
+TOKEN = named(
+    "TokenResponse",
+    {
+        "type": "object",
+        "required": ["access_token", "token_type"],
+        "properties": {
+            "access_token": STRING,
+            "token_type": STRING,
+            "expires_in": INTEGER,
+            "refresh_token": STRING,
+            "id_token": STRING,
+            "scope": STRING,
+        },
+        "additionalProperties": True,
+    },
+)
+TOKEN_REQUEST = named(
+    "TokenRequest",
+    {
+        "type": "object",
+        "required": ["grant_type"],
+        "properties": {
+            "grant_type": {
+                "type": "string",
+                "enum": ["authorization_code", "refresh_token", "client_credentials"],
+            },
+            "code": STRING,
+            "redirect_uri": STRING,
+            "client_id": STRING,
+            "code_verifier": STRING,
+            "refresh_token": STRING,
+            "scope": STRING,
+        },
+    },
+)
+AUTHORIZE_QUERY = (
+    Param("response_type", {"const": "code"}, required=True),
+    Param("client_id", required=True),
+    Param("redirect_uri", required=True),
+    Param("code_challenge", required=True, description="BASE64URL(SHA-256(code_verifier))"),
+    Param("code_challenge_method", {"const": "S256"}, required=True),
+    Param("scope"),
+    Param("state"),
+    Param("nonce"),
+)
+FAULTS = named(
+    "SimulatorFaults",
+    {
+        "type": "object",
+        "required": ["mode", "latency_ms"],
+        "properties": {
+            "mode": {"type": "string", "enum": ["ok", "error", "slow", "deny", "drop", "outage"]},
+            "latency_ms": {"type": "number"},
+        },
+        "additionalProperties": True,
+    },
+)
+SIM_DEVICE = named(
+    "SimulatorDevice",
+    {
+        "type": "object",
+        "required": ["device_id", "kind", "online"],
+        "properties": {
+            "device_id": STRING,
+            "kind": STRING,
+            "name": STRING,
+            "online": BOOLEAN,
+            "state": STRING,
+            "last_seen": NULLABLE_STRING,
+        },
+        "additionalProperties": True,
+    },
+)
+SIM_ERROR = named(
+    "SimulatorError",
+    {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": STRING, "message": STRING},
+        "additionalProperties": True,
+    },
+)
+_OAUTH_400 = Response(OAUTH_ERROR, "An OAuth error (RFC 6749 section 5.2).")
+_OAUTH_401 = Response(
+    OAUTH_ERROR, "The client or token failed authentication.", headers={"WWW-Authenticate": ""}
+)
+_HTML_PAGE = Response({"type": "string"}, "An HTML page.", HTML)
+_REDIRECT = Response(None, "A redirect to the client's `redirect_uri` with `code` and `state`.")
+
+EXTERNAL: dict[tuple[str, str], Operation] = {
+    ("GET", "/.well-known/openid-configuration"): operation(
+        "OpenID Connect discovery", tags=OAUTH, responses={200: DISCOVERY}
+    ),
+    ("GET", "/.well-known/oauth-authorization-server"): operation(
+        "OAuth 2.0 authorization server metadata (RFC 8414)", tags=OAUTH, responses={200: DISCOVERY}
+    ),
+    ("GET", "/oauth/jwks"): operation(
+        "The public keys that sign access tokens", tags=OAUTH, responses={200: JWKS}
+    ),
+    ("GET", "/oauth/authorize"): operation(
+        "Start the authorization code + PKCE flow: the login form",
+        description=(
+            "Shows an HTML form with inputs `username`, `password` and, for accounts with 2FA, "
+            "`otp`; other inputs are hidden fields. An invalid request to a known client is "
+            "redirected back to it with `error`."
+        ),
+        tags=OAUTH,
+        query=AUTHORIZE_QUERY,
+        responses={
+            200: _HTML_PAGE,
+            302: _REDIRECT,
+            400: Response({"type": "string"}, "The request cannot be redirected back.", HTML),
+        },
+    ),
+    ("POST", "/oauth/authorize"): operation(
+        "Submit the login form",
+        tags=OAUTH,
+        request={"type": "object", "additionalProperties": {"type": "string"}},
+        request_content_type=FORM,
+        responses={
+            302: _REDIRECT,
+            303: _REDIRECT,
+            400: Response({"type": "string"}, "The form is stale or was changed.", HTML),
+            401: Response({"type": "string"}, "Wrong credentials: the form again.", HTML),
+        },
+    ),
+    ("POST", "/oauth/token"): operation(
+        "Token endpoint: authorization_code, refresh_token, client_credentials",
+        description=(
+            "Refresh tokens rotate on every use; reusing a spent one revokes the whole family. "
+            "`client_credentials` is for partners over mutual TLS; their token is bound to the "
+            "certificate (`cnf.x5t#S256`)."
+        ),
+        tags=OAUTH,
+        request=TOKEN_REQUEST,
+        request_content_type=FORM,
+        responses={200: TOKEN, 400: _OAUTH_400, 401: _OAUTH_401},
+    ),
+    ("POST", "/oauth/revoke"): operation(
+        "Revoke a token (RFC 7009)",
+        tags=OAUTH,
+        request={
+            "type": "object",
+            "required": ["token"],
+            "properties": {"token": STRING, "token_type_hint": STRING, "client_id": STRING},
+        },
+        request_content_type=FORM,
+        responses={200: None, 400: _OAUTH_400, 401: _OAUTH_401},
+    ),
+    ("GET", "/oauth/userinfo"): operation(
+        "OpenID Connect userinfo",
+        tags=OAUTH,
+        security=Permission.AUTHENTICATED,
+        responses={
+            200: {"type": "object", "required": ["sub"], "properties": {"sub": STRING}},
+            401: _OAUTH_401,
+            403: _OAUTH_401,
+        },
+    ),
+    ("GET", "/sim/v1/faults"): operation(
+        "Simulator: the injected fault", tags=SIM, responses={200: FAULTS}
+    ),
+    ("POST", "/sim/v1/faults"): operation(
+        "Simulator: inject a fault",
+        tags=SIM,
+        request={
+            "type": "object",
+            "properties": {
+                "mode": {
+                    "type": "string",
+                    "enum": ["ok", "error", "slow", "deny", "drop", "outage"],
+                },
+                "latency_ms": {"type": "integer", "minimum": 0},
+            },
+            "additionalProperties": False,
+        },
+        responses={200: FAULTS, 400: PROBLEM},
+    ),
+    ("GET", "/sim/v1/commands"): operation(
+        "Simulator: the commands it received",
+        tags=SIM,
+        responses={200: array_of(ANY_OBJECT)},
+    ),
+    ("POST", "/sim/v1/reset"): operation(
+        "Simulator: forget commands and faults", tags=SIM, responses={204: None}
+    ),
+    ("POST", "/sim/v1/devices"): operation(
+        "Simulator: add or replace a device",
+        tags=SIM,
+        request={
+            "type": "object",
+            "required": ["device_id"],
+            "properties": {
+                "device_id": STRING,
+                "kind": {"type": "string", "enum": ["door", "barrier"]},
+                "name": STRING,
+                "online": BOOLEAN,
+            },
+        },
+        responses={201: SIM_DEVICE, 400: PROBLEM},
+    ),
+    ("PATCH", "/sim/v1/devices/{device_id}"): operation(
+        "Simulator: change a device's state",
+        tags=SIM,
+        request={
+            "type": "object",
+            "properties": {"online": {"type": ["boolean", "null"]}, "state": NULLABLE_STRING},
+        },
+        responses={
+            200: SIM_DEVICE,
+            400: PROBLEM,
+            404: Response(SIM_ERROR, "No such device."),
+        },
+    ),
+}
