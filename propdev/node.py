@@ -23,7 +23,7 @@ from propdev.config import Settings
 from propdev.partners import PartnerGateway, build_gateway
 from propdev.partners.simulator import VendorSimulator, control_routes
 from propdev.pki import ensure_ca, ensure_server_cert, server_context
-from propdev.registry import Bus, InProcessBus
+from propdev.registry import Bus, Cluster, InProcessBus
 from propdev.security import OAuthServer, SigningKeys, TokenIssuer, TokenVerifier, oauth_routes
 from propdev.security.crypto import open_vault
 from propdev.security.personal import seal_clear_rows
@@ -59,6 +59,10 @@ class Node:
             idle_timeout=settings.actor_idle_timeout,
             ask_timeout=settings.ask_timeout,
         )
+        # With Redis, the node is one of a cluster (propdev.registry.cluster); else embedded.
+        self.cluster = Cluster(settings, self.system, self.db) if settings.redis_url else None
+        if self.cluster is not None:
+            self.bus = self.cluster.bus
         self.keys = SigningKeys.load_or_create(settings.pki_dir / "jwt")
         self.issuer = TokenIssuer(settings, self.keys)
         self.verifier = TokenVerifier(settings, self.keys)
@@ -78,23 +82,31 @@ class Node:
         gateway = build_gateway(self.settings, self.simulator)
         self.gateways[gateway.partner_id] = gateway
         deps = DeviceDeps(
-            db=self.db, directory=self.directory, gateways=self.gateways, bus=self.bus
+            db=self.db, directory=self.directory, gateways=self.gateways, bus=self.bus,
+            guard=self.cluster.guard if self.cluster is not None else None,
         )
         self.system.register_kind("device", lambda address: DeviceActor(deps))
         self.system.register_kind("session", lambda address: SessionActor())
         self.bus.subscribe("user:", self._to_session)
         await self.system.start()
+        if self.cluster is not None:
+            self.cluster.protect(self.verifier)
+            await self.cluster.start()
         self.started = True
         log.info("node_started", public_url=self.settings.public_url)
 
     async def stop(self) -> None:
         self.started = False
+        if self.cluster is not None:
+            await self.cluster.drain()  # hand shards off before the actors stop
         await self.system.stop()
         for gateway in self.gateways.values():
             await gateway.close()
         if self.simulator is not None:
             await self.simulator.close()
         await self.bus.close()
+        if self.cluster is not None:
+            await self.cluster.close()
         await self.db.close()
 
     async def _to_session(self, channel: str, message: dict[str, Any]) -> None:
@@ -105,6 +117,8 @@ class Node:
     async def open(self, message: OpenAccessPoint) -> OpenOutcome:
         """Ask the door's device actor to open; a slow actor is a 504, not a hang."""
         timeout = self.settings.partner_timeout + ASK_MARGIN
+        if self.cluster is not None:
+            return await self.cluster.open(message, timeout)
         try:
             outcome = await self.system.ask(
                 f"device:{message.access_point_id}", message, timeout=timeout
@@ -140,6 +154,7 @@ class Node:
             "bus": await self.bus.ping(),
             "registry": self.started,
             "actors": self.started and not self.system.failed,
+            **(await self.cluster.readiness() if self.cluster is not None else {}),
         }
 
 

@@ -29,7 +29,7 @@ from propdev.storage.audit import AuditRecord
 
 if TYPE_CHECKING:
     from propdev.partners import PartnerGateway
-    from propdev.registry import Bus
+    from propdev.registry import Bus, ShardGuard
     from propdev.storage import Database
     from propdev.storage.directory import AccessPoint, Directory
 
@@ -63,6 +63,7 @@ class DeviceDeps:
     directory: Directory
     gateways: dict[str, PartnerGateway]
     bus: Bus
+    guard: ShardGuard | None = None  # in a cluster: may this node act for the device?
     commands: commands.Commands = field(init=False)
 
     def __post_init__(self) -> None:
@@ -153,6 +154,8 @@ class DeviceActor(Actor):
                     502, "partner-unavailable", "Partner unavailable", "No adapter for partner."
                 ),
             )
+        if self.deps.guard is not None:
+            self.deps.guard.precheck(self.access_point_id)  # NotOwnerError: the asker forwards
         try:
             result = await gateway.open(
                 ap.device_id, request_id=msg.command_id, traceparent=msg.traceparent
@@ -246,6 +249,8 @@ class DeviceActor(Actor):
         event_type = "access.granted" if granted else "access.denied"
         db = self.deps.db
         async with db.transaction() as conn:
+            if self.deps.guard is not None:
+                await self.deps.guard.check(conn, self.access_point_id)  # fencing
             await commands.put_command(
                 conn,
                 command_id=msg.command_id,

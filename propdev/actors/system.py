@@ -368,6 +368,28 @@ class ActorSystem:
             raise ActorError(f"actor {key} has no supervisor")
         await parent.restart_child(key)
 
+    async def passivate_matching(
+        self, predicate: Callable[[Address], bool], *, within: float = 5.0
+    ) -> int:
+        """Passivate every activated actor whose address matches, each as soon as it is idle
+        (a shard hand-off: their state is saved); give up on the busy ones after ``within``."""
+        deadline = self.clock() + within
+        pending = [c for c in self._cells.values() if predicate(c.address)]
+        passivated = 0
+        while pending:
+            results = await asyncio.gather(*(self._passivate(c, math.inf) for c in pending))
+            passivated += sum(results)
+            pending = [
+                c for c, ok in zip(pending, results, strict=True)
+                if not ok and self._cells.get(c.address.key) is c
+            ]
+            if not pending or self.clock() >= deadline:
+                break
+            await asyncio.sleep(0.02)
+        if pending:
+            log.warning("actors_not_passivated", node=self.node_id, count=len(pending))
+        return passivated
+
     async def passivate_idle(self) -> int:
         """Run one passivation sweep now; return how many actors were passivated."""
         # One loop iteration lets actors that have just emptied their mailbox go idle.

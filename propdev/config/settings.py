@@ -58,6 +58,15 @@ def _url(name: str, schemes: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
+def _name(name: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if not (0 < len(raw) <= 64 and all(ch.isalnum() or ch in "-_." for ch in raw)):
+            raise SettingsError(f"{name}={raw!r}: 1 to 64 letters, digits, '-', '_' or '.'")
+        return raw
+
+    return parse
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a node needs to know about its environment."""
@@ -69,6 +78,7 @@ class Settings:
     node_id: str = ""
     database_url: str = ""
     redis_url: str | None = None
+    redis_prefix: str = "propdev"  # cluster name: the Redis keys of one cluster
     partner_url: str | None = None
     callback_url: str = ""
     access_token_ttl: int = 300
@@ -141,6 +151,7 @@ class Settings:
                 _url("PROPDEV_DATABASE_URL", ("sqlite", "postgresql", "postgres")),
             ),
             "PROPDEV_REDIS_URL": ("redis_url", _url("PROPDEV_REDIS_URL", ("redis", "rediss"))),
+            "PROPDEV_REDIS_PREFIX": ("redis_prefix", _name("PROPDEV_REDIS_PREFIX")),
             "PROPDEV_PARTNER_URL": ("partner_url", _url("PROPDEV_PARTNER_URL", ("https",))),
             "PROPDEV_CALLBACK_URL": ("callback_url", _url("PROPDEV_CALLBACK_URL", ("https",))),
             "PROPDEV_ACCESS_TOKEN_TTL": (

@@ -1,10 +1,61 @@
 """Which node owns which actor, cluster membership, and the bus between them.
 
-The embedded default is one node that owns everything, with an in-process bus.
+The embedded default is one node that owns everything, with an in-process bus
+(``InProcessBus``, ``InProcessMembership``, ``InProcessPlacement``). With Redis, a ``Cluster``
+links nodes: ``RedisBus``, ``RedisMembership``, ``RedisPlacement`` (leases in Redis, fencing
+epochs in the store) and each node's ``Inbox`` for messages between nodes.
 """
 
 from __future__ import annotations
 
 from propdev.registry.bus import Bus, Handler, InProcessBus
+from propdev.registry.cluster import Cluster, ClusterUnavailableError, ShardGuard
+from propdev.registry.errors import (
+    BusUnavailableError,
+    FencedError,
+    NotOwnerError,
+    RegistryError,
+    RemoteAskTimeout,
+    RemoteError,
+    WireError,
+)
+from propdev.registry.fence import Fence
+from propdev.registry.membership import InProcessMembership, Membership, RedisMembership
+from propdev.registry.placement import (
+    SHARDS,
+    InProcessPlacement,
+    Placement,
+    RedisPlacement,
+    preferred_owner,
+    shard_of,
+)
+from propdev.registry.redis_bus import RedisBus
+from propdev.registry.revocations import Revocations
 
-__all__ = ("Bus", "Handler", "InProcessBus")
+__all__ = (
+    "SHARDS",
+    "Bus",
+    "BusUnavailableError",
+    "Cluster",
+    "ClusterUnavailableError",
+    "Fence",
+    "FencedError",
+    "Handler",
+    "InProcessBus",
+    "InProcessMembership",
+    "InProcessPlacement",
+    "Membership",
+    "NotOwnerError",
+    "Placement",
+    "RedisBus",
+    "RedisMembership",
+    "RedisPlacement",
+    "RegistryError",
+    "RemoteAskTimeout",
+    "RemoteError",
+    "Revocations",
+    "ShardGuard",
+    "WireError",
+    "preferred_owner",
+    "shard_of",
+)

@@ -167,18 +167,29 @@ class TokenVerifier:
         self._cache_size = cache_size
         self._refresh_interval = key_refresh_interval
         self._last_refresh = float("-inf")
+        # Cluster hooks (propdev.registry.Revocations): a revoked token is refused; while the
+        # node may have missed revocations, cached verifications are not trusted.
+        self.revoked: Callable[[Claims], bool] | None = None
+        self.cache_trusted: Callable[[], bool] | None = None
 
     def verify(self, token: str) -> Claims:
         """Return the claims of a valid access token; raise ``InvalidTokenError`` otherwise."""
         now = self._clock()
         cached = self._cache.get(token)
+        if cached is not None and self.cache_trusted is not None and not self.cache_trusted():
+            del self._cache[token]
+            cached = None
         if cached is not None:
             if now <= cached.exp + self.leeway:
+                if self.revoked is not None and self.revoked(cached):
+                    raise InvalidTokenError("token revoked")
                 self._cache.move_to_end(token)
                 return cached
             del self._cache[token]
             raise InvalidTokenError("token expired")
         claims = self._verify(token, now)
+        if self.revoked is not None and self.revoked(claims):
+            raise InvalidTokenError("token revoked")
         self._cache[token] = claims
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

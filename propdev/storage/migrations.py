@@ -118,6 +118,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX users_phone_index ON users (phone_index)",
         ],
     ),
+    (
+        7,
+        "cluster: fencing epoch per shard, advanced by each node that acquires the shard",
+        [
+            """CREATE TABLE shard_fence (
+                shard INTEGER PRIMARY KEY, epoch BIGINT NOT NULL, owner TEXT NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL)""",
+        ],
+    ),
 ]
 
 CURRENT_VERSION = max(v for v, _, _ in MIGRATIONS)

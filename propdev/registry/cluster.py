@@ -1,0 +1,279 @@
+"""Cluster: what a node needs to be one of several linked by Redis.
+
+The ``Node`` holds a ``Cluster`` when ``PROPDEV_REDIS_URL`` is set (and none otherwise: the
+embedded default keeps its in-process bus and its direct asks). The cluster owns the Redis
+client, the ``RedisBus``, ``RedisMembership``, ``RedisPlacement`` (leases + store epochs),
+the node's ``Inbox`` and the ``Revocations``; ``ask`` routes a message for a device to the
+shard's owner: a local ask here, a remote ask over the owner's inbox otherwise, re-resolved
+while the shard moves (a request that arrived at the wrong node is forwarded, never refused).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from propdev.actors import ActorStoppedError, Address, AskTimeout
+from propdev.actors.device import problem
+from propdev.actors.messages import OpenAccessPoint, OpenOutcome
+from propdev.registry.errors import (
+    BusUnavailableError,
+    NotOwnerError,
+    RegistryError,
+    RemoteAskTimeout,
+)
+from propdev.registry.fence import Fence
+from propdev.registry.inbox import Inbox
+from propdev.registry.membership import RedisMembership
+from propdev.registry.pipeline import Pipeliner
+from propdev.registry.placement import RedisPlacement, shard_of
+from propdev.registry.redis_bus import RedisBus
+from propdev.registry.revocations import Revocations
+from propdev.registry.wire import MOVED
+
+if TYPE_CHECKING:
+    from propdev.actors import ActorSystem
+    from propdev.config import Settings
+    from propdev.security import TokenVerifier
+    from propdev.storage import Database
+
+log = structlog.get_logger()
+
+PLACED_KINDS = frozenset({"device"})
+"""Kinds whose actors live on their shard's owner; the others (sessions, bound to the
+node's own sockets) are local to each node."""
+MOVE_WAIT = 0.25
+HAND_OFF_WITHIN = 5.0
+
+
+class ClusterUnavailableError(RegistryError, ConnectionError):
+    """Raised when this node cannot reach the registry, or a shard has no owner in time."""
+
+
+class ShardGuard:
+    """What a device actor checks: before acting (the lease, in memory) and in its commit
+    transaction (the store's epoch, share-locked)."""
+
+    def __init__(self, placement: RedisPlacement, fence: Fence) -> None:
+        self._placement = placement
+        self._fence = fence
+
+    def precheck(self, access_point_id: str) -> None:
+        self._placement.epoch(shard_of(access_point_id, self._placement.shards))
+
+    async def check(self, conn: AsyncConnection, access_point_id: str) -> None:
+        shard = shard_of(access_point_id, self._placement.shards)
+        await self._fence.check(conn, shard, self._placement.epoch(shard))
+
+
+class Cluster:
+    def __init__(self, settings: Settings, system: ActorSystem, db: Database) -> None:
+        assert settings.redis_url is not None
+        self.node_id = settings.node_id
+        self.system = system
+        self.redis = Redis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=1.0,
+            socket_timeout=3.0,
+            max_connections=64,
+        )
+        namespace = "{" + settings.redis_prefix + "}"  # one hash slot: scripts work on Cluster
+        self.pipeliner = Pipeliner(self.redis)
+        self.bus = RedisBus(self.redis, self.pipeliner, namespace=namespace, node_id=self.node_id)
+        self.membership = RedisMembership(
+            self.redis,
+            namespace=namespace,
+            node_id=self.node_id,
+            info={"url": f"https://{settings.host}:{settings.port}"},
+        )
+        self.fence = Fence(db)
+        self.placement = RedisPlacement(
+            self.redis,
+            self.membership,
+            self.fence,
+            namespace=namespace,
+            node_id=self.node_id,
+            release=self._release_shard,
+        )
+        self.inbox = Inbox(
+            self.redis,
+            self.pipeliner,
+            namespace=namespace,
+            node_id=self.node_id,
+            serve=self._serve,
+        )
+        self.guard = ShardGuard(self.placement, self.fence)
+        self.revocations = Revocations(self.bus, deaf_for=self.bus.deaf_for)
+        self.draining = False
+        self.stats = {"local": 0, "forwarded": 0, "served": 0, "moved": 0, "fenced": 0}
+
+    # -- life -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Join: bus, membership, inbox; then take the shards this node should hold."""
+        self.pipeliner.start()
+        self.bus.start()
+        await self.membership.start()
+        await self.inbox.start()
+        await self.placement.start()
+        log.info(
+            "cluster_joined",
+            node=self.node_id,
+            members=list(self.membership.members()),
+            shards=self.placement.held(),
+        )
+
+    async def drain(self) -> None:
+        """Hand every shard off (its actors passivated first), then leave the membership."""
+        self.draining = True
+        await self.placement.stop()
+        await self.membership.stop()
+        await self.inbox.stop_accepting()
+        log.info("cluster_drained", node=self.node_id)
+
+    async def close(self) -> None:
+        await self.inbox.close()
+        await self.bus.close()
+        await self.pipeliner.close()
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()
+
+    # -- routing --------------------------------------------------------------------------
+
+    async def ask(self, target: str, message: object, timeout: float) -> object:  # noqa: ASYNC109 - the deadline of the whole routed ask
+        """Ask the actor at ``target`` wherever its shard is held."""
+        address = Address.of(target)
+        if address.kind not in PLACED_KINDS:
+            return await self.system.ask(target, message, timeout=timeout)
+        shard = shard_of(address.id, self.placement.shards)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise ClusterUnavailableError(f"shard {shard} has no reachable owner")
+            if self.placement.holds(shard):
+                try:
+                    self.stats["local"] += 1
+                    return await self.system.ask(target, message, timeout=left)
+                except NotOwnerError:
+                    self.stats["fenced"] += 1
+                    log.warning("ask_fenced", target=target, shard=shard)
+            elif not self.membership.healthy:
+                raise ClusterUnavailableError("this node cannot reach the registry")
+            else:
+                owner = self.placement.owner_of(shard)
+                if owner is not None and owner in self.membership.members():
+                    reply = await self.inbox.ask(owner, target, message, left)
+                    if reply is not MOVED:
+                        self.stats["forwarded"] += 1
+                        return reply
+                    self.stats["moved"] += 1
+            await self.placement.changed(min(MOVE_WAIT, max(left, 0.0)))
+
+    async def open(self, message: OpenAccessPoint, timeout: float) -> OpenOutcome:  # noqa: ASYNC109 - the open's whole deadline
+        """Route an open to the door's owner; failures of the cluster become 503/504."""
+        try:
+            outcome = await self.ask(f"device:{message.access_point_id}", message, timeout)
+        except (AskTimeout, RemoteAskTimeout):
+            return OpenOutcome(
+                504, problem(504, "partner-timeout", "Timeout", "The device did not answer.")
+            )
+        except (ClusterUnavailableError, BusUnavailableError, ActorStoppedError) as exc:
+            log.warning("open_unroutable", access_point_id=message.access_point_id, error=str(exc))
+            return OpenOutcome(
+                503,
+                problem(
+                    503,
+                    "cluster-unavailable",
+                    "Service unavailable",
+                    "The door's node cannot be reached right now; retry shortly.",
+                ),
+                retry_after=1.0,
+            )
+        if not isinstance(outcome, OpenOutcome):
+            raise RegistryError(f"unexpected reply to an open: {outcome!r}")
+        return outcome
+
+    def protect(self, verifier: TokenVerifier) -> None:
+        """Make the token verifier honour revocations heard on the bus (see ``Revocations``)."""
+        revocations = self.revocations
+        verifier.revoked = lambda claims: (
+            revocations.is_revoked("token", claims.jti)
+            or revocations.is_revoked("subject", claims.sub)
+        )
+        verifier.cache_trusted = revocations.trusted
+
+    async def _serve(self, target: str, message: object, left: float) -> object:
+        """An ask from another node: handled if this node holds the shard, else ``MOVED``."""
+        address = Address.of(target)
+        if address.kind not in PLACED_KINDS:
+            return MOVED
+        if not self.placement.holds(shard_of(address.id, self.placement.shards)):
+            return MOVED
+        self.stats["served"] += 1
+        try:
+            return await self.system.ask(target, message, timeout=left)
+        except NotOwnerError:
+            self.stats["fenced"] += 1
+            return MOVED
+
+    async def _release_shard(self, shard: int) -> None:
+        """Passivate this node's actors of ``shard`` (their state is saved in ``on_stop``)."""
+
+        def in_shard(address: Address) -> bool:
+            return (
+                address.kind in PLACED_KINDS
+                and shard_of(address.id, self.placement.shards) == shard
+            )
+
+        with contextlib.suppress(ActorStoppedError):
+            await self.system.passivate_matching(in_shard, within=HAND_OFF_WITHIN)
+
+    # -- operations -----------------------------------------------------------------------
+
+    async def readiness(self) -> dict[str, bool]:
+        return {
+            "bus": await self.bus.ping(),
+            "membership": self.membership.healthy,
+            "registry": self.placement.ready and not self.draining,
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        placement = self.placement.snapshot()
+        owners: dict[str, str | None] = placement["owners"]
+        members = self.membership.members()
+        return {
+            "self": self.node_id,
+            "shards": placement["shards"],
+            "nodes": [
+                {
+                    "id": member,
+                    "self": member == self.node_id,
+                    **self.membership.info(member),
+                    "shards": sorted(int(s) for s, o in owners.items() if o == member),
+                }
+                for member in members
+            ],
+            "owners": owners,
+            "unowned": sorted(int(s) for s, o in owners.items() if o is None),
+            "held": placement["held"],
+            "epochs": placement["epochs"],
+            "acquisitions": placement["acquisitions"],
+            "losses": placement["losses"],
+            "stats": dict(self.stats),
+            "bus": {
+                "connected": self.bus.connected,
+                "published": self.bus.published,
+                "received": self.bus.received,
+                "deaf_for": round(self.bus.deaf_for(), 3),
+                "dropped": self.pipeliner.dropped,
+            },
+            "at": time.time(),
+        }

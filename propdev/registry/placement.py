@@ -1,0 +1,348 @@
+"""Placement: device id -> shard (stable hash) -> the one live node that holds its lease.
+
+A fixed number of shards; each live node prefers the shards whose rendezvous hash it wins
+among the live members, so a join or leave moves only about 1/N of them. A shard is held
+under a lease in Redis (renewed every tick, in Redis's clock) and, for acting, under an epoch
+in the store (see ``fence``). This node considers a lease valid only until its own monotonic
+deadline (the lease minus a margin, from before the renewal was sent): a node paused past
+its lease finds its leases expired when it wakes, before it can ask Redis anything.
+
+Hand-off when membership changes: the old owner stops taking messages for the shard
+(``holds`` is False), passivates the shard's actors (their state is saved), releases the
+lease; the new owner acquires it at its next tick and activates actors on demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+from propdev.registry.errors import NotOwnerError
+from propdev.registry.fence import Fence
+from propdev.registry.membership import Membership
+from propdev.storage import StoreUnavailableError
+
+log = structlog.get_logger()
+
+SHARDS = 64
+LEASE = 3.0
+TICK = 1.0
+MARGIN = 0.5
+
+Release = Callable[[int], Awaitable[None]]
+
+# KEYS: shard keys; ARGV: node id, lease in ms. Per key: 2 taken now, 1 renewed, 0 someone
+# else's.
+_ACQUIRE = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local cur = redis.call('GET', key)
+  if not cur then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+    out[i] = 2
+  elseif cur == ARGV[1] then
+    redis.call('PEXPIRE', key, ARGV[2])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def _h(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def shard_of(key: str, shards: int = SHARDS) -> int:
+    """The shard of an actor id: a stable hash (the same in every process, unlike ``hash``)."""
+    return _h(key) % shards
+
+
+def preferred_owner(shard: int, members: tuple[str, ...]) -> str | None:
+    """The member that wins the shard's rendezvous hash (None without members)."""
+    if not members:
+        return None
+    return max(members, key=lambda m: _h(f"{shard}/{m}"))
+
+
+@dataclass(slots=True)
+class Lease:
+    epoch: int
+    valid_until: float  # this node's monotonic clock
+
+
+class Placement(Protocol):
+    shards: int
+
+    def holds(self, shard: int) -> bool:
+        """True while this node may act for the shard (lease valid and not handing off)."""
+        ...
+
+    def epoch(self, shard: int) -> int:
+        """The epoch under which this node holds the shard; ``NotOwnerError`` if it does not."""
+        ...
+
+    def owner_of(self, shard: int) -> str | None:
+        """The node holding the shard as last seen (None while it moves)."""
+        ...
+
+    @property
+    def ready(self) -> bool:
+        """True once this node holds at least one shard and can reach the registry."""
+        ...
+
+    async def changed(self, timeout: float) -> None:  # noqa: ASYNC109 - a bounded wait for the next change
+        """Wait (at most ``timeout``) until the owners were read again."""
+        ...
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None:
+        """Hand every shard off (release) and stop renewing."""
+        ...
+
+
+class InProcessPlacement:
+    """The embedded default: this node holds every shard, forever."""
+
+    def __init__(self, node_id: str, shards: int = SHARDS) -> None:
+        self.node_id = node_id
+        self.shards = shards
+
+    def holds(self, shard: int) -> bool:
+        return True
+
+    def epoch(self, shard: int) -> int:
+        return 0
+
+    def owner_of(self, shard: int) -> str | None:
+        return self.node_id
+
+    @property
+    def ready(self) -> bool:
+        return True
+
+    async def changed(self, timeout: float) -> None:  # noqa: ASYNC109
+        await asyncio.sleep(timeout)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"shards": self.shards, "owners": {str(s): self.node_id for s in range(self.shards)}}
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+
+class RedisPlacement:
+    """Leases in Redis, epochs in the store, rebalanced on every tick and membership change."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        membership: Membership,
+        fence: Fence,
+        *,
+        namespace: str,
+        node_id: str,
+        shards: int = SHARDS,
+        lease: float = LEASE,
+        tick: float = TICK,
+        release: Release | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self.shards = shards
+        self._redis = redis
+        self._membership = membership
+        self._fence = fence
+        self._keys = [f"{namespace}:shard:{s}" for s in range(shards)]
+        self._lease = lease
+        self._lease_ms = int(lease * 1000)
+        self._tick = tick
+        self._release_hook = release
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._release = redis.register_script(_RELEASE)
+        self._held: dict[int, Lease] = {}
+        self._draining: set[int] = set()
+        self._owners: dict[int, str] = {}
+        self._reachable = False
+        self._changed = asyncio.Event()
+        self._nudge = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.acquisitions = 0
+        self.losses = 0
+        membership.on_change(lambda _members: self._nudge.set())
+
+    # -- queries --------------------------------------------------------------------------
+
+    def holds(self, shard: int) -> bool:
+        lease = self._held.get(shard)
+        return (
+            lease is not None
+            and shard not in self._draining
+            and time.monotonic() < lease.valid_until
+        )
+
+    def epoch(self, shard: int) -> int:
+        lease = self._held.get(shard)
+        if lease is None or shard in self._draining or time.monotonic() >= lease.valid_until:
+            raise NotOwnerError(f"{self.node_id} does not hold shard {shard}")
+        return lease.epoch
+
+    def owner_of(self, shard: int) -> str | None:
+        if self.holds(shard):
+            return self.node_id
+        owner = self._owners.get(shard)
+        return None if owner == self.node_id else owner
+
+    def held(self) -> list[int]:
+        return sorted(s for s in self._held if self.holds(s))
+
+    @property
+    def ready(self) -> bool:
+        return self._reachable and any(self.holds(s) for s in self._held)
+
+    async def changed(self, timeout: float) -> None:  # noqa: ASYNC109
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._changed.wait()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "shards": self.shards,
+            "held": self.held(),
+            "epochs": {str(s): lease.epoch for s, lease in sorted(self._held.items())},
+            "owners": {str(s): self._owners.get(s) for s in range(self.shards)},
+            "acquisitions": self.acquisitions,
+            "losses": self.losses,
+        }
+
+    # -- life -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.rebalance()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="placement")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for shard in list(self._held):
+            await self._hand_off(shard)
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._tick):
+                    await self._nudge.wait()
+            self._nudge.clear()
+            try:
+                await self.rebalance()
+            except Exception:
+                log.exception("placement_tick_failed")
+
+    # -- the tick -------------------------------------------------------------------------
+
+    async def rebalance(self) -> None:
+        """Renew held leases, hand off what another member should hold, take what is ours."""
+        members = self._membership.members()
+        healthy = self._membership.healthy and self.node_id in members
+        desired = (
+            {s for s in range(self.shards) if preferred_owner(s, members) == self.node_id}
+            if healthy and not self._stopping
+            else set()
+        )
+        for shard in [s for s in self._held if s not in desired and s not in self._draining]:
+            if healthy:
+                await self._hand_off(shard)
+        wanted = sorted((set(self._held) | desired) - self._draining)
+        started = time.monotonic()
+        try:
+            codes = (
+                await self._acquire(
+                    keys=[self._keys[s] for s in wanted], args=[self.node_id, self._lease_ms]
+                )
+                if wanted
+                else []
+            )
+            owners_raw = await self._redis.mget(self._keys)
+        except (redis_errors.RedisError, OSError) as exc:
+            if self._reachable:
+                log.warning("placement_unreachable", error=str(exc))
+            self._reachable = False
+            self._signal()
+            return
+        self._reachable = True
+        valid_until = started + self._lease - MARGIN
+        fresh: list[int] = []
+        for shard, code in zip(wanted, codes, strict=True):
+            if code and shard in self._held:
+                self._held[shard].valid_until = valid_until
+            elif code:
+                fresh.append(shard)
+            elif shard in self._held:
+                await self._lost(shard)
+        if fresh:
+            try:
+                epochs = await self._fence.advance(fresh, self.node_id)
+            except StoreUnavailableError as exc:
+                log.warning("placement_fence_unavailable", shards=fresh, error=str(exc))
+            else:
+                for shard, epoch in epochs.items():
+                    self._held[shard] = Lease(epoch, valid_until)
+                self.acquisitions += len(epochs)
+                log.info("shards_acquired", shards=sorted(epochs), epochs=epochs)
+        self._owners = {
+            s: (o.decode() if isinstance(o, bytes) else str(o))
+            for s, o in enumerate(owners_raw)
+            if o is not None
+        }
+        self._signal()
+
+    def _signal(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _lost(self, shard: int) -> None:
+        """Someone else holds the shard now: stop acting for it at once."""
+        self._held.pop(shard, None)
+        self.losses += 1
+        log.warning("shard_lost", shard=shard)
+        if self._release_hook is not None:
+            await self._release_hook(shard)
+
+    async def _hand_off(self, shard: int) -> None:
+        self._draining.add(shard)
+        try:
+            if self._release_hook is not None:
+                await self._release_hook(shard)
+            with contextlib.suppress(redis_errors.RedisError, OSError):
+                await self._release(keys=[self._keys[shard]], args=[self.node_id])
+        finally:
+            self._held.pop(shard, None)
+            self._draining.discard(shard)
+            self._owners.pop(shard, None)
+        log.info("shard_handed_off", shard=shard)

@@ -1,0 +1,72 @@
+"""Revocations heard on the bus: tokens, subjects, certificates; every node within a second.
+
+``revoke(kind, ident, until)`` records the revocation here and publishes it on the
+``revoked:`` channel; every node records what it hears until ``until`` (a token's expiry, say).
+A node that has not heard the bus for ``deaf_bound`` seconds may have missed one, so it stops
+trusting what it cached (``trusted()`` is False): the token verifier then checks every
+token again instead of answering from its cache.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from propdev.registry.bus import Bus
+
+CHANNEL = "revoked:"
+DEAF_BOUND = 3.0
+
+
+class Revocations:
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        deaf_for: Callable[[], float] = lambda: 0.0,
+        deaf_bound: float = DEAF_BOUND,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._bus = bus
+        self._deaf_for = deaf_for
+        self._deaf_bound = deaf_bound
+        self._clock = clock
+        self._revoked: dict[tuple[str, str], float] = {}
+        self._listeners: list[Callable[[str, str], None]] = []
+        bus.subscribe(CHANNEL, self._heard)
+
+    async def revoke(self, kind: str, ident: str, until: float) -> None:
+        """Revoke ``ident`` of ``kind`` (``token`` by jti, ``subject``, ``certificate``...)."""
+        self._record(kind, ident, until)
+        await self._bus.publish(CHANNEL + kind, {"kind": kind, "id": ident, "until": until})
+
+    def is_revoked(self, kind: str, ident: str) -> bool:
+        until = self._revoked.get((kind, ident))
+        if until is None:
+            return False
+        if until < self._clock():
+            del self._revoked[(kind, ident)]
+            return False
+        return True
+
+    def trusted(self) -> bool:
+        """False once this node may have missed revocations (it cannot hear the bus)."""
+        return self._deaf_for() <= self._deaf_bound
+
+    def on_revoked(self, listener: Callable[[str, str], None]) -> None:
+        self._listeners.append(listener)
+
+    def __len__(self) -> int:
+        return len(self._revoked)
+
+    def _record(self, kind: str, ident: str, until: float) -> None:
+        self._revoked[(kind, ident)] = max(until, self._revoked.get((kind, ident), 0.0))
+        for listener in self._listeners:
+            listener(kind, ident)
+
+    async def _heard(self, channel: str, message: dict[str, Any]) -> None:
+        kind, ident, until = message.get("kind"), message.get("id"), message.get("until")
+        if isinstance(kind, str) and isinstance(ident, str) and isinstance(until, int | float):
+            if (kind, ident) not in self._revoked or self._revoked[(kind, ident)] < until:
+                self._record(kind, ident, float(until))

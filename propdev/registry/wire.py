@@ -1,0 +1,101 @@
+"""msgpack on the wire: the messages one node sends another, and their replies.
+
+Only the message types that cross nodes are known here; anything else is a ``WireError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from propdev.actors.messages import DeviceSnapshot, OpenAccessPoint, OpenOutcome
+from propdev.registry.errors import RemoteError, WireError
+
+
+class Moved:
+    """The reply of a node that does not hold the target's shard: ask the owner again."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Moved()"
+
+
+MOVED = Moved()
+
+
+def pack(value: Any) -> bytes:
+    try:
+        return bytes(msgpack.packb(value, use_bin_type=True))
+    except (TypeError, ValueError) as exc:
+        raise WireError(f"cannot encode {type(value).__name__}: {exc}") from exc
+
+
+def unpack(data: bytes) -> Any:
+    try:
+        return msgpack.unpackb(data, raw=False)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise WireError(f"cannot decode a message: {exc}") from exc
+
+
+def encode_message(message: object) -> dict[str, Any]:
+    if isinstance(message, OpenAccessPoint):
+        return {
+            "t": "open",
+            "ap": message.access_point_id,
+            "u": message.user_id,
+            "n": message.username,
+            "c": message.command_id,
+            "k": message.idempotency_key,
+            "tp": message.traceparent,
+        }
+    if isinstance(message, DeviceSnapshot):
+        return {"t": "snapshot"}
+    raise WireError(f"{type(message).__name__} does not cross nodes")
+
+
+def decode_message(data: dict[str, Any]) -> object:
+    kind = data.get("t")
+    if kind == "open":
+        return OpenAccessPoint(
+            access_point_id=data["ap"],
+            user_id=data["u"],
+            username=data["n"],
+            command_id=data["c"],
+            idempotency_key=data["k"],
+            traceparent=data["tp"],
+        )
+    if kind == "snapshot":
+        return DeviceSnapshot()
+    raise WireError(f"unknown message type {kind!r}")
+
+
+def encode_reply(value: object) -> dict[str, Any]:
+    if isinstance(value, OpenOutcome):
+        return {
+            "t": "outcome",
+            "s": value.status,
+            "b": value.body,
+            "r": value.replayed,
+            "ra": value.retry_after,
+        }
+    if isinstance(value, Moved):
+        return {"t": "moved"}
+    if isinstance(value, BaseException):
+        return {"t": "error", "e": type(value).__name__, "d": str(value)}
+    return {"t": "value", "v": value}
+
+
+def decode_reply(data: dict[str, Any]) -> object:
+    """The reply's value; a remote failure is raised as ``RemoteError``."""
+    kind = data.get("t")
+    if kind == "outcome":
+        return OpenOutcome(data["s"], data["b"], replayed=data["r"], retry_after=data["ra"])
+    if kind == "moved":
+        return MOVED
+    if kind == "value":
+        return data["v"]
+    if kind == "error":
+        raise RemoteError(f"{data.get('e')}: {data.get('d')}")
+    raise WireError(f"unknown reply type {kind!r}")

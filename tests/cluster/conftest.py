@@ -1,0 +1,256 @@
+"""Three real nodes (``run.py serve`` processes) linked by the machine's Redis, on a fresh
+PostgreSQL database, with the vendor simulator as its own process so that "exactly one command"
+is observable at ``/sim/v1/commands``. Each test gets its own cluster name (Redis key prefix).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+
+from propdev.registry import shard_of
+from tests.conftest import free_port
+from tests.support.oauth_client import login
+from tests.support.postgres import fresh_database
+from tests.support.processes import Process, ca_file, cli_env, run_cli, running, trusting
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+NODES = 3
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def free_ports(n: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < n:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]], *, within: float, what: str, every: float = 0.1
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(every)
+    raise AssertionError(f"not within {within}s: {what} (last: {last!r})")
+
+
+@dataclass
+class Node:
+    name: str
+    port: int
+    env: dict[str, str]
+    process: Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Cluster:
+    data_dir: Path
+    logs: Path
+    prefix: str
+    redis_url: str
+    sim_url: str
+    database_url: str
+    creds: dict[str, Any]
+    http: aiohttp.ClientSession
+    redis: aioredis.Redis
+    nodes: list[Node]
+    stack: contextlib.AsyncExitStack
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def namespace(self) -> str:
+        return "{" + self.prefix + "}"
+
+    def resident(self, username: str) -> dict[str, Any]:
+        return dict(next(r for r in self.creds["residents"] if r["username"] == username))
+
+    async def token(self, username: str) -> str:
+        if username not in self.tokens:
+            user = self.resident(username)
+            tokens = await login(
+                self.http,
+                self.nodes[0].url,
+                client_id=self.creds["mobile_client_id"],
+                redirect_uri=self.creds["redirect_uri"],
+                username=username,
+                password=user["password"],
+            )
+            self.tokens[username] = str(tokens["access_token"])
+        return self.tokens[username]
+
+    async def start(self, node: Node, *, within: float = 30.0) -> None:
+        node.process = await self.stack.enter_async_context(
+            running(
+                node.name,
+                ["serve"],
+                node.env,
+                self.logs,
+                ready_url=f"{node.url}/healthz",
+                ca=ca_file(self.data_dir),
+                start_timeout=within,
+            )
+        )
+
+    async def members(self) -> list[str]:
+        raw = await self.redis.zrange(f"{self.namespace}:members", 0, -1)
+        return sorted(m.decode() for m in raw)
+
+    async def owners(self) -> dict[int, str | None]:
+        raw = await self.redis.mget([f"{self.namespace}:shard:{s}" for s in range(64)])
+        return {s: (o.decode() if o is not None else None) for s, o in enumerate(raw)}
+
+    async def owner_of(self, access_point_id: str) -> str | None:
+        return (await self.owners())[shard_of(access_point_id)]
+
+    async def settled(self, names: list[str], *, within: float = 20.0) -> dict[int, str | None]:
+        """Wait until exactly ``names`` are members, own every shard, and answer /readyz."""
+
+        async def check() -> dict[int, str | None] | None:
+            if await self.members() != sorted(names):
+                return None
+            owners = await self.owners()
+            if set(owners.values()) != set(names):
+                return None
+            for node in self.nodes:
+                if node.name in names:
+                    async with self.http.get(f"{node.url}/readyz") as resp:
+                        if resp.status != 200:
+                            return None
+            return owners
+
+        return dict(await eventually(check, within=within, what=f"cluster of {names} settled"))
+
+    def node(self, name: str) -> Node:
+        return next(n for n in self.nodes if n.name == name)
+
+    async def open(
+        self, node: Node, username: str, access_point_id: str, key: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        headers = bearer(await self.token(username))
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        async with self.http.post(
+            f"{node.url}/api/v1/access-points/{access_point_id}/open",
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=30),
+        ) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+    async def sim_commands(self) -> list[dict[str, Any]]:
+        async with self.http.get(f"{self.sim_url}/sim/v1/commands") as resp:
+            assert resp.status == 200
+            return list(await resp.json())
+
+    async def set_faults(self, mode: str, latency_ms: int = 0) -> None:
+        async with self.http.post(
+            f"{self.sim_url}/sim/v1/faults", json={"mode": mode, "latency_ms": latency_ms}
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+
+
+def node_env(
+    data_dir: Path, name: str, port: int, public_url: str, database_url: str, redis_url: str,
+    prefix: str, sim_url: str, **extra: str,
+) -> dict[str, str]:
+    return cli_env(
+        data_dir,
+        PROPDEV_NODE_ID=name,
+        PROPDEV_PORT=str(port),
+        PROPDEV_PUBLIC_URL=public_url,
+        PROPDEV_DATABASE_URL=database_url,
+        PROPDEV_REDIS_URL=redis_url,
+        PROPDEV_REDIS_PREFIX=prefix,
+        PROPDEV_PARTNER_URL=sim_url,
+        PROPDEV_CALLBACK_URL=public_url,
+        PROPDEV_RATE_LIMIT="0",
+        PROPDEV_PARTNER_TIMEOUT="2",
+        PROPDEV_LOG_LEVEL="info",
+        **extra,
+    )
+
+
+@contextlib.asynccontextmanager
+async def three_nodes(tmp_path: Path, redis_url: str = REDIS_URL) -> AsyncIterator[Cluster]:
+    data_dir = tmp_path / "data"
+    prefix = f"test-{uuid.uuid4().hex[:10]}"
+    with fresh_database() as database_url:
+        seeded = await run_cli(
+            ["seed-demo"], cli_env(data_dir, PROPDEV_DATABASE_URL=database_url)
+        )
+        assert seeded.returncode == 0, str(seeded)
+        creds = json.loads((data_dir / "demo-credentials.json").read_text())
+        sim_port, *ports = free_ports(NODES + 1)
+        sim_url = f"https://127.0.0.1:{sim_port}"
+        public_url = f"https://127.0.0.1:{ports[0]}"
+        nodes = [
+            Node(
+                f"n{i + 1}",
+                port,
+                node_env(data_dir, f"n{i + 1}", port, public_url, database_url, redis_url,
+                         prefix, sim_url),
+            )
+            for i, port in enumerate(ports)
+        ]
+        redis = aioredis.Redis.from_url(redis_url)
+        connector = aiohttp.TCPConnector(ssl=trusting(ca_file(data_dir)), force_close=True)
+        try:
+            async with (
+                contextlib.AsyncExitStack() as stack,
+                aiohttp.ClientSession(connector=connector) as http,
+            ):
+                await stack.enter_async_context(
+                    running(
+                        "partner-sim",
+                        ["partner-sim", "--port", str(sim_port)],
+                        cli_env(data_dir, PROPDEV_CALLBACK_URL=public_url),
+                        tmp_path / "logs",
+                        ready_url=f"{sim_url}/sim/v1/faults",
+                        ca=ca_file(data_dir),
+                    )
+                )
+                cluster = Cluster(
+                    data_dir, tmp_path / "logs", prefix, redis_url, sim_url, database_url,
+                    creds, http, redis, nodes, stack,
+                )
+                for node in nodes:
+                    await cluster.start(node)
+                await cluster.settled([n.name for n in nodes])
+                yield cluster
+        finally:
+            with contextlib.suppress(Exception):
+                keys = [k async for k in redis.scan_iter(match=f"{{{prefix}}}:*")]
+                if keys:
+                    await redis.delete(*keys)
+            await redis.aclose()
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    async with three_nodes(tmp_path) as running_cluster:
+        yield running_cluster
