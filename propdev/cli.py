@@ -31,6 +31,13 @@ def _parser() -> argparse.ArgumentParser:
     issue = pki.add_parser("issue-partner", help="issue a partner's client certificate")
     issue.add_argument("name")
     issue.add_argument("--allow-ip", action="append", default=[], metavar="CIDR")
+    revoke = pki.add_parser("revoke-partner", help="put a partner's certificate on the CRL")
+    revoke.add_argument("name")
+    keys = sub.add_parser("keys", help="data keys (envelope encryption)").add_subparsers(
+        dest="keys", required=True
+    )
+    keys.add_parser("rotate", help="add a data key and re-encrypt every sealed value with it")
+    keys.add_parser("status", help="how many sealed values each data key protects")
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(
         dest="audit", required=True
     )
@@ -58,6 +65,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         asyncio.run(_until_signal(serve_forever(settings, host=args.host, port=args.port)))
         return 0
+    if args.command == "pki" and args.pki == "revoke-partner":
+        from propdev.security.admin_cli import revoke_partner_command
+
+        return revoke_partner_command(settings, args.name)
+    if args.command == "keys":
+        from propdev.security.admin_cli import keys_command
+
+        return asyncio.run(keys_command(settings, args.keys))
     if args.command == "pki":
         return asyncio.run(_issue_partner(settings, args.name, args.allow_ip))
     if args.command == "audit":

@@ -23,6 +23,7 @@ from propdev.config import Settings
 from propdev.partners import PartnerGateway, build_gateway
 from propdev.partners.simulator import VendorSimulator, control_routes
 from propdev.pki import ensure_ca, ensure_server_cert, server_context
+from propdev.pki.reload import TLSReloader
 from propdev.registry import Bus, Cluster, InProcessBus
 from propdev.security import OAuthServer, SigningKeys, TokenIssuer, TokenVerifier, oauth_routes
 from propdev.security.crypto import open_vault
@@ -161,27 +162,33 @@ class Node:
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
     """Run one node over HTTPS until cancelled."""
     from propdev.http.app import make_app
+    from propdev.http.limits import server_limits
 
     ensure_ca(settings.pki_dir)
     server_cert = ensure_server_cert(settings.pki_dir, _hosts(settings))
     node = Node(settings)
     await node.start()
-    runner = web.AppRunner(make_app(node), access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(
-        runner,
-        settings.host,
-        settings.port,
-        ssl_context=server_context(settings.pki_dir, server_cert),
-        backlog=1024,
+    runner = web.AppRunner(
+        make_app(node),
+        access_log=None,
+        handle_signals=False,
+        **server_limits(header_timeout=settings.header_timeout),
     )
+    await runner.setup()
+    tls = TLSReloader(server_context(settings.pki_dir, server_cert), settings.pki_dir, server_cert)
+    tls.load_crl()  # partners' certificates are checked against the CA's CRL
+    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=tls.ctx, backlog=1024)
+    watcher = asyncio.create_task(tls.watch())
     try:
         await site.start()
+        tls.install_sighup()  # certificate and CRL rotation without downtime
         log.info("listening", url=f"https://{settings.host}:{settings.port}")
         if ready is not None:
             ready.set()
         await asyncio.Event().wait()
     finally:
+        tls.remove_sighup()
+        watcher.cancel()
         with contextlib.suppress(Exception):
             await runner.cleanup()
         await node.stop()

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from propdev.http import ws
 from propdev.http.keys import NODE, SETTINGS
-from propdev.http.limits import body_limit_middleware
+from propdev.http.limits import WS_CAPS, WebSocketCaps, body_limit_middleware
 from propdev.http.middlewares import (
     PRINCIPAL,
     Handler,
@@ -43,6 +43,7 @@ def make_app(node: Node) -> web.Application:
     )
     app[SETTINGS] = settings
     app[NODE] = node
+    app[WS_CAPS] = WebSocketCaps(settings.ws_per_user)
     app.add_routes(health.routes)
     app.add_routes(resident.routes)
     app.add_routes(ws.routes)

@@ -15,6 +15,7 @@ from aiohttp import WSMsgType, web
 
 from propdev.actors.messages import Attach, Detach
 from propdev.http.keys import NODE
+from propdev.http.limits import WS_CAPS
 from propdev.http.middlewares import principal
 from propdev.http.openapi import Param, doc
 from propdev.http.permissions import Permission, requires
@@ -86,10 +87,18 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(
         protocols=("bearer",), heartbeat=30.0, max_msg_size=MAX_MESSAGE, compress=False
     )
-    await ws.prepare(request)
-    session = f"session:{caller.sub}"
-    conn = Connection(ws, last_id=max(after, 0))
-    await node.system.ask(session, Attach(conn))
+    caps = request.app.get(WS_CAPS)
+    if caps is not None:
+        caps.acquire(caller.sub)  # 429 before the upgrade past the per-user cap
+    try:
+        await ws.prepare(request)
+        session = f"session:{caller.sub}"
+        conn = Connection(ws, last_id=max(after, 0))
+        await node.system.ask(session, Attach(conn))
+    except BaseException:
+        if caps is not None:
+            caps.release(caller.sub)
+        raise
     log.info("ws_connected", actor=session)
     try:
 
@@ -112,6 +121,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             elif msg.type == WSMsgType.ERROR:
                 break
     finally:
+        if caps is not None:
+            caps.release(caller.sub)
         node.system.tell(session, Detach(conn))
         log.info("ws_disconnected", actor=session)
     return ws

@@ -15,9 +15,11 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 from aiohttp import web
 from multidict import CIMultiDict, MultiMapping
 
@@ -33,6 +35,9 @@ from propdev.security.server import (
     OAuthResponse,
     OAuthServer,
 )
+from propdev.security.users import normalize_username
+
+log = structlog.get_logger()
 
 TICKET_FIELD = "form_ticket"
 _FORM_TYPE = "application/x-www-form-urlencoded"
@@ -118,11 +123,24 @@ class _Handlers:
         if isinstance(checked, web.Response):
             return checked
         username = str(form.get("username", ""))
+        wait = self._locked_for(username, request.remote)
+        if wait > 0:
+            log.warning("login_throttled", remote=request.remote)
+            response = self._show_form(
+                checked,
+                error="Too many failed attempts. Wait a few minutes and try again.",
+                username=username,
+                status=429,
+            )
+            response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+            return response
         try:
             login = await self.server.login(
                 username, str(form.get("password", "")), str(form.get("otp", ""))
             )
         except LoginFailedError:
+            self.server.ip_throttle.failed(request.remote or "", self.server.clock())
+            log.warning("login_failed", remote=request.remote)
             return self._show_form(
                 checked,
                 error="Wrong username, password or one-time code.",
@@ -130,6 +148,14 @@ class _Handlers:
                 status=401,
             )
         return _oauth_response(await self.server.authorize(params, login))
+
+    def _locked_for(self, username: str, remote: str | None) -> float:
+        """Seconds before this account or address may try to sign in again."""
+        now = self.server.clock()
+        return max(
+            self.server.throttle.retry_after(normalize_username(username), now),
+            self.server.ip_throttle.retry_after(remote or "", now),
+        )
 
     async def _check(self, params: dict[str, list[str]]) -> AuthorizationRequest | web.Response:
         """The validated request, or the response to send instead (error page or redirect)."""
@@ -170,6 +196,15 @@ class _Handlers:
                 status=400,
                 headers=_NO_STORE,
             )
+        remote = request.remote or ""
+        wait = self.server.ip_throttle.retry_after(remote, self.server.clock())
+        if wait > 0:
+            log.warning("token_throttled", remote=remote)
+            return web.json_response(
+                {"error": "slow_down", "error_description": "too many failed requests"},
+                status=429,
+                headers={"Retry-After": str(max(1, math.ceil(wait))), **_NO_STORE},
+            )
         form = _lists(await request.post())
         response = await call(
             form,
@@ -177,6 +212,12 @@ class _Handlers:
             client_cert_der=self.certificate(request),
             remote=request.remote,
         )
+        if response.status in (400, 401) and isinstance(response.body, dict):
+            error = response.body.get("error")
+            if error in ("invalid_grant", "invalid_client"):
+                # Guessing codes or refresh tokens, or client certificates that do not fit.
+                self.server.ip_throttle.failed(remote, self.server.clock())
+                log.warning("token_request_failed", error=error, remote=remote)
         return _oauth_response(response)
 
     async def userinfo(self, request: web.Request) -> web.Response:

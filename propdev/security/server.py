@@ -248,6 +248,8 @@ class OAuthServer:
         self.authlib = AuthlibServer(settings, self.store, issuer)
         self.verifier = TokenVerifier(settings, issuer.keys, clock=clock)
         self.throttle = throttle if throttle is not None else LoginThrottle()
+        # Failed logins and failed token requests per source address (brute force, stuffing).
+        self.ip_throttle = LoginThrottle(max_failures=settings.auth_failures_per_ip)
         secret = load_or_create_secret(settings.pki_dir / "jwt" / "form-secret")
         self.tickets = FormTickets(secret, clock=clock)
         self._base = settings.public_url

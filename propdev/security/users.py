@@ -167,14 +167,24 @@ class LoginThrottle:
     def locked(self, username: str, now: float) -> bool:
         with self._lock:
             recent = [t for t in self._failures.get(username, []) if now - t < self.window]
-            return len(recent) >= self.max_failures
+            return self.max_failures > 0 and len(recent) >= self.max_failures
 
     def failed(self, username: str, now: float) -> None:
+        if self.max_failures <= 0:
+            return
         with self._lock:
             recent = [t for t in self._failures.pop(username, []) if now - t < self.window]
             self._failures[username] = [*recent, now][-self.max_failures :]
             while len(self._failures) > self.capacity:
                 self._failures.popitem(last=False)
+
+    def retry_after(self, username: str, now: float) -> float:
+        """Seconds until ``username`` may try again (0 when not locked)."""
+        with self._lock:
+            recent = [t for t in self._failures.get(username, []) if now - t < self.window]
+            if self.max_failures <= 0 or len(recent) < self.max_failures:
+                return 0.0
+            return max(0.0, recent[-self.max_failures] + self.window - now)
 
     def succeeded(self, username: str) -> None:
         with self._lock:

@@ -211,8 +211,9 @@ async def test_too_many_failures_lock_the_username(client: Any) -> None:
     for _ in range(5):
         failed, _ = await login(client, password="nope")
         assert failed.status == 401
-    locked, _ = await login(client)
-    assert locked.status == 401
+    locked, _ = await login(client)  # even the right password: the account is throttled
+    assert locked.status == 429
+    assert int(locked.headers["Retry-After"]) >= 1
 
 
 async def test_an_edited_form_is_refused(client: Any) -> None:

@@ -1,0 +1,66 @@
+"""``run.py pki revoke-partner NAME`` and ``run.py keys rotate|status``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from propdev.config import Settings
+from propdev.pki.crl import crl_path, revoke_partner
+from propdev.pki.errors import UnknownPartnerError
+from propdev.security.crypto import open_vault
+from propdev.security.personal import count_stale, reencrypt, seal_clear_rows
+from propdev.storage import Database, migrate
+
+
+def revoke_partner_command(settings: Settings, name: str) -> int:
+    """Revoke partner ``name``'s certificate; running nodes pick the CRL up within seconds
+    (file watch) or at once on SIGHUP."""
+    try:
+        serial = revoke_partner(settings.pki_dir, name)
+    except UnknownPartnerError:
+        print(json.dumps({"error": f"no certificate for partner {name!r}"}))
+        return 1
+    print(
+        json.dumps(
+            {
+                "partner": name,
+                "revoked_serial": f"{serial:x}",
+                "crl": str(crl_path(settings.pki_dir)),
+            }
+        )
+    )
+    return 0
+
+
+async def keys_command(settings: Settings, action: str) -> int:
+    db = Database(settings.database_url)
+    try:
+        await migrate(db)
+        vault = await open_vault(settings, db)
+        await seal_clear_rows(db, vault)
+        if action == "rotate":
+            kid = await asyncio.to_thread(vault.rotate)
+            changed = await asyncio.to_thread(reencrypt, db, vault)
+            print(
+                json.dumps(
+                    {
+                        "primary": kid,
+                        "rows_reencrypted": changed,
+                        "values": await count_stale(db, vault),
+                    }
+                )
+            )
+        else:
+            print(
+                json.dumps(
+                    {
+                        "primary": vault.primary_kid,
+                        "keys": vault.kids(),
+                        "values": await count_stale(db, vault),
+                    }
+                )
+            )
+    finally:
+        await db.close()
+    return 0
