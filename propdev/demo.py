@@ -31,6 +31,7 @@ from propdev.storage.directory import AccessPoint, Directory
 
 MOBILE_CLIENT_ID = "propdev-mobile"
 MOBILE_REDIRECT_URI = "com.propdev.app:/oauth/callback"
+CONSOLE_CLIENT_ID = "propdev-console"  # the supervision console (/admin/), a browser page
 PARTNER = "simulator"
 LOOPBACK = ["127.0.0.0/8", "::1/128"]
 
@@ -116,6 +117,13 @@ async def seed_demo(settings: Settings, db: Database | None = None) -> dict[str,
             redirect_uris=[MOBILE_REDIRECT_URI],
             scope="openid profile phone api",
         )
+        await register_public_client(
+            db,
+            CONSOLE_CLIENT_ID,
+            client_name="propdev supervision console",
+            redirect_uris=[settings.public_url.rstrip("/") + "/admin/"],
+            scope="openid profile api",
+        )
         residents = []
         for username, full_name, phone, rights in RESIDENTS:
             password = old_passwords.get(username) or secrets.token_urlsafe(12)
@@ -161,6 +169,7 @@ async def seed_demo(settings: Settings, db: Database | None = None) -> dict[str,
             "base_url": settings.public_url,
             "mobile_client_id": MOBILE_CLIENT_ID,
             "redirect_uri": MOBILE_REDIRECT_URI,
+            "console_client_id": CONSOLE_CLIENT_ID,
             "residents": residents,
             "operator": {
                 "id": operator_id,

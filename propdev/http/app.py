@@ -18,7 +18,7 @@ from propdev.http.middlewares import (
 )
 from propdev.http.permissions import Permission, requires
 from propdev.http.ratelimit import Limiter, LocalLimiter, rate_limit_middleware
-from propdev.http.routes import admin, docs, health, resident
+from propdev.http.routes import admin, console, docs, health, resident
 
 if TYPE_CHECKING:
     from propdev.node import Node
@@ -49,6 +49,7 @@ def make_app(node: Node) -> web.Application:
     app.add_routes(ws.routes)
     app.add_routes(admin.routes)
     app.add_routes(docs.routes)
+    app.add_routes(console.routes)
     app.add_routes(public_routes(node.oauth_routes()))
     if node.simulator is not None:
         app.add_routes(public_routes(node.simulator_routes()))

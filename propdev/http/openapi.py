@@ -374,6 +374,8 @@ def _response_object(status: int, response: Response) -> dict[str, Any]:
 
 def _operation_id(method: str, path: str) -> str:
     words = re.sub(r"[^A-Za-z0-9]+", "_", path.replace("{", "by_").replace("}", "")).strip("_")
+    if path.endswith("/") and len(path) > 1:
+        words += "_index"
     return f"{method.lower()}_{words or 'root'}"
 
 

@@ -1,0 +1,295 @@
+"""The supervision console: its page (``/admin/``), its live feed (``/admin/api/v1/ws``) and
+the hand-opening of a door with a stated reason.
+
+The page is public (it holds no data); it logs the operator in with the authorization code +
+PKCE flow (client ``propdev-console``, redirect back to ``/admin/``) and calls the operator API
+with the token it got.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import math
+import time
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from aiohttp import WSMsgType, web
+
+from propdev.actors.device import command_id_for
+from propdev.actors.messages import OpenAccessPoint
+from propdev.http import schemas
+from propdev.http.errors import BadRequestError, NotFoundError
+from propdev.http.keys import NODE
+from propdev.http.middlewares import principal
+from propdev.http.openapi import Param, Response, doc
+from propdev.http.permissions import Permission, requires
+from propdev.storage import audit
+from propdev.storage.audit import AuditRecord
+
+if TYPE_CHECKING:
+    from propdev.node import Node
+
+log = structlog.get_logger()
+routes = web.RouteTableDef()
+
+CONSOLE_FILES = resources.files("propdev.console")
+STATIC = {"console.js": "text/javascript", "console.css": "text/css"}
+CONSOLE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONSOLE_CSP,
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",  # the login's code comes back in this page's URL
+}
+PUSH_INTERVAL = 1.0
+MAX_TREE_ACTORS = 500
+MAX_REASON = 500
+
+SNAPSHOT = schemas.named(
+    "ConsoleSnapshot",
+    {
+        "type": "object",
+        "description": "What the console's WebSocket pushes, every second when it changed.",
+        "required": ["type", "node", "tree", "stats", "breakers", "devices"],
+        "properties": {
+            "type": {"const": "snapshot"},
+            "node": schemas.STRING,
+            "at": schemas.NUMBER,
+            "tree": schemas.ACTOR_TREE,
+            "stats": schemas.ANY_OBJECT,
+            "breakers": schemas.array_of(schemas.ANY_OBJECT),
+            "devices": schemas.array_of(schemas.ANY_OBJECT),
+        },
+    },
+)
+MANUAL_OPEN = schemas.named(
+    "ManualOpen",
+    {
+        "type": "object",
+        "required": ["reason"],
+        "properties": {
+            "reason": {
+                "type": "string",
+                "minLength": 3,
+                "maxLength": MAX_REASON,
+                "pattern": "\\S",
+                "description": "why the operator opens it; kept in the audit log",
+            }
+        },
+        "additionalProperties": False,
+    },
+)
+
+
+@functools.cache
+def _file(name: str) -> bytes:
+    return (CONSOLE_FILES / name).read_bytes()
+
+
+@routes.get("/admin")
+@requires(Permission.PUBLIC)
+@doc("The supervision console (redirect to `/admin/`)", tags=["console"], responses={301: None})
+async def console_redirect(request: web.Request) -> web.Response:
+    raise web.HTTPMovedPermanently("/admin/")
+
+
+@routes.get("/admin/")
+@requires(Permission.PUBLIC)
+@doc(
+    "The supervision console: a page for operators",
+    description="Logs the operator in (code + PKCE, with the TOTP step) and shows the node live.",
+    tags=["console"],
+    responses={200: Response({"type": "string"}, "The console page.", "text/html")},
+)
+async def console_page(request: web.Request) -> web.Response:
+    return web.Response(
+        body=_file("index.html"), content_type="text/html", charset="utf-8", headers=PAGE_HEADERS
+    )
+
+
+@routes.get("/admin/static/{name}")
+@requires(Permission.PUBLIC)
+@doc(
+    "The console's script and style sheet",
+    tags=["console"],
+    responses={200: Response({"type": "string"}, "The file.", "*/*"), 404: "No such file."},
+)
+async def console_static(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    content_type = STATIC.get(name)
+    if content_type is None:
+        raise web.HTTPNotFound(text="No such file.")
+    return web.Response(
+        body=_file(name), content_type=content_type, headers={"Cache-Control": "no-cache"}
+    )
+
+
+@routes.get("/admin/api/v1/ws")
+@requires(Permission.OPERATOR)
+@doc(
+    "The console's live feed over a WebSocket",
+    description=(
+        "Token as the subprotocol pair `bearer, <token>` (or the `Authorization` header). "
+        "Pushes a `ConsoleSnapshot` at once, then every second when something changed; "
+        "closes with code 4401 when the token expires."
+    ),
+    tags=["admin", "console"],
+    websocket=True,
+    headers=[Param("Sec-WebSocket-Protocol", description="`bearer, <token>`")],
+    responses={
+        101: Response(SNAPSHOT, "The socket is open; messages are snapshots."),
+        400: "Not a WebSocket upgrade request.",
+    },
+)
+async def console_ws(request: web.Request) -> web.WebSocketResponse:
+    node = request.app[NODE]
+    caller = principal(request)
+    expires = float(caller.claims.get("exp", time.time() + 300))
+    ws = web.WebSocketResponse(protocols=("bearer",), heartbeat=30.0, max_msg_size=4096)
+    await ws.prepare(request)
+    reader = asyncio.create_task(_read_until_closed(ws))
+    log.info("console_connected", sub=caller.sub)
+    last = ""
+    try:
+        while not ws.closed and not reader.done():
+            if time.time() >= expires:
+                await ws.close(code=4401, message=b"token expired")
+                break
+            snapshot = await console_snapshot(node)
+            text = json.dumps(snapshot, sort_keys=True, default=str)
+            if text != last:
+                await ws.send_str(json.dumps({**snapshot, "at": time.time()}, default=str))
+                last = text
+            await asyncio.wait({reader}, timeout=PUSH_INTERVAL)
+    except (ConnectionError, RuntimeError):
+        pass  # the browser went away between two pushes
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        log.info("console_disconnected", sub=caller.sub)
+    return ws
+
+
+async def _read_until_closed(ws: web.WebSocketResponse) -> None:
+    async for msg in ws:
+        if msg.type == WSMsgType.TEXT and msg.data == "ping":
+            await ws.send_str("pong")
+
+
+async def console_snapshot(node: Node) -> dict[str, Any]:
+    """The supervision tree, the breakers and every device, as the console shows them."""
+    points = await node.directory.all_access_points()
+    online = await node.device_online([p.id for p in points])
+    devices = [
+        {
+            "id": p.id,
+            "name": p.name,
+            "kind": p.kind,
+            "partner": p.partner_id,
+            "device_id": p.device_id,
+            "online": online.get(p.id),
+            "active": node.system.is_active(f"device:{p.id}"),
+        }
+        for p in points
+    ]
+    return {
+        "type": "snapshot",
+        "node": node.settings.node_id,
+        "tree": node.system.snapshot(max_actors=MAX_TREE_ACTORS),
+        "stats": node.system.stats(),
+        "breakers": [g.snapshot() for g in node.gateways.values()],
+        "devices": devices,
+    }
+
+
+@routes.post("/admin/api/v1/access-points/{id}/open")
+@requires(Permission.OPERATOR)
+@doc(
+    "Open an access point by hand, with a stated reason (audited)",
+    description=(
+        "Goes through the device actor like a resident's open; the audit log gets an entry "
+        "with actor `operator:<id>`, action `manual_open` and the reason."
+    ),
+    tags=["admin"],
+    request=MANUAL_OPEN,
+    responses={
+        200: schemas.OPEN_GRANTED,
+        400: "No reason, or a malformed body.",
+        403: "The device vendor refused, or the token is not an operator's.",
+        404: "No such access point.",
+        502: "The partner failed.",
+        503: Response(
+            schemas.PROBLEM,
+            "The partner's circuit is open, or it is busy.",
+            "application/problem+json",
+            {"Retry-After": "seconds to wait"},
+        ),
+        504: "The partner did not answer in time.",
+    },
+)
+async def manual_open(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    caller = principal(request)
+    reason = _reason(await _json_body(request))
+    access_point_id = request.match_info["id"]
+    if await node.directory.access_point(access_point_id) is None:
+        raise NotFoundError(f"No access point {access_point_id!r}.")
+    command_id = command_id_for(caller.sub, None)
+    outcome = await node.open(
+        OpenAccessPoint(
+            access_point_id=access_point_id,
+            user_id=caller.sub,
+            username=str(caller.claims.get("preferred_username", "")),
+            command_id=command_id,
+            traceparent=request.headers.get("traceparent"),
+        )
+    )
+    decision = (
+        "granted" if outcome.status == 200 else "denied" if outcome.status < 500 else "failed"
+    )
+    async with node.db.transaction() as conn:
+        await audit.append(
+            conn,
+            node.db.dialect,
+            AuditRecord(
+                at=time.time(),
+                actor=f"operator:{caller.sub}",
+                action="manual_open",
+                access_point_id=access_point_id,
+                decision=decision,
+                reason=reason,
+                command_id=command_id,
+            ),
+        )
+    log.info("manual_open", access_point_id=access_point_id, outcome=decision)
+    headers: dict[str, str] = {}
+    if outcome.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(outcome.retry_after)))
+    content_type = "application/json" if outcome.status < 400 else "application/problem+json"
+    return web.json_response(
+        outcome.body, status=outcome.status, headers=headers, content_type=content_type
+    )
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        raise BadRequestError("The body must be JSON.") from None
+
+
+def _reason(body: Any) -> str:
+    if not isinstance(body, dict) or set(body) != {"reason"}:
+        raise BadRequestError('The body must be {"reason": "..."}.')
+    reason = body["reason"]
+    if not isinstance(reason, str) or not 3 <= len(reason) <= MAX_REASON or not reason.strip():
+        raise BadRequestError(f"State a reason of 3 to {MAX_REASON} characters.")
+    return reason
