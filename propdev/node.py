@@ -15,9 +15,16 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from propdev.access import AccessServices
 from propdev.actors import ActorSystem, AskTimeout
 from propdev.actors.device import DeviceActor, DeviceDeps, problem
-from propdev.actors.messages import Deliver, DeviceSnapshot, OpenAccessPoint, OpenOutcome
+from propdev.actors.messages import (
+    Deliver,
+    DeviceSnapshot,
+    OpenAccessPoint,
+    OpenOutcome,
+    SessionPresence,
+)
 from propdev.actors.session import SessionActor
 from propdev.config import Settings
 from propdev.partners import PartnerGateway, build_gateway
@@ -68,6 +75,9 @@ class Node:
         self.issuer = TokenIssuer(settings, self.keys)
         self.verifier = TokenVerifier(settings, self.keys)
         self.oauth = OAuthServer(settings, self.db, self.issuer)
+        self.access = AccessServices.for_data_dir(
+            self.db, self.bus, settings.data_dir, presence=self.live_sockets
+        )
         self.started = False
 
     def oauth_routes(self) -> list[web.RouteDef]:
@@ -85,10 +95,13 @@ class Node:
         deps = DeviceDeps(
             db=self.db, directory=self.directory, gateways=self.gateways, bus=self.bus,
             guard=self.cluster.guard if self.cluster is not None else None,
+            access=self.access.desk,
         )
         self.system.register_kind("device", lambda address: DeviceActor(deps))
         self.system.register_kind("session", lambda address: SessionActor())
         self.bus.subscribe("user:", self._to_session)
+        self.access.subscribe(self.bus)  # push notifications when no socket is live
+        self.access.start()
         await self.system.start()
         if self.cluster is not None:
             self.cluster.protect(self.verifier)
@@ -101,6 +114,7 @@ class Node:
         if self.cluster is not None:
             await self.cluster.drain()  # hand shards off before the actors stop
         await self.system.stop()
+        await self.access.stop()
         for gateway in self.gateways.values():
             await gateway.close()
         if self.simulator is not None:
@@ -114,6 +128,13 @@ class Node:
         address = "session:" + channel.removeprefix("user:")
         if self.system.is_active(address):
             self.system.tell(address, Deliver(message))
+
+    async def live_sockets(self, user_id: str) -> int:
+        """How many WebSockets of ``user_id`` this node holds."""
+        address = f"session:{user_id}"
+        if not self.system.is_active(address):
+            return 0
+        return int(await self.system.ask(address, SessionPresence()))
 
     async def open(self, message: OpenAccessPoint) -> OpenOutcome:
         """Ask the door's device actor to open; a slow actor is a 504, not a hang."""

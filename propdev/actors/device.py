@@ -28,6 +28,7 @@ from propdev.storage import audit, commands, events
 from propdev.storage.audit import AuditRecord
 
 if TYPE_CHECKING:
+    from propdev.access import AccessDesk
     from propdev.partners import PartnerGateway
     from propdev.registry import Bus, ShardGuard
     from propdev.storage import Database
@@ -64,6 +65,7 @@ class DeviceDeps:
     gateways: dict[str, PartnerGateway]
     bus: Bus
     guard: ShardGuard | None = None  # in a cluster: may this node act for the device?
+    access: AccessDesk | None = None  # decides presented credentials (plates, guest passes)
     commands: commands.Commands = field(init=False)
 
     def __post_init__(self) -> None:

@@ -53,3 +53,8 @@ class Attach:
 @dataclass(frozen=True, slots=True)
 class Detach:
     connection: Any = field(compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPresence:
+    """Ask a session how many live connections it holds (0: push instead)."""

@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 
 from propdev.actors.actor import Actor
-from propdev.actors.messages import Attach, Deliver, Detach
+from propdev.actors.messages import Attach, Deliver, Detach, SessionPresence
 
 log = structlog.get_logger()
 
@@ -38,6 +38,8 @@ class SessionActor(Actor):
             return len(self.connections)
         if isinstance(message, Detach):
             self.connections.discard(message.connection)
+            return len(self.connections)
+        if isinstance(message, SessionPresence):
             return len(self.connections)
         raise TypeError(f"SessionActor cannot handle {type(message).__name__}")
 

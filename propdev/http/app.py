@@ -18,7 +18,8 @@ from propdev.http.middlewares import (
 )
 from propdev.http.permissions import Permission, requires
 from propdev.http.ratelimit import Limiter, LocalLimiter, rate_limit_middleware
-from propdev.http.routes import admin, console, docs, health, resident
+from propdev.http.routes import admin, console, docs, health, resident, vehicles
+from propdev.http.routes import passes as guest_passes
 
 if TYPE_CHECKING:
     from propdev.node import Node
@@ -46,6 +47,8 @@ def make_app(node: Node) -> web.Application:
     app[WS_CAPS] = WebSocketCaps(settings.ws_per_user)
     app.add_routes(health.routes)
     app.add_routes(resident.routes)
+    app.add_routes(guest_passes.routes)
+    app.add_routes(vehicles.routes)
     app.add_routes(ws.routes)
     app.add_routes(admin.routes)
     app.add_routes(docs.routes)

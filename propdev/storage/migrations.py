@@ -107,6 +107,31 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ],
     ),
     (
+        5,
+        "access: schedules on rights, site time zones, guest passes, vehicles",
+        [
+            "ALTER TABLE rights ADD COLUMN schedule TEXT",
+            "ALTER TABLE sites ADD COLUMN timezone TEXT NOT NULL DEFAULT 'Europe/Moscow'",
+            """CREATE TABLE guest_passes (
+                id TEXT PRIMARY KEY, owner_id TEXT NOT NULL REFERENCES users(id),
+                code_index TEXT NOT NULL, valid_from DOUBLE PRECISION NOT NULL,
+                valid_until DOUBLE PRECISION NOT NULL, max_uses INTEGER NOT NULL,
+                uses INTEGER NOT NULL DEFAULT 0, revoked_at DOUBLE PRECISION,
+                created_at DOUBLE PRECISION NOT NULL, CHECK (uses <= max_uses))""",
+            "CREATE INDEX guest_passes_code ON guest_passes (code_index)",
+            "CREATE INDEX guest_passes_owner ON guest_passes (owner_id, created_at)",
+            """CREATE TABLE guest_pass_access_points (
+                pass_id TEXT NOT NULL REFERENCES guest_passes(id),
+                access_point_id TEXT NOT NULL REFERENCES access_points(id),
+                PRIMARY KEY (pass_id, access_point_id))""",
+            """CREATE TABLE vehicles (
+                id TEXT PRIMARY KEY, owner_id TEXT NOT NULL REFERENCES users(id),
+                plate_key TEXT NOT NULL UNIQUE, plate_sealed TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL)""",
+            "CREATE INDEX vehicles_owner ON vehicles (owner_id, created_at)",
+        ],
+    ),
+    (
         6,
         "security: wrapped data keys (envelope encryption), blind index of users' phones",
         [

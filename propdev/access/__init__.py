@@ -1,0 +1,76 @@
+"""Access logic, ours: rights with schedules, guest passes, vehicles and plates, the desk that
+decides presented credentials, and push notifications."""
+
+from __future__ import annotations
+
+from propdev.access.desk import PASS, PLATE, AccessDesk, Presentation
+from propdev.access.errors import (
+    AccessError,
+    InvalidFieldError,
+    InvalidPlateError,
+    InvalidScheduleError,
+    NotEntitledError,
+    PassNotFoundError,
+    PlateTakenError,
+    TooManyPassesError,
+    TooManyVehiclesError,
+    VehicleNotFoundError,
+)
+from propdev.access.notify import (
+    LoggingPushProvider,
+    Notifier,
+    Presence,
+    PushMessage,
+    PushProvider,
+    push_for,
+)
+from propdev.access.passes import GuestPass, GuestPasses, PassCodes, PassRequest
+from propdev.access.rules import AccessRules, Clock, Decision
+from propdev.access.schedule import Schedule, Window
+from propdev.access.services import AccessServices, pass_code_key_path
+from propdev.access.vehicles import (
+    Vehicle,
+    Vehicles,
+    normalise_plate,
+    plate_hint,
+    plate_key,
+)
+
+__all__ = (
+    "PASS",
+    "PLATE",
+    "AccessDesk",
+    "AccessError",
+    "AccessRules",
+    "AccessServices",
+    "Clock",
+    "Decision",
+    "GuestPass",
+    "GuestPasses",
+    "InvalidFieldError",
+    "InvalidPlateError",
+    "InvalidScheduleError",
+    "LoggingPushProvider",
+    "NotEntitledError",
+    "Notifier",
+    "PassCodes",
+    "PassNotFoundError",
+    "PassRequest",
+    "PlateTakenError",
+    "Presence",
+    "Presentation",
+    "PushMessage",
+    "PushProvider",
+    "Schedule",
+    "TooManyPassesError",
+    "TooManyVehiclesError",
+    "Vehicle",
+    "VehicleNotFoundError",
+    "Vehicles",
+    "Window",
+    "normalise_plate",
+    "pass_code_key_path",
+    "plate_hint",
+    "plate_key",
+    "push_for",
+)

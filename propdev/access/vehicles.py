@@ -1,0 +1,158 @@
+"""Residents' vehicles and the plates a barrier camera recognises.
+
+A plate is normalised once (``normalise_plate``) and looked up only by ``plate_key`` of the
+normal form; the plate itself is kept in ``plate_sealed``, written by ``seal_plate`` and read
+by ``unseal_plate`` and never queried, so it can be encrypted at rest without touching the
+lookups.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from propdev.access.errors import (
+    InvalidPlateError,
+    PlateTakenError,
+    TooManyVehiclesError,
+    VehicleNotFoundError,
+)
+from propdev.access.rules import Clock
+from propdev.storage import Database
+
+MAX_VEHICLES = 5
+HINT_LENGTH = 3
+
+# Russian plates use the twelve Cyrillic letters that look like Latin ones; cameras and people
+# write either alphabet, so both map to the Latin form.
+_CYRILLIC_TO_LATIN = str.maketrans(
+    # Cyrillic A VE IE KA EM EN O ER ES TE U HA -> their Latin look-alikes
+    "\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0423\u0425",
+    "ABEKMHOPCTYX",
+)
+_SEPARATORS = re.compile(r"[\s\-_.·]+")
+_PLATE = re.compile(r"^(?=.*\d)(?=.*[A-Z])[A-Z0-9]{4,10}$")
+
+
+def normalise_plate(raw: object, field: str = "plate") -> str:
+    """Upper-case, Cyrillic look-alikes as Latin, separators removed; raise if not a plate."""
+    if not isinstance(raw, str):
+        raise InvalidPlateError(field, "expected a string")
+    plate = _SEPARATORS.sub("", raw.strip().upper()).translate(_CYRILLIC_TO_LATIN)
+    if not _PLATE.match(plate):
+        raise InvalidPlateError(
+            field,
+            "expected 4 to 10 Latin letters (or their Cyrillic look-alikes) and digits, "
+            "with at least one of each",
+        )
+    return plate
+
+
+def plate_key(normalised_plate: str) -> str:
+    """The lookup key of a normalised plate; the only way plates are searched."""
+    return hashlib.sha256(b"propdev-plate:" + normalised_plate.encode()).hexdigest()
+
+
+def seal_plate(normalised_plate: str, vehicle_id: str) -> str:
+    """The stored form of a plate (``plate_sealed``)."""
+    return normalised_plate
+
+
+def unseal_plate(sealed: str, vehicle_id: str) -> str:
+    """The plate back from its stored form."""
+    return sealed
+
+
+def plate_hint(normalised_plate: str) -> str:
+    """What a notification may show of a plate: its last characters."""
+    return normalised_plate[-HINT_LENGTH:]
+
+
+@dataclass(frozen=True, slots=True)
+class Vehicle:
+    id: str
+    owner_id: str
+    plate: str
+    created_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "plate": self.plate, "created_at": self.created_at}
+
+
+class Vehicles:
+    """Registration and lookup of residents' vehicles."""
+
+    def __init__(self, db: Database, *, clock: Clock = time.time) -> None:
+        self.db = db
+        self.clock = clock
+
+    def _vehicle(self, row: Any) -> Vehicle:
+        return Vehicle(
+            id=row["id"],
+            owner_id=row["owner_id"],
+            plate=unseal_plate(row["plate_sealed"], row["id"]),
+            created_at=row["created_at"],
+        )
+
+    async def register(self, owner_id: str, raw_plate: object) -> tuple[Vehicle, bool]:
+        """Register a plate for ``owner_id``: (the vehicle, whether it is new).
+
+        The same plate registered again by its owner is the existing vehicle; by anyone else,
+        ``PlateTakenError``.
+        """
+        plate = normalise_plate(raw_plate)
+        key = plate_key(plate)
+        existing = await self.db.fetch_one(
+            "SELECT id, owner_id, plate_sealed, created_at FROM vehicles WHERE plate_key = :k",
+            k=key,
+        )
+        if existing is not None:
+            if existing["owner_id"] != owner_id:
+                raise PlateTakenError("this plate is registered by another resident")
+            return self._vehicle(existing), False
+        count = await self.db.fetch_one(
+            "SELECT COUNT(*) AS n FROM vehicles WHERE owner_id = :o", o=owner_id
+        )
+        if count is not None and int(count["n"]) >= MAX_VEHICLES:
+            raise TooManyVehiclesError(f"at most {MAX_VEHICLES} vehicles per resident")
+        vehicle_id = str(uuid.uuid4())
+        now = self.clock()
+        inserted = await self.db.execute(
+            "INSERT INTO vehicles (id, owner_id, plate_key, plate_sealed, created_at) "
+            "VALUES (:id, :o, :k, :p, :t) ON CONFLICT (plate_key) DO NOTHING",
+            id=vehicle_id,
+            o=owner_id,
+            k=key,
+            p=seal_plate(plate, vehicle_id),
+            t=now,
+        )
+        if not inserted:  # registered at this very moment by someone: the unique key decided
+            return await self.register(owner_id, plate)
+        return Vehicle(vehicle_id, owner_id, plate, now), True
+
+    async def of(self, owner_id: str) -> list[Vehicle]:
+        rows = await self.db.fetch_all(
+            "SELECT id, owner_id, plate_sealed, created_at FROM vehicles "
+            "WHERE owner_id = :o ORDER BY created_at, id",
+            o=owner_id,
+        )
+        return [self._vehicle(r) for r in rows]
+
+    async def remove(self, owner_id: str, vehicle_id: str) -> None:
+        removed = await self.db.execute(
+            "DELETE FROM vehicles WHERE id = :id AND owner_id = :o", id=vehicle_id, o=owner_id
+        )
+        if not removed:
+            raise VehicleNotFoundError(vehicle_id)
+
+    async def find(self, normalised_plate: str) -> Vehicle | None:
+        """The vehicle registered with this plate, read from the store (no cache)."""
+        row = await self.db.fetch_one(
+            "SELECT id, owner_id, plate_sealed, created_at FROM vehicles WHERE plate_key = :k",
+            k=plate_key(normalised_plate),
+        )
+        return self._vehicle(row) if row is not None else None

@@ -1,0 +1,148 @@
+"""Guest passes: validation, codes kept hashed, uses counted atomically, revocation, windows."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from propdev.access import InvalidFieldError, NotEntitledError, PassRequest
+from propdev.access.passes import iso
+from tests.unit.access.conftest import BARRIER, DOOR, NOON_WEDNESDAY, OTHER_DOOR, Estate
+
+HOUR = 3600.0
+
+
+def body(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "access_point_ids": [DOOR],
+        "valid_from": iso(NOON_WEDNESDAY),
+        "valid_until": iso(NOON_WEDNESDAY + 2 * HOUR),
+        "max_uses": 2,
+    }
+    base.update(overrides)
+    return base
+
+
+def request(**overrides: Any) -> PassRequest:
+    return PassRequest.parse(body(**overrides), now=NOON_WEDNESDAY)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"access_point_ids": []}, "access_point_ids"),
+        ({"access_point_ids": "ap-door"}, "access_point_ids"),
+        ({"access_point_ids": [DOOR] * 3 + [f"ap-{i}" for i in range(20)]}, "access_point_ids"),
+        ({"valid_from": "tomorrow"}, "valid_from"),
+        ({"valid_from": "2025-01-15T12:00:00"}, "valid_from"),  # no offset
+        ({"valid_from": iso(NOON_WEDNESDAY - 2 * HOUR)}, "valid_from"),  # in the past
+        ({"valid_until": iso(NOON_WEDNESDAY)}, "valid_until"),  # not after valid_from
+        ({"valid_until": iso(NOON_WEDNESDAY + 31 * 24 * HOUR)}, "valid_until"),  # too long
+        ({"max_uses": 0}, "max_uses"),
+        ({"max_uses": 101}, "max_uses"),
+        ({"max_uses": True}, "max_uses"),
+        ({"max_uses": "3"}, "max_uses"),
+    ],
+)
+def test_a_bad_request_names_its_field(overrides: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidFieldError) as caught:
+        request(**overrides)
+    assert caught.value.field == field
+
+
+def test_a_good_request_parses_offsets_and_removes_repeated_ids() -> None:
+    parsed = PassRequest.parse(
+        body(access_point_ids=[DOOR, DOOR], valid_from="2025-01-15T12:00:00+03:00"),
+        now=NOON_WEDNESDAY,
+    )
+    assert parsed.access_point_ids == (DOOR,)
+    assert parsed.valid_from == datetime(2025, 1, 15, 9, tzinfo=UTC).timestamp()
+
+
+async def test_a_pass_only_covers_access_points_the_owner_has_a_right_to(estate: Estate) -> None:
+    await estate.rules.grant(estate.owner, DOOR)
+    with pytest.raises(NotEntitledError) as caught:
+        await estate.passes.create(estate.owner, request(access_point_ids=[DOOR, OTHER_DOOR]))
+    assert caught.value.access_point_ids == [OTHER_DOOR]
+    assert await estate.passes.of(estate.owner) == []
+
+
+async def test_the_code_is_never_stored_and_opens_only_its_access_points_until_used_up(
+    estate: Estate,
+) -> None:
+    await estate.rules.grant(estate.owner, DOOR)
+    issued, code = await estate.passes.create(estate.owner, request(max_uses=2))
+    assert len(code) == 8 and code.isdigit()
+    rows = await estate.db.fetch_all("SELECT * FROM guest_passes")
+    assert not any(code in str(v) for row in rows for v in row.values())
+
+    wrong_place = await estate.passes.claim(code, OTHER_DOOR, at=estate.clock())
+    assert (wrong_place.granted, wrong_place.reason) == (False, "pass_not_for_access_point")
+    first = await estate.passes.claim(code, DOOR, at=estate.clock())
+    second = await estate.passes.claim(f"propdev:pass:{code}", DOOR, at=estate.clock())  # QR
+    third = await estate.passes.claim(code, DOOR, at=estate.clock())
+    assert [c.granted for c in (first, second, third)] == [True, True, False]
+    assert third.reason == "pass_used_up"
+    assert second.guest_pass is not None and second.guest_pass.uses == 2
+    assert (await estate.passes.get(estate.owner, issued.id)).status(estate.clock()) == "used_up"
+
+
+async def test_two_presentations_at_once_cannot_exceed_max_uses(estate: Estate) -> None:
+    await estate.rules.grant(estate.owner, DOOR)
+    await estate.rules.grant(estate.owner, BARRIER)
+    issued, code = await estate.passes.create(
+        estate.owner, request(access_point_ids=[DOOR, BARRIER], max_uses=1)
+    )
+    claims = await asyncio.gather(
+        *(estate.passes.claim(code, ap, at=estate.clock()) for ap in [DOOR, BARRIER] * 4)
+    )
+    assert sum(c.granted for c in claims) == 1
+    assert (await estate.passes.get(estate.owner, issued.id)).uses == 1
+
+
+async def test_revocation_and_the_window_stop_the_code(estate: Estate) -> None:
+    await estate.rules.grant(estate.owner, DOOR)
+    _, later_code = await estate.passes.create(
+        estate.owner,
+        request(valid_from=iso(NOON_WEDNESDAY + HOUR), valid_until=iso(NOON_WEDNESDAY + 2 * HOUR)),
+    )
+    early = await estate.passes.claim(later_code, DOOR, at=estate.clock())
+    assert early.reason == "pass_not_yet_valid"
+    estate.clock.advance(HOUR)
+    assert (await estate.passes.claim(later_code, DOOR, at=estate.clock())).granted
+    estate.clock.advance(HOUR)
+    assert (await estate.passes.claim(later_code, DOOR, at=estate.clock())).reason == "pass_expired"
+
+    issued, code = await estate.passes.create(
+        estate.owner,
+        request(valid_from=iso(estate.clock()), valid_until=iso(estate.clock() + HOUR)),
+    )
+    revoked = await estate.passes.revoke(estate.owner, issued.id)
+    assert revoked.status(estate.clock()) == "revoked"
+    assert (await estate.passes.claim(code, DOOR, at=estate.clock())).reason == "pass_revoked"
+    assert (await estate.passes.claim("00000000", DOOR, at=estate.clock())).reason == "pass_unknown"
+    assert (await estate.passes.claim("12", DOOR, at=estate.clock())).guest_pass is None
+
+
+async def test_a_pass_never_opens_more_than_its_owner_may_now(estate: Estate) -> None:
+    await estate.rules.grant(estate.owner, DOOR)
+    _, code = await estate.passes.create(estate.owner, request())
+    await estate.rules.withdraw(estate.owner, DOOR)
+    claim = await estate.passes.claim(code, DOOR, at=estate.clock())
+    assert (claim.granted, claim.reason) == (False, "owner_no_right")
+
+
+async def test_another_residents_pass_is_not_found(estate: Estate) -> None:
+    from propdev.access import PassNotFoundError
+
+    await estate.rules.grant(estate.owner, DOOR)
+    issued, _ = await estate.passes.create(estate.owner, request())
+    with pytest.raises(PassNotFoundError):
+        await estate.passes.revoke(estate.neighbour, issued.id)
+    with pytest.raises(PassNotFoundError):
+        await estate.passes.get(estate.neighbour, issued.id)
+    assert (await estate.passes.get(estate.owner, issued.id)).revoked_at is None
+    assert await estate.passes.of(estate.neighbour) == []

@@ -1,0 +1,58 @@
+"""Plates: one normal form, looked up only by key; one owner per plate."""
+
+from __future__ import annotations
+
+import pytest
+
+from propdev.access import InvalidPlateError, PlateTakenError, VehicleNotFoundError
+from propdev.access import normalise_plate as normalise
+from propdev.access.vehicles import plate_hint
+from tests.unit.access.conftest import Estate
+
+CYRILLIC = "\u0410 123 \u0412\u0421 77"  # Cyrillic A, VE, ES: as typed on a Russian keyboard
+
+
+def test_plates_are_normalised_to_one_form() -> None:
+    assert normalise(CYRILLIC) == "A123BC77"
+    assert normalise("a123bc-77") == "A123BC77"
+    assert normalise(" A 123 BC 777 ") == "A123BC777"
+    assert plate_hint("A123BC777") == "777"
+
+
+@pytest.mark.parametrize(
+    "raw", ["", "ABCD", "1234", "A1", "A123BC77777", "\u0416123\u0416\u041677", 42]
+)
+def test_what_is_not_a_plate_is_refused(raw: object) -> None:
+    with pytest.raises(InvalidPlateError) as caught:
+        normalise(raw)
+    assert caught.value.field == "plate"
+
+
+async def test_a_plate_belongs_to_one_resident_and_is_found_in_any_spelling(estate: Estate) -> None:
+    vehicle, new = await estate.vehicles.register(estate.owner, CYRILLIC)
+    assert new and vehicle.plate == "A123BC77"
+    again, new_again = await estate.vehicles.register(estate.owner, "a123bc77")
+    assert (again.id, new_again) == (vehicle.id, False)
+    with pytest.raises(PlateTakenError):
+        await estate.vehicles.register(estate.neighbour, "A 123 BC 77")
+    found = await estate.vehicles.find(normalise("a-123-bc-77"))
+    assert found is not None and found.owner_id == estate.owner
+    assert [v.id for v in await estate.vehicles.of(estate.owner)] == [vehicle.id]
+    assert await estate.vehicles.of(estate.neighbour) == []
+
+
+async def test_lookups_use_the_key_not_the_stored_plate(estate: Estate) -> None:
+    vehicle, _ = await estate.vehicles.register(estate.owner, "B777OP99")
+    await estate.db.execute("UPDATE vehicles SET plate_sealed = 'sealed-elsewhere'")
+    found = await estate.vehicles.find("B777OP99")
+    assert found is not None and found.id == vehicle.id
+
+
+async def test_removing_is_for_the_owner_only_and_frees_the_plate(estate: Estate) -> None:
+    vehicle, _ = await estate.vehicles.register(estate.owner, "B777OP99")
+    with pytest.raises(VehicleNotFoundError):
+        await estate.vehicles.remove(estate.neighbour, vehicle.id)
+    await estate.vehicles.remove(estate.owner, vehicle.id)
+    assert await estate.vehicles.find("B777OP99") is None
+    _, new = await estate.vehicles.register(estate.neighbour, "B777OP99")
+    assert new
