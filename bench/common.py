@@ -1,0 +1,436 @@
+"""Shared helpers for the benchmarks: a node in a subprocess, a load generator, statistics.
+
+The load generator runs as its own process (pinned to another core than the server) and is
+started with ``python bench/common.py loadgen``; it reads its plan as JSON on stdin (tokens never
+appear on a command line) and writes its result as JSON on stdout.
+
+Two client engines:
+
+* ``raw`` (default): asyncio streams over TLS with a pre-built HTTP/1.1 request and a minimal
+  response parser (status line, ``Content-Length``). About 3x cheaper per request than the
+  aiohttp client, so one client core can out-run one server core on cheap routes.
+* ``aiohttp``: ``aiohttp.ClientSession`` with a keep-alive pool; a cross-check.
+
+Each run opens N keep-alive connections, warms up, then counts the responses completed inside a
+fixed window and records their latencies, the client's own CPU time and the server's CPU time
+(``/proc/<pid>/stat``, all threads) over the same window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+LOOPBACK = "127.0.0.1"
+
+
+# --- processes -------------------------------------------------------------------------------
+
+
+def pinning_available() -> bool:
+    """Pin with taskset only when it exists and there are at least two CPUs to split."""
+    return shutil.which("taskset") is not None and len(os.sched_getaffinity(0)) >= 2
+
+
+def pinned(cpu: int | None, argv: Sequence[str]) -> list[str]:
+    """``argv`` prefixed with ``taskset -c cpu`` (taskset execs, so the pid stays the same)."""
+    if cpu is None:
+        return list(argv)
+    return ["taskset", "-c", str(cpu), *argv]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all CPUs spent busy since boot (``/proc/stat``: all but idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    user, nice, system, _idle, _iowait, irq, softirq = fields
+    return (user + nice + system + irq + softirq) / CLK_TCK
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads (``/proc/<pid>/stat``)."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
+
+
+@dataclass
+class Node:
+    """A ``run.py serve`` subprocess on a free loopback port with its own data dir."""
+
+    data_dir: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"https://{LOOPBACK}:{self.port}"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.data_dir / "pki" / "ca.pem"
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def node_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROPDEV_")}
+    env.update(
+        {
+            "PROPDEV_DATA_DIR": str(data_dir),
+            "PROPDEV_HOST": LOOPBACK,
+            "PROPDEV_PORT": str(port),
+            "PROPDEV_PUBLIC_URL": f"https://{LOOPBACK}:{port}",
+            "PROPDEV_RATE_LIMIT": "0",
+            "PROPDEV_LOG_LEVEL": "warning",
+            **extra,
+        }
+    )
+    return env
+
+
+def seed_demo(env: dict[str, str]) -> dict[str, Any]:
+    """Run ``run.py seed-demo`` and return the demo credentials it wrote."""
+    subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "seed-demo"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        timeout=120,
+    )
+    path = Path(env["PROPDEV_DATA_DIR"]) / "demo-credentials.json"
+    return dict(json.loads(path.read_text()))
+
+
+@contextlib.contextmanager
+def running_node(
+    data_dir: Path, env: dict[str, str], *, cpu: int | None, start_timeout: float = 60.0
+) -> Iterator[Node]:
+    """Start ``run.py serve`` (pinned to ``cpu``), wait for ``/healthz``, stop it with SIGINT."""
+    log_path = data_dir / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            pinned(cpu, [sys.executable, str(ROOT / "run.py"), "serve"]),
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    node = Node(data_dir, int(env["PROPDEV_PORT"]), process, log_path)
+    try:
+        wait_healthy(node, start_timeout)
+        yield node
+    finally:
+        stop(process)
+
+
+def wait_healthy(node: Node, timeout: float) -> None:
+    """Poll ``/healthz`` over TLS until it answers 200 (bounded by ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    attempts = int(timeout / 0.1) + 1
+    for _ in range(attempts):
+        if node.process.poll() is not None:
+            code = node.process.returncode
+            raise RuntimeError(f"the node exited with {code}:\n{node.log_tail()}")
+        if node.ca_cert.exists() and _healthz_ok(node):
+            return
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    raise TimeoutError(f"no 200 from {node.base_url}/healthz in {timeout} s:\n{node.log_tail()}")
+
+
+def _healthz_ok(node: Node) -> bool:
+    context = ssl.create_default_context(cafile=str(node.ca_cert))
+    request = f"GET /healthz HTTP/1.1\r\nHost: {LOOPBACK}\r\nConnection: close\r\n\r\n".encode()
+    try:
+        with socket.create_connection((LOOPBACK, node.port), timeout=2) as raw:
+            with context.wrap_socket(raw, server_hostname=LOOPBACK) as tls:
+                tls.sendall(request)
+                return tls.recv(64).startswith(b"HTTP/1.1 200")
+    except (OSError, ssl.SSLError):
+        return False
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> int | None:
+    """SIGINT (the node's clean stop), then SIGTERM, then SIGKILL; always reaps the child."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        if process.poll() is not None:
+            break
+        process.send_signal(sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout)
+    return process.poll()
+
+
+# --- load generator: plan and result ---------------------------------------------------------
+
+
+@dataclass
+class Target:
+    """One request a connection repeats: method, path and headers (e.g. a bearer token)."""
+
+    method: str
+    path: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class LoadPlan:
+    port: int
+    ca_cert: str
+    targets: list[Target]
+    connections: int = 64
+    warmup: float = 1.0
+    duration: float = 5.0
+    engine: str = "raw"
+    server_pid: int | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LoadPlan:
+        data = dict(data)
+        data["targets"] = [Target(**t) for t in data["targets"]]
+        return cls(**data)
+
+
+@dataclass
+class LoadResult:
+    ok: int
+    errors: int
+    statuses: dict[str, int]
+    window_s: float
+    req_per_s: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    client_cpu: float  # share of one core used by the load generator in the window
+    server_cpu: float | None  # share of one core used by the server in the window
+    other_cpu: float  # cores used by everything else on the machine in the window (noise)
+    connections: int
+    engine: str
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of already sorted values (0 when empty)."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, min(len(sorted_values), round(q / 100 * len(sorted_values) + 0.5)))
+    return sorted_values[rank - 1]
+
+
+class _Window:
+    """The measurement window: which completions count, and CPU times at both edges."""
+
+    def __init__(self, start: float, end: float, server_pid: int | None) -> None:
+        self.start = start
+        self.end = end
+        self.server_pid = server_pid
+        self.latencies: list[float] = []
+        self.statuses: dict[str, int] = {}
+        self.cpu: dict[str, float] = {}
+
+    def record(self, started: float, finished: float, status: str) -> None:
+        if self.start <= finished < self.end:
+            self.latencies.append(finished - started)
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+
+    def snapshot(self, edge: str) -> None:
+        self.cpu[f"client_{edge}"] = time.process_time()
+        self.cpu[f"machine_{edge}"] = machine_busy_seconds()
+        if self.server_pid is not None:
+            self.cpu[f"server_{edge}"] = process_cpu_seconds(self.server_pid)
+
+    async def watch(self) -> None:
+        await asyncio.sleep(max(0.0, self.start - time.perf_counter()))
+        self.snapshot("start")
+        await asyncio.sleep(max(0.0, self.end - time.perf_counter()))
+        self.snapshot("end")
+
+
+def _request_bytes(target: Target, port: int) -> bytes:
+    lines = [f"{target.method} {target.path} HTTP/1.1", f"Host: {LOOPBACK}:{port}"]
+    lines += [f"{name}: {value}" for name, value in target.headers.items()]
+    if target.method in ("POST", "PUT", "PATCH"):
+        lines.append("Content-Length: 0")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def _raw_worker(plan: LoadPlan, target: Target, context: ssl.SSLContext, w: _Window) -> None:
+    request = _request_bytes(target, plan.port)
+    clock = time.perf_counter
+    writer: asyncio.StreamWriter | None = None
+    try:
+        while clock() < w.end:
+            if writer is None:
+                reader, writer = await asyncio.open_connection(
+                    LOOPBACK, plan.port, ssl=context, server_hostname=LOOPBACK
+                )
+            started = clock()
+            try:
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                lower = head.lower()
+                at = lower.find(b"\r\ncontent-length:")
+                if at < 0:
+                    raise ConnectionError("no Content-Length in the response")
+                length = int(lower[at + 17 : lower.index(b"\r\n", at + 2)])
+                await reader.readexactly(length)
+                status = head[9:12].decode()
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+                w.record(started, clock(), type(exc).__name__)
+                writer.close()
+                writer = None
+                continue
+            w.record(started, clock(), status)
+            if b"\r\nconnection: close" in lower:
+                writer.close()
+                writer = None
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+async def _aiohttp_worker(plan: LoadPlan, target: Target, session: Any, w: _Window) -> None:
+    import aiohttp
+
+    url = f"https://{LOOPBACK}:{plan.port}{target.path}"
+    clock = time.perf_counter
+    while clock() < w.end:
+        started = clock()
+        try:
+            async with session.request(target.method, url, headers=target.headers) as resp:
+                await resp.read()
+                status = str(resp.status)
+        except (aiohttp.ClientError, OSError) as exc:
+            status = type(exc).__name__
+        w.record(started, clock(), status)
+
+
+async def run_load(plan: LoadPlan) -> LoadResult:
+    context = ssl.create_default_context(cafile=plan.ca_cert)
+    now = time.perf_counter()
+    w = _Window(now + plan.warmup, now + plan.warmup + plan.duration, plan.server_pid)
+    watcher = asyncio.create_task(w.watch())
+    targets = [plan.targets[i % len(plan.targets)] for i in range(plan.connections)]
+    if plan.engine == "raw":
+        workers = [_raw_worker(plan, t, context, w) for t in targets]
+        await asyncio.wait_for(asyncio.gather(*workers), plan.warmup + plan.duration + 30)
+    elif plan.engine == "aiohttp":
+        import aiohttp
+
+        connector = aiohttp.TCPConnector(limit=plan.connections, ssl=context)
+        async with aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            timeout=aiohttp.ClientTimeout(total=30),
+        ) as session:
+            workers = [_aiohttp_worker(plan, t, session, w) for t in targets]
+            await asyncio.wait_for(asyncio.gather(*workers), plan.warmup + plan.duration + 30)
+    else:
+        raise ValueError(f"unknown engine {plan.engine!r}")
+    await watcher
+    window = w.end - w.start
+    latencies = sorted(w.latencies)
+    ok = w.statuses.get("200", 0)
+    client_cpu = (w.cpu["client_end"] - w.cpu["client_start"]) / window
+    machine_cpu = (w.cpu["machine_end"] - w.cpu["machine_start"]) / window
+    server_cpu = None
+    if "server_start" in w.cpu:
+        server_cpu = (w.cpu["server_end"] - w.cpu["server_start"]) / window
+    return LoadResult(
+        ok=ok,
+        errors=sum(w.statuses.values()) - ok,
+        statuses=dict(sorted(w.statuses.items())),
+        window_s=round(window, 3),
+        req_per_s=ok / window,
+        p50_ms=percentile(latencies, 50) * 1000,
+        p90_ms=percentile(latencies, 90) * 1000,
+        p99_ms=percentile(latencies, 99) * 1000,
+        max_ms=(latencies[-1] if latencies else 0.0) * 1000,
+        client_cpu=client_cpu,
+        server_cpu=server_cpu,
+        other_cpu=max(0.0, machine_cpu - client_cpu - (server_cpu or 0.0)),
+        connections=plan.connections,
+        engine=plan.engine,
+    )
+
+
+def load_in_subprocess(plan: LoadPlan, *, cpu: int | None) -> LoadResult:
+    """Run the load generator as its own process (pinned to ``cpu``) and return its result."""
+    payload = json.dumps(asdict(plan))
+    done = subprocess.run(
+        pinned(cpu, [sys.executable, str(Path(__file__).resolve()), "loadgen"]),
+        cwd=ROOT,
+        input=payload.encode(),
+        capture_output=True,
+        check=False,
+        timeout=plan.warmup + plan.duration + 60,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"load generator failed ({done.returncode}):\n{done.stderr.decode()}")
+    return LoadResult(**json.loads(done.stdout))
+
+
+# --- statistics and tables -------------------------------------------------------------------
+
+
+def median_range(values: Sequence[float]) -> tuple[float, float, float]:
+    return statistics.median(values), min(values), max(values)
+
+
+def render_table(rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> str:
+    """Plain-text table; the first row is the header, columns in ``right`` are right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    out = []
+    for n, row in enumerate(rows):
+        cells = [
+            cell.rjust(width) if i in right else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        out.append("  ".join(cells).rstrip())
+        if n == 0:
+            out.append("  ".join("-" * width for width in widths))
+    return "\n".join(out)
+
+
+def _loadgen_main() -> None:
+    plan = LoadPlan.from_json(json.loads(sys.stdin.read()))
+    result = asyncio.run(run_load(plan))
+    sys.stdout.write(json.dumps(asdict(result)) + "\n")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="benchmark helpers")
+    parser.add_argument("command", choices=["loadgen"])
+    parser.parse_args()
+    _loadgen_main()
