@@ -204,7 +204,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     a_runs = [LoadResult(**r["A"]) for r in rounds]
     b_runs = [LoadResult(**r["B"]) for r in rounds]
     ratios = [r["ratio"] for r in rounds]
-    ratio = median_range(ratios)
+    ratio_range = median_range(ratios)
     cpu_ratios = [r["cpu_ratio"] for r in rounds if r["cpu_ratio"] is not None]
     return {
         "benchmark": "open",
@@ -219,7 +219,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rounds": rounds,
         "A": summarise("GET /healthz", a_runs),
         "B": summarise("POST /api/v1/access-points/{id}/open", b_runs),
-        "ratio": {"median": ratio[0], "min": ratio[1], "max": ratio[2], "goal": RATIO_GOAL},
+        "ratio": dict(zip(("median", "min", "max"), ratio_range, strict=True), goal=RATIO_GOAL),
         "cpu_ratio": (
             dict(zip(("median", "min", "max"), median_range(cpu_ratios), strict=True))
             if cpu_ratios
