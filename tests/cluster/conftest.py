@@ -18,6 +18,9 @@ from typing import Any
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from propdev.registry import shard_of
 from tests.conftest import free_port
@@ -175,8 +178,15 @@ class Cluster:
 
 
 def node_env(
-    data_dir: Path, name: str, port: int, public_url: str, database_url: str, redis_url: str,
-    prefix: str, sim_url: str, **extra: str,
+    data_dir: Path,
+    name: str,
+    port: int,
+    public_url: str,
+    database_url: str,
+    redis_url: str,
+    prefix: str,
+    sim_url: str,
+    **extra: str,
 ) -> dict[str, str]:
     return cli_env(
         data_dir,
@@ -200,9 +210,7 @@ async def three_nodes(tmp_path: Path, redis_url: str = REDIS_URL) -> AsyncIterat
     data_dir = tmp_path / "data"
     prefix = f"test-{uuid.uuid4().hex[:10]}"
     with fresh_database() as database_url:
-        seeded = await run_cli(
-            ["seed-demo"], cli_env(data_dir, PROPDEV_DATABASE_URL=database_url)
-        )
+        seeded = await run_cli(["seed-demo"], cli_env(data_dir, PROPDEV_DATABASE_URL=database_url))
         assert seeded.returncode == 0, str(seeded)
         creds = json.loads((data_dir / "demo-credentials.json").read_text())
         sim_port, *ports = free_ports(NODES + 1)
@@ -212,12 +220,25 @@ async def three_nodes(tmp_path: Path, redis_url: str = REDIS_URL) -> AsyncIterat
             Node(
                 f"n{i + 1}",
                 port,
-                node_env(data_dir, f"n{i + 1}", port, public_url, database_url, redis_url,
-                         prefix, sim_url),
+                node_env(
+                    data_dir,
+                    f"n{i + 1}",
+                    port,
+                    public_url,
+                    database_url,
+                    redis_url,
+                    prefix,
+                    sim_url,
+                ),
             )
             for i, port in enumerate(ports)
         ]
-        redis = aioredis.Redis.from_url(redis_url)
+        # The test's own client retries once on a connection a Redis restart has cut.
+        redis = aioredis.Redis.from_url(
+            redis_url,
+            retry=Retry(ExponentialBackoff(), 3),
+            retry_on_error=[RedisConnectionError],
+        )
         connector = aiohttp.TCPConnector(ssl=trusting(ca_file(data_dir)), force_close=True)
         try:
             async with (
@@ -235,11 +256,19 @@ async def three_nodes(tmp_path: Path, redis_url: str = REDIS_URL) -> AsyncIterat
                     )
                 )
                 cluster = Cluster(
-                    data_dir, tmp_path / "logs", prefix, redis_url, sim_url, database_url,
-                    creds, http, redis, nodes, stack,
+                    data_dir,
+                    tmp_path / "logs",
+                    prefix,
+                    redis_url,
+                    sim_url,
+                    database_url,
+                    creds,
+                    http,
+                    redis,
+                    nodes,
+                    stack,
                 )
-                for node in nodes:
-                    await cluster.start(node)
+                await asyncio.gather(*(cluster.start(node) for node in nodes))
                 await cluster.settled([n.name for n in nodes])
                 yield cluster
         finally:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
+from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.cluster.conftest import Cluster, bearer, eventually
+from tests.cluster.conftest import Cluster, Node, bearer
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ async def test_an_open_through_any_node_reaches_the_doors_one_owner(cluster: Clu
             assert snapshot["stats"]["forwarded"] == 1 and snapshot["stats"]["local"] == 0
 
 
-async def nodes_view(cluster: Cluster, node: object) -> dict[str, object]:
+async def nodes_view(cluster: Cluster, node: Node) -> dict[str, Any]:
     operator = cluster.creds["operator"]
     if "operator" not in cluster.tokens:
         from tests.support.oauth_client import login
@@ -48,7 +48,7 @@ async def nodes_view(cluster: Cluster, node: object) -> dict[str, object]:
             totp_secret=operator["totp_secret"],
         )
         cluster.tokens["operator"] = str(tokens["access_token"])
-    url = getattr(node, "url")
+    url = node.url
     async with cluster.http.get(
         f"{url}/admin/api/v1/nodes", headers=bearer(cluster.tokens["operator"])
     ) as resp:
