@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import functools
 import json
-from collections.abc import Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
@@ -20,6 +23,7 @@ from propdev.actors import ActorSystem, AskTimeout
 from propdev.actors.device import DeviceActor, DeviceDeps, problem
 from propdev.actors.messages import (
     Deliver,
+    DeviceEvent,
     DeviceSnapshot,
     OpenAccessPoint,
     OpenOutcome,
@@ -27,8 +31,22 @@ from propdev.actors.messages import (
 )
 from propdev.actors.session import SessionActor
 from propdev.config import Settings
-from propdev.partners import PartnerGateway, build_gateway
-from propdev.partners.simulator import VendorSimulator, control_routes
+from propdev.devices import PartnerEventIngest, presence_of
+from propdev.observability import Telemetry
+from propdev.partners import (
+    Confirmation,
+    ConfirmsByCallback,
+    PartnerGateway,
+    build_acme_gateway,
+    build_gateway,
+)
+from propdev.partners.signing import webhook_secret
+from propdev.partners.simulator import (
+    AcmeSimulator,
+    VendorSimulator,
+    acme_control_routes,
+    control_routes,
+)
 from propdev.pki import ensure_ca, ensure_server_cert, server_context
 from propdev.pki.reload import TLSReloader
 from propdev.registry import Bus, Cluster, InProcessBus
@@ -41,6 +59,9 @@ from propdev.storage.commands import Commands
 from propdev.storage.directory import Directory
 from propdev.storage.events import EventStore
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
 log = structlog.get_logger()
 
 # An open waits for the vendor (bounded by the partner timeout) plus the commit.
@@ -50,8 +71,9 @@ ASK_MARGIN = 2.0
 class Node:
     """One propdev node and everything it owns."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, span_exporter: SpanExporter | None = None) -> None:
         self.settings = settings
+        self.telemetry = Telemetry.from_settings(settings, span_exporter=span_exporter)
         self.db = Database(settings.database_url)
         self.directory = Directory(self.db)
         self.events = EventStore(self.db)
@@ -61,7 +83,11 @@ class Node:
         self.simulator: VendorSimulator | None = (
             VendorSimulator() if settings.embedded_partner else None
         )
+        self.acme_simulator: AcmeSimulator | None = (
+            AcmeSimulator() if settings.embedded_partner else None
+        )
         self.gateways: dict[str, PartnerGateway] = {}
+        self._webhook_secrets: dict[str, str] = {}
         self.system = ActorSystem(
             node_id=settings.node_id,
             idle_timeout=settings.actor_idle_timeout,
@@ -78,6 +104,9 @@ class Node:
         self.access = AccessServices.for_data_dir(
             self.db, self.bus, settings.data_dir, presence=self.live_sockets
         )
+        self.ingest = PartnerEventIngest(
+            db=self.db, system=self.system, confirm=self._confirm, ask_timeout=settings.ask_timeout
+        )
         self.started = False
 
     def oauth_routes(self) -> list[web.RouteDef]:
@@ -85,18 +114,68 @@ class Node:
 
     def simulator_routes(self) -> list[web.RouteDef]:
         assert self.simulator is not None
-        return list(control_routes(self.simulator))
+        acme = acme_control_routes(self.acme_simulator) if self.acme_simulator else []
+        return [*control_routes(self.simulator), *acme]
+
+    def webhook_secret(self, partner_id: str) -> str:
+        """The secret ``partner_id`` signs its callbacks with (shared through the data dir)."""
+        secret = self._webhook_secrets.get(partner_id)
+        if secret is None:
+            secret = webhook_secret(self.settings.data_dir, partner_id)
+            self._webhook_secrets[partner_id] = secret
+        return secret
+
+    def _confirm(self, event: DeviceEvent) -> bool:
+        """A vendor's ``command_result``: to the adapter whose open waits for it."""
+        gateway = self.gateways.get(event.partner_id)
+        adapter = gateway.adapter if gateway is not None else None
+        if not isinstance(adapter, ConfirmsByCallback) or event.vendor_command_id is None:
+            return False
+        at = dt.datetime.fromtimestamp(event.occurred_at, dt.UTC)
+        ok = event.result == "done"
+        return adapter.confirm(Confirmation(event.vendor_command_id, ok, event.error, at))
+
+    async def _partner_gateways(self) -> None:
+        """A gateway for each registered partner whose adapter we know (besides the simulator),
+        and the embedded simulators' callbacks straight into the ingest."""
+        for row in await self.db.fetch_all("SELECT id, adapter, base_url FROM partners"):
+            partner_id = str(row["id"])
+            if row["adapter"] == "acme" and partner_id not in self.gateways:
+                self.gateways[partner_id] = build_acme_gateway(
+                    self.settings,
+                    self.acme_simulator,
+                    partner_id=partner_id,
+                    base_url=row["base_url"],
+                    on_state_change=self.telemetry.breaker_changed,
+                    observe=self.telemetry.partner_call,
+                )
+        embedded = (("simulator", self.simulator), ("acme", self.acme_simulator))
+        for partner_id, sim in embedded:
+            if sim is not None:
+                sim.callback = functools.partial(self._embedded_callback, partner_id)
+
+    async def _embedded_callback(self, partner_id: str, event: dict[str, Any]) -> None:
+        await self.ingest.ingest(partner_id, [event])
 
     async def start(self) -> None:
         await migrate(self.db)
         await seal_clear_rows(self.db, await open_vault(self.settings, self.db))
-        gateway = build_gateway(self.settings, self.simulator)
+        gateway = build_gateway(
+            self.settings,
+            self.simulator,
+            on_state_change=self.telemetry.breaker_changed,
+            observe=self.telemetry.partner_call,
+        )
         self.gateways[gateway.partner_id] = gateway
+        await self._partner_gateways()
         deps = DeviceDeps(
             db=self.db, directory=self.directory, gateways=self.gateways, bus=self.bus,
+            heartbeat=self.settings.device_heartbeat,
             guard=self.cluster.guard if self.cluster is not None else None,
             access=self.access.desk,
         )
+        deps.tracing = self.telemetry.tracing
+        self.telemetry.watch(system=self.system, gateways=self.gateways, bus=self.bus)
         self.system.register_kind("device", lambda address: DeviceActor(deps))
         self.system.register_kind("session", lambda address: SessionActor())
         self.bus.subscribe("user:", self._to_session)
@@ -119,10 +198,13 @@ class Node:
             await gateway.close()
         if self.simulator is not None:
             await self.simulator.close()
+        if self.acme_simulator is not None:
+            await self.acme_simulator.close()
         await self.bus.close()
         if self.cluster is not None:
             await self.cluster.close()
         await self.db.close()
+        await self.telemetry.shutdown()
 
     async def _to_session(self, channel: str, message: dict[str, Any]) -> None:
         address = "session:" + channel.removeprefix("user:")
@@ -153,21 +235,28 @@ class Node:
         return outcome
 
     async def device_online(self, access_point_ids: Sequence[str]) -> dict[str, bool | None]:
-        """Each access point's last known state: live from its actor if active, else stored."""
-        found: dict[str, bool | None] = {}
+        """Each access point's ``online``: True, False or None (unknown); see device_presence."""
+        found = await self.device_presence(access_point_ids)
+        return {ap_id: found[ap_id]["online"] for ap_id in access_point_ids}
+
+    async def device_presence(self, access_point_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Each access point's ``online``, ``state`` and ``last_seen_age_s`` now: from its actor
+        if active, else from its stored state (a silent device turns unknown either way)."""
+        found: dict[str, dict[str, Any]] = {}
         rows = (
             await self.db.fetch_all("SELECT access_point_id, state FROM device_state")
             if access_point_ids
             else []
         )
         stored = {r["access_point_id"]: json.loads(r["state"]) for r in rows}
+        now, heartbeat = time.time(), self.settings.device_heartbeat
         for ap_id in access_point_ids:
             address = f"device:{ap_id}"
             if self.system.is_active(address):
-                snap = await self.system.ask(address, DeviceSnapshot())
-                found[ap_id] = snap["online"]
+                state = await self.system.ask(address, DeviceSnapshot())
             else:
-                found[ap_id] = stored.get(ap_id, {}).get("online")
+                state = stored.get(ap_id, {})
+            found[ap_id] = presence_of(state, now=now, heartbeat=heartbeat).as_dict()
         return found
 
     async def readiness(self) -> dict[str, bool]:
@@ -180,14 +269,23 @@ class Node:
         }
 
 
-async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
-    """Run one node over HTTPS until cancelled."""
+async def serve(
+    settings: Settings,
+    *,
+    ready: asyncio.Event | None = None,
+    span_exporter: SpanExporter | None = None,
+    on_node: Callable[[Node], None] | None = None,
+) -> None:
+    """Run one node over HTTPS until cancelled (``span_exporter``: tests' in-memory spans;
+    ``on_node``: tests get the node before it starts, e.g. to inject a clock)."""
     from propdev.http.app import make_app
     from propdev.http.limits import server_limits
 
     ensure_ca(settings.pki_dir)
     server_cert = ensure_server_cert(settings.pki_dir, _hosts(settings))
-    node = Node(settings)
+    node = Node(settings, span_exporter=span_exporter)
+    if on_node is not None:
+        on_node(node)
     await node.start()
     runner = web.AppRunner(
         make_app(node),

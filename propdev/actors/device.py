@@ -10,13 +10,23 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from propdev.actors.actor import Actor
-from propdev.actors.messages import DeviceSnapshot, OpenAccessPoint, OpenOutcome
+from propdev.actors.messages import (
+    DeviceEvent,
+    DeviceEvents,
+    DeviceSnapshot,
+    OpenAccessPoint,
+    OpenOutcome,
+)
+from propdev.devices import CREDENTIALS, FAULTS, PASSAGES, PRESENCE, presence_of
+from propdev.observability.tracing import current_traceparent
 from propdev.partners import (
     BulkheadFullError,
     CircuitOpenError,
@@ -24,11 +34,12 @@ from propdev.partners import (
     PartnerTimeoutError,
     PartnerUnavailableError,
 )
-from propdev.storage import audit, commands, events
+from propdev.storage import audit, commands, events, partner_events, run
 from propdev.storage.audit import AuditRecord
 
 if TYPE_CHECKING:
     from propdev.access import AccessDesk
+    from propdev.observability import Tracing
     from propdev.partners import PartnerGateway
     from propdev.registry import Bus, ShardGuard
     from propdev.storage import Database
@@ -37,6 +48,15 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 PROBLEM_BASE = "https://propdev.example/problems/"
+# An entry/exit without our command id links to the latest confirmed open this recent.
+PASSAGE_WINDOW = 120.0
+# The vendor's refusal codes as the command lifecycle names them.
+FAILURE_REASONS = {
+    "device_offline": "offline",
+    "device_jammed": "jammed",
+    "device_busy": "busy",
+    "denied": "refused",
+}
 
 
 def problem(status: int, kind: str, title: str, detail: str, **extra: Any) -> dict[str, Any]:
@@ -64,8 +84,11 @@ class DeviceDeps:
     directory: Directory
     gateways: dict[str, PartnerGateway]
     bus: Bus
+    heartbeat: float = 120.0
+    clock: Callable[[], float] = time.time
     guard: ShardGuard | None = None  # in a cluster: may this node act for the device?
     access: AccessDesk | None = None  # decides presented credentials (plates, guest passes)
+    tracing: Tracing | None = None  # a span per open handled (the node's telemetry)
     commands: commands.Commands = field(init=False)
 
     def __post_init__(self) -> None:
@@ -74,10 +97,15 @@ class DeviceDeps:
 
 @dataclass(slots=True)
 class DeviceState:
+    """Durable state: ``online``/``fault`` as last reported, ``last_seen`` the last sign of
+    life, ``state_at`` when the vendor last reported a change (older reports are ignored)."""
+
     online: bool | None = None
     last_seen: float | None = None
     opens: int = 0
     last_command_id: str | None = None
+    fault: str | None = None
+    state_at: float | None = None
 
 
 class DeviceActor(Actor):
@@ -102,32 +130,187 @@ class DeviceActor(Actor):
             self.state = DeviceState(**json.loads(row["state"]))
 
     async def on_stop(self) -> None:
-        await self.deps.db.execute(
+        async with self.deps.db.transaction() as conn:
+            await self._save_state(conn)
+
+    async def _save_state(self, conn: AsyncConnection) -> None:
+        await run(
+            conn,
             "INSERT INTO device_state (access_point_id, state, updated_at) VALUES (:id, :s, :t) "
             "ON CONFLICT (access_point_id) DO UPDATE SET state = :s, updated_at = :t",
             id=self.access_point_id,
-            s=json.dumps(
-                {
-                    "online": self.state.online,
-                    "last_seen": self.state.last_seen,
-                    "opens": self.state.opens,
-                    "last_command_id": self.state.last_command_id,
-                }
-            ),
+            s=json.dumps(asdict(self.state)),
             t=time.time(),
         )
 
     async def receive(self, message: object) -> object:
         if isinstance(message, OpenAccessPoint):
-            return await self._open(message)
+            if self.deps.tracing is None:
+                return await self._open(message)
+            with self.deps.tracing.message_span(
+                "device open", message.traceparent, {"propdev.actor": self.address.key}
+            ):
+                return await self._open(message)
+        if isinstance(message, DeviceEvents):
+            return [await self._apply(event) for event in message.events]
+        if isinstance(message, DeviceEvent):
+            return await self._apply(message)
         if isinstance(message, DeviceSnapshot):
-            return {
-                "access_point_id": self.access_point_id,
-                "online": self.state.online,
-                "last_seen": self.state.last_seen,
-                "opens": self.state.opens,
-            }
+            return self.snapshot()
         raise TypeError(f"DeviceActor cannot handle {type(message).__name__}")
+
+    def snapshot(self) -> dict[str, Any]:
+        """The device as the API shows it: presence computed from the clock now."""
+        state = asdict(self.state)
+        shown = presence_of(state, now=self.deps.clock(), heartbeat=self.deps.heartbeat)
+        return {
+            "access_point_id": self.access_point_id,
+            **shown.as_dict(),
+            "last_seen": self.state.last_seen,
+            "fault": self.state.fault,
+            "opens": self.state.opens,
+        }
+
+    # -- partner events ----------------------------------------------------------------------
+
+    async def _apply(self, event: DeviceEvent) -> str:
+        """Apply one partner event once: ``accepted``, ``duplicate`` or ``rejected:<reason>``."""
+        if event.type in CREDENTIALS:
+            async with self.deps.db.connect() as conn:
+                if await partner_events.seen(
+                    conn, partner_id=event.partner_id, event_id=event.event_id
+                ):
+                    return "duplicate"
+            await self._on_credential(event)
+            async with self.deps.db.transaction() as conn:
+                if not await self._remember(conn, event):
+                    return "duplicate"
+                self._sign_of_life(event)
+                await self._save_state(conn)
+            return "accepted"
+        if event.type in PRESENCE or event.type in FAULTS:
+            async with self.deps.db.transaction() as conn:
+                if not await self._remember(conn, event):
+                    return "duplicate"
+                self._report(event)
+                await self._save_state(conn)
+            log.info("device_reported", access_point_id=self.access_point_id, type=event.type)
+            return "accepted"
+        if event.type in PASSAGES:
+            return await self._passage(event)
+        return f"rejected:unsupported_type:{event.type}"
+
+    async def _on_credential(self, event: DeviceEvent) -> None:
+        """A plate or a pass presented at this device: our access rules decide."""
+        ap, desk = self.access_point, self.deps.access
+        if ap is None or desk is None:
+            log.warning("credential_ignored", access_point_id=self.access_point_id)
+            return
+        plate = event.type == "plate_recognized"
+        outcome = await desk.present(
+            ap,
+            "plate" if plate else "pass",
+            event.plate if plate else event.code,
+            self.deps.gateways.get(ap.partner_id),
+            occurred_at=event.occurred_at,
+        )
+        if outcome.online is not None:
+            self._seen(online=outcome.online)
+        if outcome.opened:
+            self.state.opens += 1
+            self.state.last_command_id = outcome.command_id
+
+    async def _remember(self, conn: AsyncConnection, event: DeviceEvent) -> bool:
+        return await partner_events.remember(
+            conn,
+            partner_id=event.partner_id,
+            event_id=event.event_id,
+            device_id=event.device_id,
+            type=event.type,
+            at=self.deps.clock(),
+        )
+
+    def _when(self, event: DeviceEvent) -> float:
+        return min(event.occurred_at, self.deps.clock())
+
+    def _sign_of_life(self, event: DeviceEvent) -> None:
+        at = self._when(event)
+        if self.state.last_seen is None or at > self.state.last_seen:
+            self.state.last_seen = at
+        if self.state.state_at is None or at >= self.state.state_at:
+            self.state.online = True
+            self.state.state_at = at
+
+    def _report(self, event: DeviceEvent) -> None:
+        """A state report; one older than the last applied report changes nothing."""
+        at = self._when(event)
+        if self.state.state_at is not None and at < self.state.state_at:
+            return
+        if event.type == "device_offline":
+            self.state.online = False
+            self.state.state_at = at
+            return
+        self._sign_of_life(event)
+        if event.type in FAULTS:
+            self.state.fault = FAULTS[event.type]
+
+    async def _passage(self, event: DeviceEvent) -> str:
+        """Entry/exit: linked to the open it followed, told to that resident, audited."""
+        at = self._when(event)
+        published: dict[str, Any] | None = None
+        user_id: str | None = None
+        db = self.deps.db
+        async with db.transaction() as conn:
+            if not await self._remember(conn, event):
+                return "duplicate"
+            self._sign_of_life(event)
+            await self._save_state(conn)
+            command = await commands.passage_candidate(
+                conn,
+                access_point_id=self.access_point_id,
+                command_id=event.command_ref,
+                vendor_command_id=event.vendor_command_id,
+                since=at - PASSAGE_WINDOW,
+            )
+            command_id = str(command["id"]) if command is not None else None
+            data = {"event_id": event.event_id, **({"plate": event.plate} if event.plate else {})}
+            await audit.append(
+                conn,
+                db.dialect,
+                AuditRecord(
+                    at=at,
+                    actor=f"partner:{event.partner_id}",
+                    action=event.type,
+                    access_point_id=self.access_point_id,
+                    decision="granted",
+                    reason="passage" if command_id else "passage_unlinked",
+                    command_id=command_id,
+                ),
+            )
+            if command is not None and command_id is not None:
+                user_id = str(command["user_id"])
+                await commands.add_steps(conn, command_id, [(event.type, at, data)])
+                await commands.set_status(conn, command_id, "passage", at)
+                published = await events.append(
+                    conn,
+                    user_id=user_id,
+                    type=f"access.{event.type}",
+                    access_point_id=self.access_point_id,
+                    command_id=command_id,
+                    occurred_at=at,
+                    data=data,
+                )
+        if published is not None and user_id is not None:
+            await self.deps.bus.publish(f"user:{user_id}", published)
+        log.info(
+            "device_passage",
+            access_point_id=self.access_point_id,
+            type=event.type,
+            command_id=command_id,
+        )
+        return "accepted"
+
+    # -- opens -------------------------------------------------------------------------------
 
     async def _open(self, msg: OpenAccessPoint) -> OpenOutcome:
         if msg.idempotency_key is not None:
@@ -156,14 +339,26 @@ class DeviceActor(Actor):
                     502, "partner-unavailable", "Partner unavailable", "No adapter for partner."
                 ),
             )
+        requested = self.deps.clock()
+        steps: list[tuple[str, float, dict[str, Any]]] = [
+            ("requested", requested, {}),
+            ("decided", requested, {"decision": "granted", "by": "rules"}),
+        ]
         if self.deps.guard is not None:
             self.deps.guard.precheck(self.access_point_id)  # NotOwnerError: the asker forwards
         try:
             result = await gateway.open(
-                ap.device_id, request_id=msg.command_id, traceparent=msg.traceparent
+                ap.device_id,
+                request_id=msg.command_id,
+                traceparent=current_traceparent() or msg.traceparent,
             )
         except PartnerRefusedError as exc:
             self._seen(online=exc.reason != "device_offline")
+            if exc.reason == "device_jammed":
+                self.state.fault = "jammed"
+            why = FAILURE_REASONS.get(exc.reason, exc.reason)
+            failure = {"reason": why, "vendor_reason": exc.reason}
+            steps.append(("failed", self.deps.clock(), failure))
             return await self._decide(
                 msg,
                 granted=False,
@@ -175,7 +370,10 @@ class DeviceActor(Actor):
                     "Refused by the device",
                     f"The device vendor refused to open: {exc.reason}.",
                     reason=exc.reason,
+                    command_id=msg.command_id,
                 ),
+                steps=steps,
+                command_status="failed",
             )
         except CircuitOpenError as exc:
             return self._failed(
@@ -197,6 +395,8 @@ class DeviceActor(Actor):
             )
         except PartnerTimeoutError:
             self.state.online = None
+            steps.append(("failed", self.deps.clock(), {"reason": "timeout"}))
+            await self._record_failure(msg, steps, "timeout")
             return self._failed(
                 msg,
                 504,
@@ -207,23 +407,43 @@ class DeviceActor(Actor):
             )
         except PartnerUnavailableError as exc:
             self.state.online = None
+            steps.append(("failed", self.deps.clock(), {"reason": "unavailable"}))
+            await self._record_failure(msg, steps, "unavailable")
             return self._failed(
                 msg, 502, "partner-unavailable", "Partner unavailable", str(exc) or "error", None
             )
         self._seen(online=True)
+        self.state.fault = None
         self.state.opens += 1
         self.state.last_command_id = msg.command_id
+        confirmed = self.deps.clock()
+        accepted = confirmed
+        if result.accepted_at is not None:
+            accepted = min(max(result.accepted_at.timestamp(), requested), confirmed)
+        steps.append(("accepted", accepted, {"vendor_command_id": result.vendor_command_id}))
+        steps.append(("confirmed", confirmed, {}))
         body = {
             "status": "granted",
             "command_id": msg.command_id,
             "access_point_id": self.access_point_id,
             "vendor_command_id": result.vendor_command_id,
         }
-        return await self._decide(msg, granted=True, reason="", status=200, body=body)
+        return await self._decide(
+            msg,
+            granted=True,
+            reason="",
+            status=200,
+            body=body,
+            steps=steps,
+            command_status="confirmed",
+            vendor_command_id=result.vendor_command_id,
+        )
 
     def _seen(self, *, online: bool) -> None:
+        now = self.deps.clock()
         self.state.online = online
-        self.state.last_seen = time.time()
+        self.state.last_seen = now
+        self.state.state_at = now
 
     def _failed(
         self,
@@ -241,13 +461,55 @@ class DeviceActor(Actor):
             status=status,
             outcome=kind,
         )
-        return OpenOutcome(status, problem(status, kind, title, detail), retry_after=retry_after)
+        body = problem(status, kind, title, detail, command_id=msg.command_id)
+        return OpenOutcome(status, body, retry_after=retry_after)
+
+    async def _record_failure(
+        self, msg: OpenAccessPoint, steps: list[tuple[str, float, dict[str, Any]]], reason: str
+    ) -> None:
+        """A command the vendor got but did not answer: failed, and the resident is told.
+
+        Fast refusals that never reached the vendor (open circuit, full bulkhead) are not
+        recorded: they cost nothing and leave nothing to follow.
+        """
+        now = self.deps.clock()
+        async with self.deps.db.transaction() as conn:
+            await commands.put_command(
+                conn,
+                command_id=msg.command_id,
+                access_point_id=self.access_point_id,
+                user_id=msg.user_id,
+                status="failed",
+                reason=reason,
+                at=now,
+            )
+            await commands.add_steps(conn, msg.command_id, steps)
+            event = await events.append(
+                conn,
+                user_id=msg.user_id,
+                type="access.failed",
+                access_point_id=self.access_point_id,
+                command_id=msg.command_id,
+                occurred_at=now,
+                data={"reason": reason},
+            )
+        await self.deps.bus.publish(f"user:{msg.user_id}", event)
 
     async def _decide(
-        self, msg: OpenAccessPoint, *, granted: bool, reason: str, status: int, body: dict[str, Any]
+        self,
+        msg: OpenAccessPoint,
+        *,
+        granted: bool,
+        reason: str,
+        status: int,
+        body: dict[str, Any],
+        steps: list[tuple[str, float, dict[str, Any]]],
+        command_status: str,
+        vendor_command_id: str | None = None,
     ) -> OpenOutcome:
-        """Commit the command, the audit entry, the event and the answer, then notify."""
-        now = time.time()
+        """Commit the command and its steps, the audit entry, the event and the answer, then
+        notify."""
+        now = self.deps.clock()
         event_type = "access.granted" if granted else "access.denied"
         db = self.deps.db
         async with db.transaction() as conn:
@@ -258,10 +520,12 @@ class DeviceActor(Actor):
                 command_id=msg.command_id,
                 access_point_id=self.access_point_id,
                 user_id=msg.user_id,
-                status="confirmed" if granted else "refused",
+                status=command_status,
                 reason=reason,
                 at=now,
+                vendor_command_id=vendor_command_id,
             )
+            await commands.add_steps(conn, msg.command_id, steps)
             await audit.append(
                 conn,
                 db.dialect,

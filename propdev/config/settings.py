@@ -85,11 +85,14 @@ class Settings:
     refresh_token_ttl: int = 30 * 24 * 3600
     rate_limit: float = 10.0
     partner_timeout: float = 3.0
+    device_heartbeat: float = 120.0
     breaker_failures: int = 5
     breaker_reset: float = 30.0
     actor_idle_timeout: float = 300.0
     ask_timeout: float = 10.0
     log_level: str = "info"
+    otlp_endpoint: str | None = None  # OTLP/HTTP traces; unset: no export
+    slo_file: Path | None = None  # TOML overriding the default SLOs (observability/slo.py)
     # security (issue 3)
     master_key: str | None = dataclasses.field(default=None, repr=False)
     master_key_file: Path | None = None
@@ -139,6 +142,8 @@ class Settings:
             for key, value in table.items():
                 values[f"PROPDEV_{key.upper()}"] = str(value)
         values.update({k: v for k, v in env.items() if k.startswith("PROPDEV_")})
+        if "PROPDEV_OTLP_ENDPOINT" not in values and env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+            values["PROPDEV_OTLP_ENDPOINT"] = env["OTEL_EXPORTER_OTLP_ENDPOINT"]  # the OTel name
 
         parsers: dict[str, tuple[str, Callable[[str], Any]]] = {
             "PROPDEV_DATA_DIR": ("data_dir", Path),
@@ -167,6 +172,10 @@ class Settings:
                 "partner_timeout",
                 _float("PROPDEV_PARTNER_TIMEOUT", 0.05, 120),
             ),
+            "PROPDEV_DEVICE_HEARTBEAT": (
+                "device_heartbeat",
+                _float("PROPDEV_DEVICE_HEARTBEAT", 0.01, 86400),
+            ),
             "PROPDEV_BREAKER_FAILURES": (
                 "breaker_failures",
                 _int("PROPDEV_BREAKER_FAILURES", 1, 10_000),
@@ -178,6 +187,11 @@ class Settings:
             ),
             "PROPDEV_ASK_TIMEOUT": ("ask_timeout", _float("PROPDEV_ASK_TIMEOUT", 0.01, 600)),
             "PROPDEV_LOG_LEVEL": ("log_level", str),
+            "PROPDEV_OTLP_ENDPOINT": (
+                "otlp_endpoint",
+                _url("PROPDEV_OTLP_ENDPOINT", ("http", "https")),
+            ),
+            "PROPDEV_SLO_FILE": ("slo_file", Path),
             "PROPDEV_MASTER_KEY": ("master_key", str),
             "PROPDEV_MASTER_KEY_FILE": ("master_key_file", Path),
             "PROPDEV_AUTH_FAILURES_PER_IP": (

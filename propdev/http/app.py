@@ -19,7 +19,11 @@ from propdev.http.middlewares import (
 from propdev.http.permissions import Permission, requires
 from propdev.http.ratelimit import Limiter, LocalLimiter, rate_limit_middleware
 from propdev.http.routes import admin, console, docs, health, resident, vehicles
+from propdev.http.routes import partner as partner_api
 from propdev.http.routes import passes as guest_passes
+from propdev.http.routes.ops import routes as ops_routes
+from propdev.http.routes.slo import routes as slo_routes
+from propdev.observability import telemetry_middleware
 
 if TYPE_CHECKING:
     from propdev.node import Node
@@ -34,6 +38,7 @@ def make_app(node: Node) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body,
         middlewares=[
+            telemetry_middleware(telemetry=node.telemetry),  # spans the access log record too
             request_context_middleware(node_id=settings.node_id),
             body_limit_middleware(max_body=settings.max_body, body_timeout=settings.body_timeout),
             auth_middleware(verifier=node.verifier),
@@ -47,11 +52,14 @@ def make_app(node: Node) -> web.Application:
     app[WS_CAPS] = WebSocketCaps(settings.ws_per_user)
     app.add_routes(health.routes)
     app.add_routes(resident.routes)
+    app.add_routes(partner_api.routes)
     app.add_routes(guest_passes.routes)
     app.add_routes(vehicles.routes)
     app.add_routes(ws.routes)
     app.add_routes(admin.routes)
     app.add_routes(docs.routes)
+    app.add_routes(ops_routes)
+    app.add_routes(slo_routes)
     app.add_routes(console.routes)
     app.add_routes(public_routes(node.oauth_routes()))
     if node.simulator is not None:

@@ -274,3 +274,31 @@ EXTERNAL: dict[tuple[str, str], Operation] = {
         },
     ),
 }
+
+# The simulator's callback controls, and the same control API for the acme vendor.
+_PASSAGES = {
+    "type": "object",
+    "properties": {"after_open_ms": {"type": ["integer", "null"], "minimum": 0}},
+}
+EXTERNAL[("GET", "/sim/v1/passages")] = operation(
+    "Simulator: the entry that follows an open", tags=SIM, responses={200: _PASSAGES}
+)
+EXTERNAL[("POST", "/sim/v1/passages")] = operation(
+    "Simulator: follow each confirmed open with an entry N ms later (null: never)",
+    tags=SIM,
+    request=_PASSAGES,
+    responses={200: _PASSAGES, 400: PROBLEM},
+)
+EXTERNAL[("POST", "/sim/v1/callbacks/flush")] = operation(
+    "Simulator: answer once every callback made so far was delivered",
+    tags=SIM,
+    responses={204: None},
+)
+for (_method, _path), _op in list(EXTERNAL.items()):
+    if _path.startswith("/sim/v1/"):
+        EXTERNAL[(_method, "/sim/acme/v1/" + _path.removeprefix("/sim/v1/"))] = operation(
+            _op.summary.replace("Simulator:", "Acme simulator:"),
+            tags=SIM,
+            request=_op.request,
+            responses=dict(_op.responses),
+        )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from propdev.partners.acme import AcmeAdapter, AcmeHttpClient, AcmeInProcessClient
 from propdev.partners.apikey import api_key_path, vendor_api_key
 from propdev.partners.base import DeviceInfo, DeviceKind, DeviceStatus, OpenResult, PartnerAdapter
+from propdev.partners.callbacks import CallbackSender
+from propdev.partners.confirmations import Confirmation, Confirmations, ConfirmsByCallback
 from propdev.partners.errors import (
     BulkheadFullError,
     CircuitOpenError,
@@ -12,7 +15,12 @@ from propdev.partners.errors import (
     PartnerTimeoutError,
     PartnerUnavailableError,
 )
-from propdev.partners.gateway import SIMULATOR_PARTNER_ID, PartnerGateway, build_gateway
+from propdev.partners.gateway import (
+    SIMULATOR_PARTNER_ID,
+    PartnerGateway,
+    build_acme_gateway,
+    build_gateway,
+)
 from propdev.partners.inprocess import InProcessAdapter
 from propdev.partners.simulator import (
     DEFAULT_DEVICES,
@@ -29,8 +37,15 @@ from propdev.partners.vendor import VendorHttpAdapter
 __all__ = (
     "DEFAULT_DEVICES",
     "SIMULATOR_PARTNER_ID",
+    "AcmeAdapter",
+    "AcmeHttpClient",
+    "AcmeInProcessClient",
     "BulkheadFullError",
+    "CallbackSender",
     "CircuitOpenError",
+    "Confirmation",
+    "Confirmations",
+    "ConfirmsByCallback",
     "DeviceInfo",
     "DeviceKind",
     "DeviceStatus",
@@ -47,6 +62,7 @@ __all__ = (
     "VendorHttpAdapter",
     "VendorSimulator",
     "api_key_path",
+    "build_acme_gateway",
     "build_gateway",
     "control_routes",
     "make_vendor_app",

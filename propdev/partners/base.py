@@ -22,6 +22,7 @@ class OpenResult:
     vendor_command_id: str
     status: str = "opened"
     confirmed_at: dt.datetime | None = None
+    accepted_at: dt.datetime | None = None  # asynchronous vendors: when it took the command
 
 
 @dataclass(frozen=True, slots=True)

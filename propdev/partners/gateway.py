@@ -9,6 +9,7 @@ count as failures. Cancelling the caller counts nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -16,11 +17,13 @@ from typing import Any, TypeVar
 import structlog
 
 from propdev.config import Settings
+from propdev.partners.acme import AcmeAdapter, AcmeHttpClient, AcmeInProcessClient
 from propdev.partners.apikey import vendor_api_key
 from propdev.partners.base import DeviceInfo, DeviceStatus, OpenResult, PartnerAdapter
 from propdev.partners.breaker import Breaker
 from propdev.partners.errors import BulkheadFullError, PartnerError, PartnerTimeoutError
 from propdev.partners.inprocess import InProcessAdapter
+from propdev.partners.simulator.acme import AcmeSimulator
 from propdev.partners.simulator.state import VendorSimulator
 from propdev.partners.vendor import VendorHttpAdapter
 from propdev.pki import client_context
@@ -30,6 +33,10 @@ SIMULATOR_PARTNER_ID = "simulator"
 T = TypeVar("T")
 StateListener = Callable[[str, str, str], None]
 """``on_state_change(partner_id, old_state, new_state)``."""
+CallObserver = Callable[[str, str], contextlib.AbstractContextManager[str | None]]
+"""``observe(partner_id, operation)``: wraps each call, guards included (span, metrics, log);
+yields the ``traceparent`` to send the vendor, or None to keep the caller's."""
+_UNOBSERVED: contextlib.nullcontext[None] = contextlib.nullcontext()
 
 log = structlog.get_logger()
 
@@ -47,6 +54,7 @@ class PartnerGateway:
         max_in_flight: int = 64,
         clock: Callable[[], float] = time.monotonic,
         on_state_change: StateListener | None = None,
+        observe: CallObserver | None = None,
     ) -> None:
         if timeout <= 0 or breaker_failures < 1 or breaker_reset <= 0 or max_in_flight < 1:
             raise ValueError("timeout, breaker_failures, breaker_reset, max_in_flight must be > 0")
@@ -56,6 +64,7 @@ class PartnerGateway:
         self._slots = asyncio.Semaphore(max_in_flight)
         self._in_flight = 0
         self.on_state_change = on_state_change
+        self._observe = observe
         self._breaker = Breaker(
             adapter.partner_id,
             failures=breaker_failures,
@@ -96,15 +105,22 @@ class PartnerGateway:
     async def open(
         self, device_id: str, *, request_id: str, traceparent: str | None = None
     ) -> OpenResult:
-        return await self._guarded(
-            lambda: self._adapter.open(device_id, request_id=request_id, traceparent=traceparent)
-        )
+        with self._observed("open") as ours:
+            sent = ours or traceparent
+            return await self._guarded(
+                lambda: self._adapter.open(device_id, request_id=request_id, traceparent=sent)
+            )
 
     async def device_status(self, device_id: str) -> DeviceStatus:
-        return await self._guarded(lambda: self._adapter.device_status(device_id))
+        with self._observed("device_status"):
+            return await self._guarded(lambda: self._adapter.device_status(device_id))
 
     async def list_devices(self) -> list[DeviceInfo]:
-        return await self._guarded(self._adapter.list_devices)
+        with self._observed("list_devices"):
+            return await self._guarded(self._adapter.list_devices)
+
+    def _observed(self, operation: str) -> contextlib.AbstractContextManager[str | None]:
+        return _UNOBSERVED if self._observe is None else self._observe(self.partner_id, operation)
 
     async def close(self) -> None:
         await self._adapter.close()
@@ -162,6 +178,7 @@ def build_gateway(
     partner_id: str = SIMULATOR_PARTNER_ID,
     api_key: str | None = None,
     on_state_change: StateListener | None = None,
+    observe: CallObserver | None = None,
 ) -> PartnerGateway:
     """The gateway to the vendor: in-process over ``sim`` when ``settings.partner_url`` is unset,
     else HTTPS to ``settings.partner_url`` (trusting the project CA, ``X-Api-Key`` from the data
@@ -186,4 +203,39 @@ def build_gateway(
         breaker_failures=settings.breaker_failures,
         breaker_reset=settings.breaker_reset,
         on_state_change=on_state_change,
+        observe=observe,
+    )
+
+
+def build_acme_gateway(
+    settings: Settings,
+    sim: AcmeSimulator | None,
+    *,
+    partner_id: str = "acme",
+    base_url: str | None = None,
+    on_state_change: StateListener | None = None,
+    observe: CallObserver | None = None,
+) -> PartnerGateway:
+    """The gateway to an acme partner: HTTPS to ``base_url`` (default ``settings.partner_url``,
+    where ``partner-sim`` serves acme too), else in-process over ``sim``."""
+    url = base_url or settings.partner_url
+    if url is None:
+        if sim is None:
+            raise ValueError("an acme partner without a URL needs the in-process simulator")
+        adapter = AcmeAdapter(partner_id, AcmeInProcessClient(sim))
+    else:
+        client = AcmeHttpClient(
+            url,
+            ssl_context=client_context(settings.pki_dir),
+            api_key=vendor_api_key(settings.data_dir, partner_id),
+            timeout=settings.partner_timeout,
+        )
+        adapter = AcmeAdapter(partner_id, client)
+    return PartnerGateway(
+        adapter,
+        timeout=settings.partner_timeout,
+        breaker_failures=settings.breaker_failures,
+        breaker_reset=settings.breaker_reset,
+        on_state_change=on_state_change,
+        observe=observe,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -22,19 +23,78 @@ async def put_command(
     status: str,
     reason: str = "",
     at: float,
+    vendor_command_id: str | None = None,
 ) -> None:
     await run(
         conn,
         "INSERT INTO commands (id, access_point_id, user_id, status, reason, created_at, "
-        "updated_at) VALUES (:id, :ap, :u, :s, :r, :t, :t) ON CONFLICT (id) DO UPDATE "
-        "SET status = :s, reason = :r, updated_at = :t",
+        "updated_at, vendor_command_id) VALUES (:id, :ap, :u, :s, :r, :t, :t, :v) "
+        "ON CONFLICT (id) DO UPDATE SET status = :s, reason = :r, updated_at = :t, "
+        "vendor_command_id = COALESCE(:v, commands.vendor_command_id)",
         id=command_id,
         ap=access_point_id,
         u=user_id,
         s=status,
         r=reason,
         t=at,
+        v=vendor_command_id,
     )
+
+
+async def add_steps(
+    conn: AsyncConnection, command_id: str, steps: Sequence[tuple[str, float, dict[str, Any]]]
+) -> None:
+    """Append lifecycle steps ``(step, at, data)`` of a command, in the caller's transaction."""
+    for step, at, data in steps:
+        await run(
+            conn,
+            "INSERT INTO command_steps (command_id, step, at, data) VALUES (:c, :s, :t, :d)",
+            c=command_id,
+            s=step,
+            t=at,
+            d=json.dumps(data),
+        )
+
+
+async def set_status(conn: AsyncConnection, command_id: str, status: str, at: float) -> None:
+    await run(
+        conn,
+        "UPDATE commands SET status = :s, updated_at = :t WHERE id = :id",
+        s=status,
+        t=at,
+        id=command_id,
+    )
+
+
+async def passage_candidate(
+    conn: AsyncConnection,
+    *,
+    access_point_id: str,
+    command_id: str | None,
+    vendor_command_id: str | None,
+    since: float,
+) -> Row | None:
+    """The command of ``access_point_id`` a passage follows: ours by id, the vendor's by its id,
+    else the latest confirmed one not older than ``since``."""
+    columns = "SELECT id, user_id, status FROM commands WHERE access_point_id = :ap"
+    if command_id:
+        rows = await run(conn, f"{columns} AND id = :id", ap=access_point_id, id=command_id)
+        if rows:
+            return rows[0]
+    if vendor_command_id:
+        rows = await run(
+            conn, f"{columns} AND vendor_command_id = :v", ap=access_point_id, v=vendor_command_id
+        )
+        if rows:
+            return rows[0]
+    rows = await run(
+        conn,
+        f"{columns} AND status = 'confirmed' AND updated_at >= :since "
+        "ORDER BY updated_at DESC LIMIT 1",
+        ap=access_point_id,
+        since=since,
+    )
+    return rows[0] if rows else None
 
 
 async def put_answer(
@@ -59,10 +119,18 @@ class Commands:
 
     async def get(self, command_id: str) -> Row | None:
         return await self.db.fetch_one(
-            "SELECT id, access_point_id, user_id, status, reason, created_at, updated_at "
-            "FROM commands WHERE id = :id",
+            "SELECT id, access_point_id, user_id, status, reason, created_at, updated_at, "
+            "vendor_command_id FROM commands WHERE id = :id",
             id=command_id,
         )
+
+    async def steps(self, command_id: str) -> list[dict[str, Any]]:
+        """The command's lifecycle, oldest first: ``{"step", "at", ...data}``."""
+        rows = await self.db.fetch_all(
+            "SELECT step, at, data FROM command_steps WHERE command_id = :c ORDER BY id",
+            c=command_id,
+        )
+        return [{**json.loads(r["data"]), "step": r["step"], "at": r["at"]} for r in rows]
 
     async def answer(self, subject: str, key: str) -> tuple[int, dict[str, Any]] | None:
         """The stored answer for ``key`` if it is younger than the idempotency window."""

@@ -107,6 +107,23 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ],
     ),
     (
+        4,
+        "partner callbacks: seen event ids, command steps, vendor command ids",
+        [
+            """CREATE TABLE partner_events (
+                partner_id TEXT NOT NULL, event_id TEXT NOT NULL, device_id TEXT NOT NULL,
+                type TEXT NOT NULL, received_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (partner_id, event_id))""",
+            """CREATE TABLE command_steps (
+                id {serial}, command_id TEXT NOT NULL, step TEXT NOT NULL,
+                at DOUBLE PRECISION NOT NULL, data TEXT NOT NULL DEFAULT '{{}}')""",
+            "CREATE INDEX command_steps_command ON command_steps (command_id, id)",
+            "ALTER TABLE commands ADD COLUMN vendor_command_id TEXT",
+            "CREATE INDEX commands_vendor ON commands (vendor_command_id)",
+            "CREATE INDEX commands_access_point ON commands (access_point_id, updated_at)",
+        ],
+    ),
+    (
         5,
         "access: schedules on rights, site time zones, guest passes, vehicles",
         [

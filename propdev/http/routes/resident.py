@@ -14,6 +14,7 @@ from propdev.http.keys import NODE
 from propdev.http.middlewares import principal
 from propdev.http.openapi import Param, Response, doc
 from propdev.http.permissions import Permission, requires
+from propdev.observability import current_traceparent
 from propdev.security import get_user
 
 routes = web.RouteTableDef()
@@ -63,7 +64,7 @@ async def me(request: web.Request) -> web.Response:
 async def list_access_points(request: web.Request) -> web.Response:
     node = request.app[NODE]
     points = await node.directory.access_points_of(principal(request).sub)
-    online = await node.device_online([p.id for p in points])
+    presence = await node.device_presence([p.id for p in points])
     return web.json_response(
         [
             {
@@ -72,7 +73,7 @@ async def list_access_points(request: web.Request) -> web.Response:
                 "kind": p.kind,
                 "site_id": p.site_id,
                 "building_id": p.building_id,
-                "online": online.get(p.id),
+                **presence[p.id],  # online (true/false/null), state, last_seen_age_s
             }
             for p in points
         ]
@@ -140,7 +141,7 @@ async def open_access_point(request: web.Request) -> web.Response:
             username=str(caller.claims.get("preferred_username", "")),
             command_id=command_id_for(caller.sub, key),
             idempotency_key=key,
-            traceparent=request.headers.get("traceparent"),
+            traceparent=current_traceparent(),  # our server span's: the actor's parent
         )
     )
     headers: dict[str, str] = {}
@@ -208,16 +209,22 @@ async def list_events(request: web.Request) -> web.Response:
     responses={200: schemas.COMMAND, 404: "No such command (or not yours)."},
 )
 async def get_command(request: web.Request) -> web.Response:
-    command = await request.app[NODE].commands.get(request.match_info["id"])
+    commands = request.app[NODE].commands
+    command = await commands.get(request.match_info["id"])
     if command is None or command["user_id"] != principal(request).sub:
         raise NotFoundError("No such command.")
+    steps = await commands.steps(command["id"])  # requested → … → confirmed|failed → entry
+    passages = [s for s in steps if s["step"] in ("entry", "exit")]
     return web.json_response(
         {
             "id": command["id"],
             "access_point_id": command["access_point_id"],
             "status": command["status"],
             "reason": command["reason"],
+            "vendor_command_id": command["vendor_command_id"],
             "created_at": command["created_at"],
             "updated_at": command["updated_at"],
+            "steps": steps,
+            "passage": {"type": passages[0]["step"], "at": passages[0]["at"]} if passages else None,
         }
     )

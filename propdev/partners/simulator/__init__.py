@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from propdev.partners.simulator.acme import (
+    ACME_DEVICES,
+    AcmeSimulator,
+    acme_control_routes,
+    acme_routes,
+)
 from propdev.partners.simulator.app import control_routes, make_vendor_app, vendor_routes
 from propdev.partners.simulator.server import (
     DEFAULT_PORT,
@@ -20,8 +26,10 @@ from propdev.partners.simulator.state import (
 )
 
 __all__ = (
+    "ACME_DEVICES",
     "DEFAULT_DEVICES",
     "DEFAULT_PORT",
+    "AcmeSimulator",
     "ConnectionDropped",
     "FaultMode",
     "Faults",
@@ -29,6 +37,8 @@ __all__ = (
     "PartnerSimServer",
     "VendorError",
     "VendorSimulator",
+    "acme_control_routes",
+    "acme_routes",
     "control_routes",
     "make_vendor_app",
     "run_partner_sim",

@@ -16,7 +16,10 @@ connection without an answer.
 
 Control API (no authentication; a test tool): ``GET|POST /sim/v1/faults``,
 ``GET /sim/v1/commands``, ``POST /sim/v1/reset``, ``POST /sim/v1/devices``,
-``PATCH /sim/v1/devices/{device_id}``. Bad input → 400 ``application/problem+json``.
+``PATCH /sim/v1/devices/{device_id}`` (a change of ``online`` or ``state`` is called back),
+``GET|POST /sim/v1/passages`` (``{"after_open_ms": N | null}``: an ``entry`` N ms after each
+confirmed open, or none), ``POST /sim/v1/callbacks/flush`` (answers 204 once every callback
+made so far was delivered or given up on). Bad input → 400 ``application/problem+json``.
 """
 
 from __future__ import annotations
@@ -192,6 +195,26 @@ def control_routes(sim: VendorSimulator) -> list[web.RouteDef]:
             return web.json_response(exc.body(), status=exc.status)
         return web.json_response(device)
 
+    def passages(delay: float | None) -> dict[str, Any]:
+        return {"after_open_ms": None if delay is None else round(delay * 1000)}
+
+    async def flush_callbacks(request: web.Request) -> web.StreamResponse:
+        await sim.settle()  # every callback made so far was delivered (or given up on)
+        return web.Response(status=204)
+
+    async def get_passages(request: web.Request) -> web.StreamResponse:
+        return web.json_response(passages(sim.passage_delay))
+
+    async def set_passages(request: web.Request) -> web.StreamResponse:
+        body = await _json_object(request)
+        if body is None or set(body) - {"after_open_ms"}:
+            return _bad('expected {"after_open_ms": int or null}')
+        try:
+            delay = sim.set_passages(body.get("after_open_ms"))
+        except ValueError as exc:
+            return _bad(str(exc))
+        return web.json_response(passages(delay))
+
     return [
         web.get("/sim/v1/faults", get_faults),
         web.post("/sim/v1/faults", set_faults),
@@ -199,6 +222,9 @@ def control_routes(sim: VendorSimulator) -> list[web.RouteDef]:
         web.post("/sim/v1/reset", reset),
         web.post("/sim/v1/devices", add_device),
         web.patch("/sim/v1/devices/{device_id}", update_device),
+        web.get("/sim/v1/passages", get_passages),
+        web.post("/sim/v1/callbacks/flush", flush_callbacks),
+        web.post("/sim/v1/passages", set_passages),
     ]
 
 

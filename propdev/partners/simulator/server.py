@@ -1,8 +1,14 @@
-"""The simulated vendor as its own HTTPS server (``python run.py partner-sim``).
+"""The simulated vendors as their own HTTPS server (``python run.py partner-sim``).
 
 The server certificate comes from the project CA (``<pki dir>/partner-sim/``) and covers
 127.0.0.1 and localhost; only TLS 1.2 and 1.3 are offered. The API key is the one in the data
 dir (see ``propdev.partners.apikey``) unless one is given.
+
+Beside the intercom vendor (partner ``simulator``, ``/vendor/v1``, control ``/sim/v1``) the same
+listener serves the asynchronous vendor acme (partner ``acme``, ``/acme/v2``, control
+``/sim/acme/v1``). Each calls back ``settings.callback_url`` as its partner, with that partner's
+client certificate from the data dir (``<pki dir>/partners/<name>/``); a vendor whose partner
+has no certificate there sends no callbacks (logged at start).
 """
 
 from __future__ import annotations
@@ -15,12 +21,21 @@ from aiohttp import web
 
 from propdev.config import Settings
 from propdev.partners.apikey import api_key_path, vendor_api_key
+from propdev.partners.callbacks import CallbackSender
+from propdev.partners.signing import webhook_secret
+from propdev.partners.simulator.acme import (
+    AcmeSimulator,
+    acme_auth_middleware,
+    acme_control_routes,
+    acme_routes,
+)
 from propdev.partners.simulator.app import make_vendor_app
 from propdev.partners.simulator.state import VendorSimulator
-from propdev.pki import ensure_server_cert, server_context
+from propdev.pki import client_context, ensure_server_cert, partner_paths, server_context
 
 DEFAULT_PORT = 9443
 PARTNER_ID = "simulator"
+ACME_PARTNER_ID = "acme"
 CERT_NAME = "partner-sim"
 CERT_HOSTS = ("127.0.0.1", "localhost")
 SHUTDOWN_TIMEOUT = 2.0
@@ -35,6 +50,8 @@ class PartnerSimServer:
     url: str
     sim: VendorSimulator
     runner: web.AppRunner
+    acme: AcmeSimulator | None = None
+    senders: tuple[CallbackSender, ...] = ()
 
     @property
     def port(self) -> int:
@@ -43,7 +60,26 @@ class PartnerSimServer:
     async def close(self) -> None:
         """Stop: commands still in progress are cancelled, then the listener closes."""
         await self.sim.close()
+        if self.acme is not None:
+            await self.acme.close()
+        for sender in self.senders:
+            await sender.close()
         await self.runner.cleanup()
+
+
+def callback_sender(settings: Settings, partner_id: str) -> CallbackSender | None:
+    """A sender of ``partner_id``'s callbacks to ``settings.callback_url``, if it has a
+    client certificate in the data dir."""
+    paths = partner_paths(settings.pki_dir, partner_id)
+    if not (paths.cert.exists() and paths.key.exists()):
+        log.warning("partner_sim_no_callbacks", partner=partner_id, missing=str(paths.cert))
+        return None
+    return CallbackSender(
+        partner_id=partner_id,
+        callback_url=settings.callback_url,
+        ssl_context=client_context(settings.pki_dir, paths),
+        secret=webhook_secret(settings.data_dir, partner_id),
+    )
 
 
 async def run_partner_sim(
@@ -56,20 +92,35 @@ async def run_partner_sim(
 ) -> PartnerSimServer:
     """Start the vendor API and control API over HTTPS; ``port=0`` picks a free port."""
     sim = sim or VendorSimulator()
+    acme = AcmeSimulator()
     key = api_key or vendor_api_key(settings.data_dir, PARTNER_ID)
     cert = ensure_server_cert(settings.pki_dir, CERT_HOSTS, name=CERT_NAME)
     ssl_context = server_context(settings.pki_dir, cert)
     app = make_vendor_app(sim, api_key=key)
+    app.middlewares.append(
+        acme_auth_middleware(api_key=vendor_api_key(settings.data_dir, ACME_PARTNER_ID))
+    )
+    app.add_routes(acme_routes(acme))
+    app.add_routes(acme_control_routes(acme))
+    senders = []
+    for vendor, partner_id in ((sim, PARTNER_ID), (acme, ACME_PARTNER_ID)):
+        sender = callback_sender(settings, partner_id)
+        if sender is not None:
+            vendor.callback = sender.send
+            (vendor.core if isinstance(vendor, AcmeSimulator) else vendor).drain = sender.drain
+            senders.append(sender)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
     except BaseException:
         await runner.cleanup()
+        for sender in senders:
+            await sender.close()
         raise
     bound = runner.addresses[0][1]
     url_host = f"[{host}]" if ":" in host else host
-    return PartnerSimServer(f"https://{url_host}:{bound}", sim, runner)
+    return PartnerSimServer(f"https://{url_host}:{bound}", sim, runner, acme, tuple(senders))
 
 
 async def serve_forever(

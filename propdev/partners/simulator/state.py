@@ -15,6 +15,13 @@ Faults (``set_faults``) apply to the vendor API only, never to the control API:
 ``outage`` every vendor call is refused at once (connection closed, no latency)
 =========  ====================================================================================
 
+Callbacks (``callback``): toggling a device through ``update_device`` emits
+``device_online``/``device_offline`` (and ``device_jammed``/``device_recovered`` for the state
+``jammed``); with ``set_passages(ms)`` each confirmed open is followed, ``ms`` later, by an
+``entry`` carrying our ``request_id`` and the ``vendor_command_id`` (and a ``plate`` at a
+barrier). Passages are off by default (``set_passages(None)``), so a test that counts events
+sees only the ones it asked for.
+
 An open is recorded as a command once the vendor accepts it for processing (``ok``, ``slow``,
 ``deny``, refusals by the device); ``error``, ``drop`` and ``outage`` record nothing. An
 ``Idempotency-Key`` (our request id) seen before replays the first answer and records nothing;
@@ -29,13 +36,18 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import enum
+import random
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
+
 from propdev.partners.base import DeviceInfo, DeviceKind
+
+log = structlog.get_logger()
 
 DEFAULT_SLOW_MS = 10_000
 MAX_LATENCY_MS = 600_000
@@ -145,11 +157,21 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+PLATE_LETTERS = "ABEKMHOPCTYX"  # the Latin letters Russian plates use
+
+
+def random_plate() -> str:
+    """A plate like ``A123BC77``."""
+    pick = random.choice
+    digits = "".join(pick("0123456789") for _ in range(3))
+    return f"{pick(PLATE_LETTERS)}{digits}{pick(PLATE_LETTERS)}{pick(PLATE_LETTERS)}77"
+
+
 class VendorSimulator:
     """An intercom/barrier vendor in memory.
 
-    ``callback`` is the hook for events the vendor pushes to us (entry, exit, ...): the
-    simulator awaits it from :meth:`emit_event`. Nothing calls it yet.
+    ``callback`` is the hook for events the vendor pushes to us (entry, device_offline, ...):
+    the simulator awaits it from :meth:`emit_event`, in a background task of its own.
     """
 
     def __init__(
@@ -168,6 +190,9 @@ class VendorSimulator:
         # Idempotency: request id → the task computing (or holding) the first answer.
         self._answers: OrderedDict[str, tuple[str, asyncio.Task[OpenAnswer]]] = OrderedDict()
         self._running: set[asyncio.Task[OpenAnswer]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
+        self.passage_delay: float | None = None
+        self.drain: Callable[[], Awaitable[None]] | None = None  # waits for callbacks to land
         self.reset()
 
     # -- control -----------------------------------------------------------------------------
@@ -209,24 +234,73 @@ class VendorSimulator:
     def update_device(
         self, device_id: str, *, online: bool | None = None, state: str | None = None
     ) -> dict[str, Any]:
-        """Change a device's connectivity or state (``jammed``/``busy`` refuse opens)."""
+        """Change a device's connectivity or state (``jammed``/``busy`` refuse opens); the
+        change is reported through ``callback``."""
         device = self._device(device_id)
-        if online is not None:
+        if online is not None and online != device.online:
             device.online = online
-        if state is not None:
+            self.spawn(self.emit_event(device_id, "device_online" if online else "device_offline"))
+        if state is not None and state != device.state:
+            was = device.state
             device.state = state
+            if state == "jammed":
+                self.spawn(self.emit_event(device_id, "device_jammed"))
+            elif was == "jammed":
+                self.spawn(self.emit_event(device_id, "device_recovered"))
         return device.as_dict()
+
+    def set_passages(self, after_open_ms: int | None) -> float | None:
+        """Follow each confirmed open with an ``entry`` this many ms later (None: never)."""
+        if after_open_ms is None:
+            self.passage_delay = None
+        elif isinstance(after_open_ms, bool) or not isinstance(after_open_ms, int):
+            raise ValueError("after_open_ms must be an integer or null")
+        elif not 0 <= after_open_ms <= MAX_LATENCY_MS:
+            raise ValueError(f"after_open_ms must be between 0 and {MAX_LATENCY_MS}")
+        else:
+            self.passage_delay = after_open_ms / 1000
+        return self.passage_delay
+
+    def spawn(self, coro: Awaitable[Any]) -> None:
+        """Run ``coro`` in the background; ``close()`` cancels what is still running."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    async def settle(self) -> None:
+        """Wait for the callbacks (and passages) started so far, and those they start."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+        if self.drain is not None:
+            await self.drain()
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("simulator_callback_failed", error=repr(task.exception()))
+
+    async def passage(self, device_id: str, **fields: Any) -> None:
+        """The ``entry`` that follows an open (a plate at a barrier), after ``passage_delay``."""
+        delay = self.passage_delay
+        if delay is None:
+            return
+        await asyncio.sleep(delay)
+        device = self._devices.get(device_id)
+        if device is not None and device.kind == "barrier":
+            fields.setdefault("plate", random_plate())
+        await self.emit_event(device_id, "entry", **fields)
 
     def reset(self) -> None:
         """Back to the catalogue, fault mode ``ok``, no commands, no remembered answers."""
         self._answers.clear()
         self._commands.clear()
         self._faults = Faults()
+        self.passage_delay = None
         self._devices = {d.device_id: Device(d.device_id, d.kind, d.name) for d in self._catalogue}
 
     async def close(self) -> None:
-        """Cancel commands still being processed."""
-        tasks = list(self._running)
+        """Cancel commands still being processed and callbacks not yet made."""
+        tasks: list[asyncio.Task[Any]] = [*self._running, *self._background]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -280,7 +354,19 @@ class VendorSimulator:
             self._answers.popitem(last=False)
         self._running.add(task)
         task.add_done_callback(self._finished)
+        if self.passage_delay is not None:
+            task.add_done_callback(lambda done: self._after_open(done, request_id))
         return await asyncio.shield(task)
+
+    def _after_open(self, task: asyncio.Task[OpenAnswer], request_id: str) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return
+        answer = task.result()
+        self.spawn(
+            self.passage(
+                answer.device_id, request_id=request_id, vendor_command_id=answer.command_id
+            )
+        )
 
     async def list_devices(self) -> list[dict[str, Any]]:
         await self._before_call(self._faults)

@@ -1,0 +1,153 @@
+"""Partner events in: validate each, dedupe, apply to the device actors in order.
+
+One batch (``POST /partner/v1/events``, or the embedded simulator's direct delivery) becomes:
+
+1. each event validated on its own: a bad one is rejected with its reason, the rest go on;
+2. ``command_result`` events first, handed to the partner's adapter (an open waiting for its
+   confirmation holds its device actor, so results must not queue behind it); deduplicated here;
+3. every other event to its device's actor, one ask per device with that device's events in
+   batch order (devices in parallel); the actor deduplicates by ``(partner, event_id)`` in the
+   transaction that applies the event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from propdev.actors import ActorSystem, AskTimeout
+from propdev.actors.messages import DeviceEvent, DeviceEvents
+from propdev.devices.errors import IngestUnavailableError, InvalidEventError
+from propdev.devices.events import COMMAND_RESULT, parse_event
+from propdev.storage import Database, partner_events
+
+log = structlog.get_logger()
+
+MAX_EVENTS = 500
+
+Confirm = Callable[[DeviceEvent], bool]
+"""``confirm(event)``: a ``command_result`` to the partner's adapter; False if none takes it."""
+
+
+@dataclass(slots=True)
+class IngestResult:
+    """The answer to a batch: counts, and each rejected event with its index and reason."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
+
+
+class PartnerEventIngest:
+    """Applies partners' event batches; shared by the HTTP route and embedded simulators."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        system: ActorSystem,
+        confirm: Confirm,
+        ask_timeout: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._db = db
+        self._system = system
+        self._confirm = confirm
+        self._ask_timeout = ask_timeout
+        self._clock = clock
+
+    async def ingest(self, partner_id: str, raw_events: Sequence[Any]) -> IngestResult:
+        """Apply ``raw_events`` of ``partner_id``; raises ``IngestUnavailableError`` when a
+        device actor did not answer (the partner retries; replays are duplicates)."""
+        result = IngestResult()
+        now = self._clock()
+        devices = await self._devices_of(partner_id)
+        results: list[tuple[int, DeviceEvent]] = []
+        by_device: dict[str, list[tuple[int, DeviceEvent]]] = {}
+        for index, raw in enumerate(raw_events):
+            try:
+                event = parse_event(partner_id, raw, now=now)
+            except InvalidEventError as exc:
+                self._reject(result, index, raw, exc.reason)
+                continue
+            access_point_id = devices.get(event.device_id)
+            if access_point_id is None:
+                self._reject(result, index, raw, "unknown_device")
+            elif event.type == COMMAND_RESULT:
+                results.append((index, event))
+            else:
+                by_device.setdefault(access_point_id, []).append((index, event))
+        for index, event in results:
+            self._count(result, index, event, await self._command_result(event))
+        asks = [self._ask(ap_id, batch) for ap_id, batch in by_device.items()]
+        for batch, outcomes in zip(by_device.values(), await asyncio.gather(*asks), strict=True):
+            for (index, event), outcome in zip(batch, outcomes, strict=True):
+                self._count(result, index, event, outcome)
+        result.rejected.sort(key=lambda r: int(r["index"]))
+        log.info(
+            "partner_events",
+            partner=partner_id,
+            accepted=result.accepted,
+            duplicates=result.duplicates,
+            rejected=len(result.rejected),
+        )
+        return result
+
+    async def _devices_of(self, partner_id: str) -> dict[str, str]:
+        rows = await self._db.fetch_all(
+            "SELECT id, device_id FROM access_points WHERE partner_id = :p", p=partner_id
+        )
+        return {str(r["device_id"]): str(r["id"]) for r in rows}
+
+    async def _command_result(self, event: DeviceEvent) -> str:
+        async with self._db.transaction() as conn:
+            fresh = await partner_events.remember(
+                conn,
+                partner_id=event.partner_id,
+                event_id=event.event_id,
+                device_id=event.device_id,
+                type=event.type,
+                at=self._clock(),
+            )
+        if not fresh:
+            return "duplicate"
+        if not self._confirm(event):
+            log.info("command_result_unexpected", partner=event.partner_id, event=event.event_id)
+        return "accepted"
+
+    async def _ask(self, access_point_id: str, batch: list[tuple[int, DeviceEvent]]) -> list[str]:
+        message = DeviceEvents(tuple(event for _, event in batch))
+        try:
+            outcomes = await self._system.ask(
+                f"device:{access_point_id}", message, timeout=self._ask_timeout
+            )
+        except AskTimeout as exc:
+            raise IngestUnavailableError(f"device {access_point_id} did not answer") from exc
+        assert isinstance(outcomes, list) and len(outcomes) == len(batch)
+        return [str(o) for o in outcomes]
+
+    @staticmethod
+    def _reject(result: IngestResult, index: int, raw: Any, reason: str) -> None:
+        event_id = raw.get("event_id") if isinstance(raw, dict) else None
+        entry: dict[str, Any] = {"index": index, "reason": reason}
+        if isinstance(event_id, str):
+            entry["event_id"] = event_id
+        result.rejected.append(entry)
+
+    @staticmethod
+    def _count(result: IngestResult, index: int, event: DeviceEvent, outcome: str) -> None:
+        if outcome == "accepted":
+            result.accepted += 1
+        elif outcome == "duplicate":
+            result.duplicates += 1
+        else:
+            reason = outcome.removeprefix("rejected:")
+            result.rejected.append({"index": index, "event_id": event.event_id, "reason": reason})
