@@ -244,7 +244,7 @@ function renderTree(tree, stats) {
       h("span", { class: "tag" }, tree.strategy || ""),
       h("span", { class: tree.failed ? "bad" : "ok" }, tree.state),
     ),
-    (tree.supervisors || []).map(supervisorBlock),
+    ...(tree.supervisors || []).map(supervisorBlock),
   );
   if (stats) {
     $("#tree-summary").textContent =
@@ -386,6 +386,21 @@ function percent(value) {
   return typeof value === "number" ? `${(100 * value).toFixed(3)} %` : "–";
 }
 
+function budgetLeft(o) {
+  const budget = o.error_budget;
+  if (budget && typeof budget === "object") return budget.remaining_ratio;
+  return o.error_budget_remaining ?? o.budget_remaining;
+}
+
+function budgetClass(o) {
+  const left = budgetLeft(o);
+  return typeof left === "number" && left < 0.25 ? "bad" : "ok";
+}
+
+function firing(o) {
+  return (o.alerts || []).some((a) => a.firing);
+}
+
 async function loadSlo() {
   if (!has("get", "/admin/api/v1/slo")) return;
   try {
@@ -402,10 +417,10 @@ async function loadSlo() {
         return h(
           "tr",
           {},
-          h("td", {}, o.name || o.id || o.objective),
-          h("td", {}, percent(o.sli)),
-          h("td", {}, percent(o.error_budget_remaining ?? o.budget_remaining ?? o.error_budget_left)),
-          h("td", { class: "muted" }, burnText),
+          h("td", {}, o.name || o.id, h("div", { class: "muted" }, `objective ${percent(o.objective)}`)),
+          h("td", {}, percent(o.sli), h("div", { class: "muted" }, `${o.good ?? 0}/${o.total ?? 0}`)),
+          h("td", { class: budgetClass(o) }, percent(budgetLeft(o))),
+          h("td", { class: firing(o) ? "bad" : "muted" }, burnText),
         );
       }),
     );
