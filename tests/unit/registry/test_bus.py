@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tests.unit.registry.conftest import Buses
+
+
+async def subscribed(buses: Buses) -> None:
+    """The Redis subscription is made by a task: wait (bounded) until it is in place."""
+    for _ in range(500):
+        if getattr(buses.second, "connected", True):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the bus did not subscribe within 5 s")
+
+
+async def test_a_published_message_reaches_subscribers_of_its_prefix_only(buses: Buses) -> None:
+    got: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+    other: list[str] = []
+
+    async def handler(channel: str, message: dict[str, Any]) -> None:
+        await got.put((channel, message))
+
+    async def elsewhere(channel: str, message: dict[str, Any]) -> None:
+        other.append(channel)
+
+    buses.second.subscribe("user:", handler)
+    buses.second.subscribe("revoked:", elsewhere)
+    await subscribed(buses)
+    await buses.first.publish("user:42", {"id": 7, "type": "access.granted"})
+
+    channel, message = await asyncio.wait_for(got.get(), 5)
+    assert channel == "user:42" and message == {"id": 7, "type": "access.granted"}
+    assert other == []
+
+
+async def test_a_burst_arrives_whole_and_in_order(buses: Buses) -> None:
+    got: list[int] = []
+    done = asyncio.Event()
+
+    async def handler(channel: str, message: dict[str, Any]) -> None:
+        got.append(message["n"])
+        if len(got) == 500:
+            done.set()
+
+    buses.second.subscribe("user:", handler)
+    await subscribed(buses)
+    for n in range(500):
+        await buses.first.publish("user:1", {"n": n})
+    await asyncio.wait_for(done.wait(), 10)
+    assert got == list(range(500))
+
+
+async def test_ping_says_the_bus_is_reachable(buses: Buses) -> None:
+    assert await buses.first.ping()

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+
+async def _until(check: Any, within: float) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_node_knows_itself_as_a_live_member(membership_of: Any) -> None:
+    me = await membership_of("a")
+    assert me.healthy
+    assert "a" in me.members()
+
+
+async def test_joins_leaves_and_lapsed_leases_are_seen_by_the_others(membership_of: Any) -> None:
+    a = await membership_of("a")
+    if not membership_of.remote:
+        assert a.members() == ("a",)  # the embedded node is alone, by design
+        return
+    b = await membership_of("b")
+    await _until(lambda: a.members() == ("a", "b"), 3)
+    await b.stop()  # a clean leave
+    await _until(lambda: a.members() == ("a",), 3)
+    c = await membership_of("c")
+    await _until(lambda: a.members() == ("a", "c"), 3)
+    task = c._task  # a crash: it stops renewing without leaving
+    task.cancel()
+    await _until(lambda: a.members() == ("a",), 3)

