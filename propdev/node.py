@@ -294,8 +294,10 @@ async def serve(
         **server_limits(header_timeout=settings.header_timeout),
     )
     await runner.setup()
-    tls = TLSReloader(server_context(settings.pki_dir, server_cert), settings.pki_dir, server_cert)
-    tls.load_crl()  # partners' certificates are checked against the CA's CRL
+    # Partners' certificates are checked against the CA's CRL; both reload without downtime.
+    tls = TLSReloader(
+        lambda: server_context(settings.pki_dir, server_cert), settings.pki_dir, server_cert
+    )
     site = web.TCPSite(runner, settings.host, settings.port, ssl_context=tls.ctx, backlog=1024)
     watcher = asyncio.create_task(tls.watch())
     try:

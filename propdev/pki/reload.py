@@ -1,9 +1,13 @@
 """Certificate and CRL rotation without downtime.
 
-``TLSReloader`` owns the server ``SSLContext`` the listener was started with and loads the
-server certificate and the CRL into that same object again: new handshakes use the new
-material, connections already open keep theirs. It reloads on SIGHUP (``install_sighup``) and
-when the files change (``watch``, polling their modification times).
+The listener keeps one ``SSLContext`` for its whole life, but each handshake is moved, from
+its SNI callback (which OpenSSL calls with or without a server name), onto the *current*
+context: ``reload()`` builds a new one from the files -- server certificate, project CA,
+CRL with ``VERIFY_CRL_CHECK_LEAF`` -- and new handshakes use it; open connections keep theirs.
+(Loading a newer CRL into the same context would not work: OpenSSL's store treats a second
+CRL from the same issuer as a duplicate and keeps the first.)
+
+It reloads on SIGHUP (``install_sighup``) and when the files change (``watch``).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -22,12 +27,28 @@ log = structlog.get_logger()
 
 
 class TLSReloader:
-    def __init__(self, ctx: ssl.SSLContext, pki_dir: Path, server: CertPaths) -> None:
-        self.ctx = ctx
+    def __init__(
+        self, factory: Callable[[], ssl.SSLContext], pki_dir: Path, server: CertPaths
+    ) -> None:
+        self.factory = factory
         self.pki_dir = pki_dir
         self.server = server
         self.reloads = 0
-        self._stamps: tuple[float, ...] = ()
+        self.current = self._build()
+        self.ctx = self._build()  # the listener's; hands each handshake to ``current``
+        self.ctx.sni_callback = self._select
+        self._stamps = self._mtimes()
+
+    def _build(self) -> ssl.SSLContext:
+        ctx = self.factory()
+        ctx.load_verify_locations(cafile=str(ensure_crl(self.pki_dir)))
+        ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+        return ctx
+
+    def _select(
+        self, ssl_object: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext
+    ) -> None:
+        ssl_object.context = self.current
 
     def _files(self) -> tuple[Path, ...]:
         return (self.server.cert, self.server.key, crl_path(self.pki_dir))
@@ -35,20 +56,14 @@ class TLSReloader:
     def _mtimes(self) -> tuple[float, ...]:
         return tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in self._files())
 
-    def load_crl(self) -> None:
-        """Load (or refresh) the CRL and turn on leaf CRL checking for client certificates."""
-        path = ensure_crl(self.pki_dir)
-        self.ctx.load_verify_locations(cafile=str(path))
-        self.ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
-
     def reload(self) -> bool:
-        """Load the certificate, key and CRL again; False (and the old ones kept) on error."""
+        """Build a context from the files again; False (and the old one kept) on error."""
         try:
-            self.ctx.load_cert_chain(self.server.cert, self.server.key)
-            self.load_crl()
+            fresh = self._build()
         except (OSError, ssl.SSLError, ValueError) as exc:
             log.error("tls_reload_failed", error=str(exc))
             return False
+        self.current = fresh
         self._stamps = self._mtimes()
         self.reloads += 1
         log.info("tls_reloaded", reloads=self.reloads)
@@ -58,8 +73,7 @@ class TLSReloader:
         return self._mtimes() != self._stamps
 
     async def watch(self, interval: float = 2.0) -> None:
-        """Reload whenever a file changed; runs until cancelled."""
-        self._stamps = self._stamps or self._mtimes()
+        """Reload whenever a file changed (and the CRL before it expires); until cancelled."""
         while True:
             await asyncio.sleep(interval)
             if self.changed():
