@@ -72,10 +72,10 @@ def node_settings(data_dir: Path, **extra: str) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def running_node(settings: Settings) -> AsyncIterator[RunningNode]:
+async def running_node(settings: Settings, **serve_options: Any) -> AsyncIterator[RunningNode]:
     credentials = await seed_demo(settings)
     ready = asyncio.Event()
-    task = asyncio.create_task(serve(settings, ready=ready))
+    task = asyncio.create_task(serve(settings, ready=ready, **serve_options))
     waiter = asyncio.create_task(ready.wait())
     done, _ = await asyncio.wait({task, waiter}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
     if waiter not in done:
