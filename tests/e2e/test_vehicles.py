@@ -129,3 +129,17 @@ async def test_bad_plates_conflicts_and_other_residents_vehicles(site: AccessNod
         assert resp.status == 204
     await site.present(BARRIER, "plate_recognized", plate="A123BC77")
     assert await sim_commands(site) == []  # removed: the plate is unknown again
+
+
+async def test_the_vendors_callback_opens_the_barrier_once_even_when_delivered_twice(
+    site: AccessNode,
+) -> None:
+    token = await site.running.token_for("anna")
+    assert (await register(site, token, "A123BC77"))[0] == 201
+    sim = site.node.simulator
+    assert sim is not None
+    event = await sim.emit_event(site.device_of(BARRIER), "plate_recognized", plate="a123bc77")
+    again = await site.node.ingest.ingest("simulator", [event])
+    assert again.duplicates == 1, again
+    assert len(await sim_commands(site)) == 1
+    assert [e["decision"] for e in await site.audit(BARRIER)] == ["granted"]
