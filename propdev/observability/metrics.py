@@ -1,0 +1,272 @@
+"""Prometheus metrics of one node, in its own ``CollectorRegistry`` (never the global one).
+
+Counted as things happen (label children looked up once and cached): HTTP requests by route
+template and status, their latency, rate-limit rejections, WebSocket connections, partner
+calls by partner, operation and outcome with their latency, breaker transitions. Read at
+scrape time (``NodeCollector``, no hot-path cost): the actors by kind from
+``ActorSystem.stats()``, mailbox depths, breaker states, bus messages published.
+
+Labels are bounded: route templates (never raw paths), a fixed set of methods, status codes,
+partner ids, operations, outcomes, actor kinds. Never a device, user or request id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from propdev.actors import ActorSystem
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0)
+"""Seconds; latency objectives must use one of these as their threshold (see ``slo.py``)."""
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+BREAKER_STATES = ("closed", "open", "half-open")
+
+
+class _Gateway(Protocol):
+    @property
+    def partner_id(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+
+def bounded_method(method: str) -> str:
+    return method if method in METHODS else "OTHER"
+
+
+class Metrics:
+    """The metric families of one node and the cached children the hot paths use."""
+
+    def __init__(self) -> None:
+        registry = self.registry = CollectorRegistry()
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        self.http_requests = Counter(
+            "propdev_http_requests",
+            "HTTP requests answered, by method, route template and status.",
+            ("method", "route", "status"),
+            registry=registry,
+        )
+        self.http_duration = Histogram(
+            "propdev_http_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route template.",
+            ("method", "route"),
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.http_in_flight = Gauge(
+            "propdev_http_requests_in_flight",
+            "HTTP requests being handled (WebSocket sessions excluded).",
+            registry=registry,
+        )
+        self.rate_limited = Counter(
+            "propdev_rate_limit_rejections",
+            "Requests refused with 429 by the per-client rate limit, by route template.",
+            ("route",),
+            registry=registry,
+        )
+        self.websocket_connections = Gauge(
+            "propdev_websocket_connections",
+            "WebSocket connections open now.",
+            registry=registry,
+        )
+        self.websocket_opened = Counter(
+            "propdev_websocket_connections_opened",
+            "WebSocket connection requests received.",
+            registry=registry,
+        )
+        self.partner_calls = Counter(
+            "propdev_partner_calls",
+            "Calls to partners, by partner, operation and outcome.",
+            ("partner", "operation", "outcome"),
+            registry=registry,
+        )
+        self.partner_duration = Histogram(
+            "propdev_partner_call_duration_seconds",
+            "Time of a call to a partner (guards included), by partner, operation and outcome.",
+            ("partner", "operation", "outcome"),
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.breaker_transitions = Counter(
+            "propdev_partner_breaker_transitions",
+            "Circuit breaker state changes, by partner and the state entered.",
+            ("partner", "to_state"),
+            registry=registry,
+        )
+        self._http: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._partner: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._collector: NodeCollector | None = None
+
+    # -- hot paths ---------------------------------------------------------------------------
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        children = self._http.get(key)
+        if children is None:
+            method = bounded_method(method)
+            children = (
+                self.http_requests.labels(method, route, str(status)),
+                self.http_duration.labels(method, route),
+            )
+            self._http[key] = children
+        children[0].inc()
+        if seconds >= 0:
+            children[1].observe(seconds)
+
+    def observe_partner_call(
+        self, partner: str, operation: str, outcome: str, seconds: float
+    ) -> None:
+        key = (partner, operation, outcome)
+        children = self._partner.get(key)
+        if children is None:
+            children = (
+                self.partner_calls.labels(partner, operation, outcome),
+                self.partner_duration.labels(partner, operation, outcome),
+            )
+            self._partner[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def breaker_changed(self, partner: str, old: str, new: str) -> None:
+        self.breaker_transitions.labels(partner, new).inc()
+
+    # -- scrape time -------------------------------------------------------------------------
+
+    def watch(
+        self,
+        *,
+        system: ActorSystem | None = None,
+        gateways: Mapping[str, _Gateway] | None = None,
+        bus: object | None = None,
+    ) -> None:
+        """Report these at each scrape (once per node; a second call replaces the first)."""
+        if self._collector is not None:
+            self.registry.unregister(self._collector)
+        self._collector = NodeCollector(system=system, gateways=gateways, bus=bus)
+        self.registry.register(self._collector)
+
+    def render(self) -> bytes:
+        """The registry in Prometheus text format (``CONTENT_TYPE``)."""
+        return generate_latest(self.registry)
+
+
+class NodeCollector(Collector):
+    """Reads the actor system, the breakers and the bus when Prometheus scrapes."""
+
+    def __init__(
+        self,
+        *,
+        system: ActorSystem | None,
+        gateways: Mapping[str, _Gateway] | None,
+        bus: object | None,
+    ) -> None:
+        self._system = system
+        self._gateways = gateways
+        self._bus = bus
+
+    def describe(self) -> Iterable[Metric]:
+        return ()  # names vary with what is watched; collect() at registration is skipped
+
+    def collect(self) -> Iterator[Metric]:
+        if self._system is not None:
+            yield from _actor_metrics(self._system)
+        if self._gateways is not None:
+            state = GaugeMetricFamily(
+                "propdev_partner_breaker_state",
+                "1 for the state each partner's circuit breaker is in, 0 for the others.",
+                labels=("partner", "state"),
+            )
+            for gateway in list(self._gateways.values()):
+                current = gateway.state
+                for name in BREAKER_STATES:
+                    state.add_metric((gateway.partner_id, name), 1.0 if current == name else 0.0)
+            yield state
+        published = getattr(self._bus, "published", None)
+        if isinstance(published, int):
+            yield CounterMetricFamily(
+                "propdev_bus_messages_published",
+                "Messages published on the event bus by this node.",
+                value=published,
+            )
+
+
+def _actor_metrics(system: ActorSystem) -> Iterator[Metric]:
+    stats = system.stats()
+    kinds: dict[str, dict[str, int]] = stats["kinds"]
+    families: list[tuple[str, str, str, type[GaugeMetricFamily | CounterMetricFamily]]] = [
+        ("active", "propdev_actors_active", "Activated actors, by kind.", GaugeMetricFamily),
+        (
+            "activations",
+            "propdev_actor_activations",
+            "Actor activations, by kind.",
+            CounterMetricFamily,
+        ),
+        (
+            "passivations",
+            "propdev_actor_passivations",
+            "Actors passivated after being idle, by kind.",
+            CounterMetricFamily,
+        ),
+        (
+            "restarts",
+            "propdev_actor_restarts",
+            "Actor restarts by their supervisor, by kind.",
+            CounterMetricFamily,
+        ),
+        (
+            "dead_letters",
+            "propdev_actor_dead_letters",
+            "Messages dead-lettered, by the kind of actor they were for.",
+            CounterMetricFamily,
+        ),
+    ]
+    for key, name, help_text, family_type in families:
+        family = family_type(name, help_text, labels=("kind",))
+        for kind, numbers in kinds.items():
+            family.add_metric((kind,), float(numbers.get(key, 0)))
+        yield family
+    depth = GaugeMetricFamily(
+        "propdev_actor_mailbox_depth", "Messages waiting in mailboxes, by kind.", labels=("kind",)
+    )
+    deepest = GaugeMetricFamily(
+        "propdev_actor_mailbox_depth_max",
+        "The deepest mailbox of each kind.",
+        labels=("kind",),
+    )
+    for supervisor in system.tree.root.children():
+        if supervisor.id not in kinds:
+            continue
+        total = most = 0
+        for child in supervisor.children() if hasattr(supervisor, "children") else ():
+            mailbox = getattr(child, "mailbox", None)
+            if mailbox is not None:
+                n = len(mailbox)
+                total += n
+                most = max(most, n)
+        depth.add_metric((supervisor.id,), float(total))
+        deepest.add_metric((supervisor.id,), float(most))
+    yield depth
+    yield deepest
+    yield GaugeMetricFamily(
+        "propdev_actor_system_failed",
+        "1 once the node's root supervisor gave up.",
+        value=1.0 if stats["failed"] else 0.0,
+    )
