@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
         dest="audit", required=True
     )
     audit.add_parser("verify", help="check the hash chain of the audit log")
+    rules = sub.add_parser("slo-rules", help="write the SLOs' Prometheus recording/alert rules")
+    rules.add_argument("--out", default="deploy/prometheus", help="directory to write into")
     return parser
 
 
@@ -77,6 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_issue_partner(settings, args.name, args.allow_ip))
     if args.command == "audit":
         return asyncio.run(_audit_verify(settings))
+    if args.command == "slo-rules":
+        from propdev.observability.rules import rules_command
+
+        return rules_command(settings.slo_file, args.out)
     return 2
 
 

@@ -1,0 +1,135 @@
+"""Metric families, bounded labels, and the scrape-time collector over a real actor system."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from propdev.actors import Actor, ActorSystem
+from propdev.observability import Metrics, Telemetry, partner_outcome
+from propdev.partners import (
+    BulkheadFullError,
+    CircuitOpenError,
+    PartnerRefusedError,
+    PartnerTimeoutError,
+    PartnerUnavailableError,
+)
+
+
+def samples(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for s in family.samples
+    }
+
+
+def test_requests_are_counted_by_route_template_and_status() -> None:
+    metrics = Metrics()
+    metrics.observe_request("POST", "/api/v1/access-points/{id}/open", 200, 0.03)
+    metrics.observe_request("POST", "/api/v1/access-points/{id}/open", 200, 3.5)
+    metrics.observe_request("BREW", "unmatched", 404, 0.001)  # any method: one bounded label
+    found = samples(metrics)
+    route = ("route", "/api/v1/access-points/{id}/open")
+    assert (
+        found[
+            (
+                "propdev_http_requests_total",
+                frozenset({("method", "POST"), route, ("status", "200")}),
+            )
+        ]
+        == 2
+    )
+    bucket = frozenset({("method", "POST"), route, ("le", "2.0")})
+    assert found[("propdev_http_request_duration_seconds_bucket", bucket)] == 1
+    other = frozenset({("method", "OTHER"), ("route", "unmatched"), ("status", "404")})
+    assert found[("propdev_http_requests_total", other)] == 1
+
+
+def test_partner_outcomes_are_a_bounded_set() -> None:
+    assert partner_outcome(None) == "ok"
+    assert partner_outcome(PartnerRefusedError("device_offline")) == "refused"
+    assert partner_outcome(CircuitOpenError("p", 1.0)) == "circuit_open"
+    assert partner_outcome(BulkheadFullError("p", 1)) == "bulkhead_full"
+    assert partner_outcome(PartnerTimeoutError()) == "timeout"
+    assert partner_outcome(PartnerUnavailableError()) == "unavailable"
+    assert partner_outcome(KeyError("x")) == "error"
+
+
+def test_a_partner_call_is_timed_counted_and_yields_the_traceparent_to_send() -> None:
+    telemetry = Telemetry(node_id="n1")
+    with telemetry.partner_call("sim", "open") as traceparent:
+        assert traceparent is not None and traceparent.startswith("00-")
+    try:
+        with telemetry.partner_call("sim", "open"):
+            raise PartnerUnavailableError("down")
+    except PartnerUnavailableError:
+        pass
+    telemetry.breaker_changed("sim", "closed", "open")
+    found = samples(telemetry.metrics)
+    labels = {("partner", "sim"), ("operation", "open")}
+    assert found[("propdev_partner_calls_total", frozenset(labels | {("outcome", "ok")}))] == 1
+    assert (
+        found[("propdev_partner_calls_total", frozenset(labels | {("outcome", "unavailable")}))]
+        == 1
+    )
+    transitions = frozenset({("partner", "sim"), ("to_state", "open")})
+    assert found[("propdev_partner_breaker_transitions_total", transitions)] == 1
+
+
+class Echo(Actor):
+    async def receive(self, message: object) -> object:
+        return message
+
+
+class _Gateway:
+    partner_id = "sim"
+    state = "half-open"
+
+
+class _Bus:
+    published = 7
+
+
+async def test_the_collector_reads_actors_breakers_and_bus_at_scrape_time() -> None:
+    system = ActorSystem("n1", sweep_interval=float("inf"))
+    system.register_kind("echo", lambda address: Echo())
+    await system.start()
+    try:
+        metrics = Metrics()
+        metrics.watch(system=system, gateways={"sim": _Gateway()}, bus=_Bus())
+        assert await system.ask("echo:1", "hi") == "hi"
+        assert await system.ask("echo:2", "hi") == "hi"
+        found: dict[Any, float] = samples(metrics)
+    finally:
+        await system.stop()
+    kind = frozenset({("kind", "echo")})
+    assert found[("propdev_actors_active", kind)] == 2
+    assert found[("propdev_actor_activations_total", kind)] == 2
+    assert found[("propdev_actor_mailbox_depth", kind)] == 0
+    assert found[("propdev_actor_dead_letters_total", kind)] == 0
+    assert (
+        found[
+            (
+                "propdev_partner_breaker_state",
+                frozenset({("partner", "sim"), ("state", "half-open")}),
+            )
+        ]
+        == 1
+    )
+    assert (
+        found[("propdev_partner_breaker_state", frozenset({("partner", "sim"), ("state", "open")}))]
+        == 0
+    )
+    assert found[("propdev_bus_messages_published_total", frozenset())] == 7
+    assert found[("propdev_actor_system_failed", frozenset())] == 0
+
+
+def test_two_nodes_in_one_process_keep_their_metrics_apart() -> None:
+    first, second = Metrics(), Metrics()
+    first.observe_request("GET", "/healthz", 200, 0.001)
+    assert (
+        "propdev_http_requests_total",
+        frozenset({("method", "GET"), ("route", "/healthz"), ("status", "200")}),
+    ) not in samples(second)
