@@ -93,6 +93,7 @@ def request_context_middleware(*, node_id: str) -> Middleware:
                     method=request.method,
                     route=_route_name(request),
                     status=status,
+                    outcome="ok" if status < 400 else "rejected" if status < 500 else "failed",
                     latency_ms=round((time.perf_counter() - started) * 1000, 2),
                     client=request.remote,
                     sub=principal.sub if principal else None,
