@@ -8,7 +8,6 @@ lookups.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 import uuid
@@ -53,18 +52,30 @@ def normalise_plate(raw: object, field: str = "plate") -> str:
 
 
 def plate_key(normalised_plate: str) -> str:
-    """The lookup key of a normalised plate; the only way plates are searched."""
-    return hashlib.sha256(b"propdev-plate:" + normalised_plate.encode()).hexdigest()
+    """The lookup key of a normalised plate; the only way plates are searched.
+
+    A keyed blind index (HMAC-SHA256 under the vault's index key), never the plate itself.
+    """
+    from propdev.security.blind_index import plate_index
+    from propdev.security.crypto import current_vault
+
+    return plate_index(current_vault(), normalised_plate)
 
 
 def seal_plate(normalised_plate: str, vehicle_id: str) -> str:
-    """The stored form of a plate (``plate_sealed``)."""
-    return normalised_plate
+    """The stored form of a plate (``plate_sealed``): AES-256-GCM, bound to the vehicle."""
+    from propdev.security.crypto import current_vault
+    from propdev.security.personal import seal_plate_value
+
+    return seal_plate_value(current_vault(), normalised_plate, vehicle_id)
 
 
 def unseal_plate(sealed: str, vehicle_id: str) -> str:
     """The plate back from its stored form."""
-    return sealed
+    from propdev.security.crypto import current_vault
+    from propdev.security.personal import open_plate_value
+
+    return open_plate_value(current_vault(), sealed, vehicle_id)
 
 
 def plate_hint(normalised_plate: str) -> str:

@@ -322,11 +322,25 @@ _VAULTS: weakref.WeakKeyDictionary[Database, Vault] = weakref.WeakKeyDictionary(
 _VAULTS_LOCK = threading.Lock()
 
 
+_CURRENT: list[Vault] = []
+
+
 def attach_vault(db: Database, vault: Vault) -> Vault:
-    """Make ``vault`` the keyring used for ``db``'s rows."""
+    """Make ``vault`` the keyring used for ``db``'s rows (and this process's current one)."""
     with _VAULTS_LOCK:
         _VAULTS[db] = vault
+        _CURRENT[:] = [vault]
     return vault
+
+
+def current_vault() -> Vault:
+    """The vault last attached in this process, for code that has no database at hand
+    (``propdev.access.vehicles``); an ephemeral one when none was (unit tests)."""
+    with _VAULTS_LOCK:
+        if not _CURRENT:
+            log.warning("vault_ephemeral")
+            _CURRENT.append(Vault.ephemeral())
+        return _CURRENT[0]
 
 
 def vault_of(db: Database) -> Vault:
