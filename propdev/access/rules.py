@@ -110,11 +110,3 @@ class AccessRules:
             a=access_point_id,
         )
         return removed > 0
-
-    async def site_timezone(self, access_point_id: str) -> ZoneInfo:
-        row = await self.db.fetch_one(
-            "SELECT s.timezone AS timezone FROM access_points a JOIN sites s ON s.id = a.site_id "
-            "WHERE a.id = :a",
-            a=access_point_id,
-        )
-        return site_zone(row["timezone"] if row else "UTC")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from propdev.access.errors import InvalidScheduleError
@@ -110,21 +110,6 @@ class Schedule:
                 raise InvalidScheduleError(where, "'from' and 'until' are equal")
             windows.append(Window(frozenset(DAYS.index(d.lower()) for d in days), start, end))
         return cls(tuple(windows))
-
-    @classmethod
-    def around(cls, local: datetime, *, before: timedelta, after: timedelta) -> Schedule:
-        """A window every day from ``local - before`` to ``local + after`` (tests, tools)."""
-        start = local - before
-        end = local + after
-        return cls(
-            (
-                Window(
-                    frozenset(range(7)),
-                    start.hour * 60 + start.minute,
-                    end.hour * 60 + end.minute,
-                ),
-            )
-        )
 
 
 def local_time(at: float, tz: Any) -> datetime:
