@@ -95,9 +95,13 @@ def _file(name: str) -> bytes:
 
 @routes.get("/admin")
 @requires(Permission.PUBLIC)
-@doc("The supervision console (redirect to `/admin/`)", tags=["console"], responses={301: None})
+@doc(
+    "The supervision console (redirect to `/admin/`)",
+    tags=["console"],
+    responses={301: Response(None, "To `/admin/`.", headers={"Location": "`/admin/`"})},
+)
 async def console_redirect(request: web.Request) -> web.Response:
-    raise web.HTTPMovedPermanently("/admin/")
+    return web.Response(status=301, headers={"Location": "/admin/"})
 
 
 @routes.get("/admin/")
