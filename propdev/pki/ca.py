@@ -21,7 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from propdev.pki.errors import UnknownPartnerError
 
 CA_DAYS = 3650
-LEAF_DAYS = 397
+LEAF_DAYS = 365  # Mozilla "intermediate": leaf certificates live less than 366 days
 RENEW_BEFORE = dt.timedelta(days=30)
 PARTNER_ORG = "propdev partners"
 

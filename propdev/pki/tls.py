@@ -39,6 +39,8 @@ def server_context(pki_dir: Path, server: CertPaths) -> ssl.SSLContext:
     ctx.load_verify_locations(cafile=str(ca_paths(pki_dir).cert))
     ctx.verify_mode = ssl.CERT_OPTIONAL
     ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+    # Mozilla "intermediate" rejects X448 and P-521; Python's ssl can name one group only.
+    ctx.set_ecdh_curve("prime256v1")
     return ctx
 
 
