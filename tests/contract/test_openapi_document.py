@@ -30,9 +30,7 @@ def test_every_route_of_the_router_is_documented(app: web.Application) -> None:
     assert undocumented(app) == []
     documented = {(r.method.lower(), r.path) for r in route_docs(app)}
     doc_ops = {
-        (method, path)
-        for path, item in build_document(app)["paths"].items()
-        for method in item
+        (method, path) for path, item in build_document(app)["paths"].items() for method in item
     }
     assert documented == doc_ops
 
