@@ -179,3 +179,33 @@ async def test_the_server_certificate_rotates_without_downtime(node: RunningNode
         assert after.serial_number != before.serial_number
         async with kept.get(f"{node.url}/healthz") as resp:  # the open connection goes on
             assert resp.status == 200
+
+
+async def _post_events(node: RunningNode, token: str, ctx: ssl.SSLContext) -> tuple[int, str]:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as http:
+        async with http.post(
+            f"{node.url}/partner/v1/events",
+            json={"events": []},
+            headers={"Authorization": f"Bearer {token}"},
+        ) as resp:
+            return resp.status, str((await resp.json()).get("detail", ""))
+
+
+async def test_partner_route_refuses_missing_foreign_and_out_of_allowlist_callers(
+    node: RunningNode,
+) -> None:
+    a_cert, a_key = await _partner(node, "acme", ["127.0.0.0/8"])
+    b_cert, b_key = await _partner(node, "globex", ["127.0.0.0/8"])
+    status, body = await _client_credentials(node, "acme", tls_client(node, cert=a_cert, key=a_key))
+    assert status == 200, body
+    token = body["access_token"]
+    status, detail = await _post_events(node, token, tls_client(node))  # no certificate
+    assert status == 401 and "signature" not in detail
+    status, detail = await _post_events(node, token, tls_client(node, cert=b_cert, key=b_key))
+    assert status == 401 and "signature" not in detail  # a stolen token, another certificate
+    # The holder gets past mTLS and the binding; the unsigned body is what is refused now.
+    status, detail = await _post_events(node, token, tls_client(node, cert=a_cert, key=a_key))
+    assert status == 401 and "signature" in detail
+    await _partner(node, "acme", ["10.0.0.0/8"])  # the allowlist shrinks after the token
+    status, _ = await _post_events(node, token, tls_client(node, cert=a_cert, key=a_key))
+    assert status == 403
