@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import random
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
@@ -48,6 +48,7 @@ __all__ = (
 
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 _EMPTY = otel_context.Context()
+_UNSAMPLED = TraceFlags(0)
 Attributes = Mapping[str, AttributeValue]
 
 
@@ -139,7 +140,7 @@ class Tracing:
         self, name: str, kind: SpanKind, parent: SpanContext | None, attributes: Attributes
     ) -> contextlib.AbstractContextManager[Span]:
         if self._tracer is None:
-            return _light_span(parent)
+            return _LightSpan(parent)
         ctx = _EMPTY if parent is None else trace.set_span_in_context(NonRecordingSpan(parent))
         return self._tracer.start_as_current_span(
             name,
@@ -159,20 +160,28 @@ class Tracing:
             await asyncio.to_thread(provider.shutdown)
 
 
-@contextlib.contextmanager
-def _light_span(parent: SpanContext | None) -> Iterator[Span]:
+class _LightSpan:
     """Tracing off: new ids under the parent's trace, made current; nothing recorded."""
-    bits = random.getrandbits
-    if parent is None:
-        ctx = SpanContext(bits(128) or 1, bits(64) or 1, False, TraceFlags(0))
-    else:
-        ctx = SpanContext(parent.trace_id, bits(64) or 1, False, parent.trace_flags)
-    span = NonRecordingSpan(ctx)
-    token = otel_context.attach(trace.set_span_in_context(span, _EMPTY))
-    try:
-        yield span
-    finally:
-        otel_context.detach(token)
+
+    __slots__ = ("_parent", "_token")
+
+    def __init__(self, parent: SpanContext | None) -> None:
+        self._parent = parent
+        self._token: object = None
+
+    def __enter__(self) -> Span:
+        bits = random.getrandbits
+        parent = self._parent
+        if parent is None:
+            ctx = SpanContext(bits(128) or 1, bits(64) or 1, False, _UNSAMPLED)
+        else:
+            ctx = SpanContext(parent.trace_id, bits(64) or 1, False, parent.trace_flags)
+        span = NonRecordingSpan(ctx)
+        self._token = otel_context.attach(trace.set_span_in_context(span, _EMPTY))
+        return span
+
+    def __exit__(self, *exc_info: object) -> None:
+        otel_context.detach(self._token)  # type: ignore[arg-type]
 
 
 def mark_error(span: Span, description: str) -> None:

@@ -133,6 +133,7 @@ async def test_one_trace_runs_from_the_request_through_the_actor_to_the_vendor_a
     assert {"http_request", "partner_call", "access_decided"} <= set(lines)
     assert lines["http_request"]["span_id"] == format(server.context.span_id, "016x")
     assert lines["http_request"]["route"] == OPEN_ROUTE and lines["http_request"]["status"] == 200
+    assert lines["http_request"]["outcome"] == "ok"
     call = lines["partner_call"]
     assert call["span_id"] == format(client.context.span_id, "016x")
     assert (call["actor"], call["partner"], call["outcome"]) == (
