@@ -276,9 +276,9 @@ function renderDevices(devices) {
       h(
         "tr",
         { "data-device": d.id },
-        h("td", {}, h("div", {}, d.name), h("div", { class: "muted mono" }, d.id)),
+        h("td", { title: d.id }, d.name),
         h("td", {}, d.kind),
-        h("td", {}, `${d.partner} · ${d.device_id}`),
+        h("td", { class: "mono", title: `partner ${d.partner}` }, d.device_id),
         h("td", {}, yesNo(d.online)),
         h("td", {}, d.active ? "active" : h("span", { class: "muted" }, "passive")),
       ),
@@ -407,25 +407,32 @@ async function loadSlo() {
     const data = await api("GET", "/admin/api/v1/slo");
     const objectives = Array.isArray(data) ? data : data.objectives || [];
     $("#slo-panel").hidden = false;
+    $("#audit-panel").className = "panel beside";
     fillRows(
       $("#slo tbody"),
-      objectives.map((o) => {
+      objectives.flatMap((o) => {
         const burn = o.burn_rates || o.burn || {};
-        const burnText = Array.isArray(burn)
-          ? burn.map((b) => `${b.window || b.name}: ${Number(b.rate ?? b.value).toFixed(2)}`).join(" · ")
-          : Object.entries(burn).map(([k, v]) => `${k}: ${typeof v === "number" ? v.toFixed(2) : JSON.stringify(v)}`).join(" · ");
-        return h(
-          "tr",
-          {},
-          h("td", {}, o.name || o.id, h("div", { class: "muted" }, `objective ${percent(o.objective)}`)),
-          h("td", {}, percent(o.sli), h("div", { class: "muted" }, `${o.good ?? 0}/${o.total ?? 0}`)),
-          h("td", { class: budgetClass(o) }, percent(budgetLeft(o))),
-          h("td", { class: firing(o) ? "bad" : "muted" }, burnText),
-        );
+        const pairs = Array.isArray(burn)
+          ? burn.map((b) => [b.window || b.name, b.rate ?? b.value])
+          : Object.entries(burn);
+        const burnText = pairs
+          .map(([k, v]) => `${k} ${typeof v === "number" ? v.toFixed(2) : JSON.stringify(v)}`)
+          .join(" · ");
+        return [
+          h(
+            "tr",
+            { class: "slo-head", "data-slo": o.name || o.id },
+            h("td", {}, o.name || o.id, h("div", { class: "muted" }, `objective ${percent(o.objective)}`)),
+            h("td", {}, percent(o.sli), h("div", { class: "muted" }, `${o.good ?? 0}/${o.total ?? 0}`)),
+            h("td", { class: budgetClass(o) }, percent(budgetLeft(o))),
+          ),
+          h("tr", {}, h("td", { colspan: "3", class: firing(o) ? "bad" : "muted" }, `burn ${burnText}`)),
+        ];
       }),
     );
   } catch (err) {
     $("#slo-panel").hidden = true;
+    $("#audit-panel").className = "panel wide";
   }
 }
 

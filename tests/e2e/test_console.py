@@ -50,7 +50,7 @@ def spki_hash(cert_pem: Path) -> str:
 
 
 @pytest.fixture
-def browser(node: RunningNode, tmp_path: Path) -> Iterator[WebDriver]:
+def browser(node: RunningNode, tmp_path: Path) -> Iterator[webdriver.Chrome]:
     options = Options()
     options.binary_location = CHROMIUM
     for arg in (
@@ -146,7 +146,7 @@ def audit_row(driver: WebDriver, reason: str) -> list[str]:
 
 
 async def test_an_operator_logs_in_watches_the_tree_and_restarts_an_actor(
-    node: RunningNode, browser: WebDriver
+    node: RunningNode, browser: webdriver.Chrome
 ) -> None:
     operator = node.credentials["operator"]
     door = node.resident("anna")["access_point_ids"][0]
@@ -180,3 +180,21 @@ async def test_an_operator_logs_in_watches_the_tree_and_restarts_an_actor(
     assert errors == []  # no CSP violation, no failed load, no script error
     SCREENSHOT.parent.mkdir(exist_ok=True)
     assert browser.save_screenshot(str(SCREENSHOT))
+
+
+def swagger_ui_title(driver: WebDriver, url: str) -> str:
+    driver.get(f"{url}/docs")
+    wait(driver, fresh(driver, ".swagger-ui .info .title"))
+    wait(
+        driver, fresh(driver, '.opblock-summary-path[data-path="/api/v1/access-points/{id}/open"]')
+    )
+    return text_of(driver, ".swagger-ui .info .title")
+
+
+async def test_swagger_ui_renders_the_document_from_local_files(
+    node: RunningNode, browser: webdriver.Chrome
+) -> None:
+    title = await asyncio.to_thread(swagger_ui_title, browser, node.url)
+    assert title.startswith("propdev")
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []  # every asset came from the node, within the page's CSP
