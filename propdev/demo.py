@@ -74,16 +74,24 @@ async def _user_exists(db: Database, username: str) -> bool:
 
 
 async def register_partner(
-    settings: Settings, db: Database, name: str, allowed_cidrs: list[str]
+    settings: Settings,
+    db: Database,
+    name: str,
+    allowed_cidrs: list[str],
+    *,
+    adapter: str | None = None,
 ) -> Path:
-    """Issue partner ``name``'s client certificate and register it as an OAuth client."""
+    """Issue partner ``name``'s client certificate and register it as an OAuth client.
+
+    ``adapter`` names its vendor protocol (``simulator``, ``acme``, ``vendor``; the node builds
+    a gateway for the ones it knows at start).
+    """
     paths = issue_partner_cert(settings.pki_dir, name)
     await register_partner_client(
         db, name, subject_dn=partner_subject_dn(name), allowed_cidrs=allowed_cidrs
     )
-    await Directory(db).put_partner(
-        name, name, "simulator" if name == PARTNER else "vendor", allowed_cidrs
-    )
+    adapter = adapter or ("simulator" if name == PARTNER else "vendor")
+    await Directory(db).put_partner(name, name, adapter, allowed_cidrs)
     return paths.cert
 
 

@@ -37,12 +37,10 @@ def presence(
     heartbeat: float,
 ) -> Presence:
     """The device's presence at ``now`` given its last known state."""
-    if last_seen is None:
-        return Presence(None, "unknown", None)
-    age = round(max(0.0, now - last_seen), 3)
+    age = None if last_seen is None else round(max(0.0, now - last_seen), 3)
     if online is False:
         return Presence(False, "offline", age)
-    if online is None or age > heartbeat:
+    if age is None or online is None or age > heartbeat:
         return Presence(None, "unknown", age)
     return Presence(True, fault or "online", age)
 

@@ -2,8 +2,9 @@
 
 A vendor that answers "accepted, ticket T" and confirms later by callback is driven through
 ``Confirmations``: the adapter waits on ``wait(T)`` (bounded by the gateway's timeout), the
-callback route calls ``resolve(T, ...)``. A result that arrives before anyone waits (the
-callback can overtake the 202) is kept, up to ``keep`` of them, for the waiter to find.
+callback route calls ``resolve(T, ...)``. Results are kept (the newest ``keep`` of them): one
+that arrives before anyone waits (the callback can overtake the 202) is there for the waiter,
+and a repeated open with the same idempotency key (the same ticket) gets the same result.
 """
 
 from __future__ import annotations
@@ -39,24 +40,24 @@ class Confirmations:
 
     def __init__(self, *, keep: int = 10_000) -> None:
         self._waiters: dict[str, asyncio.Future[Confirmation]] = {}
-        self._early: OrderedDict[str, Confirmation] = OrderedDict()
+        self._results: OrderedDict[str, Confirmation] = OrderedDict()
         self._keep = keep
 
     def resolve(self, confirmation: Confirmation) -> bool:
+        self._results[confirmation.ticket] = confirmation
+        while len(self._results) > self._keep:
+            self._results.popitem(last=False)
         waiter = self._waiters.pop(confirmation.ticket, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(confirmation)
             return True
-        self._early[confirmation.ticket] = confirmation
-        while len(self._early) > self._keep:
-            self._early.popitem(last=False)
         return False
 
     async def wait(self, ticket: str) -> Confirmation:
         """The result of ``ticket``; the caller bounds the wait (cancellation is clean)."""
-        early = self._early.pop(ticket, None)
-        if early is not None:
-            return early
+        known = self._results.get(ticket)
+        if known is not None:
+            return known
         waiter = self._waiters.get(ticket)
         if waiter is None or waiter.done():
             waiter = asyncio.get_running_loop().create_future()

@@ -68,7 +68,7 @@ class PartnerClient:
 
 @contextlib.asynccontextmanager
 async def partner_client(
-    url: str, data_dir: Path, partner_id: str, *, cert: CertPaths | None | bool = True
+    url: str, data_dir: Path, partner_id: str, *, cert: CertPaths | bool | None = True
 ) -> AsyncIterator[PartnerClient]:
     """A client of partner ``partner_id``; ``cert`` True uses its own certificate from the data
     dir, False none, or the given paths (another partner's)."""
@@ -77,3 +77,30 @@ async def partner_client(
     connector = aiohttp.TCPConnector(ssl=client_context(pki, paths), force_close=True)
     async with aiohttp.ClientSession(connector=connector) as http:
         yield PartnerClient(http, url, data_dir, partner_id)
+
+
+ACME = "acme"
+ACME_DOOR = "ap-acme-door"
+ACME_DEVICE = "LK-7F3A-0001"
+
+
+async def add_acme_door(settings: Any, *, residents: tuple[str, ...] = ("anna",)) -> None:
+    """Seed the demo estate, then partner ``acme`` (adapter ``acme``) with one door of its
+    own device ids, which ``residents`` may open. Do it before the node starts."""
+    from propdev.demo import SITE, register_partner, seed_demo
+    from propdev.storage import Database
+    from propdev.storage.directory import AccessPoint, Directory
+
+    credentials = await seed_demo(settings)
+    db = Database(settings.database_url)
+    try:
+        await register_partner(settings, db, ACME, ["127.0.0.0/8", "::1/128"], adapter=ACME)
+        directory = Directory(db)
+        await directory.put_access_point(
+            AccessPoint(ACME_DOOR, "Acme service door", "door", SITE[0], "bld-a", ACME, ACME_DEVICE)
+        )
+        for resident in credentials["residents"]:
+            if resident["username"] in residents:
+                await directory.grant(resident["id"], ACME_DOOR)
+    finally:
+        await db.close()

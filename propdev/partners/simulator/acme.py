@@ -111,7 +111,7 @@ class AcmeSimulator:
     ) -> None:
         fields: dict[str, Any] = {"ticket": ticket, "reference": reference}
         try:
-            await self.core.open(uid, reference, traceparent)
+            await self.core.open(uid, reference, traceparent, passage=False)
         except VendorError as exc:
             await self.core.emit_event(
                 uid, "command_result", result="failed", error=acme_code(exc), **fields

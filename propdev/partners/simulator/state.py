@@ -321,9 +321,17 @@ class VendorSimulator:
     # -- vendor API ----------------------------------------------------------------------------
 
     async def open(
-        self, device_id: str, request_id: str, traceparent: str | None = None
+        self,
+        device_id: str,
+        request_id: str,
+        traceparent: str | None = None,
+        *,
+        passage: bool = True,
     ) -> OpenAnswer:
-        """Open ``device_id``; raises ``VendorError`` for refusals and injected faults."""
+        """Open ``device_id``; raises ``VendorError`` for refusals and injected faults.
+
+        ``passage=False``: the caller reports the passage itself (acme, with its ticket).
+        """
         if not request_id:
             raise VendorError(400, "invalid_request", "an Idempotency-Key is required")
         faults = self._faults
@@ -354,7 +362,7 @@ class VendorSimulator:
             self._answers.popitem(last=False)
         self._running.add(task)
         task.add_done_callback(self._finished)
-        if self.passage_delay is not None:
+        if passage and self.passage_delay is not None:
             task.add_done_callback(lambda done: self._after_open(done, request_id))
         return await asyncio.shield(task)
 
