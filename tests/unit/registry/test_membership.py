@@ -24,11 +24,11 @@ async def test_joins_leaves_and_lapsed_leases_are_seen_by_the_others(membership_
         assert a.members() == ("a",)  # the embedded node is alone, by design
         return
     b = await membership_of("b")
-    await _until(lambda: a.members() == ("a", "b"), 3)
+    await _until(lambda: a.members() == ("a", "b"), 10)
     await b.stop()  # a clean leave
-    await _until(lambda: a.members() == ("a",), 3)
+    await _until(lambda: a.members() == ("a",), 10)
     c = await membership_of("c")
-    await _until(lambda: a.members() == ("a", "c"), 3)
+    await _until(lambda: a.members() == ("a", "c"), 10)
     task = c._task  # a crash: it stops renewing without leaving
     task.cancel()
-    await _until(lambda: a.members() == ("a",), 3)
+    await _until(lambda: a.members() == ("a",), 10)

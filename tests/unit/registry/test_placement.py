@@ -89,14 +89,14 @@ async def test_two_nodes_split_the_shards_and_the_survivor_takes_them_all(
         await placement.start()
         nodes.append((member, placement))
     (ma, a), (mb, b) = nodes
-    await _until(lambda: len(a.held()) + len(b.held()) == SHARDS and a.held() and b.held(), 5)
+    await _until(lambda: len(a.held()) + len(b.held()) == SHARDS and a.held() and b.held(), 15)
     assert not set(a.held()) & set(b.held())
     b_shards = b.held()
     epoch = b.epoch(b_shards[0])
 
     await b.stop()  # hand-off: b releases, a takes
     await mb.stop()
-    await _until(lambda: len(a.held()) == SHARDS, 5)
+    await _until(lambda: len(a.held()) == SHARDS, 15)
     assert a.epoch(b_shards[0]) > epoch
     with pytest.raises(NotOwnerError):
         b.epoch(b_shards[0])
