@@ -39,8 +39,8 @@ from propdev.partners import (
     PartnerGateway,
     build_acme_gateway,
     build_gateway,
+    webhook_secret,
 )
-from propdev.partners.signing import webhook_secret
 from propdev.partners.simulator import (
     AcmeSimulator,
     VendorSimulator,

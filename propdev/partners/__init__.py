@@ -22,6 +22,7 @@ from propdev.partners.gateway import (
     build_gateway,
 )
 from propdev.partners.inprocess import InProcessAdapter
+from propdev.partners.signing import sign_callback, verify_callback, webhook_secret
 from propdev.partners.simulator import (
     DEFAULT_DEVICES,
     FaultMode,
@@ -68,5 +69,8 @@ __all__ = (
     "make_vendor_app",
     "run_partner_sim",
     "serve_forever",
+    "sign_callback",
     "vendor_api_key",
+    "verify_callback",
+    "webhook_secret",
 )

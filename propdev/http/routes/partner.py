@@ -20,7 +20,7 @@ from propdev.http.keys import NODE
 from propdev.http.openapi import Param, doc
 from propdev.http.partner_auth import authenticate_partner
 from propdev.http.permissions import Permission, requires
-from propdev.partners.signing import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from propdev.partners import verify_callback
 
 routes = web.RouteTableDef()
 
@@ -106,9 +106,9 @@ def _signature_header(name: str, description: str) -> Param:
     tags=["partner"],
     request=PARTNER_EVENTS,
     headers=[
-        _signature_header(ID_HEADER, "the delivery's id"),
-        _signature_header(TIMESTAMP_HEADER, "epoch seconds of the signature"),
-        _signature_header(SIGNATURE_HEADER, "`v1,<base64 HMAC-SHA256>`"),
+        _signature_header("webhook-id", "the delivery's id"),
+        _signature_header("webhook-timestamp", "epoch seconds of the signature"),
+        _signature_header("webhook-signature", "`v1,<base64 HMAC-SHA256>`"),
     ],
     responses={
         202: PARTNER_EVENTS_ACCEPTED,
@@ -121,7 +121,7 @@ async def post_events(request: web.Request) -> web.Response:
     node = request.app[NODE]
     caller = await authenticate_partner(request, node.db)
     body = await request.read()
-    problem = verify(node.webhook_secret(caller.partner_id), request.headers, body)
+    problem = verify_callback(node.webhook_secret(caller.partner_id), request.headers, body)
     if problem is not None:
         raise UnauthorizedError(f"The body's signature is not valid: {problem}.")
     events = _batch(body)
