@@ -169,6 +169,22 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 updated_at DOUBLE PRECISION NOT NULL)""",
         ],
     ),
+    (
+        11,
+        "management: apartments, residents' apartments and move-out, devices gone at a partner",
+        [
+            """CREATE TABLE apartments (
+                id TEXT PRIMARY KEY, building_id TEXT NOT NULL REFERENCES buildings(id),
+                number TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+                UNIQUE (building_id, number))""",
+            """CREATE TABLE residencies (
+                user_id TEXT PRIMARY KEY REFERENCES users(id),
+                apartment_id TEXT REFERENCES apartments(id),
+                since DOUBLE PRECISION NOT NULL, moved_out_at DOUBLE PRECISION)""",
+            "CREATE INDEX residencies_apartment ON residencies (apartment_id)",
+            "ALTER TABLE access_points ADD COLUMN gone_at DOUBLE PRECISION",
+        ],
+    ),
 ]
 
 CURRENT_VERSION = max(v for v, _, _ in MIGRATIONS)
