@@ -531,11 +531,11 @@ class DeviceActor(Actor):
                 db.dialect,
                 AuditRecord(
                     at=now,
-                    actor=f"user:{msg.user_id}",
-                    action="open",
+                    actor=msg.on_behalf or f"user:{msg.user_id}",
+                    action="manual_open" if msg.on_behalf else "open",
                     access_point_id=self.access_point_id,
                     decision="granted" if granted else "denied",
-                    reason=reason,
+                    reason="; ".join(r for r in (reason, msg.note) if r),
                     command_id=msg.command_id,
                 ),
             )

@@ -19,6 +19,10 @@ class OpenAccessPoint:
     command_id: str
     idempotency_key: str | None = None
     traceparent: str | None = None
+    on_behalf: str | None = None
+    """Who the audit names when not the user themself (e.g. ``operator:<id>`` for a manual open)."""
+    note: str = ""
+    """A reason stated by the requester (an operator's manual open), kept in the audit entry."""
 
 
 @dataclass(frozen=True, slots=True)

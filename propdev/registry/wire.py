@@ -49,6 +49,8 @@ def encode_message(message: object) -> dict[str, Any]:
             "c": message.command_id,
             "k": message.idempotency_key,
             "tp": message.traceparent,
+            "ob": message.on_behalf,
+            "no": message.note,
         }
     if isinstance(message, DeviceSnapshot):
         return {"t": "snapshot"}
@@ -65,6 +67,8 @@ def decode_message(data: dict[str, Any]) -> object:
             command_id=data["c"],
             idempotency_key=data["k"],
             traceparent=data["tp"],
+            on_behalf=data.get("ob"),
+            note=data.get("no", ""),
         )
     if kind == "snapshot":
         return DeviceSnapshot()

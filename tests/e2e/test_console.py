@@ -165,8 +165,8 @@ async def test_an_operator_logs_in_watches_the_tree_and_restarts_an_actor(
     reason = "Courier stuck at the gate, resident called the desk"
     await asyncio.to_thread(open_by_hand, browser, "ap-b-courtyard", reason)
 
-    # The audit log on the page: the operator's entry with the reason (the device's own entry
-    # of the open is there too). (A second operator login would reuse the TOTP code: refused.)
+    # The audit log on the page: the one entry of the open names the operator and the reason.
+    # (A second operator login would reuse the TOTP code: refused.)
     cells = await asyncio.to_thread(audit_row, browser, reason)
     assert cells[2:] == [
         f"operator:{operator['id']}",

@@ -91,3 +91,25 @@ async def test_an_operator_token_is_refused_on_the_resident_open_route(node: Run
         f"{node.url}/api/v1/access-points/ap-a-entrance/open", headers=operator
     ) as resp:
         assert resp.status == 403
+
+
+async def test_a_manual_open_is_one_audit_entry_naming_the_operator_and_the_reason(
+    node: RunningNode,
+) -> None:
+    operator = bearer(await node.token_for("operator"))
+    door = "ap-b-courtyard"
+    async with node.http.post(
+        f"{node.url}/admin/api/v1/access-points/{door}/open",
+        json={"reason": "courier stuck at the gate"},
+        headers=operator,
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+        command_id = (await resp.json())["command_id"]
+    async with node.http.get(
+        f"{node.url}/admin/api/v1/audit", params={"access_point_id": door}, headers=operator
+    ) as resp:
+        entries = (await resp.json())["entries"]
+    assert [(e["action"], e["decision"], e["reason"], e["command_id"]) for e in entries] == [
+        ("manual_open", "granted", "courier stuck at the gate", command_id)
+    ]
+    assert entries[0]["actor"].startswith("operator:")

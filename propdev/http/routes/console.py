@@ -28,8 +28,7 @@ from propdev.http.keys import NODE
 from propdev.http.middlewares import principal
 from propdev.http.openapi import Param, Response, doc
 from propdev.http.permissions import Permission, requires
-from propdev.storage import audit
-from propdev.storage.audit import AuditRecord
+from propdev.observability import current_traceparent
 
 if TYPE_CHECKING:
     from propdev.node import Node
@@ -253,26 +252,14 @@ async def manual_open(request: web.Request) -> web.Response:
             user_id=caller.sub,
             username=str(caller.claims.get("preferred_username", "")),
             command_id=command_id,
-            traceparent=request.headers.get("traceparent"),
+            traceparent=current_traceparent(),
+            on_behalf=f"operator:{caller.sub}",
+            note=reason,
         )
     )
     decision = (
         "granted" if outcome.status == 200 else "denied" if outcome.status < 500 else "failed"
     )
-    async with node.db.transaction() as conn:
-        await audit.append(
-            conn,
-            node.db.dialect,
-            AuditRecord(
-                at=time.time(),
-                actor=f"operator:{caller.sub}",
-                action="manual_open",
-                access_point_id=access_point_id,
-                decision=decision,
-                reason=reason,
-                command_id=command_id,
-            ),
-        )
     log.info("manual_open", access_point_id=access_point_id, outcome=decision)
     headers: dict[str, str] = {}
     if outcome.retry_after is not None:
