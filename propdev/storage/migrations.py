@@ -185,6 +185,27 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE access_points ADD COLUMN gone_at DOUBLE PRECISION",
         ],
     ),
+    (
+        13,
+        "utilities: an apartment's account at the utilities system, its meters, readings sent",
+        [
+            # apartment_id without a foreign key: deleting an apartment is management's call.
+            """CREATE TABLE utility_accounts (
+                apartment_id TEXT PRIMARY KEY, account_id TEXT NOT NULL UNIQUE,
+                created_at DOUBLE PRECISION NOT NULL)""",
+            """CREATE TABLE utility_meters (
+                id TEXT PRIMARY KEY, apartment_id TEXT NOT NULL, type TEXT NOT NULL,
+                serial TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL)""",
+            "CREATE INDEX utility_meters_apartment ON utility_meters (apartment_id)",
+            """CREATE TABLE meter_readings (
+                id TEXT PRIMARY KEY, meter_id TEXT NOT NULL REFERENCES utility_meters(id),
+                user_id TEXT NOT NULL, value_milli BIGINT NOT NULL,
+                taken_at DOUBLE PRECISION NOT NULL, submitted_at DOUBLE PRECISION NOT NULL,
+                idempotency_key TEXT NOT NULL, upstream_id TEXT,
+                answer TEXT NOT NULL DEFAULT '{{}}', UNIQUE (user_id, idempotency_key))""",
+            "CREATE INDEX meter_readings_meter ON meter_readings (meter_id, value_milli)",
+        ],
+    ),
 ]
 
 CURRENT_VERSION = max(v for v, _, _ in MIGRATIONS)
