@@ -80,6 +80,8 @@ class Settings:
     redis_url: str | None = None
     redis_prefix: str = "propdev"  # cluster name: the Redis keys of one cluster
     partner_url: str | None = None
+    utilities_url: str | None = None  # unset: the utilities simulator runs in-process
+    grpc_port: int | None = None  # the partners' gRPC listener (mTLS); unset: none
     callback_url: str = ""
     access_token_ttl: int = 300
     refresh_token_ttl: int = 30 * 24 * 3600
@@ -158,6 +160,11 @@ class Settings:
             "PROPDEV_REDIS_URL": ("redis_url", _url("PROPDEV_REDIS_URL", ("redis", "rediss"))),
             "PROPDEV_REDIS_PREFIX": ("redis_prefix", _name("PROPDEV_REDIS_PREFIX")),
             "PROPDEV_PARTNER_URL": ("partner_url", _url("PROPDEV_PARTNER_URL", ("https",))),
+            "PROPDEV_UTILITIES_URL": (
+                "utilities_url",
+                _url("PROPDEV_UTILITIES_URL", ("https",)),
+            ),
+            "PROPDEV_GRPC_PORT": ("grpc_port", _int("PROPDEV_GRPC_PORT", 0, 65535)),
             "PROPDEV_CALLBACK_URL": ("callback_url", _url("PROPDEV_CALLBACK_URL", ("https",))),
             "PROPDEV_ACCESS_TOKEN_TTL": (
                 "access_token_ttl",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from propdev.partners.acme import AcmeAdapter, AcmeHttpClient, AcmeInProcessClient
 from propdev.partners.apikey import api_key_path, vendor_api_key
 from propdev.partners.base import DeviceInfo, DeviceKind, DeviceStatus, OpenResult, PartnerAdapter
+from propdev.partners.breaker import Breaker
 from propdev.partners.callbacks import CallbackSender
 from propdev.partners.confirmations import Confirmation, Confirmations, ConfirmsByCallback
 from propdev.partners.errors import (
@@ -41,6 +42,7 @@ __all__ = (
     "AcmeAdapter",
     "AcmeHttpClient",
     "AcmeInProcessClient",
+    "Breaker",
     "BulkheadFullError",
     "CallbackSender",
     "CircuitOpenError",
