@@ -49,10 +49,8 @@ def _write_crl(
     ca = ensure_ca(pki_dir)
     ca_cert, ca_key = load_cert(ca.cert), _load_key(ca.key)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    # OpenSSL prefers the CRL with the latest lastUpdate among those loaded: keep it growing.
-    last = now.replace(microsecond=0)
-    if previous is not None and previous.last_update_utc >= last:
-        last = previous.last_update_utc + dt.timedelta(seconds=1)
+    # Never in the future (OpenSSL refuses a CRL "not yet valid"); a minute back for skew.
+    last = now.replace(microsecond=0) - dt.timedelta(minutes=1)
     number = 1
     if previous is not None:
         try:
