@@ -27,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("partner-sim", help="run the vendor simulator as its own HTTPS server")
     sim.add_argument("--port", type=int, default=9443)
     sim.add_argument("--host", default="127.0.0.1")
+    hcs = sub.add_parser("utilities-sim", help="run the utilities (ЖКХ) simulator over HTTPS")
+    hcs.add_argument("--port", type=int, default=9444)
+    hcs.add_argument("--host", default="127.0.0.1")
     pki = sub.add_parser("pki", help="the project CA").add_subparsers(dest="pki", required=True)
     issue = pki.add_parser("issue-partner", help="issue a partner's client certificate")
     issue.add_argument("name")
@@ -66,6 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from propdev.partners.simulator import serve_forever
 
         asyncio.run(_until_signal(serve_forever(settings, host=args.host, port=args.port)))
+        return 0
+    if args.command == "utilities-sim":
+        from propdev.utilities import serve_forever as serve_utilities
+
+        asyncio.run(_until_signal(serve_utilities(settings, host=args.host, port=args.port)))
         return 0
     if args.command == "pki" and args.pki == "revoke-partner":
         from propdev.security.admin_cli import revoke_partner_command

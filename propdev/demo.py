@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from propdev.security import (
 )
 from propdev.storage import Database, migrate
 from propdev.storage.directory import AccessPoint, Directory
+from propdev.utilities import seed_utilities
 
 MOBILE_CLIENT_ID = "propdev-mobile"
 MOBILE_REDIRECT_URI = "com.propdev.app:/oauth/callback"
@@ -172,6 +174,8 @@ async def seed_demo(settings: Settings, db: Database | None = None) -> dict[str,
         if op_existed and old_operator.get("password") != op_password:
             await set_password(db, operator_id, op_password)
         await set_totp_secret(db, operator_id, totp_secret)
+        users = {str(r["username"]): str(r["id"]) for r in residents}
+        await seed_utilities(db, users, now=time.time())  # apartments, accounts, meters
         credentials = {
             "ca_cert": str(ca_paths(settings.pki_dir).cert.resolve()),
             "base_url": settings.public_url,

@@ -58,6 +58,7 @@ from propdev.storage.audit import AuditLog
 from propdev.storage.commands import Commands
 from propdev.storage.directory import Directory
 from propdev.storage.events import EventStore
+from propdev.utilities import UtilitiesService
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -103,6 +104,12 @@ class Node:
         self.oauth = OAuthServer(settings, self.db, self.issuer)
         self.access = AccessServices.for_data_dir(
             self.db, self.bus, settings.data_dir, presence=self.live_sockets
+        )
+        self.utilities = UtilitiesService.from_settings(
+            settings,
+            self.db,
+            on_state_change=self.telemetry.breaker_changed,
+            observe=self.telemetry.partner_call,
         )
         self.ingest = PartnerEventIngest(
             db=self.db, system=self.system, confirm=self._confirm, ask_timeout=settings.ask_timeout
@@ -196,6 +203,7 @@ class Node:
         await self.access.stop()
         for gateway in self.gateways.values():
             await gateway.close()
+        await self.utilities.close()
         if self.simulator is not None:
             await self.simulator.close()
         if self.acme_simulator is not None:

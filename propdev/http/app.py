@@ -19,6 +19,7 @@ from propdev.http.middlewares import (
 from propdev.http.permissions import Permission, requires
 from propdev.http.ratelimit import Limiter, LocalLimiter, rate_limit_middleware
 from propdev.http.routes import admin, console, docs, health, resident, vehicles
+from propdev.http.routes import gateway as utilities_gateway
 from propdev.http.routes import partner as partner_api
 from propdev.http.routes import passes as guest_passes
 from propdev.http.routes.ops import routes as ops_routes
@@ -55,6 +56,7 @@ def make_app(node: Node) -> web.Application:
     app.add_routes(partner_api.routes)
     app.add_routes(guest_passes.routes)
     app.add_routes(vehicles.routes)
+    app.add_routes(utilities_gateway.routes)
     app.add_routes(ws.routes)
     app.add_routes(admin.routes)
     app.add_routes(docs.routes)

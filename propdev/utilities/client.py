@@ -1,0 +1,146 @@
+"""Clients of the utilities system: in-process (over the simulator) and HTTPS.
+
+Both raise the partner errors: a refusal (4xx with a code) is ``PartnerRefusedError(code)``,
+an answer we cannot use (5xx, 401, 429, a dropped connection, garbage) is
+``PartnerUnavailableError``, no answer in time ``PartnerTimeoutError``.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import aiohttp
+
+from propdev.partners import PartnerRefusedError, PartnerTimeoutError, PartnerUnavailableError
+from propdev.utilities.simulator import UpstreamDropped, UpstreamError, UtilitiesSimulator
+
+API_PREFIX = "/hcs/v1"
+UNAVAILABLE_4XX = frozenset({401, 407, 408, 429})
+
+
+class UtilitiesClient(Protocol):
+    """The utilities system's API as the gateway needs it."""
+
+    async def bills(self, account_id: str, period: str | None) -> list[dict[str, Any]]: ...
+
+    async def submit_reading(
+        self, account_id: str, reading: dict[str, Any], *, key: str
+    ) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...
+
+
+def _error(status: int, code: str, message: str) -> Exception:
+    if status >= 500 or status in UNAVAILABLE_4XX or not code:
+        return PartnerUnavailableError(f"utilities: HTTP {status} ({code or 'no code'})")
+    return PartnerRefusedError(code, message)
+
+
+class InProcessUtilitiesClient:
+    """The API over a ``UtilitiesSimulator`` in this process (embedded mode)."""
+
+    def __init__(self, sim: UtilitiesSimulator) -> None:
+        self.sim = sim
+
+    async def bills(self, account_id: str, period: str | None) -> list[dict[str, Any]]:
+        try:
+            return await self.sim.bills(account_id, period)
+        except UpstreamDropped as exc:
+            raise PartnerUnavailableError(exc.message) from exc
+        except UpstreamError as exc:
+            raise _error(exc.status, exc.code, exc.message) from exc
+
+    async def submit_reading(
+        self, account_id: str, reading: dict[str, Any], *, key: str
+    ) -> dict[str, Any]:
+        try:
+            return await self.sim.submit(account_id, json.loads(json.dumps(reading)), key)
+        except UpstreamDropped as exc:
+            raise PartnerUnavailableError(exc.message) from exc
+        except UpstreamError as exc:
+            raise _error(exc.status, exc.code, exc.message) from exc
+
+    async def close(self) -> None:
+        """The simulator belongs to whoever made it."""
+
+
+class HttpUtilitiesClient:
+    """The API over HTTPS: one keep-alive session, the project CA trusted, ``X-Api-Key``."""
+
+    def __init__(
+        self, base_url: str, *, ssl_context: ssl.SSLContext, api_key: str, timeout: float
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._ssl = ssl_context
+        self._api_key = api_key
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self._ssl, limit=32),
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                headers={"X-Api-Key": self._api_key},
+            )
+        return self._session
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        try:
+            async with self._http().request(
+                method, self._base + path, params=params, json=body, headers=headers
+            ) as resp:
+                status, raw = resp.status, await resp.read()
+        except TimeoutError as exc:
+            raise PartnerTimeoutError("utilities: no answer in time") from exc
+        except (aiohttp.ClientError, ssl.SSLError, OSError) as exc:
+            raise PartnerUnavailableError(f"utilities: {type(exc).__name__}") from exc
+        try:
+            answer = json.loads(raw) if raw else None
+        except ValueError:
+            answer = None
+        if status >= 400:
+            code = answer.get("error") if isinstance(answer, dict) else None
+            message = answer.get("message", "") if isinstance(answer, dict) else ""
+            raise _error(status, str(code or ""), str(message))
+        if not isinstance(answer, dict):
+            raise PartnerUnavailableError("utilities: the answer is not a JSON object")
+        return answer
+
+    async def bills(self, account_id: str, period: str | None) -> list[dict[str, Any]]:
+        answer = await self._call(
+            "GET",
+            f"{API_PREFIX}/accounts/{quote(account_id, safe='')}/bills",
+            params={"period": period} if period else None,
+        )
+        bills = answer.get("bills")
+        if not isinstance(bills, list):
+            raise PartnerUnavailableError("utilities: no bills in the answer")
+        return [b for b in bills if isinstance(b, dict)]
+
+    async def submit_reading(
+        self, account_id: str, reading: dict[str, Any], *, key: str
+    ) -> dict[str, Any]:
+        answer: dict[str, Any] = await self._call(
+            "POST",
+            f"{API_PREFIX}/accounts/{quote(account_id, safe='')}/readings",
+            body=reading,
+            headers={"Idempotency-Key": key},
+        )
+        return answer
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
