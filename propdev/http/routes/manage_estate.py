@@ -1,0 +1,295 @@
+"""``/admin/api/v1/sites``, ``/buildings``, ``/apartments``: the estate, for operators."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from propdev.http import schemas
+from propdev.http.openapi import Param, doc
+from propdev.http.permissions import Permission, requires
+from propdev.http.routes.manage_support import (
+    CONFLICT,
+    ID,
+    INVALID,
+    NAME,
+    TAGS,
+    actor,
+    body,
+    managed,
+    management,
+)
+
+routes = web.RouteTableDef()
+
+TIMEZONE: schemas.JSONSchema = {
+    "type": "string",
+    "examples": ["Europe/Moscow"],
+    "description": "IANA time zone; schedules of rights are read in it",
+}
+SITE = schemas.named(
+    "Site",
+    {
+        "type": "object",
+        "required": ["id", "name", "timezone"],
+        "properties": {"id": schemas.STRING, "name": schemas.STRING, "timezone": schemas.STRING},
+    },
+)
+SITE_REQUEST = schemas.named(
+    "SiteRequest",
+    {
+        "type": "object",
+        "required": ["id", "name"],
+        "properties": {"id": ID, "name": NAME, "timezone": TIMEZONE},
+        "additionalProperties": False,
+    },
+)
+SITE_CHANGE = schemas.named(
+    "SiteChange",
+    {
+        "type": "object",
+        "properties": {"name": NAME, "timezone": TIMEZONE},
+        "additionalProperties": False,
+    },
+)
+BUILDING = schemas.named(
+    "Building",
+    {
+        "type": "object",
+        "required": ["id", "site_id", "name"],
+        "properties": {"id": schemas.STRING, "site_id": schemas.STRING, "name": schemas.STRING},
+    },
+)
+BUILDING_REQUEST = schemas.named(
+    "BuildingRequest",
+    {
+        "type": "object",
+        "required": ["id", "site_id", "name"],
+        "properties": {"id": ID, "site_id": ID, "name": NAME},
+        "additionalProperties": False,
+    },
+)
+NAME_CHANGE = schemas.named(
+    "NameChange",
+    {"type": "object", "properties": {"name": NAME}, "additionalProperties": False},
+)
+APARTMENT = schemas.named(
+    "Apartment",
+    {
+        "type": "object",
+        "required": ["id", "building_id", "number", "residents"],
+        "properties": {
+            "id": schemas.STRING,
+            "building_id": schemas.STRING,
+            "number": schemas.STRING,
+            "residents": {"type": "integer", "description": "residents living there now"},
+        },
+    },
+)
+NUMBER: schemas.JSONSchema = {"type": "string", "minLength": 1, "maxLength": 32}
+APARTMENT_REQUEST = schemas.named(
+    "ApartmentRequest",
+    {
+        "type": "object",
+        "required": ["building_id", "number"],
+        "properties": {
+            "id": {**ID, "description": "default `<building_id>-<number>`"},
+            "building_id": ID,
+            "number": NUMBER,
+        },
+        "additionalProperties": False,
+    },
+)
+APARTMENT_CHANGE = schemas.named(
+    "ApartmentChange",
+    {"type": "object", "properties": {"number": NUMBER}, "additionalProperties": False},
+)
+
+
+# -- sites -----------------------------------------------------------------------------------
+
+
+@routes.get("/admin/api/v1/sites")
+@requires(Permission.OPERATOR)
+@doc("List sites", tags=TAGS, responses={200: schemas.array_of(SITE)})
+@managed
+async def list_sites(request: web.Request) -> web.Response:
+    return web.json_response(await management(request).estate.sites())
+
+
+@routes.post("/admin/api/v1/sites")
+@requires(Permission.OPERATOR)
+@doc(
+    "Create a site",
+    description="Audited as `site.create`.",
+    tags=TAGS,
+    request=SITE_REQUEST,
+    responses={201: SITE, 409: CONFLICT, 422: INVALID},
+)
+@managed
+async def create_site(request: web.Request) -> web.Response:
+    site = await management(request).estate.create_site(actor(request), await body(request))
+    return web.json_response(site, status=201)
+
+
+@routes.patch("/admin/api/v1/sites/{id}")
+@requires(Permission.OPERATOR)
+@doc(
+    "Rename a site or change its time zone",
+    description="Audited as `site.update`.",
+    tags=TAGS,
+    request=SITE_CHANGE,
+    responses={200: SITE, 404: "No such site.", 422: INVALID},
+)
+@managed
+async def update_site(request: web.Request) -> web.Response:
+    site = await management(request).estate.update_site(
+        actor(request), request.match_info["id"], await body(request)
+    )
+    return web.json_response(site)
+
+
+@routes.delete("/admin/api/v1/sites/{id}")
+@requires(Permission.OPERATOR)
+@doc(
+    "Delete an empty site",
+    description="Refused (409) while the site has buildings. Audited as `site.delete`.",
+    tags=TAGS,
+    responses={204: None, 404: "No such site.", 409: "The site still has buildings."},
+)
+@managed
+async def delete_site(request: web.Request) -> web.Response:
+    await management(request).estate.delete_site(actor(request), request.match_info["id"])
+    return web.Response(status=204)
+
+
+# -- buildings -------------------------------------------------------------------------------
+
+
+@routes.get("/admin/api/v1/buildings")
+@requires(Permission.OPERATOR)
+@doc(
+    "List buildings",
+    tags=TAGS,
+    query=[Param("site_id", description="only the buildings of this site")],
+    responses={200: schemas.array_of(BUILDING)},
+)
+@managed
+async def list_buildings(request: web.Request) -> web.Response:
+    found = await management(request).estate.buildings(site_id=request.query.get("site_id"))
+    return web.json_response(found)
+
+
+@routes.post("/admin/api/v1/buildings")
+@requires(Permission.OPERATOR)
+@doc(
+    "Create a building in a site",
+    description="Audited as `building.create`.",
+    tags=TAGS,
+    request=BUILDING_REQUEST,
+    responses={201: BUILDING, 409: CONFLICT, 422: INVALID},
+)
+@managed
+async def create_building(request: web.Request) -> web.Response:
+    building = await management(request).estate.create_building(actor(request), await body(request))
+    return web.json_response(building, status=201)
+
+
+@routes.patch("/admin/api/v1/buildings/{id}")
+@requires(Permission.OPERATOR)
+@doc(
+    "Rename a building",
+    description="Audited as `building.update`.",
+    tags=TAGS,
+    request=NAME_CHANGE,
+    responses={200: BUILDING, 404: "No such building.", 422: INVALID},
+)
+@managed
+async def update_building(request: web.Request) -> web.Response:
+    building = await management(request).estate.update_building(
+        actor(request), request.match_info["id"], await body(request)
+    )
+    return web.json_response(building)
+
+
+@routes.delete("/admin/api/v1/buildings/{id}")
+@requires(Permission.OPERATOR)
+@doc(
+    "Delete an empty building",
+    description=(
+        "Refused (409) while the building has access points or apartments. Audited as "
+        "`building.delete`."
+    ),
+    tags=TAGS,
+    responses={204: None, 404: "No such building.", 409: "Still has access points or apartments."},
+)
+@managed
+async def delete_building(request: web.Request) -> web.Response:
+    await management(request).estate.delete_building(actor(request), request.match_info["id"])
+    return web.Response(status=204)
+
+
+# -- apartments ------------------------------------------------------------------------------
+
+
+@routes.get("/admin/api/v1/apartments")
+@requires(Permission.OPERATOR)
+@doc(
+    "List apartments",
+    tags=TAGS,
+    query=[Param("building_id", description="only the apartments of this building")],
+    responses={200: schemas.array_of(APARTMENT)},
+)
+@managed
+async def list_apartments(request: web.Request) -> web.Response:
+    found = await management(request).estate.apartments(
+        building_id=request.query.get("building_id")
+    )
+    return web.json_response(found)
+
+
+@routes.post("/admin/api/v1/apartments")
+@requires(Permission.OPERATOR)
+@doc(
+    "Create an apartment in a building",
+    description="Numbers are unique within a building. Audited as `apartment.create`.",
+    tags=TAGS,
+    request=APARTMENT_REQUEST,
+    responses={201: APARTMENT, 409: CONFLICT, 422: INVALID},
+)
+@managed
+async def create_apartment(request: web.Request) -> web.Response:
+    apartment = await management(request).estate.create_apartment(
+        actor(request), await body(request)
+    )
+    return web.json_response(apartment, status=201)
+
+
+@routes.patch("/admin/api/v1/apartments/{id}")
+@requires(Permission.OPERATOR)
+@doc(
+    "Renumber an apartment",
+    description="Audited as `apartment.update`.",
+    tags=TAGS,
+    request=APARTMENT_CHANGE,
+    responses={200: APARTMENT, 404: "No such apartment.", 409: CONFLICT, 422: INVALID},
+)
+@managed
+async def update_apartment(request: web.Request) -> web.Response:
+    apartment = await management(request).estate.update_apartment(
+        actor(request), request.match_info["id"], await body(request)
+    )
+    return web.json_response(apartment)
+
+
+@routes.delete("/admin/api/v1/apartments/{id}")
+@requires(Permission.OPERATOR)
+@doc(
+    "Delete an apartment nobody lives in",
+    description="Refused (409) while residents live there. Audited as `apartment.delete`.",
+    tags=TAGS,
+    responses={204: None, 404: "No such apartment.", 409: "Residents live there."},
+)
+@managed
+async def delete_apartment(request: web.Request) -> web.Response:
+    await management(request).estate.delete_apartment(actor(request), request.match_info["id"])
+    return web.Response(status=204)

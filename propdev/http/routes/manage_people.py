@@ -1,0 +1,271 @@
+"""``/admin/api/v1/residents`` and ``/admin/api/v1/rights``: who lives where, who may open
+what and when."""
+
+from __future__ import annotations
+
+import json
+
+import structlog
+from aiohttp import web
+
+from propdev.http import schemas
+from propdev.http.access_problems import UnprocessableError
+from propdev.http.errors import BadRequestError
+from propdev.http.openapi import Param, Response, doc
+from propdev.http.permissions import Permission, requires
+from propdev.http.routes.manage_support import (
+    ID,
+    INVALID,
+    NAME,
+    NULLABLE_NUMBER,
+    TAGS,
+    actor,
+    body,
+    managed,
+    management,
+)
+
+log = structlog.get_logger()
+routes = web.RouteTableDef()
+
+RESIDENT = schemas.named(
+    "Resident",
+    {
+        "type": "object",
+        "description": "Personal data is opened only for this operator answer.",
+        "required": ["id", "username", "full_name", "phone", "apartment_id", "status"],
+        "properties": {
+            "id": schemas.STRING,
+            "username": schemas.STRING,
+            "full_name": schemas.STRING,
+            "phone": schemas.STRING,
+            "apartment_id": schemas.NULLABLE_STRING,
+            "status": {"type": "string", "enum": ["active", "moved_out"]},
+            "moved_out_at": NULLABLE_NUMBER,
+        },
+    },
+)
+INVITATION_REQUEST = schemas.named(
+    "ResidentInvitation",
+    {
+        "type": "object",
+        "required": ["username", "full_name", "apartment_id"],
+        "properties": {
+            "username": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{2,63}$"},
+            "full_name": NAME,
+            "phone": {"type": "string", "examples": ["+79990000009"]},
+            "apartment_id": ID,
+        },
+        "additionalProperties": False,
+    },
+)
+INVITED = schemas.named(
+    "ResidentInvited",
+    {
+        "type": "object",
+        "required": ["resident", "temporary_password"],
+        "properties": {
+            "resident": RESIDENT,
+            "temporary_password": {
+                "type": "string",
+                "description": "shown once, to hand to the resident; never stored in clear",
+            },
+        },
+    },
+)
+MOVED_OUT = schemas.named(
+    "ResidentMovedOut",
+    {
+        "type": "object",
+        "required": [
+            "id",
+            "moved_out_at",
+            "rights_ended",
+            "passes_revoked",
+            "vehicles_removed",
+            "refresh_tokens_revoked",
+        ],
+        "properties": {
+            "id": schemas.STRING,
+            "moved_out_at": schemas.NUMBER,
+            "rights_ended": schemas.INTEGER,
+            "passes_revoked": schemas.INTEGER,
+            "vehicles_removed": schemas.INTEGER,
+            "refresh_tokens_revoked": schemas.INTEGER,
+        },
+    },
+)
+SCHEDULE: schemas.JSONSchema = {
+    "type": ["object", "null"],
+    "description": (
+        'Weekly windows in the site\'s time zone: {"windows": [{"days": ["mon"], "from": '
+        '"07:00", "until": "22:00"}]}; past midnight allowed; null: at all times.'
+    ),
+}
+RIGHT = schemas.named(
+    "Right",
+    {
+        "type": "object",
+        "required": ["user_id", "access_point_id", "schedule"],
+        "properties": {
+            "user_id": schemas.STRING,
+            "access_point_id": schemas.STRING,
+            "schedule": SCHEDULE,
+        },
+    },
+)
+RIGHT_REQUEST = schemas.named(
+    "RightRequest",
+    {"type": "object", "properties": {"schedule": SCHEDULE}, "additionalProperties": False},
+)
+
+
+# -- residents -------------------------------------------------------------------------------
+
+
+@routes.get("/admin/api/v1/residents")
+@requires(Permission.OPERATOR)
+@doc(
+    "List residents with their personal data",
+    tags=TAGS,
+    query=[Param("apartment_id", description="only the residents of this apartment")],
+    responses={200: schemas.array_of(RESIDENT)},
+)
+@managed
+async def list_residents(request: web.Request) -> web.Response:
+    found = await management(request).residents.list(apartment_id=request.query.get("apartment_id"))
+    return web.json_response(found)
+
+
+@routes.post("/admin/api/v1/residents")
+@requires(Permission.OPERATOR)
+@doc(
+    "Invite a resident",
+    description=(
+        "Creates an account with the resident role in the apartment and answers its temporary "
+        "password once (not logged, not audited). Audited as `resident.invite` (ids only)."
+    ),
+    tags=TAGS,
+    request=INVITATION_REQUEST,
+    responses={201: INVITED, 409: "The username is taken.", 422: INVALID},
+)
+@managed
+async def invite_resident(request: web.Request) -> web.Response:
+    resident, password = await management(request).residents.invite(
+        actor(request), await body(request)
+    )
+    log.info("resident_invited", user_id=resident["id"], apartment_id=resident["apartment_id"])
+    return web.json_response(
+        {"resident": resident, "temporary_password": password},
+        status=201,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@routes.get("/admin/api/v1/residents/{id}")
+@requires(Permission.OPERATOR)
+@doc(
+    "One resident with their personal data",
+    tags=TAGS,
+    responses={200: RESIDENT, 404: "No such resident."},
+)
+@managed
+async def get_resident(request: web.Request) -> web.Response:
+    return web.json_response(await management(request).residents.get(request.match_info["id"]))
+
+
+@routes.post("/admin/api/v1/residents/{id}/move-out")
+@requires(Permission.OPERATOR)
+@doc(
+    "Move a resident out: everything they hold ends at once",
+    description=(
+        "In one transaction: rights withdrawn, guest passes revoked, vehicles removed, refresh "
+        "tokens revoked, the password made unusable. Then their access tokens are refused on "
+        "every node (401). Audited as `resident.move_out` with the counts."
+    ),
+    tags=TAGS,
+    responses={200: MOVED_OUT, 404: "No such resident.", 409: "Moved out already."},
+)
+@managed
+async def move_out(request: web.Request) -> web.Response:
+    report = await management(request).residents.move_out(actor(request), request.match_info["id"])
+    log.info("resident_moved_out", user_id=report["id"])
+    return web.json_response(report)
+
+
+# -- rights ----------------------------------------------------------------------------------
+
+
+@routes.get("/admin/api/v1/rights")
+@requires(Permission.OPERATOR)
+@doc(
+    "List rights",
+    tags=TAGS,
+    query=[
+        Param("user_id", description="only this user's"),
+        Param("access_point_id", description="only this access point's"),
+    ],
+    responses={200: schemas.array_of(RIGHT)},
+)
+@managed
+async def list_rights(request: web.Request) -> web.Response:
+    found = await management(request).rights.list(
+        user_id=request.query.get("user_id"),
+        access_point_id=request.query.get("access_point_id"),
+    )
+    return web.json_response(found)
+
+
+@routes.put("/admin/api/v1/rights/{user_id}/{access_point_id}")
+@requires(Permission.OPERATOR)
+@doc(
+    "Grant (or replace) a right, with an optional schedule",
+    description=(
+        "Takes effect on every node at once (rights are read from the store at each open). "
+        "Audited as `right.grant`."
+    ),
+    tags=TAGS,
+    request=RIGHT_REQUEST,
+    request_required=False,
+    responses={
+        201: Response(RIGHT, "Granted."),
+        200: Response(RIGHT, "Replaced (the schedule)."),
+        404: "No such user or access point.",
+        409: "The user has moved out.",
+        422: INVALID,
+    },
+)
+@managed
+async def grant_right(request: web.Request) -> web.Response:
+    raw = await request.read()
+    data: object = None
+    if raw.strip():
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequestError("The body is not valid JSON.") from None
+        if not isinstance(data, dict):
+            raise UnprocessableError("body: expected a JSON object", extra={"field": "body"})
+    right, new = await management(request).rights.grant(
+        actor(request),
+        request.match_info["user_id"],
+        request.match_info["access_point_id"],
+        data,
+    )
+    return web.json_response(right, status=201 if new else 200)
+
+
+@routes.delete("/admin/api/v1/rights/{user_id}/{access_point_id}")
+@requires(Permission.OPERATOR)
+@doc(
+    "Revoke a right",
+    description="The next open is refused, on every node. Audited as `right.revoke`.",
+    tags=TAGS,
+    responses={204: None, 404: "No such right."},
+)
+@managed
+async def revoke_right(request: web.Request) -> web.Response:
+    await management(request).rights.revoke(
+        actor(request), request.match_info["user_id"], request.match_info["access_point_id"]
+    )
+    return web.Response(status=204)

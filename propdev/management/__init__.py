@@ -1,0 +1,35 @@
+"""Device and resident management for operators: the estate (sites, buildings, apartments),
+access points and their devices (one by one, from CSV, or synced from a partner's list),
+residents (invite, move out) and rights; every change is audited."""
+
+from __future__ import annotations
+
+from propdev.management.changes import operator
+from propdev.management.cutoffs import SessionCutoffs
+from propdev.management.errors import (
+    ConflictError,
+    InvalidFieldError,
+    ManagementError,
+    NoGatewayError,
+    UnknownObjectError,
+)
+from propdev.management.imports import COLUMNS, MAX_LINES, ImportReport, decode
+from propdev.management.points import Point, PointSpec
+from propdev.management.service import Management
+
+__all__ = (
+    "COLUMNS",
+    "MAX_LINES",
+    "ConflictError",
+    "ImportReport",
+    "InvalidFieldError",
+    "Management",
+    "ManagementError",
+    "NoGatewayError",
+    "Point",
+    "PointSpec",
+    "SessionCutoffs",
+    "UnknownObjectError",
+    "decode",
+    "operator",
+)

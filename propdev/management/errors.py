@@ -1,0 +1,38 @@
+"""Errors of the management services; the HTTP layer maps each to a problem+json status."""
+
+from __future__ import annotations
+
+
+class ManagementError(Exception):
+    """Base class of management errors."""
+
+
+class InvalidFieldError(ManagementError, ValueError):
+    """Raised when a field of a request is missing or invalid; names the field (422)."""
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(f"{field}: {detail}")
+        self.field = field
+        self.detail = detail
+
+
+class UnknownObjectError(ManagementError, LookupError):
+    """Raised when the site, building, apartment, access point or resident does not exist."""
+
+    def __init__(self, kind: str, object_id: str) -> None:
+        super().__init__(f"no {kind} {object_id!r}")
+        self.kind = kind
+        self.object_id = object_id
+
+
+class ConflictError(ManagementError):
+    """Raised when a change contradicts what exists (an id or a device taken, still in use)."""
+
+    def __init__(self, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+
+
+class NoGatewayError(ManagementError):
+    """Raised when this node has no gateway to a registered partner (its adapter is unknown)."""

@@ -1,0 +1,177 @@
+"""Residents: invite (an account with the resident role, in an apartment), list (personal data
+opened for the operator), and move out.
+
+An invitation answers a temporary password once: it is not stored in clear, not logged and not
+audited. A move-out ends everything at once, in one transaction: rights withdrawn, guest
+passes revoked, vehicles removed (their plates no longer open the barrier), refresh-token
+families and unused authorization codes revoked, the password made unusable; then the
+resident's access tokens are refused (``SessionCutoffs``).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from propdev.management import fields
+from propdev.management.changes import details, record
+from propdev.management.cutoffs import SessionCutoffs
+from propdev.management.errors import ConflictError, InvalidFieldError, UnknownObjectError
+from propdev.security import User, create_user, vault_of
+from propdev.storage import Database, run
+
+MOVED_OUT_HASH = "!moved-out"  # not an Argon2 hash: no password verifies against it
+ROLE = "resident"
+
+
+def _role_filter() -> str:
+    return "(',' || u.roles || ',') LIKE '%,resident,%'"
+
+
+class Residents:
+    def __init__(self, db: Database, cutoffs: SessionCutoffs) -> None:
+        self.db = db
+        self.cutoffs = cutoffs
+
+    async def list(self, *, apartment_id: str | None = None) -> list[dict[str, Any]]:
+        where = " AND r.apartment_id = :a" if apartment_id else ""
+        rows = await self.db.fetch_all(
+            "SELECT u.*, r.apartment_id AS apartment_id, r.moved_out_at AS moved_out_at "
+            f"FROM users u LEFT JOIN residencies r ON r.user_id = u.id WHERE {_role_filter()}"
+            f"{where} ORDER BY u.username",
+            a=apartment_id,
+        )
+        vault = vault_of(self.db)
+        return [self._json(User.from_row(row, vault), row) for row in rows]
+
+    async def get(self, user_id: str) -> dict[str, Any]:
+        row = await self.db.fetch_one(
+            "SELECT u.*, r.apartment_id AS apartment_id, r.moved_out_at AS moved_out_at "
+            f"FROM users u LEFT JOIN residencies r ON r.user_id = u.id WHERE {_role_filter()} "
+            "AND u.id = :id",
+            id=user_id,
+        )
+        if row is None:
+            raise UnknownObjectError("resident", user_id)
+        return self._json(User.from_row(row, vault_of(self.db)), row)
+
+    @staticmethod
+    def _json(user: User, row: Any) -> dict[str, Any]:
+        return {
+            "id": user.id,
+            "username": user.username,
+            "full_name": user.full_name,
+            "phone": user.phone,
+            "apartment_id": row["apartment_id"],
+            "status": "moved_out" if row["moved_out_at"] is not None else "active",
+            "moved_out_at": row["moved_out_at"],
+        }
+
+    async def invite(self, actor: str, body: object) -> tuple[dict[str, Any], str]:
+        """Create the resident; return them and their temporary password (shown once)."""
+        data = fields.body_object(body)
+        fields.only(data, ("username", "full_name", "phone", "apartment_id"))
+        name = fields.username(data.get("username"))
+        full_name = fields.text(data.get("full_name"), "full_name")
+        phone = fields.phone(data["phone"]) if data.get("phone") is not None else ""
+        apartment_id = fields.ident(data.get("apartment_id"), "apartment_id")
+        if not await self.db.fetch_one(
+            "SELECT 1 AS x FROM apartments WHERE id = :id", id=apartment_id
+        ):
+            raise InvalidFieldError("apartment_id", "no such apartment")
+        if await self.db.fetch_one("SELECT 1 AS x FROM users WHERE username = :u", u=name):
+            raise ConflictError(f"username {name!r} is taken", "username")
+        password = secrets.token_urlsafe(15)
+        user_id = await create_user(
+            self.db,
+            username=name,
+            password=password,
+            roles=[ROLE],
+            full_name=full_name,
+            phone=phone,
+        )
+        now = time.time()
+        async with self.db.transaction() as conn:
+            taken = await run(conn, "SELECT 1 AS x FROM residencies WHERE user_id = :u", u=user_id)
+            if taken:  # the same username was invited at this very moment
+                raise ConflictError(f"username {name!r} is taken", "username")
+            await run(
+                conn,
+                "INSERT INTO residencies (user_id, apartment_id, since) VALUES (:u, :a, :t)",
+                u=user_id,
+                a=apartment_id,
+                t=now,
+            )
+            await record(
+                conn,
+                self.db.dialect,
+                actor=actor,
+                action="resident.invite",
+                reason=details(user_id=user_id, apartment_id=apartment_id),
+                at=now,
+            )
+        return await self.get(user_id), password
+
+    async def move_out(self, actor: str, user_id: str) -> dict[str, Any]:
+        found = await self.get(user_id)
+        if found["status"] == "moved_out":
+            raise ConflictError(f"resident {user_id!r} has moved out already")
+        now = time.time()
+        async with self.db.transaction() as conn:
+            rights = await run(
+                conn, "DELETE FROM rights WHERE user_id = :u RETURNING access_point_id", u=user_id
+            )
+            passes = await run(
+                conn,
+                "UPDATE guest_passes SET revoked_at = :t WHERE owner_id = :u "
+                "AND revoked_at IS NULL RETURNING id",
+                t=now,
+                u=user_id,
+            )
+            vehicles = await run(
+                conn, "DELETE FROM vehicles WHERE owner_id = :u RETURNING id", u=user_id
+            )
+            tokens = await run(
+                conn,
+                "UPDATE oauth_refresh_tokens SET revoked = TRUE WHERE user_id = :u "
+                "AND revoked = FALSE RETURNING family_id",
+                u=user_id,
+            )
+            await run(conn, "UPDATE oauth_codes SET used = TRUE WHERE user_id = :u", u=user_id)
+            await run(
+                conn,
+                "UPDATE users SET password_hash = :h WHERE id = :u",
+                h=MOVED_OUT_HASH,
+                u=user_id,
+            )
+            moved = await run(
+                conn,
+                "UPDATE residencies SET moved_out_at = :t WHERE user_id = :u RETURNING user_id",
+                t=now,
+                u=user_id,
+            )
+            if not moved:  # residents from before apartments were kept (the demo estate)
+                await run(
+                    conn,
+                    "INSERT INTO residencies (user_id, apartment_id, since, moved_out_at) "
+                    "VALUES (:u, NULL, :t, :t)",
+                    u=user_id,
+                    t=now,
+                )
+            report = {
+                "rights_ended": len(rights),
+                "passes_revoked": len(passes),
+                "vehicles_removed": len(vehicles),
+                "refresh_tokens_revoked": len(tokens),
+            }
+            await record(
+                conn,
+                self.db.dialect,
+                actor=actor,
+                action="resident.move_out",
+                reason=details(user_id=user_id, **report),
+                at=now,
+            )
+        await self.cutoffs.cut(user_id, now)
+        return {"id": user_id, "moved_out_at": now, **report}
