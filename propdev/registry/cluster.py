@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from propdev.actors import ActorSystem
     from propdev.config import Settings
     from propdev.security import TokenVerifier
-    from propdev.storage import Database
+    from propdev.storage import Database, UnitConnection
 
 log = structlog.get_logger()
 
@@ -70,6 +71,13 @@ class ShardGuard:
     async def check(self, conn: AsyncConnection, access_point_id: str) -> None:
         shard = shard_of(access_point_id, self._placement.shards)
         await self._fence.check(conn, shard, self._placement.epoch(shard))
+
+    def fencing(self, access_point_id: str) -> Callable[[UnitConnection], None]:
+        """``check`` for a ``Database.unit``: the epoch this node holds is read now (on the
+        loop), the store's is compared with it inside the unit's transaction."""
+        shard = shard_of(access_point_id, self._placement.shards)
+        epoch = self._placement.epoch(shard)
+        return lambda conn: self._fence.check_in(conn, shard, epoch)
 
 
 class Cluster:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from propdev.registry.errors import FencedError
-from propdev.storage import Database, run
+from propdev.storage import Database, UnitConnection, run
 
 
 class Fence:
@@ -47,6 +47,13 @@ class Fence:
         rows = await run(
             conn, "SELECT epoch FROM shard_fence WHERE shard = :s" + self._lock, s=shard
         )
+        current = int(rows[0]["epoch"]) if rows else None
+        if current != epoch:
+            raise FencedError(f"shard {shard}: epoch {epoch} is stale (store has {current})")
+
+    def check_in(self, conn: UnitConnection, shard: int, epoch: int) -> None:
+        """``check`` inside a ``Database.unit``."""
+        rows = conn.run("SELECT epoch FROM shard_fence WHERE shard = :s" + self._lock, s=shard)
         current = int(rows[0]["epoch"]) if rows else None
         if current != epoch:
             raise FencedError(f"shard {shard}: epoch {epoch} is stale (store has {current})")

@@ -122,6 +122,7 @@ class RedisMembership:
         self._listeners: list[Listener] = []
         self._healthy = False
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
 
     def members(self) -> tuple[str, ...]:
         return self._members
@@ -141,11 +142,12 @@ class RedisMembership:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="membership")
 
     async def stop(self) -> None:
+        # The flag, not only the cancel: a beat in flight must not re-announce us after we left.
+        self._stopped = True
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=2.0)  # never hang a shutdown on a stuck call
         with contextlib.suppress(redis_errors.RedisError, OSError):
             await self._script(keys=self._keys, args=[self.node_id, self._lease_ms, "", "1"])
         self._healthy = False
@@ -153,6 +155,8 @@ class RedisMembership:
 
     async def beat(self) -> tuple[str, ...]:
         """Renew this node's lease and read the live set (one round trip)."""
+        if self._stopped:
+            return self._members
         try:
             raw = await self._script(
                 keys=self._keys, args=[self.node_id, self._lease_ms, self._info_json, "0"]
@@ -191,6 +195,6 @@ class RedisMembership:
             self._infos = infos
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopped:
             await asyncio.sleep(self._heartbeat)
             await self.beat()

@@ -248,13 +248,12 @@ class RedisPlacement:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=2.0)  # never hang a shutdown on a stuck call
         for shard in list(self._held):
             await self._hand_off(shard)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._tick):
                     await self._nudge.wait()
