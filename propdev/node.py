@@ -32,6 +32,8 @@ from propdev.actors.messages import (
 from propdev.actors.session import SessionActor
 from propdev.config import Settings
 from propdev.devices import PartnerEventIngest, presence_of
+from propdev.grpc import ADAPTER as GRPC_ADAPTER
+from propdev.grpc import CommandStreams, GrpcServer, build_grpc_gateway, start_grpc_server
 from propdev.observability import Telemetry
 from propdev.partners import (
     Confirmation,
@@ -88,6 +90,7 @@ class Node:
             AcmeSimulator() if settings.embedded_partner else None
         )
         self.gateways: dict[str, PartnerGateway] = {}
+        self.command_streams = CommandStreams()  # partners' gRPC Commands calls
         self._webhook_secrets: dict[str, str] = {}
         self.system = ActorSystem(
             node_id=settings.node_id,
@@ -115,6 +118,7 @@ class Node:
             db=self.db, system=self.system, confirm=self._confirm, ask_timeout=settings.ask_timeout
         )
         self.started = False
+        self.grpc_port: int | None = None  # bound by serve() when PROPDEV_GRPC_PORT is set
 
     def oauth_routes(self) -> list[web.RouteDef]:
         return list(oauth_routes(self.oauth))
@@ -153,6 +157,14 @@ class Node:
                     self.acme_simulator,
                     partner_id=partner_id,
                     base_url=row["base_url"],
+                    on_state_change=self.telemetry.breaker_changed,
+                    observe=self.telemetry.partner_call,
+                )
+            elif row["adapter"] == GRPC_ADAPTER and partner_id not in self.gateways:
+                self.gateways[partner_id] = build_grpc_gateway(
+                    self.settings,
+                    partner_id,
+                    self.command_streams,
                     on_state_change=self.telemetry.breaker_changed,
                     observe=self.telemetry.partner_call,
                 )
@@ -308,8 +320,14 @@ async def serve(
     )
     site = web.TCPSite(runner, settings.host, settings.port, ssl_context=tls.ctx, backlog=1024)
     watcher = asyncio.create_task(tls.watch())
+    grpc_server: GrpcServer | None = None
     try:
         await site.start()
+        if settings.grpc_port is not None:  # partners' gRPC service, off unless configured
+            grpc_server = await start_grpc_server(
+                node, server_cert, host=settings.host, port=settings.grpc_port
+            )
+            node.grpc_port = grpc_server.port
         tls.install_sighup()  # certificate and CRL rotation without downtime
         log.info("listening", url=f"https://{settings.host}:{settings.port}")
         if ready is not None:
@@ -318,6 +336,8 @@ async def serve(
     finally:
         tls.remove_sighup()
         watcher.cancel()
+        if grpc_server is not None:
+            await grpc_server.stop()
         with contextlib.suppress(Exception):
             await runner.cleanup()
         await node.stop()

@@ -41,6 +41,8 @@ class IngestResult:
     accepted: int = 0
     duplicates: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: dict[int, str] = field(default_factory=dict)
+    """Per index of the batch: ``accepted``, ``duplicate`` or ``rejected:<reason>`` (gRPC acks)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
@@ -137,6 +139,7 @@ class PartnerEventIngest:
     @staticmethod
     def _reject(result: IngestResult, index: int, raw: Any, reason: str) -> None:
         event_id = raw.get("event_id") if isinstance(raw, dict) else None
+        result.outcomes[index] = f"rejected:{reason}"
         entry: dict[str, Any] = {"index": index, "reason": reason}
         if isinstance(event_id, str):
             entry["event_id"] = event_id
@@ -144,10 +147,12 @@ class PartnerEventIngest:
 
     @staticmethod
     def _count(result: IngestResult, index: int, event: DeviceEvent, outcome: str) -> None:
+        result.outcomes[index] = outcome
         if outcome == "accepted":
             result.accepted += 1
         elif outcome == "duplicate":
             result.duplicates += 1
         else:
             reason = outcome.removeprefix("rejected:")
+            result.outcomes[index] = f"rejected:{reason}"
             result.rejected.append({"index": index, "event_id": event.event_id, "reason": reason})

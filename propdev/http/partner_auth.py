@@ -25,6 +25,7 @@ from cryptography import x509
 
 from propdev.http.errors import ForbiddenError, UnauthorizedError
 from propdev.http.middlewares import principal
+from propdev.http.principal import Principal
 from propdev.security import certificate_thumbprint, client_certificate_der
 from propdev.storage import Database
 
@@ -51,12 +52,21 @@ def address_allowed(remote: str | None, cidrs: list[str]) -> bool:
 
 async def authenticate_partner(request: web.Request, db: Database) -> PartnerCaller:
     """The partner calling ``request``; raises 401/403 problems otherwise."""
-    cert = client_certificate_der(request)
+    return await check_partner(
+        db, cert=client_certificate_der(request), caller=principal(request), remote=request.remote
+    )
+
+
+async def check_partner(
+    db: Database, *, cert: bytes | None, caller: Principal, remote: str | None
+) -> PartnerCaller:
+    """The four proofs for a caller over any transport (HTTP here, gRPC in ``propdev.grpc``):
+    ``cert`` the DER of the connection's client certificate, ``caller`` the verified token's
+    principal, ``remote`` the source address. Raises ``UnauthorizedError``/``ForbiddenError``."""
     if cert is None:
         raise UnauthorizedError(
             "A client certificate from the project CA is required.", headers=CHALLENGE
         )
-    caller = principal(request)
     if "partner" not in caller.roles:
         raise ForbiddenError("Only partners may call the partner API.")
     cnf = caller.claims.get("cnf")
@@ -84,7 +94,6 @@ async def authenticate_partner(request: web.Request, db: Database) -> PartnerCal
         raise ForbiddenError("The certificate does not name this partner.")
     lists = [json.loads(row["partner_cidrs"] or "[]"), json.loads(row["client_cidrs"] or "[]")]
     lists = [cidrs for cidrs in lists if cidrs]
-    remote = request.remote
     if not lists or not all(address_allowed(remote, cidrs) for cidrs in lists):
         raise ForbiddenError(f"Calls from {remote} are not allowed for this partner.")
     return PartnerCaller(caller.client_id, remote or "")
