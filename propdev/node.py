@@ -34,6 +34,7 @@ from propdev.config import Settings
 from propdev.devices import PartnerEventIngest, presence_of
 from propdev.grpc import ADAPTER as GRPC_ADAPTER
 from propdev.grpc import CommandStreams, GrpcServer, build_grpc_gateway, start_grpc_server
+from propdev.http.ratelimit import Limiter, RedisLimiter
 from propdev.observability import Telemetry
 from propdev.partners import (
     Confirmation,
@@ -52,7 +53,14 @@ from propdev.partners.simulator import (
 from propdev.pki import ensure_ca, ensure_server_cert, server_context
 from propdev.pki.reload import TLSReloader
 from propdev.registry import Bus, Cluster, InProcessBus
-from propdev.security import OAuthServer, SigningKeys, TokenIssuer, TokenVerifier, oauth_routes
+from propdev.security import (
+    ExternalVerifier,
+    OAuthServer,
+    SigningKeys,
+    TokenIssuer,
+    TokenVerifier,
+    oauth_routes,
+)
 from propdev.security.crypto import open_vault
 from propdev.security.personal import seal_clear_rows
 from propdev.storage import Database, migrate
@@ -101,9 +109,17 @@ class Node:
         self.cluster = Cluster(settings, self.system, self.db) if settings.redis_url else None
         if self.cluster is not None:
             self.bus = self.cluster.bus
+        # In a cluster, rate limits are one budget on the cluster's Redis (local if it fails).
+        self.rate_limiter: Limiter | None = (
+            RedisLimiter(self.cluster.redis, prefix="{" + settings.redis_prefix + "}:rl:")
+            if self.cluster is not None
+            else None
+        )
         self.keys = SigningKeys.load_or_create(settings.pki_dir / "jwt")
         self.issuer = TokenIssuer(settings, self.keys)
         self.verifier = TokenVerifier(settings, self.keys)
+        # A corporate OIDC provider as a second trusted issuer (propdev.security.external).
+        self.external_verifier = ExternalVerifier.from_settings(settings)
         self.oauth = OAuthServer(settings, self.db, self.issuer)
         self.access = AccessServices.for_data_dir(
             self.db, self.bus, settings.data_dir, presence=self.live_sockets
@@ -216,6 +232,8 @@ class Node:
         for gateway in self.gateways.values():
             await gateway.close()
         await self.utilities.close()
+        if self.external_verifier is not None:
+            await self.external_verifier.close()
         if self.simulator is not None:
             await self.simulator.close()
         if self.acme_simulator is not None:

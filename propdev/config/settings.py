@@ -106,6 +106,7 @@ class Settings:
     external_oidc_issuer: str | None = None
     external_oidc_audience: str | None = None
     external_oidc_ca_file: Path | None = None
+    external_oidc_roles_claim: str | None = None  # dotted path, e.g. realm_access.roles
 
     @property
     def pki_dir(self) -> Path:
@@ -218,6 +219,7 @@ class Settings:
             ),
             "PROPDEV_EXTERNAL_OIDC_AUDIENCE": ("external_oidc_audience", str),
             "PROPDEV_EXTERNAL_OIDC_CA_FILE": ("external_oidc_ca_file", Path),
+            "PROPDEV_EXTERNAL_OIDC_ROLES_CLAIM": ("external_oidc_roles_claim", str),
         }
         kwargs: dict[str, Any] = {}
         for var, raw in values.items():

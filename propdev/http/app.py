@@ -43,7 +43,9 @@ def make_app(node: Node) -> web.Application:
             telemetry_middleware(telemetry=node.telemetry),  # spans the access log record too
             request_context_middleware(node_id=settings.node_id),
             body_limit_middleware(max_body=settings.max_body, body_timeout=settings.body_timeout),
-            auth_middleware(verifier=node.verifier),
+            auth_middleware(
+                verifier=node.verifier, external=getattr(node, "external_verifier", None)
+            ),
             rate_limit_middleware(
                 rate=settings.rate_limit, limiter=limiter, subject=_subject
             ),

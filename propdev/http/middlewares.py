@@ -24,6 +24,7 @@ from propdev.http.permissions import Permission, permission_of
 from propdev.http.principal import Principal
 from propdev.http.ratelimit import RateLimiter
 from propdev.security import (
+    ExternalVerifier,
     InvalidTokenError,
     TokenVerifier,
     check_certificate_binding,
@@ -121,10 +122,13 @@ def bearer_token(request: web.Request) -> str | None:
     return None
 
 
-def auth_middleware(*, verifier: TokenVerifier) -> Middleware:
+def auth_middleware(
+    *, verifier: TokenVerifier, external: ExternalVerifier | None = None
+) -> Middleware:
     """Checks the permission the route declared; undeclared routes are refused.
 
     A certificate-bound token (partners) must come over a connection with its certificate.
+    A token naming the external OIDC issuer (``external``, when configured) is verified by it.
     """
 
     @web.middleware
@@ -143,7 +147,10 @@ def auth_middleware(*, verifier: TokenVerifier) -> Middleware:
                 "An access token is required.", headers={"WWW-Authenticate": "Bearer"}
             )
         try:
-            claims = verifier.verify(token)
+            if external is not None and external.claims_issuer(token):
+                claims = await external.verify(token)
+            else:
+                claims = verifier.verify(token)
             if claims.cnf is not None:
                 check_certificate_binding(claims, client_certificate_der(request))
         except InvalidTokenError as exc:

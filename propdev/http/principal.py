@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+MFA_METHODS = frozenset({"otp", "hwk", "mfa"})
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
@@ -29,4 +31,6 @@ class Principal:
 
     @property
     def is_operator(self) -> bool:
-        return bool(self.roles & {"operator", "admin"}) and "otp" in self.amr
+        """Role operator or admin, and a second factor in ``amr`` (RFC 8176 ``otp``, ``hwk``,
+        or ``mfa``: a recovery code, or an external provider's multi-factor login)."""
+        return bool(self.roles & {"operator", "admin"}) and bool(self.amr & MFA_METHODS)

@@ -20,6 +20,7 @@ from propdev.security.errors import (
     LoginFailedError,
     SecurityError,
 )
+from propdev.security.external import ExternalVerifier
 from propdev.security.keys import ALGORITHM, SigningKey, SigningKeys, jwk_thumbprint
 from propdev.security.passwords import hash_password, needs_rehash, verify_password
 from propdev.security.routes import client_certificate_der, oauth_routes
@@ -50,6 +51,7 @@ __all__ = (
     "Claims",
     "Client",
     "CryptoError",
+    "ExternalVerifier",
     "InvalidTokenError",
     "KeyStoreError",
     "Login",

@@ -40,6 +40,17 @@ def int_param(request: web.Request, name: str, default: int, *, lo: int, hi: int
 @doc("Who am I", tags=["resident"], responses={200: schemas.ME, 404: "The account is gone."})
 async def me(request: web.Request) -> web.Response:
     caller = principal(request)
+    if "external_sub" in caller.claims:  # an external OIDC issuer's user: no local account
+        return web.json_response(
+            {
+                "id": caller.sub,
+                "username": str(caller.claims["external_sub"]),
+                "roles": sorted(caller.roles),
+                "full_name": None,
+                "amr": sorted(caller.amr),
+                "issuer": str(caller.claims["iss"]),
+            }
+        )
     user = await get_user(request.app[NODE].db, caller.sub)  # personal data sealed at rest
     if user is None:
         raise NotFoundError("Your account no longer exists.")
