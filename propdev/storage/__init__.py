@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from propdev.storage.db import Database, Row, run, sync_run
+from propdev.storage.db import Database, Row, UnitConnection, run, sync_run
 from propdev.storage.errors import MigrationError, StoreError, StoreUnavailableError
 from propdev.storage.migrations import CURRENT_VERSION, migrate
 
@@ -13,6 +13,7 @@ __all__ = (
     "Row",
     "StoreError",
     "StoreUnavailableError",
+    "UnitConnection",
     "migrate",
     "run",
     "sync_run",

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from propdev.storage.db import Database, Row, run
+from propdev.storage.db import Database, Row, UnitConnection, run
 
 GENESIS = "0" * 64
 _LOCK_KEY = 74202  # PostgreSQL advisory lock serialising appends across nodes
@@ -35,28 +35,54 @@ def entry_hash(prev_hash: str, record: AuditRecord) -> str:
     return hashlib.sha256(prev_hash.encode() + body.encode()).hexdigest()
 
 
+_LOCK = "SELECT pg_advisory_xact_lock(:k)"
+_LAST = "SELECT hash FROM audit ORDER BY id DESC LIMIT 1"
+_INSERT = (
+    "INSERT INTO audit (at, actor, action, access_point_id, decision, reason, command_id, "
+    "prev_hash, hash) VALUES (:at, :actor, :action, :ap, :decision, :reason, :cmd, "
+    ":prev, :hash) RETURNING id"
+)
+
+
+def _insert_params(record: AuditRecord, prev: str, digest: str) -> dict[str, Any]:
+    return {
+        "at": record.at,
+        "actor": record.actor,
+        "action": record.action,
+        "ap": record.access_point_id,
+        "decision": record.decision,
+        "reason": record.reason,
+        "cmd": record.command_id,
+        "prev": prev,
+        "hash": digest,
+    }
+
+
 async def append(conn: AsyncConnection, dialect: str, record: AuditRecord) -> dict[str, Any]:
     """Append ``record`` inside the caller's transaction; return the stored entry."""
     if dialect == "postgresql":
-        await run(conn, "SELECT pg_advisory_xact_lock(:k)", k=_LOCK_KEY)
-    last = await run(conn, "SELECT hash FROM audit ORDER BY id DESC LIMIT 1")
+        await run(conn, _LOCK, k=_LOCK_KEY)
+    last = await run(conn, _LAST)
     prev = last[0]["hash"] if last else GENESIS
     digest = entry_hash(prev, record)
-    rows = await run(
-        conn,
-        "INSERT INTO audit (at, actor, action, access_point_id, decision, reason, command_id, "
-        "prev_hash, hash) VALUES (:at, :actor, :action, :ap, :decision, :reason, :cmd, "
-        ":prev, :hash) RETURNING id",
-        at=record.at,
-        actor=record.actor,
-        action=record.action,
-        ap=record.access_point_id,
-        decision=record.decision,
-        reason=record.reason,
-        cmd=record.command_id,
-        prev=prev,
-        hash=digest,
-    )
+    rows = await run(conn, _INSERT, **_insert_params(record, prev, digest))
+    return {"id": rows[0]["id"], **asdict(record), "prev_hash": prev, "hash": digest}
+
+
+def sync_append(conn: UnitConnection, record: AuditRecord) -> dict[str, Any]:
+    """``append`` inside a ``Database.unit``.
+
+    The previous hash is read in the same transaction, after the chain's lock (the writer
+    thread on SQLite, the advisory lock on PostgreSQL), never cached: on SQLite that read
+    costs microseconds inside the unit's one hop, and it stays right after a rolled-back
+    unit or a write by another process.
+    """
+    if conn.dialect == "postgresql":
+        conn.run(_LOCK, k=_LOCK_KEY)
+    last = conn.run(_LAST)
+    prev = last[0]["hash"] if last else GENESIS
+    digest = entry_hash(prev, record)
+    rows = conn.run(_INSERT, **_insert_params(record, prev, digest))
     return {"id": rows[0]["id"], **asdict(record), "prev_hash": prev, "hash": digest}
 
 

@@ -9,9 +9,22 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from propdev.storage.db import Database, Row, run
+from propdev.storage.db import Database, Row, UnitConnection, run
 
 IDEMPOTENCY_WINDOW = 24 * 3600
+
+_PUT_COMMAND = (
+    "INSERT INTO commands (id, access_point_id, user_id, status, reason, created_at, "
+    "updated_at, vendor_command_id) VALUES (:id, :ap, :u, :s, :r, :t, :t, :v) "
+    "ON CONFLICT (id) DO UPDATE SET status = :s, reason = :r, updated_at = :t, "
+    "vendor_command_id = COALESCE(:v, commands.vendor_command_id)"
+)
+_ADD_STEP = "INSERT INTO command_steps (command_id, step, at, data) VALUES (:c, :s, :t, :d)"
+_PUT_ANSWER = (
+    "INSERT INTO idempotency (subject, key, status, body, created_at) "
+    "VALUES (:s, :k, :st, :b, :t) ON CONFLICT (subject, key) DO UPDATE "
+    "SET status = :st, body = :b, created_at = :t"
+)
 
 
 async def put_command(
@@ -27,10 +40,7 @@ async def put_command(
 ) -> None:
     await run(
         conn,
-        "INSERT INTO commands (id, access_point_id, user_id, status, reason, created_at, "
-        "updated_at, vendor_command_id) VALUES (:id, :ap, :u, :s, :r, :t, :t, :v) "
-        "ON CONFLICT (id) DO UPDATE SET status = :s, reason = :r, updated_at = :t, "
-        "vendor_command_id = COALESCE(:v, commands.vendor_command_id)",
+        _PUT_COMMAND,
         id=command_id,
         ap=access_point_id,
         u=user_id,
@@ -46,14 +56,7 @@ async def add_steps(
 ) -> None:
     """Append lifecycle steps ``(step, at, data)`` of a command, in the caller's transaction."""
     for step, at, data in steps:
-        await run(
-            conn,
-            "INSERT INTO command_steps (command_id, step, at, data) VALUES (:c, :s, :t, :d)",
-            c=command_id,
-            s=step,
-            t=at,
-            d=json.dumps(data),
-        )
+        await run(conn, _ADD_STEP, c=command_id, s=step, t=at, d=json.dumps(data))
 
 
 async def set_status(conn: AsyncConnection, command_id: str, status: str, at: float) -> None:
@@ -100,17 +103,46 @@ async def passage_candidate(
 async def put_answer(
     conn: AsyncConnection, *, subject: str, key: str, status: int, body: dict[str, Any], at: float
 ) -> None:
-    await run(
-        conn,
-        "INSERT INTO idempotency (subject, key, status, body, created_at) "
-        "VALUES (:s, :k, :st, :b, :t) ON CONFLICT (subject, key) DO UPDATE "
-        "SET status = :st, body = :b, created_at = :t",
-        s=subject,
-        k=key,
-        st=status,
-        b=json.dumps(body),
+    await run(conn, _PUT_ANSWER, s=subject, k=key, st=status, b=json.dumps(body), t=at)
+
+
+# -- the same writes inside a ``Database.unit`` (one hop for the whole transaction) ----------
+
+
+def sync_put_command(
+    conn: UnitConnection,
+    *,
+    command_id: str,
+    access_point_id: str,
+    user_id: str,
+    status: str,
+    reason: str = "",
+    at: float,
+    vendor_command_id: str | None = None,
+) -> None:
+    conn.run(
+        _PUT_COMMAND,
+        id=command_id,
+        ap=access_point_id,
+        u=user_id,
+        s=status,
+        r=reason,
         t=at,
+        v=vendor_command_id,
     )
+
+
+def sync_add_steps(
+    conn: UnitConnection, command_id: str, steps: Sequence[tuple[str, float, dict[str, Any]]]
+) -> None:
+    for step, at, data in steps:
+        conn.run(_ADD_STEP, c=command_id, s=step, t=at, d=json.dumps(data))
+
+
+def sync_put_answer(
+    conn: UnitConnection, *, subject: str, key: str, status: int, body: dict[str, Any], at: float
+) -> None:
+    conn.run(_PUT_ANSWER, s=subject, k=key, st=status, b=json.dumps(body), t=at)
 
 
 class Commands:

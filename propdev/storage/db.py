@@ -1,17 +1,25 @@
 """One data-access layer over SQLite (embedded default) and PostgreSQL (cluster).
 
-SQL is written once with ``:named`` parameters; SQLAlchemy Core adapts it to the driver.
-The async engine serves the request path; a sync engine over the same URL serves code
-that must run in a worker thread (the OAuth server library is synchronous).
+SQL is written once with ``:named`` parameters. On PostgreSQL, SQLAlchemy Core adapts it to
+psycopg: the async engine serves the request path. On SQLite, ``sqlite3`` takes it as it is:
+one writer thread and a few reader threads (``propdev.storage.sqlite_executor``) serve the
+request path, a thread hop per statement instead of an async driver's several. Either way a
+sync engine over the same URL serves code that must run in a worker thread (the OAuth server
+library is synchronous).
+
+``Database.unit(fn)`` runs a synchronous ``fn(conn)`` inside one transaction in one hop (on
+SQLite, group-committed with the units queued alongside it); ``transaction()`` is the
+interactive form for code that awaits between statements.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+import itertools
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -19,8 +27,41 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from propdev.storage.errors import StoreUnavailableError
+from propdev.storage.sqlite_executor import (
+    SqliteConnection,
+    SqliteExecutor,
+    SqliteReads,
+    SqliteSession,
+)
 
 Row = Mapping[str, Any]
+T = TypeVar("T")
+_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError)
+_memory_names = itertools.count()
+
+
+class UnitConnection(Protocol):
+    """What ``Database.unit(fn)`` hands to ``fn``: synchronous statements in one transaction."""
+
+    @property
+    def dialect(self) -> str: ...
+
+    def run(self, sql: str, **params: Any) -> list[Row]:
+        """Execute ``sql`` (``:name`` parameters) and return its rows as dicts (or [])."""
+        ...
+
+
+class _SaUnitConnection:
+    """A unit's connection on PostgreSQL: a SQLAlchemy sync connection in a worker thread."""
+
+    __slots__ = ("conn",)
+    dialect = "postgresql"
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def run(self, sql: str, **params: Any) -> list[Row]:
+        return sync_run(self.conn, sql, **params)
 
 
 def driver_urls(url: str) -> tuple[str, str]:
@@ -37,7 +78,7 @@ def driver_urls(url: str) -> tuple[str, str]:
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=FULL")  # acknowledged means durable
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
@@ -61,6 +102,9 @@ class Database:
         self._sync_engine: Engine | None = None
         # SQLite allows one writer at a time; serialising writers here avoids busy retries.
         self.write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+        self._sqlite: SqliteExecutor | None = None
+        if self.dialect == "sqlite":
+            self._sqlite = _sqlite_executor(url)
 
     @property
     def sync_engine(self) -> Engine:
@@ -71,6 +115,8 @@ class Database:
         return self._sync_engine
 
     async def close(self) -> None:
+        if self._sqlite is not None:
+            await asyncio.to_thread(self._sqlite.close)
         await self.engine.dispose()
         if self._sync_engine is not None:
             self._sync_engine.dispose()
@@ -78,6 +124,10 @@ class Database:
     @contextlib.asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads (autocommit semantics are not relied upon)."""
+        if self._sqlite is not None:
+            # Not an AsyncConnection: it serves ``run(conn, ...)`` and ``conn.execute(sa.text)``.
+            yield cast(AsyncConnection, SqliteReads(self._sqlite))
+            return
         try:
             async with self.engine.connect() as conn:
                 yield conn
@@ -92,32 +142,76 @@ class Database:
             if lock is not None:
                 await lock.acquire()
             try:
-                async with self.engine.begin() as conn:
-                    yield conn
+                if self._sqlite is not None:
+                    # Not an AsyncConnection: a ``SqliteSession`` on the writer thread, which
+                    # serves ``run(conn, ...)`` and ``conn.execute(sa.text(...), params)``.
+                    async with self._sqlite.session() as session:
+                        yield cast(AsyncConnection, session)
+                else:
+                    async with self.engine.begin() as conn:
+                        yield conn
             finally:
                 if lock is not None:
                     lock.release()
-        except (sa.exc.OperationalError, sa.exc.InterfaceError, OSError) as exc:
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(str(exc).splitlines()[0]) from exc
+
+    async def unit(self, fn: Callable[[UnitConnection], T]) -> T:
+        """Run ``fn(conn)`` in one transaction and return its result once it is committed.
+
+        ``fn`` is synchronous and runs in a worker thread in one hop (no awaits between its
+        statements). On SQLite, units queued at the same time share one commit (group
+        commit): each runs in its own savepoint, so one that raises is rolled back alone, and
+        no caller is released before the commit that holds its work. On PostgreSQL each unit
+        is its own transaction on the sync engine.
+        """
+        try:
+            if self._sqlite is not None:
+                return await self._sqlite.unit(fn)
+            return await asyncio.to_thread(self._sync_unit, fn)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(str(exc).splitlines()[0]) from exc
+
+    def _sync_unit(self, fn: Callable[[UnitConnection], T]) -> T:
+        with self.sync_engine.begin() as conn:
+            return fn(_SaUnitConnection(conn))
+
+    async def _read(self, sql: str, params: Mapping[str, Any]) -> list[Row]:
+        assert self._sqlite is not None
+        try:
+            return await self._sqlite.read(lambda conn: conn.run_params(sql, params))
+        except _UNAVAILABLE as exc:
             raise StoreUnavailableError(str(exc).splitlines()[0]) from exc
 
     async def fetch_all(self, sql: str, **params: Any) -> list[Row]:
+        if self._sqlite is not None:
+            return await self._read(sql, params)
         async with self.connect() as conn:
             result = await conn.execute(sa.text(sql), params)
             return [dict(r) for r in result.mappings()]
 
     async def fetch_one(self, sql: str, **params: Any) -> Row | None:
+        if self._sqlite is not None:
+            rows = await self._read(sql, params)
+            return rows[0] if rows else None
         async with self.connect() as conn:
             result = await conn.execute(sa.text(sql), params)
             row = result.mappings().first()
             return dict(row) if row is not None else None
 
     async def execute(self, sql: str, **params: Any) -> int:
+        if self._sqlite is not None:
+            return await self.unit(lambda conn: _sqlite_rowcount(conn, sql, params))
         async with self.transaction() as conn:
             result = await conn.execute(sa.text(sql), params)
             return result.rowcount
 
     async def execute_many(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
+            return
+        if self._sqlite is not None:
+            batch = list(rows)
+            await self.unit(lambda conn: _sqlite_execute_many(conn, sql, batch))
             return
         async with self.transaction() as conn:
             await conn.execute(sa.text(sql), list(rows))
@@ -146,8 +240,29 @@ class Database:
             yield conn
 
 
+def _sqlite_executor(url: str) -> SqliteExecutor:
+    path = url.split(":", 1)[1].removeprefix("///").split("?", 1)[0]
+    if path in ("", "//", ":memory:"):
+        # One shared in-memory database for the writer and the readers of this Database.
+        name = f"file:propdev-memory-{next(_memory_names)}?mode=memory&cache=shared"
+        return SqliteExecutor(name, uri=True)
+    return SqliteExecutor(path)
+
+
+def _sqlite_rowcount(conn: UnitConnection, sql: str, params: Mapping[str, Any]) -> int:
+    assert isinstance(conn, SqliteConnection)
+    return conn.execute(sql, params)
+
+
+def _sqlite_execute_many(conn: UnitConnection, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    assert isinstance(conn, SqliteConnection)
+    conn.execute_many(sql, rows)
+
+
 async def run(conn: AsyncConnection, sql: str, **params: Any) -> list[Row]:
     """Execute ``sql`` on an open connection and return the rows (if any)."""
+    if isinstance(conn, SqliteSession | SqliteReads):
+        return await conn.run_sql(sql, params)
     result = await conn.execute(sa.text(sql), params)
     return [dict(r) for r in result.mappings()] if result.returns_rows else []
 

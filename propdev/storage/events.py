@@ -8,7 +8,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from propdev.storage.db import Database, run
+from propdev.storage.db import Database, UnitConnection, run
+
+_INSERT = (
+    "INSERT INTO events (user_id, type, access_point_id, command_id, occurred_at, data) "
+    "VALUES (:u, :t, :ap, :cmd, :at, :data) RETURNING id"
+)
 
 
 async def append(
@@ -24,8 +29,7 @@ async def append(
     """Append one event inside the caller's transaction; return it as the API shows it."""
     rows = await run(
         conn,
-        "INSERT INTO events (user_id, type, access_point_id, command_id, occurred_at, data) "
-        "VALUES (:u, :t, :ap, :cmd, :at, :data) RETURNING id",
+        _INSERT,
         u=user_id,
         t=type,
         ap=access_point_id,
@@ -33,9 +37,43 @@ async def append(
         at=occurred_at,
         data=json.dumps(data or {}),
     )
+    return _shown(rows[0]["id"], type, access_point_id, command_id, occurred_at, data)
+
+
+def sync_append(
+    conn: UnitConnection,
+    *,
+    user_id: str,
+    type: str,
+    access_point_id: str | None,
+    command_id: str | None,
+    occurred_at: float,
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``append`` inside a ``Database.unit``."""
+    rows = conn.run(
+        _INSERT,
+        u=user_id,
+        t=type,
+        ap=access_point_id,
+        cmd=command_id,
+        at=occurred_at,
+        data=json.dumps(data or {}),
+    )
+    return _shown(rows[0]["id"], type, access_point_id, command_id, occurred_at, data)
+
+
+def _shown(
+    event_id: int,
+    type: str,
+    access_point_id: str | None,
+    command_id: str | None,
+    occurred_at: float,
+    data: dict[str, Any] | None,
+) -> dict[str, Any]:
     return render(
         {
-            "id": rows[0]["id"],
+            "id": event_id,
             "type": type,
             "access_point_id": access_point_id,
             "command_id": command_id,

@@ -1,0 +1,114 @@
+"""Database.unit: a synchronous transaction in one hop, group-committed on SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+import sqlalchemy as sa
+
+from propdev.storage import Database, UnitConnection, run
+from propdev.storage.audit import AuditLog, AuditRecord, sync_append
+from propdev.storage.audit import append as append_in_transaction
+
+
+def _insert_site(site_id: str) -> Callable[[UnitConnection], str]:
+    def unit(conn: UnitConnection) -> str:
+        conn.run("INSERT INTO sites (id, name) VALUES (:id, :n)", id=site_id, n=site_id)
+        return site_id
+
+    return unit
+
+
+def _fail_after_insert(site_id: str) -> Callable[[UnitConnection], str]:
+    def unit(conn: UnitConnection) -> str:
+        conn.run("INSERT INTO sites (id, name) VALUES (:id, :n)", id=site_id, n=site_id)
+        raise LookupError("this unit changes its mind")
+
+    return unit
+
+
+async def _site_ids(db: Database) -> set[str]:
+    return {r["id"] for r in await db.fetch_all("SELECT id FROM sites")}
+
+
+async def test_a_unit_returns_its_result_once_committed(db: Database) -> None:
+    assert await db.unit(_insert_site("s1")) == "s1"
+
+    assert await _site_ids(db) == {"s1"}
+
+
+async def test_a_failing_unit_is_rolled_back_alone_among_concurrent_ones(db: Database) -> None:
+    units = [_insert_site(f"ok{n}") for n in range(10)]
+    units.insert(5, _fail_after_insert("bad"))
+
+    results = await asyncio.gather(*(db.unit(u) for u in units), return_exceptions=True)
+
+    assert [type(r) for r in results].count(LookupError) == 1
+    assert await _site_ids(db) == {f"ok{n}" for n in range(10)}
+
+
+async def test_a_constraint_violation_surfaces_as_sqlalchemys_integrity_error(
+    db: Database,
+) -> None:
+    await db.unit(_insert_site("dup"))
+
+    with pytest.raises(sa.exc.IntegrityError):
+        await db.unit(_insert_site("dup"))
+    with pytest.raises(sa.exc.IntegrityError):
+        async with db.transaction() as conn:
+            await run(conn, "INSERT INTO sites (id, name) VALUES ('dup', 'again')")
+
+
+async def test_concurrent_audit_appends_in_units_keep_the_chain(db: Database) -> None:
+    def append(n: int) -> Callable[[UnitConnection], None]:
+        def unit(conn: UnitConnection) -> None:
+            record = AuditRecord(
+                at=float(n), actor="test", action="open", access_point_id=None, decision="granted"
+            )
+            sync_append(conn, record)
+            if n % 7 == 3:
+                raise LookupError("rolled back after its audit entry")
+
+        return unit
+
+    results = await asyncio.gather(*(db.unit(append(n)) for n in range(40)), return_exceptions=True)
+    async with db.transaction() as conn:  # and an interactive append after them
+        await append_in_transaction(
+            conn, db.dialect, AuditRecord(1e9, "test", "open", None, "granted")
+        )
+
+    failed = sum(isinstance(r, LookupError) for r in results)
+    ok, checked, bad = await AuditLog(db).verify()
+    assert (ok, bad) == (True, None)
+    assert checked == 40 - failed + 1
+
+
+async def test_a_transaction_that_raises_leaves_nothing(db: Database) -> None:
+    with pytest.raises(LookupError):
+        async with db.transaction() as conn:
+            await run(conn, "INSERT INTO sites (id, name) VALUES ('gone', 'gone')")
+            raise LookupError
+
+    assert await _site_ids(db) == set()
+
+
+async def test_units_queued_behind_a_transaction_share_one_commit_on_sqlite(
+    db: Database,
+) -> None:
+    if db.dialect != "sqlite":
+        pytest.skip("group commit is SQLite's")
+    executor = db._sqlite
+    assert executor is not None
+    async with db.transaction() as conn:  # the writer thread is busy with this one
+        await run(conn, "INSERT INTO sites (id, name) VALUES ('first', 'first')")
+        pending = [asyncio.ensure_future(db.unit(_insert_site(f"g{n}"))) for n in range(8)]
+        # Each unit reaches the writer's queue before this statement's answer comes back.
+        await run(conn, "SELECT 1 AS one")
+        commits_before = executor.commits
+
+    await asyncio.gather(*pending)
+
+    assert executor.commits - commits_before == 2  # the transaction's, then one for all 8
+    assert await _site_ids(db) == {"first", *(f"g{n}" for n in range(8))}
