@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from propdev.observability import Tracing
     from propdev.partners import PartnerGateway
     from propdev.registry import Bus, ShardGuard
-    from propdev.storage import Database
+    from propdev.storage import Database, UnitConnection
     from propdev.storage.directory import AccessPoint, Directory
 
 log = structlog.get_logger()
@@ -473,26 +473,30 @@ class DeviceActor(Actor):
         recorded: they cost nothing and leave nothing to follow.
         """
         now = self.deps.clock()
-        async with self.deps.db.transaction() as conn:
-            await commands.put_command(
+        access_point_id = self.access_point_id
+
+        def commit(conn: UnitConnection) -> dict[str, Any]:
+            commands.sync_put_command(
                 conn,
                 command_id=msg.command_id,
-                access_point_id=self.access_point_id,
+                access_point_id=access_point_id,
                 user_id=msg.user_id,
                 status="failed",
                 reason=reason,
                 at=now,
             )
-            await commands.add_steps(conn, msg.command_id, steps)
-            event = await events.append(
+            commands.sync_add_steps(conn, msg.command_id, steps)
+            return events.sync_append(
                 conn,
                 user_id=msg.user_id,
                 type="access.failed",
-                access_point_id=self.access_point_id,
+                access_point_id=access_point_id,
                 command_id=msg.command_id,
                 occurred_at=now,
                 data={"reason": reason},
             )
+
+        event = await self.deps.db.unit(commit)
         await self.deps.bus.publish(f"user:{msg.user_id}", event)
 
     async def _decide(
@@ -508,47 +512,49 @@ class DeviceActor(Actor):
         vendor_command_id: str | None = None,
     ) -> OpenOutcome:
         """Commit the command and its steps, the audit entry, the event and the answer, then
-        notify."""
+        notify.
+
+        One ``Database.unit``: the whole transaction in one hop to the database thread, group
+        committed with other doors' (the answer goes out only after that commit)."""
         now = self.deps.clock()
         event_type = "access.granted" if granted else "access.denied"
-        db = self.deps.db
-        async with db.transaction() as conn:
-            if self.deps.guard is not None:
-                await self.deps.guard.check(conn, self.access_point_id)  # fencing
-            await commands.put_command(
+        access_point_id = self.access_point_id
+        fencing = None if self.deps.guard is None else self.deps.guard.fencing(access_point_id)
+        record = AuditRecord(
+            at=now,
+            actor=msg.on_behalf or f"user:{msg.user_id}",
+            action="manual_open" if msg.on_behalf else "open",
+            access_point_id=access_point_id,
+            decision="granted" if granted else "denied",
+            reason="; ".join(r for r in (reason, msg.note) if r),
+            command_id=msg.command_id,
+        )
+
+        def commit(conn: UnitConnection) -> dict[str, Any]:
+            if fencing is not None:
+                fencing(conn)
+            commands.sync_put_command(
                 conn,
                 command_id=msg.command_id,
-                access_point_id=self.access_point_id,
+                access_point_id=access_point_id,
                 user_id=msg.user_id,
                 status=command_status,
                 reason=reason,
                 at=now,
                 vendor_command_id=vendor_command_id,
             )
-            await commands.add_steps(conn, msg.command_id, steps)
-            await audit.append(
-                conn,
-                db.dialect,
-                AuditRecord(
-                    at=now,
-                    actor=msg.on_behalf or f"user:{msg.user_id}",
-                    action="manual_open" if msg.on_behalf else "open",
-                    access_point_id=self.access_point_id,
-                    decision="granted" if granted else "denied",
-                    reason="; ".join(r for r in (reason, msg.note) if r),
-                    command_id=msg.command_id,
-                ),
-            )
-            event = await events.append(
+            commands.sync_add_steps(conn, msg.command_id, steps)
+            audit.sync_append(conn, record)
+            event = events.sync_append(
                 conn,
                 user_id=msg.user_id,
                 type=event_type,
-                access_point_id=self.access_point_id,
+                access_point_id=access_point_id,
                 command_id=msg.command_id,
                 occurred_at=now,
             )
             if msg.idempotency_key is not None:
-                await commands.put_answer(
+                commands.sync_put_answer(
                     conn,
                     subject=msg.user_id,
                     key=msg.idempotency_key,
@@ -556,6 +562,9 @@ class DeviceActor(Actor):
                     body=body,
                     at=now,
                 )
+            return event
+
+        event = await self.deps.db.unit(commit)
         await self.deps.bus.publish(f"user:{msg.user_id}", event)
         log.info(
             "access_decided",
@@ -571,20 +580,18 @@ async def record_rule_denial(
 ) -> dict[str, Any]:
     """Audit (and tell the resident about) a request our rules refused; no device is asked."""
     now = time.time()
-    async with db.transaction() as conn:
-        entry = await audit.append(
-            conn,
-            db.dialect,
-            AuditRecord(
-                at=now,
-                actor=f"user:{user_id}",
-                action="open",
-                access_point_id=access_point_id,
-                decision="denied",
-                reason=reason,
-            ),
-        )
-        event = await events.append(
+    record = AuditRecord(
+        at=now,
+        actor=f"user:{user_id}",
+        action="open",
+        access_point_id=access_point_id,
+        decision="denied",
+        reason=reason,
+    )
+
+    def commit(conn: UnitConnection) -> tuple[dict[str, Any], dict[str, Any]]:
+        entry = audit.sync_append(conn, record)
+        event = events.sync_append(
             conn,
             user_id=user_id,
             type="access.denied",
@@ -593,6 +600,9 @@ async def record_rule_denial(
             occurred_at=now,
             data={"reason": reason},
         )
+        return entry, event
+
+    entry, event = await db.unit(commit)
     await bus.publish(f"user:{user_id}", event)
     return entry
 

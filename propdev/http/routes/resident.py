@@ -127,10 +127,10 @@ async def open_access_point(request: web.Request) -> web.Response:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not (0 < len(key) <= 255 and key.isprintable()):
         raise BadRequestError("Idempotency-Key must be 1 to 255 printable characters.")
-    point = await node.directory.access_point(access_point_id)
+    # One query: the point (404 if none) and our rules' answer (schedules apply).
+    point, decision = await node.access.rules.decide_open(caller.sub, access_point_id)
     if point is None:
         raise NotFoundError(f"No access point {access_point_id!r}.")
-    decision = await node.access.rules.decide(caller.sub, access_point_id)  # schedules apply
     if not decision.allowed:
         await record_rule_denial(
             node.db,
