@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from propdev.http import ws
+from propdev.http.integration_log import integration_log_middleware
 from propdev.http.keys import NODE, SETTINGS
 from propdev.http.limits import WS_CAPS, WebSocketCaps, body_limit_middleware
 from propdev.http.middlewares import (
@@ -42,6 +43,7 @@ def make_app(node: Node) -> web.Application:
         middlewares=[
             telemetry_middleware(telemetry=node.telemetry),  # spans the access log record too
             request_context_middleware(node_id=settings.node_id),
+            integration_log_middleware(),  # partner, gateway, admin: integration_request
             body_limit_middleware(max_body=settings.max_body, body_timeout=settings.body_timeout),
             auth_middleware(
                 verifier=node.verifier, external=getattr(node, "external_verifier", None)
