@@ -1,0 +1,274 @@
+"""HTTP benchmarks against a bare aiohttp server measured in the same run (G1, G2, G11).
+
+    .venv/bin/python bench/bench_http.py [--rounds 3] [--duration 4] [--quick] [--json PATH]
+
+A node (`run.py seed-demo`, `run.py serve`, pinned to CPU 0) and, beside it on CPU 0, a bare
+aiohttp "hello" server with the node's own TLS certificate (`bench/hello_server.py`); the load
+generator (bench/common.py) on CPU 1. Each round, back to back:
+
+* H  bare aiohttp `GET /` -> `web.json_response({"ok": true})` over the same TLS (baseline);
+* G1 the node's `GET /healthz`: TLS + the whole middleware stack on a trivial route; goal >= 0.5 H;
+* G2 the node's `GET /api/v1/me` with a resident's bearer token seen before (warm: the verified
+  token cache); goal >= 0.5 H. (Cold, a never-seen token per request, is not measured: the load
+  generator repeats one request per connection.)
+
+G11: after the rounds, the node is stopped and started again on the same data dir, timed from
+exec to the first 200 on `/healthz`, vs `python -c "import aiohttp.web, jwt, ..."` (the bare
+import line of the reference), interleaved; goal <= 2x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.bench_open import log_in_residents
+from bench.common import (
+    ROOT,
+    LoadPlan,
+    LoadResult,
+    Node,
+    Target,
+    free_port,
+    load_in_subprocess,
+    node_env,
+    pinned,
+    pinning_available,
+    running_node,
+    seed_demo,
+    stop,
+    wait_healthy,
+)
+
+IMPORT_LINE = (
+    "import aiohttp.web, jwt, cryptography.hazmat.primitives.asymmetric.ec, "
+    "redis.asyncio, msgpack, orjson"
+)
+
+
+def figure(
+    goal: str,
+    name: str,
+    cand: list[float],
+    base: list[float],
+    base_name: str,
+    unit: str,
+    target: float,
+    *,
+    higher: bool = True,
+) -> dict[str, Any]:
+    ratios = [c / b for c, b in zip(cand, base, strict=True) if b]
+    ratio = statistics.median(ratios)
+    return {
+        "goal": goal,
+        "name": name,
+        "value": statistics.median(cand),
+        "baseline": statistics.median(base),
+        "baseline_name": base_name,
+        "unit": unit,
+        "ratio": ratio,
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
+        "target": f"{'>=' if higher else '<='} {target:g}",
+        "passed": ratio >= target if higher else ratio <= target,
+    }
+
+
+def start_hello(node: Node, cpu: int | None) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    server = node.data_dir / "pki" / "server"
+    argv = [
+        sys.executable,
+        str(ROOT / "bench" / "hello_server.py"),
+        str(port),
+        str(server / "cert.pem"),
+        str(server / "key.pem"),
+    ]
+    process = subprocess.Popen(pinned(cpu, argv), cwd=ROOT, stdout=subprocess.DEVNULL)
+    probe = Node(node.data_dir, port, process, node.log_path)
+    wait_healthy_root(probe)
+    return process, port
+
+
+def wait_healthy_root(node: Node) -> None:
+    """The hello server answers /healthz too (same probe as the node's)."""
+    wait_healthy(node, 30.0)
+
+
+def cold_start(data_dir: Path, env: dict[str, str], cpu: int | None) -> float:
+    env = dict(env, PROPDEV_PORT=str(free_port()))
+    env["PROPDEV_PUBLIC_URL"] = f"https://127.0.0.1:{env['PROPDEV_PORT']}"
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        pinned(cpu, [sys.executable, str(ROOT / "run.py"), "serve"]),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    node = Node(data_dir, int(env["PROPDEV_PORT"]), process, data_dir / "serve.log")
+    try:
+        wait_healthy(node, 60.0)
+        return time.perf_counter() - started
+    finally:
+        stop(process)
+
+
+def import_line(cpu: int | None) -> float:
+    started = time.perf_counter()
+    subprocess.run(pinned(cpu, [sys.executable, "-c", IMPORT_LINE]), check=True)
+    return time.perf_counter() - started
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    pin = pinning_available()
+    server_cpu, client_cpu = (0, 1) if pin else (None, None)
+    runs: dict[str, list[LoadResult]] = {"H": [], "G1": [], "G2": []}
+    with tempfile.TemporaryDirectory(prefix="propdev-bench-http-") as tmp:
+        data_dir = Path(tmp)
+        env = node_env(data_dir, free_port(), PROPDEV_ACCESS_TOKEN_TTL="900")
+        credentials = seed_demo(env)
+        with running_node(data_dir, env, cpu=server_cpu) as node:
+            tokens = asyncio.run(log_in_residents(node.base_url, node.ca_cert, credentials))
+            token = next(iter(tokens.values()))
+            hello, hello_port = start_hello(node, server_cpu)
+            try:
+
+                def plan(port: int, target: Target, pid: int) -> LoadPlan:
+                    return LoadPlan(
+                        port=port,
+                        ca_cert=str(node.ca_cert),
+                        targets=[target],
+                        connections=64,
+                        warmup=1.0,
+                        duration=args.duration,
+                        server_pid=pid,
+                    )
+
+                plans = {
+                    "H": plan(hello_port, Target("GET", "/"), hello.pid),
+                    "G1": plan(node.port, Target("GET", "/healthz"), node.process.pid),
+                    "G2": plan(
+                        node.port,
+                        Target("GET", "/api/v1/me", {"Authorization": f"Bearer {token}"}),
+                        node.process.pid,
+                    ),
+                }
+                for n in range(args.rounds):
+                    for key, p in plans.items():
+                        runs[key].append(load_in_subprocess(p, cpu=client_cpu))
+                    print(
+                        f"  round {n + 1}: "
+                        + ", ".join(f"{k} {v[-1].req_per_s:,.0f}/s" for k, v in runs.items()),
+                        file=sys.stderr,
+                        flush=True,
+                    )
+            finally:
+                stop(hello)
+        starts, imports = [], []
+        for _ in range(args.rounds):
+            imports.append(import_line(server_cpu))
+            starts.append(cold_start(data_dir, env, server_cpu))
+    rate = {k: [r.req_per_s for r in v] for k, v in runs.items()}
+    per_core = {
+        k: [r.req_per_s / r.server_cpu if r.server_cpu else 0.0 for r in v] for k, v in runs.items()
+    }
+    figures = [
+        figure(
+            "G1",
+            "middleware stack, GET /healthz",
+            rate["G1"],
+            rate["H"],
+            "bare aiohttp hello, same TLS",
+            "req/s",
+            0.5,
+        ),
+        figure(
+            "G1c",
+            "  per server core (noise-robust)",
+            per_core["G1"],
+            per_core["H"],
+            "bare hello per core",
+            "req/core-s",
+            0.5,
+        ),
+        figure(
+            "G2",
+            "authenticated read, warm token, GET /api/v1/me",
+            rate["G2"],
+            rate["H"],
+            "bare aiohttp hello, same TLS",
+            "req/s",
+            0.5,
+        ),
+        figure(
+            "G2c",
+            "  per server core (noise-robust)",
+            per_core["G2"],
+            per_core["H"],
+            "bare hello per core",
+            "req/core-s",
+            0.5,
+        ),
+        figure(
+            "G11",
+            "cold start to first /healthz 200",
+            [s * 1000 for s in starts],
+            [s * 1000 for s in imports],
+            "bare import line",
+            "ms",
+            2.0,
+            higher=False,
+        ),
+    ]
+    for f in figures:
+        if f["goal"] in ("G1", "G2"):
+            key = f["goal"]
+            f["p50_ms"] = statistics.median(r.p50_ms for r in runs[key])
+            f["p99_ms"] = statistics.median(r.p99_ms for r in runs[key])
+            f["errors"] = sum(r.errors for r in runs[key])
+    return {
+        "benchmark": "http",
+        "rounds": args.rounds,
+        "duration_s": args.duration,
+        "pinned": pin,
+        "loadavg": os.getloadavg(),
+        "other_cpu_max": max(r.other_cpu for v in runs.values() for r in v),
+        "figures": figures,
+        "skipped": ["G2 cold token: not measured (one request repeated per connection)"],
+    }
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=4.0)
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 3 s")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.duration = min(args.rounds, 2), min(args.duration, 3.0)
+    result = run(args)
+    for f in result["figures"]:
+        print(
+            f"{f['goal']:5} {f['name']}: {f['value']:,.1f} {f['unit']} vs {f['baseline']:,.1f} "
+            f"({f['baseline_name']}) ratio {f['ratio']:.3f} goal {f['target']} "
+            f"{'ok' if f['passed'] else 'MISSED'}"
+        )
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    cli()

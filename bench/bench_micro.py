@@ -1,0 +1,320 @@
+"""In-process benchmarks against a baseline measured in the same run, rounds interleaved.
+
+    .venv/bin/python bench/bench_micro.py [--rounds 5] [--quick] [--json PATH]
+
+* G7  audit: one hash-chain entry (``audit.entry_hash`` of a record, what our audit does per
+  entry; it is not encrypted) vs raw AES-256-GCM encrypt+decrypt of 1 KiB (cached ``AESGCM``);
+* G7b audit commit rate with durability on (SQLite WAL, ``synchronous=FULL``): 64 concurrent
+  opens' commits, each ``Database.unit`` = command + 4 steps + audit entry + event (group
+  commit) vs the same durability with raw ``sqlite3``, one INSERT + COMMIT per entry, one thread;
+* G10 event bus: ``RedisBus.publish`` (the node's bus in a cluster, pipelined writer) of N
+  events until Redis has them all vs ``redis.asyncio`` PUBLISH pipelined x100 (skipped when no
+  Redis answers on ``--redis-url``).
+
+Each round runs baseline then candidate; the ratio is taken per round, the median reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from propdev.storage import Database, UnitConnection, audit, commands, events, migrate
+from propdev.storage.audit import AuditRecord
+
+RECORD = AuditRecord(
+    at=1_700_000_000.123,
+    actor="user:7d0c5b8e-4a53-4a5c-9b1e-0d6c2f6b1a11",
+    action="open",
+    access_point_id="ap-entrance-a",
+    decision="granted",
+    reason="",
+    command_id="3f1f8f5e-1b7a-4f5e-9d55-8e2b1c0a9f00",
+)
+
+
+def rate(fn: Callable[[], object], seconds: float) -> float:
+    """Calls per second of ``fn`` over about ``seconds`` (batches of 1000)."""
+    done = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while time.perf_counter() < deadline:
+        for _ in range(1000):
+            fn()
+        done += 1000
+    return done / (time.perf_counter() - start)
+
+
+def figure(
+    goal: str,
+    name: str,
+    candidate: list[float],
+    baseline: list[float],
+    baseline_name: str,
+    unit: str,
+    target: float,
+    *,
+    higher_is_better: bool = True,
+) -> dict[str, Any]:
+    ratios = [c / b for c, b in zip(candidate, baseline, strict=True) if b]
+    ratio = statistics.median(ratios)
+    return {
+        "goal": goal,
+        "name": name,
+        "value": statistics.median(candidate),
+        "baseline": statistics.median(baseline),
+        "baseline_name": baseline_name,
+        "unit": unit,
+        "ratio": ratio,
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
+        "target": f"{'>=' if higher_is_better else '<='} {target:g}",
+        "passed": ratio >= target if higher_is_better else ratio <= target,
+    }
+
+
+def audit_hash(rounds: int, seconds: float) -> dict[str, Any]:
+    aes = AESGCM(AESGCM.generate_key(bit_length=256))
+    nonce = os.urandom(12)
+    kib = os.urandom(1024)
+    prev = "0" * 64
+
+    def raw() -> None:
+        aes.decrypt(nonce, aes.encrypt(nonce, kib, None), None)
+
+    def chain() -> None:
+        audit.entry_hash(prev, RECORD)
+
+    base, cand = [], []
+    for _ in range(rounds):
+        base.append(rate(raw, seconds))
+        cand.append(rate(chain, seconds))
+    return figure(
+        "G7",
+        "audit hash-chain entry (audit.entry_hash)",
+        cand,
+        base,
+        "AES-256-GCM enc+dec 1 KiB",
+        "ops/s",
+        0.4,
+    )
+
+
+def _open_commit(n: int) -> Callable[[UnitConnection], None]:
+    """What DeviceActor._decide writes for one granted open."""
+    command_id = str(uuid.uuid4())
+    user_id = f"user-{n % 3}"
+
+    def unit(conn: UnitConnection) -> None:
+        now = time.time()
+        commands.sync_put_command(
+            conn,
+            command_id=command_id,
+            access_point_id=f"ap-{n % 5}",
+            user_id=user_id,
+            status="confirmed",
+            at=now,
+            vendor_command_id=f"v-{n}",
+        )
+        steps = [(s, now, {}) for s in ("requested", "decided", "accepted", "confirmed")]
+        commands.sync_add_steps(conn, command_id, steps)
+        audit.sync_append(
+            conn,
+            AuditRecord(now, f"user:{user_id}", "open", f"ap-{n % 5}", "granted", "", command_id),
+        )
+        events.sync_append(
+            conn,
+            user_id=user_id,
+            type="access.granted",
+            access_point_id=f"ap-{n % 5}",
+            command_id=command_id,
+            occurred_at=now,
+        )
+
+    return unit
+
+
+async def _units_rate(db: Database, seconds: float, concurrency: int) -> float:
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker(w: int) -> None:
+        nonlocal done
+        n = w
+        while time.perf_counter() < deadline:
+            await db.unit(_open_commit(n))
+            n += concurrency
+            done += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    return done / (time.perf_counter() - start)
+
+
+def _raw_rate(path: str, seconds: float) -> float:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE IF NOT EXISTS raw (id INTEGER PRIMARY KEY, body TEXT)")
+    body = json.dumps(RECORD.__repr__())
+    done = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while time.perf_counter() < deadline:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO raw (body) VALUES (?)", (body,))
+        conn.execute("COMMIT")
+        done += 1
+    conn.close()
+    return done / (time.perf_counter() - start)
+
+
+async def audit_commits(rounds: int, seconds: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="propdev-bench-audit-", dir=_disk_tmp()) as tmp:
+        db = Database(f"sqlite:///{tmp}/audit.db")
+        await migrate(db)
+        base, cand = [], []
+        for _ in range(rounds):
+            base.append(await asyncio.to_thread(_raw_rate, f"{tmp}/raw.db", seconds))
+            cand.append(await _units_rate(db, seconds, 64))
+        executor = db._sqlite
+        per_commit = executor.units / executor.commits if executor and executor.commits else None
+        ok, checked, _ = await audit.AuditLog(db).verify()
+        await db.close()
+    result = figure(
+        "G7b",
+        "open commits/s, durable (64 concurrent units, group commit)",
+        cand,
+        base,
+        "raw sqlite3 INSERT+COMMIT/s, same durability",
+        "commits/s",
+        1.0,
+    )
+    result["units_per_commit"] = per_commit
+    result["chain_ok"] = ok and checked > 0
+    result["passed"] = result["passed"] and result["chain_ok"]
+    return result
+
+
+def _disk_tmp() -> str | None:
+    """A temporary directory on the disk the node uses (``/tmp`` may be a tmpfs)."""
+    here = Path(__file__).resolve().parents[1] / "var"
+    return str(here) if here.is_dir() else None
+
+
+async def bus_publish(rounds: int, count: int, url: str) -> dict[str, Any] | None:
+    from redis.asyncio import Redis
+
+    from propdev.registry.pipeline import Pipeliner
+    from propdev.registry.redis_bus import RedisBus
+
+    redis = Redis.from_url(url, socket_connect_timeout=1.0)
+    try:
+        await redis.ping()
+    except Exception:  # no Redis: the figure is skipped, and the table says so
+        await redis.aclose()
+        return None
+    message = {"id": 1, "type": "access.granted", "access_point_id": "ap-1", "data": {}}
+    channel = f"bench:{uuid.uuid4()}"
+
+    async def bare() -> float:
+        from propdev.registry.wire import pack
+
+        start = time.perf_counter()
+        for first in range(0, count, 100):
+            pipe = redis.pipeline(transaction=False)
+            for _ in range(min(100, count - first)):
+                pipe.publish(channel, pack({"o": "bench", "m": message}))
+            await pipe.execute()
+        return count / (time.perf_counter() - start)
+
+    async def ours() -> float:
+        pipeliner = Pipeliner(redis)
+        bus = RedisBus(redis, pipeliner, namespace="{bench}", node_id="bench")
+        pipeliner.start()
+        start = time.perf_counter()
+        for n in range(count):
+            await bus.publish(channel, message)
+            if n % 1000 == 999:
+                await asyncio.sleep(0)  # a node's loop does other work between events
+        await pipeliner.send("PING")  # sent after every queued PUBLISH, in order
+        elapsed = time.perf_counter() - start
+        dropped = pipeliner.dropped
+        await pipeliner.close()
+        return (count - dropped) / elapsed  # events that reached Redis
+
+    base, cand = [], []
+    for _ in range(rounds):
+        base.append(await bare())
+        cand.append(await ours())
+    await redis.aclose()
+    return figure(
+        "G10",
+        "RedisBus.publish (pipelined writer), events/s delivered to Redis",
+        cand,
+        base,
+        "redis.asyncio PUBLISH pipelined x100",
+        "msg/s",
+        0.5,
+    )
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    seconds = 0.5 if args.quick else 1.0
+    figures = [audit_hash(args.rounds, seconds)]
+    figures.append(await audit_commits(args.rounds, 1.0 if args.quick else 2.0))
+    bus = await bus_publish(args.rounds, 20_000 if args.quick else 50_000, args.redis_url)
+    if bus is not None:
+        figures.append(bus)
+    return {
+        "benchmark": "micro",
+        "python": sys.version.split()[0],
+        "rounds": args.rounds,
+        "loadavg": os.getloadavg(),
+        "figures": figures,
+        "skipped": [] if bus is not None else ["G10: no Redis at " + args.redis_url],
+    }
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="3 rounds, shorter windows")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds = min(args.rounds, 3)
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
+    result = asyncio.run(main(args))
+    for f in result["figures"]:
+        print(
+            f"{f['goal']:5} {f['name']}: {f['value']:,.0f} {f['unit']} vs {f['baseline']:,.0f} "
+            f"({f['baseline_name']}) ratio {f['ratio']:.3f} goal {f['target']} "
+            f"{'ok' if f['passed'] else 'MISSED'}"
+        )
+    for s in result["skipped"]:
+        print("skipped:", s)
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    cli()
