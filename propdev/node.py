@@ -131,7 +131,11 @@ class Node:
             observe=self.telemetry.partner_call,
         )
         self.ingest = PartnerEventIngest(
-            db=self.db, system=self.system, confirm=self._confirm, ask_timeout=settings.ask_timeout
+            db=self.db,
+            system=self.system,
+            confirm=self._confirm,
+            ask_timeout=settings.ask_timeout,
+            ask=self.ask_device,  # partner events go to the device's owner (in a cluster)
         )
         self.started = False
         self.grpc_port: int | None = None  # bound by serve() when PROPDEV_GRPC_PORT is set
@@ -255,6 +259,20 @@ class Node:
         if not self.system.is_active(address):
             return 0
         return int(await self.system.ask(address, SessionPresence()))
+
+    async def ask_device(
+        self,
+        target: str,
+        message: object,
+        timeout: float | None = None,  # noqa: ASYNC109 - the ask's deadline
+    ) -> object:
+        """Ask a device actor where it lives: in a cluster, on its shard's owner (a local ask
+        when this node holds the shard, forwarded otherwise), so that no other node activates
+        it; embedded, here."""
+        timeout = self.settings.ask_timeout if timeout is None else timeout
+        if self.cluster is not None:
+            return await self.cluster.ask(target, message, timeout)
+        return await self.system.ask(target, message, timeout=timeout)
 
     async def open(self, message: OpenAccessPoint) -> OpenOutcome:
         """Ask the door's device actor to open; a slow actor is a 504, not a hang."""

@@ -175,6 +175,8 @@ class DeviceActor(Actor):
 
     async def _apply(self, event: DeviceEvent) -> str:
         """Apply one partner event once: ``accepted``, ``duplicate`` or ``rejected:<reason>``."""
+        if self.deps.guard is not None:
+            self.deps.guard.precheck(self.access_point_id)  # NotOwnerError: the asker forwards
         if event.type in CREDENTIALS:
             async with self.deps.db.connect() as conn:
                 if await partner_events.seen(
@@ -183,6 +185,7 @@ class DeviceActor(Actor):
                     return "duplicate"
             await self._on_credential(event)
             async with self.deps.db.transaction() as conn:
+                await self._fence(conn)  # FencedError: a newer owner of the shard
                 if not await self._remember(conn, event):
                     return "duplicate"
                 self._sign_of_life(event)
@@ -190,6 +193,7 @@ class DeviceActor(Actor):
             return "accepted"
         if event.type in PRESENCE or event.type in FAULTS:
             async with self.deps.db.transaction() as conn:
+                await self._fence(conn)  # FencedError: a newer owner of the shard
                 if not await self._remember(conn, event):
                     return "duplicate"
                 self._report(event)
@@ -219,6 +223,11 @@ class DeviceActor(Actor):
         if outcome.opened:
             self.state.opens += 1
             self.state.last_command_id = outcome.command_id
+
+    async def _fence(self, conn: AsyncConnection) -> None:
+        """In a cluster: refuse the commit if this node no longer holds the device's shard."""
+        if self.deps.guard is not None:
+            await self.deps.guard.check(conn, self.access_point_id)
 
     async def _remember(self, conn: AsyncConnection, event: DeviceEvent) -> bool:
         return await partner_events.remember(
@@ -261,6 +270,7 @@ class DeviceActor(Actor):
         user_id: str | None = None
         db = self.deps.db
         async with db.transaction() as conn:
+            await self._fence(conn)  # FencedError: a newer owner of the shard
             if not await self._remember(conn, event):
                 return "duplicate"
             self._sign_of_life(event)

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
-from propdev.actors import ActorSystem, AskTimeout
+from propdev.actors import ActorSystem
 from propdev.actors.messages import DeviceEvent, DeviceEvents
 from propdev.devices.errors import IngestUnavailableError, InvalidEventError
 from propdev.devices.events import COMMAND_RESULT, parse_event
@@ -32,6 +32,9 @@ MAX_EVENTS = 500
 
 Confirm = Callable[[DeviceEvent], bool]
 """``confirm(event)``: a ``command_result`` to the partner's adapter; False if none takes it."""
+
+Ask = Callable[[str, object, float], Awaitable[object]]
+"""``ask(target, message, timeout)``: the node's ask (in a cluster, routed to the shard's owner)."""
 
 
 @dataclass(slots=True)
@@ -59,9 +62,11 @@ class PartnerEventIngest:
         confirm: Confirm,
         ask_timeout: float,
         clock: Callable[[], float] = time.time,
+        ask: Ask | None = None,
     ) -> None:
         self._db = db
         self._system = system
+        self._route: Ask = ask if ask is not None else self._local_ask
         self._confirm = confirm
         self._ask_timeout = ask_timeout
         self._clock = clock
@@ -128,13 +133,14 @@ class PartnerEventIngest:
     async def _ask(self, access_point_id: str, batch: list[tuple[int, DeviceEvent]]) -> list[str]:
         message = DeviceEvents(tuple(event for _, event in batch))
         try:
-            outcomes = await self._system.ask(
-                f"device:{access_point_id}", message, timeout=self._ask_timeout
-            )
-        except AskTimeout as exc:
+            outcomes = await self._route(f"device:{access_point_id}", message, self._ask_timeout)
+        except (TimeoutError, ConnectionError) as exc:  # AskTimeout; a cluster's unreachable owner
             raise IngestUnavailableError(f"device {access_point_id} did not answer") from exc
         assert isinstance(outcomes, list) and len(outcomes) == len(batch)
         return [str(o) for o in outcomes]
+
+    async def _local_ask(self, target: str, message: object, timeout: float) -> object:  # noqa: ASYNC109 - the ask's deadline
+        return await self._system.ask(target, message, timeout=timeout)
 
     @staticmethod
     def _reject(result: IngestResult, index: int, raw: Any, reason: str) -> None:

@@ -9,7 +9,13 @@ from typing import Any
 
 import msgpack
 
-from propdev.actors.messages import DeviceSnapshot, OpenAccessPoint, OpenOutcome
+from propdev.actors.messages import (
+    DeviceEvent,
+    DeviceEvents,
+    DeviceSnapshot,
+    OpenAccessPoint,
+    OpenOutcome,
+)
 from propdev.registry.errors import RemoteError, WireError
 
 
@@ -54,6 +60,10 @@ def encode_message(message: object) -> dict[str, Any]:
         }
     if isinstance(message, DeviceSnapshot):
         return {"t": "snapshot"}
+    if isinstance(message, DeviceEvent):
+        return {"t": "event", "e": _event(message)}
+    if isinstance(message, DeviceEvents):
+        return {"t": "events", "es": [_event(event) for event in message.events]}
     raise WireError(f"{type(message).__name__} does not cross nodes")
 
 
@@ -72,7 +82,37 @@ def decode_message(data: dict[str, Any]) -> object:
         )
     if kind == "snapshot":
         return DeviceSnapshot()
+    if kind == "event":
+        return _event_of(data["e"])
+    if kind == "events":
+        return DeviceEvents(tuple(_event_of(event) for event in data["es"]))
     raise WireError(f"unknown message type {kind!r}")
+
+
+def _event(event: DeviceEvent) -> list[Any]:
+    """A partner event as a list in field order (compact: batches can hold 500)."""
+    return [
+        event.partner_id,
+        event.event_id,
+        event.device_id,
+        event.type,
+        event.occurred_at,
+        event.plate,
+        event.code,
+        event.command_ref,
+        event.vendor_command_id,
+        event.result,
+        event.error,
+    ]
+
+
+def _event_of(fields: list[Any]) -> DeviceEvent:
+    if not isinstance(fields, list) or len(fields) != _EVENT_FIELDS:
+        raise WireError(f"a device event has {_EVENT_FIELDS} fields: {fields!r}")
+    return DeviceEvent(*fields)
+
+
+_EVENT_FIELDS = 11
 
 
 def encode_reply(value: object) -> dict[str, Any]:

@@ -181,7 +181,8 @@ async def get_access_point(request: web.Request) -> web.Response:
     point = await node.directory.access_point(access_point_id)
     if point is None:
         raise NotFoundError(f"No access point {access_point_id!r}.")
-    state = await node.system.ask(f"device:{access_point_id}", DeviceSnapshot())
+    state = await node.ask_device(f"device:{access_point_id}", DeviceSnapshot())  # its owner's
+    assert isinstance(state, dict)
     return web.json_response(
         {
             "id": point.id,
