@@ -1,0 +1,403 @@
+"""Cluster benchmark: door opens per second through two nodes against one, and fail-over time.
+
+    .venv/bin/python bench/bench_cluster.py [--quick] [--rounds 2] [--duration 5] [--json PATH]
+
+Real processes: ``run.py serve`` nodes linked by the machine's Redis (a random cluster name) on
+a fresh PostgreSQL database, the vendor simulator as its own process (``run.py partner-sim``),
+everything over TLS. The load generator is bench/common.py's, run as two processes of half the
+connections each, so that the client side is the same in both set-ups:
+
+* one node: both load generators open doors through n1;
+* two nodes: one load generator per node (n1, n2); an open that arrives at the node that does
+  not own its door is forwarded over Redis to the owner.
+
+Then ``kill -9`` of the node that owns a door, and the time until the door opens again through
+the survivor, in parts: the dead owner's shard lease expires (Redis), the survivor holds the
+shard (rebalancing: lease + store epoch), the first open answered 200. Not pinned: three
+processes share the machine's two cores with the load generators (ratios, not absolute figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import platform
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aiohttp
+import redis
+
+from bench.bench_open import log_in_residents, open_targets, summarise
+from bench.common import (
+    LOOPBACK,
+    ROOT,
+    LoadPlan,
+    LoadResult,
+    Node,
+    Target,
+    free_port,
+    load_in_subprocess,
+    node_env,
+    render_table,
+    running_node,
+    seed_demo,
+    stop,
+)
+from propdev.registry import shard_of
+from tests.support.postgres import fresh_database
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+FAILOVER_GOAL_S = 10.0
+SCALE_GOAL = 1.0  # two nodes should open more doors per second than one
+
+
+def https_status(port: int, ca_cert: Path, path: str) -> int:
+    """The status of a ``GET path`` over TLS (0 when it cannot connect)."""
+    context = ssl.create_default_context(cafile=str(ca_cert))
+    request = f"GET {path} HTTP/1.1\r\nHost: {LOOPBACK}\r\nConnection: close\r\n\r\n".encode()
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=2) as raw:
+            with context.wrap_socket(raw, server_hostname=LOOPBACK) as tls:
+                tls.sendall(request)
+                head = tls.recv(64)
+                return int(head.split()[1]) if head.startswith(b"HTTP/1.1 ") else 0
+    except (OSError, ssl.SSLError, ValueError, IndexError):
+        return 0
+
+
+def until(check: Any, *, within: float, what: str, every: float = 0.05) -> float:
+    """Poll ``check()`` until truthy; the monotonic time it first was. Bounded by ``within``."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if check():
+            return time.monotonic()
+        time.sleep(every)
+    raise TimeoutError(f"not within {within} s: {what}")
+
+
+class Owners:
+    """The shards' owners as Redis holds them (the cluster's leases)."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.client = client
+        self.namespace = "{" + prefix + "}"
+
+    def all(self) -> dict[int, str | None]:
+        raw = self.client.mget([f"{self.namespace}:shard:{s}" for s in range(64)])
+        return {s: (o.decode() if o is not None else None) for s, o in enumerate(raw)}
+
+    def of(self, access_point_id: str) -> str | None:
+        raw = self.client.get(f"{self.namespace}:shard:{shard_of(access_point_id)}")
+        return raw.decode() if raw is not None else None
+
+
+def settled(nodes: dict[str, Node], owners: Owners) -> bool:
+    if set(owners.all().values()) != set(nodes):
+        return False
+    return all(https_status(n.port, n.ca_cert, "/readyz") == 200 for n in nodes.values())
+
+
+def parallel_load(plans: list[LoadPlan]) -> list[LoadResult]:
+    """Run the load generators at once (one process each) and return their results."""
+    results: list[LoadResult | BaseException | None] = [None] * len(plans)
+
+    def one(i: int) -> None:
+        try:
+            results[i] = load_in_subprocess(plans[i], cpu=None)
+        except BaseException as exc:  # re-raised below, in the caller's thread
+            results[i] = exc
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(plans))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    out: list[LoadResult] = []
+    for result in results:
+        if not isinstance(result, LoadResult):
+            raise RuntimeError(f"a load generator failed: {result!r}")
+        out.append(result)
+    return out
+
+
+def combined(results: list[LoadResult]) -> LoadResult:
+    """Several load generators' results over the same window as one."""
+    total = sum(r.req_per_s for r in results)
+    statuses: dict[str, int] = {}
+    for r in results:
+        for status, count in r.statuses.items():
+            statuses[status] = statuses.get(status, 0) + count
+    return LoadResult(
+        ok=sum(r.ok for r in results),
+        errors=sum(r.errors for r in results),
+        statuses=statuses,
+        window_s=max(r.window_s for r in results),
+        req_per_s=total,
+        p50_ms=max(r.p50_ms for r in results),
+        p90_ms=max(r.p90_ms for r in results),
+        p99_ms=max(r.p99_ms for r in results),
+        max_ms=max(r.max_ms for r in results),
+        client_cpu=sum(r.client_cpu for r in results),
+        server_cpu=None,
+        other_cpu=min(r.other_cpu for r in results),
+        connections=sum(r.connections for r in results),
+        engine=results[0].engine,
+    )
+
+
+async def try_open(base_url: str, ca_cert: Path, target: Target) -> int:
+    context = ssl.create_default_context(cafile=str(ca_cert))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session:
+        try:
+            async with session.post(
+                base_url + target.path,
+                headers=target.headers,
+                timeout=aiohttp.ClientTimeout(total=5),
+            ) as resp:
+                await resp.read()
+                return resp.status
+        except (aiohttp.ClientError, TimeoutError):
+            return 0
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.monotonic()
+    prefix = f"bench-{uuid.uuid4().hex[:10]}"
+    client = redis.Redis.from_url(REDIS_URL)
+    owners = Owners(client, prefix)
+    with (
+        tempfile.TemporaryDirectory(prefix="propdev-bench-cluster-") as tmp,
+        fresh_database() as database_url,
+        contextlib.ExitStack() as stack,
+    ):
+        data_dir = Path(tmp)
+        sim_port, port1, port2 = free_port(), free_port(), free_port()
+        sim_url = f"https://{LOOPBACK}:{sim_port}"
+        shared = {
+            "PROPDEV_DATABASE_URL": database_url,
+            "PROPDEV_REDIS_URL": REDIS_URL,
+            "PROPDEV_REDIS_PREFIX": prefix,
+            "PROPDEV_PARTNER_URL": sim_url,
+            "PROPDEV_PUBLIC_URL": f"https://{LOOPBACK}:{port1}",
+            "PROPDEV_CALLBACK_URL": f"https://{LOOPBACK}:{port1}",
+            "PROPDEV_ACCESS_TOKEN_TTL": "900",
+            "PROPDEV_PARTNER_TIMEOUT": "2",
+        }
+        env1 = node_env(data_dir, port1, PROPDEV_NODE_ID="n1", **shared)
+        env2 = node_env(data_dir, port2, PROPDEV_NODE_ID="n2", **shared)
+        credentials = seed_demo(env1)
+        stack.enter_context(partner_sim(data_dir, sim_port, env1))
+        for name in ("n1", "n2"):  # each node's log apart; the keys and PKI shared
+            (data_dir / name).mkdir()
+            (data_dir / name / "pki").symlink_to(data_dir / "pki")
+        n1 = stack.enter_context(running_node(data_dir / "n1", env1, cpu=None))
+        nodes = {"n1": n1}
+        until(lambda: settled(nodes, owners), within=30, what="n1 holds every shard")
+        tokens = asyncio.run(log_in_residents(n1.base_url, n1.ca_cert, credentials))
+        opens = open_targets(credentials, tokens)
+        half = max(1, args.connections // 2)
+
+        def plan(node: Node) -> LoadPlan:
+            return LoadPlan(
+                port=node.port,
+                ca_cert=str(node.ca_cert),
+                targets=opens,
+                connections=half,
+                warmup=args.warmup,
+                duration=args.duration,
+                engine="raw",
+                server_pid=None,
+            )
+
+        one_runs = [combined(parallel_load([plan(n1), plan(n1)])) for _ in range(args.rounds)]
+        n2 = stack.enter_context(running_node(data_dir / "n2", env2, cpu=None))
+        nodes["n2"] = n2
+        until(lambda: settled(nodes, owners), within=30, what="n1 and n2 share the shards")
+        two_runs = [combined(parallel_load([plan(n1), plan(n2)])) for _ in range(args.rounds)]
+        for n, (a, b) in enumerate(zip(one_runs, two_runs, strict=True), 1):
+            print(
+                f"  round {n}: one node {a.req_per_s:,.0f} opens/s, two nodes "
+                f"{b.req_per_s:,.0f} opens/s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        # Fail-over: kill -9 the owner of a door, open it through the survivor.
+        target = opens[0]
+        door = target.path.split("/")[4]
+        victim_name = owners.of(door)
+        assert victim_name in nodes, victim_name
+        survivor = nodes["n2" if victim_name == "n1" else "n1"]
+        victim = nodes[victim_name]
+        killed = time.monotonic()
+        victim.process.send_signal(signal.SIGKILL)
+        victim.process.wait(10)
+        expired = until(
+            lambda: owners.of(door) != victim_name, within=30, what="the dead owner's lease expired"
+        )
+        held = until(
+            lambda: owners.of(door) == survivor_name(survivor, nodes),
+            within=30,
+            what="the survivor holds the door's shard",
+        )
+        attempts = 0
+
+        def opened() -> bool:
+            nonlocal attempts
+            attempts += 1
+            return asyncio.run(try_open(survivor.base_url, survivor.ca_cert, target)) == 200
+
+        first_open = until(opened, within=30, what="the door opens through the survivor")
+        stop(survivor.process)
+    client.delete(*(client.keys(f"{{{prefix}}}:*") or [f"{{{prefix}}}:none"]))
+    client.close()
+    one, two = summarise("one node", one_runs), summarise("two nodes", two_runs)
+    ratio = two["req_per_s"]["median"] / one["req_per_s"]["median"]
+    ratios = [b.req_per_s / a.req_per_s for a, b in zip(one_runs, two_runs, strict=True)]
+    failover = {
+        "victim": victim_name,
+        "door": door,
+        "lease_expired_s": expired - killed,
+        "rebalanced_s": held - expired,
+        "first_open_s": first_open - held,
+        "total_s": first_open - killed,
+        "open_attempts": attempts,
+    }
+    figures = [
+        {
+            "goal": "C1",
+            "name": "cluster opens, 2 nodes vs 1",
+            "value": two["req_per_s"]["median"],
+            "baseline": one["req_per_s"]["median"],
+            "baseline_name": "one node",
+            "unit": "opens/s",
+            "ratio": ratio,
+            "ratio_min": min(ratios),
+            "ratio_max": max(ratios),
+            "target": f">= {SCALE_GOAL}",
+            "passed": ratio >= SCALE_GOAL,
+            "p50_ms": two["p50_ms"],
+            "p99_ms": two["p99_ms"],
+        },
+        {
+            "goal": "C2",
+            "name": "kill -9 of a door's owner to its next open",
+            "value": failover["total_s"],
+            "baseline": None,
+            "baseline_name": "",
+            "unit": "s",
+            "ratio": None,
+            "target": f"<= {FAILOVER_GOAL_S:g} s",
+            "passed": failover["total_s"] <= FAILOVER_GOAL_S,
+        },
+    ]
+    return {
+        "benchmark": "cluster",
+        "python": platform.python_version(),
+        "connections": 2 * half,
+        "rounds": args.rounds,
+        "duration_s": args.duration,
+        "one_node": one,
+        "two_nodes": two,
+        "runs": {"one": [asdict(r) for r in one_runs], "two": [asdict(r) for r in two_runs]},
+        "ratio": ratio,
+        "failover": failover,
+        "figures": figures,
+        "elapsed_s": round(time.monotonic() - started, 1),
+    }
+
+
+def survivor_name(survivor: Node, nodes: dict[str, Node]) -> str:
+    return next(name for name, node in nodes.items() if node is survivor)
+
+
+@contextlib.contextmanager
+def partner_sim(data_dir: Path, port: int, env: dict[str, str]) -> Any:
+    """``run.py partner-sim`` as its own process, until it answers over TLS."""
+    log_path = data_dir / "partner-sim.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "run.py"), "partner-sim", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        ca = data_dir / "pki" / "ca.pem"
+        until(
+            lambda: https_status(port, ca, "/sim/v1/faults") != 0,
+            within=60,
+            what="the partner simulator answers",
+            every=0.1,
+        )
+        yield process
+    finally:
+        stop(process)
+
+
+def table(result: dict[str, Any]) -> str:
+    one, two, f = result["one_node"], result["two_nodes"], result["failover"]
+    rows = [
+        ["figure", "opens/s (median)", "p50 ms", "p99 ms", "errors"],
+        *(
+            [
+                s["name"],
+                f"{s['req_per_s']['median']:,.0f}",
+                f"{s['p50_ms']:.0f}",
+                f"{s['p99_ms']:.0f}",
+                str(s["errors"]),
+            ]
+            for s in (one, two)
+        ),
+    ]
+    lines = [render_table(rows, right=(1, 2, 3, 4))]
+    lines.append(f"two nodes / one node: {result['ratio']:.3f} (goal >= {SCALE_GOAL})")
+    lines.append(
+        f"kill -9 of {f['victim']} (owner of {f['door']}) to its next open: {f['total_s']:.2f} s = "
+        f"lease expiry {f['lease_expired_s']:.2f} s + rebalancing {f['rebalanced_s']:.2f} s + "
+        f"first successful open {f['first_open_s']:.2f} s ({f['open_attempts']} attempts; "
+        f"goal <= {FAILOVER_GOAL_S:g} s)"
+    )
+    lines.append(
+        f"{result['connections']} TLS connections from two load generators, {result['rounds']} "
+        f"round(s) of {result['duration_s']:g} s; not pinned (2 cores shared): ratios matter"
+    )
+    return "\n".join(lines)
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one short round")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.duration = 1, 3.0
+    result = run(args)
+    print(table(result))
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    cli()
