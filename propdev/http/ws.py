@@ -8,10 +8,11 @@ is never sent twice on one socket (ids only grow).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import structlog
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from propdev.actors.messages import Attach, Detach
 from propdev.http.keys import NODE
@@ -92,6 +93,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         caps.acquire(caller.sub)  # 429 before the upgrade past the per-user cap
     try:
         await ws.prepare(request)
+        request.app[LIVE_SOCKETS].add(ws)  # closed with a reconnect hint when the node drains
         session = f"session:{caller.sub}"
         conn = Connection(ws, last_id=max(after, 0))
         await node.system.ask(session, Attach(conn))
@@ -121,8 +123,29 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             elif msg.type == WSMsgType.ERROR:
                 break
     finally:
+        request.app[LIVE_SOCKETS].discard(ws)
         if caps is not None:
             caps.release(caller.sub)
         node.system.tell(session, Detach(conn))
         log.info("ws_disconnected", actor=session)
     return ws
+
+
+LIVE_SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("live_websockets")
+"""The node's open WebSockets (``set[web.WebSocketResponse]``)."""
+
+
+async def close_sockets(app: web.Application) -> None:
+    """``on_shutdown`` (SIGTERM/SIGINT): close every socket with 1012 "service restart", the
+    hint to reconnect (to another node; ``?after=ID`` replays what it missed meanwhile)."""
+    sockets: list[web.WebSocketResponse] = [*app[LIVE_SOCKETS]]
+    with contextlib.suppress(Exception):
+        await asyncio.gather(
+            *(
+                ws.close(code=WSCloseCode.SERVICE_RESTART, message=b"service restart")
+                for ws in sockets
+            ),
+            return_exceptions=True,
+        )
+    if sockets:
+        log.info("ws_drained", sockets=len(sockets))
