@@ -19,7 +19,7 @@ import structlog
 from aiohttp import web
 
 from propdev.access import AccessServices
-from propdev.actors import ActorSystem, AskTimeout
+from propdev.actors import ActorStoppedError, ActorSystem, AskTimeout
 from propdev.actors.device import DeviceActor, DeviceDeps, problem
 from propdev.actors.messages import (
     Deliver,
@@ -52,7 +52,7 @@ from propdev.partners.simulator import (
 )
 from propdev.pki import ensure_ca, ensure_server_cert, server_context
 from propdev.pki.reload import TLSReloader
-from propdev.registry import Bus, Cluster, InProcessBus
+from propdev.registry import Bus, Cluster, ClusterUnavailableError, InProcessBus
 from propdev.security import (
     ExternalVerifier,
     OAuthServer,
@@ -138,6 +138,8 @@ class Node:
             ask=self.ask_device,  # partner events go to the device's owner (in a cluster)
         )
         self.started = False
+        self.draining = False  # drain(): no new device work, /readyz false
+        self._drain_lock = asyncio.Lock()
         self.grpc_port: int | None = None  # bound by serve() when PROPDEV_GRPC_PORT is set
 
     def oauth_routes(self) -> list[web.RouteDef]:
@@ -230,7 +232,7 @@ class Node:
     async def stop(self) -> None:
         self.started = False
         if self.cluster is not None:
-            await self.cluster.drain()  # hand shards off before the actors stop
+            await self.drain()  # hand shards off before the actors stop
         await self.system.stop()
         await self.access.stop()
         for gateway in self.gateways.values():
@@ -247,6 +249,34 @@ class Node:
             await self.cluster.close()
         await self.db.close()
         await self.telemetry.shutdown()
+
+    async def drain(self) -> dict[str, Any]:
+        """Stop taking device work here (idempotent): opens answer 503, asks for devices are
+        refused, ``/readyz`` turns false; in a cluster the shards are handed off (their actors
+        passivated, leases released) and the node leaves the membership; embedded, the device
+        actors are passivated (their state saved)."""
+        async with self._drain_lock:
+            first = not self.draining
+            self.draining = True
+            shards = 0
+            passivated = 0
+            if first:
+                if self.cluster is not None:
+                    shards = len(self.cluster.placement.held())
+                    await self.cluster.drain()
+                else:
+                    with contextlib.suppress(ActorStoppedError):
+                        passivated = await self.system.passivate_matching(
+                            lambda address: address.kind == "device"
+                        )
+                log.warning("node_draining", shards=shards, passivated=passivated)
+            return {
+                "node_id": self.settings.node_id,
+                "draining": True,
+                "already": not first,
+                "shards_handed_off": shards,
+                "actors_passivated": passivated,
+            }
 
     async def _to_session(self, channel: str, message: dict[str, Any]) -> None:
         address = "session:" + channel.removeprefix("user:")
@@ -270,6 +300,9 @@ class Node:
         when this node holds the shard, forwarded otherwise), so that no other node activates
         it; embedded, here."""
         timeout = self.settings.ask_timeout if timeout is None else timeout
+        if self.draining and self.cluster is None and not isinstance(message, DeviceSnapshot):
+            # New work (partner events) is refused while draining; a read still answers.
+            raise ClusterUnavailableError(f"node {self.settings.node_id} is draining")
         if self.cluster is not None:
             return await self.cluster.ask(target, message, timeout)
         return await self.system.ask(target, message, timeout=timeout)
@@ -277,6 +310,12 @@ class Node:
     async def open(self, message: OpenAccessPoint) -> OpenOutcome:
         """Ask the door's device actor to open; a slow actor is a 504, not a hang."""
         timeout = self.settings.partner_timeout + ASK_MARGIN
+        if self.draining and self.cluster is None:  # a cluster's drained node forwards opens
+            return OpenOutcome(
+                503,
+                problem(503, "node-draining", "Service unavailable", "This node is draining."),
+                retry_after=1.0,
+            )
         if self.cluster is not None:
             return await self.cluster.open(message, timeout)
         try:
@@ -321,6 +360,7 @@ class Node:
             "bus": await self.bus.ping(),
             "registry": self.started,
             "actors": self.started and not self.system.failed,
+            "accepting": not self.draining,
             **(await self.cluster.readiness() if self.cluster is not None else {}),
         }
 

@@ -33,7 +33,8 @@ from propdev.access.errors import (
     TooManyPassesError,
 )
 from propdev.access.rules import AccessRules, Clock
-from propdev.storage import Database, run
+from propdev.storage import Database, audit, run
+from propdev.storage.audit import AuditRecord
 
 CODE_DIGITS = 8
 QR_PREFIX = "propdev:pass:"
@@ -333,9 +334,11 @@ class GuestPasses:
         aps = await self._access_points([r["id"] for r in rows])
         return [self._pass(r, aps[r["id"]]) for r in rows]
 
-    async def get(self, owner_id: str, pass_id: str) -> GuestPass:
+    async def get(self, owner_id: str | None, pass_id: str) -> GuestPass:
+        """The pass ``pass_id`` of ``owner_id`` (of anyone when None, for operators)."""
+        mine = " AND owner_id = :o" if owner_id is not None else ""
         row = await self.db.fetch_one(
-            f"SELECT {_COLUMNS} FROM guest_passes WHERE id = :id AND owner_id = :o",
+            f"SELECT {_COLUMNS} FROM guest_passes WHERE id = :id{mine}",
             id=pass_id,
             o=owner_id,
         )
@@ -344,15 +347,61 @@ class GuestPasses:
         aps = await self._access_points([pass_id])
         return self._pass(row, aps[pass_id])
 
-    async def revoke(self, owner_id: str, pass_id: str) -> GuestPass:
-        """Stop the pass now (idempotent); another resident's pass is not found."""
-        await self.db.execute(
-            "UPDATE guest_passes SET revoked_at = :t "
-            "WHERE id = :id AND owner_id = :o AND revoked_at IS NULL",
-            t=self.clock(),
-            id=pass_id,
+    async def find(
+        self, *, owner_id: str | None = None, active: bool | None = None, limit: int = 200
+    ) -> list[GuestPass]:
+        """Passes of anyone (operators), newest first; ``active``: only those that can still
+        be used (not revoked, expired or used up; scheduled ones count), or only the others."""
+        where = ["1 = 1"]
+        if owner_id is not None:
+            where.append("owner_id = :o")
+        usable = "revoked_at IS NULL AND valid_until > :now AND uses < max_uses"
+        if active is True:
+            where.append(usable)
+        elif active is False:
+            where.append(f"NOT ({usable})")
+        rows = await self.db.fetch_all(
+            f"SELECT {_COLUMNS} FROM guest_passes WHERE {' AND '.join(where)} "
+            "ORDER BY created_at DESC, id LIMIT :limit",
             o=owner_id,
+            now=self.clock(),
+            limit=limit,
         )
+        aps = await self._access_points([r["id"] for r in rows])
+        return [self._pass(r, aps[r["id"]]) for r in rows]
+
+    async def revoke(
+        self, owner_id: str | None, pass_id: str, *, actor: str | None = None
+    ) -> GuestPass:
+        """Stop the pass now (idempotent); another resident's pass is not found.
+
+        ``owner_id=None`` revokes anyone's pass (operators); with ``actor`` the revocation is
+        audited (action ``guest_pass.revoke``) in its transaction, only when it changed the
+        pass."""
+        mine = " AND owner_id = :o" if owner_id is not None else ""
+        now = self.clock()
+        async with self.db.transaction() as conn:
+            revoked = await run(
+                conn,
+                f"UPDATE guest_passes SET revoked_at = :t WHERE id = :id{mine} "
+                "AND revoked_at IS NULL RETURNING owner_id",
+                t=now,
+                id=pass_id,
+                o=owner_id,
+            )
+            if revoked and actor is not None:
+                await audit.append(
+                    conn,
+                    self.db.dialect,
+                    AuditRecord(
+                        at=now,
+                        actor=actor,
+                        action="guest_pass.revoke",
+                        access_point_id=None,
+                        decision="granted",
+                        reason=f"pass_id={pass_id} owner_id={revoked[0]['owner_id']}",
+                    ),
+                )
         return await self.get(owner_id, pass_id)
 
     async def claim(self, presented: object, access_point_id: str, *, at: float) -> Claim:

@@ -262,11 +262,17 @@ function renderBreakers(breakers) {
         h("td", {}, b.partner_id),
         h("td", { class: b.state === "closed" ? "ok" : "bad" }, b.state),
         h("td", {}, b.failures),
+        h("td", { "data-field": "latency" }, latencyText(b.latency)),
         h("td", { class: "muted" }, `in flight ${b.in_flight}/${b.max_in_flight}` +
           (b.retry_after ? ` · retry in ${Math.ceil(b.retry_after)} s` : "")),
       ),
     ),
   );
+}
+
+function latencyText(latency) {
+  if (!latency || !latency.samples) return h("span", { class: "muted" }, "–");
+  return `${latency.p50_ms} / ${latency.p95_ms} ms (${latency.samples})`;
 }
 
 function renderDevices(devices) {
@@ -337,16 +343,19 @@ async function revokePass(id) {
     await api("DELETE", `/admin/api/v1/guest-passes/${encodeURIComponent(id)}`);
     say(`Revoked guest pass ${id}.`, "info");
     loadPasses();
+    loadAudit();
   } catch (err) {
     say(`Could not revoke: ${err.message}`, "error");
   }
 }
 
 async function drain(nodeId) {
+  if (!confirm(`Drain node ${nodeId}? It stops taking door work and hands its shards off; restart it to undo.`)) return;
   try {
     await api("POST", `/admin/api/v1/nodes/${encodeURIComponent(nodeId)}/drain`);
     say(`Draining ${nodeId}.`, "info");
     loadNodes();
+    loadAudit();
   } catch (err) {
     say(`Could not drain ${nodeId}: ${err.message}`, "error");
   }
@@ -373,7 +382,8 @@ async function loadNodes() {
           n.self ? h("span", { class: "tag" }, "this node") : null,
           h("span", { class: "muted" }, ` shards: ${Array.isArray(n.shards) ? n.shards.length : n.shards}`),
           n.state ? h("span", { class: n.state === "up" || n.state === "alive" ? "ok" : "bad" }, ` ${n.state}`) : null,
-          canDrain ? h("button", { type: "button", class: "small", onclick: () => drain(n.id) }, "drain") : null,
+          // Only the answering node can be drained (others: through their own address).
+          canDrain && n.self ? h("button", { type: "button", class: "small", "data-drain": n.id, onclick: () => drain(n.id) }, "drain") : null,
         ),
       ),
     );
@@ -440,20 +450,29 @@ async function loadPasses() {
   if (!has("get", "/admin/api/v1/guest-passes")) return;
   const canRevoke = has("delete", "/admin/api/v1/guest-passes/{id}");
   try {
-    const data = await api("GET", "/admin/api/v1/guest-passes");
+    const data = await api("GET", "/admin/api/v1/guest-passes?limit=50");
     const passes = Array.isArray(data) ? data : data.passes || data.guest_passes || [];
     $("#passes-panel").hidden = false;
     fillRows(
       $("#passes tbody"),
-      passes.map((p) =>
-        h(
+      passes.map((p) => {
+        const revoked = p.revoked === true || p.status === "revoked";
+        const usable = p.status === "active" || p.status === "scheduled";
+        const button = h(
+          "button",
+          { type: "button", class: "small", "data-revoke-pass": p.id, onclick: () => revokePass(p.id) },
+          "revoke",
+        );
+        return h(
           "tr",
-          {},
-          h("td", { class: "mono" }, p.id),
-          h("td", {}, p.valid_until || ""),
-          h("td", {}, canRevoke && !p.revoked ? h("button", { type: "button", class: "small", onclick: () => revokePass(p.id) }, "revoke") : p.revoked ? "revoked" : ""),
-        ),
-      ),
+          { "data-pass": p.id },
+          h("td", { class: "mono", title: p.id }, p.id.slice(0, 8)),
+          h("td", { class: "mono" }, p.owner_id || ""),
+          h("td", { "data-field": "status", class: usable ? "ok" : "muted" }, p.status || (revoked ? "revoked" : "")),
+          h("td", {}, p.valid_until ? formatTime(p.valid_until) : ""),
+          h("td", {}, canRevoke && usable && !revoked ? button : ""),
+        );
+      }),
     );
   } catch (err) {
     $("#passes-panel").hidden = true;

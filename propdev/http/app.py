@@ -19,7 +19,7 @@ from propdev.http.middlewares import (
 )
 from propdev.http.permissions import Permission, requires
 from propdev.http.ratelimit import Limiter, LocalLimiter, rate_limit_middleware
-from propdev.http.routes import admin, console, docs, health, resident, vehicles
+from propdev.http.routes import admin, console, docs, health, operator_actions, resident, vehicles
 from propdev.http.routes import gateway as utilities_gateway
 from propdev.http.routes import manage as management_api
 from propdev.http.routes import partner as partner_api
@@ -70,6 +70,7 @@ def make_app(node: Node) -> web.Application:
     app.add_routes(ops_routes)
     app.add_routes(slo_routes)
     app.add_routes(console.routes)
+    app.add_routes(operator_actions.routes)
     management_api.setup(app, node)  # /admin/api/v1: estate, devices, residents, rights
     app.add_routes(public_routes(node.oauth_routes()))
     if node.simulator is not None:

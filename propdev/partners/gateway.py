@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import statistics
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -29,6 +31,9 @@ from propdev.partners.vendor import VendorHttpAdapter
 from propdev.pki import client_context
 
 SIMULATOR_PARTNER_ID = "simulator"
+
+LATENCY_WINDOW = 256
+"""Calls whose latency ``snapshot()`` summarises (a bounded ring, read at snapshot time)."""
 
 T = TypeVar("T")
 StateListener = Callable[[str, str, str], None]
@@ -63,6 +68,7 @@ class PartnerGateway:
         self._max_in_flight = max_in_flight
         self._slots = asyncio.Semaphore(max_in_flight)
         self._in_flight = 0
+        self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)  # seconds, newest last
         self.on_state_change = on_state_change
         self._observe = observe
         self._breaker = Breaker(
@@ -100,6 +106,24 @@ class PartnerGateway:
             "in_flight": self._in_flight,
             "max_in_flight": self._max_in_flight,
             "retry_after": self._breaker.retry_after(),
+            "latency": self.latency(),
+        }
+
+    def latency(self) -> dict[str, Any]:
+        """p50/p95 in milliseconds over the last ``LATENCY_WINDOW`` calls that reached the
+        adapter (answers, refusals, errors and timeouts alike; None before the first)."""
+        window = list(self._latencies)
+        if not window:
+            return {"samples": 0, "p50_ms": None, "p95_ms": None}
+        if len(window) == 1:
+            p50 = p95 = window[0]
+        else:
+            cuts = statistics.quantiles(window, n=20, method="inclusive")  # 5 % steps
+            p50, p95 = cuts[9], cuts[18]
+        return {
+            "samples": len(window),
+            "p50_ms": round(p50 * 1000, 2),
+            "p95_ms": round(p95 * 1000, 2),
         }
 
     async def open(
@@ -132,9 +156,11 @@ class PartnerGateway:
             raise BulkheadFullError(self.partner_id, self._max_in_flight)
         async with self._slots:  # a free slot is taken at once: the bulkhead never queues
             self._in_flight += 1
+            started = time.perf_counter()
             try:
                 result = await self._within_timeout(call)
             except Exception as exc:
+                self._latencies.append(time.perf_counter() - started)
                 self._breaker.record(ticket, exc)
                 raise
             except BaseException:
@@ -142,6 +168,7 @@ class PartnerGateway:
                 raise
             finally:
                 self._in_flight -= 1
+            self._latencies.append(time.perf_counter() - started)
         self._breaker.record(ticket, None)
         return result
 

@@ -1,6 +1,7 @@
 """The supervision console in headless Chromium: the operator logs in through the real form
 (password + TOTP), sees the tree grow after a resident's open, restarts the actor from the page,
-opens a door by hand with a reason, and the page is left as ``docs/console.png``."""
+opens a door by hand with a reason, revokes a resident's guest pass, and the page is left as
+``docs/console.png``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import base64
 import hashlib
 import shutil
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +139,15 @@ def open_by_hand(driver: WebDriver, access_point_id: str, reason: str) -> None:
     wait(driver, lambda d: reason in text_of(d, "#audit tbody"))
 
 
+def revoke_from_the_page(driver: WebDriver, pass_id: str) -> None:
+    status = f'tr[data-pass="{pass_id}"] [data-field=status]'
+    wait(driver, lambda d: text_of(d, status) == "active")
+    wait(driver, fresh(driver, f'button[data-revoke-pass="{pass_id}"]')).click()
+    wait(driver, lambda d: text_of(d, status) == "revoked")
+    wait(driver, lambda d: "guest_pass.revoke" in text_of(d, "#audit tbody"))
+    assert not driver.find_elements(By.CSS_SELECTOR, f'button[data-revoke-pass="{pass_id}"]')
+
+
 def audit_row(driver: WebDriver, reason: str) -> list[str]:
     for row in driver.find_elements(By.CSS_SELECTOR, "#audit tbody tr"):
         cells = [str(td.text) for td in row.find_elements(By.TAG_NAME, "td")]
@@ -151,11 +162,24 @@ async def test_an_operator_logs_in_watches_the_tree_and_restarts_an_actor(
     operator = node.credentials["operator"]
     door = node.resident("anna")["access_point_ids"][0]
     actor_id = f"device:{door}"
+    resident = bearer(await node.token_for("anna"))
+    now = datetime.now(UTC)
+    async with node.http.post(
+        f"{node.url}/api/v1/guest-passes",
+        json={
+            "access_point_ids": [door],
+            "valid_from": now.isoformat(),
+            "valid_until": (now + timedelta(hours=2)).isoformat(),
+            "max_uses": 2,
+        },
+        headers=resident,
+    ) as resp:
+        assert resp.status == 201
+        pass_id = (await resp.json())["id"]
 
     await asyncio.to_thread(log_in, browser, node.url, operator)
     assert not browser.find_elements(By.CSS_SELECTOR, f'tr[data-actor="{actor_id}"]')
 
-    resident = bearer(await node.token_for("anna"))
     async with node.http.post(
         f"{node.url}/api/v1/access-points/{door}/open", headers=resident
     ) as resp:
@@ -175,6 +199,11 @@ async def test_an_operator_logs_in_watches_the_tree_and_restarts_an_actor(
         "granted",
         reason,
     ]
+
+    # Revoke anna's guest pass from the page: she sees it revoked at once.
+    await asyncio.to_thread(revoke_from_the_page, browser, pass_id)
+    async with node.http.get(f"{node.url}/api/v1/guest-passes/{pass_id}", headers=resident) as resp:
+        assert (await resp.json())["status"] == "revoked"
 
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []  # no CSP violation, no failed load, no script error

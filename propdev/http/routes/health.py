@@ -16,6 +16,10 @@ READINESS = {
     "properties": {
         "ready": {"type": "boolean"},
         "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
+        "draining": {
+            "type": "boolean",
+            "description": "The node was drained (`POST /admin/api/v1/nodes/{node_id}/drain`).",
+        },
     },
 }
 
@@ -41,6 +45,10 @@ async def healthz(request: web.Request) -> web.Response:
     responses={200: READINESS, 503: Response(READINESS, "Not ready.", "application/json")},
 )
 async def readyz(request: web.Request) -> web.Response:
-    checks = await request.app[NODE].readiness()
+    node = request.app[NODE]
+    checks = await node.readiness()
     ready = all(checks.values())
-    return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+    return web.json_response(
+        {"ready": ready, "checks": checks, "draining": node.draining},
+        status=200 if ready else 503,
+    )

@@ -283,6 +283,7 @@ async def test_the_snapshot_describes_the_partner(gateway: PartnerGateway) -> No
         "in_flight": 0,
         "max_in_flight": 2,
         "retry_after": None,
+        "latency": {"samples": 0, "p50_ms": None, "p95_ms": None},
     }
 
 

@@ -1,0 +1,165 @@
+"""Operators' actions of the supervision console: revoking anyone's guest pass and draining
+this node. Both are audited as ``operator:<id>``."""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+from aiohttp import web
+
+from propdev.access import PassNotFoundError
+from propdev.http import schemas
+from propdev.http.access_problems import ConflictError
+from propdev.http.errors import BadRequestError, NotFoundError
+from propdev.http.keys import NODE
+from propdev.http.middlewares import principal
+from propdev.http.openapi import Param, doc
+from propdev.http.permissions import Permission, requires
+from propdev.http.routes.passes import GUEST_PASS
+from propdev.http.routes.resident import int_param
+from propdev.management import operator
+from propdev.storage.audit import AuditRecord
+
+log = structlog.get_logger()
+routes = web.RouteTableDef()
+
+OPERATOR_GUEST_PASS = schemas.named(
+    "OperatorGuestPass",
+    {
+        "allOf": [GUEST_PASS],
+        "type": "object",
+        "required": ["owner_id"],
+        "properties": {"owner_id": {"type": "string", "description": "The issuing resident."}},
+    },
+)
+DRAINED = schemas.named(
+    "NodeDrained",
+    {
+        "type": "object",
+        "required": ["node_id", "draining"],
+        "properties": {
+            "node_id": schemas.STRING,
+            "draining": {"const": True},
+            "already": {
+                "type": "boolean",
+                "description": "It was drained before; nothing was done again.",
+            },
+            "shards_handed_off": schemas.INTEGER,
+            "actors_passivated": schemas.INTEGER,
+        },
+    },
+)
+
+
+def _active(request: web.Request) -> bool | None:
+    raw = request.query.get("active", "")
+    if raw == "":
+        return None
+    if raw in ("true", "false"):
+        return raw == "true"
+    raise BadRequestError("Query parameter 'active' must be true or false.")
+
+
+@routes.get("/admin/api/v1/guest-passes")
+@requires(Permission.OPERATOR)
+@doc(
+    "Every resident's guest passes (never their codes), newest first",
+    tags=["admin", "guest passes"],
+    query=[
+        Param("owner", description="only the passes of this resident (user id)"),
+        Param(
+            "active",
+            {"type": "string", "enum": ["true", "false"]},
+            description=(
+                "`true`: only passes that can still be used (not revoked, expired or used "
+                "up; scheduled ones included); `false`: only the others"
+            ),
+        ),
+        Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+    ],
+    responses={200: schemas.array_of(OPERATOR_GUEST_PASS)},
+)
+async def list_guest_passes(request: web.Request) -> web.Response:
+    passes = request.app[NODE].access.passes
+    found = await passes.find(
+        owner_id=request.query.get("owner") or None,
+        active=_active(request),
+        limit=int_param(request, "limit", 200, lo=1, hi=1000),
+    )
+    now = passes.clock()
+    return web.json_response([{**p.to_json(now), "owner_id": p.owner_id} for p in found])
+
+
+@routes.delete("/admin/api/v1/guest-passes/{id}")
+@requires(Permission.OPERATOR)
+@doc(
+    "Revoke any resident's guest pass (audited)",
+    description=(
+        "The code stops working at once, on every node (each presentation reads the store). "
+        "Audited with actor `operator:<id>`, action `guest_pass.revoke`; revoking a revoked "
+        "pass is a 204 and adds no entry."
+    ),
+    tags=["admin", "guest passes"],
+    responses={204: None, 404: "No such guest pass."},
+)
+async def revoke_guest_pass(request: web.Request) -> web.Response:
+    caller = principal(request)
+    pass_id = request.match_info["id"]
+    try:
+        await request.app[NODE].access.passes.revoke(None, pass_id, actor=operator(caller.sub))
+    except PassNotFoundError:
+        raise NotFoundError("No such guest pass.") from None
+    log.info("guest_pass_revoked_by_operator", pass_id=pass_id, operator=caller.sub)
+    return web.Response(status=204)
+
+
+@routes.post("/admin/api/v1/nodes/{node_id}/drain")
+@requires(Permission.OPERATOR)
+@doc(
+    "Drain this node: no new device work, then ready to be stopped (audited)",
+    description=(
+        "Only the node that answers can be drained: the embedded default, or this node of a "
+        "cluster (call it through its own address, as `GET /admin/api/v1/nodes` lists it). "
+        "Opens then answer 503 here (in a cluster they are forwarded to the shards' new "
+        "owners), the device actors are passivated with their state saved, a cluster node "
+        "hands its shards off and leaves the membership, and `/readyz` answers 503 with "
+        "`draining: true` so that the load balancer takes the node out. There is no undrain: "
+        "restart the process. Audited with actor `operator:<id>`, action `node.drain`."
+    ),
+    tags=["admin"],
+    responses={
+        200: DRAINED,
+        404: "No such node.",
+        409: "Another node of the cluster: drain that node through its own address.",
+    },
+)
+async def drain_node(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    caller = principal(request)
+    node_id = request.match_info["node_id"]
+    if node_id != node.settings.node_id:
+        if node.cluster is not None and node_id in node.cluster.membership.members():
+            url = node.cluster.membership.info(node_id).get("url")
+            raise ConflictError(
+                "Drain that node through its own address" + (f" ({url})." if url else "."),
+                extra={"node_id": node_id, "url": url},
+            )
+        raise NotFoundError(f"No node {node_id!r}.")
+    outcome = await node.drain()
+    if not outcome["already"]:
+        await node.audit.append(
+            AuditRecord(
+                at=time.time(),
+                actor=operator(caller.sub),
+                action="node.drain",
+                access_point_id=None,
+                decision="granted",
+                reason=(
+                    f"node_id={node_id} shards_handed_off={outcome['shards_handed_off']} "
+                    f"actors_passivated={outcome['actors_passivated']}"
+                ),
+            )
+        )
+    log.warning("node_drained_by_operator", node_id=node_id, operator=caller.sub)
+    return web.json_response(outcome)
