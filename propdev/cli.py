@@ -41,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     keys.add_parser("rotate", help="add a data key and re-encrypt every sealed value with it")
     keys.add_parser("status", help="how many sealed values each data key protects")
+    totp = sub.add_parser("totp", help="operators' second factor").add_subparsers(
+        dest="totp", required=True
+    )
+    recovery = totp.add_parser("recovery-codes", help="new one-time recovery codes, shown once")
+    recovery.add_argument("username")
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(
         dest="audit", required=True
     )
@@ -83,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from propdev.security.admin_cli import keys_command
 
         return asyncio.run(keys_command(settings, args.keys))
+    if args.command == "totp":
+        from propdev.security.admin_cli import recovery_codes_command
+
+        return asyncio.run(recovery_codes_command(settings, args.username))
     if args.command == "pki":
         return asyncio.run(_issue_partner(settings, args.name, args.allow_ip))
     if args.command == "audit":

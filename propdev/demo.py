@@ -21,11 +21,13 @@ from propdev.partners.simulator import DEFAULT_DEVICES
 from propdev.pki import ca_paths, ensure_ca, issue_partner_cert, partner_subject_dn
 from propdev.security import (
     create_user,
+    new_recovery_codes,
     open_vault,
     register_partner_client,
     register_public_client,
     set_password,
     set_totp_secret,
+    store_recovery_codes,
 )
 from propdev.storage import Database, migrate
 from propdev.storage.directory import AccessPoint, Directory
@@ -174,6 +176,10 @@ async def seed_demo(settings: Settings, db: Database | None = None) -> dict[str,
         if op_existed and old_operator.get("password") != op_password:
             await set_password(db, operator_id, op_password)
         await set_totp_secret(db, operator_id, totp_secret)
+        # Kept across runs like the password; storing the same set again changes nothing
+        # (a code used already stays used).
+        recovery_codes = old_operator.get("recovery_codes") or new_recovery_codes()
+        await store_recovery_codes(db, operator_id, recovery_codes)
         users = {str(r["username"]): str(r["id"]) for r in residents}
         await seed_utilities(db, users, now=time.time())  # apartments, accounts, meters
         credentials = {
@@ -188,6 +194,7 @@ async def seed_demo(settings: Settings, db: Database | None = None) -> dict[str,
                 "username": OPERATOR,
                 "password": op_password,
                 "totp_secret": totp_secret,
+                "recovery_codes": recovery_codes,
             },
             "access_points": [
                 {

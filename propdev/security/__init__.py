@@ -23,6 +23,11 @@ from propdev.security.errors import (
 from propdev.security.external import ExternalVerifier
 from propdev.security.keys import ALGORITHM, SigningKey, SigningKeys, jwk_thumbprint
 from propdev.security.passwords import hash_password, needs_rehash, verify_password
+from propdev.security.recovery import (
+    new_recovery_codes,
+    remaining_recovery_codes,
+    store_recovery_codes,
+)
 from propdev.security.routes import client_certificate_der, oauth_routes
 from propdev.security.server import SCOPES_SUPPORTED, OAuthResponse, OAuthServer
 from propdev.security.tokens import (
@@ -77,14 +82,17 @@ __all__ = (
     "hash_password",
     "jwk_thumbprint",
     "needs_rehash",
+    "new_recovery_codes",
     "new_totp_secret",
     "oauth_routes",
     "open_vault",
     "provisioning_uri",
     "register_partner_client",
     "register_public_client",
+    "remaining_recovery_codes",
     "set_password",
     "set_totp_secret",
+    "store_recovery_codes",
     "vault_of",
     "verify_password",
 )

@@ -1,4 +1,5 @@
-"""``run.py pki revoke-partner NAME`` and ``run.py keys rotate|status``."""
+"""``run.py pki revoke-partner NAME``, ``run.py keys rotate|status`` and
+``run.py totp recovery-codes USERNAME``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from propdev.pki.crl import crl_path, revoke_partner
 from propdev.pki.errors import UnknownPartnerError
 from propdev.security.crypto import open_vault
 from propdev.security.personal import count_stale, reencrypt, seal_clear_rows
+from propdev.security.recovery import COUNT, new_recovery_codes, store_recovery_codes
+from propdev.security.users import normalize_username
 from propdev.storage import Database, migrate
 
 
@@ -63,4 +66,32 @@ async def keys_command(settings: Settings, action: str) -> int:
             )
     finally:
         await db.close()
+    return 0
+
+
+async def recovery_codes_command(settings: Settings, username: str) -> int:
+    """Give ``username`` (an account with TOTP) ten new recovery codes, replacing any earlier
+    set, and print them: the only time they are shown."""
+    db = Database(settings.database_url)
+    try:
+        await migrate(db)
+        await open_vault(settings, db)
+        name = normalize_username(username)
+        row = await db.fetch_one("SELECT id, totp_secret FROM users WHERE username = :u", u=name)
+        if row is None or not row["totp_secret"]:
+            print(json.dumps({"error": f"no account {name!r} with TOTP enrolled"}))
+            return 1
+        codes = new_recovery_codes(COUNT)
+        await store_recovery_codes(db, str(row["id"]), codes)
+    finally:
+        await db.close()
+    print(
+        json.dumps(
+            {
+                "username": name,
+                "recovery_codes": codes,
+                "note": "shown once: each code signs in once in place of a TOTP code",
+            }
+        )
+    )
     return 0

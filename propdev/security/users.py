@@ -18,6 +18,7 @@ from propdev.security.crypto import Vault, vault_of
 from propdev.security.errors import LoginFailedError
 from propdev.security.passwords import hash_password, verify_password
 from propdev.security.personal import open_user_field, seal_user_fields
+from propdev.security.recovery import use_recovery_code
 from propdev.security.totp import claim_step, matching_step
 from propdev.storage import Database, Row
 
@@ -200,7 +201,8 @@ def authenticate(
     now: float,
     throttle: LoginThrottle | None = None,
 ) -> Login:
-    """Check a password and, for accounts with a TOTP secret, the one-time code.
+    """Check a password and, for accounts with a TOTP secret, the one-time code: a TOTP code
+    (``amr`` ``pwd otp``) or one of the account's recovery codes (``pwd mfa``).
 
     Raises ``LoginFailedError`` with the same message whatever was wrong. Sync: run in a
     worker thread.
@@ -214,9 +216,12 @@ def authenticate(
     if row is not None and password_ok and row["totp_secret"]:
         secret = open_user_field(vault_of(db), row, "totp_secret")
         step = matching_step(secret, otp, now)
-        if step is None or not claim_step(db, row["id"], step):
+        if step is not None and claim_step(db, row["id"], step):
+            amr = ("pwd", "otp")
+        elif step is None and use_recovery_code(db, row["id"], otp, now=now):
+            amr = ("pwd", "mfa")  # RFC 8176 names no method for recovery codes
+        else:
             password_ok = False
-        amr = ("pwd", "otp")
     if row is None or not password_ok:
         if throttle is not None:
             throttle.failed(name, now)

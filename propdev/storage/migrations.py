@@ -206,6 +206,16 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX meter_readings_meter ON meter_readings (meter_id, value_milli)",
         ],
     ),
+    (
+        14,
+        "security: operators' TOTP recovery codes (keyed hashes, single use)",
+        [
+            """CREATE TABLE user_recovery_codes (
+                user_id TEXT NOT NULL REFERENCES users(id), code_hash TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL, used_at DOUBLE PRECISION,
+                PRIMARY KEY (user_id, code_hash))""",
+        ],
+    ),
 ]
 
 CURRENT_VERSION = max(v for v, _, _ in MIGRATIONS)

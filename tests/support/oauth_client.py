@@ -50,9 +50,11 @@ async def login(
     username: str,
     password: str,
     totp_secret: str | None = None,
+    otp: str | None = None,
     scope: str = "openid profile api",
 ) -> dict[str, Any]:
-    """Log in through the form and return the token response."""
+    """Log in through the form and return the token response. ``otp`` (a recovery code, say)
+    is typed in the one-time code field as is; else a TOTP code of ``totp_secret``."""
     verifier, challenge = pkce_pair()
     state = secrets.token_urlsafe(16)
     params = {
@@ -72,7 +74,10 @@ async def login(
     fields = dict(form.inputs)
     fields["username"] = username
     fields["password"] = password
-    fields["otp"] = pyotp.TOTP(totp_secret).now() if totp_secret else ""
+    if otp is not None:
+        fields["otp"] = otp
+    else:
+        fields["otp"] = pyotp.TOTP(totp_secret).now() if totp_secret else ""
     action = urljoin(authorize, form.action or authorize)
     async with session.post(action, data=fields, allow_redirects=False) as resp:
         assert resp.status in (302, 303), (resp.status, await resp.text())
