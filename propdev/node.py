@@ -210,7 +210,10 @@ class Node:
         self.gateways[gateway.partner_id] = gateway
         await self._partner_gateways()
         deps = DeviceDeps(
-            db=self.db, directory=self.directory, gateways=self.gateways, bus=self.bus,
+            db=self.db,
+            directory=self.directory,
+            gateways=self.gateways,
+            bus=self.bus,
             heartbeat=self.settings.device_heartbeat,
             guard=self.cluster.guard if self.cluster is not None else None,
             access=self.access.desk,

@@ -380,7 +380,8 @@ class ActorSystem:
             results = await asyncio.gather(*(self._passivate(c, math.inf) for c in pending))
             passivated += sum(results)
             pending = [
-                c for c, ok in zip(pending, results, strict=True)
+                c
+                for c, ok in zip(pending, results, strict=True)
                 if not ok and self._cells.get(c.address.key) is c
             ]
             if not pending or self.clock() >= deadline:

@@ -48,9 +48,7 @@ def make_app(node: Node) -> web.Application:
             auth_middleware(
                 verifier=node.verifier, external=getattr(node, "external_verifier", None)
             ),
-            rate_limit_middleware(
-                rate=settings.rate_limit, limiter=limiter, subject=_subject
-            ),
+            rate_limit_middleware(rate=settings.rate_limit, limiter=limiter, subject=_subject),
         ],
     )
     app[SETTINGS] = settings

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from propdev.storage import Database, UnitConnection, run
+from propdev.storage import Database, UnitConnection, migrate, run
 from propdev.storage.audit import AuditLog, AuditRecord, sync_append
 from propdev.storage.audit import append as append_in_transaction
 
@@ -94,11 +95,19 @@ async def test_a_transaction_that_raises_leaves_nothing(db: Database) -> None:
     assert await _site_ids(db) == set()
 
 
+@pytest.fixture
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
+    """Group commit is SQLite's writer thread's: this test runs on SQLite only."""
+    database = Database(f"sqlite:///{tmp_path}/group.db")
+    await migrate(database)
+    yield database
+    await database.close()
+
+
 async def test_units_queued_behind_a_transaction_share_one_commit_on_sqlite(
-    db: Database,
+    sqlite_db: Database,
 ) -> None:
-    if db.dialect != "sqlite":
-        pytest.skip("group commit is SQLite's")
+    db = sqlite_db
     executor = db._sqlite
     assert executor is not None
     async with db.transaction() as conn:  # the writer thread is busy with this one
