@@ -24,7 +24,12 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
@@ -206,6 +211,15 @@ class NodeCollector(Collector):
                 "Messages published on the event bus by this node.",
                 value=published,
             )
+        received = getattr(self._bus, "received", None)
+        if isinstance(received, int):  # the Redis bus: messages from other nodes, and their lag
+            lag = SummaryMetricFamily(
+                "propdev_bus_lag_seconds",
+                "Time from publish on another node to delivery on this one (wall clocks).",
+            )
+            lag_sum = float(getattr(self._bus, "lag_sum", 0.0))
+            lag.add_metric((), count_value=received, sum_value=lag_sum)
+            yield lag
 
 
 def _actor_metrics(system: ActorSystem) -> Iterator[Metric]:

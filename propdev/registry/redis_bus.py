@@ -46,6 +46,7 @@ class RedisBus:
         self.last_heard = time.monotonic()
         self.published = 0
         self.received = 0
+        self.lag_sum = 0.0  # seconds from publish on another node to delivery here
 
     # -- Bus --------------------------------------------------------------------------------
 
@@ -53,7 +54,9 @@ class RedisBus:
         self.published += 1
         await self._dispatch(channel, message)
         self._pipeliner.send_nowait(
-            "PUBLISH", self._channel_prefix + channel, pack({"o": self._node_id, "m": message})
+            "PUBLISH",
+            self._channel_prefix + channel,
+            pack({"o": self._node_id, "t": time.time(), "m": message}),
         )
 
     def subscribe(self, prefix: str, handler: Handler) -> None:
@@ -137,4 +140,8 @@ class RedisBus:
         if envelope.get("o") == self._node_id:
             return  # delivered locally when published
         self.received += 1
+        sent = envelope.get("t")
+        if isinstance(sent, float):  # wall clocks of two nodes: lag, not a precise latency
+            lag = max(0.0, time.time() - sent)
+            self.lag_sum += lag
         await self._dispatch(channel.removeprefix(self._channel_prefix), envelope["m"])

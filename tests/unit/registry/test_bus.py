@@ -54,3 +54,20 @@ async def test_a_burst_arrives_whole_and_in_order(buses: Buses) -> None:
 
 async def test_ping_says_the_bus_is_reachable(buses: Buses) -> None:
     assert await buses.first.ping()
+
+
+async def test_messages_from_another_node_are_counted_with_their_lag(buses: Buses) -> None:
+    got = asyncio.Event()
+
+    async def handler(channel: str, message: dict[str, Any]) -> None:
+        got.set()
+
+    buses.second.subscribe("user:", handler)
+    await subscribed(buses)
+    received_before = getattr(buses.second, "received", None)
+    await buses.first.publish("user:9", {"id": 1})
+    await asyncio.wait_for(got.wait(), 5)
+    if received_before is None:  # the in-process bus: one process, no lag to measure
+        return
+    assert buses.second.received == received_before + 1  # type: ignore[attr-defined]
+    assert 0.0 <= buses.second.lag_sum < 5.0  # type: ignore[attr-defined]
