@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from propdev.partners.simulator.state import VendorError
 from propdev.utilities.estate import DEMO_ACCOUNTS, INITIAL_AGE, DemoAccount
 from propdev.utilities.meters import MeterType, format_value, iso
 
@@ -58,17 +59,11 @@ class UtilitiesFaults:
         return {"mode": str(self.mode), "latency_ms": self.latency_ms}
 
 
-class UpstreamError(Exception):
-    """Raised when the simulated system answers with an error (``status`` 4xx or 5xx)."""
+class UpstreamError(VendorError):
+    """Raised when the simulated system answers with an error (``status`` 4xx or 5xx).
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-
-    def body(self) -> dict[str, str]:
-        return {"error": self.code, "message": self.message}
+    Same shape (status, code, message, ``body()``) as the vendor simulator's error.
+    """
 
 
 class UpstreamDropped(UpstreamError):  # a control-flow signal ("close the socket"): no suffix
