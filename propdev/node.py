@@ -287,11 +287,14 @@ class Node:
             self.system.tell(address, Deliver(message))
 
     async def live_sockets(self, user_id: str) -> int:
-        """How many WebSockets of ``user_id`` this node holds."""
+        """How many WebSockets of ``user_id`` this node holds; if none, how many nodes of the
+        cluster hold some (they listen to the resident's channel)."""
         address = f"session:{user_id}"
-        if not self.system.is_active(address):
-            return 0
-        return int(await self.system.ask(address, SessionPresence()))
+        if self.system.is_active(address):
+            here = int(await self.system.ask(address, SessionPresence()))
+            if here:
+                return here
+        return await self.bus.audience(f"user:{user_id}")
 
     async def ask_device(
         self,

@@ -65,7 +65,8 @@ class AccessServices:
         self.desk.clock = clock
 
     def subscribe(self, bus: Bus) -> None:
-        bus.subscribe("user:", self.notifier.on_event)
+        # local_only: the node that publishes an event decides on its push (exactly one node)
+        bus.subscribe("user:", self.notifier.on_event, local_only=True)
 
     def start(self) -> None:
         self.notifier.start()

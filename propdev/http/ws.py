@@ -101,8 +101,10 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         if caps is not None:
             caps.release(caller.sub)
         raise
+    channel = f"user:{caller.sub}"
     log.info("ws_connected", actor=session)
     try:
+        await node.bus.listen(channel)  # in a cluster: this node now hears the resident's events
 
         async def pages() -> Any:
             if after < 0:
@@ -127,6 +129,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         if caps is not None:
             caps.release(caller.sub)
         node.system.tell(session, Detach(conn))
+        node.bus.unlisten(channel)
         log.info("ws_disconnected", actor=session)
     return ws
 

@@ -28,6 +28,7 @@ async def test_a_published_message_reaches_subscribers_of_its_prefix_only(buses:
     buses.second.subscribe("user:", handler)
     buses.second.subscribe("revoked:", elsewhere)
     await subscribed(buses)
+    await buses.second.listen("user:42")
     await buses.first.publish("user:42", {"id": 7, "type": "access.granted"})
 
     channel, message = await asyncio.wait_for(got.get(), 5)
@@ -46,6 +47,7 @@ async def test_a_burst_arrives_whole_and_in_order(buses: Buses) -> None:
 
     buses.second.subscribe("user:", handler)
     await subscribed(buses)
+    await buses.second.listen("user:1")
     for n in range(500):
         await buses.first.publish("user:1", {"n": n})
     await asyncio.wait_for(done.wait(), 10)
@@ -64,6 +66,7 @@ async def test_messages_from_another_node_are_counted_with_their_lag(buses: Buse
 
     buses.second.subscribe("user:", handler)
     await subscribed(buses)
+    await buses.second.listen("user:9")
     received_before = getattr(buses.second, "received", None)
     await buses.first.publish("user:9", {"id": 1})
     await asyncio.wait_for(got.wait(), 5)
