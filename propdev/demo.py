@@ -84,18 +84,20 @@ async def register_partner(
     allowed_cidrs: list[str],
     *,
     adapter: str | None = None,
+    base_url: str | None = None,
 ) -> Path:
     """Issue partner ``name``'s client certificate and register it as an OAuth client.
 
     ``adapter`` names its vendor protocol (``simulator``, ``acme``, ``vendor``; the node builds
-    a gateway for the ones it knows at start).
+    a gateway for the ones it knows at start); ``base_url`` is where its API is, when not at
+    ``PROPDEV_PARTNER_URL``.
     """
     paths = issue_partner_cert(settings.pki_dir, name)
     await register_partner_client(
         db, name, subject_dn=partner_subject_dn(name), allowed_cidrs=allowed_cidrs
     )
     adapter = adapter or ("simulator" if name == PARTNER else "vendor")
-    await Directory(db).put_partner(name, name, adapter, allowed_cidrs)
+    await Directory(db).put_partner(name, name, adapter, allowed_cidrs, base_url=base_url)
     return paths.cert
 
 

@@ -182,6 +182,16 @@ class Node:
                     on_state_change=self.telemetry.breaker_changed,
                     observe=self.telemetry.partner_call,
                 )
+            elif row["adapter"] == "vendor" and row["base_url"] and partner_id not in self.gateways:
+                # Another vendor of the simulator's REST protocol, at its own address.
+                self.gateways[partner_id] = build_gateway(
+                    self.settings,
+                    None,
+                    partner_id=partner_id,
+                    base_url=row["base_url"],
+                    on_state_change=self.telemetry.breaker_changed,
+                    observe=self.telemetry.partner_call,
+                )
             elif row["adapter"] == GRPC_ADAPTER and partner_id not in self.gateways:
                 self.gateways[partner_id] = build_grpc_gateway(
                     self.settings,

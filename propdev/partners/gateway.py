@@ -203,23 +203,28 @@ def build_gateway(
     sim: VendorSimulator | None,
     *,
     partner_id: str = SIMULATOR_PARTNER_ID,
+    base_url: str | None = None,
     api_key: str | None = None,
     on_state_change: StateListener | None = None,
     observe: CallObserver | None = None,
 ) -> PartnerGateway:
-    """The gateway to the vendor: in-process over ``sim`` when ``settings.partner_url`` is unset,
-    else HTTPS to ``settings.partner_url`` (trusting the project CA, ``X-Api-Key`` from the data
-    dir unless ``api_key`` is given).
+    """The gateway to a vendor of the simulator's REST protocol: HTTPS to ``base_url`` (default
+    ``settings.partner_url``; trusting the project CA, ``X-Api-Key`` from the data dir unless
+    ``api_key`` is given), else in-process over ``sim``.
+
+    Each gateway owns its adapter, so each partner has its own bulkhead, breaker and
+    connection pool: a dead vendor does not hold another's slots or connections.
     """
     adapter: PartnerAdapter
-    if settings.partner_url is None:
+    url = base_url or settings.partner_url
+    if url is None:
         if sim is None:
             raise ValueError("embedded partner mode (no PROPDEV_PARTNER_URL) needs the simulator")
         adapter = InProcessAdapter(sim, partner_id)
     else:
         adapter = VendorHttpAdapter(
             partner_id,
-            settings.partner_url,
+            url,
             ssl_context=client_context(settings.pki_dir),
             api_key=api_key or vendor_api_key(settings.data_dir, partner_id),
             timeout=settings.partner_timeout,

@@ -84,16 +84,26 @@ class Directory:
         )
 
     async def put_partner(
-        self, partner_id: str, name: str, adapter: str, allowed_cidrs: list[str]
+        self,
+        partner_id: str,
+        name: str,
+        adapter: str,
+        allowed_cidrs: list[str],
+        *,
+        base_url: str | None = None,
     ) -> None:
+        """Add or update a partner; ``base_url`` (its vendor API, when not the node's
+        ``PROPDEV_PARTNER_URL``) is kept when None is given."""
         await self.db.execute(
-            "INSERT INTO partners (id, name, adapter, allowed_cidrs, created_at) "
-            "VALUES (:id, :n, :a, :c, :t) ON CONFLICT (id) DO UPDATE "
-            "SET name = :n, adapter = :a, allowed_cidrs = :c",
+            "INSERT INTO partners (id, name, adapter, allowed_cidrs, base_url, created_at) "
+            "VALUES (:id, :n, :a, :c, :b, :t) ON CONFLICT (id) DO UPDATE "
+            "SET name = :n, adapter = :a, allowed_cidrs = :c, "
+            "base_url = COALESCE(:b, partners.base_url)",
             id=partner_id,
             n=name,
             a=adapter,
             c=json.dumps(allowed_cidrs),
+            b=base_url,
             t=time.time(),
         )
 

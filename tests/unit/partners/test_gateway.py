@@ -23,6 +23,8 @@ from propdev.partners import (
     VendorHttpAdapter,
     VendorSimulator,
     build_gateway,
+    run_partner_sim,
+    vendor_api_key,
 )
 
 FAILURES, RESET = 3, 30.0
@@ -327,3 +329,46 @@ async def test_build_gateway_speaks_https_to_the_partner_url(settings: Settings)
     assert isinstance(gateway.adapter, VendorHttpAdapter)
     assert gateway.adapter.base_url == "https://127.0.0.1:9443"
     await gateway.close()
+
+
+async def test_two_vendors_at_their_own_addresses_keep_their_own_bulkheads_and_connections(
+    settings: Settings,
+) -> None:
+    """A hanging vendor fills its own bulkhead and connection pool; the other vendor's
+    gateway, built the same way, still opens at once (nothing shared between partners)."""
+    hanging_sim, healthy_sim = VendorSimulator(), VendorSimulator()
+    hanging_sim.set_faults("slow", 600_000)
+    hanging = await run_partner_sim(
+        settings, port=0, sim=hanging_sim, api_key=vendor_api_key(settings.data_dir, "vendor-b")
+    )
+    healthy = await run_partner_sim(settings, port=0, sim=healthy_sim)
+    remote = Settings(data_dir=settings.data_dir, partner_url=healthy.url).resolved()
+    a = build_gateway(remote, None)
+    b = build_gateway(remote, None, partner_id="vendor-b", base_url=hanging.url)
+    assert isinstance(b.adapter, VendorHttpAdapter) and b.adapter.base_url == hanging.url
+    assert a.adapter is not b.adapter
+    full = b.snapshot()["max_in_flight"]
+    stuck = [asyncio.create_task(b.open("sim-door-3", request_id=f"b{i}")) for i in range(full)]
+    try:
+        for _ in range(3000):  # within 30 s, every call holds a connection to the vendor
+            if len(hanging_sim.commands()) == full:
+                break
+            await asyncio.sleep(0.01)
+        assert len(hanging_sim.commands()) == full
+        assert b.in_flight == full
+        with pytest.raises(BulkheadFullError):
+            await b.open("sim-door-3", request_id="b-more")
+
+        answer = await a.open("sim-door-1", request_id="a1")  # 3 s partner timeout otherwise
+
+        assert answer.status == "opened"
+        assert a.in_flight == 0 and a.state == b.state == "closed"
+        assert [c["request_id"] for c in healthy_sim.commands()] == ["a1"]
+    finally:
+        for task in stuck:
+            task.cancel()
+        await asyncio.gather(*stuck, return_exceptions=True)
+        await a.close()
+        await b.close()
+        await hanging.close()
+        await healthy.close()
