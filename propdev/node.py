@@ -56,6 +56,7 @@ from propdev.registry import Bus, Cluster, ClusterUnavailableError, InProcessBus
 from propdev.security import (
     ExternalVerifier,
     OAuthServer,
+    RedisThrottle,
     SigningKeys,
     TokenIssuer,
     TokenVerifier,
@@ -120,7 +121,10 @@ class Node:
         self.verifier = TokenVerifier(settings, self.keys)
         # A corporate OIDC provider as a second trusted issuer (propdev.security.external).
         self.external_verifier = ExternalVerifier.from_settings(settings)
-        self.oauth = OAuthServer(settings, self.db, self.issuer)
+        throttle, ip_throttle = self._auth_throttles()
+        self.oauth = OAuthServer(
+            settings, self.db, self.issuer, throttle=throttle, ip_throttle=ip_throttle
+        )
         self.access = AccessServices.for_data_dir(
             self.db, self.bus, settings.data_dir, presence=self.live_sockets
         )
@@ -141,6 +145,21 @@ class Node:
         self.draining = False  # drain(): no new device work, /readyz false
         self._drain_lock = asyncio.Lock()
         self.grpc_port: int | None = None  # bound by serve() when PROPDEV_GRPC_PORT is set
+
+    def _auth_throttles(self) -> tuple[RedisThrottle | None, RedisThrottle | None]:
+        """In a cluster, failed logins and token requests are counted in the cluster's Redis
+        (per account and per address, whichever node they hit); embedded, in this process."""
+        if self.cluster is None:
+            return None, None
+        slot = "{" + self.settings.redis_prefix + "}"
+        return (
+            RedisThrottle(self.cluster.redis, prefix=f"{slot}:auth:acct:"),
+            RedisThrottle(
+                self.cluster.redis,
+                prefix=f"{slot}:auth:ip:",
+                max_failures=self.settings.auth_failures_per_ip,
+            ),
+        )
 
     def oauth_routes(self) -> list[web.RouteDef]:
         return list(oauth_routes(self.oauth))

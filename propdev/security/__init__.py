@@ -18,6 +18,7 @@ from propdev.security.errors import (
     InvalidTokenError,
     KeyStoreError,
     LoginFailedError,
+    LoginThrottledError,
     SecurityError,
 )
 from propdev.security.external import ExternalVerifier
@@ -30,6 +31,7 @@ from propdev.security.recovery import (
 )
 from propdev.security.routes import client_certificate_der, oauth_routes
 from propdev.security.server import SCOPES_SUPPORTED, OAuthResponse, OAuthServer
+from propdev.security.throttle import FailureThrottle, LocalThrottle, RedisThrottle
 from propdev.security.tokens import (
     Claims,
     TokenIssuer,
@@ -40,7 +42,6 @@ from propdev.security.tokens import (
 from propdev.security.totp import current_code, new_totp_secret, provisioning_uri
 from propdev.security.users import (
     Login,
-    LoginThrottle,
     User,
     create_user,
     find_user_by_phone,
@@ -57,14 +58,17 @@ __all__ = (
     "Client",
     "CryptoError",
     "ExternalVerifier",
+    "FailureThrottle",
     "InvalidTokenError",
     "KeyStoreError",
+    "LocalThrottle",
     "Login",
     "LoginFailedError",
-    "LoginThrottle",
+    "LoginThrottledError",
     "MasterKeyError",
     "OAuthResponse",
     "OAuthServer",
+    "RedisThrottle",
     "SecurityError",
     "SigningKey",
     "SigningKeys",

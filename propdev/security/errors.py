@@ -23,6 +23,15 @@ class LoginFailedError(SecurityError):
     """Raised when a username, password or one-time code is wrong; never says which."""
 
 
+class LoginThrottledError(LoginFailedError):
+    """Raised when an account or a source address has failed too often to try again yet;
+    ``retry_after`` is in seconds. The credentials were not checked."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("too many attempts; wait a few minutes and try again")
+        self.retry_after = retry_after
+
+
 class AuthorizationRequestError(SecurityError):
     """Raised when an authorization request cannot be answered by a redirect to the client.
 

@@ -27,6 +27,7 @@ from propdev.security.errors import (
     AuthorizationRequestError,
     InvalidTokenError,
     LoginFailedError,
+    LoginThrottledError,
 )
 from propdev.security.login_page import PAGE_HEADERS, render_error, render_login
 from propdev.security.server import (
@@ -35,7 +36,6 @@ from propdev.security.server import (
     OAuthResponse,
     OAuthServer,
 )
-from propdev.security.users import normalize_username
 
 log = structlog.get_logger()
 
@@ -123,8 +123,14 @@ class _Handlers:
         if isinstance(checked, web.Response):
             return checked
         username = str(form.get("username", ""))
-        wait = self._locked_for(username, request.remote)
-        if wait > 0:
+        try:
+            login = await self.server.login(
+                username,
+                str(form.get("password", "")),
+                str(form.get("otp", "")),
+                remote=request.remote,
+            )
+        except LoginThrottledError as exc:
             log.warning("login_throttled", remote=request.remote)
             response = self._show_form(
                 checked,
@@ -132,14 +138,9 @@ class _Handlers:
                 username=username,
                 status=429,
             )
-            response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
             return response
-        try:
-            login = await self.server.login(
-                username, str(form.get("password", "")), str(form.get("otp", ""))
-            )
         except LoginFailedError:
-            self.server.ip_throttle.failed(request.remote or "", self.server.clock())
             log.warning("login_failed", remote=request.remote)
             return self._show_form(
                 checked,
@@ -148,14 +149,6 @@ class _Handlers:
                 status=401,
             )
         return _oauth_response(await self.server.authorize(params, login))
-
-    def _locked_for(self, username: str, remote: str | None) -> float:
-        """Seconds before this account or address may try to sign in again."""
-        now = self.server.clock()
-        return max(
-            self.server.throttle.retry_after(normalize_username(username), now),
-            self.server.ip_throttle.retry_after(remote or "", now),
-        )
 
     async def _check(self, params: dict[str, list[str]]) -> AuthorizationRequest | web.Response:
         """The validated request, or the response to send instead (error page or redirect)."""
@@ -197,7 +190,7 @@ class _Handlers:
                 headers=_NO_STORE,
             )
         remote = request.remote or ""
-        wait = self.server.ip_throttle.retry_after(remote, self.server.clock())
+        wait = await self.server.ip_throttle.retry_after(remote)
         if wait > 0:
             log.warning("token_throttled", remote=remote)
             return web.json_response(
@@ -216,7 +209,7 @@ class _Handlers:
             error = response.body.get("error")
             if error in ("invalid_grant", "invalid_client"):
                 # Guessing codes or refresh tokens, or client certificates that do not fit.
-                self.server.ip_throttle.failed(remote, self.server.clock())
+                await self.server.ip_throttle.failed(remote)
                 log.warning("token_request_failed", error=error, remote=remote)
         return _oauth_response(response)
 

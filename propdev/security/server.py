@@ -20,7 +20,12 @@ from authlib.oauth2.rfc6749.requests import OAuth2Payload
 
 from propdev.config.settings import Settings
 from propdev.security.clients import Client, load_client
-from propdev.security.errors import AuthorizationRequestError, InvalidTokenError
+from propdev.security.errors import (
+    AuthorizationRequestError,
+    InvalidTokenError,
+    LoginFailedError,
+    LoginThrottledError,
+)
 from propdev.security.grants import (
     CodeGrant,
     IdToken,
@@ -32,9 +37,10 @@ from propdev.security.grants import (
 )
 from propdev.security.keys import ALGORITHM
 from propdev.security.store import OAuthStore
+from propdev.security.throttle import FailureThrottle, LocalThrottle
 from propdev.security.tickets import FormTickets, load_or_create_secret
 from propdev.security.tokens import TokenIssuer, TokenVerifier, check_certificate_binding
-from propdev.security.users import Login, LoginThrottle, User, authenticate, load_user
+from propdev.security.users import Login, User, authenticate, load_user, normalize_username
 from propdev.storage import Database
 
 Params = Mapping[str, Sequence[str]]
@@ -229,6 +235,11 @@ class OAuthServer:
     issuer = TokenIssuer(settings, keys)
     server = OAuthServer(settings, db, issuer)
     app.add_routes(oauth_routes(server))
+
+    Brute force: ``throttle`` counts failed logins per account (5 per 5 minutes),
+    ``ip_throttle`` failed logins and failed token requests per source address
+    (``PROPDEV_AUTH_FAILURES_PER_IP`` per 5 minutes). Both are this process's by default; a
+    cluster node passes ``RedisThrottle``s (``propdev.security.throttle``).
     """
 
     def __init__(
@@ -238,7 +249,8 @@ class OAuthServer:
         issuer: TokenIssuer,
         *,
         clock: Callable[[], float] = time.time,
-        throttle: LoginThrottle | None = None,
+        throttle: FailureThrottle | None = None,
+        ip_throttle: FailureThrottle | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -247,9 +259,15 @@ class OAuthServer:
         self.store = OAuthStore(db, clock)
         self.authlib = AuthlibServer(settings, self.store, issuer)
         self.verifier = TokenVerifier(settings, issuer.keys, clock=clock)
-        self.throttle = throttle if throttle is not None else LoginThrottle()
+        self.throttle: FailureThrottle = (
+            throttle if throttle is not None else LocalThrottle(clock=clock)
+        )
         # Failed logins and failed token requests per source address (brute force, stuffing).
-        self.ip_throttle = LoginThrottle(max_failures=settings.auth_failures_per_ip)
+        self.ip_throttle: FailureThrottle = (
+            ip_throttle
+            if ip_throttle is not None
+            else LocalThrottle(settings.auth_failures_per_ip, clock=clock)
+        )
         secret = load_or_create_secret(settings.pki_dir / "jwt" / "form-secret")
         self.tickets = FormTickets(secret, clock=clock)
         self._base = settings.public_url
@@ -291,17 +309,29 @@ class OAuthServer:
         """
         return await asyncio.to_thread(self._check_authorization, params)
 
-    async def login(self, username: str, password: str, otp: str) -> Login:
-        """Check the credentials; raises ``LoginFailedError`` (the same whatever was wrong)."""
-        return await asyncio.to_thread(
-            authenticate,
-            self.db,
-            username,
-            password,
-            otp,
-            now=self.clock(),
-            throttle=self.throttle,
+    async def login(
+        self, username: str, password: str, otp: str, *, remote: str | None = None
+    ) -> Login:
+        """Check the credentials; raises ``LoginFailedError`` (the same whatever was wrong),
+        or ``LoginThrottledError`` without checking them when the account or ``remote`` (the
+        source address) has failed too often lately."""
+        name = normalize_username(username)
+        wait = max(
+            await self.throttle.retry_after(name),
+            await self.ip_throttle.retry_after(remote or ""),
         )
+        if wait > 0:
+            raise LoginThrottledError(wait)
+        try:
+            login = await asyncio.to_thread(
+                authenticate, self.db, username, password, otp, now=self.clock()
+            )
+        except LoginFailedError:
+            await self.throttle.failed(name)
+            await self.ip_throttle.failed(remote or "")
+            raise
+        await self.throttle.succeeded(name)
+        return login
 
     async def authorize(self, params: Params, login: Login) -> OAuthResponse:
         """Issue a code to the client: a 303 to ``redirect_uri?code&state&iss``."""

@@ -6,9 +6,7 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
-import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -152,46 +150,6 @@ def load_user(db: Database, user_id: str) -> User | None:
     return User.from_row(row, vault_of(db)) if row is not None else None
 
 
-class LoginThrottle:
-    """Per-username failure counter (this node's memory): ``max_failures`` per ``window``.
-
-    It counts unknown usernames too, so a lock-out says nothing about which accounts exist.
-    """
-
-    def __init__(self, max_failures: int = 5, window: float = 300.0, capacity: int = 100_000):
-        self.max_failures = max_failures
-        self.window = window
-        self.capacity = capacity
-        self._failures: collections.OrderedDict[str, list[float]] = collections.OrderedDict()
-        self._lock = threading.Lock()
-
-    def locked(self, username: str, now: float) -> bool:
-        with self._lock:
-            recent = [t for t in self._failures.get(username, []) if now - t < self.window]
-            return self.max_failures > 0 and len(recent) >= self.max_failures
-
-    def failed(self, username: str, now: float) -> None:
-        if self.max_failures <= 0:
-            return
-        with self._lock:
-            recent = [t for t in self._failures.pop(username, []) if now - t < self.window]
-            self._failures[username] = [*recent, now][-self.max_failures :]
-            while len(self._failures) > self.capacity:
-                self._failures.popitem(last=False)
-
-    def retry_after(self, username: str, now: float) -> float:
-        """Seconds until ``username`` may try again (0 when not locked)."""
-        with self._lock:
-            recent = [t for t in self._failures.get(username, []) if now - t < self.window]
-            if self.max_failures <= 0 or len(recent) < self.max_failures:
-                return 0.0
-            return max(0.0, recent[-self.max_failures] + self.window - now)
-
-    def succeeded(self, username: str) -> None:
-        with self._lock:
-            self._failures.pop(username, None)
-
-
 def authenticate(
     db: Database,
     username: str,
@@ -199,17 +157,14 @@ def authenticate(
     otp: str,
     *,
     now: float,
-    throttle: LoginThrottle | None = None,
 ) -> Login:
     """Check a password and, for accounts with a TOTP secret, the one-time code: a TOTP code
     (``amr`` ``pwd otp``) or one of the account's recovery codes (``pwd mfa``).
 
     Raises ``LoginFailedError`` with the same message whatever was wrong. Sync: run in a
-    worker thread.
+    worker thread. Throttling is the caller's (``OAuthServer.login``).
     """
     name = normalize_username(username)
-    if throttle is not None and throttle.locked(name, now):
-        raise LoginFailedError("too many attempts; wait a few minutes and try again")
     row = db.sync_fetch_one("SELECT * FROM users WHERE username = :u", u=name) if name else None
     password_ok = verify_password(row["password_hash"] if row else None, password)
     amr: tuple[str, ...] = ("pwd",)
@@ -223,9 +178,5 @@ def authenticate(
         else:
             password_ok = False
     if row is None or not password_ok:
-        if throttle is not None:
-            throttle.failed(name, now)
         raise LoginFailedError("wrong username, password or one-time code")
-    if throttle is not None:
-        throttle.succeeded(name)
     return Login(User.from_row(row, vault_of(db)), amr, now)
