@@ -1,7 +1,15 @@
 """The audit log: every access decision, in append order, each entry's hash chained to the last.
 
-``hash = sha256(prev_hash || canonical JSON of the entry)``; an edited, inserted or deleted
-entry breaks the chain, which ``verify`` finds.
+``hash = sha256(prev_hash || body)`` in hex, ``prev_hash`` being the previous entry's hash as
+64 ASCII hex digits (``GENESIS`` before the first); an edited, inserted or deleted entry breaks
+the chain, which ``verify`` finds. Each entry records the format of its ``body`` in
+``hash_format``, so chains written before a format change still verify and may be mixed:
+
+* 2 (written since schema version 15): the msgpack array ``[2, at, actor, action,
+  access_point_id, decision, reason, command_id]``, ``at`` as a float 64, ``None`` as nil,
+  strings in the smallest str format (what ``msgpack.packb`` writes). The format number is
+  hashed, so changing an entry's ``hash_format`` breaks the chain too.
+* 1 (entries written before): the entry as JSON, sorted keys, no spaces.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any
 
+import msgpack
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from propdev.storage.db import Database, Row, UnitConnection, run
@@ -38,18 +47,46 @@ def _as_dict(record: AuditRecord) -> dict[str, Any]:
     return {name: getattr(record, name) for name in _FIELDS}
 
 
-def entry_hash(prev_hash: str, record: AuditRecord) -> str:
-    body = json.dumps(_as_dict(record), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(prev_hash.encode() + body.encode()).hexdigest()
+HASH_FORMAT = 2  # what ``append`` writes; ``verify`` checks every format in ``_BODIES``
+
+
+def _body_v1(record: AuditRecord) -> bytes:
+    return json.dumps(_as_dict(record), sort_keys=True, separators=(",", ":")).encode()
+
+
+def _body_v2(r: AuditRecord) -> bytes:
+    body = (
+        2,
+        float(r.at),
+        r.actor,
+        r.action,
+        r.access_point_id,
+        r.decision,
+        r.reason,
+        r.command_id,
+    )
+    packed: bytes = msgpack.packb(body)
+    return packed
+
+
+_BODIES = {1: _body_v1, 2: _body_v2}
+
+
+def entry_hash(prev_hash: str, record: AuditRecord, hash_format: int = HASH_FORMAT) -> str:
+    """The hash of ``record`` after ``prev_hash`` in format ``hash_format`` (``KeyError`` if
+    the format is unknown)."""
+    return hashlib.sha256(prev_hash.encode() + _BODIES[hash_format](record)).hexdigest()
 
 
 _LOCK = "SELECT pg_advisory_xact_lock(:k)"
 _LAST = "SELECT hash FROM audit ORDER BY id DESC LIMIT 1"
 _INSERT = (
     "INSERT INTO audit (at, actor, action, access_point_id, decision, reason, command_id, "
-    "prev_hash, hash) VALUES (:at, :actor, :action, :ap, :decision, :reason, :cmd, "
-    ":prev, :hash) RETURNING id"
+    "prev_hash, hash, hash_format) VALUES (:at, :actor, :action, :ap, :decision, :reason, "
+    ":cmd, :prev, :hash, :fmt) RETURNING id"
 )
+# Every column: a database not yet migrated to schema 15 has no hash_format (all format 1).
+_VERIFY_PAGE = "SELECT * FROM audit WHERE id > :after ORDER BY id LIMIT :limit"
 
 
 def _insert_params(record: AuditRecord, prev: str, digest: str) -> dict[str, Any]:
@@ -63,6 +100,7 @@ def _insert_params(record: AuditRecord, prev: str, digest: str) -> dict[str, Any
         "cmd": record.command_id,
         "prev": prev,
         "hash": digest,
+        "fmt": HASH_FORMAT,
     }
 
 
@@ -122,7 +160,7 @@ class AuditLog:
         checked = 0
         after = 0
         while True:
-            rows = await self.page(after=after, limit=1000)
+            rows = await self.db.fetch_all(_VERIFY_PAGE, after=after, limit=1000)
             if not rows:
                 return True, checked, None
             for row in rows:
@@ -135,7 +173,12 @@ class AuditLog:
                     reason=row["reason"],
                     command_id=row["command_id"],
                 )
-                if row["prev_hash"] != prev or entry_hash(prev, record) != row["hash"]:
+                hash_format = int(row.get("hash_format", 1))
+                if (
+                    row["prev_hash"] != prev
+                    or hash_format not in _BODIES
+                    or entry_hash(prev, record, hash_format) != row["hash"]
+                ):
                     return False, checked, int(row["id"])
                 prev = row["hash"]
                 checked += 1

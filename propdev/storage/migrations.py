@@ -216,6 +216,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 PRIMARY KEY (user_id, code_hash))""",
         ],
     ),
+    (
+        15,
+        "audit: each entry records the format of its hash (1 = sorted JSON, 2 = msgpack)",
+        [
+            # Entries written before this version keep format 1 and still verify.
+            "ALTER TABLE audit ADD COLUMN hash_format INTEGER NOT NULL DEFAULT 1",
+        ],
+    ),
 ]
 
 CURRENT_VERSION = max(v for v, _, _ in MIGRATIONS)

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+import struct
 
 from propdev.storage import Database
-from propdev.storage.audit import GENESIS, AuditLog, AuditRecord
+from propdev.storage.audit import GENESIS, HASH_FORMAT, AuditLog, AuditRecord, entry_hash
 
 
 def record(n: int, decision: str = "granted") -> AuditRecord:
@@ -62,3 +65,136 @@ async def test_pages_filter_by_access_point_in_append_order(db: Database) -> Non
     assert [e["command_id"] for e in page] == ["c0", "c1"]
     rest = await log.page(access_point_id="ap-1", after=page[-1]["id"])
     assert [e["command_id"] for e in rest] == ["c2"]
+
+
+# Hash formats: entries written before schema version 15 (format 1, sorted JSON) keep
+# verifying next to the current ones (format 2, msgpack).
+
+OLD_INSERT = (
+    "INSERT INTO audit (at, actor, action, access_point_id, decision, reason, command_id, "
+    "prev_hash, hash) VALUES (:at, :actor, :action, :ap, :decision, :reason, :cmd, :prev, :hash)"
+)
+
+
+def json_hash(prev: str, r: AuditRecord) -> str:
+    """Format 1 as the code before schema version 15 computed it."""
+    body = json.dumps(
+        {
+            "at": r.at,
+            "actor": r.actor,
+            "action": r.action,
+            "access_point_id": r.access_point_id,
+            "decision": r.decision,
+            "reason": r.reason,
+            "command_id": r.command_id,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(prev.encode() + body.encode()).hexdigest()
+
+
+def msgpack_str(value: str | None) -> bytes:
+    if value is None:
+        return b"\xc0"
+    data = value.encode()
+    assert len(data) < 256
+    return (bytes([0xA0 | len(data)]) if len(data) < 32 else bytes([0xD9, len(data)])) + data
+
+
+def msgpack_hash(prev: str, r: AuditRecord) -> str:
+    """Format 2 written out byte by byte: array of 8, the format, float 64, strings or nil."""
+    body = b"\x98\x02\xcb" + struct.pack(">d", r.at)
+    for value in (r.actor, r.action, r.access_point_id, r.decision, r.reason, r.command_id):
+        body += msgpack_str(value)
+    return hashlib.sha256(prev.encode() + body).hexdigest()
+
+
+async def insert_old_format(db: Database, records: list[AuditRecord]) -> list[int]:
+    """Entries as code before schema version 15 wrote them (no ``hash_format`` column)."""
+    last = await db.fetch_one("SELECT hash FROM audit ORDER BY id DESC LIMIT 1")
+    prev = last["hash"] if last else GENESIS
+    for r in records:
+        digest = json_hash(prev, r)
+        await db.execute(
+            OLD_INSERT,
+            at=r.at,
+            actor=r.actor,
+            action=r.action,
+            ap=r.access_point_id,
+            decision=r.decision,
+            reason=r.reason,
+            cmd=r.command_id,
+            prev=prev,
+            hash=digest,
+        )
+        prev = digest
+    rows = await db.fetch_all("SELECT id FROM audit ORDER BY id")
+    return [int(row["id"]) for row in rows[-len(records) :]]
+
+
+def test_the_current_format_is_the_documented_msgpack_array() -> None:
+    r = AuditRecord(1_700_000_000.25, "user:u1", "open", "ap-1", "granted", "", None)
+    assert entry_hash(GENESIS, r) == msgpack_hash(GENESIS, r)
+    assert entry_hash(GENESIS, r, 1) == json_hash(GENESIS, r)
+    assert entry_hash(GENESIS, r) != entry_hash(GENESIS, r, 1)
+
+
+def test_an_integer_time_hashes_like_the_float_the_database_gives_back() -> None:
+    as_int = AuditRecord(5, "user:x", "open", None, "denied", "no_right")  # type: ignore[arg-type]
+    as_float = AuditRecord(5.0, "user:x", "open", None, "denied", "no_right")
+    assert entry_hash(GENESIS, as_int) == entry_hash(GENESIS, as_float)
+
+
+async def test_entries_in_the_old_format_still_verify(db: Database) -> None:
+    ids = await insert_old_format(db, [record(n) for n in range(3)])
+    rows = await db.fetch_all("SELECT hash_format FROM audit ORDER BY id")
+    assert [row["hash_format"] for row in rows] == [1, 1, 1]
+    assert await AuditLog(db).verify() == (True, 3, None)
+    await db.execute("UPDATE audit SET actor = 'user:mallory' WHERE id = :id", id=ids[1])
+    assert await AuditLog(db).verify() == (False, 1, ids[1])
+
+
+async def test_new_entries_are_written_in_the_current_format(db: Database) -> None:
+    log = AuditLog(db)
+    entries = [await log.append(record(n)) for n in range(3)]
+    rows = await db.fetch_all("SELECT hash_format, hash FROM audit ORDER BY id")
+    assert [row["hash_format"] for row in rows] == [HASH_FORMAT] * 3
+    assert rows[0]["hash"] == msgpack_hash(GENESIS, record(0))
+    assert await log.verify() == (True, 3, None)
+    await db.execute("UPDATE audit SET reason = 'edited' WHERE id = :id", id=entries[2]["id"])
+    assert await log.verify() == (False, 2, entries[2]["id"])
+
+
+async def test_a_chain_mixing_both_formats_verifies_and_breaks_where_edited(
+    db: Database,
+) -> None:
+    log = AuditLog(db)
+    old = await insert_old_format(db, [record(n) for n in range(2)])
+    new = [await log.append(record(n)) for n in range(2, 4)]
+    last_old = await db.fetch_one("SELECT hash FROM audit WHERE id = :id", id=old[-1])
+    assert last_old is not None and new[0]["prev_hash"] == last_old["hash"]
+    assert await log.verify() == (True, 4, None)
+    await db.execute("UPDATE audit SET decision = 'denied' WHERE id = :id", id=old[0])
+    assert await log.verify() == (False, 0, old[0])
+
+
+async def test_relabelling_an_entrys_format_breaks_the_chain(db: Database) -> None:
+    log = AuditLog(db)
+    old = await insert_old_format(db, [record(0)])
+    new = await log.append(record(1))
+    await db.execute("UPDATE audit SET hash_format = 2 WHERE id = :id", id=old[0])
+    assert await log.verify() == (False, 0, old[0])
+    await db.execute("UPDATE audit SET hash_format = 1 WHERE id = :id", id=old[0])
+    await db.execute("UPDATE audit SET hash_format = 1 WHERE id = :id", id=new["id"])
+    assert await log.verify() == (False, 1, new["id"])
+    await db.execute("UPDATE audit SET hash_format = 99 WHERE id = :id", id=new["id"])
+    assert await log.verify() == (False, 1, new["id"])
+
+
+async def test_a_chain_not_yet_migrated_to_recorded_formats_verifies(db: Database) -> None:
+    await db.execute("ALTER TABLE audit DROP COLUMN hash_format")  # as before schema 15
+    ids = await insert_old_format(db, [record(n) for n in range(2)])
+    assert await AuditLog(db).verify() == (True, 2, None)
+    await db.execute("UPDATE audit SET at = 1.0 WHERE id = :id", id=ids[1])
+    assert await AuditLog(db).verify() == (False, 1, ids[1])
