@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from propdev.access import trail
 from propdev.access.errors import (
     InvalidFieldError,
     NotEntitledError,
@@ -33,8 +34,7 @@ from propdev.access.errors import (
     TooManyPassesError,
 )
 from propdev.access.rules import AccessRules, Clock
-from propdev.storage import Database, audit, run
-from propdev.storage.audit import AuditRecord
+from propdev.storage import Database, UnitConnection, audit, run
 
 CODE_DIGITS = 8
 QR_PREFIX = "propdev:pass:"
@@ -259,18 +259,34 @@ class GuestPasses:
             created_at=row["created_at"],
         )
 
-    async def create(self, owner_id: str, request: PassRequest) -> tuple[GuestPass, str]:
-        """Issue a pass; return it and its code (the only time the code is known)."""
+    async def create(
+        self, owner_id: str, request: PassRequest, *, actor: str | None = None
+    ) -> tuple[GuestPass, str]:
+        """Issue a pass; return it and its code (the only time the code is known).
+
+        Audited (``guest_pass.create``, by ``actor``, the owner by default) in the transaction
+        that stores the pass."""
         missing = await self.rules.without_right(owner_id, request.access_point_ids)
         if missing:
             raise NotEntitledError(missing)
         now = self.clock()
         pass_id = str(uuid.uuid4())
-        async with self.db.transaction() as conn:
-            if self.db.dialect == "postgresql":
-                await run(conn, "SELECT pg_advisory_xact_lock(:k)", k=_CREATE_LOCK)
-            active = await run(
-                conn,
+        record = trail.change(
+            actor or trail.resident(owner_id),
+            trail.PASS_CREATE,
+            at=now,
+            pass_id=pass_id,
+            owner_id=owner_id,
+            access_point_ids=",".join(sorted(request.access_point_ids)),
+            valid_from=iso(request.valid_from),
+            valid_until=iso(request.valid_until),
+            max_uses=request.max_uses,
+        )
+
+        def store(conn: UnitConnection) -> str:
+            if conn.dialect == "postgresql":
+                conn.run("SELECT pg_advisory_xact_lock(:k)", k=_CREATE_LOCK)
+            active = conn.run(
                 "SELECT COUNT(*) AS n FROM guest_passes WHERE owner_id = :o "
                 "AND revoked_at IS NULL AND valid_until > :now AND uses < max_uses",
                 o=owner_id,
@@ -278,9 +294,8 @@ class GuestPasses:
             )
             if int(active[0]["n"]) >= MAX_ACTIVE_PER_OWNER:
                 raise TooManyPassesError(f"at most {MAX_ACTIVE_PER_OWNER} active passes")
-            code = await self._unused_code(conn, now)
-            await run(
-                conn,
+            code = self._unused_code(conn, now)
+            conn.run(
                 "INSERT INTO guest_passes (id, owner_id, code_index, valid_from, valid_until, "
                 "max_uses, uses, created_at) VALUES (:id, :o, :c, :f, :u, :m, 0, :t)",
                 id=pass_id,
@@ -292,13 +307,16 @@ class GuestPasses:
                 t=now,
             )
             for ap in request.access_point_ids:
-                await run(
-                    conn,
+                conn.run(
                     "INSERT INTO guest_pass_access_points (pass_id, access_point_id) "
                     "VALUES (:p, :a)",
                     p=pass_id,
                     a=ap,
                 )
+            audit.sync_append(conn, record)
+            return code
+
+        code = await self.db.unit(store)
         issued = GuestPass(
             pass_id,
             owner_id,
@@ -312,11 +330,10 @@ class GuestPasses:
         )
         return issued, code
 
-    async def _unused_code(self, conn: AsyncConnection, now: float) -> str:
+    def _unused_code(self, conn: UnitConnection, now: float) -> str:
         for _ in range(_CODE_ATTEMPTS):
             code = self.codes.new()
-            clash = await run(
-                conn,
+            clash = conn.run(
                 "SELECT 1 AS x FROM guest_passes WHERE code_index = :c AND revoked_at IS NULL "
                 "AND valid_until > :now AND uses < max_uses",
                 c=self.codes.index(code),
@@ -375,33 +392,36 @@ class GuestPasses:
     ) -> GuestPass:
         """Stop the pass now (idempotent); another resident's pass is not found.
 
-        ``owner_id=None`` revokes anyone's pass (operators); with ``actor`` the revocation is
-        audited (action ``guest_pass.revoke``) in its transaction, only when it changed the
-        pass."""
+        ``owner_id=None`` revokes anyone's pass (operators, who name themselves as ``actor``).
+        The revocation is audited (``guest_pass.revoke``, by ``actor``, the owner by default)
+        in its transaction, only when it changed the pass."""
+        if actor is None and owner_id is None:
+            raise ValueError("revoking anyone's pass needs an actor")
+        who = actor or trail.resident(str(owner_id))
         mine = " AND owner_id = :o" if owner_id is not None else ""
         now = self.clock()
-        async with self.db.transaction() as conn:
-            revoked = await run(
-                conn,
+
+        def store(conn: UnitConnection) -> None:
+            revoked = conn.run(
                 f"UPDATE guest_passes SET revoked_at = :t WHERE id = :id{mine} "
                 "AND revoked_at IS NULL RETURNING owner_id",
                 t=now,
                 id=pass_id,
                 o=owner_id,
             )
-            if revoked and actor is not None:
-                await audit.append(
+            if revoked:
+                audit.sync_append(
                     conn,
-                    self.db.dialect,
-                    AuditRecord(
+                    trail.change(
+                        who,
+                        trail.PASS_REVOKE,
                         at=now,
-                        actor=actor,
-                        action="guest_pass.revoke",
-                        access_point_id=None,
-                        decision="granted",
-                        reason=f"pass_id={pass_id} owner_id={revoked[0]['owner_id']}",
+                        pass_id=pass_id,
+                        owner_id=revoked[0]["owner_id"],
                     ),
                 )
+
+        await self.db.unit(store)
         return await self.get(owner_id, pass_id)
 
     async def claim(self, presented: object, access_point_id: str, *, at: float) -> Claim:

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from propdev.access import trail
 from propdev.access.errors import (
     InvalidPlateError,
     PlateTakenError,
@@ -21,9 +22,10 @@ from propdev.access.errors import (
     VehicleNotFoundError,
 )
 from propdev.access.rules import Clock
-from propdev.storage import Database
+from propdev.storage import Database, Row, UnitConnection, audit
 
 MAX_VEHICLES = 5
+_COLUMNS = "id, owner_id, plate_sealed, created_at"
 HINT_LENGTH = 3
 
 # Russian plates use the twelve Cyrillic letters that look like Latin ones; cameras and people
@@ -109,41 +111,55 @@ class Vehicles:
             created_at=row["created_at"],
         )
 
-    async def register(self, owner_id: str, raw_plate: object) -> tuple[Vehicle, bool]:
+    async def register(
+        self, owner_id: str, raw_plate: object, *, actor: str | None = None
+    ) -> tuple[Vehicle, bool]:
         """Register a plate for ``owner_id``: (the vehicle, whether it is new).
 
         The same plate registered again by its owner is the existing vehicle; by anyone else,
-        ``PlateTakenError``.
+        ``PlateTakenError``. A new vehicle is audited (``vehicle.register``, by ``actor``, the
+        owner by default; the vehicle's id, never the plate) in the transaction that stores it.
         """
         plate = normalise_plate(raw_plate)
         key = plate_key(plate)
-        existing = await self.db.fetch_one(
-            "SELECT id, owner_id, plate_sealed, created_at FROM vehicles WHERE plate_key = :k",
-            k=key,
-        )
-        if existing is not None:
-            if existing["owner_id"] != owner_id:
-                raise PlateTakenError("this plate is registered by another resident")
-            return self._vehicle(existing), False
-        count = await self.db.fetch_one(
-            "SELECT COUNT(*) AS n FROM vehicles WHERE owner_id = :o", o=owner_id
-        )
-        if count is not None and int(count["n"]) >= MAX_VEHICLES:
-            raise TooManyVehiclesError(f"at most {MAX_VEHICLES} vehicles per resident")
         vehicle_id = str(uuid.uuid4())
+        sealed = seal_plate(plate, vehicle_id)
         now = self.clock()
-        inserted = await self.db.execute(
-            "INSERT INTO vehicles (id, owner_id, plate_key, plate_sealed, created_at) "
-            "VALUES (:id, :o, :k, :p, :t) ON CONFLICT (plate_key) DO NOTHING",
-            id=vehicle_id,
-            o=owner_id,
-            k=key,
-            p=seal_plate(plate, vehicle_id),
-            t=now,
+        record = trail.change(
+            actor or trail.resident(owner_id),
+            trail.VEHICLE_REGISTER,
+            at=now,
+            vehicle_id=vehicle_id,
+            owner_id=owner_id,
         )
-        if not inserted:  # registered at this very moment by someone: the unique key decided
-            return await self.register(owner_id, plate)
-        return Vehicle(vehicle_id, owner_id, plate, now), True
+
+        def store(conn: UnitConnection) -> Row | None:
+            existing = conn.run(f"SELECT {_COLUMNS} FROM vehicles WHERE plate_key = :k", k=key)
+            if existing:
+                return existing[0]
+            count = conn.run("SELECT COUNT(*) AS n FROM vehicles WHERE owner_id = :o", o=owner_id)
+            if int(count[0]["n"]) >= MAX_VEHICLES:
+                raise TooManyVehiclesError(f"at most {MAX_VEHICLES} vehicles per resident")
+            inserted = conn.run(
+                "INSERT INTO vehicles (id, owner_id, plate_key, plate_sealed, created_at) "
+                "VALUES (:id, :o, :k, :p, :t) ON CONFLICT (plate_key) DO NOTHING RETURNING id",
+                id=vehicle_id,
+                o=owner_id,
+                k=key,
+                p=sealed,
+                t=now,
+            )
+            if not inserted:  # registered at this very moment by someone: the unique key decided
+                return conn.run(f"SELECT {_COLUMNS} FROM vehicles WHERE plate_key = :k", k=key)[0]
+            audit.sync_append(conn, record)
+            return None
+
+        existing = await self.db.unit(store)
+        if existing is None:
+            return Vehicle(vehicle_id, owner_id, plate, now), True
+        if existing["owner_id"] != owner_id:
+            raise PlateTakenError("this plate is registered by another resident")
+        return self._vehicle(existing), False
 
     async def of(self, owner_id: str) -> list[Vehicle]:
         rows = await self.db.fetch_all(
@@ -153,11 +169,27 @@ class Vehicles:
         )
         return [self._vehicle(r) for r in rows]
 
-    async def remove(self, owner_id: str, vehicle_id: str) -> None:
-        removed = await self.db.execute(
-            "DELETE FROM vehicles WHERE id = :id AND owner_id = :o", id=vehicle_id, o=owner_id
+    async def remove(self, owner_id: str, vehicle_id: str, *, actor: str | None = None) -> None:
+        """Remove the owner's vehicle, audited (``vehicle.remove``) in the same transaction."""
+        record = trail.change(
+            actor or trail.resident(owner_id),
+            trail.VEHICLE_REMOVE,
+            at=self.clock(),
+            vehicle_id=vehicle_id,
+            owner_id=owner_id,
         )
-        if not removed:
+
+        def store(conn: UnitConnection) -> bool:
+            removed = conn.run(
+                "DELETE FROM vehicles WHERE id = :id AND owner_id = :o RETURNING id",
+                id=vehicle_id,
+                o=owner_id,
+            )
+            if removed:
+                audit.sync_append(conn, record)
+            return bool(removed)
+
+        if not await self.db.unit(store):
             raise VehicleNotFoundError(vehicle_id)
 
     async def find(self, normalised_plate: str) -> Vehicle | None:

@@ -256,7 +256,8 @@ class AccessPoints:
             await run(conn, "DELETE FROM rights WHERE access_point_id = :a", a=point_id)
             passes = await run(
                 conn,
-                "SELECT pass_id FROM guest_pass_access_points WHERE access_point_id = :a",
+                "SELECT pass_id FROM guest_pass_access_points WHERE access_point_id = :a "
+                "ORDER BY pass_id",
                 a=point_id,
             )
             await run(
@@ -269,16 +270,29 @@ class AccessPoints:
                     "SELECT COUNT(*) AS n FROM guest_pass_access_points WHERE pass_id = :p",
                     p=row["pass_id"],
                 )
+                gone: list[Any] = []
                 if not int(left[0]["n"]):
-                    revoked += len(
-                        await run(
-                            conn,
-                            "UPDATE guest_passes SET revoked_at = :t WHERE id = :p "
-                            "AND revoked_at IS NULL RETURNING id",
-                            t=now,
-                            p=row["pass_id"],
-                        )
+                    gone = await run(
+                        conn,
+                        "UPDATE guest_passes SET revoked_at = :t WHERE id = :p "
+                        "AND revoked_at IS NULL RETURNING id",
+                        t=now,
+                        p=row["pass_id"],
                     )
+                    revoked += len(gone)
+                await record(  # each pass that lost the access point, or was revoked for it
+                    conn,
+                    self.db.dialect,
+                    actor=actor,
+                    action="guest_pass.revoke" if gone else "guest_pass.change",
+                    access_point_id=point_id,
+                    reason=details(
+                        pass_id=row["pass_id"],
+                        removed_access_point_id=point_id,
+                        cause="access_point.delete",
+                    ),
+                    at=now,
+                )
             await run(conn, "DELETE FROM device_state WHERE access_point_id = :a", a=point_id)
             await run(conn, "DELETE FROM access_points WHERE id = :a", a=point_id)
             report = {

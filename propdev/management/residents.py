@@ -159,6 +159,22 @@ class Residents:
                     u=user_id,
                     t=now,
                 )
+            ended = (
+                ("guest_pass.revoke", "pass_id", passes),
+                ("vehicle.remove", "vehicle_id", vehicles),
+            )
+            for action, key, rows in ended:  # each pass and car by id, as the resident's own
+                for gone in rows:
+                    await record(
+                        conn,
+                        self.db.dialect,
+                        actor=actor,
+                        action=action,
+                        reason=details(
+                            **{key: gone["id"]}, owner_id=user_id, cause="resident.move_out"
+                        ),
+                        at=now,
+                    )
             report = {
                 "rights_ended": len(rights),
                 "passes_revoked": len(passes),

@@ -403,6 +403,8 @@ async def test_an_invited_resident_logs_in_opens_with_a_granted_right_and_moving
         "resident.invite",
         "right.grant",
         "right.grant",
+        "guest_pass.revoke",  # her pass and her car, each by id, in the move-out's transaction
+        "vehicle.remove",
         "resident.move_out",
     ]
     assert all(e["decision"] == "granted" for e in entries)

@@ -99,7 +99,8 @@ def _pass_id(request: web.Request) -> str:
     description=(
         "A code for the keypad (and as a QR payload) that opens the given access points within "
         "the window, at most `max_uses` times; each use is audited and told to the issuer "
-        "(`pass.used`)."
+        "(`pass.used`). The issue is audited too (action `guest_pass.create`, actor "
+        "`user:<id>`, the pass's id, never the code)."
     ),
     tags=["guest passes"],
     request=PASS_REQUEST,
@@ -170,7 +171,10 @@ async def get_pass(request: web.Request) -> web.Response:
 @requires(Permission.RESIDENT)
 @doc(
     "Revoke a guest pass",
-    description="The code stops working at once, on every node. Revoking twice is a 204 too.",
+    description=(
+        "The code stops working at once, on every node. Audited (action `guest_pass.revoke`, "
+        "actor `user:<id>`); revoking twice is a 204 too and adds no entry."
+    ),
     tags=["guest passes"],
     responses={204: None, 404: "No such pass of the caller."},
 )

@@ -61,7 +61,9 @@ VEHICLE = schemas.named(
     description=(
         "From then on the barrier opens for this plate when its camera recognises it and the "
         "resident may use the barrier (schedules apply); the resident is told "
-        "(`access.automatic`). The same plate again answers 200 with the existing vehicle."
+        "(`access.automatic`). The same plate again answers 200 with the existing vehicle. "
+        "A new vehicle is audited (action `vehicle.register`, actor `user:<id>`, the "
+        "vehicle's id, never the plate)."
     ),
     tags=["vehicles"],
     request=VEHICLE_REQUEST,
@@ -110,7 +112,10 @@ async def list_vehicles(request: web.Request) -> web.Response:
 @requires(Permission.RESIDENT)
 @doc(
     "Remove a vehicle",
-    description="Its plate no longer opens anything, at once.",
+    description=(
+        "Its plate no longer opens anything, at once. Audited (action `vehicle.remove`, the "
+        "vehicle's id)."
+    ),
     tags=["vehicles"],
     responses={204: None, 404: "No such vehicle of the caller."},
 )

@@ -33,8 +33,9 @@ async def point(estate: Estate, ap_id: str) -> AccessPoint:
 
 
 async def audit_tail(estate: Estate) -> list[tuple[str, str, str]]:
+    """The access decisions (credentials registered and passes issued are audited too)."""
     rows = await AuditLog(estate.db).page()
-    return [(r["actor"], r["decision"], r["reason"]) for r in rows]
+    return [(r["actor"], r["decision"], r["reason"]) for r in rows if r["action"] == "open"]
 
 
 async def test_a_registered_plate_opens_the_barrier_and_tells_its_owner(

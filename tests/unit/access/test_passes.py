@@ -146,3 +146,51 @@ async def test_another_residents_pass_is_not_found(estate: Estate) -> None:
         await estate.passes.get(estate.neighbour, issued.id)
     assert (await estate.passes.get(estate.owner, issued.id)).revoked_at is None
     assert await estate.passes.of(estate.neighbour) == []
+
+
+async def audit_rows(estate: Estate) -> list[dict[str, Any]]:
+    rows = await estate.db.fetch_all("SELECT actor, action, reason FROM audit ORDER BY id")
+    return [dict(r) for r in rows]
+
+
+async def test_issuing_and_revoking_a_pass_are_audited_by_who_did_it_without_the_code(
+    estate: Estate,
+) -> None:
+    from propdev.storage.audit import AuditLog
+
+    await estate.rules.grant(estate.owner, DOOR)
+    issued, code = await estate.passes.create(estate.owner, request(max_uses=3))
+    await estate.passes.revoke(estate.owner, issued.id)
+    await estate.passes.revoke(estate.owner, issued.id)  # changes nothing: no entry
+    second, _ = await estate.passes.create(estate.owner, request())
+    await estate.passes.revoke(None, second.id, actor="operator:op-1")
+
+    rows = await audit_rows(estate)
+    assert [(r["actor"], r["action"]) for r in rows] == [
+        (f"user:{estate.owner}", "guest_pass.create"),
+        (f"user:{estate.owner}", "guest_pass.revoke"),
+        (f"user:{estate.owner}", "guest_pass.create"),
+        ("operator:op-1", "guest_pass.revoke"),
+    ]
+    assert f"pass_id={issued.id}" in rows[0]["reason"]
+    assert f"access_point_ids={DOOR}" in rows[0]["reason"] and "max_uses=3" in rows[0]["reason"]
+    assert rows[3]["reason"] == f"pass_id={second.id} owner_id={estate.owner}"
+    assert not any(code in r["reason"] for r in rows)
+    assert await AuditLog(estate.db).verify() == (True, 4, None)
+
+
+async def test_a_refused_pass_leaves_no_audit_entry(estate: Estate) -> None:
+    from propdev.access import TooManyPassesError
+    from propdev.access.passes import MAX_ACTIVE_PER_OWNER
+
+    await estate.rules.grant(estate.owner, DOOR)
+    with pytest.raises(NotEntitledError):
+        await estate.passes.create(estate.owner, request(access_point_ids=[OTHER_DOOR]))
+    for _ in range(MAX_ACTIVE_PER_OWNER):
+        await estate.passes.create(estate.owner, request())
+    with pytest.raises(TooManyPassesError):
+        await estate.passes.create(estate.owner, request())
+    rows = await audit_rows(estate)
+    assert len(rows) == MAX_ACTIVE_PER_OWNER == len(await estate.passes.of(estate.owner))
+    with pytest.raises(ValueError, match="actor"):
+        await estate.passes.revoke(None, rows[0]["reason"])

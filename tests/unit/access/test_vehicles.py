@@ -56,3 +56,39 @@ async def test_removing_is_for_the_owner_only_and_frees_the_plate(estate: Estate
     assert await estate.vehicles.find("B777OP99") is None
     _, new = await estate.vehicles.register(estate.neighbour, "B777OP99")
     assert new
+
+
+async def test_registering_and_removing_a_vehicle_are_audited_by_id_never_by_plate(
+    estate: Estate,
+) -> None:
+    from propdev.access import TooManyVehiclesError
+    from propdev.access.vehicles import MAX_VEHICLES, plate_key
+    from propdev.storage.audit import AuditLog
+
+    vehicle, _ = await estate.vehicles.register(estate.owner, "B777OP99")
+    await estate.vehicles.register(estate.owner, "b 777 op 99")  # already hers: no entry
+    with pytest.raises(PlateTakenError):
+        await estate.vehicles.register(estate.neighbour, "B777OP99")
+    await estate.vehicles.remove(estate.owner, vehicle.id, actor="operator:op-1")
+    with pytest.raises(VehicleNotFoundError):
+        await estate.vehicles.remove(estate.owner, vehicle.id)
+    for i in range(MAX_VEHICLES):
+        await estate.vehicles.register(estate.neighbour, f"C{i}00CC77")
+    with pytest.raises(TooManyVehiclesError):
+        await estate.vehicles.register(estate.neighbour, "E999EE77")
+
+    rows = [
+        dict(r)
+        for r in await estate.db.fetch_all("SELECT actor, action, reason FROM audit ORDER BY id")
+    ]
+    assert [(r["actor"], r["action"]) for r in rows[:2]] == [
+        (f"user:{estate.owner}", "vehicle.register"),
+        ("operator:op-1", "vehicle.remove"),
+    ]
+    assert [r["action"] for r in rows[2:]] == ["vehicle.register"] * MAX_VEHICLES
+    assert (
+        rows[0]["reason"] == rows[1]["reason"] == f"vehicle_id={vehicle.id} owner_id={estate.owner}"
+    )
+    text = repr(rows)
+    assert "B777OP99" not in text and "777" not in text and plate_key("B777OP99") not in text
+    assert await AuditLog(estate.db).verify() == (True, 2 + MAX_VEHICLES, None)

@@ -59,9 +59,14 @@ async def test_moving_out_ends_rights_passes_vehicles_and_refresh_tokens_at_once
     else:
         raise AssertionError("a second move-out must be refused")
 
-    audit = await db.fetch_all("SELECT action, reason FROM audit")
-    assert [a["action"] for a in audit] == ["resident.move_out"]
-    assert "Rita" not in audit[0]["reason"] and resident in audit[0]["reason"]
+    audit = await db.fetch_all("SELECT action, reason FROM audit ORDER BY id")
+    assert [a["action"] for a in audit] == [
+        "guest_pass.revoke",
+        "vehicle.remove",
+        "resident.move_out",
+    ]
+    assert audit[1]["reason"] == f"vehicle_id=v-1 owner_id={resident} cause=resident.move_out"
+    assert all("Rita" not in a["reason"] and resident in a["reason"] for a in audit)
 
     # A node starting within a token lifetime refuses the resident's tokens too.
     fresh = cutoffs()
@@ -92,3 +97,12 @@ async def test_deleting_an_access_point_ends_its_rights_and_revokes_passes_left_
     assert report == {"rights_ended": 1, "passes_changed": 2, "passes_revoked": 1}
     rows = await db.fetch_all("SELECT id, revoked_at FROM guest_passes ORDER BY id")
     assert [(r["id"], r["revoked_at"] is not None) for r in rows] == [("p-1", True), ("p-2", False)]
+    audit = await db.fetch_all("SELECT actor, action, reason FROM audit ORDER BY id")
+    assert [(a["actor"], a["action"]) for a in audit] == [
+        (OPERATOR, "guest_pass.revoke"),
+        (OPERATOR, "guest_pass.change"),
+        (OPERATOR, "access_point.delete"),
+    ]
+    assert audit[1]["reason"] == (
+        "pass_id=p-2 removed_access_point_id=ap-1 cause=access_point.delete"
+    )
