@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from propdev.config.settings import Settings, SettingsError
+from propdev.config.settings import SIGNING_ALGORITHMS, PartnerSigning, Settings, SettingsError
 
-__all__ = ("Settings", "SettingsError")
+__all__ = ("SIGNING_ALGORITHMS", "PartnerSigning", "Settings", "SettingsError")

@@ -81,6 +81,45 @@ class Settings:
     redis_prefix: str = "propdev"  # cluster name: the Redis keys of one cluster
     partner_url: str | None = None
     utilities_url: str | None = None  # unset: the utilities simulator runs in-process
+SIGNING_ALGORITHMS = ("ed25519", "ecdsa-p256-sha256")
+"""RFC 9421 algorithms a partner's outgoing calls may be signed with."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PartnerSigning:
+    """One partner whose outgoing calls are signed (RFC 9421): algorithm and key id (None: the
+    key's JWK thumbprint)."""
+
+    partner_id: str
+    algorithm: str = "ed25519"
+    key_id: str | None = None
+
+
+def _partner_signing(name: str) -> Callable[[str], tuple[PartnerSigning, ...]]:
+    """``partner[:algorithm[:key id]]``, comma-separated."""
+    check = _name(name)
+
+    def parse(raw: str) -> tuple[PartnerSigning, ...]:
+        entries: dict[str, PartnerSigning] = {}
+        for item in (part.strip() for part in raw.split(",")):
+            if not item:
+                continue
+            partner, _, rest = item.partition(":")
+            algorithm, _, key_id = rest.partition(":")
+            algorithm = algorithm or "ed25519"
+            if algorithm not in SIGNING_ALGORITHMS:
+                raise SettingsError(
+                    f"{name}={raw!r}: algorithm {algorithm!r} is not one of "
+                    + ", ".join(SIGNING_ALGORITHMS)
+                )
+            if check(partner) in entries:
+                raise SettingsError(f"{name}={raw!r}: partner {partner!r} named twice")
+            entries[partner] = PartnerSigning(partner, algorithm, check(key_id) if key_id else None)
+        return tuple(entries.values())
+
+    return parse
+
+
     grpc_port: int | None = None  # the partners' gRPC listener (mTLS); unset: none
     callback_url: str = ""
     access_token_ttl: int = 300
@@ -123,6 +162,7 @@ class Settings:
 
     @property
     def audience(self) -> str:
+    partner_signing: tuple[PartnerSigning, ...] = ()  # partners whose calls we sign (RFC 9421)
         """The ``aud`` of access tokens for this API."""
         return self.public_url
 
@@ -131,6 +171,10 @@ class Settings:
         cls, environ: Mapping[str, str] | None = None, toml_path: str | Path | None = None
     ) -> Settings:
         """Build settings from ``environ`` (default ``os.environ``) over an optional TOML file.
+
+    def signing_for(self, partner_id: str) -> PartnerSigning | None:
+        """How ``partner_id``'s outgoing calls are signed; None when they are not."""
+        return next((p for p in self.partner_signing if p.partner_id == partner_id), None)
 
         TOML keys are the variable names without the ``PROPDEV_`` prefix, in lower case.
         """
@@ -244,6 +288,10 @@ class Settings:
             )
         return dataclasses.replace(
             self,
+            "PROPDEV_PARTNER_SIGNING": (
+                "partner_signing",
+                _partner_signing("PROPDEV_PARTNER_SIGNING"),
+            ),
             public_url=public_url,
             node_id=node_id,
             database_url=database_url,

@@ -47,3 +47,8 @@ class BulkheadFullError(PartnerError):
         super().__init__(f"partner {partner_id!r} has {max_in_flight} calls in flight")
         self.partner_id = partner_id
         self.max_in_flight = max_in_flight
+
+
+class SigningKeyError(ValueError):
+    """Raised when a partner's request-signing key is unreadable or not of the configured
+    algorithm (``PROPDEV_PARTNER_SIGNING``)."""
