@@ -294,6 +294,23 @@ EXTERNAL[("POST", "/sim/v1/callbacks/flush")] = operation(
     tags=SIM,
     responses={204: None},
 )
+EXTERNAL[("GET", "/sim/v1/signatures")] = operation(
+    "Simulator: whether API calls must carry our RFC 9421 signature, and how many were "
+    "verified or refused (by reason)",
+    tags=SIM,
+    responses={
+        200: {
+            "type": "object",
+            "required": ["required"],
+            "properties": {
+                "required": BOOLEAN,
+                "key_id": STRING,
+                "verified": {"type": "integer", "minimum": 0},
+                "refused": {"type": "object", "additionalProperties": {"type": "integer"}},
+            },
+        }
+    },
+)
 for (_method, _path), _op in list(EXTERNAL.items()):
     if _path.startswith("/sim/v1/"):
         EXTERNAL[(_method, "/sim/acme/v1/" + _path.removeprefix("/sim/v1/"))] = operation(

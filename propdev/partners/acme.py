@@ -33,6 +33,7 @@ from propdev.partners.errors import (
     PartnerTimeoutError,
     PartnerUnavailableError,
 )
+from propdev.partners.httpsig import RequestSigner
 from propdev.partners.simulator.acme import AcmeSimulator
 from propdev.partners.simulator.state import ConnectionDropped, VendorError
 
@@ -107,12 +108,20 @@ class AcmeInProcessClient:
 
 
 class AcmeHttpClient:
-    """Acme's API over HTTPS (one keep-alive session, the project CA trusted)."""
+    """Acme's API over HTTPS (one keep-alive session, the project CA trusted); with a
+    ``signer``, every request signed (RFC 9421, ``httpsig``)."""
 
     def __init__(
-        self, base_url: str, *, ssl_context: ssl.SSLContext, api_key: str, timeout: float
+        self,
+        base_url: str,
+        *,
+        ssl_context: ssl.SSLContext,
+        api_key: str,
+        timeout: float,
+        signer: RequestSigner | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
+        self._signer = signer
         self._ssl = ssl_context
         self._api_key = api_key
         self._timeout = timeout
@@ -164,8 +173,15 @@ class AcmeHttpClient:
         body: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         url = URL(self._base + API_PREFIX + path, encoded=True)
+        sent = dict(headers or {})
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            sent["Content-Type"] = "application/json"
+        if self._signer is not None:
+            self._signer.sign(method, str(url), sent, data)
         try:
-            async with self._client().request(method, url, headers=headers, json=body) as resp:
+            async with self._client().request(method, url, headers=sent, data=data) as resp:
                 raw, status = await resp.read(), resp.status
         except TimeoutError as exc:
             raise PartnerTimeoutError(f"acme: no answer within {self._timeout}s") from exc

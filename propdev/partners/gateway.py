@@ -24,6 +24,7 @@ from propdev.partners.apikey import vendor_api_key
 from propdev.partners.base import DeviceInfo, DeviceStatus, OpenResult, PartnerAdapter
 from propdev.partners.breaker import Breaker
 from propdev.partners.errors import BulkheadFullError, PartnerError, PartnerTimeoutError
+from propdev.partners.httpsig import request_signer
 from propdev.partners.inprocess import InProcessAdapter
 from propdev.partners.simulator.acme import AcmeSimulator
 from propdev.partners.simulator.state import VendorSimulator
@@ -228,6 +229,7 @@ def build_gateway(
             ssl_context=client_context(settings.pki_dir),
             api_key=api_key or vendor_api_key(settings.data_dir, partner_id),
             timeout=settings.partner_timeout,
+            signer=request_signer(settings, partner_id),
         )
     return PartnerGateway(
         adapter,
@@ -261,6 +263,7 @@ def build_acme_gateway(
             ssl_context=client_context(settings.pki_dir),
             api_key=vendor_api_key(settings.data_dir, partner_id),
             timeout=settings.partner_timeout,
+            signer=request_signer(settings, partner_id),
         )
         adapter = AcmeAdapter(partner_id, client)
     return PartnerGateway(

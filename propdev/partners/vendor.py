@@ -3,7 +3,8 @@
 One ``aiohttp.ClientSession`` per adapter (keep-alive), created on first use and closed by
 ``close()``. The vendor's certificate is checked against the ``ssl_context`` given (the
 project CA's ``client_context``). Our request id travels as ``Idempotency-Key``, the W3C trace
-context as ``traceparent``, our credentials as ``X-Api-Key``.
+context as ``traceparent``, our credentials as ``X-Api-Key``. With a ``signer`` (a partner named
+in ``PROPDEV_PARTNER_SIGNING``) every request carries an RFC 9421 signature (``httpsig``).
 
 Answers map to: 2xx → result; 401 (our key), 429 and 5xx → ``PartnerUnavailableError``; other
 4xx with a JSON ``{"error": code}`` → ``PartnerRefusedError(code)``; a connection or TLS
@@ -28,6 +29,7 @@ from propdev.partners.errors import (
     PartnerTimeoutError,
     PartnerUnavailableError,
 )
+from propdev.partners.httpsig import RequestSigner
 
 API_PREFIX = "/vendor/v1"
 UNAVAILABLE_4XX = frozenset({401, 407, 408, 429})
@@ -53,8 +55,10 @@ class VendorHttpAdapter:
         api_key: str,
         timeout: float,
         max_connections: int = 64,
+        signer: RequestSigner | None = None,
     ) -> None:
         self._partner_id = partner_id
+        self._signer = signer
         self._base = base_url.rstrip("/")
         self._ssl = ssl_context
         self._api_key = api_key
@@ -129,6 +133,8 @@ class VendorHttpAdapter:
         self, method: str, path: str, headers: dict[str, str] | None = None
     ) -> dict[str, Any]:
         url = URL(self._base + API_PREFIX + path, encoded=True)
+        if self._signer is not None:
+            headers = self._signer.sign(method, str(url), dict(headers or {}))
         try:
             async with self._client().request(method, url, headers=headers) as resp:
                 raw = await resp.read()

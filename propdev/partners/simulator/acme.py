@@ -21,7 +21,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from propdev.partners.base import DeviceInfo
-from propdev.partners.simulator.app import control_routes
+from propdev.partners.simulator.app import control_routes, signature_middleware
 from propdev.partners.simulator.state import (
     MAX_REMEMBERED,
     Callback,
@@ -165,6 +165,17 @@ def acme_auth_middleware(*, api_key: str) -> Middleware:
         return await handler(request)
 
     return impl
+
+
+def _acme_signature_refusal(reason: str) -> web.StreamResponse:
+    body = {"accepted": False, "code": "E_SIGNATURE", "detail": reason}
+    return web.json_response(body, status=401)
+
+
+def acme_signature_middleware(sim: AcmeSimulator) -> Middleware:
+    """401 ``E_SIGNATURE`` (detail: the reason) for acme API calls without our valid RFC 9421
+    signature, while ``sim.core.signatures`` is set."""
+    return signature_middleware(sim.core, prefix=ACME_PREFIX + "/", refusal=_acme_signature_refusal)
 
 
 def acme_routes(sim: AcmeSimulator) -> list[web.RouteDef]:

@@ -8,6 +8,11 @@ Vendor API (JSON; every call needs ``X-Api-Key``):
   id) and optional ``traceparent`` → 200 ``{"status": "opened", "command_id", "device_id",
   "confirmed_at"}``; a repeated key replays the first answer with ``Idempotent-Replayed: true``.
 
+When the simulator holds a ``RequestVerifier`` (``sim.signatures``; ``partner-sim`` makes one
+for each partner named in ``PROPDEV_PARTNER_SIGNING``) every vendor API call must carry our RFC
+9421 signature: else 401 ``{"error": "invalid_signature", "reason", "message"}``, the reason
+being one of ``httpsig.REASONS`` (``unsigned``, ``expired``, ``bad_signature``, ...).
+
 ``device`` is ``{"device_id", "kind", "name", "online", "state", "last_seen"}``. Errors are
 ``{"error": code, "message"}``: 400 ``invalid_request``, 401 ``unauthorized``, 403 ``denied``,
 404 ``unknown_device``, 409 ``device_offline`` | ``device_jammed`` | ``device_busy``, 422
@@ -19,15 +24,19 @@ Control API (no authentication; a test tool): ``GET|POST /sim/v1/faults``,
 ``PATCH /sim/v1/devices/{device_id}`` (a change of ``online`` or ``state`` is called back),
 ``GET|POST /sim/v1/passages`` (``{"after_open_ms": N | null}``: an ``entry`` N ms after each
 confirmed open, or none), ``POST /sim/v1/callbacks/flush`` (answers 204 once every callback
-made so far was delivered or given up on). Bad input → 400 ``application/problem+json``.
+made so far was delivered or given up on), ``GET /sim/v1/signatures`` (``{"required": bool}``
+and, when required, ``key_id``, ``verified`` and ``refused`` counts by reason). Bad input → 400
+``application/problem+json``.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Callable
 from typing import Any
 
+import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
@@ -44,6 +53,8 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 VENDOR_PREFIX = "/vendor/v1/"
 MAX_KEY_LENGTH = 255
 PROBLEM_BASE = "https://propdev.example/problems/"
+
+log = structlog.get_logger()
 
 
 # -- vendor API ---------------------------------------------------------------------------------
@@ -71,6 +82,32 @@ def api_key_middleware(*, api_key: str) -> Middleware:
         return await handler(request)
 
     return impl
+
+
+def signature_middleware(
+    sim: VendorSimulator, *, prefix: str, refusal: Callable[[str], web.StreamResponse]
+) -> Middleware:
+    """Answer ``refusal(reason)`` to API calls under ``prefix`` whose RFC 9421 signature
+    ``sim.signatures`` refuses (no check while it is None)."""
+
+    @web.middleware
+    async def impl(request: web.Request, handler: Handler) -> web.StreamResponse:
+        verifier = sim.signatures
+        if verifier is not None and request.path.startswith(prefix):
+            url = f"{request.scheme}://{request.host}{request.raw_path}"
+            reason = verifier.verify(request.method, url, request.headers, await request.read())
+            if reason is not None:
+                log.info("simulator_signature_refused", path=request.path, reason=reason)
+                return refusal(reason)
+        return await handler(request)
+
+    return impl
+
+
+def _vendor_signature_refusal(reason: str) -> web.StreamResponse:
+    message = f"request signature refused: {reason}"
+    body = {"error": "invalid_signature", "reason": reason, "message": message}
+    return web.json_response(body, status=401)
 
 
 def vendor_routes(sim: VendorSimulator) -> list[web.RouteDef]:
@@ -202,6 +239,12 @@ def control_routes(sim: VendorSimulator) -> list[web.RouteDef]:
         await sim.settle()  # every callback made so far was delivered (or given up on)
         return web.Response(status=204)
 
+    async def get_signatures(request: web.Request) -> web.StreamResponse:
+        verifier = sim.signatures
+        if verifier is None:
+            return web.json_response({"required": False})
+        return web.json_response({"required": True, **verifier.snapshot()})
+
     async def get_passages(request: web.Request) -> web.StreamResponse:
         return web.json_response(passages(sim.passage_delay))
 
@@ -225,6 +268,7 @@ def control_routes(sim: VendorSimulator) -> list[web.RouteDef]:
         web.get("/sim/v1/passages", get_passages),
         web.post("/sim/v1/callbacks/flush", flush_callbacks),
         web.post("/sim/v1/passages", set_passages),
+        web.get("/sim/v1/signatures", get_signatures),
     ]
 
 
@@ -232,7 +276,12 @@ def make_vendor_app(sim: VendorSimulator, *, api_key: str) -> web.Application:
     """The vendor's API and the control API of ``sim`` in one application."""
     if not api_key:
         raise ValueError("the vendor API needs an API key")
-    app = web.Application(middlewares=[api_key_middleware(api_key=api_key)])
+    app = web.Application(
+        middlewares=[
+            api_key_middleware(api_key=api_key),
+            signature_middleware(sim, prefix=VENDOR_PREFIX, refusal=_vendor_signature_refusal),
+        ]
+    )
     app.add_routes(vendor_routes(sim))
     app.add_routes(control_routes(sim))
     return app

@@ -8,7 +8,9 @@ Beside the intercom vendor (partner ``simulator``, ``/vendor/v1``, control ``/si
 listener serves the asynchronous vendor acme (partner ``acme``, ``/acme/v2``, control
 ``/sim/acme/v1``). Each calls back ``settings.callback_url`` as its partner, with that partner's
 client certificate from the data dir (``<pki dir>/partners/<name>/``); a vendor whose partner
-has no certificate there sends no callbacks (logged at start).
+has no certificate there sends no callbacks (logged at start). A partner named in
+``PROPDEV_PARTNER_SIGNING`` has its API calls' RFC 9421 signatures checked against our public
+key for it (from the shared data dir, as the API key), as a vendor that verifies them would.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from aiohttp import web
 from propdev.config import Settings
 from propdev.partners.apikey import api_key_path, vendor_api_key
 from propdev.partners.callbacks import CallbackSender
+from propdev.partners.httpsig import request_verifier
 from propdev.partners.signing import webhook_secret
 from propdev.partners.simulator.acme import (
     AcmeSimulator,
     acme_auth_middleware,
     acme_control_routes,
     acme_routes,
+    acme_signature_middleware,
 )
 from propdev.partners.simulator.app import make_vendor_app
 from propdev.partners.simulator.state import VendorSimulator
@@ -93,6 +97,8 @@ async def run_partner_sim(
     """Start the vendor API and control API over HTTPS; ``port=0`` picks a free port."""
     sim = sim or VendorSimulator()
     acme = AcmeSimulator()
+    sim.signatures = sim.signatures or request_verifier(settings, PARTNER_ID)
+    acme.core.signatures = request_verifier(settings, ACME_PARTNER_ID)
     key = api_key or vendor_api_key(settings.data_dir, PARTNER_ID)
     cert = ensure_server_cert(settings.pki_dir, CERT_HOSTS, name=CERT_NAME)
     ssl_context = server_context(settings.pki_dir, cert)
@@ -100,6 +106,7 @@ async def run_partner_sim(
     app.middlewares.append(
         acme_auth_middleware(api_key=vendor_api_key(settings.data_dir, ACME_PARTNER_ID))
     )
+    app.middlewares.append(acme_signature_middleware(acme))
     app.add_routes(acme_routes(acme))
     app.add_routes(acme_control_routes(acme))
     senders = []

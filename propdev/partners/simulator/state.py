@@ -41,11 +41,14 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from propdev.partners.base import DeviceInfo, DeviceKind
+
+if TYPE_CHECKING:
+    from propdev.partners.httpsig import RequestVerifier
 
 log = structlog.get_logger()
 
@@ -193,6 +196,7 @@ class VendorSimulator:
         self._background: set[asyncio.Task[Any]] = set()
         self.passage_delay: float | None = None
         self.drain: Callable[[], Awaitable[None]] | None = None  # waits for callbacks to land
+        self.signatures: RequestVerifier | None = None  # set: API calls must be signed (RFC 9421)
         self.reset()
 
     # -- control -----------------------------------------------------------------------------
