@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from propdev.config import Settings, SettingsError
+from propdev.config import SIGNING_ALGORITHMS, Settings, SettingsError
 
 log = structlog.get_logger()
 
@@ -36,6 +36,18 @@ def _parser() -> argparse.ArgumentParser:
     issue.add_argument("--allow-ip", action="append", default=[], metavar="CIDR")
     revoke = pki.add_parser("revoke-partner", help="put a partner's certificate on the CRL")
     revoke.add_argument("name")
+    partner = sub.add_parser("partner", help="partners' settings").add_subparsers(
+        dest="partner", required=True
+    )
+    signing = partner.add_parser(
+        "signing-key",
+        help="our RFC 9421 public key for a partner (made if missing), for the vendor",
+    )
+    signing.add_argument("name")
+    signing.add_argument("--format", choices=("pem", "jwk"), default="pem")
+    signing.add_argument(
+        "--alg", choices=SIGNING_ALGORITHMS, help="when PROPDEV_PARTNER_SIGNING does not name it"
+    )
     keys = sub.add_parser("keys", help="data keys (envelope encryption)").add_subparsers(
         dest="keys", required=True
     )
@@ -84,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from propdev.security.admin_cli import revoke_partner_command
 
         return revoke_partner_command(settings, args.name)
+    if args.command == "partner":
+        return _signing_key(settings, args.name, args.format, args.alg)
     if args.command == "keys":
         from propdev.security.admin_cli import keys_command
 
@@ -155,6 +169,29 @@ async def _issue_partner(settings: Settings, name: str, cidrs: list[str]) -> int
     finally:
         await db.close()
     print(json.dumps({"partner": name, "cert": str(cert), "key": str(cert.with_name("key.pem"))}))
+    return 0
+
+
+def _signing_key(settings: Settings, name: str, fmt: str, alg: str | None) -> int:
+    from propdev.config import PartnerSigning
+    from propdev.partners.httpsig import partner_key, signing_key_path
+
+    config = settings.signing_for(name) or PartnerSigning(name, alg or SIGNING_ALGORITHMS[0])
+    if alg is not None and alg != config.algorithm:
+        print(f"--alg {alg}: PROPDEV_PARTNER_SIGNING says {config.algorithm}", file=sys.stderr)
+        return 2
+    try:
+        key = partner_key(settings.data_dir, config)
+    except ValueError as exc:  # SigningKeyError: a key of another kind, unreadable
+        print(str(exc), file=sys.stderr)
+        return 2
+    print(key.pem().rstrip() if fmt == "pem" else json.dumps(key.jwk()))
+    signing = "on" if settings.signing_for(name) else "off (not in PROPDEV_PARTNER_SIGNING)"
+    print(
+        f"partner {name}: {key.algorithm}, keyid {key.key_id}, "
+        f"key {signing_key_path(settings.data_dir, name)}, signing {signing}",
+        file=sys.stderr,
+    )
     return 0
 
 
