@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
+import ipaddress
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -410,6 +411,7 @@ async def serve(
     """Run one node over HTTPS until cancelled (``span_exporter``: tests' in-memory spans;
     ``on_node``: tests get the node before it starts, e.g. to inject a clock)."""
     from propdev.http.app import make_app
+    from propdev.http.connections import CappedTCPSite, ConnectionCap
     from propdev.http.limits import server_limits
 
     ensure_ca(settings.pki_dir)
@@ -429,7 +431,14 @@ async def serve(
     tls = TLSReloader(
         lambda: server_context(settings.pki_dir, server_cert), settings.pki_dir, server_cert
     )
-    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=tls.ctx, backlog=1024)
+    # At most PROPDEV_CONNECTIONS_PER_IP open connections per client address (flood protection).
+    cap = ConnectionCap(
+        settings.connections_per_ip,
+        exempt=[ipaddress.ip_network(cidr) for cidr in settings.connections_exempt],
+    )
+    site = CappedTCPSite(
+        runner, settings.host, settings.port, ssl_context=tls.ctx, backlog=1024, cap=cap
+    )
     watcher = asyncio.create_task(tls.watch())
     grpc_server: GrpcServer | None = None
     try:

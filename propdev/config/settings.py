@@ -7,6 +7,7 @@ Environment variables win over the TOML file given with ``--config``.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import socket
 import tomllib
@@ -58,6 +59,19 @@ def _url(name: str, schemes: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
+def _networks(name: str) -> Callable[[str], tuple[str, ...]]:
+    def parse(raw: str) -> tuple[str, ...]:
+        out = []
+        for item in raw.replace(",", " ").split():
+            try:
+                out.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError:
+                raise SettingsError(f"{name}={raw!r}: {item!r} is not a CIDR") from None
+        return tuple(out)
+
+    return parse
+
+
 def _name(name: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         if not (0 < len(raw) <= 64 and all(ch.isalnum() or ch in "-_." for ch in raw)):
@@ -67,20 +81,6 @@ def _name(name: str) -> Callable[[str], str]:
     return parse
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Settings:
-    """Everything a node needs to know about its environment."""
-
-    data_dir: Path = Path("./var")
-    host: str = "127.0.0.1"
-    port: int = 8443
-    public_url: str = ""
-    node_id: str = ""
-    database_url: str = ""
-    redis_url: str | None = None
-    redis_prefix: str = "propdev"  # cluster name: the Redis keys of one cluster
-    partner_url: str | None = None
-    utilities_url: str | None = None  # unset: the utilities simulator runs in-process
 SIGNING_ALGORITHMS = ("ed25519", "ecdsa-p256-sha256")
 """RFC 9421 algorithms a partner's outgoing calls may be signed with."""
 
@@ -120,6 +120,20 @@ def _partner_signing(name: str) -> Callable[[str], tuple[PartnerSigning, ...]]:
     return parse
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a node needs to know about its environment."""
+
+    data_dir: Path = Path("./var")
+    host: str = "127.0.0.1"
+    port: int = 8443
+    public_url: str = ""
+    node_id: str = ""
+    database_url: str = ""
+    redis_url: str | None = None
+    redis_prefix: str = "propdev"  # cluster name: the Redis keys of one cluster
+    partner_url: str | None = None
+    utilities_url: str | None = None  # unset: the utilities simulator runs in-process
     grpc_port: int | None = None  # the partners' gRPC listener (mTLS); unset: none
     callback_url: str = ""
     access_token_ttl: int = 300
@@ -142,10 +156,13 @@ def _partner_signing(name: str) -> Callable[[str], tuple[PartnerSigning, ...]]:
     body_timeout: float = 30.0
     max_body: int = 64 * 1024
     ws_per_user: int = 5
+    connections_per_ip: int = 256  # open connections per client address on the API listener
+    connections_exempt: tuple[str, ...] = ()  # CIDRs without that cap (a load balancer)
     external_oidc_issuer: str | None = None
     external_oidc_audience: str | None = None
     external_oidc_ca_file: Path | None = None
     external_oidc_roles_claim: str | None = None  # dotted path, e.g. realm_access.roles
+    partner_signing: tuple[PartnerSigning, ...] = ()  # partners whose calls we sign (RFC 9421)
 
     @property
     def pki_dir(self) -> Path:
@@ -155,6 +172,10 @@ def _partner_signing(name: str) -> Callable[[str], tuple[PartnerSigning, ...]]:
     def credentials_path(self) -> Path:
         return self.data_dir / "demo-credentials.json"
 
+    def signing_for(self, partner_id: str) -> PartnerSigning | None:
+        """How ``partner_id``'s outgoing calls are signed; None when they are not."""
+        return next((p for p in self.partner_signing if p.partner_id == partner_id), None)
+
     @property
     def embedded_partner(self) -> bool:
         """True when the vendor simulator runs inside this node."""
@@ -162,7 +183,6 @@ def _partner_signing(name: str) -> Callable[[str], tuple[PartnerSigning, ...]]:
 
     @property
     def audience(self) -> str:
-    partner_signing: tuple[PartnerSigning, ...] = ()  # partners whose calls we sign (RFC 9421)
         """The ``aud`` of access tokens for this API."""
         return self.public_url
 
@@ -171,10 +191,6 @@ def _partner_signing(name: str) -> Callable[[str], tuple[PartnerSigning, ...]]:
         cls, environ: Mapping[str, str] | None = None, toml_path: str | Path | None = None
     ) -> Settings:
         """Build settings from ``environ`` (default ``os.environ``) over an optional TOML file.
-
-    def signing_for(self, partner_id: str) -> PartnerSigning | None:
-        """How ``partner_id``'s outgoing calls are signed; None when they are not."""
-        return next((p for p in self.partner_signing if p.partner_id == partner_id), None)
 
         TOML keys are the variable names without the ``PROPDEV_`` prefix, in lower case.
         """
@@ -257,6 +273,14 @@ def _partner_signing(name: str) -> Callable[[str], tuple[PartnerSigning, ...]]:
             "PROPDEV_BODY_TIMEOUT": ("body_timeout", _float("PROPDEV_BODY_TIMEOUT", 0.1, 600)),
             "PROPDEV_MAX_BODY": ("max_body", _int("PROPDEV_MAX_BODY", 1024, 64 * 1024 * 1024)),
             "PROPDEV_WS_PER_USER": ("ws_per_user", _int("PROPDEV_WS_PER_USER", 1, 1000)),
+            "PROPDEV_CONNECTIONS_PER_IP": (
+                "connections_per_ip",
+                _int("PROPDEV_CONNECTIONS_PER_IP", 0, 1_000_000),
+            ),
+            "PROPDEV_CONNECTIONS_EXEMPT": (
+                "connections_exempt",
+                _networks("PROPDEV_CONNECTIONS_EXEMPT"),
+            ),
             "PROPDEV_EXTERNAL_OIDC_ISSUER": (
                 "external_oidc_issuer",
                 _url("PROPDEV_EXTERNAL_OIDC_ISSUER", ("https",)),
@@ -264,6 +288,10 @@ def _partner_signing(name: str) -> Callable[[str], tuple[PartnerSigning, ...]]:
             "PROPDEV_EXTERNAL_OIDC_AUDIENCE": ("external_oidc_audience", str),
             "PROPDEV_EXTERNAL_OIDC_CA_FILE": ("external_oidc_ca_file", Path),
             "PROPDEV_EXTERNAL_OIDC_ROLES_CLAIM": ("external_oidc_roles_claim", str),
+            "PROPDEV_PARTNER_SIGNING": (
+                "partner_signing",
+                _partner_signing("PROPDEV_PARTNER_SIGNING"),
+            ),
         }
         kwargs: dict[str, Any] = {}
         for var, raw in values.items():
@@ -288,10 +316,6 @@ def _partner_signing(name: str) -> Callable[[str], tuple[PartnerSigning, ...]]:
             )
         return dataclasses.replace(
             self,
-            "PROPDEV_PARTNER_SIGNING": (
-                "partner_signing",
-                _partner_signing("PROPDEV_PARTNER_SIGNING"),
-            ),
             public_url=public_url,
             node_id=node_id,
             database_url=database_url,

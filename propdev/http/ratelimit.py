@@ -15,7 +15,7 @@ The middleware applies, for every request except health and metrics:
 
 A refusal is 429 with ``Retry-After`` (whole seconds, at least 1) and ``RateLimit-Policy``.
 ``PROPDEV_RATE_LIMIT=0`` turns all of it off (benchmarks). Brute force on credentials is
-throttled separately, by failures (``propdev.security.users.LoginThrottle``).
+throttled separately, by failures (``propdev.security.throttle``).
 
 ``RateLimiter`` is the original synchronous token bucket, kept for callers of ``take``.
 """
