@@ -176,6 +176,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str], Callable[[dict[str, Any]], lis
         ["--rounds", "3", "--duration", "3"],
         open_figures,
     ),
+    "bench_vendors": ([], ["--quick"], own_figures),
     "bench_cluster": ([], ["--quick"], own_figures),  # the cluster engineer's, when present
 }
 

@@ -30,6 +30,7 @@ import ssl
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -197,11 +198,16 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> int | None:
 
 @dataclass
 class Target:
-    """One request a connection repeats: method, path and headers (e.g. a bearer token)."""
+    """One request a connection repeats: method, path and headers (e.g. a bearer token).
+
+    ``pace_s`` > 0 paces the connection: a request starts at least that long after the
+    previous one started (a client that does not retry faster than it could be served).
+    """
 
     method: str
     path: str
     headers: dict[str, str] = field(default_factory=dict)
+    pace_s: float = 0.0
 
 
 @dataclass
@@ -315,6 +321,8 @@ async def _raw_worker(plan: LoadPlan, target: Target, context: ssl.SSLContext, w
             if b"\r\nconnection: close" in lower:
                 writer.close()
                 writer = None
+            if target.pace_s > 0:
+                await asyncio.sleep(max(0.0, started + target.pace_s - clock()))
     finally:
         if writer is not None:
             writer.close()
@@ -334,6 +342,8 @@ async def _aiohttp_worker(plan: LoadPlan, target: Target, session: Any, w: _Wind
         except (aiohttp.ClientError, OSError) as exc:
             status = type(exc).__name__
         w.record(started, clock(), status)
+        if target.pace_s > 0:
+            await asyncio.sleep(max(0.0, started + target.pace_s - clock()))
 
 
 async def run_load(plan: LoadPlan) -> LoadResult:
@@ -399,6 +409,27 @@ def load_in_subprocess(plan: LoadPlan, *, cpu: int | None) -> LoadResult:
     if done.returncode != 0:
         raise RuntimeError(f"load generator failed ({done.returncode}):\n{done.stderr.decode()}")
     return LoadResult(**json.loads(done.stdout))
+
+
+def load_in_parallel(plans: list[LoadPlan], cpu: int | None) -> list[LoadResult]:
+    """Load generators at once (one process each, all on ``cpu``), results in plan order."""
+    results: list[LoadResult | BaseException | None] = [None] * len(plans)
+
+    def one(i: int) -> None:
+        try:
+            results[i] = load_in_subprocess(plans[i], cpu=cpu)
+        except BaseException as exc:  # re-raised below, in the caller's thread
+            results[i] = exc
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(plans))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for result in results:
+        if not isinstance(result, LoadResult):
+            raise RuntimeError(f"a load generator failed: {result!r}")
+    return [r for r in results if isinstance(r, LoadResult)]
 
 
 # --- statistics and tables -------------------------------------------------------------------
