@@ -70,3 +70,10 @@ class ServiceUnavailableError(ProblemError):
     """Raised when a dependency is down; the client may retry later."""
 
     status, kind, title = 503, "unavailable", "Service unavailable"
+
+
+class StoreDownError(ServiceUnavailableError):
+    """Raised (by the problems middleware, from the store's error) when the database cannot be
+    reached: the client may retry after ``Retry-After``."""
+
+    status, kind, title = 503, "store-unavailable", "Service unavailable"

@@ -17,6 +17,7 @@ from aiohttp.typedefs import Middleware
 from propdev.http.errors import (
     ForbiddenError,
     ProblemError,
+    StoreDownError,
     TooManyRequestsError,
     UnauthorizedError,
 )
@@ -30,6 +31,7 @@ from propdev.security import (
     check_certificate_binding,
     client_certificate_der,
 )
+from propdev.storage import StoreUnavailableError
 
 log = structlog.get_logger()
 
@@ -37,6 +39,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
+STORE_RETRY_AFTER = 2  # seconds: a database restart or fail-over takes a few
 
 
 def problem_response(error: ProblemError) -> web.Response:
@@ -45,6 +48,14 @@ def problem_response(error: ProblemError) -> web.Response:
         status=error.status,
         content_type="application/problem+json",
         headers=error.headers,
+    )
+
+
+def store_down() -> StoreDownError:
+    """The 503 of a request that needed the database while it could not be reached."""
+    return StoreDownError(
+        "The store cannot be reached right now; retry shortly.",
+        headers={"Retry-After": str(STORE_RETRY_AFTER)},
     )
 
 
@@ -84,6 +95,10 @@ def request_context_middleware(*, node_id: str) -> Middleware:
                     raise
                 response = _http_problem(exc)
                 status = exc.status
+            except StoreUnavailableError as exc:  # a dependency down: retry, not a bug
+                log.warning("store_unavailable", path=request.path, error=str(exc))
+                response = problem_response(store_down())
+                status = response.status
             except Exception:
                 log.exception("request_failed", method=request.method, path=request.path)
                 response = problem_response(ProblemError("An internal error occurred."))

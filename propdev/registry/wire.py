@@ -17,6 +17,7 @@ from propdev.actors.messages import (
     OpenOutcome,
 )
 from propdev.registry.errors import RemoteError, WireError
+from propdev.storage import StoreUnavailableError
 
 
 class Moved:
@@ -132,7 +133,8 @@ def encode_reply(value: object) -> dict[str, Any]:
 
 
 def decode_reply(data: dict[str, Any]) -> object:
-    """The reply's value; a remote failure is raised as ``RemoteError``."""
+    """The reply's value; a remote failure is raised as ``RemoteError`` (the owner's
+    ``StoreUnavailableError`` as itself, so that it is a 503 at the asker too)."""
     kind = data.get("t")
     if kind == "outcome":
         return OpenOutcome(data["s"], data["b"], replayed=data["r"], retry_after=data["ra"])
@@ -141,5 +143,7 @@ def decode_reply(data: dict[str, Any]) -> object:
     if kind == "value":
         return data["v"]
     if kind == "error":
+        if data.get("e") == StoreUnavailableError.__name__:  # the owner's store is down
+            raise StoreUnavailableError(f"on the owner: {data.get('d')}")
         raise RemoteError(f"{data.get('e')}: {data.get('d')}")
     raise WireError(f"unknown reply type {kind!r}")

@@ -23,7 +23,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from propdev.registry import shard_of
-from tests.conftest import free_port
+from tests.conftest import POSTGRES_URL, free_port
 from tests.support.oauth_client import login
 from tests.support.postgres import fresh_database
 from tests.support.processes import Process, ca_file, cli_env, run_cli, running, trusting
@@ -206,10 +206,14 @@ def node_env(
 
 
 @contextlib.asynccontextmanager
-async def three_nodes(tmp_path: Path, redis_url: str = REDIS_URL) -> AsyncIterator[Cluster]:
+async def three_nodes(
+    tmp_path: Path, redis_url: str = REDIS_URL, postgres_url: str = POSTGRES_URL, **extra: str
+) -> AsyncIterator[Cluster]:
+    """Three nodes on ``redis_url`` and a fresh database of the server at ``postgres_url``;
+    ``extra``: more ``PROPDEV_*`` variables for every node."""
     data_dir = tmp_path / "data"
     prefix = f"test-{uuid.uuid4().hex[:10]}"
-    with fresh_database() as database_url:
+    with fresh_database(postgres_url) as database_url:
         seeded = await run_cli(["seed-demo"], cli_env(data_dir, PROPDEV_DATABASE_URL=database_url))
         assert seeded.returncode == 0, str(seeded)
         creds = json.loads((data_dir / "demo-credentials.json").read_text())
@@ -229,6 +233,7 @@ async def three_nodes(tmp_path: Path, redis_url: str = REDIS_URL) -> AsyncIterat
                     redis_url,
                     prefix,
                     sim_url,
+                    **extra,
                 ),
             )
             for i, port in enumerate(ports)

@@ -113,7 +113,8 @@ async def list_access_points(request: web.Request) -> web.Response:
         502: "The partner failed.",
         503: Response(
             schemas.PROBLEM,
-            "The partner's circuit is open, or it is busy.",
+            "The partner's circuit is open, or it is busy; the door's node or the store "
+            "cannot be reached (`cluster-unavailable`, `store-unavailable`).",
             "application/problem+json",
             {"Retry-After": "seconds to wait"},
         ),
