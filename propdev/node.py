@@ -34,7 +34,7 @@ from propdev.actors.session import SessionActor
 from propdev.config import Settings
 from propdev.devices import PartnerEventIngest, presence_of
 from propdev.grpc import ADAPTER as GRPC_ADAPTER
-from propdev.grpc import CommandStreams, GrpcServer, build_grpc_gateway, start_grpc_server
+from propdev.grpc import CommandStreams, build_grpc_gateway
 from propdev.http.ratelimit import Limiter, RedisLimiter
 from propdev.observability import Telemetry
 from propdev.partners import (
@@ -74,6 +74,8 @@ from propdev.utilities import UtilitiesService
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
+
+    from propdev.grpc import GrpcServer
 
 log = structlog.get_logger()
 
@@ -444,6 +446,8 @@ async def serve(
     try:
         await site.start()
         if settings.grpc_port is not None:  # partners' gRPC service, off unless configured
+            from propdev.grpc import start_grpc_server  # imports grpc: only when configured
+
             grpc_server = await start_grpc_server(
                 node, server_cert, host=settings.host, port=settings.grpc_port
             )

@@ -6,15 +6,21 @@ event loop run them with ``asyncio.to_thread``.
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 # RFC 9106 second recommended option (64 MiB, t=3, p=4): argon2-cffi's default profile.
 _HASHER = PasswordHasher()
 
-# Verified against when the user does not exist, so that a wrong username costs as much
-# time as a wrong password.
-_DUMMY_HASH = _HASHER.hash("propdev-dummy-password-for-timing")
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the user does not exist, so that a wrong username costs as much
+    time as a wrong password. Made on first use, not at import: one Argon2 hash is a tenth of
+    a node's start."""
+    return _HASHER.hash("propdev-dummy-password-for-timing")
 
 
 def hash_password(password: str) -> str:
@@ -28,7 +34,7 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     ``password_hash=None`` (unknown user) still spends the time of one verification.
     """
     try:
-        return _HASHER.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+        return _HASHER.verify(password_hash or _dummy_hash(), password) and bool(password_hash)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
