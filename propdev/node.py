@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiohttp import web
 
-from propdev.access import AccessServices
+from propdev.access import AccessServices, KeypadPolicy
 from propdev.actors import ActorStoppedError, ActorSystem, AskTimeout
 from propdev.actors.device import DeviceActor, DeviceDeps, problem
 from propdev.actors.messages import (
@@ -129,7 +129,14 @@ class Node:
             settings, self.db, self.issuer, throttle=throttle, ip_throttle=ip_throttle
         )
         self.access = AccessServices.for_data_dir(
-            self.db, self.bus, settings.data_dir, presence=self.live_sockets
+            self.db,
+            self.bus,
+            settings.data_dir,
+            presence=self.live_sockets,
+            keypad=KeypadPolicy(
+                settings.keypad_attempts, settings.keypad_window, settings.keypad_cooldown
+            ),
+            on_keypad=self.telemetry.keypad_event,
         )
         self.utilities = UtilitiesService.from_settings(
             settings,

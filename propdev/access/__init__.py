@@ -16,6 +16,7 @@ from propdev.access.errors import (
     TooManyVehiclesError,
     VehicleNotFoundError,
 )
+from propdev.access.lockout import LOCKED_OUT, KeypadLockout, KeypadPolicy
 from propdev.access.notify import (
     LoggingPushProvider,
     Notifier,
@@ -37,6 +38,7 @@ from propdev.access.vehicles import (
 )
 
 __all__ = (
+    "LOCKED_OUT",
     "PASS",
     "PLATE",
     "AccessDesk",
@@ -50,6 +52,8 @@ __all__ = (
     "InvalidFieldError",
     "InvalidPlateError",
     "InvalidScheduleError",
+    "KeypadLockout",
+    "KeypadPolicy",
     "LoggingPushProvider",
     "NotEntitledError",
     "Notifier",

@@ -8,6 +8,8 @@ unknown credential), the resident's event, and gives a pass use back when the de
 open. The event then goes over the bus to the resident's sockets (and push, if none is live).
 
 The device actor of the access point calls ``present`` one message at a time, as for opens.
+A device where unknown codes keep coming is locked for a while (``KeypadLockout``): its codes
+are then denied with reason ``locked_out`` without being looked up.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from propdev.access.errors import InvalidPlateError
+from propdev.access.lockout import LOCKED_OUT, KeypadLockout
 from propdev.access.passes import GuestPasses, give_back
 from propdev.access.rules import AccessRules, Clock
 from propdev.access.vehicles import Vehicles, normalise_plate, plate_hint, plate_key
@@ -81,6 +84,7 @@ class AccessDesk:
         vehicles: Vehicles,
         *,
         clock: Clock = time.time,
+        lockout: KeypadLockout | None = None,
     ) -> None:
         self.db = db
         self.bus = bus
@@ -88,6 +92,7 @@ class AccessDesk:
         self.passes = passes
         self.vehicles = vehicles
         self.clock = clock
+        self.lockout = lockout or KeypadLockout()
 
     async def present(
         self,
@@ -170,10 +175,14 @@ class AccessDesk:
     ) -> Presentation:
         if stale:
             return await self._record(point, now, actor="pass:unchecked", reason="stale_event")
+        if self.lockout.refuse(point.id, now) is not None:  # guessing here: not even looked up
+            return await self._record(point, now, actor="pass:unchecked", reason=LOCKED_OUT)
         claim = await self.passes.claim(value, point.id, at=now)
         guest_pass = claim.guest_pass
         if guest_pass is None:
+            self.lockout.wrong(point.id, now)
             return await self._record(point, now, actor="pass:unknown", reason=claim.reason)
+        self.lockout.right(point.id)
         actor = f"pass:{guest_pass.id}"
         if not claim.granted:
             return await self._record(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from propdev.access.desk import AccessDesk
+from propdev.access.lockout import KeypadLockout, KeypadPolicy
 from propdev.access.notify import LoggingPushProvider, Notifier, Presence, PushProvider
 from propdev.access.passes import GuestPasses, PassCodes, load_index_key
 from propdev.access.rules import AccessRules, Clock
@@ -41,20 +43,35 @@ class AccessServices:
         presence: Presence,
         provider: PushProvider | None = None,
         clock: Clock = time.time,
+        keypad: KeypadPolicy | None = None,
+        on_keypad: Callable[[str], None] | None = None,
     ) -> AccessServices:
         rules = AccessRules(db, clock=clock)
         passes = GuestPasses(db, rules, PassCodes(code_key), clock=clock)
         vehicles = Vehicles(db, clock=clock)
-        desk = AccessDesk(db, bus, rules, passes, vehicles, clock=clock)
+        lockout = KeypadLockout(keypad, on_event=on_keypad)
+        desk = AccessDesk(db, bus, rules, passes, vehicles, clock=clock, lockout=lockout)
         notifier = Notifier(provider or LoggingPushProvider(), presence)
         return cls(rules, passes, vehicles, desk, notifier)
 
     @classmethod
     def for_data_dir(
-        cls, db: Database, bus: Bus, data_dir: Path, *, presence: Presence
+        cls,
+        db: Database,
+        bus: Bus,
+        data_dir: Path,
+        *,
+        presence: Presence,
+        keypad: KeypadPolicy | None = None,
+        on_keypad: Callable[[str], None] | None = None,
     ) -> AccessServices:
         return cls.build(
-            db, bus, code_key=load_index_key(pass_code_key_path(data_dir)), presence=presence
+            db,
+            bus,
+            code_key=load_index_key(pass_code_key_path(data_dir)),
+            presence=presence,
+            keypad=keypad,
+            on_keypad=on_keypad,
         )
 
     def set_clock(self, clock: Clock) -> None:

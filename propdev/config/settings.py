@@ -141,6 +141,10 @@ class Settings:
     rate_limit: float = 10.0
     partner_timeout: float = 3.0
     device_heartbeat: float = 120.0
+    # keypad lockout: this many unknown guest-pass codes within the window lock a device
+    keypad_attempts: int = 5
+    keypad_window: float = 300.0
+    keypad_cooldown: float = 300.0
     breaker_failures: int = 5
     breaker_reset: float = 30.0
     actor_idle_timeout: float = 300.0
@@ -243,6 +247,15 @@ class Settings:
             "PROPDEV_DEVICE_HEARTBEAT": (
                 "device_heartbeat",
                 _float("PROPDEV_DEVICE_HEARTBEAT", 0.01, 86400),
+            ),
+            "PROPDEV_KEYPAD_ATTEMPTS": (
+                "keypad_attempts",
+                _int("PROPDEV_KEYPAD_ATTEMPTS", 1, 1000),
+            ),
+            "PROPDEV_KEYPAD_WINDOW": ("keypad_window", _float("PROPDEV_KEYPAD_WINDOW", 1, 86400)),
+            "PROPDEV_KEYPAD_COOLDOWN": (
+                "keypad_cooldown",
+                _float("PROPDEV_KEYPAD_COOLDOWN", 1, 86400),
             ),
             "PROPDEV_BREAKER_FAILURES": (
                 "breaker_failures",

@@ -275,6 +275,15 @@ function latencyText(latency) {
   return `${latency.p50_ms} / ${latency.p95_ms} ms (${latency.samples})`;
 }
 
+function keypadText(keypad) {
+  if (!keypad) return "";
+  if (keypad.locked_out) {
+    const until = new Date(keypad.locked_until * 1000).toLocaleTimeString();
+    return `locked out until ${until} (${keypad.refused_while_locked} refused)`;
+  }
+  return keypad.lockouts ? `${keypad.lockouts} lockouts` : "";
+}
+
 function renderDevices(devices) {
   fillRows(
     $("#devices tbody"),
@@ -287,6 +296,7 @@ function renderDevices(devices) {
         h("td", { class: "mono", title: `partner ${d.partner}` }, d.device_id),
         h("td", {}, yesNo(d.online)),
         h("td", {}, d.active ? "active" : h("span", { class: "muted" }, "passive")),
+        h("td", { class: "keypad" }, keypadText(d.keypad)),
       ),
     ),
   );

@@ -116,6 +116,13 @@ class Metrics:
             ("partner", "to_state"),
             registry=registry,
         )
+        self.keypad_events = Counter(
+            "propdev_keypad_lockout_events",
+            "Keypad lockouts: devices locked after repeated unknown guest-pass codes "
+            "(event=locked) and codes refused at a locked device (event=refused).",
+            ("event",),
+            registry=registry,
+        )
         self._http: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._partner: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._collector: NodeCollector | None = None

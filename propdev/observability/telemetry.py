@@ -123,6 +123,10 @@ class Telemetry:
         """``PartnerGateway(on_state_change=...)``: count the transition."""
         self.metrics.breaker_changed(partner, old, new)
 
+    def keypad_event(self, event: str) -> None:
+        """``KeypadLockout(on_event=...)``: count a device locked or a code refused."""
+        self.metrics.keypad_events.labels(event).inc()
+
     def watch(
         self,
         *,

@@ -191,6 +191,7 @@ async def console_snapshot(node: Node) -> dict[str, Any]:
     """The supervision tree, the breakers and every device, as the console shows them."""
     points = await node.directory.all_access_points()
     online = await node.device_online([p.id for p in points])
+    lockout, now = node.access.desk.lockout, node.access.desk.clock()
     devices = [
         {
             "id": p.id,
@@ -200,6 +201,7 @@ async def console_snapshot(node: Node) -> dict[str, Any]:
             "device_id": p.device_id,
             "online": online.get(p.id),
             "active": node.system.is_active(f"device:{p.id}"),
+            "keypad": lockout.snapshot(p.id, now),  # this node's: the owner's in a cluster
         }
         for p in points
     ]

@@ -10,7 +10,7 @@ from propdev.partners import PartnerGateway, VendorSimulator
 from propdev.registry import InProcessBus
 from propdev.storage.audit import AuditLog
 from propdev.storage.directory import AccessPoint, Directory
-from tests.unit.access.conftest import BARRIER, DOOR, NOON_WEDNESDAY, Estate
+from tests.unit.access.conftest import BARRIER, DOOR, NOON_WEDNESDAY, OTHER_DOOR, Estate
 
 
 class Desk:
@@ -116,3 +116,46 @@ async def test_a_pass_use_is_counted_and_given_back_when_the_device_refuses(
         (f"pass:{issued.id}", "denied", "pass_used_up"),
     ]
     assert len(sim.commands()) == 2
+
+
+async def test_a_keypad_typing_unknown_codes_is_locked_out_even_for_the_right_code(
+    estate: Estate, sim: VendorSimulator, gateway: PartnerGateway
+) -> None:
+    from propdev.access import KeypadLockout, KeypadPolicy
+
+    desk = Desk(estate)
+    desk.desk.lockout = KeypadLockout(KeypadPolicy(attempts=3, window=300, cooldown=600))
+    await estate.rules.grant(estate.owner, DOOR)
+    await estate.rules.grant(estate.owner, OTHER_DOOR)
+    issued, code = await estate.passes.create(
+        estate.owner,
+        PassRequest.parse(
+            {
+                "access_point_ids": [DOOR, OTHER_DOOR],
+                "valid_from": iso(NOON_WEDNESDAY),
+                "valid_until": iso(NOON_WEDNESDAY + 3 * 3600),
+                "max_uses": 5,
+            },
+            now=NOON_WEDNESDAY,
+        ),
+    )
+    door, other = await point(estate, DOOR), await point(estate, OTHER_DOOR)
+    wrong = "00000000" if code != "00000000" else "11111111"
+    for _ in range(3):
+        assert (await desk.desk.present(door, "pass", wrong, gateway)).reason == "pass_unknown"
+    locked = await desk.desk.present(door, "pass", code, gateway)
+    assert (locked.granted, locked.reason, locked.actor) == (False, "locked_out", "pass:unchecked")
+    assert (await desk.desk.present(other, "pass", code, gateway)).granted  # another device
+    assert (await estate.passes.get(estate.owner, issued.id)).uses == 1  # no use taken
+    estate.clock.advance(600)
+    assert (await desk.desk.present(door, "pass", code, gateway)).granted
+    assert len(sim.commands()) == 2
+    assert [reason for _, _, reason in await audit_tail(estate)] == [
+        "pass_unknown",
+        "pass_unknown",
+        "pass_unknown",
+        "locked_out",
+        "",
+        "",
+    ]
+    assert desk.desk.lockout.snapshot(DOOR, estate.clock())["lockouts"] == 1
