@@ -131,7 +131,9 @@ class DeviceActor(Actor):
 
     async def on_stop(self) -> None:
         async with self.deps.db.transaction() as conn:
-            await self._save_state(conn)
+            guard = self.deps.guard  # fenced: a node that lost the shard must not write
+            if guard is None or await guard.may_save(conn, self.access_point_id):
+                await self._save_state(conn)
 
     async def _save_state(self, conn: AsyncConnection) -> None:
         await run(

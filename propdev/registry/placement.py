@@ -209,6 +209,14 @@ class RedisPlacement:
             raise NotOwnerError(f"{self.node_id} does not hold shard {shard}")
         return lease.epoch
 
+    def lease_epoch(self, shard: int) -> int:
+        """``epoch``, also while the shard is being handed off (its lease is held until the
+        actors' state is saved); ``NotOwnerError`` once the lease is lost or expired."""
+        lease = self._held.get(shard)
+        if lease is None or time.monotonic() >= lease.valid_until:
+            raise NotOwnerError(f"{self.node_id} does not hold shard {shard}")
+        return lease.epoch
+
     def owner_of(self, shard: int) -> str | None:
         if self.holds(shard):
             return self.node_id

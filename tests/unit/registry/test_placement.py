@@ -102,3 +102,30 @@ async def test_two_nodes_split_the_shards_and_the_survivor_takes_them_all(
         b.epoch(b_shards[0])
     await a.stop()
     await ma.stop()
+
+
+async def test_a_shard_being_handed_off_keeps_its_lease_epoch_for_the_actors_last_save(
+    redis: tuple[Redis, str], db: Database
+) -> None:
+    client, namespace = redis
+    member = RedisMembership(client, namespace=namespace, node_id="a", lease=0.6, heartbeat=0.1)
+    await member.start()
+    seen: dict[int, tuple[bool, int]] = {}
+    placement: RedisPlacement
+
+    async def release(shard: int) -> None:  # what the actors' on_stop would see
+        seen[shard] = (placement.holds(shard), placement.lease_epoch(shard))
+
+    placement = RedisPlacement(
+        client, member, Fence(db), namespace=namespace, node_id="a", lease=0.6, tick=0.1,
+        release=release,
+    )  # fmt: skip
+    await placement.start()
+    await _until(lambda: len(placement.held()) == SHARDS, 15)
+    epochs = {s: placement.epoch(s) for s in range(SHARDS)}
+    await placement.stop()
+    await member.stop()
+    # No longer taking messages for it, but its epoch is still this node's until released.
+    assert seen == {s: (False, epochs[s]) for s in range(SHARDS)}
+    with pytest.raises(NotOwnerError):
+        placement.lease_epoch(0)
