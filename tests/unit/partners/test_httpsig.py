@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algorithms
 from multidict import CIMultiDict
 
@@ -24,8 +25,13 @@ from propdev.partners.httpsig import (
     REASONS,
     RequestSigner,
     RequestVerifier,
+    content_digest,
     partner_key,
     public_jwk,
+    raw_signature,
+    sf_string,
+    signature_base,
+    signature_params,
     signing_key,
     signing_key_path,
     thumbprint,
@@ -105,6 +111,58 @@ def test_the_signature_base_and_signature_of_rfc_9421_b_2_6_are_reproduced() -> 
     public = serialization.load_pem_public_key(TEST_KEY_ED25519_PUBLIC)
     assert isinstance(public, ed25519.Ed25519PublicKey)
     assert public.public_bytes_raw() == rfc_test_key().public_key().public_bytes_raw()
+
+
+B26_SIGNATURE = (
+    "wqcAqbmYJ2ji2glfAMaRy4gruYYnx2nEFN2HN6jrnDnQCK1u02Gb04v9EDgwUPiu4A0w6vuQv5lIp5WPpBKRCw=="
+)
+
+
+def test_our_own_signature_base_reproduces_rfc_9421_b_2_6() -> None:
+    components = [
+        ("date", "Tue, 20 Apr 2021 02:07:55 GMT"),
+        ("@method", "POST"),
+        ("@path", "/foo"),
+        ("@authority", "example.com"),
+        ("content-type", "application/json"),
+        ("content-length", "18"),
+    ]
+    params = signature_params(
+        [name for name, _ in components],
+        [("created", 1618884473), ("keyid", "test-key-ed25519")],
+    )
+    assert params == (
+        '("date" "@method" "@path" "@authority" "content-type" "content-length")'
+        ';created=1618884473;keyid="test-key-ed25519"'
+    )
+    base = signature_base(components, params)
+    assert base.decode().splitlines() == [
+        '"date": Tue, 20 Apr 2021 02:07:55 GMT',
+        '"@method": POST',
+        '"@path": /foo',
+        '"@authority": example.com',
+        '"content-type": application/json',
+        '"content-length": 18',
+        f'"@signature-params": {params}',
+    ]
+    assert base64.b64encode(raw_signature(rfc_test_key(), base)).decode() == B26_SIGNATURE
+
+
+def test_structured_field_strings_are_escaped_and_ascii_only() -> None:
+    assert sf_string('a"b\\c') == '"a\\"b\\\\c"'
+    with pytest.raises(ValueError):
+        sf_string("ключ")
+    with pytest.raises(ValueError):
+        signature_base([("idempotency-key", "a\r\nb")], "()")
+    assert content_digest(b"") == "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:"
+
+
+def test_an_ecdsa_signature_is_the_raw_64_byte_r_and_s() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    signature = raw_signature(key, b"base")
+    assert len(signature) == 64
+    r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    key.public_key().verify(encode_dss_signature(r, s), b"base", ec.ECDSA(hashes.SHA256()))
 
 
 def test_the_content_digest_is_rfc_9530s_sha_256_of_the_body() -> None:
