@@ -177,6 +177,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str], Callable[[dict[str, Any]], lis
         open_figures,
     ),
     "bench_vendors": ([], ["--quick"], own_figures),
+    "bench_httpsig": ([], ["--quick"], own_figures),
     "bench_cluster": ([], ["--quick"], own_figures),  # the cluster engineer's, when present
 }
 
