@@ -11,6 +11,7 @@ import structlog
 
 from propdev.grpc import partner_pb2_grpc
 from propdev.grpc.auth import PartnerAuthenticator
+from propdev.grpc.call_log import CallLogInterceptor
 from propdev.grpc.commands import GrpcPartnerAdapter
 from propdev.grpc.servicer import PartnerService
 from propdev.pki import CertPaths, ca_paths
@@ -52,7 +53,8 @@ async def start_grpc_server(node: Node, cert: CertPaths, *, host: str, port: int
         streams=node.command_streams,
         takes_commands=takes_commands,
     )
-    server = grpc.aio.server()
+    # Every call is an integration_request record, like the REST partner API's.
+    server = grpc.aio.server(interceptors=[CallLogInterceptor(node.telemetry.tracing)])
     partner_pb2_grpc.add_PartnerGatewayServicer_to_server(service, server)
     ca = ca_paths(settings.pki_dir).cert.read_bytes()
     bound = server.add_secure_port(f"{host}:{port}", server_credentials(ca, cert))

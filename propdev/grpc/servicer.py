@@ -10,7 +10,6 @@ the call to ``CommandStreams`` for as long as the partner keeps it open.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
@@ -21,6 +20,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from propdev.devices import MAX_EVENTS, IngestUnavailableError, PartnerEventIngest
 from propdev.grpc import partner_pb2, partner_pb2_grpc
 from propdev.grpc.auth import CallRefusedError, PartnerAuthenticator
+from propdev.grpc.call_log import note_caller
 from propdev.grpc.commands import CommandStreams, DeviceCommand
 from propdev.http.partner_auth import PartnerCaller
 
@@ -106,11 +106,13 @@ class PartnerService(partner_pb2_grpc.PartnerGatewayServicer):
 
     async def _caller(self, context: Context, method: str) -> PartnerCaller:
         try:
-            return await self._auth.authenticate(context)
+            caller = await self._auth.authenticate(context)
         except CallRefusedError as exc:
             log.warning("grpc_call_refused", method=method, code=exc.code.name, detail=exc.detail)
             await context.abort(exc.code, exc.detail)
             raise  # abort raises; this line is for the type checker
+        note_caller(caller)  # the integration log's record of the stream's opening
+        return caller
 
     async def StreamEvents(
         self,
@@ -127,7 +129,6 @@ class PartnerService(partner_pb2_grpc.PartnerGatewayServicer):
 
         reader = asyncio.create_task(read())
         sequence = 0
-        started = time.perf_counter()
         try:
             ended = False
             while not ended:
@@ -154,13 +155,7 @@ class PartnerService(partner_pb2_grpc.PartnerGatewayServicer):
                 sequence += len(batch)
             await reader
         finally:
-            reader.cancel()
-            log.info(
-                "grpc_events_stream",
-                partner=caller.partner_id,
-                events=sequence,
-                latency_ms=round((time.perf_counter() - started) * 1000, 2),
-            )
+            reader.cancel()  # the integration log's close record counts the events and acks
 
     async def Commands(
         self,

@@ -2,7 +2,8 @@
 
 The integration APIs are the partners' (``/partner/v1/*``), the utilities gateway's
 (``/gateway/v1/*``) and the operators' (``/admin/*``); the gRPC partner service logs the same
-record through ``log_integration_request``. A record says:
+record through ``log_integration_request`` (``propdev.grpc.call_log``: one per unary call, two
+per stream, with a few gRPC fields more). A record says:
 
 - who: ``subject`` (the token's subject: a partner's client id, an operator's or resident's
   user id, an external issuer's ``ext:...`` subject), ``client_id``, ``partner`` (for partner
@@ -21,7 +22,7 @@ answers) and sees errors as exceptions: it records their status and lets them th
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import structlog
 from aiohttp import web
@@ -66,8 +67,10 @@ def log_integration_request(
     cert_thumbprint: str | None = None,
     bytes_in: int | None = None,
     bytes_out: int | None = None,
+    grpc: Mapping[str, object] | None = None,
 ) -> None:
-    """Write one ``integration_request`` record (HTTP middleware and gRPC alike)."""
+    """Write one ``integration_request`` record (HTTP middleware and gRPC alike); ``grpc``
+    adds a gRPC call's own fields (``propdev.grpc.call_log``)."""
     log.info(
         "integration_request",
         api=api,
@@ -83,6 +86,7 @@ def log_integration_request(
         cert_thumbprint=cert_thumbprint,
         bytes_in=bytes_in,
         bytes_out=bytes_out,
+        **(grpc or {}),
     )
 
 
