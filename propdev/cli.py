@@ -174,7 +174,7 @@ async def _issue_partner(settings: Settings, name: str, cidrs: list[str]) -> int
 
 def _signing_key(settings: Settings, name: str, fmt: str, alg: str | None) -> int:
     from propdev.config import PartnerSigning
-    from propdev.partners.httpsig import partner_key, signing_key_path
+    from propdev.partners import partner_key, signing_key_path
 
     config = settings.signing_for(name) or PartnerSigning(name, alg or SIGNING_ALGORITHMS[0])
     if alg is not None and alg != config.algorithm:

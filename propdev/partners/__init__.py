@@ -15,12 +15,22 @@ from propdev.partners.errors import (
     PartnerRefusedError,
     PartnerTimeoutError,
     PartnerUnavailableError,
+    SigningKeyError,
 )
 from propdev.partners.gateway import (
     SIMULATOR_PARTNER_ID,
     PartnerGateway,
     build_acme_gateway,
     build_gateway,
+)
+from propdev.partners.httpsig import (
+    PartnerKey,
+    RequestSigner,
+    RequestVerifier,
+    partner_key,
+    request_signer,
+    request_verifier,
+    signing_key_path,
 )
 from propdev.partners.inprocess import InProcessAdapter
 from propdev.partners.signing import sign_callback, verify_callback, webhook_secret
@@ -58,10 +68,14 @@ __all__ = (
     "PartnerAdapter",
     "PartnerError",
     "PartnerGateway",
+    "PartnerKey",
     "PartnerRefusedError",
     "PartnerSimServer",
     "PartnerTimeoutError",
     "PartnerUnavailableError",
+    "RequestSigner",
+    "RequestVerifier",
+    "SigningKeyError",
     "VendorHttpAdapter",
     "VendorSimulator",
     "api_key_path",
@@ -69,9 +83,13 @@ __all__ = (
     "build_gateway",
     "control_routes",
     "make_vendor_app",
+    "partner_key",
+    "request_signer",
+    "request_verifier",
     "run_partner_sim",
     "serve_forever",
     "sign_callback",
+    "signing_key_path",
     "vendor_api_key",
     "verify_callback",
     "webhook_secret",
