@@ -207,6 +207,9 @@ class Target:
     method: str
     path: str
     headers: dict[str, str] = field(default_factory=dict)
+    # Each request takes the next of these as its bearer token, shared by the target's
+    # connections, so that no token is sent twice (cold tokens; raw client only).
+    fresh_bearer_tokens: list[str] = field(default_factory=list)
     pace_s: float = 0.0
 
 
@@ -283,15 +286,23 @@ class _Window:
         self.snapshot("end")
 
 
-def _request_bytes(target: Target, port: int) -> bytes:
+def _request_bytes(target: Target, port: int, bearer: str | None = None) -> bytes:
     lines = [f"{target.method} {target.path} HTTP/1.1", f"Host: {LOOPBACK}:{port}"]
     lines += [f"{name}: {value}" for name, value in target.headers.items()]
+    if bearer is not None:
+        lines.append(f"Authorization: Bearer {bearer}")
     if target.method in ("POST", "PUT", "PATCH"):
         lines.append("Content-Length: 0")
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-async def _raw_worker(plan: LoadPlan, target: Target, context: ssl.SSLContext, w: _Window) -> None:
+async def _raw_worker(
+    plan: LoadPlan,
+    target: Target,
+    context: ssl.SSLContext,
+    w: _Window,
+    fresh: Iterator[str] | None = None,
+) -> None:
     request = _request_bytes(target, plan.port)
     clock = time.perf_counter
     writer: asyncio.StreamWriter | None = None
@@ -301,6 +312,12 @@ async def _raw_worker(plan: LoadPlan, target: Target, context: ssl.SSLContext, w
                 reader, writer = await asyncio.open_connection(
                     LOOPBACK, plan.port, ssl=context, server_hostname=LOOPBACK
                 )
+            if fresh is not None:
+                token = next(fresh, None)
+                if token is None:  # ran out: an error, so the figure cannot pass unnoticed
+                    w.record(clock(), clock(), "no-fresh-token")
+                    break
+                request = _request_bytes(target, plan.port, token)
             started = clock()
             try:
                 writer.write(request)
@@ -352,11 +369,15 @@ async def run_load(plan: LoadPlan) -> LoadResult:
     w = _Window(now + plan.warmup, now + plan.warmup + plan.duration, plan.server_pid)
     watcher = asyncio.create_task(w.watch())
     targets = [plan.targets[i % len(plan.targets)] for i in range(plan.connections)]
+    fresh = {id(t): iter(t.fresh_bearer_tokens) for t in plan.targets if t.fresh_bearer_tokens}
     if plan.engine == "raw":
-        workers = [_raw_worker(plan, t, context, w) for t in targets]
+        workers = [_raw_worker(plan, t, context, w, fresh.get(id(t))) for t in targets]
         await asyncio.wait_for(asyncio.gather(*workers), plan.warmup + plan.duration + 30)
     elif plan.engine == "aiohttp":
         import aiohttp
+
+        if fresh:
+            raise ValueError("fresh_bearer_tokens needs the raw client")
 
         connector = aiohttp.TCPConnector(limit=plan.connections, ssl=context)
         async with aiohttp.ClientSession(
