@@ -402,6 +402,21 @@ async function loadNodes() {
   }
 }
 
+async function loadRecovery() {
+  // A hint when the operator's recovery codes run low (GET .../me/recovery-codes: counts only).
+  if (!has("get", "/admin/api/v1/me/recovery-codes")) return;
+  const box = $("#recovery");
+  try {
+    const codes = await api("GET", "/admin/api/v1/me/recovery-codes");
+    box.hidden = !codes.low;
+    const left = codes.remaining === 0 ? "No recovery codes left" :
+      `${codes.remaining} recovery code${codes.remaining === 1 ? "" : "s"} left`;
+    box.textContent = `${left}: python run.py totp recovery-codes ${session.user}`;
+  } catch (err) {
+    box.hidden = true; // an external provider's operator (404): its codes are not ours
+  }
+}
+
 function percent(value) {
   return typeof value === "number" ? `${(100 * value).toFixed(3)} %` : "–";
 }
@@ -569,6 +584,7 @@ async function main() {
     paths = {};
   }
   connect();
+  loadRecovery();
   loadNodes();
   loadSlo();
   loadPasses();

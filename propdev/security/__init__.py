@@ -24,8 +24,11 @@ from propdev.security.errors import (
 from propdev.security.external import ExternalVerifier
 from propdev.security.keys import ALGORITHM, SigningKey, SigningKeys, jwk_thumbprint
 from propdev.security.passwords import hash_password, needs_rehash, verify_password
+from propdev.security.recovery import LOW as RECOVERY_CODES_LOW
 from propdev.security.recovery import (
+    RecoveryCodes,
     new_recovery_codes,
+    recovery_codes_status,
     remaining_recovery_codes,
     store_recovery_codes,
 )
@@ -52,6 +55,7 @@ from propdev.security.users import (
 
 __all__ = (
     "ALGORITHM",
+    "RECOVERY_CODES_LOW",
     "SCOPES_SUPPORTED",
     "AuthorizationRequestError",
     "Claims",
@@ -68,6 +72,7 @@ __all__ = (
     "MasterKeyError",
     "OAuthResponse",
     "OAuthServer",
+    "RecoveryCodes",
     "RedisThrottle",
     "SecurityError",
     "SigningKey",
@@ -91,6 +96,7 @@ __all__ = (
     "oauth_routes",
     "open_vault",
     "provisioning_uri",
+    "recovery_codes_status",
     "register_partner_client",
     "register_public_client",
     "remaining_recovery_codes",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 import structlog
@@ -30,6 +30,7 @@ from propdev.storage import Database
 log = structlog.get_logger()
 
 COUNT = 10
+LOW = 3  # at or below this many unused codes, the console asks for a new set
 GROUP = 5  # symbols per half: 2 halves of 5 symbols of 5 bits = 50 bits
 ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford's base32, lower case
 # What people type for the letters Crockford leaves out.
@@ -89,6 +90,31 @@ async def store_recovery_codes(db: Database, user_id: str, codes: Sequence[str])
                 ),
                 {"user_id": user_id, "h": h, "now": now},
             )
+
+
+class RecoveryCodes(NamedTuple):
+    """How many recovery codes a user was given (the current set) and how many are unused."""
+
+    remaining: int
+    issued: int
+
+    @property
+    def low(self) -> bool:
+        """Few or none left: time for ``run.py totp recovery-codes`` (a new set)."""
+        return self.remaining <= LOW
+
+
+async def recovery_codes_status(db: Database, user_id: str) -> RecoveryCodes:
+    """The user's recovery codes, counted (the codes themselves are never readable)."""
+    row = await db.fetch_one(
+        "SELECT COUNT(*) AS issued,"
+        " COALESCE(SUM(CASE WHEN used_at IS NULL THEN 1 ELSE 0 END), 0) AS remaining"
+        " FROM user_recovery_codes WHERE user_id = :u",
+        u=user_id,
+    )
+    if row is None:
+        return RecoveryCodes(0, 0)
+    return RecoveryCodes(int(row["remaining"]), int(row["issued"]))
 
 
 async def remaining_recovery_codes(db: Database, user_id: str) -> int:

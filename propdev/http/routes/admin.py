@@ -1,4 +1,5 @@
-"""The operators' API: the supervision tree, restarts, nodes, breakers, the audit log."""
+"""The operators' API: the supervision tree, restarts, nodes, breakers, the audit log, the
+caller's recovery codes left."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from aiohttp import web
 from propdev.http import schemas
 from propdev.http.errors import NotFoundError
 from propdev.http.keys import NODE
+from propdev.http.middlewares import principal
 from propdev.http.openapi import Param, doc
 from propdev.http.permissions import Permission, requires
 from propdev.http.routes.resident import int_param
+from propdev.security import RECOVERY_CODES_LOW, get_user, recovery_codes_status
 
 routes = web.RouteTableDef()
 
@@ -111,4 +114,44 @@ async def audit(request: web.Request) -> web.Response:
     entries = entries[:limit]
     return web.json_response(
         {"entries": entries, "next": entries[-1]["id"] if more and entries else None}
+    )
+
+
+@routes.get("/admin/api/v1/me/recovery-codes")
+@requires(Permission.OPERATOR)
+@doc(
+    "How many of the calling operator's recovery codes are left (never the codes)",
+    description=(
+        "`low` is true at `low_at` unused codes or fewer: time for a new set "
+        "(`python run.py totp recovery-codes USERNAME`). 404 for an operator of an external "
+        "identity provider, whose second factor is the provider's."
+    ),
+    tags=["admin"],
+    responses={
+        200: {
+            "type": "object",
+            "required": ["remaining", "issued", "low", "low_at"],
+            "properties": {
+                "remaining": {"type": "integer", "minimum": 0},
+                "issued": {"type": "integer", "minimum": 0},
+                "low": {"type": "boolean"},
+                "low_at": {"type": "integer", "minimum": 0},
+            },
+        },
+        404: "The caller has no local account.",
+    },
+)
+async def my_recovery_codes(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    caller = principal(request)
+    if await get_user(node.db, caller.sub) is None:
+        raise NotFoundError("No local account: recovery codes are the identity provider's.")
+    codes = await recovery_codes_status(node.db, caller.sub)
+    return web.json_response(
+        {
+            "remaining": codes.remaining,
+            "issued": codes.issued,
+            "low": codes.low,
+            "low_at": RECOVERY_CODES_LOW,
+        }
     )
