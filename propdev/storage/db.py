@@ -190,6 +190,20 @@ class Database:
             result = await conn.execute(sa.text(sql), params)
             return [dict(r) for r in result.mappings()]
 
+    async def lookup(self, sql: str, **params: Any) -> Row | None:
+        """``fetch_one`` for a read of one row by key on a hot path (an index, no scan).
+
+        On SQLite it runs on the event loop's own read connection, without the thread hop of
+        ``fetch_one`` (see ``SqliteExecutor.lookup``); on PostgreSQL it is ``fetch_one``.
+        """
+        if self._sqlite is None:
+            return await self.fetch_one(sql, **params)
+        try:
+            rows = await self._sqlite.lookup(lambda conn: conn.run_params(sql, params))
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(str(exc).splitlines()[0]) from exc
+        return rows[0] if rows else None
+
     async def fetch_one(self, sql: str, **params: Any) -> Row | None:
         if self._sqlite is not None:
             rows = await self._read(sql, params)
