@@ -23,6 +23,7 @@ from propdev.access import AccessServices, KeypadPolicy
 from propdev.actors import ActorStoppedError, ActorSystem, AskTimeout
 from propdev.actors.device import DeviceActor, DeviceDeps, problem
 from propdev.actors.messages import (
+    CommandResult,
     Deliver,
     DeviceEvent,
     DeviceSnapshot,
@@ -34,7 +35,7 @@ from propdev.actors.session import SessionActor
 from propdev.config import Settings
 from propdev.devices import PartnerEventIngest, presence_of
 from propdev.grpc import ADAPTER as GRPC_ADAPTER
-from propdev.grpc import CommandStreams, build_grpc_gateway
+from propdev.grpc import ClusterCommands, CommandStreams, build_grpc_gateway
 from propdev.http.ratelimit import Limiter, RedisLimiter
 from propdev.observability import Telemetry
 from propdev.partners import (
@@ -113,6 +114,10 @@ class Node:
         self.cluster = Cluster(settings, self.system, self.db) if settings.redis_url else None
         if self.cluster is not None:
             self.bus = self.cluster.bus
+            # gRPC commands go to the node holding the partner's stream, and vendors'
+            # command results to the device's owner, where the open waits for them.
+            ClusterCommands(self.cluster, self.command_streams).install()
+            self.cluster.handle(CommandResult, self._confirm_here)
         # In a cluster, rate limits are one budget on the cluster's Redis (local if it fails).
         self.rate_limiter: Limiter | None = (
             RedisLimiter(self.cluster.redis, prefix="{" + settings.redis_prefix + "}:rl:")
@@ -147,7 +152,7 @@ class Node:
         self.ingest = PartnerEventIngest(
             db=self.db,
             system=self.system,
-            confirm=self._confirm,
+            confirm=self._route_confirmation,
             ask_timeout=settings.ask_timeout,
             ask=self.ask_device,  # partner events go to the device's owner (in a cluster)
         )
@@ -196,6 +201,21 @@ class Node:
         at = dt.datetime.fromtimestamp(event.occurred_at, dt.UTC)
         ok = event.result == "done"
         return adapter.confirm(Confirmation(event.vendor_command_id, ok, event.error, at))
+
+    async def _route_confirmation(self, access_point_id: str, event: DeviceEvent) -> bool:
+        """A ``command_result`` to the node whose open waits for it: in a cluster the
+        device's owner (beside its actor, which the open holds), else this one."""
+        if self.cluster is None:
+            return self._confirm(event)
+        message = CommandResult(event)
+        taken = await self.cluster.ask(
+            f"device:{access_point_id}", message, self.settings.ask_timeout
+        )
+        return taken is True
+
+    async def _confirm_here(self, target: str, message: object) -> object:
+        assert isinstance(message, CommandResult)
+        return self._confirm(message.event)
 
     async def _partner_gateways(self) -> None:
         """A gateway for each registered partner whose adapter we know (besides the simulator),

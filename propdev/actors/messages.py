@@ -71,6 +71,30 @@ class DeviceEvents:
 
 
 @dataclass(frozen=True, slots=True)
+class CommandResult:
+    """A vendor's ``command_result`` for the device's owner node, whose open waits for it.
+
+    Handled beside the device actor, never queued behind it: the open that waits holds the
+    actor. The answer is True when an open was waiting for it."""
+
+    event: DeviceEvent
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerCommand:
+    """A command for a partner's gRPC command stream, to the node where that stream is open;
+    the answer is True when one of its streams there took it."""
+
+    partner_id: str
+    command_id: str
+    device_id: str
+    action: str
+    issued_at: float
+    deadline: float
+    traceparent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Deliver:
     """Push one event to every WebSocket of a resident's session."""
 

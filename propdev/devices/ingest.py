@@ -4,7 +4,8 @@ One batch (``POST /partner/v1/events``, or the embedded simulator's direct deliv
 
 1. each event validated on its own: a bad one is rejected with its reason, the rest go on;
 2. ``command_result`` events first, handed to the partner's adapter (an open waiting for its
-   confirmation holds its device actor, so results must not queue behind it); deduplicated here;
+   confirmation holds its device actor, so results must not queue behind it) on the node where
+   that open waits (in a cluster, the device's owner); deduplicated here;
 3. every other event to its device's actor, one ask per device with that device's events in
    batch order (devices in parallel); the actor deduplicates by ``(partner, event_id)`` in the
    transaction that applies the event.
@@ -30,8 +31,9 @@ log = structlog.get_logger()
 
 MAX_EVENTS = 500
 
-Confirm = Callable[[DeviceEvent], bool]
-"""``confirm(event)``: a ``command_result`` to the partner's adapter; False if none takes it."""
+Confirm = Callable[[str, DeviceEvent], Awaitable[bool]]
+"""``confirm(access_point_id, event)``: a ``command_result`` to the partner's adapter whose open
+waits for it (in a cluster, on the device's owner node); False if none takes it."""
 
 Ask = Callable[[str, object, float], Awaitable[object]]
 """``ask(target, message, timeout)``: the node's ask (in a cluster, routed to the shard's owner)."""
@@ -77,7 +79,7 @@ class PartnerEventIngest:
         result = IngestResult()
         now = self._clock()
         devices = await self._devices_of(partner_id)
-        results: list[tuple[int, DeviceEvent]] = []
+        results: list[tuple[int, DeviceEvent, str]] = []
         by_device: dict[str, list[tuple[int, DeviceEvent]]] = {}
         for index, raw in enumerate(raw_events):
             try:
@@ -89,11 +91,12 @@ class PartnerEventIngest:
             if access_point_id is None:
                 self._reject(result, index, raw, "unknown_device")
             elif event.type == COMMAND_RESULT:
-                results.append((index, event))
+                results.append((index, event, access_point_id))
             else:
                 by_device.setdefault(access_point_id, []).append((index, event))
-        for index, event in results:
-            self._count(result, index, event, await self._command_result(event))
+        for index, event, access_point_id in results:
+            outcome = await self._command_result(access_point_id, event)
+            self._count(result, index, event, outcome)
         asks = [self._ask(ap_id, batch) for ap_id, batch in by_device.items()]
         for batch, outcomes in zip(by_device.values(), await asyncio.gather(*asks), strict=True):
             for (index, event), outcome in zip(batch, outcomes, strict=True):
@@ -114,7 +117,18 @@ class PartnerEventIngest:
         )
         return {str(r["device_id"]): str(r["id"]) for r in rows}
 
-    async def _command_result(self, event: DeviceEvent) -> str:
+    async def _command_result(self, access_point_id: str, event: DeviceEvent) -> str:
+        """Hand the result over, then remember it: one that could not be delivered (the
+        owner unreachable) is not a duplicate when the partner sends it again."""
+        async with self._db.connect() as conn:
+            if await partner_events.seen(
+                conn, partner_id=event.partner_id, event_id=event.event_id
+            ):
+                return "duplicate"
+        try:
+            taken = await self._confirm(access_point_id, event)
+        except (TimeoutError, ConnectionError) as exc:  # a cluster's owner out of reach
+            raise IngestUnavailableError(f"device {access_point_id} did not answer") from exc
         async with self._db.transaction() as conn:
             fresh = await partner_events.remember(
                 conn,
@@ -126,7 +140,7 @@ class PartnerEventIngest:
             )
         if not fresh:
             return "duplicate"
-        if not self._confirm(event):
+        if not taken:
             log.info("command_result_unexpected", partner=event.partner_id, event=event.event_id)
         return "accepted"
 

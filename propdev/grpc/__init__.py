@@ -17,12 +17,14 @@ from propdev.grpc.commands import (
     GrpcPartnerAdapter,
     build_grpc_gateway,
 )
+from propdev.grpc.routing import ClusterCommands
 
 if TYPE_CHECKING:
     from propdev.grpc.server import GrpcServer, start_grpc_server
 
 __all__ = (
     "ADAPTER",
+    "ClusterCommands",
     "CommandStreams",
     "DeviceCommand",
     "GrpcPartnerAdapter",

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from propdev.config import Settings
@@ -45,11 +45,23 @@ class DeviceCommand:
     traceparent: str | None = None
 
 
+Forward = Callable[[str, DeviceCommand], Awaitable[bool]]
+"""``forward(partner_id, command)``: to another node holding one of the partner's streams."""
+Announce = Callable[[str, int], Awaitable[None]]
+"""``announce(partner_id, streams open here)``: after each attach and detach."""
+
+
 class CommandStreams:
-    """The ``Commands`` calls each partner holds open."""
+    """The ``Commands`` calls each partner holds open on this node.
+
+    In a cluster (``ClusterCommands``), ``announce`` tells the others how many streams of a
+    partner this node holds, and ``deliver`` hands a command that no stream here can take to
+    ``forward``: the node where the partner's stream is."""
 
     def __init__(self) -> None:
         self._open: dict[str, list[asyncio.Queue[DeviceCommand]]] = {}
+        self.forward: Forward | None = None
+        self.announce: Announce | None = None
 
     def connected(self, partner_id: str) -> int:
         return len(self._open.get(partner_id, ()))
@@ -58,6 +70,7 @@ class CommandStreams:
     async def attach(self, partner_id: str) -> AsyncIterator[asyncio.Queue[DeviceCommand]]:
         inbox: asyncio.Queue[DeviceCommand] = asyncio.Queue(INBOX)
         self._open.setdefault(partner_id, []).append(inbox)
+        await self._announce(partner_id)
         try:
             yield inbox
         finally:
@@ -66,6 +79,19 @@ class CommandStreams:
                 streams.remove(inbox)
             if not streams:
                 self._open.pop(partner_id, None)
+            await self._announce(partner_id)
+
+    async def _announce(self, partner_id: str) -> None:
+        if self.announce is not None:
+            await self.announce(partner_id, self.connected(partner_id))
+
+    async def deliver(self, partner_id: str, command: DeviceCommand) -> bool:
+        """To a stream of the partner here, else (in a cluster) on another node."""
+        if self.send(partner_id, command):
+            return True
+        if self.forward is not None:
+            return await self.forward(partner_id, command)
+        return False
 
     def send(self, partner_id: str, command: DeviceCommand) -> bool:
         """Hand ``command`` to the partner's newest stream; False if none can take it."""
@@ -106,7 +132,7 @@ class GrpcPartnerAdapter:
         command = DeviceCommand(
             request_id, device_id, "open", now, now + self._timeout, traceparent
         )
-        if not self._streams.send(self._partner_id, command):
+        if not await self._streams.deliver(self._partner_id, command):
             raise PartnerUnavailableError(f"{self._partner_id}: no command stream is open")
         confirmation = await self._confirmations.wait(request_id)
         if not confirmation.ok:

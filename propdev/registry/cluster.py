@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -49,6 +49,8 @@ log = structlog.get_logger()
 PLACED_KINDS = frozenset({"device"})
 """Kinds whose actors live on their shard's owner; the others (sessions, bound to the
 node's own sockets) are local to each node."""
+Direct = Callable[[str, object], Awaitable[object]]
+"""(target, message) -> reply: a message served without the target's actor (``handle``)."""
 MOVE_WAIT = 0.25
 HAND_OFF_WITHIN = 5.0
 
@@ -104,6 +106,7 @@ class Cluster:
             max_connections=64,
         )
         namespace = "{" + settings.redis_prefix + "}"  # one hash slot: scripts work on Cluster
+        self.namespace = namespace
         self.pipeliner = Pipeliner(self.redis)
         self.bus = RedisBus(self.redis, self.pipeliner, namespace=namespace, node_id=self.node_id)
         self.membership = RedisMembership(
@@ -132,6 +135,14 @@ class Cluster:
         self.revocations = Revocations(self.bus, deaf_for=self.bus.deaf_for)
         self.draining = False
         self.stats = {"local": 0, "forwarded": 0, "served": 0, "moved": 0, "fenced": 0}
+        self._direct: dict[type, Direct] = {}
+
+    def handle(self, kind: type, handler: Direct) -> None:
+        """Serve messages of type ``kind`` with ``handler(target, message)`` instead of the
+        target's actor, here and when other nodes send them: a placed target's (``device:…``)
+        on its shard's owner, as ``ask`` routes it; another kind's (``grpc:<partner>``) on the
+        node ``inbox.ask`` names."""
+        self._direct[kind] = handler
 
     # -- life -----------------------------------------------------------------------------
 
@@ -181,7 +192,7 @@ class Cluster:
             if self.placement.holds(shard):
                 try:
                     self.stats["local"] += 1
-                    return await self.system.ask(target, message, timeout=left)
+                    return await self._here(target, message, left)
                 except NotOwnerError:
                     self.stats["fenced"] += 1
                     log.warning("ask_fenced", target=target, shard=shard)
@@ -234,15 +245,25 @@ class Cluster:
         """An ask from another node: handled if this node holds the shard, else ``MOVED``."""
         address = Address.of(target)
         if address.kind not in PLACED_KINDS:
-            return MOVED
+            handler = self._direct.get(type(message))
+            if handler is None:
+                return MOVED
+            self.stats["served"] += 1
+            return await handler(target, message)
         if not self.placement.holds(shard_of(address.id, self.placement.shards)):
             return MOVED
         self.stats["served"] += 1
         try:
-            return await self.system.ask(target, message, timeout=left)
+            return await self._here(target, message, left)
         except NotOwnerError:
             self.stats["fenced"] += 1
             return MOVED
+
+    async def _here(self, target: str, message: object, left: float) -> object:
+        handler = self._direct.get(type(message))
+        if handler is not None:
+            return await handler(target, message)
+        return await self.system.ask(target, message, timeout=left)
 
     async def _release_shard(self, shard: int) -> None:
         """Passivate this node's actors of ``shard`` (their state is saved in ``on_stop``)."""

@@ -10,11 +10,13 @@ from typing import Any
 import msgpack
 
 from propdev.actors.messages import (
+    CommandResult,
     DeviceEvent,
     DeviceEvents,
     DeviceSnapshot,
     OpenAccessPoint,
     OpenOutcome,
+    PartnerCommand,
 )
 from propdev.registry.errors import RemoteError, WireError
 from propdev.storage import StoreUnavailableError
@@ -65,6 +67,19 @@ def encode_message(message: object) -> dict[str, Any]:
         return {"t": "event", "e": _event(message)}
     if isinstance(message, DeviceEvents):
         return {"t": "events", "es": [_event(event) for event in message.events]}
+    if isinstance(message, CommandResult):
+        return {"t": "result", "e": _event(message.event)}
+    if isinstance(message, PartnerCommand):
+        return {
+            "t": "command",
+            "p": message.partner_id,
+            "c": message.command_id,
+            "d": message.device_id,
+            "a": message.action,
+            "i": message.issued_at,
+            "dl": message.deadline,
+            "tp": message.traceparent,
+        }
     raise WireError(f"{type(message).__name__} does not cross nodes")
 
 
@@ -87,6 +102,18 @@ def decode_message(data: dict[str, Any]) -> object:
         return _event_of(data["e"])
     if kind == "events":
         return DeviceEvents(tuple(_event_of(event) for event in data["es"]))
+    if kind == "result":
+        return CommandResult(_event_of(data["e"]))
+    if kind == "command":
+        return PartnerCommand(
+            partner_id=data["p"],
+            command_id=data["c"],
+            device_id=data["d"],
+            action=data["a"],
+            issued_at=data["i"],
+            deadline=data["dl"],
+            traceparent=data["tp"],
+        )
     raise WireError(f"unknown message type {kind!r}")
 
 

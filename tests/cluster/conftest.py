@@ -205,18 +205,31 @@ def node_env(
     )
 
 
+Prepare = Callable[[Path, str], Awaitable[None]]
+"""``prepare(data dir, database URL)``: after the demo seed, before any process starts."""
+
+
 @contextlib.asynccontextmanager
 async def three_nodes(
-    tmp_path: Path, redis_url: str = REDIS_URL, postgres_url: str = POSTGRES_URL, **extra: str
+    tmp_path: Path,
+    redis_url: str = REDIS_URL,
+    postgres_url: str = POSTGRES_URL,
+    *,
+    prepare: Prepare | None = None,
+    per_node: Callable[[int], dict[str, str]] | None = None,
+    **extra: str,
 ) -> AsyncIterator[Cluster]:
     """Three nodes on ``redis_url`` and a fresh database of the server at ``postgres_url``;
-    ``extra``: more ``PROPDEV_*`` variables for every node."""
+    ``extra``: more ``PROPDEV_*`` variables for every node, ``per_node(i)`` for node ``i``;
+    ``prepare``: more partners or doors before the simulator and the nodes start."""
     data_dir = tmp_path / "data"
     prefix = f"test-{uuid.uuid4().hex[:10]}"
     with fresh_database(postgres_url) as database_url:
         seeded = await run_cli(["seed-demo"], cli_env(data_dir, PROPDEV_DATABASE_URL=database_url))
         assert seeded.returncode == 0, str(seeded)
         creds = json.loads((data_dir / "demo-credentials.json").read_text())
+        if prepare is not None:
+            await prepare(data_dir, database_url)
         sim_port, *ports = free_ports(NODES + 1)
         sim_url = f"https://127.0.0.1:{sim_port}"
         public_url = f"https://127.0.0.1:{ports[0]}"
@@ -233,7 +246,7 @@ async def three_nodes(
                     redis_url,
                     prefix,
                     sim_url,
-                    **extra,
+                    **{**extra, **(per_node(i) if per_node is not None else {})},
                 ),
             )
             for i, port in enumerate(ports)

@@ -75,3 +75,26 @@ def test_acks_carry_the_outcome_and_a_rejection_s_reason() -> None:
 )
 def test_the_peer_s_address_is_read_for_the_allowlist(peer: str, address: str | None) -> None:
     assert peer_address(peer) == address
+
+
+async def test_a_command_no_stream_here_takes_is_forwarded_and_streams_are_announced() -> None:
+    streams = CommandStreams()
+    announced: list[tuple[str, int]] = []
+    forwarded: list[tuple[str, DeviceCommand]] = []
+
+    async def announce(partner_id: str, count: int) -> None:
+        announced.append((partner_id, count))
+
+    async def forward(partner_id: str, command: DeviceCommand) -> bool:
+        forwarded.append((partner_id, command))
+        return partner_id == "elsewhere"
+
+    streams.announce, streams.forward = announce, forward
+    command = DeviceCommand("c1", "d1", "open", 100.0, 103.0)
+    async with streams.attach("p") as here:
+        assert await streams.deliver("p", command)  # taken here: not forwarded
+        assert here.get_nowait() == command
+    assert await streams.deliver("elsewhere", command)
+    assert not await streams.deliver("nowhere", command)
+    assert [p for p, _ in forwarded] == ["elsewhere", "nowhere"]
+    assert announced == [("p", 1), ("p", 0)]

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from propdev.actors.messages import DeviceEvent, DeviceEvents, DeviceSnapshot, OpenAccessPoint
+from propdev.actors.messages import (
+    CommandResult,
+    DeviceEvent,
+    DeviceEvents,
+    DeviceSnapshot,
+    OpenAccessPoint,
+    PartnerCommand,
+)
 from propdev.registry.errors import WireError
 from propdev.registry.wire import (
     decode_message,
@@ -44,6 +51,11 @@ def round_trip(message: object) -> object:
         DeviceEvents(()),
         DeviceSnapshot(),
         OpenAccessPoint("ap-1", "u-1", "anna", "cmd-1", idempotency_key="k", note="n"),
+        CommandResult(
+            DeviceEvent("acme", "ev-3", "lock-1", "command_result", 1.5, vendor_command_id="T1")
+        ),
+        PartnerCommand("streamco", "cmd-2", "sc-door-1", "open", 10.0, 13.0, "00-ab-cd-01"),
+        PartnerCommand("streamco", "cmd-3", "sc-door-1", "open", 10.0, 13.0),
     ],
 )
 def test_a_message_for_a_device_crosses_nodes_unchanged(message: object) -> None:
