@@ -75,12 +75,13 @@ class ShardGuard:
         await self._fence.check(conn, shard, self._placement.epoch(shard))
 
     async def may_save(self, conn: AsyncConnection, access_point_id: str) -> bool:
-        """For an actor's ``on_stop``: True if this node still holds the shard's lease (also
-        while handing it off) under the store's current epoch, checked in ``conn`` (the row is
-        share-locked to the end of the save's transaction); else False, and it is logged."""
+        """For an actor's ``on_stop``: True if the epoch this node took the shard under (also
+        while handing it off) is still the store's, checked in ``conn`` (the row is
+        share-locked to the end of the save's transaction, so a newer owner's acquisition waits
+        for the save and then reads it); else False, and it is logged."""
         shard = shard_of(access_point_id, self._placement.shards)
         try:
-            await self._fence.check(conn, shard, self._placement.lease_epoch(shard))
+            await self._fence.check(conn, shard, self._placement.held_epoch(shard))
         except NotOwnerError as exc:  # FencedError too: a newer owner took the shard
             log.warning("device_state_not_saved", access_point_id=access_point_id, error=str(exc))
             return False

@@ -209,11 +209,14 @@ class RedisPlacement:
             raise NotOwnerError(f"{self.node_id} does not hold shard {shard}")
         return lease.epoch
 
-    def lease_epoch(self, shard: int) -> int:
-        """``epoch``, also while the shard is being handed off (its lease is held until the
-        actors' state is saved); ``NotOwnerError`` once the lease is lost or expired."""
+    def held_epoch(self, shard: int) -> int:
+        """The epoch this node took the shard under, while the shard is still in its table:
+        also while it is handed off (the actors' state is saved before the release) and past
+        the lease on this node's clock. Only for a write checked against the store's epoch in
+        its transaction (``Fence.check``), which refuses it once another node took the shard;
+        ``NotOwnerError`` once the shard was released or found lost."""
         lease = self._held.get(shard)
-        if lease is None or time.monotonic() >= lease.valid_until:
+        if lease is None:
             raise NotOwnerError(f"{self.node_id} does not hold shard {shard}")
         return lease.epoch
 

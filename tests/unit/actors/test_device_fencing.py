@@ -28,7 +28,7 @@ class Leases:
     def __init__(self) -> None:
         self.held: dict[int, int] = {}
 
-    def lease_epoch(self, shard: int) -> int:
+    def held_epoch(self, shard: int) -> int:
         if shard not in self.held:
             raise NotOwnerError(f"shard {shard} is not held")
         return self.held[shard]
@@ -78,11 +78,11 @@ async def test_a_stale_epochs_save_is_refused_and_the_current_ones_applied(db: D
     assert await _saved_opens(db) == 3
 
 
-async def test_a_node_without_the_lease_does_not_save(db: Database) -> None:
+async def test_a_node_that_no_longer_holds_the_shard_does_not_save(db: Database) -> None:
     shard = shard_of(DOOR)
     leases = Leases()
     leases.held[shard] = (await Fence(db).advance([shard], "me"))[shard]
     await _stopped_with(db, leases, opens=1)
-    del leases.held[shard]  # the lease ran out on this node's clock
+    del leases.held[shard]  # released, or found taken by another node
     await _stopped_with(db, leases, opens=5)
     assert await _saved_opens(db) == 1
