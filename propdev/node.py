@@ -54,7 +54,14 @@ from propdev.partners.simulator import (
 )
 from propdev.pki import ensure_ca, ensure_server_cert, server_context
 from propdev.pki.reload import TLSReloader
-from propdev.registry import Bus, Cluster, ClusterUnavailableError, InProcessBus
+from propdev.registry import (
+    Bus,
+    Cluster,
+    ClusterUnavailableError,
+    InProcessBus,
+    Revocations,
+    honour_revocations,
+)
 from propdev.security import (
     ExternalVerifier,
     OAuthServer,
@@ -285,8 +292,11 @@ class Node:
         self.access.subscribe(self.bus)  # push notifications when no socket is live
         self.access.start()
         await self.system.start()
+        # Revoked access tokens (RFC 7009), subjects and certificates: refused by every node.
+        revocations = self.cluster.revocations if self.cluster else Revocations(self.bus)
+        honour_revocations(self.verifier, revocations)
+        self.oauth.on_access_revoked = revocations.revoke_access_token
         if self.cluster is not None:
-            self.cluster.protect(self.verifier)
             await self.cluster.start()
         self.started = True
         log.info("node_started", public_url=self.settings.public_url)

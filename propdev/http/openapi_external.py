@@ -200,6 +200,10 @@ EXTERNAL: dict[tuple[str, str], Operation] = {
     ("POST", "/oauth/revoke"): operation(
         "Revoke a token (RFC 7009)",
         tags=OAUTH,
+        description=(
+            "A refresh token is revoked with its whole family; a valid access token, presented "
+            "by the client it was issued to, is refused by every node until it expires."
+        ),
         request={
             "type": "object",
             "required": ["token"],

@@ -30,9 +30,15 @@ from propdev.registry.placement import (
     shard_of,
 )
 from propdev.registry.redis_bus import RedisBus
-from propdev.registry.revocations import Revocations
+from propdev.registry.revocations import (
+    CERTIFICATE,
+    Revocations,
+    announce,
+    honour_revocations,
+)
 
 __all__ = (
+    "CERTIFICATE",
     "SHARDS",
     "Bus",
     "BusUnavailableError",
@@ -56,6 +62,8 @@ __all__ = (
     "Revocations",
     "ShardGuard",
     "WireError",
+    "announce",
+    "honour_revocations",
     "preferred_owner",
     "shard_of",
 )

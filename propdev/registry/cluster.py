@@ -35,7 +35,7 @@ from propdev.registry.membership import RedisMembership
 from propdev.registry.pipeline import Pipeliner
 from propdev.registry.placement import RedisPlacement, shard_of
 from propdev.registry.redis_bus import RedisBus
-from propdev.registry.revocations import Revocations
+from propdev.registry.revocations import Revocations, honour_revocations
 from propdev.registry.wire import MOVED
 
 if TYPE_CHECKING:
@@ -235,12 +235,7 @@ class Cluster:
 
     def protect(self, verifier: TokenVerifier) -> None:
         """Make the token verifier honour revocations heard on the bus (see ``Revocations``)."""
-        revocations = self.revocations
-        verifier.revoked = lambda claims: (
-            revocations.is_revoked("token", claims.jti)
-            or revocations.is_revoked("subject", claims.sub)
-        )
-        verifier.cache_trusted = revocations.trusted
+        honour_revocations(verifier, self.revocations)
 
     async def _serve(self, target: str, message: object, left: float) -> object:
         """An ask from another node: handled if this node holds the shard, else ``MOVED``."""

@@ -11,12 +11,43 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from redis.asyncio import Redis
 
 from propdev.registry.bus import Bus
+from propdev.registry.pipeline import Pipeliner
+from propdev.registry.redis_bus import RedisBus
+
+if TYPE_CHECKING:
+    from propdev.security import Claims, TokenVerifier
 
 CHANNEL = "revoked:"
 DEAF_BOUND = 3.0
+TOKEN, SUBJECT, CERTIFICATE = "token", "subject", "certificate"
+"""Kinds: an access token by ``jti``, a user by ``sub``, a client certificate by its SHA-256
+thumbprint (the ``x5t#S256`` its bound tokens carry)."""
+TOKEN_MARGIN = 60.0  # kept past a token's expiry: beyond the verifier's leeway
+
+
+def honour_revocations(verifier: TokenVerifier, revocations: Revocations) -> None:
+    """Make ``verifier`` refuse revoked tokens, subjects and tokens bound to a revoked
+    certificate (keeping any check it had), and distrust its cache while the node may have
+    missed revocations."""
+    previous = verifier.revoked
+
+    def revoked(claims: Claims) -> bool:
+        if previous is not None and previous(claims):
+            return True
+        bound = claims.cnf.get("x5t#S256") if claims.cnf is not None else None
+        return (
+            revocations.is_revoked(TOKEN, claims.jti)
+            or revocations.is_revoked(SUBJECT, claims.sub)
+            or (isinstance(bound, str) and revocations.is_revoked(CERTIFICATE, bound))
+        )
+
+    verifier.revoked = revoked
+    verifier.cache_trusted = revocations.trusted
 
 
 class Revocations:
@@ -40,6 +71,10 @@ class Revocations:
         """Revoke ``ident`` of ``kind`` (``token`` by jti, ``subject``, ``certificate``...)."""
         self._record(kind, ident, until)
         await self._bus.publish(CHANNEL + kind, {"kind": kind, "id": ident, "until": until})
+
+    async def revoke_access_token(self, claims: Claims) -> None:
+        """RFC 7009 for an access token: refused by every node until it would have expired."""
+        await self.revoke(TOKEN, claims.jti, claims.exp + TOKEN_MARGIN)
 
     def is_revoked(self, kind: str, ident: str) -> bool:
         until = self._revoked.get((kind, ident))
@@ -70,3 +105,18 @@ class Revocations:
         if isinstance(kind, str) and isinstance(ident, str) and isinstance(until, int | float):
             if (kind, ident) not in self._revoked or self._revoked[(kind, ident)] < until:
                 self._record(kind, ident, float(until))
+
+
+async def announce(redis_url: str, prefix: str, kind: str, ident: str, until: float) -> None:
+    """For a command-line tool: publish one revocation to the nodes of cluster ``prefix`` and
+    return once Redis took it (``BusUnavailableError`` if Redis cannot be reached)."""
+    redis = Redis.from_url(redis_url, socket_connect_timeout=2.0, socket_timeout=3.0)
+    pipeliner = Pipeliner(redis)
+    pipeliner.start()
+    try:
+        bus = RedisBus(redis, pipeliner, namespace="{" + prefix + "}", node_id="cli")
+        await Revocations(bus).revoke(kind, ident, until)
+        await pipeliner.send("PING")  # one writer, in order: the PUBLISH went out before it
+    finally:
+        await pipeliner.close()
+        await redis.aclose()

@@ -6,30 +6,51 @@ from __future__ import annotations
 import asyncio
 import json
 
+from cryptography.hazmat.primitives import serialization
+from redis.exceptions import RedisError
+
 from propdev.config import Settings
+from propdev.pki.ca import existing_partner_cert, load_cert
 from propdev.pki.crl import crl_path, revoke_partner
 from propdev.pki.errors import UnknownPartnerError
+from propdev.registry import CERTIFICATE, BusUnavailableError, announce
 from propdev.security.crypto import open_vault
 from propdev.security.personal import count_stale, reencrypt, seal_clear_rows
 from propdev.security.recovery import COUNT, new_recovery_codes, store_recovery_codes
+from propdev.security.tokens import certificate_thumbprint
 from propdev.security.users import normalize_username
 from propdev.storage import Database, migrate
 
 
 def revoke_partner_command(settings: Settings, name: str) -> int:
     """Revoke partner ``name``'s certificate; running nodes pick the CRL up within seconds
-    (file watch) or at once on SIGHUP."""
+    (file watch) or at once on SIGHUP. In a cluster (``PROPDEV_REDIS_URL``) the revocation is
+    also announced on the bus: every node refuses the tokens bound to the certificate at once,
+    on connections it had already accepted too."""
     try:
+        cert = load_cert(existing_partner_cert(settings.pki_dir, name).cert)
         serial = revoke_partner(settings.pki_dir, name)
     except UnknownPartnerError:
         print(json.dumps({"error": f"no certificate for partner {name!r}"}))
         return 1
+    announced = False
+    if settings.redis_url is not None:
+        thumbprint = certificate_thumbprint(cert.public_bytes(serialization.Encoding.DER))
+        until = cert.not_valid_after_utc.timestamp()
+        try:
+            asyncio.run(
+                announce(settings.redis_url, settings.redis_prefix, CERTIFICATE, thumbprint, until)
+            )
+            announced = True
+        except (BusUnavailableError, RedisError, OSError) as exc:
+            print(json.dumps({"warning": f"not announced to the cluster: {exc}"}))
     print(
         json.dumps(
             {
                 "partner": name,
                 "revoked_serial": f"{serial:x}",
                 "crl": str(crl_path(settings.pki_dir)),
+                "announced": announced,
             }
         )
     )

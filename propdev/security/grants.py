@@ -5,13 +5,15 @@
 - ``RefreshGrant``: rotation on every use; a spent token revokes its family.
 - ``PartnerGrant``: ``client_credentials`` with ``tls_client_auth`` only; tokens carry
   ``cnf.x5t#S256``.
-- ``Revocation``: RFC 7009 for refresh tokens (a revoked one takes its family with it).
+- ``Revocation``: RFC 7009 for refresh tokens (a revoked one takes its family with it) and
+  access tokens (handed back on the request, ``revoked_access``, for the server to publish).
 
 Every method here runs in a worker thread (the ``server`` attribute is ``AuthlibServer``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2.rfc6749 import (
@@ -30,8 +32,9 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from cryptography import x509
 
 from propdev.security.clients import Client
+from propdev.security.errors import InvalidTokenError
 from propdev.security.store import CodeRecord, RefreshRecord
-from propdev.security.tokens import certificate_thumbprint
+from propdev.security.tokens import Claims, certificate_thumbprint
 from propdev.security.users import Login, load_user
 
 if TYPE_CHECKING:
@@ -162,12 +165,31 @@ class Revocation(RevocationEndpoint):  # type: ignore[misc]  # authlib is untype
     server: AuthlibServer
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
-        # Access tokens are self-contained JWTs that live at most access_token_ttl; there is
-        # nothing to revoke, and RFC 7009 §2.2 lets us answer 200 all the same.
+        # An access token is a self-contained JWT: one of ours that is still valid is revoked
+        # by its jti (see ``OAuthServer.revoke``); anything else unknown is answered 200 all
+        # the same (RFC 7009 §2.2).
+        if token_type_hint != "refresh_token" and token_string.count(".") == 2:
+            try:
+                return AccessTokenRecord(self.server.verifier.verify(token_string))
+            except InvalidTokenError:
+                return None
         return self.server.store.find_refresh_token(token_string)
 
-    def revoke_token(self, token: RefreshRecord, request: OAuth2Request) -> None:
-        self.server.store.revoke_family(token.family_id)
+    def revoke_token(self, token: RefreshRecord | AccessTokenRecord, request: Any) -> None:
+        if isinstance(token, AccessTokenRecord):
+            request.revoked_access.append(token.claims)
+        else:
+            self.server.store.revoke_family(token.family_id)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessTokenRecord:
+    """A valid access token of ours presented for revocation, by the client it was issued to."""
+
+    claims: Claims
+
+    def check_client(self, client: Client) -> bool:
+        return bool(client.get_client_id() == self.claims.client_id)
 
 
 def authenticate_tls_client(query_client: Any, request: Any) -> Client | None:

@@ -11,9 +11,10 @@ import asyncio
 import dataclasses
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+import structlog
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Error, OAuth2Request
 from authlib.oauth2.rfc6749.requests import OAuth2Payload
@@ -39,9 +40,11 @@ from propdev.security.keys import ALGORITHM
 from propdev.security.store import OAuthStore
 from propdev.security.throttle import FailureThrottle, LocalThrottle
 from propdev.security.tickets import FormTickets, load_or_create_secret
-from propdev.security.tokens import TokenIssuer, TokenVerifier, check_certificate_binding
+from propdev.security.tokens import Claims, TokenIssuer, TokenVerifier, check_certificate_binding
 from propdev.security.users import Login, User, authenticate, load_user, normalize_username
 from propdev.storage import Database
+
+log = structlog.get_logger()
 
 Params = Mapping[str, Sequence[str]]
 
@@ -116,6 +119,7 @@ class _Request(OAuth2Request):  # type: ignore[misc]  # authlib is untyped
         self.payload = _Payload(params)
         self.client_cert_der = client_cert_der
         self.remote = remote
+        self.revoked_access: list[Claims] = []  # access tokens the revocation endpoint took
 
     @property
     def args(self) -> dict[str, str]:
@@ -128,6 +132,8 @@ class _Request(OAuth2Request):  # type: ignore[misc]  # authlib is untyped
 
 class AuthlibServer(AuthorizationServer):  # type: ignore[misc]  # authlib is untyped
     """authlib's ``AuthorizationServer`` with our clients, token generator and responses."""
+
+    verifier: TokenVerifier  # the revocation endpoint's check of a presented access token
 
     def __init__(self, settings: Settings, store: OAuthStore, issuer: TokenIssuer) -> None:
         super().__init__(scopes_supported=list(SCOPES_SUPPORTED))
@@ -259,6 +265,9 @@ class OAuthServer:
         self.store = OAuthStore(db, clock)
         self.authlib = AuthlibServer(settings, self.store, issuer)
         self.verifier = TokenVerifier(settings, issuer.keys, clock=clock)
+        self.authlib.verifier = self.verifier
+        # Where a revoked access token is published: the node's (cluster's) ``Revocations``.
+        self.on_access_revoked: Callable[[Claims], Awaitable[None]] | None = None
         self.throttle: FailureThrottle = (
             throttle if throttle is not None else LocalThrottle(clock=clock)
         )
@@ -409,7 +418,8 @@ class OAuthServer:
         client_cert_der: bytes | None = None,
         remote: str | None = None,
     ) -> OAuthResponse:
-        """RFC 7009 revocation: refresh tokens (and their family); access tokens expire."""
+        """RFC 7009 revocation: refresh tokens (and their family) in the store; a valid access
+        token by its jti, through ``on_access_revoked`` (every node of a cluster refuses it)."""
         request = _Request(
             "POST",
             f"{self._base}/oauth/revoke",
@@ -422,6 +432,10 @@ class OAuthServer:
             self.authlib.create_endpoint_response, Revocation.ENDPOINT_NAME, request
         )
         assert isinstance(response, OAuthResponse)
+        for claims in request.revoked_access:
+            if self.on_access_revoked is not None:
+                await self.on_access_revoked(claims)
+            log.info("access_token_revoked", sub=claims.sub, client_id=claims.client_id)
         return response
 
     async def userinfo(
