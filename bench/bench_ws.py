@@ -1,0 +1,290 @@
+"""WebSocket benchmarks against a bare aiohttp hub measured in the same run (G8, G9).
+
+    .venv/bin/python bench/bench_ws.py [--sockets 10000] [--rounds 5] [--quick] [--json PATH]
+
+Servers on CPU 0 (`bench/ws_server.py`), one client process on CPU 1 holding every socket
+(aiohttp, no permessage-deflate offered, every socket reading), TLS with the node's certificate
+on both sides; the file-descriptor limit is raised to its hard limit in every process.
+
+* G8 idle memory per connection: RSS growth of the server process over `--sockets` idle
+  connections (after 20 warm-up ones), our node's `/api/v1/ws` (bearer token in the
+  `Authorization` header; the sockets spread over residents, at most 1,000 each, the highest
+  `PROPDEV_WS_PER_USER` allows) vs a bare aiohttp WebSocket hub, each in its own process;
+  goal <= 1.5x.
+* G9 broadcast of one ~200-byte event to every socket of the node, timed inside the node's
+  process: the event published on each resident's bus channel and fanned out by their
+  `SessionActor` (`Connection.send_json` per socket: de-duplication, lock, JSON) until every
+  session has handled it, vs a bare sequential `await ws.send_str(payload)` loop over the same
+  sockets, rounds interleaved; goal <= 2x. This is "few residents, many sockets each": the
+  per-socket path of the design (an event reaches one resident's sockets); 10,000 residents
+  with one socket each would add a bus publish and an actor hop per socket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import IO, Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import ROOT, free_port, node_env, pinned, pinning_available
+
+PER_RESIDENT = 1000  # PROPDEV_WS_PER_USER's highest value
+WARM = 20
+
+
+def figure(
+    goal: str,
+    name: str,
+    cand: list[float],
+    base: list[float],
+    base_name: str,
+    unit: str,
+    target: float,
+) -> dict[str, Any]:
+    """Lower is better: the goal is ``ratio <= target``."""
+    ratios = [c / b for c, b in zip(cand, base, strict=True) if b]
+    ratio = statistics.median(ratios)
+    return {
+        "goal": goal,
+        "name": name,
+        "value": statistics.median(cand),
+        "baseline": statistics.median(base),
+        "baseline_name": base_name,
+        "unit": unit,
+        "ratio": ratio,
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
+        "target": f"<= {target:g}",
+        "passed": ratio <= target,
+    }
+
+
+class Proc:
+    """A child process driven by JSON lines on stdin/stdout."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def read(self) -> dict[str, Any]:
+        out: IO[str] | None = self.process.stdout
+        assert out is not None
+        line = out.readline()
+        if not line:
+            raise RuntimeError(f"{self.process.args!r} ended ({self.process.poll()})")
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+    def ask(self, command: dict[str, Any]) -> dict[str, Any]:
+        stdin = self.process.stdin
+        assert stdin is not None
+        stdin.write(json.dumps(command) + "\n")
+        stdin.flush()
+        return self.read()
+
+    def close(self) -> None:
+        stdin = self.process.stdin
+        if stdin is not None and not stdin.closed:
+            try:
+                stdin.write(json.dumps({"cmd": "quit"}) + "\n")
+                stdin.close()
+            except BrokenPipeError:
+                pass
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def measure(
+    mode: str, sockets: int, rounds: int, env: dict[str, str], cpus: tuple[int | None, int | None]
+) -> dict[str, Any]:
+    """Start a server of ``mode``, connect ``sockets`` idle clients, report RSS (and G9)."""
+    server_cpu, client_cpu = cpus
+    port = free_port()
+    residents = -(-(sockets + WARM) // PER_RESIDENT)
+    pki = Path(env["PROPDEV_DATA_DIR"]) / "pki"
+    argv = [sys.executable, str(ROOT / "bench" / "ws_server.py"), mode, str(port), str(residents)]
+    server = Proc(pinned(server_cpu, [*argv, str(pki)]), env)
+    client = Proc(
+        pinned(client_cpu, [sys.executable, str(Path(__file__).resolve()), "client"]), env
+    )
+    try:
+        hello = server.read()
+        plan = {"port": port, "path": hello["path"], "tokens": hello["tokens"], "ca": str(pki)}
+        client.ask({"cmd": "connect", "count": WARM, **plan})
+        before = server.ask({"cmd": "rss"})
+        connected = client.ask({"cmd": "connect", "count": sockets, **plan})
+        after = server.ask({"cmd": "rss"})
+        if after["sockets"] != sockets + WARM or connected["open"] != sockets + WARM:
+            raise RuntimeError(f"{mode}: {after['sockets']} sockets open, {connected}")
+        result: dict[str, Any] = {
+            "sockets": sockets,
+            "rss_before": before["rss"],
+            "rss_after": after["rss"],
+            "kib_per_socket": (after["rss"] - before["rss"]) / sockets / 1024,
+            "connect_s": connected["seconds"],
+        }
+        if mode == "node":
+            result["broadcast"] = server.ask({"cmd": "broadcast", "rounds": rounds})
+            received = client.ask({"cmd": "received"})
+            result["received"] = received["messages"]
+            # Every socket got every event of both loops: the fan-out really reached them.
+            expected = result["broadcast"]["sockets"] * 2 * rounds
+            result["all_received"] = received["messages"] == expected
+        return result
+    finally:
+        client.close()
+        server.close()
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    pin = pinning_available()
+    cpus = (0, 1) if pin else (None, None)
+    with tempfile.TemporaryDirectory(prefix="propdev-bench-ws-") as tmp:
+        data_dir = Path(tmp)
+        env = node_env(
+            data_dir,
+            free_port(),
+            PROPDEV_WS_PER_USER=str(PER_RESIDENT),
+            PROPDEV_CONNECTIONS_EXEMPT="127.0.0.0/8",
+        )
+        # The node makes the CA and its certificate; the bare hub then uses the same.
+        node = measure("node", args.sockets, args.rounds, env, cpus)
+        bare = measure("bare", args.sockets, args.rounds, env, cpus)
+    rounds = node["broadcast"]
+    memory = figure(
+        "G8",
+        f"WebSocket idle memory per connection, /api/v1/ws ({args.sockets:,} sockets)",
+        [node["kib_per_socket"]],
+        [bare["kib_per_socket"]],
+        "bare aiohttp WS hub, same TLS",
+        "KiB",
+        1.5,
+    )
+    broadcast = figure(
+        "G9",
+        f"broadcast of one event to {rounds['sockets']:,} sockets (bus -> SessionActor)",
+        rounds["ours_ms"],
+        rounds["bare_ms"],
+        "sequential ws.send_str loop, same sockets",
+        "ms",
+        2.0,
+    )
+    broadcast["passed"] = broadcast["passed"] and node["all_received"]
+    return {
+        "benchmark": "ws",
+        "sockets": args.sockets,
+        "rounds": args.rounds,
+        "pinned": pin,
+        "loadavg": os.getloadavg(),
+        "node": node,
+        "bare": bare,
+        "figures": [memory, broadcast],
+    }
+
+
+# -- the client process --------------------------------------------------------------------
+
+
+async def client_main() -> None:
+    import aiohttp
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    loop = asyncio.get_running_loop()
+    readers: list[asyncio.Task[None]] = []
+    received = 0
+    session: aiohttp.ClientSession | None = None
+
+    async def hold(ws: aiohttp.ClientWebSocketResponse) -> None:
+        nonlocal received
+        async for _ in ws:
+            received += 1
+
+    async def connect(command: dict[str, Any]) -> dict[str, Any]:
+        nonlocal session
+        if session is None:
+            context = ssl.create_default_context(cafile=str(Path(command["ca"]) / "ca.pem"))
+            connector = aiohttp.TCPConnector(limit=0, ssl=context)
+            session = aiohttp.ClientSession(connector=connector)
+        url = f"https://127.0.0.1:{command['port']}{command['path']}"
+        tokens = command["tokens"]
+        gate = asyncio.Semaphore(100)
+        started = loop.time()
+
+        async def one(n: int) -> None:
+            assert session is not None
+            headers = {"Authorization": f"Bearer {tokens[n // PER_RESIDENT]}"} if tokens else {}
+            async with gate:
+                ws = await session.ws_connect(url, headers=headers, autoping=True)
+            readers.append(asyncio.create_task(hold(ws)))
+
+        first = len(readers)
+        await asyncio.gather(*(one(n) for n in range(first, first + command["count"])))
+        return {"open": len(readers), "seconds": loop.time() - started}
+
+    try:
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line:
+                return
+            command = json.loads(line)
+            if command["cmd"] == "quit":
+                return
+            if command["cmd"] == "connect":
+                answer = await connect(command)
+            else:  # received: wait until the in-flight frames have been read
+                deadline = loop.time() + 30
+                last = -1
+                while received != last and loop.time() < deadline:
+                    last = received
+                    await asyncio.sleep(0.5)
+                answer = {"messages": received}
+            sys.stdout.write(json.dumps(answer) + "\n")
+            sys.stdout.flush()
+    finally:
+        for task in readers:
+            task.cancel()
+        if session is not None:
+            await session.close()
+
+
+def cli() -> None:
+    if sys.argv[1:2] == ["client"]:
+        asyncio.run(client_main())
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sockets", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="3 broadcast rounds")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds = min(args.rounds, 3)
+    result = run(args)
+    for f in result["figures"]:
+        print(
+            f"{f['goal']:5} {f['name']}: {f['value']:,.1f} {f['unit']} vs {f['baseline']:,.1f} "
+            f"({f['baseline_name']}) ratio {f['ratio']:.3f} goal {f['target']} "
+            f"{'ok' if f['passed'] else 'MISSED'}"
+        )
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    cli()
