@@ -52,6 +52,7 @@ NONCE_BYTES = 12
 _KID = re.compile(r"^[ki]\d{4}$")
 DATA = "data"
 INDEX = "index"
+OPENED_KEYS = 4096  # subkey ciphers kept for values opened again
 
 
 class CryptoError(SecurityError):
@@ -139,6 +140,9 @@ class Vault:
         self._keys: _Keys | None = None
         self._lock = threading.Lock()
         self._index_keys: dict[str, bytes] = {}
+        # Opening the same value again (a user's name on every /me) skips the HKDF: the
+        # subkey's cipher by (key id, salt), at most OPENED_KEYS of them.
+        self._opened: dict[tuple[str, bytes], AESGCM] = {}
 
     @classmethod
     def ephemeral(cls) -> Vault:
@@ -166,6 +170,7 @@ class Vault:
                 self._insert(INDEX, "i0001")
             self._keys = self._unwrap_all(self._rows())
             self._index_keys.clear()
+            self._opened.clear()
 
     def rotate(self) -> str:
         """Add a data key that becomes primary; return its id. Sync (worker thread or CLI)."""
@@ -274,9 +279,14 @@ class Vault:
         if len(blob) < SALT_BYTES + NONCE_BYTES + 16:
             raise CryptoError(f"{table}.{column}: malformed sealed value")
         salt, nonce, body = blob[:SALT_BYTES], blob[SALT_BYTES:28], blob[28:]
-        subkey = _hkdf(key, salt=salt, info=b"propdev-value|" + kid.encode())
+        cipher = self._opened.get((kid, salt))
+        if cipher is None:
+            cipher = AESGCM(_hkdf(key, salt=salt, info=b"propdev-value|" + kid.encode()))
+            if len(self._opened) >= OPENED_KEYS:
+                self._opened.clear()  # bounded; refilled by the values read next
+            self._opened[(kid, salt)] = cipher
         try:
-            clear = AESGCM(subkey).decrypt(nonce, body, _aad(table, column, row_id))
+            clear = cipher.decrypt(nonce, body, _aad(table, column, row_id))
         except InvalidTag:
             log.error("sealed_value_rejected", table=table, column=column, kid=kid)
             raise CryptoError(f"{table}.{column}: the value does not authenticate") from None

@@ -140,7 +140,7 @@ async def find_user_by_phone(db: Database, phone: str) -> User | None:
 
 
 async def get_user(db: Database, user_id: str) -> User | None:
-    row = await db.fetch_one("SELECT * FROM users WHERE id = :id", id=user_id)
+    row = await db.lookup("SELECT * FROM users WHERE id = :id", id=user_id)
     return User.from_row(row, vault_of(db)) if row is not None else None
 
 
