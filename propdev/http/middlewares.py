@@ -6,8 +6,8 @@ Each is made by a keyword-only factory returning ``impl(request, handler)``.
 from __future__ import annotations
 
 import math
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -25,6 +25,7 @@ from propdev.http.permissions import Permission, permission_of
 from propdev.http.principal import Principal
 from propdev.http.ratelimit import RateLimiter
 from propdev.security import (
+    Claims,
     ExternalVerifier,
     InvalidTokenError,
     TokenVerifier,
@@ -72,18 +73,44 @@ def _http_problem(exc: web.HTTPException) -> web.Response:
     )
 
 
+class RequestIds:
+    """New request ids: 32 random hex digits (128 bits from ``os.urandom``), drawn from a
+    pool refilled ``batch`` ids at a time, so a request costs no system call of its own.
+    A forked child starts a pool of its own (it never repeats its parent's ids)."""
+
+    __slots__ = ("_at", "_batch", "_pid", "_pool")
+
+    def __init__(self, batch: int = 256) -> None:
+        self._batch = batch
+        self._pool = ""
+        self._at = 0
+        self._pid = os.getpid()
+
+    def __call__(self) -> str:
+        at = self._at
+        if at >= len(self._pool) or self._pid != os.getpid():
+            self._pool = os.urandom(16 * self._batch).hex()
+            self._pid = os.getpid()
+            at = 0
+        self._at = at + 32
+        return self._pool[at : at + 32]
+
+
 def request_context_middleware(*, node_id: str) -> Middleware:
     """Request id, bound log context, one access-log record, and problem+json for every error."""
+    new_request_id = RequestIds()
+    bind, reset = structlog.contextvars.bind_contextvars, structlog.contextvars.reset_contextvars
 
     @web.middleware
     async def impl(request: web.Request, handler: Handler) -> web.StreamResponse:
         request_id = request.headers.get("X-Request-Id", "")
         if not (0 < len(request_id) <= 128 and request_id.isprintable()):
-            request_id = uuid.uuid4().hex
+            request_id = new_request_id()
         request[REQUEST_ID] = request_id
         started = time.perf_counter()
         status = 500
-        with structlog.contextvars.bound_contextvars(request_id=request_id, node=node_id):
+        bound = bind(request_id=request_id, node=node_id)  # reset below: values before us
+        try:
             try:
                 response = await handler(request)
                 status = response.status
@@ -117,6 +144,8 @@ def request_context_middleware(*, node_id: str) -> Middleware:
             if not response.prepared:
                 response.headers["X-Request-Id"] = request_id
             return response
+        finally:
+            reset(**bound)
 
     return impl
 
@@ -146,6 +175,8 @@ def auth_middleware(
     A token naming the external OIDC issuer (``external``, when configured) is verified by it.
     """
 
+    principals = PrincipalCache()
+
     @web.middleware
     async def impl(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.match_info.http_exception is not None:
@@ -154,9 +185,9 @@ def auth_middleware(
         if permission is None:
             log.error("route_without_permission", path=request.path)
             raise ForbiddenError("This route declares no permission.")
-        token = bearer_token(request)
         if permission is Permission.PUBLIC:
             return await handler(request)
+        token = bearer_token(request)
         if token is None:
             raise UnauthorizedError(
                 "An access token is required.", headers={"WWW-Authenticate": "Bearer"}
@@ -173,7 +204,7 @@ def auth_middleware(
                 "The access token is invalid or expired.",
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             ) from exc
-        principal = Principal.from_claims(claims.raw)
+        principal = principals.of(token, claims)
         request[PRINCIPAL] = principal
         if not _allowed(permission, principal):
             raise ForbiddenError(
@@ -183,6 +214,31 @@ def auth_middleware(
         return await handler(request)
 
     return impl
+
+
+class PrincipalCache:
+    """The ``Principal`` built from a token's claims, kept with the token (at most ``size``).
+
+    Only a cache of the building: the verifier still checks the token on every request
+    (expiry, revocation), and an entry is used only while the verifier returns the very
+    claims it was built from.
+    """
+
+    __slots__ = ("_by_token", "size")
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._by_token: dict[str, tuple[Claims, Principal]] = {}
+
+    def of(self, token: str, claims: Claims) -> Principal:
+        kept = self._by_token.get(token)
+        if kept is not None and kept[0] is claims:
+            return kept[1]
+        principal = Principal.from_claims(claims.raw)
+        if len(self._by_token) >= self.size:
+            self._by_token.clear()  # bounded; refilled by the tokens seen next
+        self._by_token[token] = (claims, principal)
+        return principal
 
 
 def _allowed(permission: Permission, principal: Principal) -> bool:
