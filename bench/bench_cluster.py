@@ -30,7 +30,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import asdict
@@ -51,7 +50,7 @@ from bench.common import (
     Node,
     Target,
     free_port,
-    load_in_subprocess,
+    load_in_parallel,
     node_env,
     render_table,
     running_node,
@@ -110,29 +109,6 @@ def settled(nodes: dict[str, Node], owners: Owners) -> bool:
     if set(owners.all().values()) != set(nodes):
         return False
     return all(https_status(n.port, n.ca_cert, "/readyz") == 200 for n in nodes.values())
-
-
-def parallel_load(plans: list[LoadPlan]) -> list[LoadResult]:
-    """Run the load generators at once (one process each) and return their results."""
-    results: list[LoadResult | BaseException | None] = [None] * len(plans)
-
-    def one(i: int) -> None:
-        try:
-            results[i] = load_in_subprocess(plans[i], cpu=None)
-        except BaseException as exc:  # re-raised below, in the caller's thread
-            results[i] = exc
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(plans))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    out: list[LoadResult] = []
-    for result in results:
-        if not isinstance(result, LoadResult):
-            raise RuntimeError(f"a load generator failed: {result!r}")
-        out.append(result)
-    return out
 
 
 def combined(results: list[LoadResult]) -> LoadResult:
@@ -224,11 +200,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 server_pid=None,
             )
 
-        one_runs = [combined(parallel_load([plan(n1), plan(n1)])) for _ in range(args.rounds)]
+        one_runs = [
+            combined(load_in_parallel([plan(n1), plan(n1)], cpu=None)) for _ in range(args.rounds)
+        ]
         n2 = stack.enter_context(running_node(data_dir / "n2", env2, cpu=None))
         nodes["n2"] = n2
         until(lambda: settled(nodes, owners), within=30, what="n1 and n2 share the shards")
-        two_runs = [combined(parallel_load([plan(n1), plan(n2)])) for _ in range(args.rounds)]
+        two_runs = [
+            combined(load_in_parallel([plan(n1), plan(n2)], cpu=None)) for _ in range(args.rounds)
+        ]
         for n, (a, b) in enumerate(zip(one_runs, two_runs, strict=True), 1):
             print(
                 f"  round {n}: one node {a.req_per_s:,.0f} opens/s, two nodes "
