@@ -6,7 +6,6 @@ Each is made by a keyword-only factory returning ``impl(request, handler)``.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Awaitable, Callable
 
@@ -24,6 +23,7 @@ from propdev.http.errors import (
 from propdev.http.permissions import Permission, permission_of
 from propdev.http.principal import Principal
 from propdev.http.ratelimit import RateLimiter
+from propdev.ids import new_hex_id
 from propdev.security import (
     Claims,
     ExternalVerifier,
@@ -73,39 +73,15 @@ def _http_problem(exc: web.HTTPException) -> web.Response:
     )
 
 
-class RequestIds:
-    """New request ids: 32 random hex digits (128 bits from ``os.urandom``), drawn from a
-    pool refilled ``batch`` ids at a time, so a request costs no system call of its own.
-    A forked child starts a pool of its own (it never repeats its parent's ids)."""
-
-    __slots__ = ("_at", "_batch", "_pid", "_pool")
-
-    def __init__(self, batch: int = 256) -> None:
-        self._batch = batch
-        self._pool = ""
-        self._at = 0
-        self._pid = os.getpid()
-
-    def __call__(self) -> str:
-        at = self._at
-        if at >= len(self._pool) or self._pid != os.getpid():
-            self._pool = os.urandom(16 * self._batch).hex()
-            self._pid = os.getpid()
-            at = 0
-        self._at = at + 32
-        return self._pool[at : at + 32]
-
-
 def request_context_middleware(*, node_id: str) -> Middleware:
     """Request id, bound log context, one access-log record, and problem+json for every error."""
-    new_request_id = RequestIds()
     bind, reset = structlog.contextvars.bind_contextvars, structlog.contextvars.reset_contextvars
 
     @web.middleware
     async def impl(request: web.Request, handler: Handler) -> web.StreamResponse:
         request_id = request.headers.get("X-Request-Id", "")
         if not (0 < len(request_id) <= 128 and request_id.isprintable()):
-            request_id = new_request_id()
+            request_id = new_hex_id()  # pooled: no system call per request
         request[REQUEST_ID] = request_id
         started = time.perf_counter()
         status = 500

@@ -1,31 +1,9 @@
-"""The per-request work of the middleware stack that is done once: ids, principals."""
+"""The per-request work of the middleware stack that is done once: the principal."""
 
 from __future__ import annotations
 
-import re
-
-from propdev.http.middlewares import PrincipalCache, RequestIds
+from propdev.http.middlewares import PrincipalCache
 from propdev.security import Claims
-
-
-def test_request_ids_are_32_hex_digits_and_do_not_repeat() -> None:
-    ids = RequestIds(batch=4)
-
-    drawn = [ids() for _ in range(1000)]
-
-    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in drawn)
-    assert len(set(drawn)) == 1000
-
-
-def test_a_forked_child_draws_a_pool_of_its_own() -> None:
-    ids = RequestIds(batch=256)
-    ids()
-    pool = ids._pool
-    ids._pid = -1  # as seen from a child process: the pid changed since the pool was drawn
-
-    ids()
-
-    assert ids._pool != pool
 
 
 def _claims(jti: str) -> Claims:
