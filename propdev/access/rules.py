@@ -57,7 +57,7 @@ class AccessRules:
     async def decide(
         self, user_id: str, access_point_id: str, *, at: float | None = None
     ) -> Decision:
-        row = await self.db.lookup(
+        row = await self.db.fetch_one(
             "SELECT r.schedule AS schedule, s.timezone AS timezone FROM rights r "
             "JOIN access_points a ON a.id = r.access_point_id "
             "JOIN sites s ON s.id = a.site_id "
@@ -71,7 +71,7 @@ class AccessRules:
         self, user_id: str, access_point_id: str, *, at: float | None = None
     ) -> tuple[AccessPoint | None, Decision]:
         """The access point (None if there is none) and ``decide``'s answer, in one query."""
-        row = await self.db.lookup(
+        row = await self.db.fetch_one(
             "SELECT a.id, a.name, a.kind, a.site_id, a.building_id, a.partner_id, a.device_id, "
             "r.user_id AS holder, r.schedule AS schedule, s.id AS site, s.timezone AS timezone "
             "FROM access_points a "
