@@ -131,6 +131,7 @@ class Cluster:
             namespace=namespace,
             node_id=self.node_id,
             serve=self._serve,
+            members=self.membership.members,  # the lowest live member sweeps dead inboxes
         )
         self.guard = ShardGuard(self.placement, self.fence)
         self.revocations = Revocations(self.bus, deaf_for=self.bus.deaf_for)

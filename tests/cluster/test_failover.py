@@ -56,6 +56,7 @@ async def test_killing_a_doors_owner_moves_the_door_within_ten_seconds_losing_no
         what="opens answered before the kill",
     )
     assert victim.process is not None
+    assert not await _streams_gone(cluster, victim.name)
     victim.process.proc.kill()  # SIGKILL: no hand-off, no leave
     killed_at = time.monotonic()
     await eventually(
@@ -85,10 +86,19 @@ async def test_killing_a_doors_owner_moves_the_door_within_ten_seconds_losing_no
     assert len(commands) == len(set(commands))
     assert granted <= set(commands)
     await cluster.settled([n.name for n in survivors])
+    # The dead node's inbox and reply streams are swept away (by the lowest live member).
+    await eventually(
+        lambda: _streams_gone(cluster, victim.name), within=30, what="the dead node's inbox swept"
+    )
 
 
 async def _async(value: Any) -> Any:
     return value
+
+
+async def _streams_gone(cluster: Cluster, node: str) -> bool:
+    ns = cluster.namespace
+    return int(await cluster.redis.exists(f"{ns}:inbox:{node}", f"{ns}:replies:{node}")) == 0
 
 
 async def test_a_node_paused_past_its_lease_does_not_act_for_its_old_shards_when_it_wakes(
