@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from propdev.storage import Database, UnitConnection, migrate
-from propdev.storage.sqlite_executor import SqliteConnection, translate
+from propdev.storage.sqlite_executor import SqliteConnection, SqliteExecutor, translate
 
 
 def _add_site(conn: UnitConnection) -> None:
@@ -27,12 +27,13 @@ async def test_a_lookup_finds_the_committed_row_or_none(db: Database) -> None:
 
 
 @pytest.fixture
-async def sqlite_path(tmp_path: Path) -> AsyncIterator[tuple[Database, Path]]:
-    path = tmp_path / "lookups.db"
-    database = Database(f"sqlite:///{path}")
+async def executor(tmp_path: Path) -> AsyncIterator[SqliteExecutor]:
+    """The SQLite executor of a database holding site s1."""
+    database = Database(f"sqlite:///{tmp_path}/lookups.db")
     await migrate(database)
     await database.unit(_add_site)
-    yield database, path
+    assert database._sqlite is not None
+    yield database._sqlite
     await database.close()
 
 
@@ -45,11 +46,8 @@ def _name_on(threads: list[int]) -> Callable[[SqliteConnection], object]:
 
 
 async def test_a_lookup_runs_on_the_calling_thread_on_sqlite(
-    sqlite_path: tuple[Database, Path],
+    executor: SqliteExecutor,
 ) -> None:
-    db, _ = sqlite_path
-    executor = db._sqlite
-    assert executor is not None
     threads: list[int] = []
 
     names = [await executor.lookup(_name_on(threads)) for _ in range(3)]
@@ -65,11 +63,8 @@ def _busy() -> sqlite3.OperationalError:
 
 
 async def test_a_lookup_goes_to_a_reader_thread_when_the_database_is_busy(
-    sqlite_path: tuple[Database, Path],
+    executor: SqliteExecutor,
 ) -> None:
-    db, _ = sqlite_path
-    executor = db._sqlite
-    assert executor is not None
     threads: list[int] = []
 
     def busy_here_first(conn: SqliteConnection) -> object:
@@ -84,11 +79,8 @@ async def test_a_lookup_goes_to_a_reader_thread_when_the_database_is_busy(
 
 
 async def test_a_lookup_error_other_than_busy_goes_to_the_caller(
-    sqlite_path: tuple[Database, Path],
+    executor: SqliteExecutor,
 ) -> None:
-    db, _ = sqlite_path
-    executor = db._sqlite
-    assert executor is not None
     threads: list[int] = []
 
     def broken(conn: SqliteConnection) -> object:
