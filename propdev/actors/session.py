@@ -6,6 +6,7 @@ with ``?after=`` and replays what it missed), so one dead socket never blocks th
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import structlog
@@ -45,9 +46,10 @@ class SessionActor(Actor):
 
     async def _deliver(self, event: dict[str, Any]) -> None:
         dead = []
+        text = json.dumps(event)  # encoded once for all of the resident's sockets
         for conn in self.connections:
             try:
-                await conn.send_json(event)
+                await conn.send_json(event, text)
             except (ConnectionError, RuntimeError) as exc:
                 log.info("session_socket_dropped", actor=str(self.address), error=str(exc))
                 dead.append(conn)

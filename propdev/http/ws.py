@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from typing import Any
 
 import structlog
@@ -38,22 +39,25 @@ class Connection:
         self.ws = ws
         self.last_id = last_id
         self._lock = asyncio.Lock()
-        self._held: list[dict[str, Any]] | None = []  # live events held during the replay
+        # live events held during the replay, with their encoding
+        self._held: list[tuple[dict[str, Any], str | None]] | None = []
 
-    async def send_json(self, event: dict[str, Any]) -> None:
+    async def send_json(self, event: dict[str, Any], text: str | None = None) -> None:
+        """Send ``event``; ``text`` is its JSON when the caller encoded it once for many
+        sockets."""
         if self._held is not None:
-            self._held.append(event)
+            self._held.append((event, text))
             return
         async with self._lock:
-            await self._send(event)
+            await self._send(event, text)
 
-    async def _send(self, event: dict[str, Any]) -> None:
+    async def _send(self, event: dict[str, Any], text: str | None = None) -> None:
         event_id = int(event.get("id", 0))
         if event_id and event_id <= self.last_id:
             return
         if self.ws.closed:
             raise ConnectionError("socket closed")
-        await self.ws.send_json(event)
+        await self.ws.send_str(json.dumps(event) if text is None else text)
         if event_id:
             self.last_id = event_id
 
@@ -62,8 +66,8 @@ class Connection:
             async for event in pages:
                 await self._send(event)
             held, self._held = self._held or [], None
-            for event in held:
-                await self._send(event)
+            for event, text in held:
+                await self._send(event, text)
 
 
 @routes.get("/api/v1/ws")
