@@ -22,7 +22,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from propdev.registry import shard_of
+from propdev.registry import preferred_owner, shard_of
 from tests.conftest import POSTGRES_URL, free_port
 from tests.support.oauth_client import login
 from tests.support.postgres import fresh_database
@@ -132,13 +132,15 @@ class Cluster:
         return (await self.owners())[shard_of(access_point_id)]
 
     async def settled(self, names: list[str], *, within: float = 20.0) -> dict[int, str | None]:
-        """Wait until exactly ``names`` are members, own every shard, and answer /readyz."""
+        """Wait until exactly ``names`` are members, each shard is held by the member it
+        belongs to (so no hand-off is still to come), and they answer /readyz."""
+        members = tuple(sorted(names))
 
         async def check() -> dict[int, str | None] | None:
             if await self.members() != sorted(names):
                 return None
             owners = await self.owners()
-            if set(owners.values()) != set(names):
+            if any(owners[s] != preferred_owner(s, members) for s in owners):
                 return None
             for node in self.nodes:
                 if node.name in names:
