@@ -22,9 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncConnection
+from typing import TYPE_CHECKING, Any
 
 from propdev.access import trail
 from propdev.access.errors import (
@@ -35,6 +33,9 @@ from propdev.access.errors import (
 )
 from propdev.access.rules import AccessRules, Clock
 from propdev.storage import Database, UnitConnection, audit, run
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 CODE_DIGITS = 8
 QR_PREFIX = "propdev:pass:"

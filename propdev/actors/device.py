@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from propdev.actors.actor import Actor
 from propdev.actors.messages import (
@@ -39,6 +38,8 @@ from propdev.storage import audit, commands, events, partner_events, run
 from propdev.storage.audit import AuditRecord
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from propdev.access import AccessDesk
     from propdev.observability import Tracing
     from propdev.partners import PartnerGateway

@@ -9,12 +9,13 @@ counts as ``key=value`` pairs, never names, phones, plates or secrets.
 from __future__ import annotations
 
 import time
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncConnection
+from typing import TYPE_CHECKING, Any
 
 from propdev.storage import audit
 from propdev.storage.audit import AuditRecord
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 MAX_REASON = 1000
 

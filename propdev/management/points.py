@@ -15,15 +15,17 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from propdev.management import fields
 from propdev.management.changes import details, record
 from propdev.management.errors import ConflictError, InvalidFieldError, UnknownObjectError
 from propdev.storage import Database, run
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 FIELDS = ("id", "name", "kind", "building_id", "partner", "device_id")
 _COLUMNS = "id, name, kind, site_id, building_id, partner_id, device_id, gone_at"

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from propdev.actors import ActorStoppedError, Address, AskTimeout
 from propdev.actors.device import problem
@@ -39,6 +38,8 @@ from propdev.registry.revocations import Revocations, honour_revocations
 from propdev.registry.wire import MOVED
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from propdev.actors import ActorSystem
     from propdev.config import Settings
     from propdev.security import TokenVerifier

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-
-from sqlalchemy.ext.asyncio import AsyncConnection
+from typing import TYPE_CHECKING
 
 from propdev.registry.errors import FencedError
 from propdev.storage import Database, UnitConnection, run
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 class Fence:

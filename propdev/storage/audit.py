@@ -17,12 +17,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from propdev.storage.db import Database, Row, UnitConnection, run
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 GENESIS = "0" * 64
 _LOCK_KEY = 74202  # PostgreSQL advisory lock serialising appends across nodes

@@ -19,12 +19,11 @@ import contextlib
 import itertools
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from propdev.storage.errors import StoreUnavailableError
 from propdev.storage.sqlite_executor import (
@@ -33,6 +32,9 @@ from propdev.storage.sqlite_executor import (
     SqliteReads,
     SqliteSession,
 )
+
+if TYPE_CHECKING:  # sqlalchemy.ext.asyncio (and the ORM it imports) only when first used
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 Row = Mapping[str, Any]
 T = TypeVar("T")
@@ -93,18 +95,34 @@ class Database:
         async_url, self._sync_url = driver_urls(url)
         if self.dialect == "sqlite" and url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        kwargs: dict[str, Any] = {}
-        if self.dialect == "postgresql":
-            kwargs = {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
-        self.engine: AsyncEngine = create_async_engine(async_url, **kwargs)
-        if self.dialect == "sqlite":
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self._async_url = async_url
+        self._pool_size = pool_size
+        self._engine: AsyncEngine | None = None  # made on first use (never, on SQLite's path)
         self._sync_engine: Engine | None = None
         # SQLite allows one writer at a time; serialising writers here avoids busy retries.
         self.write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         self._sqlite: SqliteExecutor | None = None
         if self.dialect == "sqlite":
             self._sqlite = _sqlite_executor(url)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The async engine (PostgreSQL's request path); SQLite serves it with its own
+        threads, so a node on SQLite never imports SQLAlchemy's asyncio extension."""
+        if self._engine is None:
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            kwargs: dict[str, Any] = {}
+            if self.dialect == "postgresql":
+                kwargs = {
+                    "pool_size": self._pool_size,
+                    "max_overflow": self._pool_size,
+                    "pool_pre_ping": True,
+                }
+            self._engine = create_async_engine(self._async_url, **kwargs)
+            if self.dialect == "sqlite":
+                event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
+        return self._engine
 
     @property
     def sync_engine(self) -> Engine:
@@ -117,7 +135,8 @@ class Database:
     async def close(self) -> None:
         if self._sqlite is not None:
             await asyncio.to_thread(self._sqlite.close)
-        await self.engine.dispose()
+        if self._engine is not None:
+            await self._engine.dispose()
         if self._sync_engine is not None:
             self._sync_engine.dispose()
 
@@ -126,7 +145,7 @@ class Database:
         """A connection for reads (autocommit semantics are not relied upon)."""
         if self._sqlite is not None:
             # Not an AsyncConnection: it serves ``run(conn, ...)`` and ``conn.execute(sa.text)``.
-            yield cast(AsyncConnection, SqliteReads(self._sqlite))
+            yield cast("AsyncConnection", SqliteReads(self._sqlite))
             return
         try:
             async with self.engine.connect() as conn:
@@ -146,7 +165,7 @@ class Database:
                     # Not an AsyncConnection: a ``SqliteSession`` on the writer thread, which
                     # serves ``run(conn, ...)`` and ``conn.execute(sa.text(...), params)``.
                     async with self._sqlite.session() as session:
-                        yield cast(AsyncConnection, session)
+                        yield cast("AsyncConnection", session)
                 else:
                     async with self.engine.begin() as conn:
                         yield conn

@@ -15,7 +15,14 @@ _PROBE = """
 import json, sys
 import propdev.cli, propdev.node, propdev.http.app
 from propdev.security import passwords
-loaded = [m for m in ("grpc", "google.protobuf", "propdev.grpc.server") if m in sys.modules]
+from propdev.storage.db import Database
+Database("sqlite:///:memory:")  # the embedded store: served by its own threads
+loaded = [
+    m
+    for m in ("grpc", "google.protobuf", "propdev.grpc.server", "sqlalchemy.ext.asyncio",
+              "sqlalchemy.orm")
+    if m in sys.modules
+]
 print(json.dumps({"loaded": loaded, "dummy_hashes": passwords._dummy_hash.cache_info().currsize}))
 """
 
@@ -29,7 +36,7 @@ def serve_path() -> dict[str, object]:
     return result
 
 
-def test_the_serve_path_does_not_import_grpc_unless_a_grpc_port_is_set(
+def test_the_serve_path_imports_neither_grpc_unless_configured_nor_sqlalchemy_asyncio_on_sqlite(
     serve_path: dict[str, object],
 ) -> None:
     assert serve_path["loaded"] == []
