@@ -488,8 +488,11 @@ class DeviceActor(Actor):
         """
         now = self.deps.clock()
         access_point_id = self.access_point_id
+        fencing = None if self.deps.guard is None else self.deps.guard.fencing(access_point_id)
 
         def commit(conn: UnitConnection) -> dict[str, Any]:
+            if fencing is not None:  # a node that lost the shard must not mark it failed
+                fencing(conn)
             commands.sync_put_command(
                 conn,
                 command_id=msg.command_id,

@@ -12,7 +12,8 @@ import pytest
 
 from propdev.actors import Address
 from propdev.actors.device import DeviceActor, DeviceDeps, DeviceState
-from propdev.registry import Fence, InProcessBus, NotOwnerError, ShardGuard, shard_of
+from propdev.actors.messages import OpenAccessPoint
+from propdev.registry import Fence, FencedError, InProcessBus, NotOwnerError, ShardGuard, shard_of
 from propdev.storage import Database, migrate
 from propdev.storage.directory import Directory
 from tests.support.postgres import fresh_database
@@ -33,6 +34,8 @@ class Leases:
             raise NotOwnerError(f"shard {shard} is not held")
         return self.held[shard]
 
+    epoch = held_epoch  # the lease is taken as valid: the store's epoch decides
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
@@ -46,14 +49,18 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
             await database.close()
 
 
-async def _stopped_with(db: Database, leases: Leases, opens: int) -> None:
-    """A device actor of ``DOOR`` with ``opens`` in its state, stopped (``on_stop``)."""
-    bus = InProcessBus()
+def _actor(db: Database, leases: Leases, bus: InProcessBus, opens: int = 0) -> DeviceActor:
     guard = ShardGuard(leases, Fence(db))  # type: ignore[arg-type]  # the lease part only
     actor = DeviceActor(DeviceDeps(db, Directory(db), {}, bus, guard=guard))
     actor.address = Address("device", DOOR)
     actor.state = DeviceState(online=True, opens=opens)
-    await actor.on_stop()
+    return actor
+
+
+async def _stopped_with(db: Database, leases: Leases, opens: int) -> None:
+    """A device actor of ``DOOR`` with ``opens`` in its state, stopped (``on_stop``)."""
+    bus = InProcessBus()
+    await _actor(db, leases, bus, opens).on_stop()
     await bus.close()
 
 
@@ -86,3 +93,22 @@ async def test_a_node_that_no_longer_holds_the_shard_does_not_save(db: Database)
     del leases.held[shard]  # released, or found taken by another node
     await _stopped_with(db, leases, opens=5)
     assert await _saved_opens(db) == 1
+
+
+async def test_a_stale_owners_record_of_a_failed_command_is_refused(db: Database) -> None:
+    """A node that woke after its shard moved must not mark a command failed (the new owner
+    may have confirmed it meanwhile)."""
+    shard = shard_of(DOOR)
+    fence = Fence(db)
+    old, new = Leases(), Leases()
+    old.held[shard] = (await fence.advance([shard], "old"))[shard]
+    new.held[shard] = (await fence.advance([shard], "new"))[shard]
+    bus = InProcessBus()
+    opening = OpenAccessPoint(DOOR, "u-1", "anna", "cmd-1")
+    with pytest.raises(FencedError):
+        await _actor(db, old, bus)._record_failure(opening, [], "timeout")
+    assert await db.fetch_one("SELECT id FROM commands WHERE id = 'cmd-1'") is None
+    await _actor(db, new, bus)._record_failure(opening, [], "timeout")
+    row = await db.fetch_one("SELECT status FROM commands WHERE id = 'cmd-1'")
+    assert row is not None and row["status"] == "failed"
+    await bus.close()
