@@ -61,7 +61,7 @@ def make_app(node: Node) -> web.Application:
     app.add_routes(vehicles.routes)
     app.add_routes(utilities_gateway.routes)
     app.add_routes(ws.routes)
-    app[ws.LIVE_SOCKETS] = set()
+    app[ws.LIVE_SOCKETS] = {}
     app.on_shutdown.append(ws.close_sockets)  # a reconnect hint before stopping
     app.add_routes(admin.routes)
     app.add_routes(docs.routes)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -97,7 +98,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         caps.acquire(caller.sub)  # 429 before the upgrade past the per-user cap
     try:
         await ws.prepare(request)
-        request.app[LIVE_SOCKETS].add(ws)  # closed with a reconnect hint when the node drains
+        live = Live()  # drained by the node: close with a reconnect hint
+        request.app[LIVE_SOCKETS][ws] = live
         session = f"session:{caller.sub}"
         conn = Connection(ws, last_id=max(after, 0))
         await node.system.ask(session, Attach(conn))
@@ -123,13 +125,10 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 cursor = int(batch[-1]["id"])
 
         await conn.replay(pages())
-        async for msg in ws:
-            if msg.type == WSMsgType.TEXT and msg.data == "ping":
-                await ws.send_str("pong")
-            elif msg.type == WSMsgType.ERROR:
-                break
+        await _talk(ws, live.drain)
     finally:
-        request.app[LIVE_SOCKETS].discard(ws)
+        request.app[LIVE_SOCKETS].pop(ws, None)
+        live.closed.set()
         if caps is not None:
             caps.release(caller.sub)
         node.system.tell(session, Detach(conn))
@@ -138,21 +137,64 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-LIVE_SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("live_websockets")
-"""The node's open WebSockets (``set[web.WebSocketResponse]``)."""
+async def _talk(ws: web.WebSocketResponse, drain: asyncio.Event) -> None:
+    """Answer the client's pings until it leaves, or until the node drains: then close with
+    1012 "service restart" from here, the socket's reading task, so that ``close`` waits for
+    the client's closing frame before the transport goes (closed from another task while this
+    one reads, aiohttp drops the transport at once, and a client still holding the 1012 frame
+    unread may lose it to the reset, seeing 1006)."""
+    draining = asyncio.ensure_future(drain.wait())
+    try:
+        while True:
+            receiving = asyncio.ensure_future(ws.receive())
+            await asyncio.wait((receiving, draining), return_when=asyncio.FIRST_COMPLETED)
+            if not receiving.done():
+                receiving.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await receiving
+                await ws.close(code=WSCloseCode.SERVICE_RESTART, message=b"service restart")
+                return
+            msg = receiving.result()
+            if msg.type == WSMsgType.TEXT and msg.data == "ping":
+                await ws.send_str("pong")
+            elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                return
+            elif msg.type == WSMsgType.ERROR:
+                return
+    finally:
+        draining.cancel()
+
+
+@dataclass(slots=True)
+class Live:
+    """An open socket's handler: ``drain`` asks it to close, ``closed`` says it has."""
+
+    drain: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+LIVE_SOCKETS: web.AppKey[dict[web.WebSocketResponse, Live]] = web.AppKey("live_websockets")
+"""The node's open WebSockets."""
+
+DRAIN_WAIT = 15.0  # for the clients' closing frames (aiohttp's own close timeout is 10 s)
 
 
 async def close_sockets(app: web.Application) -> None:
     """``on_shutdown`` (SIGTERM/SIGINT): close every socket with 1012 "service restart", the
-    hint to reconnect (to another node; ``?after=ID`` replays what it missed meanwhile)."""
-    sockets: list[web.WebSocketResponse] = [*app[LIVE_SOCKETS]]
-    with contextlib.suppress(Exception):
-        await asyncio.gather(
-            *(
-                ws.close(code=WSCloseCode.SERVICE_RESTART, message=b"service restart")
-                for ws in sockets
-            ),
-            return_exceptions=True,
-        )
-    if sockets:
-        log.info("ws_drained", sockets=len(sockets))
+    hint to reconnect (to another node; ``?after=ID`` replays what it missed meanwhile), and
+    wait (bounded) until their handlers have closed them."""
+    live = app[LIVE_SOCKETS]
+    count = len(live)
+    waits = []
+    for handler in live.values():
+        handler.drain.set()
+        waits.append(asyncio.ensure_future(handler.closed.wait()))
+    if waits:
+        _, late = await asyncio.wait(waits, timeout=DRAIN_WAIT)
+        for wait in late:
+            wait.cancel()
+    for ws in list(live):  # a handler that did not finish in time: close from here
+        with contextlib.suppress(Exception):
+            await ws.close(code=WSCloseCode.SERVICE_RESTART, message=b"service restart")
+    if count:
+        log.info("ws_drained", sockets=count)
