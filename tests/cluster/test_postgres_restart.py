@@ -104,6 +104,12 @@ async def _check(cluster: Cluster, server: PrivatePostgres) -> None:
                 lambda i=i: _not_ready(cluster, i), within=10, what="/readyz false"
             )
             assert status == 503 and body["checks"]["store"] is False, body
+        # The OAuth server's store calls (worker threads, sync engine) answer 503 too.
+        for path, form in _oauth_calls(cluster):
+            async with cluster.http.post(f"{cluster.nodes[1].url}{path}", data=form) as resp:
+                assert resp.status == 503, (path, resp.status, await resp.text())
+                assert resp.content_type == "application/problem+json"
+                assert resp.headers.get("Retry-After")
         # A few seconds of outage in all, with opens going on through every node.
         seen = len(answers)
         await eventually(
@@ -152,6 +158,27 @@ async def _check(cluster: Cluster, server: PrivatePostgres) -> None:
             (granted,),
         ).fetchall()
     assert {str(r[0]): int(r[1]) for r in rows} == {c: 1 for c in granted}
+
+
+def _oauth_calls(cluster: Cluster) -> list[tuple[str, dict[str, str]]]:
+    """A token request and a refresh (both read the store first), and a revocation."""
+    client = cluster.creds["mobile_client_id"]
+    return [
+        (
+            "/oauth/token",
+            {
+                "grant_type": "authorization_code",
+                "code": "c" * 43,
+                "redirect_uri": cluster.creds["redirect_uri"],
+                "client_id": client,
+                "code_verifier": "v" * 43,
+            },
+        ),
+        (
+            "/oauth/token",
+            {"grant_type": "refresh_token", "refresh_token": "r" * 43, "client_id": client},
+        ),
+    ]
 
 
 async def _true(value: bool) -> bool:
