@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from propdev.http.errors import ForbiddenError, UnauthorizedError
 from propdev.http.partner_auth import PartnerCaller, check_partner
 from propdev.http.principal import Principal
-from propdev.pki.crl import revoked_serials
+from propdev.pki.crl import current_revoked
 from propdev.security import InvalidTokenError, TokenVerifier, check_certificate_binding
 from propdev.storage import Database
 
@@ -47,7 +47,7 @@ class PartnerAuthenticator:
             raise CallRefusedError(
                 grpc.StatusCode.UNAUTHENTICATED, "a client certificate is required"
             )
-        if x509.load_der_x509_certificate(cert).serial_number in revoked_serials(self.pki_dir):
+        if x509.load_der_x509_certificate(cert).serial_number in current_revoked(self.pki_dir):
             raise CallRefusedError(grpc.StatusCode.UNAUTHENTICATED, "the certificate is revoked")
         token = bearer(context)
         if token is None:

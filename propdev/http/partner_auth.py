@@ -19,6 +19,7 @@ import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 from cryptography import x509
@@ -26,6 +27,7 @@ from cryptography import x509
 from propdev.http.errors import ForbiddenError, UnauthorizedError
 from propdev.http.middlewares import principal
 from propdev.http.principal import Principal
+from propdev.pki.crl import current_revoked
 from propdev.security import certificate_thumbprint, client_certificate_der
 from propdev.storage import Database
 
@@ -50,11 +52,21 @@ def address_allowed(remote: str | None, cidrs: list[str]) -> bool:
     return any(address in ipaddress.ip_network(c, strict=False) for c in cidrs)
 
 
-async def authenticate_partner(request: web.Request, db: Database) -> PartnerCaller:
-    """The partner calling ``request``; raises 401/403 problems otherwise."""
-    return await check_partner(
-        db, cert=client_certificate_der(request), caller=principal(request), remote=request.remote
-    )
+async def authenticate_partner(
+    request: web.Request, db: Database, *, pki_dir: Path | None = None
+) -> PartnerCaller:
+    """The partner calling ``request``; raises 401/403 problems otherwise. With ``pki_dir``,
+    a certificate the CRL revokes is refused on every request, also on a connection opened
+    before the revocation."""
+    cert = client_certificate_der(request)
+    if cert is not None and pki_dir is not None:
+        try:
+            serial = x509.load_der_x509_certificate(cert).serial_number
+        except ValueError:
+            serial = None
+        if serial is not None and serial in current_revoked(pki_dir):
+            raise UnauthorizedError("The client certificate is revoked.", headers=CHALLENGE)
+    return await check_partner(db, cert=cert, caller=principal(request), remote=request.remote)
 
 
 async def check_partner(

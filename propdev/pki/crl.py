@@ -39,6 +39,27 @@ def revoked_serials(pki_dir: Path) -> set[int]:
     return {entry.serial_number for entry in crl} if crl is not None else set()
 
 
+_current: dict[Path, tuple[tuple[int, int], frozenset[int]]] = {}
+
+
+def current_revoked(pki_dir: Path) -> frozenset[int]:
+    """The serials the CRL revokes now: read again only when the file changed (a ``stat`` per
+    call), so a check on every partner request sees a revocation at once -- also on
+    connections whose handshake passed before it (the TLS context checks new ones)."""
+    path = crl_path(pki_dir)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return frozenset()
+    stamp = (info.st_mtime_ns, info.st_size)
+    hit = _current.get(path)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    serials = frozenset(revoked_serials(pki_dir))
+    _current[path] = (stamp, serials)
+    return serials
+
+
 def _write_crl(
     pki_dir: Path,
     revoked: dict[int, dt.datetime],

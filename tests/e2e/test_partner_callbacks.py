@@ -11,6 +11,7 @@ import pytest
 
 from propdev.demo import register_partner
 from propdev.pki import partner_paths
+from propdev.pki.crl import revoke_partner
 from propdev.storage import Database
 from tests.e2e.conftest import RunningNode
 from tests.support.partner import event, partner_client
@@ -199,3 +200,20 @@ async def test_a_batch_of_no_or_too_many_events_is_a_400(node: RunningNode, size
         batch = [event(DEVICE, "device_online") for _ in range(size)]
         status, body = await partner.post(batch, token=await partner.token())
     assert status in (400, 413) and body["status"] == status
+
+
+async def test_a_certificate_revoked_while_its_connection_is_open_is_refused_on_it(
+    node: RunningNode,
+) -> None:
+    """The TLS context checks the CRL at the handshake; a partner's connection that was opened
+    before the revocation is refused at its next request (embedded: no bus to announce it)."""
+    async with partner_client(
+        node.url, node.settings.data_dir, "simulator", keep_alive=True
+    ) as partner:
+        token = await partner.token()
+        status, _ = await partner.post([event(DEVICE, "device_online")], token=token)
+        assert status == 202
+        revoke_partner(node.settings.pki_dir, "simulator")
+        status, body = await partner.post([event(DEVICE, "device_online")], token=token)
+    assert status == 401, body
+    assert "revoked" in body["detail"]

@@ -68,13 +68,21 @@ class PartnerClient:
 
 @contextlib.asynccontextmanager
 async def partner_client(
-    url: str, data_dir: Path, partner_id: str, *, cert: CertPaths | bool | None = True
+    url: str,
+    data_dir: Path,
+    partner_id: str,
+    *,
+    cert: CertPaths | bool | None = True,
+    keep_alive: bool = False,
 ) -> AsyncIterator[PartnerClient]:
     """A client of partner ``partner_id``; ``cert`` True uses its own certificate from the data
-    dir, False none, or the given paths (another partner's)."""
+    dir, False none, or the given paths (another partner's). ``keep_alive``: every request on
+    one connection (one TLS handshake)."""
     pki = data_dir / "pki"
     paths = partner_paths(pki, partner_id) if cert is True else (cert or None)
-    connector = aiohttp.TCPConnector(ssl=client_context(pki, paths), force_close=True)
+    connector = aiohttp.TCPConnector(
+        ssl=client_context(pki, paths), force_close=not keep_alive, limit=1 if keep_alive else 100
+    )
     async with aiohttp.ClientSession(connector=connector) as http:
         yield PartnerClient(http, url, data_dir, partner_id)
 

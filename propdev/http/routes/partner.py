@@ -119,7 +119,7 @@ def _signature_header(name: str, description: str) -> Param:
 )
 async def post_events(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    caller = await authenticate_partner(request, node.db)
+    caller = await authenticate_partner(request, node.db, pki_dir=node.settings.pki_dir)
     body = await request.read()
     problem = verify_callback(node.webhook_secret(caller.partner_id), request.headers, body)
     if problem is not None:
