@@ -142,6 +142,31 @@ def test_garbage_is_refused_without_crashing(verifier: TokenVerifier, token: str
 
 
 @pytest.mark.parametrize(
+    "header",
+    [
+        "W10",  # [] : not an object
+        "bm90IGpzb24",  # not JSON
+        "eyJhbGciOiJQUzI1NiJ9=",  # padding is not base64url of a JWS
+        "eyJhbGciOi+QUzI1NiJ9",  # a character outside base64url
+    ],
+)
+def test_a_header_that_is_not_a_base64url_json_object_is_malformed(
+    issuer: TokenIssuer, verifier: TokenVerifier, header: str
+) -> None:
+    _, body, sig = _access(issuer).split(".")
+    with pytest.raises(InvalidTokenError, match="malformed"):
+        verifier.verify(f"{header}.{body}.{sig}")
+
+
+def test_a_valid_header_with_a_bad_payload_segment_is_refused_by_the_full_check(
+    issuer: TokenIssuer, verifier: TokenVerifier
+) -> None:
+    head, body, sig = _access(issuer).split(".")
+    with pytest.raises(InvalidTokenError, match="malformed"):
+        verifier.verify(f"{head}.{body[:-2]}+/.{sig}")
+
+
+@pytest.mark.parametrize(
     ("issuer_url", "audience", "reason"),
     [
         ("https://propdev.test.evil", ISSUER, "issuer"),
