@@ -34,7 +34,7 @@ from propdev.registry.membership import RedisMembership
 from propdev.registry.pipeline import Pipeliner
 from propdev.registry.placement import RedisPlacement, shard_of
 from propdev.registry.redis_bus import RedisBus
-from propdev.registry.revocations import Revocations, honour_revocations
+from propdev.registry.revocations import Revocations
 from propdev.registry.wire import MOVED
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
     from propdev.actors import ActorSystem
     from propdev.config import Settings
-    from propdev.security import TokenVerifier
     from propdev.storage import Database, UnitConnection
 
 log = structlog.get_logger()
@@ -234,10 +233,6 @@ class Cluster:
         if not isinstance(outcome, OpenOutcome):
             raise RegistryError(f"unexpected reply to an open: {outcome!r}")
         return outcome
-
-    def protect(self, verifier: TokenVerifier) -> None:
-        """Make the token verifier honour revocations heard on the bus (see ``Revocations``)."""
-        honour_revocations(verifier, self.revocations)
 
     async def _serve(self, target: str, message: object, left: float) -> object:
         """An ask from another node: handled if this node holds the shard, else ``MOVED``."""
