@@ -4,7 +4,6 @@ back over mTLS (certificate, bound token, signed body) as partners ``simulator``
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,8 @@ import aiohttp
 import pytest
 
 from propdev.config import Settings
-from tests.conftest import free_port
-from tests.support.oauth_client import login
 from tests.support.partner import ACME_DOOR, add_acme_door
-from tests.support.processes import ca_file, cli_env, running, trusting
+from tests.support.stack import node_and_vendor
 
 pytestmark = pytest.mark.slow
 
@@ -33,49 +30,9 @@ async def next_event(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
 async def stack(tmp_path: Path) -> AsyncIterator[tuple[aiohttp.ClientSession, str, str, str]]:
     """(http, node url, simulator url, anna's token) with both running as processes."""
     data_dir = tmp_path / "data"
-    sim_port = free_port()
-    node_port = free_port()
-    while node_port == sim_port:
-        node_port = free_port()
-    sim_url, url = f"https://127.0.0.1:{sim_port}", f"https://127.0.0.1:{node_port}"
     await add_acme_door(Settings.from_env({"PROPDEV_DATA_DIR": str(data_dir)}))
-    creds = json.loads((data_dir / "demo-credentials.json").read_text())
-    anna = next(r for r in creds["residents"] if r["username"] == "anna")
-    logs = tmp_path / "logs"
-    connector = aiohttp.TCPConnector(ssl=trusting(ca_file(data_dir)))
-    async with (
-        aiohttp.ClientSession(connector=connector) as http,
-        running(
-            "partner-sim",
-            ["partner-sim", "--port", str(sim_port)],
-            cli_env(data_dir, PROPDEV_CALLBACK_URL=url),
-            logs,
-            ready_url=f"{sim_url}/sim/v1/faults",
-            ca=ca_file(data_dir),
-        ),
-        running(
-            "node",
-            ["serve"],
-            cli_env(
-                data_dir,
-                PROPDEV_PORT=str(node_port),
-                PROPDEV_PARTNER_URL=sim_url,
-                PROPDEV_RATE_LIMIT="0",
-            ),
-            logs,
-            ready_url=f"{url}/healthz",
-            ca=ca_file(data_dir),
-        ),
-    ):
-        tokens = await login(
-            http,
-            url,
-            client_id=creds["mobile_client_id"],
-            redirect_uri=creds["redirect_uri"],
-            username="anna",
-            password=anna["password"],
-        )
-        yield http, url, sim_url, str(tokens["access_token"])
+    async with node_and_vendor(data_dir, tmp_path / "logs") as s:
+        yield s.http, s.url, s.sim_url, s.token
 
 
 async def test_an_open_is_followed_by_its_entry_from_each_vendor_process(

@@ -18,10 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from propdev.config import PartnerSigning, Settings
 from propdev.partners import vendor_api_key
 from propdev.partners.httpsig import RequestSigner, partner_key, thumbprint
-from tests.conftest import free_port
-from tests.support.oauth_client import login
 from tests.support.partner import ACME_DOOR, add_acme_door
-from tests.support.processes import ca_file, cli_env, run_cli, running, trusting
+from tests.support.processes import cli_env, run_cli
+from tests.support.stack import node_and_vendor
 
 pytestmark = pytest.mark.slow
 
@@ -53,14 +52,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[tuple[Stack, str, dict[str, Any
     """(the stack, anna's token, the JWK the CLI exported for acme), node and vendor running
     as processes that sign and verify."""
     data_dir = tmp_path / "data"
-    sim_port, node_port = free_port(), free_port()
-    while node_port == sim_port:
-        node_port = free_port()
-    sim_url, url = f"https://127.0.0.1:{sim_port}", f"https://127.0.0.1:{node_port}"
     await add_acme_door(Settings.from_env({"PROPDEV_DATA_DIR": str(data_dir)}))
-    creds = json.loads((data_dir / "demo-credentials.json").read_text())
-    anna = next(r for r in creds["residents"] if r["username"] == "anna")
-
     env = cli_env(data_dir, PROPDEV_PARTNER_SIGNING=SIGNING)
     pem = await run_cli(["partner", "signing-key", "simulator"], env)
     assert pem.returncode == 0, pem
@@ -71,41 +63,8 @@ async def stack(tmp_path: Path) -> AsyncIterator[tuple[Stack, str, dict[str, Any
     assert jwk.returncode == 0, jwk
     acme_jwk = json.loads(jwk.stdout)
 
-    logs = tmp_path / "logs"
-    connector = aiohttp.TCPConnector(ssl=trusting(ca_file(data_dir)))
-    async with (
-        aiohttp.ClientSession(connector=connector) as http,
-        running(
-            "partner-sim",
-            ["partner-sim", "--port", str(sim_port)],
-            {**env, "PROPDEV_CALLBACK_URL": url},
-            logs,
-            ready_url=f"{sim_url}/sim/v1/faults",
-            ca=ca_file(data_dir),
-        ),
-        running(
-            "node",
-            ["serve"],
-            {
-                **env,
-                "PROPDEV_PORT": str(node_port),
-                "PROPDEV_PARTNER_URL": sim_url,
-                "PROPDEV_RATE_LIMIT": "0",
-            },
-            logs,
-            ready_url=f"{url}/healthz",
-            ca=ca_file(data_dir),
-        ),
-    ):
-        tokens = await login(
-            http,
-            url,
-            client_id=creds["mobile_client_id"],
-            redirect_uri=creds["redirect_uri"],
-            username="anna",
-            password=anna["password"],
-        )
-        yield Stack(http, url, sim_url, data_dir), str(tokens["access_token"]), acme_jwk
+    async with node_and_vendor(data_dir, tmp_path / "logs", PROPDEV_PARTNER_SIGNING=SIGNING) as s:
+        yield Stack(s.http, s.url, s.sim_url, data_dir), s.token, acme_jwk
 
 
 async def test_a_signing_partners_opens_work_and_altered_or_unsigned_calls_are_refused(
