@@ -173,7 +173,7 @@ class Node:
         (per account and per address, whichever node they hit); embedded, in this process."""
         if self.cluster is None:
             return None, None
-        slot = "{" + self.settings.redis_prefix + "}"
+        slot = self.cluster.namespace
         return (
             RedisThrottle(self.cluster.redis, prefix=f"{slot}:auth:acct:"),
             RedisThrottle(
