@@ -119,11 +119,7 @@ async def recovery_codes_status(db: Database, user_id: str) -> RecoveryCodes:
 
 async def remaining_recovery_codes(db: Database, user_id: str) -> int:
     """How many of the user's recovery codes are still unused."""
-    row = await db.fetch_one(
-        "SELECT COUNT(*) AS n FROM user_recovery_codes WHERE user_id = :u AND used_at IS NULL",
-        u=user_id,
-    )
-    return int(row["n"]) if row is not None else 0
+    return (await recovery_codes_status(db, user_id)).remaining
 
 
 def use_recovery_code(db: Database, user_id: str, code: str, *, now: float) -> bool:
