@@ -94,7 +94,7 @@ class Inbox:
         self._namespace = namespace
         self.node_id = node_id
         self._inbox = self.inbox_of(node_id)
-        self._replies = f"{namespace}:replies:{node_id}"
+        self._replies = self.replies_of(node_id)
         self._serve = serve
         self._members = members
         self._inboxes = f"{namespace}:inboxes"  # every node id that ever had an inbox
@@ -111,6 +111,9 @@ class Inbox:
 
     def inbox_of(self, node_id: str) -> str:
         return f"{self._namespace}:inbox:{node_id}"
+
+    def replies_of(self, node_id: str) -> str:
+        return f"{self._namespace}:replies:{node_id}"
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -277,7 +280,7 @@ class Inbox:
         with contextlib.suppress(Exception):
             self._pipeliner.send_nowait(
                 "XADD",
-                f"{self._namespace}:replies:{envelope['r']}",
+                self.replies_of(envelope["r"]),
                 "MAXLEN",
                 "~",
                 REPLIES_MAXLEN,
@@ -331,7 +334,7 @@ class Inbox:
                     self._members_key,
                     self._inboxes,
                     inbox,
-                    f"{self._namespace}:replies:{node}",
+                    self.replies_of(node),
                 ],
                 args=[node, last],
             )
