@@ -19,7 +19,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import sqlalchemy as sa
 import structlog
@@ -134,15 +134,14 @@ def use_recovery_code(db: Database, user_id: str, code: str, *, now: float) -> b
         return False
     hashed = code_hash(db, user_id, normalized)
     with db.sync_transaction() as conn:
-        used = _rowcount(
-            conn,
-            "UPDATE user_recovery_codes SET used_at = :now"
-            " WHERE user_id = :user_id AND code_hash = :h AND used_at IS NULL",
-            now=now,
-            user_id=user_id,
-            h=hashed,
+        used = conn.execute(
+            sa.text(
+                "UPDATE user_recovery_codes SET used_at = :now"
+                " WHERE user_id = :user_id AND code_hash = :h AND used_at IS NULL"
+            ),
+            {"now": now, "user_id": user_id, "h": hashed},
         )
-        if used != 1:
+        if used.rowcount != 1:
             return False
         left = conn.execute(
             sa.text(
@@ -153,7 +152,3 @@ def use_recovery_code(db: Database, user_id: str, code: str, *, now: float) -> b
         ).scalar_one()
     log.warning("recovery_code_used", user_id=user_id, remaining=int(left))
     return True
-
-
-def _rowcount(conn: Any, sql: str, **params: Any) -> int:
-    return int(conn.execute(sa.text(sql), params).rowcount)
