@@ -38,8 +38,6 @@ class ClusterCommands:
     def __init__(self, cluster: Cluster, streams: CommandStreams) -> None:
         self._cluster = cluster
         self._streams = streams
-        self.forwarded = 0
-        self.served = 0
 
     def install(self) -> None:
         self._streams.announce = self.announce
@@ -101,7 +99,6 @@ class ClusterCommands:
                 )
                 continue
             if taken is True:
-                self.forwarded += 1
                 log.info(
                     "grpc_command_forwarded",
                     partner=partner_id,
@@ -122,7 +119,4 @@ class ClusterCommands:
             message.deadline,
             message.traceparent,
         )
-        taken = self._streams.send(message.partner_id, command)
-        if taken:
-            self.served += 1
-        return taken
+        return self._streams.send(message.partner_id, command)
