@@ -52,6 +52,7 @@ from bench.common import (
     node_env,
     pinned,
     pinning_available,
+    print_figures,
     running_node,
     seed_demo,
     stop,
@@ -362,12 +363,7 @@ def cli() -> None:
     if args.quick:
         args.rounds, args.duration = min(args.rounds, 2), min(args.duration, 3.0)
     result = run(args)
-    for f in result["figures"]:
-        print(
-            f"{f['goal']:5} {f['name']}: {f['value']:,.1f} {f['unit']} vs {f['baseline']:,.1f} "
-            f"({f['baseline_name']}) ratio {f['ratio']:.3f} goal {f['target']} "
-            f"{'ok' if f['passed'] else 'MISSED'}"
-        )
+    print_figures(result["figures"])
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 

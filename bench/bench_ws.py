@@ -37,7 +37,7 @@ from typing import IO, Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_http import figure
-from bench.common import ROOT, free_port, node_env, pinned, pinning_available
+from bench.common import ROOT, free_port, node_env, pinned, pinning_available, print_figures
 
 PER_RESIDENT = 1000  # PROPDEV_WS_PER_USER's highest value
 WARM = 20
@@ -251,12 +251,7 @@ def cli() -> None:
     if args.quick:
         args.rounds = min(args.rounds, 3)
     result = run(args)
-    for f in result["figures"]:
-        print(
-            f"{f['goal']:5} {f['name']}: {f['value']:,.1f} {f['unit']} vs {f['baseline']:,.1f} "
-            f"({f['baseline_name']}) ratio {f['ratio']:.3f} goal {f['target']} "
-            f"{'ok' if f['passed'] else 'MISSED'}"
-        )
+    print_figures(result["figures"])
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -475,6 +475,16 @@ def render_table(rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> st
     return "\n".join(out)
 
 
+def print_figures(figures: Sequence[dict[str, Any]]) -> None:
+    """One line per figure: value vs baseline, ratio, goal and verdict."""
+    for f in figures:
+        print(
+            f"{f['goal']:5} {f['name']}: {f['value']:,.1f} {f['unit']} vs {f['baseline']:,.1f} "
+            f"({f['baseline_name']}) ratio {f['ratio']:.3f} goal {f['target']} "
+            f"{'ok' if f['passed'] else 'MISSED'}"
+        )
+
+
 def _loadgen_main() -> None:
     plan = LoadPlan.from_json(json.loads(sys.stdin.read()))
     result = asyncio.run(run_load(plan))
