@@ -38,10 +38,10 @@ if TYPE_CHECKING:  # sqlalchemy.ext.asyncio (and the ORM it imports) only when f
 
 Row = Mapping[str, Any]
 T = TypeVar("T")
-_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError)
 # What the sync engine raises when the store cannot be reached (code that uses it directly,
 # e.g. the OAuth server in worker threads): the HTTP layer answers 503 for these too.
 STORE_DOWN_ERRORS: tuple[type[Exception], ...] = (sa.exc.OperationalError, sa.exc.InterfaceError)
+_UNAVAILABLE: tuple[type[Exception], ...] = (*STORE_DOWN_ERRORS, OSError)
 _memory_names = itertools.count()
 
 
