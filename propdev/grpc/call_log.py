@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import contextvars
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,7 +30,9 @@ import structlog
 
 from propdev.grpc.auth import peer_address, peer_certificate
 from propdev.http.integration_log import log_integration_request
+from propdev.http.middlewares import valid_request_id
 from propdev.http.partner_auth import PartnerCaller
+from propdev.ids import new_hex_id
 from propdev.observability.tracing import Tracing, mark_error
 from propdev.security import certificate_thumbprint
 
@@ -131,10 +132,9 @@ def _code(context: Context, exc: BaseException | None) -> grpc.StatusCode:
 
 def _request_id(context: Context) -> str:
     for key, value in context.invocation_metadata() or ():
-        if key == "x-request-id" and isinstance(value, str):
-            if 0 < len(value) <= 128 and value.isprintable():
-                return value
-    return uuid.uuid4().hex
+        if key == "x-request-id" and isinstance(value, str) and valid_request_id(value):
+            return value
+    return new_hex_id()
 
 
 def _traceparent(context: Context) -> str | None:

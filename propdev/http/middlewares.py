@@ -76,6 +76,11 @@ def _http_problem(exc: web.HTTPException) -> web.Response:
     )
 
 
+def valid_request_id(value: str) -> bool:
+    """True when a caller's request id can be kept: 1 to 128 printable characters."""
+    return 0 < len(value) <= 128 and value.isprintable()
+
+
 def request_context_middleware(*, node_id: str) -> Middleware:
     """Request id, bound log context, one access-log record, and problem+json for every error."""
     bind, reset = structlog.contextvars.bind_contextvars, structlog.contextvars.reset_contextvars
@@ -83,7 +88,7 @@ def request_context_middleware(*, node_id: str) -> Middleware:
     @web.middleware
     async def impl(request: web.Request, handler: Handler) -> web.StreamResponse:
         request_id = request.headers.get("X-Request-Id", "")
-        if not (0 < len(request_id) <= 128 and request_id.isprintable()):
+        if not valid_request_id(request_id):
             request_id = new_hex_id()  # pooled: no system call per request
         request[REQUEST_ID] = request_id
         started = time.perf_counter()
