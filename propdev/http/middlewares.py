@@ -1,11 +1,11 @@
 """The middleware stack, outermost first: request context (id, log, problems) -> auth -> rate limit.
 
-Each is made by a keyword-only factory returning ``impl(request, handler)``.
+Each is made by a keyword-only factory returning ``impl(request, handler)``; the rate limit's
+is ``propdev.http.ratelimit.rate_limit_middleware``.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Awaitable, Callable
 
@@ -17,12 +17,10 @@ from propdev.http.errors import (
     ForbiddenError,
     ProblemError,
     StoreDownError,
-    TooManyRequestsError,
     UnauthorizedError,
 )
 from propdev.http.permissions import Permission, permission_of
 from propdev.http.principal import Principal
-from propdev.http.ratelimit import RateLimiter
 from propdev.ids import new_hex_id
 from propdev.security import (
     Claims,
@@ -235,24 +233,6 @@ def _allowed(permission: Permission, principal: Principal) -> bool:
     if permission is Permission.PARTNER:
         return "partner" in principal.roles
     return False
-
-
-def rate_limit_middleware(*, limiter: RateLimiter) -> Middleware:
-    """Per client: the token's subject when authenticated, the source address otherwise."""
-
-    @web.middleware
-    async def impl(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if limiter.enabled and request.path not in ("/healthz", "/readyz", "/metrics"):
-            principal = request.get(PRINCIPAL)
-            client = f"sub:{principal.sub}" if principal else f"ip:{request.remote}"
-            wait = limiter.take(client)
-            if wait > 0:
-                raise TooManyRequestsError(
-                    "Slow down.", headers={"Retry-After": str(max(1, math.ceil(wait)))}
-                )
-        return await handler(request)
-
-    return impl
 
 
 def principal(request: web.Request) -> Principal:
