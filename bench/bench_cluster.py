@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import platform
 import signal
 import socket
@@ -56,6 +55,7 @@ from bench.common import (
     running_node,
     seed_demo,
     stop,
+    write_json,
 )
 from propdev.registry import shard_of
 from tests.support.postgres import fresh_database
@@ -375,8 +375,7 @@ def cli() -> None:
         args.rounds, args.duration = 1, 3.0
     result = run(args)
     print(table(result))
-    if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)
 
 
 if __name__ == "__main__":

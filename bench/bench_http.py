@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
-import json
 import os
 import statistics
 import subprocess
@@ -57,6 +56,7 @@ from bench.common import (
     seed_demo,
     stop,
     wait_healthy,
+    write_json,
 )
 
 IMPORTS = (
@@ -364,8 +364,7 @@ def cli() -> None:
         args.rounds, args.duration = min(args.rounds, 2), min(args.duration, 3.0)
     result = run(args)
     print_figures(result["figures"])
-    if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import sys
 import tempfile
 import time
@@ -32,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from bench.bench_micro import figure, rate
+from bench.common import write_json
 from propdev.config import PartnerSigning, Settings
 from propdev.partners import VendorHttpAdapter, VendorSimulator, run_partner_sim, vendor_api_key
 from propdev.partners.httpsig import RequestSigner, RequestVerifier, partner_key
@@ -177,8 +177,7 @@ def main() -> int:
             f"[{f['ratio_min']:.2f}-{f['ratio_max']:.2f}] {f['target']}"
             f" {'pass' if f['passed'] else 'FAIL'}"
         )
-    if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)
     return 0
 
 

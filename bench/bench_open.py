@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import platform
 import ssl
 import statistics
@@ -47,6 +46,7 @@ from bench.common import (
     render_table,
     running_node,
     seed_demo,
+    write_json,
 )
 from tests.support.oauth_client import login
 
@@ -342,8 +342,7 @@ def cli() -> None:
         parser.error("--rounds, --duration and --connections must be positive")
     result = run(args)
     print(table(result))
-    if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ from bench.common import (
     running_node,
     seed_demo,
     stop,
+    write_json,
 )
 from propdev.partners import api_key_path, vendor_api_key
 
@@ -649,8 +650,7 @@ def cli() -> None:
         parser.error("--rounds and --duration must be positive, --connections at least 2")
     result = run(args)
     print(table(result))
-    if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,15 @@ from typing import IO, Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_http import figure
-from bench.common import ROOT, free_port, node_env, pinned, pinning_available, print_figures
+from bench.common import (
+    ROOT,
+    free_port,
+    node_env,
+    pinned,
+    pinning_available,
+    print_figures,
+    write_json,
+)
 
 PER_RESIDENT = 1000  # PROPDEV_WS_PER_USER's highest value
 WARM = 20
@@ -252,8 +260,7 @@ def cli() -> None:
         args.rounds = min(args.rounds, 3)
     result = run(args)
     print_figures(result["figures"])
-    if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)
 
 
 if __name__ == "__main__":

@@ -475,6 +475,12 @@ def render_table(rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> st
     return "\n".join(out)
 
 
+def write_json(path: Path | None, result: dict[str, Any]) -> None:
+    """Write ``result`` as indented JSON to ``path`` (``--json``), if given."""
+    if path is not None:
+        path.write_text(json.dumps(result, indent=2) + "\n")
+
+
 def print_figures(figures: Sequence[dict[str, Any]]) -> None:
     """One line per figure: value vs baseline, ratio, goal and verdict."""
     for f in figures:
