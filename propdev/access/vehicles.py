@@ -26,6 +26,7 @@ from propdev.storage import Database, Row, UnitConnection, audit
 
 MAX_VEHICLES = 5
 _COLUMNS = "id, owner_id, plate_sealed, created_at"
+_BY_PLATE = f"SELECT {_COLUMNS} FROM vehicles WHERE plate_key = :k"
 HINT_LENGTH = 3
 
 # Russian plates use the twelve Cyrillic letters that look like Latin ones; cameras and people
@@ -134,7 +135,7 @@ class Vehicles:
         )
 
         def store(conn: UnitConnection) -> Row | None:
-            existing = conn.run(f"SELECT {_COLUMNS} FROM vehicles WHERE plate_key = :k", k=key)
+            existing = conn.run(_BY_PLATE, k=key)
             if existing:
                 return existing[0]
             count = conn.run("SELECT COUNT(*) AS n FROM vehicles WHERE owner_id = :o", o=owner_id)
@@ -150,7 +151,7 @@ class Vehicles:
                 t=now,
             )
             if not inserted:  # registered at this very moment by someone: the unique key decided
-                return conn.run(f"SELECT {_COLUMNS} FROM vehicles WHERE plate_key = :k", k=key)[0]
+                return conn.run(_BY_PLATE, k=key)[0]
             audit.sync_append(conn, record)
             return None
 
@@ -163,8 +164,7 @@ class Vehicles:
 
     async def of(self, owner_id: str) -> list[Vehicle]:
         rows = await self.db.fetch_all(
-            "SELECT id, owner_id, plate_sealed, created_at FROM vehicles "
-            "WHERE owner_id = :o ORDER BY created_at, id",
+            f"SELECT {_COLUMNS} FROM vehicles WHERE owner_id = :o ORDER BY created_at, id",
             o=owner_id,
         )
         return [self._vehicle(r) for r in rows]
@@ -194,8 +194,5 @@ class Vehicles:
 
     async def find(self, normalised_plate: str) -> Vehicle | None:
         """The vehicle registered with this plate, read from the store (no cache)."""
-        row = await self.db.fetch_one(
-            "SELECT id, owner_id, plate_sealed, created_at FROM vehicles WHERE plate_key = :k",
-            k=plate_key(normalised_plate),
-        )
+        row = await self.db.fetch_one(_BY_PLATE, k=plate_key(normalised_plate))
         return self._vehicle(row) if row is not None else None
