@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from propdev.partners.simulator.state import VendorError
+from propdev.partners.simulator import VendorError
 from propdev.utilities.estate import DEMO_ACCOUNTS, INITIAL_AGE, DemoAccount
 from propdev.utilities.meters import MeterType, format_value, iso
 
