@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from propdev.access import trail
 from propdev.management import fields
 from propdev.management.changes import details, record
 from propdev.management.errors import ConflictError, InvalidFieldError, UnknownObjectError
@@ -286,7 +287,7 @@ class AccessPoints:
                     conn,
                     self.db.dialect,
                     actor=actor,
-                    action="guest_pass.revoke" if gone else "guest_pass.change",
+                    action=trail.PASS_REVOKE if gone else trail.PASS_CHANGE,
                     access_point_id=point_id,
                     reason=details(
                         pass_id=row["pass_id"],

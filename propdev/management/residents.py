@@ -14,6 +14,7 @@ import secrets
 import time
 from typing import Any
 
+from propdev.access import trail
 from propdev.management import fields
 from propdev.management.changes import details, record
 from propdev.management.cutoffs import SessionCutoffs
@@ -160,8 +161,8 @@ class Residents:
                     t=now,
                 )
             ended = (
-                ("guest_pass.revoke", "pass_id", passes),
-                ("vehicle.remove", "vehicle_id", vehicles),
+                (trail.PASS_REVOKE, "pass_id", passes),
+                (trail.VEHICLE_REMOVE, "vehicle_id", vehicles),
             )
             for action, key, rows in ended:  # each pass and car by id, as the resident's own
                 for gone in rows:
