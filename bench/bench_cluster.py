@@ -55,6 +55,7 @@ from bench.common import (
     running_node,
     seed_demo,
     stop,
+    until,
     write_json,
 )
 from propdev.registry import shard_of
@@ -77,16 +78,6 @@ def https_status(port: int, ca_cert: Path, path: str) -> int:
                 return int(head.split()[1]) if head.startswith(b"HTTP/1.1 ") else 0
     except (OSError, ssl.SSLError, ValueError, IndexError):
         return 0
-
-
-def until(check: Any, *, within: float, what: str, every: float = 0.05) -> float:
-    """Poll ``check()`` until truthy; the monotonic time it first was. Bounded by ``within``."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if check():
-            return time.monotonic()
-        time.sleep(every)
-    raise TimeoutError(f"not within {within} s: {what}")
 
 
 class Owners:

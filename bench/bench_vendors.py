@@ -62,9 +62,10 @@ from bench.common import (
     render_table,
     running_node,
     seed_demo,
+    until,
     write_json,
 )
-from bench.vendor_processes import Vendor, cert_args, helper_server, https, until, vendor
+from bench.vendor_processes import Vendor, cert_args, helper_server, https, vendor
 from propdev.partners import api_key_path, vendor_api_key
 
 VENDOR_B = "vendor-b"
@@ -253,14 +254,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 pairs[f"{state}_b"].append(b)
                 if state != "up":
                     sim_b.up()
-                    restored_s[state].append(
-                        until(
-                            functools.partial(opens_b, node.port, ca, node_b[0]),
-                            within=60,
-                            what="vendor B opens again",
-                            every=0.2,
-                        )
+                    back = time.monotonic()
+                    opens_again = until(
+                        functools.partial(opens_b, node.port, ca, node_b[0]),
+                        within=60,
+                        what="vendor B opens again",
+                        every=0.2,
                     )
+                    restored_s[state].append(opens_again - back)
             print(
                 f"  round {r}: 0 ms chain {runs['chain0'][-1].load.req_per_s:,.0f} node "
                 f"{runs['node0'][-1].load.req_per_s:,.0f}; {LATENCY_MS} ms chain "

@@ -154,6 +154,16 @@ def running_node(
         stop(process)
 
 
+def until(check: Any, *, within: float, what: str, every: float = 0.05) -> float:
+    """Poll ``check()`` until truthy; the monotonic time it first was. Bounded by ``within``."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if check():
+            return time.monotonic()
+        time.sleep(every)
+    raise TimeoutError(f"not within {within} s: {what}")
+
+
 def wait_healthy(node: Node, timeout: float) -> None:
     """Poll ``/healthz`` over TLS until it answers 200 (bounded by ``timeout``)."""
     deadline = time.monotonic() + timeout

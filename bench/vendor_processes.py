@@ -12,12 +12,11 @@ import signal
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.common import LOOPBACK, ROOT, free_port, pinned, stop
+from bench.common import LOOPBACK, ROOT, free_port, pinned, stop, until
 
 
 def https(
@@ -44,16 +43,6 @@ def https(
             return resp.status, None
     finally:
         conn.close()
-
-
-def until(check: Any, *, within: float, what: str, every: float = 0.1) -> float:
-    """Poll ``check()`` until truthy, bounded by ``within``; the seconds it took."""
-    started = time.monotonic()
-    while time.monotonic() - started < within:
-        if check():
-            return time.monotonic() - started
-        time.sleep(every)
-    raise TimeoutError(f"not within {within} s: {what}")
 
 
 class Vendor:
