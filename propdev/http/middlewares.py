@@ -31,9 +31,6 @@ from propdev.security import (
     client_certificate_der,
 )
 from propdev.storage import StoreUnavailableError
-from propdev.storage.db import STORE_DOWN_ERRORS
-
-STORE_DOWN: tuple[type[Exception], ...] = (StoreUnavailableError, *STORE_DOWN_ERRORS)
 
 log = structlog.get_logger()
 
@@ -104,7 +101,7 @@ def request_context_middleware(*, node_id: str) -> Middleware:
                     raise
                 response = _http_problem(exc)
                 status = exc.status
-            except STORE_DOWN as exc:  # a dependency down: retry, not a bug
+            except StoreUnavailableError as exc:  # a dependency down: retry, not a bug
                 log.warning("store_unavailable", path=request.path, error=str(exc).splitlines()[0])
                 response = problem_response(store_down())
                 status = response.status

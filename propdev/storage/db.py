@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
@@ -38,10 +38,7 @@ if TYPE_CHECKING:  # sqlalchemy.ext.asyncio (and the ORM it imports) only when f
 
 Row = Mapping[str, Any]
 T = TypeVar("T")
-# What the sync engine raises when the store cannot be reached (code that uses it directly,
-# e.g. the OAuth server in worker threads): the HTTP layer answers 503 for these too.
-STORE_DOWN_ERRORS: tuple[type[Exception], ...] = (sa.exc.OperationalError, sa.exc.InterfaceError)
-_UNAVAILABLE: tuple[type[Exception], ...] = (*STORE_DOWN_ERRORS, OSError)
+_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError)
 _memory_names = itertools.count()
 
 
@@ -262,18 +259,27 @@ class Database:
     # -- sync helpers, for worker threads only ------------------------------------------
 
     def sync_fetch_one(self, sql: str, **params: Any) -> Row | None:
-        with self.sync_engine.connect() as conn:
+        with _store_errors(), self.sync_engine.connect() as conn:
             row = conn.execute(sa.text(sql), params).mappings().first()
             return dict(row) if row is not None else None
 
     def sync_execute(self, sql: str, **params: Any) -> int:
-        with self.sync_engine.begin() as conn:
+        with _store_errors(), self.sync_engine.begin() as conn:
             return conn.execute(sa.text(sql), params).rowcount
 
     @contextlib.contextmanager
     def sync_transaction(self) -> Any:
-        with self.sync_engine.begin() as conn:
+        with _store_errors(), self.sync_engine.begin() as conn:
             yield conn
+
+
+@contextlib.contextmanager
+def _store_errors() -> Iterator[None]:
+    """The sync helpers' failures to reach the store, reported as the async paths do."""
+    try:
+        yield
+    except _UNAVAILABLE as exc:
+        raise StoreUnavailableError(str(exc).splitlines()[0]) from exc
 
 
 def _sqlite_executor(url: str) -> SqliteExecutor:
