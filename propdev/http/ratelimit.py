@@ -16,8 +16,6 @@ The middleware applies, for every request except health and metrics:
 A refusal is 429 with ``Retry-After`` (whole seconds, at least 1) and ``RateLimit-Policy``.
 ``PROPDEV_RATE_LIMIT=0`` turns all of it off (benchmarks). Brute force on credentials is
 throttled separately, by failures (``propdev.security.throttle``).
-
-``RateLimiter`` is the original synchronous token bucket, kept for callers of ``take``.
 """
 
 from __future__ import annotations
@@ -207,42 +205,3 @@ def rate_limit_middleware(
         return await handler(request)
 
     return impl
-
-
-class RateLimiter:
-    """In-process token buckets: ``rate`` per second with bursts of twice that (``take``)."""
-
-    __slots__ = ("_buckets", "burst", "clock", "max_clients", "rate")
-
-    def __init__(
-        self,
-        rate: float,
-        *,
-        burst: float | None = None,
-        max_clients: int = 100_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.rate = rate
-        self.burst = burst if burst is not None else 2 * rate
-        self.max_clients = max_clients
-        self.clock = clock
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-
-    @property
-    def enabled(self) -> bool:
-        return self.rate > 0
-
-    def take(self, client: str) -> float:
-        """Take one token for ``client``; return 0 if allowed, else seconds until one is free."""
-        now = self.clock()
-        tokens, last = self._buckets.pop(client, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens >= 1:
-            self._buckets[client] = (tokens - 1, now)
-            wait = 0.0
-        else:
-            self._buckets[client] = (tokens, now)
-            wait = (1 - tokens) / self.rate
-        if len(self._buckets) > self.max_clients:
-            self._buckets.popitem(last=False)  # forget the least recently seen client
-        return wait
