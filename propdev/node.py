@@ -19,16 +19,22 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiohttp import web
 
-from propdev.access import AccessServices, KeypadPolicy
+from propdev.access import (
+    DEVICE_TIMEOUT,
+    NODE_DRAINING,
+    AccessServices,
+    KeypadPolicy,
+    OpenOutcome,
+    failed,
+)
 from propdev.actors import ActorStoppedError, ActorSystem, AskTimeout
-from propdev.actors.device import DeviceActor, DeviceDeps, problem
+from propdev.actors.device import DeviceActor, DeviceDeps
 from propdev.actors.messages import (
     CommandResult,
     Deliver,
     DeviceEvent,
     DeviceSnapshot,
     OpenAccessPoint,
-    OpenOutcome,
     SessionPresence,
 )
 from propdev.actors.session import SessionActor
@@ -282,7 +288,7 @@ class Node:
             bus=self.bus,
             heartbeat=self.settings.device_heartbeat,
             guard=self.cluster.guard if self.cluster is not None else None,
-            access=self.access.desk,
+            opening=self.access.opening,
         )
         deps.tracing = self.telemetry.tracing
         self.telemetry.watch(system=self.system, gateways=self.gateways, bus=self.bus)
@@ -386,11 +392,7 @@ class Node:
         """Ask the door's device actor to open; a slow actor is a 504, not a hang."""
         timeout = self.settings.partner_timeout + ASK_MARGIN
         if self.draining and self.cluster is None:  # a cluster's drained node forwards opens
-            return OpenOutcome(
-                503,
-                problem(503, "node-draining", "Service unavailable", "This node is draining."),
-                retry_after=1.0,
-            )
+            return failed(message.access_point_id, NODE_DRAINING, retry_after=1.0)
         if self.cluster is not None:
             return await self.cluster.open(message, timeout)
         try:
@@ -398,9 +400,7 @@ class Node:
                 f"device:{message.access_point_id}", message, timeout=timeout
             )
         except AskTimeout:
-            return OpenOutcome(
-                504, problem(504, "partner-timeout", "Timeout", "The device did not answer.")
-            )
+            return failed(message.access_point_id, DEVICE_TIMEOUT)
         assert isinstance(outcome, OpenOutcome)
         return outcome
 

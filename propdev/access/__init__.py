@@ -1,9 +1,9 @@
-"""Access logic, ours: rights with schedules, guest passes, vehicles and plates, the desk that
-decides presented credentials, and push notifications."""
+"""Access logic, ours: rights with schedules, guest passes, vehicles and plates, the opening
+pipeline every credential goes through (``opening``) and its domain outcome (``outcome``), and
+push notifications."""
 
 from __future__ import annotations
 
-from propdev.access.desk import PASS, PLATE, AccessDesk, Presentation
 from propdev.access.errors import (
     AccessError,
     InvalidFieldError,
@@ -25,6 +25,34 @@ from propdev.access.notify import (
     PushProvider,
     push_for,
 )
+from propdev.access.opening import (
+    MAX_EVENT_AGE,
+    Opening,
+    OpenRequest,
+    Publisher,
+    Via,
+    command_id_for,
+)
+from propdev.access.outcome import (
+    CLUSTER_UNAVAILABLE,
+    DEVICE_TIMEOUT,
+    IDEMPOTENCY_KEY_REUSED,
+    NO_PARTNER,
+    NO_RIGHT,
+    NODE_DRAINING,
+    OUTSIDE_SCHEDULE,
+    PARTNER_BUSY,
+    PARTNER_CIRCUIT_OPEN,
+    PARTNER_TIMEOUT,
+    PARTNER_UNAVAILABLE,
+    UNKNOWN_ACCESS_POINT,
+    VENDOR_REFUSED,
+    OpenOutcome,
+    Result,
+    failed,
+    granted,
+    refused,
+)
 from propdev.access.passes import GuestPass, GuestPasses, PassCodes, PassRequest
 from propdev.access.rules import AccessRules, Clock, Decision
 from propdev.access.schedule import Schedule, Window
@@ -38,10 +66,21 @@ from propdev.access.vehicles import (
 )
 
 __all__ = (
+    "CLUSTER_UNAVAILABLE",
+    "DEVICE_TIMEOUT",
+    "IDEMPOTENCY_KEY_REUSED",
     "LOCKED_OUT",
-    "PASS",
-    "PLATE",
-    "AccessDesk",
+    "MAX_EVENT_AGE",
+    "NODE_DRAINING",
+    "NO_PARTNER",
+    "NO_RIGHT",
+    "OUTSIDE_SCHEDULE",
+    "PARTNER_BUSY",
+    "PARTNER_CIRCUIT_OPEN",
+    "PARTNER_TIMEOUT",
+    "PARTNER_UNAVAILABLE",
+    "UNKNOWN_ACCESS_POINT",
+    "VENDOR_REFUSED",
     "AccessError",
     "AccessRules",
     "AccessServices",
@@ -57,24 +96,33 @@ __all__ = (
     "LoggingPushProvider",
     "NotEntitledError",
     "Notifier",
+    "OpenOutcome",
+    "OpenRequest",
+    "Opening",
     "PassCodes",
     "PassNotFoundError",
     "PassRequest",
     "PlateTakenError",
     "Presence",
-    "Presentation",
+    "Publisher",
     "PushMessage",
     "PushProvider",
+    "Result",
     "Schedule",
     "TooManyPassesError",
     "TooManyVehiclesError",
     "Vehicle",
     "VehicleNotFoundError",
     "Vehicles",
+    "Via",
     "Window",
+    "command_id_for",
+    "failed",
+    "granted",
     "normalise_plate",
     "pass_code_key_path",
     "plate_hint",
     "plate_key",
     "push_for",
+    "refused",
 )

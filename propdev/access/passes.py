@@ -35,7 +35,7 @@ from propdev.access.rules import AccessRules, Clock
 from propdev.storage import Database, UnitConnection, audit, run
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
+    pass
 
 CODE_DIGITS = 8
 QR_PREFIX = "propdev:pass:"
@@ -465,10 +465,9 @@ class GuestPasses:
         return Claim(dataclasses.replace(guest_pass, uses=int(taken[0]["uses"])), True)
 
 
-async def give_back(conn: AsyncConnection, pass_id: str) -> None:
-    """Return a use taken by a presentation the device did not carry out."""
-    await run(
-        conn,
-        "UPDATE guest_passes SET uses = uses - 1 WHERE id = :id AND uses > 0",
-        id=pass_id,
-    )
+_GIVE_BACK = "UPDATE guest_passes SET uses = uses - 1 WHERE id = :id AND uses > 0"
+
+
+def sync_give_back(conn: UnitConnection, pass_id: str) -> None:
+    """Return a use taken by a presentation the device did not carry out (in a unit)."""
+    conn.run(_GIVE_BACK, id=pass_id)

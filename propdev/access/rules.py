@@ -17,7 +17,6 @@ import structlog
 
 from propdev.access.schedule import Schedule, local_time
 from propdev.storage import Database, Row
-from propdev.storage.directory import AccessPoint
 
 log = structlog.get_logger()
 
@@ -66,34 +65,6 @@ class AccessRules:
             a=access_point_id,
         )
         return self._judge(row, at)
-
-    async def decide_open(
-        self, user_id: str, access_point_id: str, *, at: float | None = None
-    ) -> tuple[AccessPoint | None, Decision]:
-        """The access point (None if there is none) and ``decide``'s answer, in one query."""
-        row = await self.db.fetch_one(
-            "SELECT a.id, a.name, a.kind, a.site_id, a.building_id, a.partner_id, a.device_id, "
-            "r.user_id AS holder, r.schedule AS schedule, s.id AS site, s.timezone AS timezone "
-            "FROM access_points a "
-            "LEFT JOIN rights r ON r.access_point_id = a.id AND r.user_id = :u "
-            "LEFT JOIN sites s ON s.id = a.site_id "
-            "WHERE a.id = :a",
-            u=user_id,
-            a=access_point_id,
-        )
-        if row is None:
-            return None, Decision(False, NO_RIGHT)
-        point = AccessPoint(
-            id=row["id"],
-            name=row["name"],
-            kind=row["kind"],
-            site_id=row["site_id"],
-            building_id=row["building_id"],
-            partner_id=row["partner_id"],
-            device_id=row["device_id"],
-        )
-        held = row["holder"] is not None and row["site"] is not None
-        return point, self._judge(row if held else None, at)
 
     def _judge(self, right: Row | None, at: float | None) -> Decision:
         """A right's row (``schedule``, ``timezone``) or None, against the clock."""

@@ -1,23 +1,35 @@
-"""``AccessServices``: the access logic of one node, built once and shared by routes and actors."""
+"""``AccessServices``: the access logic of one node, built once and shared by routes and actors
+(the opening pipeline among them)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
-from propdev.access.desk import AccessDesk
 from propdev.access.lockout import KeypadLockout, KeypadPolicy
 from propdev.access.notify import LoggingPushProvider, Notifier, Presence, PushProvider
+from propdev.access.opening import Opening, Publisher
 from propdev.access.passes import GuestPasses, PassCodes, load_index_key
 from propdev.access.rules import AccessRules, Clock
 from propdev.access.vehicles import Vehicles
 
 if TYPE_CHECKING:
-    from propdev.registry import Bus
     from propdev.storage import Database
+
+
+class EventBus(Publisher, Protocol):
+    """The bus as access logic uses it: publish a resident's event, hear them for push."""
+
+    def subscribe(
+        self,
+        prefix: str,
+        handler: Callable[[str, dict[str, Any]], Awaitable[None]],
+        *,
+        local_only: bool = False,
+    ) -> None: ...
 
 
 def pass_code_key_path(data_dir: Path) -> Path:
@@ -30,14 +42,14 @@ class AccessServices:
     rules: AccessRules
     passes: GuestPasses
     vehicles: Vehicles
-    desk: AccessDesk
+    opening: Opening
     notifier: Notifier
 
     @classmethod
     def build(
         cls,
         db: Database,
-        bus: Bus,
+        bus: EventBus,
         *,
         code_key: bytes,
         presence: Presence,
@@ -50,15 +62,15 @@ class AccessServices:
         passes = GuestPasses(db, rules, PassCodes(code_key), clock=clock)
         vehicles = Vehicles(db, clock=clock)
         lockout = KeypadLockout(keypad, on_event=on_keypad)
-        desk = AccessDesk(db, bus, rules, passes, vehicles, clock=clock, lockout=lockout)
+        opening = Opening(db, bus, rules, passes, vehicles, clock=clock, lockout=lockout)
         notifier = Notifier(provider or LoggingPushProvider(), presence)
-        return cls(rules, passes, vehicles, desk, notifier)
+        return cls(rules, passes, vehicles, opening, notifier)
 
     @classmethod
     def for_data_dir(
         cls,
         db: Database,
-        bus: Bus,
+        bus: EventBus,
         data_dir: Path,
         *,
         presence: Presence,
@@ -79,9 +91,9 @@ class AccessServices:
         self.rules.clock = clock
         self.passes.clock = clock
         self.vehicles.clock = clock
-        self.desk.clock = clock
+        self.opening.clock = clock
 
-    def subscribe(self, bus: Bus) -> None:
+    def subscribe(self, bus: EventBus) -> None:
         # local_only: the node that publishes an event decides on its push (exactly one node)
         bus.subscribe("user:", self.notifier.on_event, local_only=True)
 

@@ -1,81 +1,60 @@
 """DeviceActor: one per access point; the only writer of that door's commands.
 
-Opens of one door are handled one at a time, so the idempotency check and the command it
-guards cannot race. Our rules were applied before the message was sent; the vendor's answer
-is the confirmation. A vendor outage is an answer to the asker (502/503/504), never a crash.
+Every open of the door, whatever the credential (an app tap or an operator's ``OpenAccessPoint``,
+a plate or a code in a partner's ``DeviceEvent``), goes through the node's opening pipeline
+(``propdev.access.opening``) inside this actor's mailbox, one at a time, so that the idempotency
+check and the command it guards cannot race. The actor keeps the device's state (online, fault,
+opens) from what the outcome says of the device. A vendor outage is an outcome for the asker,
+never a crash.
 """
 
 from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from propdev.access import (
+    NO_PARTNER,
+    PARTNER_TIMEOUT,
+    PARTNER_UNAVAILABLE,
+    UNKNOWN_ACCESS_POINT,
+    OpenOutcome,
+    OpenRequest,
+    Via,
+    failed,
+    refused,
+)
 from propdev.actors.actor import Actor
 from propdev.actors.messages import (
     DeviceEvent,
     DeviceEvents,
     DeviceSnapshot,
     OpenAccessPoint,
-    OpenOutcome,
 )
 from propdev.devices import CREDENTIALS, FAULTS, PASSAGES, PRESENCE, presence_of
-from propdev.ids import new_uuid
 from propdev.observability.tracing import current_traceparent
-from propdev.partners import (
-    BulkheadFullError,
-    CircuitOpenError,
-    PartnerRefusedError,
-    PartnerTimeoutError,
-    PartnerUnavailableError,
-)
 from propdev.storage import audit, commands, events, partner_events, run
 from propdev.storage.audit import AuditRecord
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
-    from propdev.access import AccessDesk
+    from propdev.access import Opening
     from propdev.observability import Tracing
     from propdev.partners import PartnerGateway
     from propdev.registry import Bus, ShardGuard
-    from propdev.storage import Database, UnitConnection
+    from propdev.storage import Database
     from propdev.storage.directory import AccessPoint, Directory
 
 log = structlog.get_logger()
 
-PROBLEM_BASE = "https://propdev.example/problems/"
 # An entry/exit without our command id links to the latest confirmed open this recent.
 PASSAGE_WINDOW = 120.0
-# The vendor's refusal codes as the command lifecycle names them.
-FAILURE_REASONS = {
-    "device_offline": "offline",
-    "device_jammed": "jammed",
-    "device_busy": "busy",
-    "denied": "refused",
-}
-
-
-def problem(status: int, kind: str, title: str, detail: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "type": PROBLEM_BASE + kind,
-        "title": title,
-        "status": status,
-        "detail": detail,
-        **extra,
-    }
-
-
-def command_id_for(user_id: str, idempotency_key: str | None) -> str:
-    """A stable command id for a keyed request (so a retry reuses the vendor's key), else new."""
-    if idempotency_key is None:
-        return str(new_uuid())  # a uuid4, from a pooled draw (no system call per open)
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"propdev:{user_id}:{idempotency_key}"))
 
 
 @dataclass(slots=True)
@@ -89,12 +68,8 @@ class DeviceDeps:
     heartbeat: float = 120.0
     clock: Callable[[], float] = time.time
     guard: ShardGuard | None = None  # in a cluster: may this node act for the device?
-    access: AccessDesk | None = None  # decides presented credentials (plates, guest passes)
+    opening: Opening | None = None  # the opening pipeline: every open of the door goes through it
     tracing: Tracing | None = None  # a span per open handled (the node's telemetry)
-    commands: commands.Commands = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.commands = commands.Commands(self.db)
 
 
 @dataclass(slots=True)
@@ -149,12 +124,21 @@ class DeviceActor(Actor):
 
     async def receive(self, message: object) -> object:
         if isinstance(message, OpenAccessPoint):
+            request = OpenRequest(
+                via=Via.MANUAL if message.on_behalf else Via.APP,
+                subject=message.user_id,
+                command_id=message.command_id,
+                idempotency_key=message.idempotency_key,
+                note=message.note,
+                traceparent=message.traceparent,
+            )
             if self.deps.tracing is None:
-                return await self._open(message)
+                return await self.open(request)
             with self.deps.tracing.message_span(
                 "device open", message.traceparent, {"propdev.actor": self.address.key}
             ):
-                return await self._open(message)
+                request = replace(request, traceparent=current_traceparent() or message.traceparent)
+                return await self.open(request)
         if isinstance(message, DeviceEvents):
             return [await self._apply(event) for event in message.events]
         if isinstance(message, DeviceEvent):
@@ -209,24 +193,15 @@ class DeviceActor(Actor):
         return f"rejected:unsupported_type:{event.type}"
 
     async def _on_credential(self, event: DeviceEvent) -> None:
-        """A plate or a pass presented at this device: our access rules decide."""
-        ap, desk = self.access_point, self.deps.access
-        if ap is None or desk is None:
-            log.warning("credential_ignored", access_point_id=self.access_point_id)
-            return
+        """A plate or a pass presented at this device: the opening pipeline decides."""
         plate = event.type == "plate_recognized"
-        outcome = await desk.present(
-            ap,
-            "plate" if plate else "pass",
-            event.plate if plate else event.code,
-            self.deps.gateways.get(ap.partner_id),
-            occurred_at=event.occurred_at,
+        await self.open(
+            OpenRequest(
+                via=Via.PLATE if plate else Via.CODE,
+                value=event.plate if plate else event.code,
+                occurred_at=event.occurred_at,
+            )
         )
-        if outcome.online is not None:
-            self._seen(online=outcome.online)
-        if outcome.opened:
-            self.state.opens += 1
-            self.state.last_command_id = outcome.command_id
 
     async def _fence(self, conn: AsyncConnection) -> None:
         """In a cluster: refuse the commit if this node no longer holds the device's shard."""
@@ -326,132 +301,41 @@ class DeviceActor(Actor):
 
     # -- opens -------------------------------------------------------------------------------
 
-    async def _open(self, msg: OpenAccessPoint) -> OpenOutcome:
-        if msg.idempotency_key is not None:
-            stored = await self.deps.commands.answer(msg.user_id, msg.idempotency_key)
-            if stored is not None:
-                status, body = stored
-                if body.get("access_point_id", self.access_point_id) != self.access_point_id:
-                    return OpenOutcome(
-                        422,
-                        problem(
-                            422,
-                            "idempotency-key-reused",
-                            "Idempotency-Key reused",
-                            "This Idempotency-Key was used for another access point.",
-                        ),
-                    )
-                return OpenOutcome(status, body, replayed=True)
-        ap = self.access_point
+    async def open(self, request: OpenRequest) -> OpenOutcome:
+        """Open this door through the opening pipeline; the outcome's news of the device is
+        kept in its state."""
+        ap, opening = self.access_point, self.deps.opening
         if ap is None:
-            return OpenOutcome(404, problem(404, "not-found", "Not found", "Unknown access point."))
-        gateway = self.deps.gateways.get(ap.partner_id)
-        if gateway is None:
-            return OpenOutcome(
-                502,
-                problem(
-                    502, "partner-unavailable", "Partner unavailable", "No adapter for partner."
-                ),
-            )
-        requested = self.deps.clock()
-        steps: list[tuple[str, float, dict[str, Any]]] = [
-            ("requested", requested, {}),
-            ("decided", requested, {"decision": "granted", "by": "rules"}),
-        ]
-        if self.deps.guard is not None:
-            self.deps.guard.precheck(self.access_point_id)  # NotOwnerError: the asker forwards
-        try:
-            result = await gateway.open(
-                ap.device_id,
-                request_id=msg.command_id,
-                traceparent=current_traceparent() or msg.traceparent,
-            )
-        except PartnerRefusedError as exc:
-            self._seen(online=exc.reason != "device_offline")
-            if exc.reason == "device_jammed":
-                self.state.fault = "jammed"
-            why = FAILURE_REASONS.get(exc.reason, exc.reason)
-            failure = {"reason": why, "vendor_reason": exc.reason}
-            steps.append(("failed", self.deps.clock(), failure))
-            return await self._decide(
-                msg,
-                granted=False,
-                reason=f"vendor_refused:{exc.reason}",
-                status=403,
-                body=problem(
-                    403,
-                    "vendor-refused",
-                    "Refused by the device",
-                    f"The device vendor refused to open: {exc.reason}.",
-                    reason=exc.reason,
-                    command_id=msg.command_id,
-                ),
-                steps=steps,
-                command_status="failed",
-            )
-        except CircuitOpenError as exc:
-            return self._failed(
-                msg,
-                503,
-                "partner-circuit-open",
-                "Partner unavailable",
-                "The partner is failing; not calling it for a while.",
-                exc.retry_after,
-            )
-        except BulkheadFullError:
-            return self._failed(
-                msg,
-                503,
-                "partner-busy",
-                "Partner busy",
-                "Too many calls to this partner are in flight.",
-                1.0,
-            )
-        except PartnerTimeoutError:
-            self.state.online = None
-            steps.append(("failed", self.deps.clock(), {"reason": "timeout"}))
-            await self._record_failure(msg, steps, "timeout")
-            return self._failed(
-                msg,
-                504,
-                "partner-timeout",
-                "Partner timeout",
-                "The partner did not answer in time.",
-                None,
-            )
-        except PartnerUnavailableError as exc:
-            self.state.online = None
-            steps.append(("failed", self.deps.clock(), {"reason": "unavailable"}))
-            await self._record_failure(msg, steps, "unavailable")
-            return self._failed(
-                msg, 502, "partner-unavailable", "Partner unavailable", str(exc) or "error", None
-            )
-        self._seen(online=True)
-        self.state.fault = None
-        self.state.opens += 1
-        self.state.last_command_id = msg.command_id
-        confirmed = self.deps.clock()
-        accepted = confirmed
-        if result.accepted_at is not None:
-            accepted = min(max(result.accepted_at.timestamp(), requested), confirmed)
-        steps.append(("accepted", accepted, {"vendor_command_id": result.vendor_command_id}))
-        steps.append(("confirmed", confirmed, {}))
-        body = {
-            "status": "granted",
-            "command_id": msg.command_id,
-            "access_point_id": self.access_point_id,
-            "vendor_command_id": result.vendor_command_id,
-        }
-        return await self._decide(
-            msg,
-            granted=True,
-            reason="",
-            status=200,
-            body=body,
-            steps=steps,
-            command_status="confirmed",
-            vendor_command_id=result.vendor_command_id,
+            return refused(self.access_point_id, UNKNOWN_ACCESS_POINT)
+        if opening is None:
+            log.warning("open_ignored", access_point_id=self.access_point_id, reason="no_pipeline")
+            return failed(self.access_point_id, NO_PARTNER)
+        guard = self.deps.guard  # in a cluster: fenced on this node's hold of the shard
+        outcome = await opening.open(
+            ap,
+            request,
+            self.deps.gateways.get(ap.partner_id),
+            fence=None if guard is None else guard.fencing(self.access_point_id),
+            precheck=None if guard is None else lambda: guard.precheck(self.access_point_id),
         )
+        self._learn(outcome)
+        return outcome
+
+    def _learn(self, outcome: OpenOutcome) -> None:
+        """What the vendor's answer (or silence) tells of the device."""
+        if outcome.replayed:
+            return
+        if outcome.granted:
+            self._seen(online=True)
+            self.state.fault = None
+            self.state.opens += 1
+            self.state.last_command_id = outcome.command_id
+        elif outcome.online is not None:
+            self._seen(online=outcome.online)
+            if outcome.vendor_reason == "device_jammed":
+                self.state.fault = "jammed"
+        elif outcome.reason in (PARTNER_TIMEOUT, PARTNER_UNAVAILABLE):
+            self.state.online = None
 
     def _seen(self, *, online: bool) -> None:
         now = self.deps.clock()
@@ -459,169 +343,5 @@ class DeviceActor(Actor):
         self.state.last_seen = now
         self.state.state_at = now
 
-    def _failed(
-        self,
-        msg: OpenAccessPoint,
-        status: int,
-        kind: str,
-        title: str,
-        detail: str,
-        retry_after: float | None,
-    ) -> OpenOutcome:
-        log.warning(
-            "open_failed",
-            access_point_id=self.access_point_id,
-            command_id=msg.command_id,
-            status=status,
-            outcome=kind,
-        )
-        body = problem(status, kind, title, detail, command_id=msg.command_id)
-        return OpenOutcome(status, body, retry_after=retry_after)
 
-    async def _record_failure(
-        self, msg: OpenAccessPoint, steps: list[tuple[str, float, dict[str, Any]]], reason: str
-    ) -> None:
-        """A command the vendor got but did not answer: failed, and the resident is told.
-
-        Fast refusals that never reached the vendor (open circuit, full bulkhead) are not
-        recorded: they cost nothing and leave nothing to follow.
-        """
-        now = self.deps.clock()
-        access_point_id = self.access_point_id
-        fencing = None if self.deps.guard is None else self.deps.guard.fencing(access_point_id)
-
-        def commit(conn: UnitConnection) -> dict[str, Any]:
-            if fencing is not None:  # a node that lost the shard must not mark it failed
-                fencing(conn)
-            commands.sync_put_command(
-                conn,
-                command_id=msg.command_id,
-                access_point_id=access_point_id,
-                user_id=msg.user_id,
-                status="failed",
-                reason=reason,
-                at=now,
-            )
-            commands.sync_add_steps(conn, msg.command_id, steps)
-            return events.sync_append(
-                conn,
-                user_id=msg.user_id,
-                type="access.failed",
-                access_point_id=access_point_id,
-                command_id=msg.command_id,
-                occurred_at=now,
-                data={"reason": reason},
-            )
-
-        event = await self.deps.db.unit(commit)
-        await self.deps.bus.publish(f"user:{msg.user_id}", event)
-
-    async def _decide(
-        self,
-        msg: OpenAccessPoint,
-        *,
-        granted: bool,
-        reason: str,
-        status: int,
-        body: dict[str, Any],
-        steps: list[tuple[str, float, dict[str, Any]]],
-        command_status: str,
-        vendor_command_id: str | None = None,
-    ) -> OpenOutcome:
-        """Commit the command and its steps, the audit entry, the event and the answer, then
-        notify.
-
-        One ``Database.unit``: the whole transaction in one hop to the database thread, group
-        committed with other doors' (the answer goes out only after that commit)."""
-        now = self.deps.clock()
-        event_type = "access.granted" if granted else "access.denied"
-        access_point_id = self.access_point_id
-        fencing = None if self.deps.guard is None else self.deps.guard.fencing(access_point_id)
-        record = AuditRecord(
-            at=now,
-            actor=msg.on_behalf or f"user:{msg.user_id}",
-            action="manual_open" if msg.on_behalf else "open",
-            access_point_id=access_point_id,
-            decision="granted" if granted else "denied",
-            reason="; ".join(r for r in (reason, msg.note) if r),
-            command_id=msg.command_id,
-        )
-
-        def commit(conn: UnitConnection) -> dict[str, Any]:
-            if fencing is not None:
-                fencing(conn)
-            commands.sync_put_command(
-                conn,
-                command_id=msg.command_id,
-                access_point_id=access_point_id,
-                user_id=msg.user_id,
-                status=command_status,
-                reason=reason,
-                at=now,
-                vendor_command_id=vendor_command_id,
-            )
-            commands.sync_add_steps(conn, msg.command_id, steps)
-            audit.sync_append(conn, record)
-            event = events.sync_append(
-                conn,
-                user_id=msg.user_id,
-                type=event_type,
-                access_point_id=access_point_id,
-                command_id=msg.command_id,
-                occurred_at=now,
-            )
-            if msg.idempotency_key is not None:
-                commands.sync_put_answer(
-                    conn,
-                    subject=msg.user_id,
-                    key=msg.idempotency_key,
-                    status=status,
-                    body=body,
-                    at=now,
-                )
-            return event
-
-        event = await self.deps.db.unit(commit)
-        await self.deps.bus.publish(f"user:{msg.user_id}", event)
-        log.info(
-            "access_decided",
-            access_point_id=self.access_point_id,
-            command_id=msg.command_id,
-            outcome=event_type,
-        )
-        return OpenOutcome(status, body)
-
-
-async def record_rule_denial(
-    db: Database, bus: Bus, *, user_id: str, access_point_id: str, reason: str
-) -> dict[str, Any]:
-    """Audit (and tell the resident about) a request our rules refused; no device is asked."""
-    now = time.time()
-    record = AuditRecord(
-        at=now,
-        actor=f"user:{user_id}",
-        action="open",
-        access_point_id=access_point_id,
-        decision="denied",
-        reason=reason,
-    )
-
-    def commit(conn: UnitConnection) -> tuple[dict[str, Any], dict[str, Any]]:
-        entry = audit.sync_append(conn, record)
-        event = events.sync_append(
-            conn,
-            user_id=user_id,
-            type="access.denied",
-            access_point_id=access_point_id,
-            command_id=None,
-            occurred_at=now,
-            data={"reason": reason},
-        )
-        return entry, event
-
-    entry, event = await db.unit(commit)
-    await bus.publish(f"user:{user_id}", event)
-    return entry
-
-
-__all__ = ("DeviceActor", "DeviceDeps", "command_id_for", "problem", "record_rule_denial")
+__all__ = ("DeviceActor", "DeviceDeps")

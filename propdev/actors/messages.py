@@ -11,7 +11,8 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class OpenAccessPoint:
-    """A resident (already allowed by our rules) asks the device to open."""
+    """A resident (or an operator, ``on_behalf``) asks the device to open; the answer is an
+    ``OpenOutcome`` of the opening pipeline (``propdev.access``), which decides by our rules."""
 
     access_point_id: str
     user_id: str
@@ -23,16 +24,6 @@ class OpenAccessPoint:
     """Who the audit names when not the user themself (e.g. ``operator:<id>`` for a manual open)."""
     note: str = ""
     """A reason stated by the requester (an operator's manual open), kept in the audit entry."""
-
-
-@dataclass(frozen=True, slots=True)
-class OpenOutcome:
-    """The answer to ``OpenAccessPoint``: an HTTP status and the JSON body for the app."""
-
-    status: int
-    body: dict[str, Any]
-    replayed: bool = False
-    retry_after: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from redis.asyncio import Redis
 
+from propdev.access import CLUSTER_UNAVAILABLE, DEVICE_TIMEOUT, OpenOutcome, failed
 from propdev.actors import ActorStoppedError, Address, AskTimeout
-from propdev.actors.device import problem
-from propdev.actors.messages import OpenAccessPoint, OpenOutcome
+from propdev.actors.messages import OpenAccessPoint
 from propdev.registry.errors import (
     BusUnavailableError,
     NotOwnerError,
@@ -211,25 +211,14 @@ class Cluster:
             await self.placement.changed(min(MOVE_WAIT, max(left, 0.0)))
 
     async def open(self, message: OpenAccessPoint, timeout: float) -> OpenOutcome:  # noqa: ASYNC109 - the open's whole deadline
-        """Route an open to the door's owner; failures of the cluster become 503/504."""
+        """Route an open to the door's owner; the cluster's failures are failed outcomes."""
         try:
             outcome = await self.ask(f"device:{message.access_point_id}", message, timeout)
         except (AskTimeout, RemoteAskTimeout):
-            return OpenOutcome(
-                504, problem(504, "partner-timeout", "Timeout", "The device did not answer.")
-            )
+            return failed(message.access_point_id, DEVICE_TIMEOUT)
         except (ClusterUnavailableError, BusUnavailableError, ActorStoppedError) as exc:
             log.warning("open_unroutable", access_point_id=message.access_point_id, error=str(exc))
-            return OpenOutcome(
-                503,
-                problem(
-                    503,
-                    "cluster-unavailable",
-                    "Service unavailable",
-                    "The door's node cannot be reached right now; retry shortly.",
-                ),
-                retry_after=1.0,
-            )
+            return failed(message.access_point_id, CLUSTER_UNAVAILABLE, retry_after=1.0)
         if not isinstance(outcome, OpenOutcome):
             raise RegistryError(f"unexpected reply to an open: {outcome!r}")
         return outcome

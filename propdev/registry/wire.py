@@ -9,13 +9,13 @@ from typing import Any
 
 import msgpack
 
+from propdev.access import OpenOutcome
 from propdev.actors.messages import (
     CommandResult,
     DeviceEvent,
     DeviceEvents,
     DeviceSnapshot,
     OpenAccessPoint,
-    OpenOutcome,
     PartnerCommand,
 )
 from propdev.registry.errors import RemoteError, WireError
@@ -145,13 +145,7 @@ _EVENT_FIELDS = 11
 
 def encode_reply(value: object) -> dict[str, Any]:
     if isinstance(value, OpenOutcome):
-        return {
-            "t": "outcome",
-            "s": value.status,
-            "b": value.body,
-            "r": value.replayed,
-            "ra": value.retry_after,
-        }
+        return {"t": "outcome", "o": value.to_dict()}
     if isinstance(value, Moved):
         return {"t": "moved"}
     if isinstance(value, BaseException):
@@ -164,7 +158,7 @@ def decode_reply(data: dict[str, Any]) -> object:
     ``StoreUnavailableError`` as itself, so that it is a 503 at the asker too)."""
     kind = data.get("t")
     if kind == "outcome":
-        return OpenOutcome(data["s"], data["b"], replayed=data["r"], retry_after=data["ra"])
+        return OpenOutcome.from_dict(data["o"])
     if kind == "moved":
         return MOVED
     if kind == "value":

@@ -165,14 +165,16 @@ class Commands:
         )
         return [{**json.loads(r["data"]), "step": r["step"], "at": r["at"]} for r in rows]
 
-    async def answer(self, subject: str, key: str) -> tuple[int, dict[str, Any]] | None:
+    async def answer(
+        self, subject: str, key: str, *, now: float | None = None
+    ) -> tuple[int, dict[str, Any]] | None:
         """The stored answer for ``key`` if it is younger than the idempotency window."""
         row = await self.db.fetch_one(
             "SELECT status, body FROM idempotency WHERE subject = :s AND key = :k "
             "AND created_at > :t",
             s=subject,
             k=key,
-            t=time.time() - IDEMPOTENCY_WINDOW,
+            t=(time.time() if now is None else now) - IDEMPOTENCY_WINDOW,
         )
         if row is None:
             return None

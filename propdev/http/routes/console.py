@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import functools
 import json
-import math
 import time
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -20,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiohttp import WSMsgType, web
 
-from propdev.actors.device import command_id_for
+from propdev.access import command_id_for
 from propdev.actors.messages import OpenAccessPoint
 from propdev.http import schemas
 from propdev.http.errors import BadRequestError, NotFoundError
 from propdev.http.keys import NODE
 from propdev.http.middlewares import principal
+from propdev.http.open_outcomes import open_response
 from propdev.http.openapi import Param, Response, doc
 from propdev.http.permissions import Permission, requires
 from propdev.observability import current_traceparent
@@ -191,7 +191,7 @@ async def console_snapshot(node: Node) -> dict[str, Any]:
     """The supervision tree, the breakers and every device, as the console shows them."""
     points = await node.directory.all_access_points()
     online = await node.device_online([p.id for p in points])
-    lockout, now = node.access.desk.lockout, node.access.desk.clock()
+    lockout, now = node.access.opening.lockout, node.access.opening.clock()
     devices = [
         {
             "id": p.id,
@@ -247,29 +247,19 @@ async def manual_open(request: web.Request) -> web.Response:
     access_point_id = request.match_info["id"]
     if await node.directory.access_point(access_point_id) is None:
         raise NotFoundError(f"No access point {access_point_id!r}.")
-    command_id = command_id_for(caller.sub, None)
     outcome = await node.open(
         OpenAccessPoint(
             access_point_id=access_point_id,
             user_id=caller.sub,
             username=str(caller.claims.get("preferred_username", "")),
-            command_id=command_id,
+            command_id=command_id_for(caller.sub, None),
             traceparent=current_traceparent(),
             on_behalf=f"operator:{caller.sub}",
             note=reason,
         )
     )
-    decision = (
-        "granted" if outcome.status == 200 else "denied" if outcome.status < 500 else "failed"
-    )
-    log.info("manual_open", access_point_id=access_point_id, outcome=decision)
-    headers: dict[str, str] = {}
-    if outcome.retry_after is not None:
-        headers["Retry-After"] = str(max(1, math.ceil(outcome.retry_after)))
-    content_type = "application/json" if outcome.status < 400 else "application/problem+json"
-    return web.json_response(
-        outcome.body, status=outcome.status, headers=headers, content_type=content_type
-    )
+    log.info("manual_open", access_point_id=access_point_id, outcome=outcome.result.value)
+    return open_response(outcome)
 
 
 async def _json_body(request: web.Request) -> Any:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import math
-
 from aiohttp import web
 
-from propdev.actors.device import command_id_for, record_rule_denial
+from propdev.access import command_id_for
 from propdev.actors.messages import DeviceSnapshot, OpenAccessPoint
 from propdev.http import schemas
-from propdev.http.errors import BadRequestError, ForbiddenError, NotFoundError
+from propdev.http.errors import BadRequestError, NotFoundError
 from propdev.http.keys import NODE
 from propdev.http.middlewares import principal
+from propdev.http.open_outcomes import open_response
 from propdev.http.openapi import Param, Response, doc
 from propdev.http.permissions import Permission, requires
 from propdev.observability import current_traceparent
@@ -128,24 +127,9 @@ async def open_access_point(request: web.Request) -> web.Response:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not (0 < len(key) <= 255 and key.isprintable()):
         raise BadRequestError("Idempotency-Key must be 1 to 255 printable characters.")
-    # One query: the point (404 if none) and our rules' answer (schedules apply).
-    point, decision = await node.access.rules.decide_open(caller.sub, access_point_id)
-    if point is None:
+    if await node.directory.access_point(access_point_id) is None:  # no actor for a stray id
         raise NotFoundError(f"No access point {access_point_id!r}.")
-    if not decision.allowed:
-        await record_rule_denial(
-            node.db,
-            node.bus,
-            user_id=caller.sub,
-            access_point_id=access_point_id,
-            reason=decision.reason,
-        )
-        raise ForbiddenError(
-            "You may not open this access point now."
-            if decision.reason == "outside_schedule"
-            else "You may not open this access point.",
-            extra={"reason": decision.reason},
-        )
+    # The door's actor decides (our rules), commands, records and publishes: one pipeline.
     outcome = await node.open(
         OpenAccessPoint(
             access_point_id=access_point_id,
@@ -156,15 +140,7 @@ async def open_access_point(request: web.Request) -> web.Response:
             traceparent=current_traceparent(),  # our server span's: the actor's parent
         )
     )
-    headers: dict[str, str] = {}
-    if outcome.retry_after is not None:
-        headers["Retry-After"] = str(max(1, math.ceil(outcome.retry_after)))
-    if outcome.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    content_type = "application/json" if outcome.status < 400 else "application/problem+json"
-    return web.json_response(
-        outcome.body, status=outcome.status, headers=headers, content_type=content_type
-    )
+    return open_response(outcome)
 
 
 @routes.get("/api/v1/access-points/{id}")

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from propdev.access import AccessRules, GuestPasses, Opening, OpenRequest, PassCodes, Vehicles, Via
 from propdev.actors import Address
 from propdev.actors.device import DeviceActor, DeviceDeps, DeviceState
-from propdev.actors.messages import OpenAccessPoint
+from propdev.partners import InProcessAdapter, PartnerGateway, VendorSimulator
 from propdev.registry import Fence, FencedError, InProcessBus, NotOwnerError, ShardGuard, shard_of
 from propdev.storage import Database, migrate
-from propdev.storage.directory import Directory
+from propdev.storage.directory import AccessPoint, Directory
 from tests.support.postgres import fresh_database
 
 DOOR = "ap-fenced"
@@ -97,18 +98,35 @@ async def test_a_node_that_no_longer_holds_the_shard_does_not_save(db: Database)
 
 async def test_a_stale_owners_record_of_a_failed_command_is_refused(db: Database) -> None:
     """A node that woke after its shard moved must not mark a command failed (the new owner
-    may have confirmed it meanwhile)."""
+    may have confirmed it meanwhile): the opening pipeline's record is fenced."""
     shard = shard_of(DOOR)
     fence = Fence(db)
     old, new = Leases(), Leases()
     old.held[shard] = (await fence.advance([shard], "old"))[shard]
     new.held[shard] = (await fence.advance([shard], "new"))[shard]
     bus = InProcessBus()
-    opening = OpenAccessPoint(DOOR, "u-1", "anna", "cmd-1")
+    sim = VendorSimulator()
+    sim.set_faults("error")  # the vendor fails: a failed command to record
+    gateway = PartnerGateway(
+        InProcessAdapter(sim), timeout=5.0, breaker_failures=50, breaker_reset=30.0
+    )
+    rules = AccessRules(db)
+    opening = Opening(db, bus, rules, GuestPasses(db, rules, PassCodes(b"k" * 32)), Vehicles(db))
+    manual = OpenRequest(Via.MANUAL, subject="op-1", command_id="cmd-1")
+
+    def actor(leases: Leases) -> DeviceActor:
+        found = _actor(db, leases, bus)
+        found.deps.opening = opening
+        found.deps.gateways = {"simulator": gateway}
+        found.access_point = AccessPoint(DOOR, "Door", "door", "s", "b", "simulator", "sim-door-1")
+        return found
+
     with pytest.raises(FencedError):
-        await _actor(db, old, bus)._record_failure(opening, [], "timeout")
+        await actor(old).open(manual)
     assert await db.fetch_one("SELECT id FROM commands WHERE id = 'cmd-1'") is None
-    await _actor(db, new, bus)._record_failure(opening, [], "timeout")
+    outcome = await actor(new).open(manual)
+    assert outcome.reason == "partner_unavailable"
     row = await db.fetch_one("SELECT status FROM commands WHERE id = 'cmd-1'")
     assert row is not None and row["status"] == "failed"
+    await sim.close()
     await bus.close()
