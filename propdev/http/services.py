@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from propdev.access import AccessServices
     from propdev.actors.messages import OpenAccessPoint, OpenOutcome
-    from propdev.registry import Bus, Cluster
+    from propdev.registry import Bus
     from propdev.storage import Database
     from propdev.storage.directory import Directory
 
@@ -107,12 +107,32 @@ class EmbeddedNodes:
         return None
 
 
+class Members(Protocol):
+    """The live members of a cluster (``propdev.registry.Membership``, read only)."""
+
+    def members(self) -> tuple[str, ...]: ...
+
+    def info(self, node_id: str) -> dict[str, Any]: ...
+
+
+class ClusterState(Protocol):
+    """What ``ClusterNodes`` reads of ``propdev.registry.Cluster``."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def membership(self) -> Members: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+
 class ClusterNodes:
     """A cluster's members, shards and their owners, from this node's membership."""
 
     __slots__ = ("cluster",)
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: ClusterState) -> None:
         self.cluster = cluster
 
     def snapshot(self) -> dict[str, Any]:
