@@ -1,15 +1,15 @@
-"""``make_app(node)``: the aiohttp front end of one node."""
+"""``make_app(node)``: the aiohttp front end of one node, and the composition root of HTTP: each
+service a route uses is set here once, under its typed key (``propdev.http.keys``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
-from propdev.http import ws
+from propdev.http import keys, ws
 from propdev.http.integration_log import integration_log_middleware
-from propdev.http.keys import NODE, SETTINGS
 from propdev.http.limits import WS_CAPS, WebSocketCaps, body_limit_middleware
 from propdev.http.middlewares import (
     PRINCIPAL,
@@ -26,18 +26,97 @@ from propdev.http.routes import partner as partner_api
 from propdev.http.routes import passes as guest_passes
 from propdev.http.routes.ops import routes as ops_routes
 from propdev.http.routes.slo import routes as slo_routes
+from propdev.http.services import ClusterNodes, Devices, Drain, EmbeddedNodes, Opener, Readiness
 from propdev.observability import telemetry_middleware
 
 if TYPE_CHECKING:
-    from propdev.node import Node
+    from propdev.access import AccessServices
+    from propdev.actors import ActorSystem
+    from propdev.config import Settings
+    from propdev.devices import PartnerEventIngest
+    from propdev.observability import Telemetry
+    from propdev.partners import PartnerGateway
+    from propdev.registry import Bus, Cluster
+    from propdev.security import ExternalVerifier, TokenVerifier
+    from propdev.storage import Database
+    from propdev.storage.audit import AuditLog
+    from propdev.storage.commands import Commands
+    from propdev.storage.directory import Directory
+    from propdev.storage.events import EventStore
+    from propdev.utilities import UtilitiesService
 
 MAX_BODY = 64 * 1024
 
 
-def make_app(node: Node) -> web.Application:
+class NodeServices(Devices, Readiness, Drain, Opener, Protocol):
+    """What the front end is built from: the node's services and operations (``propdev.node``'s
+    ``Node`` satisfies it). Only ``make_app`` sees all of it; routes get single services."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def telemetry(self) -> Telemetry: ...
+
+    @property
+    def verifier(self) -> TokenVerifier: ...
+
+    @property
+    def external_verifier(self) -> ExternalVerifier | None: ...
+
+    @property
+    def rate_limiter(self) -> Limiter | None: ...
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def bus(self) -> Bus: ...
+
+    @property
+    def directory(self) -> Directory: ...
+
+    @property
+    def access(self) -> AccessServices: ...
+
+    @property
+    def events(self) -> EventStore: ...
+
+    @property
+    def commands(self) -> Commands: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
+
+    @property
+    def system(self) -> ActorSystem: ...
+
+    @property
+    def cluster(self) -> Cluster | None: ...
+
+    @property
+    def gateways(self) -> Mapping[str, PartnerGateway]: ...
+
+    @property
+    def utilities(self) -> UtilitiesService: ...
+
+    @property
+    def ingest(self) -> PartnerEventIngest: ...
+
+    @property
+    def simulator(self) -> object | None: ...
+
+    def webhook_secret(self, partner_id: str) -> str: ...
+
+    def oauth_routes(self) -> list[web.RouteDef]: ...
+
+    def simulator_routes(self) -> list[web.RouteDef]: ...
+
+
+def make_app(node: NodeServices) -> web.Application:
     """Build the application; the node's lifecycle is the caller's (see ``propdev.node``)."""
     settings = node.settings
-    limiter: Limiter = getattr(node, "rate_limiter", None) or LocalLimiter()  # Redis in a cluster
+    limiter: Limiter = node.rate_limiter or LocalLimiter()  # Redis in a cluster
     app = web.Application(
         client_max_size=settings.max_body,
         middlewares=[
@@ -45,14 +124,11 @@ def make_app(node: Node) -> web.Application:
             request_context_middleware(node_id=settings.node_id),
             integration_log_middleware(),  # partner, gateway, admin: integration_request
             body_limit_middleware(max_body=settings.max_body, body_timeout=settings.body_timeout),
-            auth_middleware(
-                verifier=node.verifier, external=getattr(node, "external_verifier", None)
-            ),
+            auth_middleware(verifier=node.verifier, external=node.external_verifier),
             rate_limit_middleware(rate=settings.rate_limit, limiter=limiter, subject=_subject),
         ],
     )
-    app[SETTINGS] = settings
-    app[NODE] = node
+    _set_services(app, node)
     app[WS_CAPS] = WebSocketCaps(settings.ws_per_user)
     app.add_routes(health.routes)
     app.add_routes(resident.routes)
@@ -69,12 +145,52 @@ def make_app(node: Node) -> web.Application:
     app.add_routes(slo_routes)
     app.add_routes(console.routes)
     app.add_routes(operator_actions.routes)
-    management_api.setup(app, node)  # /admin/api/v1: estate, devices, residents, rights
+    management_api.setup(  # /admin/api/v1: estate, devices, residents, rights
+        app,
+        db=node.db,
+        bus=node.bus,
+        verifier=node.verifier,
+        revocations=node.cluster.revocations if node.cluster is not None else None,
+        token_ttl=settings.access_token_ttl,
+        gateways=node.gateways,
+        system=node.system,
+    )
     app.add_routes(public_routes(node.oauth_routes()))
     if node.simulator is not None:
         app.add_routes(public_routes(node.simulator_routes()))
     app.on_response_prepare.append(_security_headers)
     return app
+
+
+def _set_services(app: web.Application, node: NodeServices) -> None:
+    """Each service under its key, once."""
+    settings = node.settings
+    app[keys.NODE_ID] = settings.node_id
+    app[keys.PUBLIC_URL] = settings.public_url
+    app[keys.PKI_DIR] = settings.pki_dir
+    app[keys.DATABASE] = node.db
+    app[keys.DIRECTORY] = node.directory
+    app[keys.EVENTS] = node.events
+    app[keys.COMMANDS] = node.commands
+    app[keys.AUDIT] = node.audit
+    app[keys.PASSES] = node.access.passes
+    app[keys.VEHICLES] = node.access.vehicles
+    app[keys.OPENING] = node.access.opening
+    app[keys.ACTOR_SYSTEM] = node.system
+    app[keys.DEVICES] = node
+    app[keys.BUS] = node.bus
+    app[keys.NODES] = (
+        ClusterNodes(node.cluster) if node.cluster is not None else EmbeddedNodes(settings.node_id)
+    )
+    app[keys.READINESS] = node
+    app[keys.DRAIN] = node
+    app[keys.PARTNER_GATEWAYS] = node.gateways  # filled at start: the node's own mapping
+    app[keys.EVENT_INGEST] = node.ingest
+    app[keys.WEBHOOK_SECRETS] = node.webhook_secret
+    app[keys.UTILITIES] = node.utilities
+    app[keys.METRICS] = node.telemetry.metrics
+    app[keys.SLO] = node.telemetry.slo
+    app[keys.OPENER] = node
 
 
 def _subject(request: web.Request) -> str | None:

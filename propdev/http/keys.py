@@ -1,14 +1,86 @@
-"""Typed application state."""
+"""Typed application state: one key per service a route uses, set once by ``make_app``.
+
+A route module reads only the keys it needs, so what it depends on shows in the names it
+imports here, and its tests build a bare ``web.Application`` with only those keys.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from propdev.config import Settings
-    from propdev.node import Node
+    from propdev.access import GuestPasses, Opening, Vehicles
+    from propdev.actors import ActorSystem
+    from propdev.devices import PartnerEventIngest
+    from propdev.http.services import Devices, Drain, Nodes, Opener, Readiness
+    from propdev.management import Management
+    from propdev.observability import Metrics, SloTracker
+    from propdev.partners import PartnerGateway
+    from propdev.registry import Bus
+    from propdev.storage import Database
+    from propdev.storage.audit import AuditLog
+    from propdev.storage.commands import Commands
+    from propdev.storage.directory import Directory
+    from propdev.storage.events import EventStore
+    from propdev.utilities import UtilitiesService
 
-SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
-NODE: web.AppKey[Node] = web.AppKey("node")
+# Configuration the routes show or use.
+NODE_ID: web.AppKey[str] = web.AppKey("node_id", str)
+"""This node's id (``PROPDEV_NODE_ID``)."""
+PUBLIC_URL: web.AppKey[str] = web.AppKey("public_url", str)
+"""The base URL clients reach the node at (the OpenAPI document's server)."""
+PKI_DIR: web.AppKey[Path] = web.AppKey("pki_dir", Path)
+"""The project CA's directory, whose CRL partners' certificates are checked against."""
+
+# Storage.
+DATABASE: web.AppKey[Database] = web.AppKey("database")
+DIRECTORY: web.AppKey[Directory] = web.AppKey("directory")
+"""Sites, access points and who may open them."""
+EVENTS: web.AppKey[EventStore] = web.AppKey("events")
+"""The residents' events."""
+COMMANDS: web.AppKey[Commands] = web.AppKey("commands")
+"""Open commands and their steps."""
+AUDIT: web.AppKey[AuditLog] = web.AppKey("audit")
+"""The hash-chained audit log."""
+
+# Access logic.
+PASSES: web.AppKey[GuestPasses] = web.AppKey("guest_passes")
+VEHICLES: web.AppKey[Vehicles] = web.AppKey("vehicles")
+OPENING: web.AppKey[Opening] = web.AppKey("opening")
+"""The opening pipeline; its keypad lockout and clock show in the console."""
+
+# Actors, devices, the bus and the cluster.
+ACTOR_SYSTEM: web.AppKey[ActorSystem] = web.AppKey("actor_system")
+"""This node's actors: sessions, the supervision tree and its snapshot, restarts."""
+DEVICES: web.AppKey[Devices] = web.AppKey("devices")
+"""Device actors where they live (asks forwarded to the owner in a cluster)."""
+BUS: web.AppKey[Bus] = web.AppKey("bus")
+NODES: web.AppKey[Nodes] = web.AppKey("nodes")
+"""The cluster's nodes as this one sees them (one node embedded)."""
+READINESS: web.AppKey[Readiness] = web.AppKey("readiness")
+DRAIN: web.AppKey[Drain] = web.AppKey("drain")
+
+# Partners.
+PARTNER_GATEWAYS: web.AppKey[Mapping[str, PartnerGateway]] = web.AppKey("partner_gateways")
+"""Each partner's gateway (its circuit breaker, bulkhead and latencies), by partner id."""
+EVENT_INGEST: web.AppKey[PartnerEventIngest] = web.AppKey("event_ingest")
+"""Partners' callbacks, applied to their devices."""
+WEBHOOK_SECRETS: web.AppKey[Callable[[str], str]] = web.AppKey("webhook_secrets")
+"""The secret a partner signs its callbacks with, by partner id."""
+UTILITIES: web.AppKey[UtilitiesService] = web.AppKey("utilities")
+"""The utilities (ЖКХ) gateway: bills, meters, readings."""
+
+# Operators' services.
+MANAGEMENT: web.AppKey[Management] = web.AppKey("management")
+"""Sites, buildings, apartments, access points, residents and rights."""
+
+# Observability.
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+SLO: web.AppKey[SloTracker] = web.AppKey("slo")
+
+OPENER: web.AppKey[Opener] = web.AppKey("opener")
+"""Opens, to the door's device actor wherever it lives (the resident's and the operator's)."""

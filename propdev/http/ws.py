@@ -17,7 +17,7 @@ import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from propdev.actors.messages import Attach, Detach
-from propdev.http.keys import NODE
+from propdev.http.keys import ACTOR_SYSTEM, BUS, EVENTS
 from propdev.http.limits import WS_CAPS
 from propdev.http.middlewares import principal
 from propdev.http.openapi import Param, doc
@@ -87,7 +87,7 @@ class Connection:
     responses={101: None, 400: "Not a WebSocket upgrade request."},
 )
 async def websocket(request: web.Request) -> web.WebSocketResponse:
-    node = request.app[NODE]
+    system, bus, store = request.app[ACTOR_SYSTEM], request.app[BUS], request.app[EVENTS]
     caller = principal(request)
     after = int_param(request, "after", -1, lo=0, hi=2**62)
     ws = web.WebSocketResponse(
@@ -102,7 +102,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         request.app[LIVE_SOCKETS][ws] = live
         session = f"session:{caller.sub}"
         conn = Connection(ws, last_id=max(after, 0))
-        await node.system.ask(session, Attach(conn))
+        await system.ask(session, Attach(conn))
     except BaseException:
         if caps is not None:
             caps.release(caller.sub)
@@ -110,14 +110,14 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     channel = f"user:{caller.sub}"
     log.info("ws_connected", actor=session)
     try:
-        await node.bus.listen(channel)  # in a cluster: this node now hears the resident's events
+        await bus.listen(channel)  # in a cluster: this node now hears the resident's events
 
         async def pages() -> Any:
             if after < 0:
                 return
             cursor = after
             while True:
-                batch = await node.events.page(caller.sub, after=cursor, limit=REPLAY_PAGE)
+                batch = await store.page(caller.sub, after=cursor, limit=REPLAY_PAGE)
                 for event in batch:
                     yield event
                 if len(batch) < REPLAY_PAGE:
@@ -131,8 +131,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         live.closed.set()
         if caps is not None:
             caps.release(caller.sub)
-        node.system.tell(session, Detach(conn))
-        node.bus.unlisten(channel)
+        system.tell(session, Detach(conn))
+        bus.unlisten(channel)
         log.info("ws_disconnected", actor=session)
     return ws
 

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from propdev.http.routes.console import console_snapshot
 from tests.support.access import AccessNode, access_node
 from tests.support.partner import event, partner_client
 
@@ -82,7 +81,12 @@ async def test_unknown_codes_lock_the_keypad_and_the_right_code_is_refused_there
         assert metric(text, 'propdev_keypad_lockout_events_total{event="locked"}') == 1
         assert metric(text, 'propdev_keypad_lockout_events_total{event="refused"}') == 2
 
-        devices = {d["id"]: d for d in (await console_snapshot(site.node))["devices"]}
+        async with r.http.ws_connect(
+            f"{r.url}/admin/api/v1/ws", headers={"Authorization": f"Bearer {operator}"}
+        ) as feed:
+            snapshot = await feed.receive_json(timeout=10)  # the console's first push
+        assert snapshot["type"] == "snapshot"
+        devices = {d["id"]: d for d in snapshot["devices"]}
         keypad = devices[DOOR]["keypad"]
         assert (keypad["locked_out"], keypad["lockouts"], keypad["refused_while_locked"]) == (
             True,

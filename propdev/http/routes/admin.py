@@ -7,7 +7,7 @@ from aiohttp import web
 
 from propdev.http import schemas
 from propdev.http.errors import NotFoundError
-from propdev.http.keys import NODE
+from propdev.http.keys import ACTOR_SYSTEM, AUDIT, DATABASE, NODES, PARTNER_GATEWAYS
 from propdev.http.middlewares import principal
 from propdev.http.openapi import Param, doc
 from propdev.http.permissions import Permission, requires
@@ -25,7 +25,7 @@ routes = web.RouteTableDef()
     responses={200: schemas.ACTOR_TREE},
 )
 async def actors(request: web.Request) -> web.Response:
-    return web.json_response(request.app[NODE].system.snapshot())
+    return web.json_response(request.app[ACTOR_SYSTEM].snapshot())
 
 
 @routes.post("/admin/api/v1/actors/{actor_id}/restart")
@@ -45,7 +45,7 @@ async def actors(request: web.Request) -> web.Response:
 async def restart_actor(request: web.Request) -> web.Response:
     actor_id = request.match_info["actor_id"]
     try:
-        await request.app[NODE].system.restart(actor_id)
+        await request.app[ACTOR_SYSTEM].restart(actor_id)
     except (KeyError, ValueError, LookupError) as exc:
         raise NotFoundError(f"No active actor {actor_id!r}.") from exc
     return web.json_response({"restarted": actor_id})
@@ -65,12 +65,7 @@ async def restart_actor(request: web.Request) -> web.Response:
     },
 )
 async def nodes(request: web.Request) -> web.Response:
-    node = request.app[NODE]
-    if node.cluster is not None:  # members, shards and their owners, this node's view
-        return web.json_response(node.cluster.snapshot())
-    return web.json_response(
-        {"nodes": [{"id": node.settings.node_id, "self": True, "shards": "all"}]}
-    )
+    return web.json_response(request.app[NODES].snapshot())  # members, shards, owners
 
 
 @routes.get("/admin/api/v1/breakers")
@@ -87,8 +82,8 @@ async def nodes(request: web.Request) -> web.Response:
     },
 )
 async def breakers(request: web.Request) -> web.Response:
-    node = request.app[NODE]
-    return web.json_response({"breakers": [g.snapshot() for g in node.gateways.values()]})
+    gateways = request.app[PARTNER_GATEWAYS]
+    return web.json_response({"breakers": [g.snapshot() for g in gateways.values()]})
 
 
 @routes.get("/admin/api/v1/audit")
@@ -107,7 +102,7 @@ async def audit(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 100, lo=1, hi=1000)
     after = int_param(request, "after", 0, lo=0, hi=2**62)
     access_point_id = request.query.get("access_point_id") or None
-    entries = await request.app[NODE].audit.page(
+    entries = await request.app[AUDIT].page(
         access_point_id=access_point_id, after=after, limit=limit + 1
     )
     more = len(entries) > limit
@@ -142,11 +137,11 @@ async def audit(request: web.Request) -> web.Response:
     },
 )
 async def my_recovery_codes(request: web.Request) -> web.Response:
-    node = request.app[NODE]
+    db = request.app[DATABASE]
     caller = principal(request)
-    if await get_user(node.db, caller.sub) is None:
+    if await get_user(db, caller.sub) is None:
         raise NotFoundError("No local account: recovery codes are the identity provider's.")
-    codes = await recovery_codes_status(node.db, caller.sub)
+    codes = await recovery_codes_status(db, caller.sub)
     return web.json_response(
         {
             "remaining": codes.remaining,

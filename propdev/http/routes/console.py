@@ -14,7 +14,7 @@ import functools
 import json
 import time
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from aiohttp import WSMsgType, web
@@ -23,15 +23,20 @@ from propdev.access import command_id_for
 from propdev.actors.messages import OpenAccessPoint
 from propdev.http import schemas
 from propdev.http.errors import BadRequestError, NotFoundError
-from propdev.http.keys import NODE
+from propdev.http.keys import (
+    ACTOR_SYSTEM,
+    DEVICES,
+    DIRECTORY,
+    NODE_ID,
+    OPENER,
+    OPENING,
+    PARTNER_GATEWAYS,
+)
 from propdev.http.middlewares import principal
 from propdev.http.open_outcomes import open_response
 from propdev.http.openapi import Param, Response, doc
 from propdev.http.permissions import Permission, requires
 from propdev.observability import current_traceparent
-
-if TYPE_CHECKING:
-    from propdev.node import Node
 
 log = structlog.get_logger()
 routes = web.RouteTableDef()
@@ -152,7 +157,6 @@ async def console_static(request: web.Request) -> web.Response:
     },
 )
 async def console_ws(request: web.Request) -> web.WebSocketResponse:
-    node = request.app[NODE]
     caller = principal(request)
     expires = float(caller.claims.get("exp", time.time() + 300))
     ws = web.WebSocketResponse(protocols=("bearer",), heartbeat=30.0, max_msg_size=4096)
@@ -165,7 +169,7 @@ async def console_ws(request: web.Request) -> web.WebSocketResponse:
             if time.time() >= expires:
                 await ws.close(code=4401, message=b"token expired")
                 break
-            snapshot = await console_snapshot(node)
+            snapshot = await console_snapshot(request.app)
             text = json.dumps(snapshot, sort_keys=True, default=str)
             if text != last:
                 await ws.send_str(json.dumps({**snapshot, "at": time.time()}, default=str))
@@ -187,11 +191,12 @@ async def _read_until_closed(ws: web.WebSocketResponse) -> None:
             await ws.send_str("pong")
 
 
-async def console_snapshot(node: Node) -> dict[str, Any]:
+async def console_snapshot(app: web.Application) -> dict[str, Any]:
     """The supervision tree, the breakers and every device, as the console shows them."""
-    points = await node.directory.all_access_points()
-    online = await node.device_online([p.id for p in points])
-    lockout, now = node.access.opening.lockout, node.access.opening.clock()
+    system, opening = app[ACTOR_SYSTEM], app[OPENING]
+    points = await app[DIRECTORY].all_access_points()
+    online = await app[DEVICES].device_online([p.id for p in points])
+    lockout, now = opening.lockout, opening.clock()
     devices = [
         {
             "id": p.id,
@@ -200,17 +205,17 @@ async def console_snapshot(node: Node) -> dict[str, Any]:
             "partner": p.partner_id,
             "device_id": p.device_id,
             "online": online.get(p.id),
-            "active": node.system.is_active(f"device:{p.id}"),
+            "active": system.is_active(f"device:{p.id}"),
             "keypad": lockout.snapshot(p.id, now),  # this node's: the owner's in a cluster
         }
         for p in points
     ]
     return {
         "type": "snapshot",
-        "node": node.settings.node_id,
-        "tree": node.system.snapshot(max_actors=MAX_TREE_ACTORS),
-        "stats": node.system.stats(),
-        "breakers": [g.snapshot() for g in node.gateways.values()],
+        "node": app[NODE_ID],
+        "tree": system.snapshot(max_actors=MAX_TREE_ACTORS),
+        "stats": system.stats(),
+        "breakers": [g.snapshot() for g in app[PARTNER_GATEWAYS].values()],
         "devices": devices,
     }
 
@@ -241,13 +246,12 @@ async def console_snapshot(node: Node) -> dict[str, Any]:
     },
 )
 async def manual_open(request: web.Request) -> web.Response:
-    node = request.app[NODE]
     caller = principal(request)
     reason = _reason(await _json_body(request))
     access_point_id = request.match_info["id"]
-    if await node.directory.access_point(access_point_id) is None:
+    if await request.app[DIRECTORY].access_point(access_point_id) is None:
         raise NotFoundError(f"No access point {access_point_id!r}.")
-    outcome = await node.open(
+    outcome = await request.app[OPENER].open(
         OpenAccessPoint(
             access_point_id=access_point_id,
             user_id=caller.sub,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from propdev.http.keys import SETTINGS
+from propdev.http.keys import PUBLIC_URL
 from propdev.http.openapi import Response, build_document, doc
 from propdev.http.permissions import Permission, requires
 from propdev.http.schemas import ANY_OBJECT
@@ -50,7 +50,7 @@ OUR_FILES = {"docs-init.js": "text/javascript"}
     responses={200: ANY_OBJECT},
 )
 async def openapi_json(request: web.Request) -> web.Response:
-    document = build_document(request.app, server_url=request.app[SETTINGS].public_url)
+    document = build_document(request.app, server_url=request.app[PUBLIC_URL])
     return web.json_response(document, headers={"Cache-Control": "no-cache"})
 
 

@@ -20,7 +20,7 @@ from aiohttp import web
 from propdev.http import schemas
 from propdev.http.access_problems import UnprocessableError
 from propdev.http.errors import BadRequestError, NotFoundError, ProblemError
-from propdev.http.keys import NODE
+from propdev.http.keys import UTILITIES
 from propdev.http.middlewares import principal
 from propdev.http.openapi import Param, Response, doc
 from propdev.http.permissions import Permission, requires
@@ -252,7 +252,7 @@ async def get_bills(request: web.Request) -> web.Response:
     if period is not None and not PERIOD.match(period):
         raise BadRequestError("period: expected YYYY-MM.")
     try:
-        found = await request.app[NODE].utilities.bills(caller.sub, period)
+        found = await request.app[UTILITIES].bills(caller.sub, period)
     except NoAccountError as exc:
         raise NotFoundError(str(exc).capitalize() + ".") from None
     except PartnerError as exc:
@@ -271,7 +271,7 @@ async def get_bills(request: web.Request) -> web.Response:
 async def get_meters(request: web.Request) -> web.Response:
     caller = principal(request)
     try:
-        found = await request.app[NODE].utilities.meters(caller.sub)
+        found = await request.app[UTILITIES].meters(caller.sub)
     except NoAccountError as exc:
         raise NotFoundError(str(exc).capitalize() + ".") from None
     return web.json_response(found)
@@ -309,7 +309,7 @@ async def post_meter_reading(request: web.Request) -> web.Response:
     except (ValueError, UnicodeDecodeError):
         raise BadRequestError("The body is not valid JSON.") from None
     try:
-        answer, replayed = await request.app[NODE].utilities.submit(caller.sub, body, key)
+        answer, replayed = await request.app[UTILITIES].submit(caller.sub, body, key)
     except NoAccountError as exc:
         raise NotFoundError(str(exc).capitalize() + ".") from None
     except InvalidReadingError as exc:

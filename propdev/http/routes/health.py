@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from propdev.http.keys import NODE
+from propdev.http.keys import READINESS
 from propdev.http.openapi import Response, doc
 from propdev.http.permissions import Permission, requires
 
 routes = web.RouteTableDef()
 
-READINESS = {
+READINESS_REPORT = {
     "type": "object",
     "required": ["ready", "checks"],
     "properties": {
@@ -42,13 +42,16 @@ async def healthz(request: web.Request) -> web.Response:
     "Readiness: store, bus, registry and actors are up",
     tags=["operations"],
     rate_limited=False,
-    responses={200: READINESS, 503: Response(READINESS, "Not ready.", "application/json")},
+    responses={
+        200: READINESS_REPORT,
+        503: Response(READINESS_REPORT, "Not ready.", "application/json"),
+    },
 )
 async def readyz(request: web.Request) -> web.Response:
-    node = request.app[NODE]
-    checks = await node.readiness()
+    probe = request.app[READINESS]
+    checks = await probe.readiness()
     ready = all(checks.values())
     return web.json_response(
-        {"ready": ready, "checks": checks, "draining": node.draining},
+        {"ready": ready, "checks": checks, "draining": probe.draining},
         status=200 if ready else 503,
     )

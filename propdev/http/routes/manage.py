@@ -1,44 +1,53 @@
 """The operators' management API (``/admin/api/v1/...``): sites, buildings, apartments, access
 points and their devices, residents and rights (see ``propdev.management``).
 
-``setup(app, node)`` builds the node's ``Management`` services, hooks moved-out residents'
-token refusal into the verifier and adds the routes of ``manage_estate``, ``manage_devices``
-and ``manage_people``.
+``setup(app, ...)`` builds the node's ``Management`` services from the parts it is given, hooks
+moved-out residents' token refusal into the verifier and adds the routes of ``manage_estate``,
+``manage_devices`` and ``manage_people``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from propdev.http.keys import MANAGEMENT
 from propdev.http.routes import manage_devices, manage_estate, manage_people
-from propdev.http.routes.manage_support import MANAGEMENT
 from propdev.management import Management, SessionCutoffs
 
 if TYPE_CHECKING:
-    from propdev.node import Node
+    from propdev.actors import ActorSystem
+    from propdev.partners import PartnerAdapter
+    from propdev.registry import Bus, Revocations
+    from propdev.security import TokenVerifier
+    from propdev.storage import Database
 
 
-def setup(app: web.Application, node: Node) -> None:
-    """Add the management routes and services to ``app``."""
-    cutoffs = SessionCutoffs.for_node(
-        node.bus,
-        node.verifier,
-        node.cluster.revocations if node.cluster is not None else None,
-        token_ttl=node.settings.access_token_ttl,
-    )
+def setup(
+    app: web.Application,
+    *,
+    db: Database,
+    bus: Bus,
+    verifier: TokenVerifier,
+    revocations: Revocations | None,
+    token_ttl: float,
+    gateways: Mapping[str, PartnerAdapter],
+    system: ActorSystem,
+) -> None:
+    """Add the management routes and services to ``app`` (``revocations``: the cluster's, or
+    None embedded)."""
+    cutoffs = SessionCutoffs.for_node(bus, verifier, revocations, token_ttl=token_ttl)
 
     async def refresh_device(access_point_id: str) -> None:
         address = f"device:{access_point_id}"
-        await node.system.passivate_matching(lambda a: a.key == address, within=2.0)
+        await system.passivate_matching(lambda a: a.key == address, within=2.0)
 
-    app[MANAGEMENT] = Management.build(
-        node.db, cutoffs, node.gateways, refresh_device=refresh_device
-    )
+    app[MANAGEMENT] = Management.build(db, cutoffs, gateways, refresh_device=refresh_device)
 
     async def load_cutoffs(app: web.Application) -> None:
-        await cutoffs.load(node.db)
+        await cutoffs.load(db)
 
     app.on_startup.append(load_cutoffs)
     app.add_routes(manage_estate.routes)

@@ -1,6 +1,7 @@
-"""What the management routes share: the services' app key, the audit actor, and ``managed``,
-which turns ``propdev.management`` errors into problems: an invalid field 422 (``field`` names
-it), an unknown object 404, a conflict 409; a partner that cannot be read 502/503/504.
+"""What the management routes share: the services (``management``), the audit actor, and
+``managed``, which turns ``propdev.management`` errors into problems: an invalid field 422
+(``field`` names it), an unknown object 404, a conflict 409; a partner that cannot be read
+502/503/504.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from propdev.http.errors import (
     ProblemError,
     ServiceUnavailableError,
 )
+from propdev.http.keys import MANAGEMENT
 from propdev.http.middlewares import principal
 from propdev.management import (
     ConflictError as ManagementConflictError,
@@ -37,7 +39,6 @@ from propdev.partners import (
     PartnerTimeoutError,
 )
 
-MANAGEMENT: web.AppKey[Management] = web.AppKey("management", Management)
 TAGS = ["management"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -124,7 +125,6 @@ CONFLICT = "It contradicts what exists (`field` names the field when one is to b
 
 
 __all__ = (
-    "MANAGEMENT",
     "BadGatewayError",
     "GatewayTimeoutError",
     "actor",

@@ -12,7 +12,7 @@ from propdev.access import PassNotFoundError
 from propdev.http import schemas
 from propdev.http.access_problems import ConflictError
 from propdev.http.errors import BadRequestError, NotFoundError
-from propdev.http.keys import NODE
+from propdev.http.keys import AUDIT, DRAIN, NODE_ID, NODES, PASSES
 from propdev.http.middlewares import principal
 from propdev.http.openapi import Param, doc
 from propdev.http.permissions import Permission, requires
@@ -81,7 +81,7 @@ def _active(request: web.Request) -> bool | None:
     responses={200: schemas.array_of(OPERATOR_GUEST_PASS)},
 )
 async def list_guest_passes(request: web.Request) -> web.Response:
-    passes = request.app[NODE].access.passes
+    passes = request.app[PASSES]
     found = await passes.find(
         owner_id=request.query.get("owner") or None,
         active=_active(request),
@@ -107,7 +107,7 @@ async def revoke_guest_pass(request: web.Request) -> web.Response:
     caller = principal(request)
     pass_id = request.match_info["id"]
     try:
-        await request.app[NODE].access.passes.revoke(None, pass_id, actor=operator(caller.sub))
+        await request.app[PASSES].revoke(None, pass_id, actor=operator(caller.sub))
     except PassNotFoundError:
         raise NotFoundError("No such guest pass.") from None
     log.info("guest_pass_revoked_by_operator", pass_id=pass_id, operator=caller.sub)
@@ -135,20 +135,20 @@ async def revoke_guest_pass(request: web.Request) -> web.Response:
     },
 )
 async def drain_node(request: web.Request) -> web.Response:
-    node = request.app[NODE]
     caller = principal(request)
     node_id = request.match_info["node_id"]
-    if node_id != node.settings.node_id:
-        if node.cluster is not None and node_id in node.cluster.membership.members():
-            url = node.cluster.membership.info(node_id).get("url")
+    if node_id != request.app[NODE_ID]:
+        peer = request.app[NODES].peer(node_id)
+        if peer is not None:
+            url = peer.get("url")
             raise ConflictError(
                 "Drain that node through its own address" + (f" ({url})." if url else "."),
                 extra={"node_id": node_id, "url": url},
             )
         raise NotFoundError(f"No node {node_id!r}.")
-    outcome = await node.drain()
+    outcome = await request.app[DRAIN].drain()
     if not outcome["already"]:
-        await node.audit.append(
+        await request.app[AUDIT].append(
             AuditRecord(
                 at=time.time(),
                 actor=operator(caller.sub),

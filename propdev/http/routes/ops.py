@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from propdev.http.keys import NODE
+from propdev.http.keys import METRICS
 from propdev.http.openapi import Response, doc
 from propdev.http.permissions import Permission, requires
 from propdev.observability import CONTENT_TYPE
@@ -32,5 +32,5 @@ routes = web.RouteTableDef()
     responses={200: Response({"type": "string"}, "The metrics.", "text/plain")},
 )
 async def metrics(request: web.Request) -> web.Response:
-    body = request.app[NODE].telemetry.metrics.render()
+    body = request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

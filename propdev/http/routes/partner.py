@@ -16,7 +16,7 @@ from aiohttp import web
 from propdev.devices import EVENT_TYPES, MAX_EVENTS, IngestUnavailableError
 from propdev.http import schemas
 from propdev.http.errors import BadRequestError, ServiceUnavailableError, UnauthorizedError
-from propdev.http.keys import NODE
+from propdev.http.keys import DATABASE, EVENT_INGEST, PKI_DIR, WEBHOOK_SECRETS
 from propdev.http.openapi import Param, doc
 from propdev.http.partner_auth import authenticate_partner
 from propdev.http.permissions import Permission, requires
@@ -118,15 +118,15 @@ def _signature_header(name: str, description: str) -> Param:
     },
 )
 async def post_events(request: web.Request) -> web.Response:
-    node = request.app[NODE]
-    caller = await authenticate_partner(request, node.db, pki_dir=node.settings.pki_dir)
+    app = request.app
+    caller = await authenticate_partner(request, app[DATABASE], pki_dir=app[PKI_DIR])
     body = await request.read()
-    problem = verify_callback(node.webhook_secret(caller.partner_id), request.headers, body)
+    problem = verify_callback(app[WEBHOOK_SECRETS](caller.partner_id), request.headers, body)
     if problem is not None:
         raise UnauthorizedError(f"The body's signature is not valid: {problem}.")
     events = _batch(body)
     try:
-        result = await node.ingest.ingest(caller.partner_id, events)
+        result = await app[EVENT_INGEST].ingest(caller.partner_id, events)
     except IngestUnavailableError as exc:
         raise ServiceUnavailableError(str(exc), headers={"Retry-After": "1"}) from exc
     return web.json_response(result.as_dict(), status=202)

@@ -17,7 +17,7 @@ from propdev.access.passes import MAX_USES, MAX_VALIDITY
 from propdev.http import schemas
 from propdev.http.access_problems import ConflictError, invalid, json_body
 from propdev.http.errors import ForbiddenError, NotFoundError
-from propdev.http.keys import NODE
+from propdev.http.keys import PASSES
 from propdev.http.middlewares import principal
 from propdev.http.openapi import Response, doc
 from propdev.http.permissions import Permission, requires
@@ -112,9 +112,8 @@ def _pass_id(request: web.Request) -> str:
     },
 )
 async def issue_pass(request: web.Request) -> web.Response:
-    node = request.app[NODE]
     caller = principal(request)
-    passes = node.access.passes
+    passes = request.app[PASSES]
     now = passes.clock()
     try:
         wanted = PassRequest.parse(await json_body(request), now=now)
@@ -145,7 +144,7 @@ async def issue_pass(request: web.Request) -> web.Response:
     responses={200: schemas.array_of(GUEST_PASS)},
 )
 async def list_passes(request: web.Request) -> web.Response:
-    passes = request.app[NODE].access.passes
+    passes = request.app[PASSES]
     now = passes.clock()
     found = await passes.of(principal(request).sub)
     return web.json_response([p.to_json(now) for p in found])
@@ -159,7 +158,7 @@ async def list_passes(request: web.Request) -> web.Response:
     responses={200: GUEST_PASS, 404: "No such pass of the caller."},
 )
 async def get_pass(request: web.Request) -> web.Response:
-    passes = request.app[NODE].access.passes
+    passes = request.app[PASSES]
     try:
         found = await passes.get(principal(request).sub, _pass_id(request))
     except PassNotFoundError:
@@ -181,7 +180,7 @@ async def get_pass(request: web.Request) -> web.Response:
 async def revoke_pass(request: web.Request) -> web.Response:
     caller = principal(request)
     try:
-        await request.app[NODE].access.passes.revoke(caller.sub, _pass_id(request))
+        await request.app[PASSES].revoke(caller.sub, _pass_id(request))
     except PassNotFoundError:
         raise NotFoundError("No such guest pass.") from None
     log.info("guest_pass_revoked", pass_id=_pass_id(request), owner=caller.sub)

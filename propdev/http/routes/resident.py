@@ -8,7 +8,7 @@ from propdev.access import command_id_for
 from propdev.actors.messages import DeviceSnapshot, OpenAccessPoint
 from propdev.http import schemas
 from propdev.http.errors import BadRequestError, NotFoundError
-from propdev.http.keys import NODE
+from propdev.http.keys import COMMANDS, DATABASE, DEVICES, DIRECTORY, EVENTS, OPENER
 from propdev.http.middlewares import principal
 from propdev.http.open_outcomes import open_response
 from propdev.http.openapi import Param, Response, doc
@@ -50,7 +50,7 @@ async def me(request: web.Request) -> web.Response:
                 "issuer": str(caller.claims["iss"]),
             }
         )
-    user = await get_user(request.app[NODE].db, caller.sub)  # personal data sealed at rest
+    user = await get_user(request.app[DATABASE], caller.sub)  # personal data sealed at rest
     if user is None:
         raise NotFoundError("Your account no longer exists.")
     return web.json_response(
@@ -72,9 +72,8 @@ async def me(request: web.Request) -> web.Response:
     responses={200: schemas.array_of(schemas.ACCESS_POINT)},
 )
 async def list_access_points(request: web.Request) -> web.Response:
-    node = request.app[NODE]
-    points = await node.directory.access_points_of(principal(request).sub)
-    presence = await node.device_presence([p.id for p in points])
+    points = await request.app[DIRECTORY].access_points_of(principal(request).sub)
+    presence = await request.app[DEVICES].device_presence([p.id for p in points])
     return web.json_response(
         [
             {
@@ -121,16 +120,17 @@ async def list_access_points(request: web.Request) -> web.Response:
     },
 )
 async def open_access_point(request: web.Request) -> web.Response:
-    node = request.app[NODE]
     caller = principal(request)
     access_point_id = request.match_info["id"]
     key = request.headers.get("Idempotency-Key")
     if key is not None and not (0 < len(key) <= 255 and key.isprintable()):
         raise BadRequestError("Idempotency-Key must be 1 to 255 printable characters.")
-    if await node.directory.access_point(access_point_id) is None:  # no actor for a stray id
+    if (
+        await request.app[DIRECTORY].access_point(access_point_id) is None
+    ):  # no actor for a stray id
         raise NotFoundError(f"No access point {access_point_id!r}.")
     # The door's actor decides (our rules), commands, records and publishes: one pipeline.
-    outcome = await node.open(
+    outcome = await request.app[OPENER].open(
         OpenAccessPoint(
             access_point_id=access_point_id,
             user_id=caller.sub,
@@ -151,14 +151,15 @@ async def open_access_point(request: web.Request) -> web.Response:
     responses={200: schemas.ACCESS_POINT_DETAIL, 404: "No such access point (or not yours)."},
 )
 async def get_access_point(request: web.Request) -> web.Response:
-    node = request.app[NODE]
+    directory = request.app[DIRECTORY]
     access_point_id = request.match_info["id"]
-    if not await node.directory.may_open(principal(request).sub, access_point_id):
+    if not await directory.may_open(principal(request).sub, access_point_id):
         raise NotFoundError(f"No access point {access_point_id!r}.")
-    point = await node.directory.access_point(access_point_id)
+    point = await directory.access_point(access_point_id)
     if point is None:
         raise NotFoundError(f"No access point {access_point_id!r}.")
-    state = await node.ask_device(f"device:{access_point_id}", DeviceSnapshot())  # its owner's
+    devices = request.app[DEVICES]  # its owner's actor, in a cluster
+    state = await devices.ask_device(f"device:{access_point_id}", DeviceSnapshot())
     assert isinstance(state, dict)
     return web.json_response(
         {
@@ -186,7 +187,7 @@ async def get_access_point(request: web.Request) -> web.Response:
 async def list_events(request: web.Request) -> web.Response:
     after = int_param(request, "after", 0, lo=0, hi=2**62)
     limit = int_param(request, "limit", 100, lo=1, hi=MAX_PAGE)
-    events = await request.app[NODE].events.page(principal(request).sub, after=after, limit=limit)
+    events = await request.app[EVENTS].page(principal(request).sub, after=after, limit=limit)
     return web.json_response(events)
 
 
@@ -198,7 +199,7 @@ async def list_events(request: web.Request) -> web.Response:
     responses={200: schemas.COMMAND, 404: "No such command (or not yours)."},
 )
 async def get_command(request: web.Request) -> web.Response:
-    commands = request.app[NODE].commands
+    commands = request.app[COMMANDS]
     command = await commands.get(request.match_info["id"])
     if command is None or command["user_id"] != principal(request).sub:
         raise NotFoundError("No such command.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from propdev.http import schemas
-from propdev.http.keys import NODE
+from propdev.http.keys import NODE_ID, SLO
 from propdev.http.openapi import doc
 from propdev.http.permissions import Permission, requires
 
@@ -105,7 +105,6 @@ SLO_REPORT = schemas.named(
     responses={200: SLO_REPORT},
 )
 async def slo(request: web.Request) -> web.Response:
-    node = request.app[NODE]
     return web.json_response(
-        {"node": node.settings.node_id, "objectives": node.telemetry.slo.report()}
+        {"node": request.app[NODE_ID], "objectives": request.app[SLO].report()}
     )

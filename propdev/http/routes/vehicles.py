@@ -14,7 +14,7 @@ from propdev.access import (
 from propdev.http import schemas
 from propdev.http.access_problems import ConflictError, invalid, json_body
 from propdev.http.errors import NotFoundError
-from propdev.http.keys import NODE
+from propdev.http.keys import VEHICLES
 from propdev.http.middlewares import principal
 from propdev.http.openapi import Response, doc
 from propdev.http.permissions import Permission, requires
@@ -80,9 +80,7 @@ async def register_vehicle(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         raise invalid(InvalidFieldError("body", "expected a JSON object"))
     try:
-        vehicle, new = await request.app[NODE].access.vehicles.register(
-            caller.sub, body.get("plate")
-        )
+        vehicle, new = await request.app[VEHICLES].register(caller.sub, body.get("plate"))
     except InvalidFieldError as exc:
         raise invalid(exc) from None
     except PlateTakenError:
@@ -104,7 +102,7 @@ async def register_vehicle(request: web.Request) -> web.Response:
 @requires(Permission.RESIDENT)
 @doc("The caller's vehicles", tags=["vehicles"], responses={200: schemas.array_of(VEHICLE)})
 async def list_vehicles(request: web.Request) -> web.Response:
-    found = await request.app[NODE].access.vehicles.of(principal(request).sub)
+    found = await request.app[VEHICLES].of(principal(request).sub)
     return web.json_response([v.to_json() for v in found])
 
 
@@ -123,7 +121,7 @@ async def remove_vehicle(request: web.Request) -> web.Response:
     caller = principal(request)
     vehicle_id = request.match_info["id"]
     try:
-        await request.app[NODE].access.vehicles.remove(caller.sub, vehicle_id)
+        await request.app[VEHICLES].remove(caller.sub, vehicle_id)
     except VehicleNotFoundError:
         raise NotFoundError("No such vehicle.") from None
     log.info("vehicle_removed", vehicle_id=vehicle_id, owner=caller.sub)
