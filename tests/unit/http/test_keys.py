@@ -40,7 +40,7 @@ def test_the_keys_hold_the_nodes_own_services_not_copies(node: Node) -> None:
     assert app[keys.DATABASE] is node.db
     assert app[keys.EVENTS] is node.events
     assert app[keys.PASSES] is node.access.passes
-    assert app[keys.DESK] is node.access.desk
+    assert app[keys.OPENING] is node.access.opening and app[keys.OPENER] is node
     assert app[keys.ACTOR_SYSTEM] is node.system
     assert app[keys.PARTNER_GATEWAYS] is node.gateways  # filled at start, seen by the routes
     assert app[keys.DEVICES] is node and app[keys.READINESS] is node
