@@ -24,6 +24,7 @@ from propdev.http.routes import gateway as utilities_gateway
 from propdev.http.routes import manage as management_api
 from propdev.http.routes import partner as partner_api
 from propdev.http.routes import passes as guest_passes
+from propdev.http.routes.oauth import oauth_routes
 from propdev.http.routes.ops import routes as ops_routes
 from propdev.http.routes.slo import routes as slo_routes
 from propdev.observability import telemetry_middleware
@@ -70,7 +71,7 @@ def make_app(node: Node) -> web.Application:
     app.add_routes(console.routes)
     app.add_routes(operator_actions.routes)
     management_api.setup(app, node)  # /admin/api/v1: estate, devices, residents, rights
-    app.add_routes(public_routes(node.oauth_routes()))
+    app.add_routes(public_routes(oauth_routes(node.oauth)))
     if node.simulator is not None:
         app.add_routes(public_routes(node.simulator_routes()))
     app.on_response_prepare.append(_security_headers)

@@ -1,5 +1,5 @@
-"""Documentation of routes that other packages build and ``app.public_routes`` wraps: the
-OAuth 2.0 / OIDC server (authlib behind ``propdev.security.routes``) and the simulator's control
+"""Documentation of the routes ``app.public_routes`` wraps: the OAuth 2.0 / OIDC server's
+(``propdev.http.routes.oauth`` in front of ``propdev.security``) and the simulator's control
 API (mounted in embedded mode only). Keyed by (method, path) as the router has them.
 """
 

@@ -8,13 +8,15 @@
 - ``Revocation``: RFC 7009 for refresh tokens (a revoked one takes its family with it) and
   access tokens (handed back on the request, ``revoked_access``, for the server to publish).
 
-Every method here runs in a worker thread (the ``server`` attribute is ``AuthlibServer``).
+Every method here runs in a worker thread. The ``server`` attribute is the ``AuthlibServer``
+of ``server.py``; what the grants use of it is the ``GrantServer`` protocol below, so this
+module does not import that one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from authlib.oauth2.rfc6749 import (
     InvalidGrantError,
@@ -33,12 +35,17 @@ from cryptography import x509
 
 from propdev.security.clients import Client
 from propdev.security.errors import InvalidTokenError
-from propdev.security.store import CodeRecord, RefreshRecord
-from propdev.security.tokens import Claims, certificate_thumbprint
-from propdev.security.users import Login, load_user
+from propdev.security.store import CodeRecord, OAuthStore, RefreshRecord
+from propdev.security.tokens import Claims, TokenIssuer, TokenVerifier, certificate_thumbprint
+from propdev.security.users import Login, load_user, user_claims
 
-if TYPE_CHECKING:
-    from propdev.security.server import AuthlibServer
+
+class GrantServer(Protocol):
+    """What the grants and endpoints here use of the authorization server."""
+
+    store: OAuthStore
+    issuer: TokenIssuer
+    verifier: TokenVerifier  # the node's one verifier: the revocation endpoint's check
 
 
 class S256Challenge(CodeChallenge):  # type: ignore[misc]  # authlib is untyped
@@ -75,7 +82,7 @@ class IdToken:
         request = grant.request
         code: CodeRecord = request.authorization_code
         login: Login = request.user
-        server: AuthlibServer = grant.server
+        server: GrantServer = grant.server
         token["id_token"] = server.issuer.issue_id_token(
             login.user.id,
             code.client_id,
@@ -83,7 +90,7 @@ class IdToken:
             amr=code.amr,
             nonce=code.nonce,
             access_token=token["access_token"],
-            extra=server.user_claims(login.user, token["scope"]),
+            extra=user_claims(login.user, token["scope"]),
         )
 
 
@@ -91,7 +98,7 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]  # authlib is unt
     TOKEN_ENDPOINT_AUTH_METHODS = ["none"]
     AUTHORIZATION_CODE_LENGTH = 48  # ~285 bits
 
-    server: AuthlibServer
+    server: GrantServer
 
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
         login: Login = request.user
@@ -126,7 +133,7 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]  # authlib is untyp
     TOKEN_ENDPOINT_AUTH_METHODS = ["none"]
     INCLUDE_NEW_REFRESH_TOKEN = True
 
-    server: AuthlibServer
+    server: GrantServer
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshRecord | None:
         return self.server.store.usable_refresh_token(refresh_token)
@@ -162,7 +169,7 @@ class Revocation(RevocationEndpoint):  # type: ignore[misc]  # authlib is untype
     CLIENT_AUTH_METHODS = ["none", "tls_client_auth"]
     SUPPORTED_TOKEN_TYPES = ("refresh_token", "access_token")
 
-    server: AuthlibServer
+    server: GrantServer
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
         # An access token is a self-contained JWT: one of ours that is still valid is revoked

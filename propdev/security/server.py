@@ -1,8 +1,8 @@
 """The authorization server: authlib's framework-agnostic core, driven from worker threads.
 
-``OAuthServer`` is the async facade the HTTP adapter (``routes.py``) calls. Each call hops
-to a worker thread once (``asyncio.to_thread``), where authlib, Argon2 and the sync database
-helpers run; the event loop never blocks on them.
+``OAuthServer`` is the async facade the HTTP adapter (``propdev.http.routes.oauth``) calls.
+Each call hops to a worker thread once (``asyncio.to_thread``), where authlib, Argon2 and the
+sync database helpers run; the event loop never blocks on them.
 """
 
 from __future__ import annotations
@@ -41,7 +41,13 @@ from propdev.security.store import OAuthStore
 from propdev.security.throttle import FailureThrottle, LocalThrottle
 from propdev.security.tickets import FormTickets, load_or_create_secret
 from propdev.security.tokens import Claims, TokenIssuer, TokenVerifier, check_certificate_binding
-from propdev.security.users import Login, User, authenticate, load_user, normalize_username
+from propdev.security.users import (
+    Login,
+    authenticate,
+    load_user,
+    normalize_username,
+    user_claims,
+)
 from propdev.storage import Database
 
 log = structlog.get_logger()
@@ -133,13 +139,18 @@ class _Request(OAuth2Request):  # type: ignore[misc]  # authlib is untyped
 class AuthlibServer(AuthorizationServer):  # type: ignore[misc]  # authlib is untyped
     """authlib's ``AuthorizationServer`` with our clients, token generator and responses."""
 
-    verifier: TokenVerifier  # the revocation endpoint's check of a presented access token
-
-    def __init__(self, settings: Settings, store: OAuthStore, issuer: TokenIssuer) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: OAuthStore,
+        issuer: TokenIssuer,
+        verifier: TokenVerifier,
+    ) -> None:
         super().__init__(scopes_supported=list(SCOPES_SUPPORTED))
         self.settings = settings
         self.store = store
         self.issuer = issuer
+        self.verifier = verifier  # the revocation endpoint's check of a presented access token
         self.register_token_generator("default", self._generate_token)
         self.register_client_auth_method("tls_client_auth", authenticate_tls_client)
         self.register_grant(CodeGrant, [S256Challenge(required=True), IdToken()])
@@ -195,16 +206,6 @@ class AuthlibServer(AuthorizationServer):  # type: ignore[misc]  # authlib is un
             hdrs.append(("Cache-Control", "no-store"))
         return OAuthResponse(status, body if isinstance(body, dict) else str(body), tuple(hdrs))
 
-    def user_claims(self, user: User, scope: str) -> dict[str, Any]:
-        """The identity claims a token with ``scope`` may see (ID token, userinfo)."""
-        scopes = set(scope.split())
-        claims: dict[str, Any] = {"preferred_username": user.username, "roles": list(user.roles)}
-        if "profile" in scopes:
-            claims["name"] = user.full_name
-        if "phone" in scopes:
-            claims["phone_number"] = user.phone
-        return claims
-
     def _generate_token(
         self,
         grant_type: str,
@@ -239,8 +240,13 @@ class OAuthServer:
 
     keys = SigningKeys.load_or_create(settings.pki_dir / "jwt")
     issuer = TokenIssuer(settings, keys)
-    server = OAuthServer(settings, db, issuer)
-    app.add_routes(oauth_routes(server))
+    verifier = TokenVerifier(settings, keys)    # the node's one verifier, revocations hooked in
+    server = OAuthServer(settings, db, issuer, verifier)
+    app.add_routes(oauth_routes(server))          # propdev.http.routes.oauth
+
+    Every access token it checks (userinfo, revocation) goes through ``verifier``: the same
+    object the API's auth middleware uses, so a token, subject or grant revoked there (RFC 7009,
+    a move-out, a replayed code) is refused here too.
 
     Brute force: ``throttle`` counts failed logins per account (5 per 5 minutes),
     ``ip_throttle`` failed logins and failed token requests per source address
@@ -253,6 +259,7 @@ class OAuthServer:
         settings: Settings,
         db: Database,
         issuer: TokenIssuer,
+        verifier: TokenVerifier,
         *,
         clock: Callable[[], float] = time.time,
         throttle: FailureThrottle | None = None,
@@ -263,9 +270,8 @@ class OAuthServer:
         self.issuer = issuer
         self.clock = clock
         self.store = OAuthStore(db, clock)
-        self.authlib = AuthlibServer(settings, self.store, issuer)
-        self.verifier = TokenVerifier(settings, issuer.keys, clock=clock)
-        self.authlib.verifier = self.verifier
+        self.verifier = verifier
+        self.authlib = AuthlibServer(settings, self.store, issuer, verifier)
         # Where a revoked access token is published: the node's (cluster's) ``Revocations``.
         self.on_access_revoked: Callable[[Claims], Awaitable[None]] | None = None
         self.throttle: FailureThrottle = (
@@ -448,4 +454,4 @@ class OAuthServer:
         if user is None:
             raise InvalidTokenError("unknown subject")
         scope = " ".join(sorted(claims.scope))
-        return {"sub": user.id, **self.authlib.user_claims(user, scope)}
+        return {"sub": user.id, **user_claims(user, scope)}

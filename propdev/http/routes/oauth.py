@@ -1,4 +1,6 @@
-"""The aiohttp adapter: HTTP in, ``OAuthServer`` calls, HTTP out.
+"""The OAuth 2.0 / OIDC server's routes: HTTP in, ``OAuthServer`` calls, HTTP out.
+
+The server itself (authlib, grants, stores) is ``propdev.security``, free of aiohttp.web.
 
 ``oauth_routes(server)`` returns the route table for the app builder::
 
@@ -23,18 +25,19 @@ import structlog
 from aiohttp import web
 from multidict import CIMultiDict, MultiMapping
 
-from propdev.security.errors import (
+from propdev.http.tls import client_certificate_der
+from propdev.security import (
+    AUTHORIZE_PARAMS,
+    LOGIN_PAGE_HEADERS,
+    AuthorizationRequest,
     AuthorizationRequestError,
     InvalidTokenError,
     LoginFailedError,
     LoginThrottledError,
-)
-from propdev.security.login_page import PAGE_HEADERS, render_error, render_login
-from propdev.security.server import (
-    AUTHORIZE_PARAMS,
-    AuthorizationRequest,
     OAuthResponse,
     OAuthServer,
+    render_login_error,
+    render_login_page,
 )
 
 log = structlog.get_logger()
@@ -46,28 +49,13 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 CertificateGetter = Callable[[web.Request], bytes | None]
 
 
-def client_certificate_der(request: web.Request) -> bytes | None:
-    """The DER of the client certificate of this TLS connection, if one was presented.
-
-    The listener's TLS context verified it against the project CA (``CERT_OPTIONAL``).
-    """
-    transport = request.transport
-    if transport is None:
-        return None
-    ssl_object = transport.get_extra_info("ssl_object")
-    if ssl_object is None:
-        return None
-    der: bytes | None = ssl_object.getpeercert(binary_form=True)
-    return der
-
-
 def _lists(values: MultiMapping[Any], names: tuple[str, ...] | None = None) -> dict[str, list[str]]:
     keys = dict.fromkeys(values.keys())
     return {k: [str(v) for v in values.getall(k)] for k in keys if names is None or k in names}
 
 
 def _html(body: str, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=body.encode("utf-8"), headers=PAGE_HEADERS)
+    return web.Response(status=status, body=body.encode("utf-8"), headers=LOGIN_PAGE_HEADERS)
 
 
 def _oauth_response(response: OAuthResponse) -> web.Response:
@@ -118,7 +106,7 @@ class _Handlers:
             or not self.server.tickets.check(ticket, flat)
         ):
             detail = "This sign-in form is too old or was changed in transit."
-            return _html(render_error("Sign-in expired", detail), 400)
+            return _html(render_login_error("Sign-in expired", detail), 400)
         checked = await self._check(params)
         if isinstance(checked, web.Response):
             return checked
@@ -155,7 +143,7 @@ class _Handlers:
         try:
             checked = await self.server.check_authorization(params)
         except AuthorizationRequestError as exc:
-            return _html(render_error("Cannot sign in", exc.description or exc.error), 400)
+            return _html(render_login_error("Cannot sign in", exc.description or exc.error), 400)
         if isinstance(checked, OAuthResponse):
             return _oauth_response(checked)
         return checked
@@ -169,7 +157,7 @@ class _Handlers:
         status: int = 200,
     ) -> web.Response:
         ticket = self.server.tickets.issue(auth.params)
-        page = render_login(
+        page = render_login_page(
             auth, ticket=ticket, ticket_field=TICKET_FIELD, error=error, username=username
         )
         return _html(page, status)
