@@ -297,6 +297,7 @@ class Node:
         revocations = self.cluster.revocations if self.cluster else Revocations(self.bus)
         honour_revocations(self.verifier, revocations)
         self.oauth.on_access_revoked = revocations.revoke_access_token
+        self.oauth.on_grant_revoked = revocations.revoke_grant
         if self.cluster is not None:
             await self.cluster.start()
         self.started = True

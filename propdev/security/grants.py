@@ -8,6 +8,10 @@
 - ``Revocation``: RFC 7009 for refresh tokens (a revoked one takes its family with it) and
   access tokens (handed back on the request, ``revoked_access``, for the server to publish).
 
+A family revoked here (a replayed code, a reused refresh token, a revoked refresh token) is
+also handed back on the request, ``revoked_grants``: the server publishes it, and every access
+token issued under it (its ``sid``) is refused from then on.
+
 Every method here runs in a worker thread. The ``server`` attribute is the ``AuthlibServer``
 of ``server.py``; what the grants use of it is the ``GrantServer`` protocol below, so this
 module does not import that one.
@@ -117,7 +121,11 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]  # authlib is unt
         )
 
     def query_authorization_code(self, code: str, client: Client) -> CodeRecord | None:
-        return self.server.store.redeem_code(code, client.client_id)
+        # A replay revokes the family: its refresh tokens here, its access tokens (``sid``)
+        # through ``revoked_grants``, which the server publishes (RFC 6749 §4.1.2).
+        return self.server.store.redeem_code(
+            code, client.client_id, revoked=self.request.revoked_grants
+        )
 
     def delete_authorization_code(self, authorization_code: CodeRecord) -> None:
         pass  # kept, marked used, until purged: a replay must still be recognised
@@ -126,7 +134,12 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]  # authlib is unt
         user = load_user(self.server.store.db, authorization_code.user_id)
         if user is None:
             return None
-        return Login(user, authorization_code.amr, authorization_code.auth_time)
+        return Login(
+            user,
+            authorization_code.amr,
+            authorization_code.auth_time,
+            grant=authorization_code.family_id,
+        )
 
 
 class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]  # authlib is untyped
@@ -136,21 +149,25 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]  # authlib is untyp
     server: GrantServer
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshRecord | None:
-        return self.server.store.usable_refresh_token(refresh_token)
+        return self.server.store.usable_refresh_token(
+            refresh_token, revoked=self.request.revoked_grants
+        )
 
     def validate_token_request(self) -> None:
         super().validate_token_request()
         record: RefreshRecord = self.request.refresh_token
         if not self.server.store.spend_refresh_token(record):
             # Spent between our read and now: a concurrent reuse.
-            self.server.store.revoke_family(record.family_id)
+            self.server.store.revoke_family(record.family_id, revoked=self.request.revoked_grants)
             raise InvalidGrantError()
 
     def authenticate_user(self, refresh_token: RefreshRecord) -> Login | None:
         user = load_user(self.server.store.db, refresh_token.user_id)
         if user is None:
             return None
-        return Login(user, refresh_token.amr, refresh_token.issued_at)
+        return Login(
+            user, refresh_token.amr, refresh_token.issued_at, grant=refresh_token.family_id
+        )
 
     def revoke_old_credential(self, refresh_token: RefreshRecord) -> None:
         pass  # already marked rotated in validate_token_request
@@ -186,7 +203,7 @@ class Revocation(RevocationEndpoint):  # type: ignore[misc]  # authlib is untype
         if isinstance(token, AccessTokenRecord):
             request.revoked_access.append(token.claims)
         else:
-            self.server.store.revoke_family(token.family_id)
+            self.server.store.revoke_family(token.family_id, revoked=request.revoked_grants)
 
 
 @dataclass(frozen=True, slots=True)

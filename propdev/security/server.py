@@ -126,6 +126,7 @@ class _Request(OAuth2Request):  # type: ignore[misc]  # authlib is untyped
         self.client_cert_der = client_cert_der
         self.remote = remote
         self.revoked_access: list[Claims] = []  # access tokens the revocation endpoint took
+        self.revoked_grants: list[str] = []  # refresh families revoked: their ``sid``
 
     @property
     def args(self) -> dict[str, str]:
@@ -222,10 +223,11 @@ class AuthlibServer(AuthorizationServer):  # type: ignore[misc]  # authlib is un
             granted = client.get_allowed_scope(scope) or ""
             sub, roles, amr = client.client_id, ("partner",), ("mtls",)
         cnf = {"x5t#S256": client.cert_thumbprint} if client.cert_thumbprint else None
+        sid = user.grant if user is not None else None
         token: dict[str, Any] = {
             "token_type": "Bearer",
             "access_token": self.issuer.issue_access_token(
-                sub, client.client_id, granted, roles, amr, cnf
+                sub, client.client_id, granted, roles, amr, cnf, sid=sid
             ),
             "expires_in": self.issuer.access_token_ttl,
             "scope": granted,
@@ -274,6 +276,8 @@ class OAuthServer:
         self.authlib = AuthlibServer(settings, self.store, issuer, verifier)
         # Where a revoked access token is published: the node's (cluster's) ``Revocations``.
         self.on_access_revoked: Callable[[Claims], Awaitable[None]] | None = None
+        # Where a revoked grant is published, with the latest expiry of its access tokens.
+        self.on_grant_revoked: Callable[[str, float], Awaitable[None]] | None = None
         self.throttle: FailureThrottle = (
             throttle if throttle is not None else LocalThrottle(clock=clock)
         )
@@ -414,6 +418,7 @@ class OAuthServer:
         )
         response = await asyncio.to_thread(self.authlib.create_token_response, request)
         assert isinstance(response, OAuthResponse)
+        await self._grants_revoked(request)
         return response
 
     async def revoke(
@@ -424,8 +429,9 @@ class OAuthServer:
         client_cert_der: bytes | None = None,
         remote: str | None = None,
     ) -> OAuthResponse:
-        """RFC 7009 revocation: refresh tokens (and their family) in the store; a valid access
-        token by its jti, through ``on_access_revoked`` (every node of a cluster refuses it)."""
+        """RFC 7009 revocation: refresh tokens (and their family) in the store, and the family's
+        access tokens through ``on_grant_revoked`` (§2.1); a valid access token by its jti,
+        through ``on_access_revoked``. Every node of a cluster refuses them."""
         request = _Request(
             "POST",
             f"{self._base}/oauth/revoke",
@@ -442,7 +448,18 @@ class OAuthServer:
             if self.on_access_revoked is not None:
                 await self.on_access_revoked(claims)
             log.info("access_token_revoked", sub=claims.sub, client_id=claims.client_id)
+        await self._grants_revoked(request)
         return response
+
+    async def _grants_revoked(self, request: _Request) -> None:
+        """Publish the grants revoked while handling ``request``: a replayed code, a reused or
+        revoked refresh token. Their access tokens (``sid``) are refused until the last of
+        them would have expired."""
+        until = self.clock() + self.issuer.access_token_ttl
+        for sid in request.revoked_grants:
+            if self.on_grant_revoked is not None:
+                await self.on_grant_revoked(sid, until)
+            log.info("oauth_grant_revoked", sid=sid)
 
     async def userinfo(
         self, access_token: str, *, client_cert_der: bytes | None = None
