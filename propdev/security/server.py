@@ -70,6 +70,15 @@ AUTHORIZE_PARAMS = (
 )
 
 
+def _unreadable() -> AuthorizationRequestError:
+    # authlib raises ValueError building an error description from a value with a quote, a
+    # backslash, a control or a non-ASCII character (RFC 6749 allows none of them there); the
+    # redirect_uri may be the culprit, so there is nowhere safe to redirect to.
+    return AuthorizationRequestError(
+        "invalid_request", "The request has characters that are not allowed in it."
+    )
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class OAuthResponse:
     """What an endpoint answers: the adapter turns it into an HTTP response."""
@@ -366,6 +375,8 @@ class OAuthServer:
             grant = self.authlib.get_consent_grant(request)
         except OAuth2Error as error:
             return self._error(request, error)
+        except ValueError:
+            raise _unreadable() from None
         client: Client = request.client
         return AuthorizationRequest(
             client_id=client.client_id,
@@ -391,6 +402,8 @@ class OAuthServer:
             grant = self.authlib.get_consent_grant(request, end_user=login)
         except OAuth2Error as error:
             return self._error(request, error)
+        except ValueError:
+            raise _unreadable() from None
         response = self.authlib.create_authorization_response(
             request=request, grant_user=login, grant=grant
         )

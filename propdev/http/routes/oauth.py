@@ -25,6 +25,7 @@ import structlog
 from aiohttp import web
 from multidict import CIMultiDict, MultiMapping
 
+from propdev.http.errors import BadRequestError
 from propdev.http.tls import client_certificate_der
 from propdev.security import (
     AUTHORIZE_PARAMS,
@@ -52,6 +53,16 @@ CertificateGetter = Callable[[web.Request], bytes | None]
 def _lists(values: MultiMapping[Any], names: tuple[str, ...] | None = None) -> dict[str, list[str]]:
     keys = dict.fromkeys(values.keys())
     return {k: [str(v) for v in values.getall(k)] for k in keys if names is None or k in names}
+
+
+async def _read_form(request: web.Request) -> MultiMapping[Any] | None:
+    """The parsed body, or None when it cannot be parsed: a multipart body without its boundary
+    or with a wrong one, an unknown charset, bytes that are not in it."""
+    try:
+        return await request.post()
+    except (ValueError, LookupError) as exc:  # aiohttp's parsers raise these on bad input
+        log.info("oauth_form_unreadable", path=request.path, reason=str(exc)[:200])
+        return None
 
 
 def _html(body: str, status: int = 200) -> web.Response:
@@ -96,7 +107,9 @@ class _Handlers:
         return self._show_form(checked)
 
     async def authorize_submit(self, request: web.Request) -> web.Response:
-        form = await request.post()
+        form = await _read_form(request)
+        if form is None:
+            raise BadRequestError("The sign-in form could not be read (malformed body).")
         params = _lists(form, AUTHORIZE_PARAMS)
         flat = {k: v[0] for k, v in params.items() if len(v) == 1}
         ticket = form.get(TICKET_FIELD)
@@ -186,7 +199,14 @@ class _Handlers:
                 status=429,
                 headers={"Retry-After": str(max(1, math.ceil(wait))), **_NO_STORE},
             )
-        form = _lists(await request.post())
+        body = await _read_form(request)
+        if body is None:
+            return web.json_response(
+                {"error": "invalid_request", "error_description": "malformed form body"},
+                status=400,
+                headers=_NO_STORE,
+            )
+        form = _lists(body)
         response = await call(
             form,
             CIMultiDict(request.headers),
