@@ -55,6 +55,22 @@ log = structlog.get_logger()
 Params = Mapping[str, Sequence[str]]
 
 SCOPES_SUPPORTED = ("openid", "profile", "phone", "api", "partner")
+# The claims of ID tokens and userinfo (``users.user_claims`` and ``TokenIssuer``).
+CLAIMS_SUPPORTED = (
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "amr",
+    "at_hash",
+    "preferred_username",
+    "roles",
+    "name",
+    "phone_number",
+)
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 AUTH_METHODS = ("none", "tls_client_auth")
 # The parameters an authorization request may carry through the login form.
@@ -68,6 +84,31 @@ AUTHORIZE_PARAMS = (
     "code_challenge_method",
     "nonce",
 )
+
+
+def _first(params: Params, name: str) -> str | None:
+    values = params.get(name)
+    return values[0] if values else None
+
+
+def _request_object_refusal(params: Params) -> tuple[str, str] | None:
+    """Request objects are not supported (discovery says so): OIDC Core §6 errors."""
+    if _first(params, "request") is not None:
+        return "request_not_supported", "Request objects are not supported"
+    if _first(params, "request_uri") is not None:
+        return "request_uri_not_supported", "Request objects by reference are not supported"
+    return None
+
+
+def _prompt_refusal(params: Params) -> tuple[str, str] | None:
+    """``prompt`` (OIDC Core §3.1.2.1): there is no sign-in session to reuse, so ``none`` cannot
+    be honoured (``login_required``); ``login`` is what every request gets anyway."""
+    values = set((_first(params, "prompt") or "").split())
+    if "none" not in values:
+        return None
+    if len(values) > 1:
+        return "invalid_request", "prompt=none cannot be combined with other values"
+    return "login_required", "The user must sign in"
 
 
 def _unreadable() -> AuthorizationRequestError:
@@ -321,6 +362,11 @@ class OAuthServer:
             "id_token_signing_alg_values_supported": [ALGORITHM],
             "scopes_supported": list(SCOPES_SUPPORTED),
             "authorization_response_iss_parameter_supported": True,
+            "claims_supported": list(CLAIMS_SUPPORTED),
+            "prompt_values_supported": ["none", "login"],
+            "request_parameter_supported": False,
+            "request_uri_parameter_supported": False,
+            "claims_parameter_supported": False,
         }
 
     def jwks(self) -> dict[str, Any]:
@@ -371,12 +417,20 @@ class OAuthServer:
 
     def _check_authorization(self, params: Params) -> AuthorizationRequest | OAuthResponse:
         request = self._authorize_request(params)
+        # A request object may carry the parameters the outer request lacks, so refusing it
+        # comes before authlib's other errors, once the redirect_uri checked out (Core §6).
+        refusal = _request_object_refusal(params)
         try:
             grant = self.authlib.get_consent_grant(request)
         except OAuth2Error as error:
+            if refusal is not None and error.redirect_uri:
+                return self._refuse(request, refusal, error.redirect_uri)
             return self._error(request, error)
         except ValueError:
             raise _unreadable() from None
+        refusal = refusal or _prompt_refusal(params)
+        if refusal is not None:
+            return self._refuse(request, refusal, grant.redirect_uri)
         client: Client = request.client
         return AuthorizationRequest(
             client_id=client.client_id,
@@ -384,6 +438,21 @@ class OAuthServer:
             redirect_uri=grant.redirect_uri,
             scope=request.scope or "",
             params=dict(request.payload.data),
+        )
+
+    def _refuse(
+        self, request: _Request, refusal: tuple[str, str], redirect_uri: str
+    ) -> OAuthResponse:
+        """An error redirect (with ``state``) to ``redirect_uri``, which authlib verified."""
+        error, description = refusal
+        return self._error(
+            request,
+            OAuth2Error(
+                description,
+                error=error,
+                state=request.payload.state,
+                redirect_uri=redirect_uri,
+            ),
         )
 
     def _error(self, request: _Request, error: OAuth2Error) -> OAuthResponse:

@@ -12,6 +12,7 @@ The server itself (authlib, grants, stores) is ``propdev.security``, free of aio
     POST /oauth/token                        code, refresh_token, client_credentials
     POST /oauth/revoke                       RFC 7009
     GET  /oauth/userinfo                     OIDC userinfo (Bearer)
+    POST /oauth/userinfo                     the same (OIDC Core 5.3.1)
 """
 
 from __future__ import annotations
@@ -222,7 +223,20 @@ class _Handlers:
         return _oauth_response(response)
 
     async def userinfo(self, request: web.Request) -> web.Response:
+        """GET or POST (OIDC Core §5.3.1); the token in the Authorization header or, over
+        POST, in a form body's ``access_token`` (RFC 6750 §2.2), not both."""
         token = _bearer(request)
+        if request.method == "POST" and request.content_type == _FORM_TYPE:
+            form = await _read_form(request)
+            in_body = form.get("access_token") if form is not None else None
+            if form is None or (in_body is not None and token is not None):
+                return web.json_response(
+                    {"error": "invalid_request", "error_description": "one token, one way"},
+                    status=400,
+                    headers=_NO_STORE,
+                )
+            if isinstance(in_body, str) and in_body.strip():
+                token = in_body.strip()
         if token is None:
             return web.json_response(
                 {"error": "invalid_request"},
@@ -255,4 +269,5 @@ def oauth_routes(
         web.post("/oauth/token", h.token),
         web.post("/oauth/revoke", h.revoke),
         web.get("/oauth/userinfo", h.userinfo, allow_head=False),
+        web.post("/oauth/userinfo", h.userinfo),
     ]
