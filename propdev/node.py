@@ -75,7 +75,6 @@ from propdev.security import (
     SigningKeys,
     TokenIssuer,
     TokenVerifier,
-    oauth_routes,
 )
 from propdev.security.crypto import open_vault
 from propdev.security.personal import seal_clear_rows
@@ -144,7 +143,12 @@ class Node:
         self.external_verifier = ExternalVerifier.from_settings(settings)
         throttle, ip_throttle = self._auth_throttles()
         self.oauth = OAuthServer(
-            settings, self.db, self.issuer, throttle=throttle, ip_throttle=ip_throttle
+            settings,
+            self.db,
+            self.issuer,
+            self.verifier,
+            throttle=throttle,
+            ip_throttle=ip_throttle,
         )
         self.access = AccessServices.for_data_dir(
             self.db,
@@ -188,9 +192,6 @@ class Node:
                 max_failures=self.settings.auth_failures_per_ip,
             ),
         )
-
-    def oauth_routes(self) -> list[web.RouteDef]:
-        return list(oauth_routes(self.oauth))
 
     def simulator_routes(self) -> list[web.RouteDef]:
         assert self.simulator is not None
@@ -302,6 +303,7 @@ class Node:
         revocations = self.cluster.revocations if self.cluster else Revocations(self.bus)
         honour_revocations(self.verifier, revocations)
         self.oauth.on_access_revoked = revocations.revoke_access_token
+        self.oauth.on_grant_revoked = revocations.revoke_grant
         if self.cluster is not None:
             await self.cluster.start()
         self.started = True

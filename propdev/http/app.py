@@ -24,6 +24,7 @@ from propdev.http.routes import gateway as utilities_gateway
 from propdev.http.routes import manage as management_api
 from propdev.http.routes import partner as partner_api
 from propdev.http.routes import passes as guest_passes
+from propdev.http.routes.oauth import oauth_routes
 from propdev.http.routes.ops import routes as ops_routes
 from propdev.http.routes.slo import routes as slo_routes
 from propdev.http.services import ClusterNodes, Devices, Drain, EmbeddedNodes, Opener, Readiness
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from propdev.observability import Telemetry
     from propdev.partners import PartnerGateway
     from propdev.registry import Bus, Cluster
-    from propdev.security import ExternalVerifier, TokenVerifier
+    from propdev.security import ExternalVerifier, OAuthServer, TokenVerifier
     from propdev.storage import Database
     from propdev.storage.audit import AuditLog
     from propdev.storage.commands import Commands
@@ -108,7 +109,8 @@ class NodeServices(Devices, Readiness, Drain, Opener, Protocol):
 
     def webhook_secret(self, partner_id: str) -> str: ...
 
-    def oauth_routes(self) -> list[web.RouteDef]: ...
+    @property
+    def oauth(self) -> OAuthServer: ...
 
     def simulator_routes(self) -> list[web.RouteDef]: ...
 
@@ -155,7 +157,7 @@ def make_app(node: NodeServices) -> web.Application:
         gateways=node.gateways,
         system=node.system,
     )
-    app.add_routes(public_routes(node.oauth_routes()))
+    app.add_routes(public_routes(oauth_routes(node.oauth)))
     if node.simulator is not None:
         app.add_routes(public_routes(node.simulator_routes()))
     app.on_response_prepare.append(_security_headers)

@@ -30,7 +30,8 @@ from aiohttp.typedefs import Middleware
 
 from propdev.http.errors import ProblemError
 from propdev.http.middlewares import PRINCIPAL
-from propdev.security import certificate_thumbprint, client_certificate_der
+from propdev.http.tls import client_certificate_der
+from propdev.security import certificate_thumbprint
 
 log = structlog.get_logger()
 

@@ -21,6 +21,7 @@ from propdev.http.errors import (
 )
 from propdev.http.permissions import Permission, permission_of
 from propdev.http.principal import Principal
+from propdev.http.tls import client_certificate_der
 from propdev.ids import new_hex_id
 from propdev.security import (
     Claims,
@@ -28,7 +29,6 @@ from propdev.security import (
     InvalidTokenError,
     TokenVerifier,
     check_certificate_binding,
-    client_certificate_der,
 )
 from propdev.storage import StoreUnavailableError
 

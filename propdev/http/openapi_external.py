@@ -1,5 +1,5 @@
-"""Documentation of routes that other packages build and ``app.public_routes`` wraps: the
-OAuth 2.0 / OIDC server (authlib behind ``propdev.security.routes``) and the simulator's control
+"""Documentation of the routes ``app.public_routes`` wraps: the OAuth 2.0 / OIDC server's
+(``propdev.http.routes.oauth`` in front of ``propdev.security``) and the simulator's control
 API (mounted in embedded mode only). Keyed by (method, path) as the router has them.
 """
 
@@ -46,6 +46,10 @@ DISCOVERY = named(
             "code_challenge_methods_supported": array_of({"const": "S256"}),
             "token_endpoint_auth_methods_supported": array_of(STRING),
             "tls_client_certificate_bound_access_tokens": BOOLEAN,
+            "claims_supported": array_of(STRING),
+            "prompt_values_supported": array_of(STRING),
+            "request_parameter_supported": BOOLEAN,
+            "request_uri_parameter_supported": BOOLEAN,
         },
         "additionalProperties": True,
     },
@@ -103,6 +107,15 @@ AUTHORIZE_QUERY = (
     Param("scope"),
     Param("state"),
     Param("nonce"),
+    Param(
+        "prompt",
+        description=(
+            "`login` (always so); `none` is answered with `error=login_required` (there is no "
+            "sign-in session to reuse)"
+        ),
+    ),
+    Param("request", description="Not supported: `error=request_not_supported`"),
+    Param("request_uri", description="Not supported: `error=request_uri_not_supported`"),
 )
 FAULTS = named(
     "SimulatorFaults",
@@ -163,13 +176,18 @@ EXTERNAL: dict[tuple[str, str], Operation] = {
         description=(
             "Shows an HTML form with inputs `username`, `password` and, for accounts with 2FA, "
             "`otp`; other inputs are hidden fields. An invalid request to a known client is "
-            "redirected back to it with `error`."
+            "redirected back to it with `error` (and `state`), `prompt=none` with "
+            "`login_required`, a request object with `request_not_supported` or "
+            "`request_uri_not_supported`. A request that cannot be redirected back (unknown "
+            "client, unregistered `redirect_uri`, characters RFC 6749 does not allow) gets an "
+            "error page."
         ),
         tags=OAUTH,
         query=AUTHORIZE_QUERY,
         responses={
             200: _HTML_PAGE,
             302: _REDIRECT,
+            303: _REDIRECT,
             400: Response({"type": "string"}, "The request cannot be redirected back.", HTML),
         },
     ),
@@ -181,7 +199,12 @@ EXTERNAL: dict[tuple[str, str], Operation] = {
         responses={
             302: _REDIRECT,
             303: _REDIRECT,
-            400: Response({"type": "string"}, "The form is stale or was changed.", HTML),
+            400: Response(
+                {"type": "string"},
+                "The form is stale or was changed (a body that cannot be parsed: a problem "
+                "document).",
+                HTML,
+            ),
             401: Response({"type": "string"}, "Wrong credentials: the form again.", HTML),
         },
     ),
@@ -220,6 +243,23 @@ EXTERNAL: dict[tuple[str, str], Operation] = {
             200: {"type": "object", "required": ["sub"], "properties": {"sub": STRING}},
             401: _OAUTH_401,
             403: _OAUTH_401,
+        },
+    ),
+    ("POST", "/oauth/userinfo"): operation(
+        "OpenID Connect userinfo, over POST (OIDC Core 5.3.1)",
+        description=(
+            "The same answer as GET. The access token goes in the `Authorization` header or, "
+            "form-encoded, in the body's `access_token` (RFC 6750 section 2.2), not both."
+        ),
+        tags=OAUTH,
+        request={"type": "object", "properties": {"access_token": STRING}},
+        request_content_type=FORM,
+        security=Permission.AUTHENTICATED,
+        responses={
+            200: {"type": "object", "required": ["sub"], "properties": {"sub": STRING}},
+            401: _OAUTH_401,
+            403: _OAUTH_401,
+            400: _OAUTH_400,
         },
     ),
     ("GET", "/sim/v1/faults"): operation(

@@ -27,8 +27,9 @@ from cryptography import x509
 from propdev.http.errors import ForbiddenError, UnauthorizedError
 from propdev.http.middlewares import principal
 from propdev.http.principal import Principal
+from propdev.http.tls import client_certificate_der
 from propdev.pki.crl import current_revoked
-from propdev.security import certificate_thumbprint, client_certificate_der
+from propdev.security import certificate_thumbprint
 from propdev.storage import Database
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}

@@ -24,14 +24,15 @@ if TYPE_CHECKING:
 
 CHANNEL = "revoked:"
 DEAF_BOUND = 3.0
-TOKEN, SUBJECT, CERTIFICATE = "token", "subject", "certificate"
+TOKEN, SUBJECT, CERTIFICATE, GRANT = "token", "subject", "certificate", "grant"
 """Kinds: an access token by ``jti``, a user by ``sub``, a client certificate by its SHA-256
-thumbprint (the ``x5t#S256`` its bound tokens carry)."""
+thumbprint (the ``x5t#S256`` its bound tokens carry), a grant (one login's refresh family) by
+the ``sid`` its access tokens carry."""
 TOKEN_MARGIN = 60.0  # kept past a token's expiry: beyond the verifier's leeway
 
 
 def honour_revocations(verifier: TokenVerifier, revocations: Revocations) -> None:
-    """Make ``verifier`` refuse revoked tokens, subjects and tokens bound to a revoked
+    """Make ``verifier`` refuse revoked tokens, subjects, grants and tokens bound to a revoked
     certificate (keeping any check it had), and distrust its cache while the node may have
     missed revocations."""
     previous = verifier.revoked
@@ -44,6 +45,7 @@ def honour_revocations(verifier: TokenVerifier, revocations: Revocations) -> Non
             revocations.is_revoked(TOKEN, claims.jti)
             or revocations.is_revoked(SUBJECT, claims.sub)
             or (isinstance(bound, str) and revocations.is_revoked(CERTIFICATE, bound))
+            or (claims.sid is not None and revocations.is_revoked(GRANT, claims.sid))
         )
 
     verifier.revoked = revoked
@@ -75,6 +77,12 @@ class Revocations:
     async def revoke_access_token(self, claims: Claims) -> None:
         """RFC 7009 for an access token: refused by every node until it would have expired."""
         await self.revoke(TOKEN, claims.jti, claims.exp + TOKEN_MARGIN)
+
+    async def revoke_grant(self, sid: str, last_expiry: float) -> None:
+        """A revoked grant (a replayed code, a revoked or reused refresh token): every access
+        token issued under it is refused by every node until ``last_expiry``, the latest any
+        of them expires."""
+        await self.revoke(GRANT, sid, last_expiry + TOKEN_MARGIN)
 
     def is_revoked(self, kind: str, ident: str) -> bool:
         until = self._revoked.get((kind, ident))

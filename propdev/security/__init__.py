@@ -4,9 +4,10 @@ Wiring, once per node::
 
     keys = SigningKeys.load_or_create(settings.pki_dir / "jwt")
     issuer = TokenIssuer(settings, keys)
-    verifier = TokenVerifier(settings, keys)        # the API's auth middleware
-    oauth = OAuthServer(settings, db, issuer)
-    app.add_routes(oauth_routes(oauth))
+    verifier = TokenVerifier(settings, keys)        # every token check: API and OAuth server
+    oauth = OAuthServer(settings, db, issuer, verifier)
+
+Its HTTP routes are ``propdev.http.routes.oauth``; nothing here imports aiohttp.web.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from propdev.security.errors import (
 )
 from propdev.security.external import ExternalVerifier
 from propdev.security.keys import ALGORITHM, SigningKey, SigningKeys, jwk_thumbprint
+from propdev.security.login_page import PAGE_HEADERS as LOGIN_PAGE_HEADERS
+from propdev.security.login_page import render_error as render_login_error
+from propdev.security.login_page import render_login as render_login_page
 from propdev.security.passwords import hash_password, needs_rehash, verify_password
 from propdev.security.recovery import LOW as RECOVERY_CODES_LOW
 from propdev.security.recovery import (
@@ -32,8 +36,13 @@ from propdev.security.recovery import (
     remaining_recovery_codes,
     store_recovery_codes,
 )
-from propdev.security.routes import client_certificate_der, oauth_routes
-from propdev.security.server import SCOPES_SUPPORTED, OAuthResponse, OAuthServer
+from propdev.security.server import (
+    AUTHORIZE_PARAMS,
+    SCOPES_SUPPORTED,
+    AuthorizationRequest,
+    OAuthResponse,
+    OAuthServer,
+)
 from propdev.security.throttle import FailureThrottle, LocalThrottle, RedisThrottle
 from propdev.security.tokens import (
     Claims,
@@ -55,8 +64,11 @@ from propdev.security.users import (
 
 __all__ = (
     "ALGORITHM",
+    "AUTHORIZE_PARAMS",
+    "LOGIN_PAGE_HEADERS",
     "RECOVERY_CODES_LOW",
     "SCOPES_SUPPORTED",
+    "AuthorizationRequest",
     "AuthorizationRequestError",
     "Claims",
     "Client",
@@ -83,7 +95,6 @@ __all__ = (
     "Vault",
     "certificate_thumbprint",
     "check_certificate_binding",
-    "client_certificate_der",
     "create_user",
     "current_code",
     "find_user_by_phone",
@@ -93,13 +104,14 @@ __all__ = (
     "needs_rehash",
     "new_recovery_codes",
     "new_totp_secret",
-    "oauth_routes",
     "open_vault",
     "provisioning_uri",
     "recovery_codes_status",
     "register_partner_client",
     "register_public_client",
     "remaining_recovery_codes",
+    "render_login_error",
+    "render_login_page",
     "set_password",
     "set_totp_secret",
     "store_recovery_codes",

@@ -8,13 +8,19 @@
 - ``Revocation``: RFC 7009 for refresh tokens (a revoked one takes its family with it) and
   access tokens (handed back on the request, ``revoked_access``, for the server to publish).
 
-Every method here runs in a worker thread (the ``server`` attribute is ``AuthlibServer``).
+A family revoked here (a replayed code, a reused refresh token, a revoked refresh token) is
+also handed back on the request, ``revoked_grants``: the server publishes it, and every access
+token issued under it (its ``sid``) is refused from then on.
+
+Every method here runs in a worker thread. The ``server`` attribute is the ``AuthlibServer``
+of ``server.py``; what the grants use of it is the ``GrantServer`` protocol below, so this
+module does not import that one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from authlib.oauth2.rfc6749 import (
     InvalidGrantError,
@@ -33,12 +39,17 @@ from cryptography import x509
 
 from propdev.security.clients import Client
 from propdev.security.errors import InvalidTokenError
-from propdev.security.store import CodeRecord, RefreshRecord
-from propdev.security.tokens import Claims, certificate_thumbprint
-from propdev.security.users import Login, load_user
+from propdev.security.store import CodeRecord, OAuthStore, RefreshRecord
+from propdev.security.tokens import Claims, TokenIssuer, TokenVerifier, certificate_thumbprint
+from propdev.security.users import Login, load_user, user_claims
 
-if TYPE_CHECKING:
-    from propdev.security.server import AuthlibServer
+
+class GrantServer(Protocol):
+    """What the grants and endpoints here use of the authorization server."""
+
+    store: OAuthStore
+    issuer: TokenIssuer
+    verifier: TokenVerifier  # the node's one verifier: the revocation endpoint's check
 
 
 class S256Challenge(CodeChallenge):  # type: ignore[misc]  # authlib is untyped
@@ -75,7 +86,7 @@ class IdToken:
         request = grant.request
         code: CodeRecord = request.authorization_code
         login: Login = request.user
-        server: AuthlibServer = grant.server
+        server: GrantServer = grant.server
         token["id_token"] = server.issuer.issue_id_token(
             login.user.id,
             code.client_id,
@@ -83,7 +94,7 @@ class IdToken:
             amr=code.amr,
             nonce=code.nonce,
             access_token=token["access_token"],
-            extra=server.user_claims(login.user, token["scope"]),
+            extra=user_claims(login.user, token["scope"]),
         )
 
 
@@ -91,7 +102,7 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]  # authlib is unt
     TOKEN_ENDPOINT_AUTH_METHODS = ["none"]
     AUTHORIZATION_CODE_LENGTH = 48  # ~285 bits
 
-    server: AuthlibServer
+    server: GrantServer
 
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
         login: Login = request.user
@@ -110,7 +121,11 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]  # authlib is unt
         )
 
     def query_authorization_code(self, code: str, client: Client) -> CodeRecord | None:
-        return self.server.store.redeem_code(code, client.client_id)
+        # A replay revokes the family: its refresh tokens here, its access tokens (``sid``)
+        # through ``revoked_grants``, which the server publishes (RFC 6749 §4.1.2).
+        return self.server.store.redeem_code(
+            code, client.client_id, revoked=self.request.revoked_grants
+        )
 
     def delete_authorization_code(self, authorization_code: CodeRecord) -> None:
         pass  # kept, marked used, until purged: a replay must still be recognised
@@ -119,31 +134,40 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]  # authlib is unt
         user = load_user(self.server.store.db, authorization_code.user_id)
         if user is None:
             return None
-        return Login(user, authorization_code.amr, authorization_code.auth_time)
+        return Login(
+            user,
+            authorization_code.amr,
+            authorization_code.auth_time,
+            grant=authorization_code.family_id,
+        )
 
 
 class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]  # authlib is untyped
     TOKEN_ENDPOINT_AUTH_METHODS = ["none"]
     INCLUDE_NEW_REFRESH_TOKEN = True
 
-    server: AuthlibServer
+    server: GrantServer
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshRecord | None:
-        return self.server.store.usable_refresh_token(refresh_token)
+        return self.server.store.usable_refresh_token(
+            refresh_token, revoked=self.request.revoked_grants
+        )
 
     def validate_token_request(self) -> None:
         super().validate_token_request()
         record: RefreshRecord = self.request.refresh_token
         if not self.server.store.spend_refresh_token(record):
             # Spent between our read and now: a concurrent reuse.
-            self.server.store.revoke_family(record.family_id)
+            self.server.store.revoke_family(record.family_id, revoked=self.request.revoked_grants)
             raise InvalidGrantError()
 
     def authenticate_user(self, refresh_token: RefreshRecord) -> Login | None:
         user = load_user(self.server.store.db, refresh_token.user_id)
         if user is None:
             return None
-        return Login(user, refresh_token.amr, refresh_token.issued_at)
+        return Login(
+            user, refresh_token.amr, refresh_token.issued_at, grant=refresh_token.family_id
+        )
 
     def revoke_old_credential(self, refresh_token: RefreshRecord) -> None:
         pass  # already marked rotated in validate_token_request
@@ -162,7 +186,7 @@ class Revocation(RevocationEndpoint):  # type: ignore[misc]  # authlib is untype
     CLIENT_AUTH_METHODS = ["none", "tls_client_auth"]
     SUPPORTED_TOKEN_TYPES = ("refresh_token", "access_token")
 
-    server: AuthlibServer
+    server: GrantServer
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
         # An access token is a self-contained JWT: one of ours that is still valid is revoked
@@ -179,7 +203,7 @@ class Revocation(RevocationEndpoint):  # type: ignore[misc]  # authlib is untype
         if isinstance(token, AccessTokenRecord):
             request.revoked_access.append(token.claims)
         else:
-            self.server.store.revoke_family(token.family_id)
+            self.server.store.revoke_family(token.family_id, revoked=request.revoked_grants)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
 """The authorization server: authlib's framework-agnostic core, driven from worker threads.
 
-``OAuthServer`` is the async facade the HTTP adapter (``routes.py``) calls. Each call hops
-to a worker thread once (``asyncio.to_thread``), where authlib, Argon2 and the sync database
-helpers run; the event loop never blocks on them.
+``OAuthServer`` is the async facade the HTTP adapter (``propdev.http.routes.oauth``) calls.
+Each call hops to a worker thread once (``asyncio.to_thread``), where authlib, Argon2 and the
+sync database helpers run; the event loop never blocks on them.
 """
 
 from __future__ import annotations
@@ -41,7 +41,13 @@ from propdev.security.store import OAuthStore
 from propdev.security.throttle import FailureThrottle, LocalThrottle
 from propdev.security.tickets import FormTickets, load_or_create_secret
 from propdev.security.tokens import Claims, TokenIssuer, TokenVerifier, check_certificate_binding
-from propdev.security.users import Login, User, authenticate, load_user, normalize_username
+from propdev.security.users import (
+    Login,
+    authenticate,
+    load_user,
+    normalize_username,
+    user_claims,
+)
 from propdev.storage import Database
 
 log = structlog.get_logger()
@@ -49,6 +55,22 @@ log = structlog.get_logger()
 Params = Mapping[str, Sequence[str]]
 
 SCOPES_SUPPORTED = ("openid", "profile", "phone", "api", "partner")
+# The claims of ID tokens and userinfo (``users.user_claims`` and ``TokenIssuer``).
+CLAIMS_SUPPORTED = (
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "amr",
+    "at_hash",
+    "preferred_username",
+    "roles",
+    "name",
+    "phone_number",
+)
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 AUTH_METHODS = ("none", "tls_client_auth")
 # The parameters an authorization request may carry through the login form.
@@ -62,6 +84,40 @@ AUTHORIZE_PARAMS = (
     "code_challenge_method",
     "nonce",
 )
+
+
+def _first(params: Params, name: str) -> str | None:
+    values = params.get(name)
+    return values[0] if values else None
+
+
+def _request_object_refusal(params: Params) -> tuple[str, str] | None:
+    """Request objects are not supported (discovery says so): OIDC Core §6 errors."""
+    if _first(params, "request") is not None:
+        return "request_not_supported", "Request objects are not supported"
+    if _first(params, "request_uri") is not None:
+        return "request_uri_not_supported", "Request objects by reference are not supported"
+    return None
+
+
+def _prompt_refusal(params: Params) -> tuple[str, str] | None:
+    """``prompt`` (OIDC Core §3.1.2.1): there is no sign-in session to reuse, so ``none`` cannot
+    be honoured (``login_required``); ``login`` is what every request gets anyway."""
+    values = set((_first(params, "prompt") or "").split())
+    if "none" not in values:
+        return None
+    if len(values) > 1:
+        return "invalid_request", "prompt=none cannot be combined with other values"
+    return "login_required", "The user must sign in"
+
+
+def _unreadable() -> AuthorizationRequestError:
+    # authlib raises ValueError building an error description from a value with a quote, a
+    # backslash, a control or a non-ASCII character (RFC 6749 allows none of them there); the
+    # redirect_uri may be the culprit, so there is nowhere safe to redirect to.
+    return AuthorizationRequestError(
+        "invalid_request", "The request has characters that are not allowed in it."
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -120,6 +176,7 @@ class _Request(OAuth2Request):  # type: ignore[misc]  # authlib is untyped
         self.client_cert_der = client_cert_der
         self.remote = remote
         self.revoked_access: list[Claims] = []  # access tokens the revocation endpoint took
+        self.revoked_grants: list[str] = []  # refresh families revoked: their ``sid``
 
     @property
     def args(self) -> dict[str, str]:
@@ -133,13 +190,18 @@ class _Request(OAuth2Request):  # type: ignore[misc]  # authlib is untyped
 class AuthlibServer(AuthorizationServer):  # type: ignore[misc]  # authlib is untyped
     """authlib's ``AuthorizationServer`` with our clients, token generator and responses."""
 
-    verifier: TokenVerifier  # the revocation endpoint's check of a presented access token
-
-    def __init__(self, settings: Settings, store: OAuthStore, issuer: TokenIssuer) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: OAuthStore,
+        issuer: TokenIssuer,
+        verifier: TokenVerifier,
+    ) -> None:
         super().__init__(scopes_supported=list(SCOPES_SUPPORTED))
         self.settings = settings
         self.store = store
         self.issuer = issuer
+        self.verifier = verifier  # the revocation endpoint's check of a presented access token
         self.register_token_generator("default", self._generate_token)
         self.register_client_auth_method("tls_client_auth", authenticate_tls_client)
         self.register_grant(CodeGrant, [S256Challenge(required=True), IdToken()])
@@ -195,16 +257,6 @@ class AuthlibServer(AuthorizationServer):  # type: ignore[misc]  # authlib is un
             hdrs.append(("Cache-Control", "no-store"))
         return OAuthResponse(status, body if isinstance(body, dict) else str(body), tuple(hdrs))
 
-    def user_claims(self, user: User, scope: str) -> dict[str, Any]:
-        """The identity claims a token with ``scope`` may see (ID token, userinfo)."""
-        scopes = set(scope.split())
-        claims: dict[str, Any] = {"preferred_username": user.username, "roles": list(user.roles)}
-        if "profile" in scopes:
-            claims["name"] = user.full_name
-        if "phone" in scopes:
-            claims["phone_number"] = user.phone
-        return claims
-
     def _generate_token(
         self,
         grant_type: str,
@@ -221,10 +273,11 @@ class AuthlibServer(AuthorizationServer):  # type: ignore[misc]  # authlib is un
             granted = client.get_allowed_scope(scope) or ""
             sub, roles, amr = client.client_id, ("partner",), ("mtls",)
         cnf = {"x5t#S256": client.cert_thumbprint} if client.cert_thumbprint else None
+        sid = user.grant if user is not None else None
         token: dict[str, Any] = {
             "token_type": "Bearer",
             "access_token": self.issuer.issue_access_token(
-                sub, client.client_id, granted, roles, amr, cnf
+                sub, client.client_id, granted, roles, amr, cnf, sid=sid
             ),
             "expires_in": self.issuer.access_token_ttl,
             "scope": granted,
@@ -239,8 +292,13 @@ class OAuthServer:
 
     keys = SigningKeys.load_or_create(settings.pki_dir / "jwt")
     issuer = TokenIssuer(settings, keys)
-    server = OAuthServer(settings, db, issuer)
-    app.add_routes(oauth_routes(server))
+    verifier = TokenVerifier(settings, keys)    # the node's one verifier, revocations hooked in
+    server = OAuthServer(settings, db, issuer, verifier)
+    app.add_routes(oauth_routes(server))          # propdev.http.routes.oauth
+
+    Every access token it checks (userinfo, revocation) goes through ``verifier``: the same
+    object the API's auth middleware uses, so a token, subject or grant revoked there (RFC 7009,
+    a move-out, a replayed code) is refused here too.
 
     Brute force: ``throttle`` counts failed logins per account (5 per 5 minutes),
     ``ip_throttle`` failed logins and failed token requests per source address
@@ -253,6 +311,7 @@ class OAuthServer:
         settings: Settings,
         db: Database,
         issuer: TokenIssuer,
+        verifier: TokenVerifier,
         *,
         clock: Callable[[], float] = time.time,
         throttle: FailureThrottle | None = None,
@@ -263,11 +322,12 @@ class OAuthServer:
         self.issuer = issuer
         self.clock = clock
         self.store = OAuthStore(db, clock)
-        self.authlib = AuthlibServer(settings, self.store, issuer)
-        self.verifier = TokenVerifier(settings, issuer.keys, clock=clock)
-        self.authlib.verifier = self.verifier
+        self.verifier = verifier
+        self.authlib = AuthlibServer(settings, self.store, issuer, verifier)
         # Where a revoked access token is published: the node's (cluster's) ``Revocations``.
         self.on_access_revoked: Callable[[Claims], Awaitable[None]] | None = None
+        # Where a revoked grant is published, with the latest expiry of its access tokens.
+        self.on_grant_revoked: Callable[[str, float], Awaitable[None]] | None = None
         self.throttle: FailureThrottle = (
             throttle if throttle is not None else LocalThrottle(clock=clock)
         )
@@ -302,6 +362,11 @@ class OAuthServer:
             "id_token_signing_alg_values_supported": [ALGORITHM],
             "scopes_supported": list(SCOPES_SUPPORTED),
             "authorization_response_iss_parameter_supported": True,
+            "claims_supported": list(CLAIMS_SUPPORTED),
+            "prompt_values_supported": ["none", "login"],
+            "request_parameter_supported": False,
+            "request_uri_parameter_supported": False,
+            "claims_parameter_supported": False,
         }
 
     def jwks(self) -> dict[str, Any]:
@@ -352,10 +417,20 @@ class OAuthServer:
 
     def _check_authorization(self, params: Params) -> AuthorizationRequest | OAuthResponse:
         request = self._authorize_request(params)
+        # A request object may carry the parameters the outer request lacks, so refusing it
+        # comes before authlib's other errors, once the redirect_uri checked out (Core §6).
+        refusal = _request_object_refusal(params)
         try:
             grant = self.authlib.get_consent_grant(request)
         except OAuth2Error as error:
+            if refusal is not None and error.redirect_uri:
+                return self._refuse(request, refusal, error.redirect_uri)
             return self._error(request, error)
+        except ValueError:
+            raise _unreadable() from None
+        refusal = refusal or _prompt_refusal(params)
+        if refusal is not None:
+            return self._refuse(request, refusal, grant.redirect_uri)
         client: Client = request.client
         return AuthorizationRequest(
             client_id=client.client_id,
@@ -363,6 +438,21 @@ class OAuthServer:
             redirect_uri=grant.redirect_uri,
             scope=request.scope or "",
             params=dict(request.payload.data),
+        )
+
+    def _refuse(
+        self, request: _Request, refusal: tuple[str, str], redirect_uri: str
+    ) -> OAuthResponse:
+        """An error redirect (with ``state``) to ``redirect_uri``, which authlib verified."""
+        error, description = refusal
+        return self._error(
+            request,
+            OAuth2Error(
+                description,
+                error=error,
+                state=request.payload.state,
+                redirect_uri=redirect_uri,
+            ),
         )
 
     def _error(self, request: _Request, error: OAuth2Error) -> OAuthResponse:
@@ -381,6 +471,8 @@ class OAuthServer:
             grant = self.authlib.get_consent_grant(request, end_user=login)
         except OAuth2Error as error:
             return self._error(request, error)
+        except ValueError:
+            raise _unreadable() from None
         response = self.authlib.create_authorization_response(
             request=request, grant_user=login, grant=grant
         )
@@ -408,6 +500,7 @@ class OAuthServer:
         )
         response = await asyncio.to_thread(self.authlib.create_token_response, request)
         assert isinstance(response, OAuthResponse)
+        await self._grants_revoked(request)
         return response
 
     async def revoke(
@@ -418,8 +511,9 @@ class OAuthServer:
         client_cert_der: bytes | None = None,
         remote: str | None = None,
     ) -> OAuthResponse:
-        """RFC 7009 revocation: refresh tokens (and their family) in the store; a valid access
-        token by its jti, through ``on_access_revoked`` (every node of a cluster refuses it)."""
+        """RFC 7009 revocation: refresh tokens (and their family) in the store, and the family's
+        access tokens through ``on_grant_revoked`` (§2.1); a valid access token by its jti,
+        through ``on_access_revoked``. Every node of a cluster refuses them."""
         request = _Request(
             "POST",
             f"{self._base}/oauth/revoke",
@@ -436,7 +530,18 @@ class OAuthServer:
             if self.on_access_revoked is not None:
                 await self.on_access_revoked(claims)
             log.info("access_token_revoked", sub=claims.sub, client_id=claims.client_id)
+        await self._grants_revoked(request)
         return response
+
+    async def _grants_revoked(self, request: _Request) -> None:
+        """Publish the grants revoked while handling ``request``: a replayed code, a reused or
+        revoked refresh token. Their access tokens (``sid``) are refused until the last of
+        them would have expired."""
+        until = self.clock() + self.issuer.access_token_ttl
+        for sid in request.revoked_grants:
+            if self.on_grant_revoked is not None:
+                await self.on_grant_revoked(sid, until)
+            log.info("oauth_grant_revoked", sid=sid)
 
     async def userinfo(
         self, access_token: str, *, client_cert_der: bytes | None = None
@@ -448,4 +553,4 @@ class OAuthServer:
         if user is None:
             raise InvalidTokenError("unknown subject")
         scope = " ".join(sorted(claims.scope))
-        return {"sub": user.id, **self.authlib.user_claims(user, scope)}
+        return {"sub": user.id, **user_claims(user, scope)}

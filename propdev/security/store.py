@@ -144,10 +144,13 @@ class OAuthStore:
             expires_at=self.clock() + CODE_TTL,
         )
 
-    def redeem_code(self, code: str, client_id: str) -> CodeRecord | None:
+    def redeem_code(
+        self, code: str, client_id: str, *, revoked: list[str] | None = None
+    ) -> CodeRecord | None:
         """Mark the code used and return it; None if unknown, expired, or used before.
 
-        A second redemption revokes every refresh token issued from the code.
+        A second redemption revokes every refresh token issued from the code, and appends the
+        family to ``revoked``: the caller publishes it, so its access tokens are refused too.
         """
         h = secret_hash(code)
         now = self.clock()
@@ -172,7 +175,7 @@ class OAuthStore:
         if not claimed:
             if row["used"]:
                 log.warning("oauth_code_replayed", client_id=client_id, user_id=row["user_id"])
-                self.revoke_family(h)
+                self.revoke_family(h, revoked=revoked)
             return None
         return CodeRecord(
             code_hash=h,
@@ -224,8 +227,11 @@ class OAuthStore:
         )
         return RefreshRecord.from_row(row) if row is not None else None
 
-    def usable_refresh_token(self, token: str) -> RefreshRecord | None:
-        """The token if it may be exchanged now; a spent one revokes its family."""
+    def usable_refresh_token(
+        self, token: str, *, revoked: list[str] | None = None
+    ) -> RefreshRecord | None:
+        """The token if it may be exchanged now; a spent one revokes its family (appended to
+        ``revoked``)."""
         record = self.find_refresh_token(token)
         if record is None or record.revoked:
             return None
@@ -233,7 +239,7 @@ class OAuthStore:
             log.warning(
                 "oauth_refresh_token_reused", client_id=record.client_id, user_id=record.user_id
             )
-            self.revoke_family(record.family_id)
+            self.revoke_family(record.family_id, revoked=revoked)
             return None
         if record.expires_at <= self.clock():
             return None
@@ -250,7 +256,10 @@ class OAuthStore:
             == 1
         )
 
-    def revoke_family(self, family_id: str) -> int:
+    def revoke_family(self, family_id: str, *, revoked: list[str] | None = None) -> int:
+        """Revoke every refresh token of the family; ``revoked`` gets ``family_id``."""
+        if revoked is not None and family_id not in revoked:
+            revoked.append(family_id)
         return self.db.sync_execute(
             "UPDATE oauth_refresh_tokens SET revoked = TRUE WHERE family_id = :f", f=family_id
         )

@@ -61,6 +61,13 @@ class Claims:
         return role in self.roles
 
     @property
+    def sid(self) -> str | None:
+        """The grant (refresh family: one login's code and its rotations) the token was issued
+        under; None for ``client_credentials`` tokens."""
+        sid = self.raw.get("sid")
+        return sid if isinstance(sid, str) else None
+
+    @property
     def mfa(self) -> bool:
         """True when the login included a second factor."""
         return "otp" in self.amr or "hwk" in self.amr or "mfa" in self.amr
@@ -85,8 +92,11 @@ class TokenIssuer:
         roles: Iterable[str],
         amr: Iterable[str],
         cnf: Mapping[str, Any] | None = None,
+        *,
+        sid: str | None = None,
     ) -> str:
-        """Return a signed ``at+jwt`` for this API, valid ``access_token_ttl`` seconds."""
+        """Return a signed ``at+jwt`` for this API, valid ``access_token_ttl`` seconds;
+        ``sid`` names the grant it continues, so revoking the grant refuses the token."""
         now = int(self._clock())
         claims: dict[str, Any] = {
             "iss": self.issuer,
@@ -102,6 +112,8 @@ class TokenIssuer:
         }
         if cnf is not None:
             claims["cnf"] = dict(cnf)
+        if sid is not None:
+            claims["sid"] = sid
         return self._sign(claims, ACCESS_TOKEN_TYPE)
 
     def issue_id_token(

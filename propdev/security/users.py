@@ -10,6 +10,7 @@ import dataclasses
 import time
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 from propdev.security.blind_index import phone_index
 from propdev.security.crypto import Vault, vault_of
@@ -54,10 +55,22 @@ class Login:
     user: User
     amr: tuple[str, ...]
     auth_time: float
+    grant: str | None = None  # the refresh family a code or refresh token continues (``sid``)
 
     @property
     def id(self) -> str:  # authlib reads ``user.id`` in places
         return self.user.id
+
+
+def user_claims(user: User, scope: str) -> dict[str, Any]:
+    """The identity claims a token with ``scope`` may see (ID token, userinfo)."""
+    scopes = set(scope.split())
+    claims: dict[str, Any] = {"preferred_username": user.username, "roles": list(user.roles)}
+    if "profile" in scopes:
+        claims["name"] = user.full_name
+    if "phone" in scopes:
+        claims["phone_number"] = user.phone
+    return claims
 
 
 def normalize_username(username: str) -> str:

@@ -55,6 +55,37 @@ async def login(
 ) -> dict[str, Any]:
     """Log in through the form and return the token response. ``otp`` (a recovery code, say)
     is typed in the one-time code field as is; else a TOTP code of ``totp_secret``."""
+    code, verifier = await authorization_code(
+        session,
+        base_url,
+        client_id=client_id,
+        redirect_uri=redirect_uri,
+        username=username,
+        password=password,
+        totp_secret=totp_secret,
+        otp=otp,
+        scope=scope,
+    )
+    status, body = await redeem(
+        session, base_url, code, verifier, client_id=client_id, redirect_uri=redirect_uri
+    )
+    assert status == 200, body
+    return body
+
+
+async def authorization_code(
+    session: aiohttp.ClientSession,
+    base_url: str,
+    *,
+    client_id: str,
+    redirect_uri: str,
+    username: str,
+    password: str,
+    totp_secret: str | None = None,
+    otp: str | None = None,
+    scope: str = "openid profile api",
+) -> tuple[str, str]:
+    """Log in through the form; return the code the redirect carried and its PKCE verifier."""
     verifier, challenge = pkce_pair()
     state = secrets.token_urlsafe(16)
     params = {
@@ -85,16 +116,27 @@ async def login(
     query = parse_qs(urlsplit(location).query)
     assert location.startswith(redirect_uri), location
     assert query["state"] == [state]
+    return query["code"][0], verifier
+
+
+async def redeem(
+    session: aiohttp.ClientSession,
+    base_url: str,
+    code: str,
+    verifier: str,
+    *,
+    client_id: str,
+    redirect_uri: str,
+) -> tuple[int, dict[str, Any]]:
+    """Exchange ``code`` at the token endpoint: (status, body)."""
     async with session.post(
         f"{base_url}/oauth/token",
         data={
             "grant_type": "authorization_code",
-            "code": query["code"][0],
+            "code": code,
             "redirect_uri": redirect_uri,
             "client_id": client_id,
             "code_verifier": verifier,
         },
     ) as resp:
-        body = await resp.json()
-        assert resp.status == 200, body
-        return dict(body)
+        return resp.status, dict(await resp.json())

@@ -10,13 +10,14 @@ import pytest
 from aiohttp import web
 
 from propdev.config.settings import Settings
+from propdev.http.middlewares import request_context_middleware
+from propdev.http.routes.oauth import oauth_routes
 from propdev.security import (
     OAuthServer,
     SigningKeys,
     TokenIssuer,
     TokenVerifier,
     create_user,
-    oauth_routes,
     register_partner_client,
     register_public_client,
 )
@@ -117,12 +118,19 @@ async def users(db: Database) -> dict[str, str]:
 
 
 @pytest.fixture
-def oauth(settings: Settings, db: Database, issuer: TokenIssuer, clock: FakeClock) -> OAuthServer:
-    return OAuthServer(settings, db, issuer, clock=clock)
+def oauth(
+    settings: Settings,
+    db: Database,
+    issuer: TokenIssuer,
+    verifier: TokenVerifier,
+    clock: FakeClock,
+) -> OAuthServer:
+    """The server, sharing ``verifier`` (the node's one verifier) as a node wires it."""
+    return OAuthServer(settings, db, issuer, verifier, clock=clock)
 
 
 @pytest.fixture
 async def client(aiohttp_client, oauth: OAuthServer, users: dict[str, str]):  # type: ignore[no-untyped-def]
-    app = web.Application()
+    app = web.Application(middlewares=[request_context_middleware(node_id="test")])
     app.add_routes(oauth_routes(oauth))
     return await aiohttp_client(app)

@@ -13,12 +13,13 @@ from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from propdev.config.settings import Settings
+from propdev.http.routes.oauth import oauth_routes
 from propdev.security import (
     LocalThrottle,
     OAuthServer,
     RedisThrottle,
     TokenIssuer,
-    oauth_routes,
+    TokenVerifier,
 )
 from propdev.storage import Database
 from tests.unit.security.conftest import FakeClock
@@ -135,6 +136,7 @@ async def two_nodes(
             settings,
             db,
             issuer,
+            TokenVerifier(settings, issuer.keys),
             throttle=RedisThrottle(redis, prefix=prefix + "acct:"),
             ip_throttle=RedisThrottle(redis, prefix=prefix + "ip:", max_failures=6),
         )

@@ -1,4 +1,6 @@
-"""The aiohttp adapter: HTTP in, ``OAuthServer`` calls, HTTP out.
+"""The OAuth 2.0 / OIDC server's routes: HTTP in, ``OAuthServer`` calls, HTTP out.
+
+The server itself (authlib, grants, stores) is ``propdev.security``, free of aiohttp.web.
 
 ``oauth_routes(server)`` returns the route table for the app builder::
 
@@ -10,6 +12,7 @@
     POST /oauth/token                        code, refresh_token, client_credentials
     POST /oauth/revoke                       RFC 7009
     GET  /oauth/userinfo                     OIDC userinfo (Bearer)
+    POST /oauth/userinfo                     the same (OIDC Core 5.3.1)
 """
 
 from __future__ import annotations
@@ -23,18 +26,20 @@ import structlog
 from aiohttp import web
 from multidict import CIMultiDict, MultiMapping
 
-from propdev.security.errors import (
+from propdev.http.errors import BadRequestError
+from propdev.http.tls import client_certificate_der
+from propdev.security import (
+    AUTHORIZE_PARAMS,
+    LOGIN_PAGE_HEADERS,
+    AuthorizationRequest,
     AuthorizationRequestError,
     InvalidTokenError,
     LoginFailedError,
     LoginThrottledError,
-)
-from propdev.security.login_page import PAGE_HEADERS, render_error, render_login
-from propdev.security.server import (
-    AUTHORIZE_PARAMS,
-    AuthorizationRequest,
     OAuthResponse,
     OAuthServer,
+    render_login_error,
+    render_login_page,
 )
 
 log = structlog.get_logger()
@@ -46,28 +51,23 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 CertificateGetter = Callable[[web.Request], bytes | None]
 
 
-def client_certificate_der(request: web.Request) -> bytes | None:
-    """The DER of the client certificate of this TLS connection, if one was presented.
-
-    The listener's TLS context verified it against the project CA (``CERT_OPTIONAL``).
-    """
-    transport = request.transport
-    if transport is None:
-        return None
-    ssl_object = transport.get_extra_info("ssl_object")
-    if ssl_object is None:
-        return None
-    der: bytes | None = ssl_object.getpeercert(binary_form=True)
-    return der
-
-
 def _lists(values: MultiMapping[Any], names: tuple[str, ...] | None = None) -> dict[str, list[str]]:
     keys = dict.fromkeys(values.keys())
     return {k: [str(v) for v in values.getall(k)] for k in keys if names is None or k in names}
 
 
+async def _read_form(request: web.Request) -> MultiMapping[Any] | None:
+    """The parsed body, or None when it cannot be parsed: a multipart body without its boundary
+    or with a wrong one, an unknown charset, bytes that are not in it."""
+    try:
+        return await request.post()
+    except (ValueError, LookupError) as exc:  # aiohttp's parsers raise these on bad input
+        log.info("oauth_form_unreadable", path=request.path, reason=str(exc)[:200])
+        return None
+
+
 def _html(body: str, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=body.encode("utf-8"), headers=PAGE_HEADERS)
+    return web.Response(status=status, body=body.encode("utf-8"), headers=LOGIN_PAGE_HEADERS)
 
 
 def _oauth_response(response: OAuthResponse) -> web.Response:
@@ -108,7 +108,9 @@ class _Handlers:
         return self._show_form(checked)
 
     async def authorize_submit(self, request: web.Request) -> web.Response:
-        form = await request.post()
+        form = await _read_form(request)
+        if form is None:
+            raise BadRequestError("The sign-in form could not be read (malformed body).")
         params = _lists(form, AUTHORIZE_PARAMS)
         flat = {k: v[0] for k, v in params.items() if len(v) == 1}
         ticket = form.get(TICKET_FIELD)
@@ -118,7 +120,7 @@ class _Handlers:
             or not self.server.tickets.check(ticket, flat)
         ):
             detail = "This sign-in form is too old or was changed in transit."
-            return _html(render_error("Sign-in expired", detail), 400)
+            return _html(render_login_error("Sign-in expired", detail), 400)
         checked = await self._check(params)
         if isinstance(checked, web.Response):
             return checked
@@ -155,7 +157,7 @@ class _Handlers:
         try:
             checked = await self.server.check_authorization(params)
         except AuthorizationRequestError as exc:
-            return _html(render_error("Cannot sign in", exc.description or exc.error), 400)
+            return _html(render_login_error("Cannot sign in", exc.description or exc.error), 400)
         if isinstance(checked, OAuthResponse):
             return _oauth_response(checked)
         return checked
@@ -169,7 +171,7 @@ class _Handlers:
         status: int = 200,
     ) -> web.Response:
         ticket = self.server.tickets.issue(auth.params)
-        page = render_login(
+        page = render_login_page(
             auth, ticket=ticket, ticket_field=TICKET_FIELD, error=error, username=username
         )
         return _html(page, status)
@@ -198,7 +200,14 @@ class _Handlers:
                 status=429,
                 headers={"Retry-After": str(max(1, math.ceil(wait))), **_NO_STORE},
             )
-        form = _lists(await request.post())
+        body = await _read_form(request)
+        if body is None:
+            return web.json_response(
+                {"error": "invalid_request", "error_description": "malformed form body"},
+                status=400,
+                headers=_NO_STORE,
+            )
+        form = _lists(body)
         response = await call(
             form,
             CIMultiDict(request.headers),
@@ -214,7 +223,20 @@ class _Handlers:
         return _oauth_response(response)
 
     async def userinfo(self, request: web.Request) -> web.Response:
+        """GET or POST (OIDC Core §5.3.1); the token in the Authorization header or, over
+        POST, in a form body's ``access_token`` (RFC 6750 §2.2), not both."""
         token = _bearer(request)
+        if request.method == "POST" and request.content_type == _FORM_TYPE:
+            form = await _read_form(request)
+            in_body = form.get("access_token") if form is not None else None
+            if form is None or (in_body is not None and token is not None):
+                return web.json_response(
+                    {"error": "invalid_request", "error_description": "one token, one way"},
+                    status=400,
+                    headers=_NO_STORE,
+                )
+            if isinstance(in_body, str) and in_body.strip():
+                token = in_body.strip()
         if token is None:
             return web.json_response(
                 {"error": "invalid_request"},
@@ -247,4 +269,5 @@ def oauth_routes(
         web.post("/oauth/token", h.token),
         web.post("/oauth/revoke", h.revoke),
         web.get("/oauth/userinfo", h.userinfo, allow_head=False),
+        web.post("/oauth/userinfo", h.userinfo),
     ]
