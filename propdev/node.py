@@ -20,11 +20,10 @@ import structlog
 from aiohttp import web
 
 from propdev.access import (
-    DEVICE_TIMEOUT,
-    NODE_DRAINING,
     AccessServices,
     KeypadPolicy,
     OpenOutcome,
+    Reason,
     failed,
 )
 from propdev.actors import ActorStoppedError, ActorSystem, AskTimeout
@@ -394,7 +393,7 @@ class Node:
         """Ask the door's device actor to open; a slow actor is a 504, not a hang."""
         timeout = self.settings.partner_timeout + ASK_MARGIN
         if self.draining and self.cluster is None:  # a cluster's drained node forwards opens
-            return failed(message.access_point_id, NODE_DRAINING, retry_after=1.0)
+            return failed(message.access_point_id, Reason.NODE_DRAINING, retry_after=1.0)
         if self.cluster is not None:
             return await self.cluster.open(message, timeout)
         try:
@@ -402,7 +401,7 @@ class Node:
                 f"device:{message.access_point_id}", message, timeout=timeout
             )
         except AskTimeout:
-            return failed(message.access_point_id, DEVICE_TIMEOUT)
+            return failed(message.access_point_id, Reason.DEVICE_TIMEOUT)
         assert isinstance(outcome, OpenOutcome)
         return outcome
 

@@ -33,26 +33,7 @@ from propdev.access.opening import (
     Via,
     command_id_for,
 )
-from propdev.access.outcome import (
-    CLUSTER_UNAVAILABLE,
-    DEVICE_TIMEOUT,
-    IDEMPOTENCY_KEY_REUSED,
-    NO_PARTNER,
-    NO_RIGHT,
-    NODE_DRAINING,
-    OUTSIDE_SCHEDULE,
-    PARTNER_BUSY,
-    PARTNER_CIRCUIT_OPEN,
-    PARTNER_TIMEOUT,
-    PARTNER_UNAVAILABLE,
-    UNKNOWN_ACCESS_POINT,
-    VENDOR_REFUSED,
-    OpenOutcome,
-    Result,
-    failed,
-    granted,
-    refused,
-)
+from propdev.access.outcome import OpenOutcome, Reason, Result, failed, granted, refused
 from propdev.access.passes import GuestPass, GuestPasses, PassCodes, PassRequest
 from propdev.access.rules import AccessRules, Clock, Decision
 from propdev.access.schedule import Schedule, Window
@@ -66,21 +47,8 @@ from propdev.access.vehicles import (
 )
 
 __all__ = (
-    "CLUSTER_UNAVAILABLE",
-    "DEVICE_TIMEOUT",
-    "IDEMPOTENCY_KEY_REUSED",
     "LOCKED_OUT",
     "MAX_EVENT_AGE",
-    "NODE_DRAINING",
-    "NO_PARTNER",
-    "NO_RIGHT",
-    "OUTSIDE_SCHEDULE",
-    "PARTNER_BUSY",
-    "PARTNER_CIRCUIT_OPEN",
-    "PARTNER_TIMEOUT",
-    "PARTNER_UNAVAILABLE",
-    "UNKNOWN_ACCESS_POINT",
-    "VENDOR_REFUSED",
     "AccessError",
     "AccessRules",
     "AccessServices",
@@ -107,6 +75,7 @@ __all__ = (
     "Publisher",
     "PushMessage",
     "PushProvider",
+    "Reason",
     "Result",
     "Schedule",
     "TooManyPassesError",

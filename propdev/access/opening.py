@@ -34,7 +34,7 @@ import structlog
 from propdev.access import outcome as oc
 from propdev.access.errors import InvalidPlateError
 from propdev.access.lockout import LOCKED_OUT, KeypadLockout
-from propdev.access.outcome import OpenOutcome, Result
+from propdev.access.outcome import OpenOutcome, Reason, Result
 from propdev.access.passes import GuestPasses, sync_give_back
 from propdev.access.rules import AccessRules, Clock
 from propdev.access.vehicles import Vehicles, normalise_plate, plate_hint, plate_key
@@ -190,7 +190,7 @@ class Opening:
             return None
         first = oc.stored_answer(*stored, access_point_id=point.id)
         if first.access_point_id != point.id:
-            return oc.refused(point.id, oc.IDEMPOTENCY_KEY_REUSED)
+            return oc.refused(point.id, Reason.IDEMPOTENCY_KEY_REUSED)
         return first.as_replay()
 
     async def _decide(self, point: AccessPoint, request: OpenRequest, now: float) -> _Decision:
@@ -213,19 +213,19 @@ class Opening:
         try:
             plate = normalise_plate(value)
         except InvalidPlateError:
-            return _Decision("plate:unreadable", reason=oc.PLATE_UNREADABLE)
+            return _Decision("plate:unreadable", reason=Reason.PLATE_UNREADABLE)
         vehicle = await self.vehicles.find(plate)
         if vehicle is None:
             # The key, not the plate: operators can see repeats without the audit holding plates.
-            return _Decision(f"plate:{plate_key(plate)[:16]}", reason=oc.UNKNOWN_PLATE)
+            return _Decision(f"plate:{plate_key(plate)[:16]}", reason=Reason.UNKNOWN_PLATE)
         data = {"credential": "vehicle", "vehicle_id": vehicle.id, "plate_hint": plate_hint(plate)}
         judged = await self.rules.decide(vehicle.owner_id, point.id, at=now)
-        reason = oc.STALE_EVENT if stale else judged.reason
+        reason = Reason.STALE_EVENT if stale else judged.reason
         return _Decision(f"vehicle:{vehicle.id}", vehicle.owner_id, reason, data)
 
     async def _code(self, point: AccessPoint, value: object, now: float, stale: bool) -> _Decision:
         if stale:
-            return _Decision("pass:unchecked", reason=oc.STALE_EVENT)
+            return _Decision("pass:unchecked", reason=Reason.STALE_EVENT)
         if self.lockout.refuse(point.id, now) is not None:  # guessing here: not even looked up
             return _Decision("pass:unchecked", reason=LOCKED_OUT)
         claim = await self.passes.claim(value, point.id, at=now)
@@ -260,7 +260,7 @@ class Opening:
         ap = point.id
         if gateway is None:
             return oc.failed(
-                ap, oc.NO_PARTNER, command_id=command_id, detail="No adapter for partner."
+                ap, Reason.NO_PARTNER, command_id=command_id, detail="No adapter for partner."
             )
         try:
             result: OpenResult = await gateway.open(
@@ -270,7 +270,7 @@ class Opening:
             online = exc.reason != "device_offline"
             outcome = oc.refused(
                 ap,
-                f"{oc.VENDOR_REFUSED}:{exc.reason}",
+                f"{Reason.VENDOR_REFUSED}:{exc.reason}",
                 command_id=command_id,
                 vendor_reason=exc.reason,
                 online=online,
@@ -280,17 +280,17 @@ class Opening:
             return outcome
         except CircuitOpenError as exc:  # not sent: no command to follow
             return oc.failed(
-                ap, oc.PARTNER_CIRCUIT_OPEN, command_id=command_id, retry_after=exc.retry_after
+                ap, Reason.PARTNER_CIRCUIT_OPEN, command_id=command_id, retry_after=exc.retry_after
             )
         except BulkheadFullError:  # not sent either
-            return oc.failed(ap, oc.PARTNER_BUSY, command_id=command_id, retry_after=1.0)
+            return oc.failed(ap, Reason.PARTNER_BUSY, command_id=command_id, retry_after=1.0)
         except PartnerTimeoutError:
             steps.append(("failed", self.clock(), {"reason": "timeout"}))
-            return oc.failed(ap, oc.PARTNER_TIMEOUT, command_id=command_id)
+            return oc.failed(ap, Reason.PARTNER_TIMEOUT, command_id=command_id)
         except PartnerUnavailableError as exc:
             steps.append(("failed", self.clock(), {"reason": "unavailable"}))
             return oc.failed(
-                ap, oc.PARTNER_UNAVAILABLE, command_id=command_id, detail=str(exc) or "error"
+                ap, Reason.PARTNER_UNAVAILABLE, command_id=command_id, detail=str(exc) or "error"
             )
         confirmed = self.clock()
         accepted = confirmed

@@ -19,25 +19,31 @@ class Result(enum.StrEnum):
     FAILED = "failed"  # nobody said no, but it did not open: retrying may help
 
 
-# Reason codes. Refusals by our rules (nothing sent to the vendor):
-NO_RIGHT = "no_right"
-OUTSIDE_SCHEDULE = "outside_schedule"
-UNKNOWN_ACCESS_POINT = "unknown_access_point"
-IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
-STALE_EVENT = "stale_event"
-PLATE_UNREADABLE = "plate_unreadable"
-UNKNOWN_PLATE = "unknown_plate"
-# The vendor refused: "vendor_refused:<the vendor's reason>", e.g. vendor_refused:device_offline.
-VENDOR_REFUSED = "vendor_refused"
-# Failures (retry later): the partner, the cluster, this node.
-PARTNER_TIMEOUT = "partner_timeout"
-PARTNER_UNAVAILABLE = "partner_unavailable"
-PARTNER_CIRCUIT_OPEN = "partner_circuit_open"
-PARTNER_BUSY = "partner_busy"
-NO_PARTNER = "no_partner"  # no gateway for the access point's partner on this node
-DEVICE_TIMEOUT = "device_timeout"  # the door's actor did not answer within the open's deadline
-CLUSTER_UNAVAILABLE = "cluster_unavailable"
-NODE_DRAINING = "node_draining"
+class Reason(enum.StrEnum):
+    """Why an open was refused or failed (``OpenOutcome.reason``; audit entries and events
+    carry the same words). A guest pass's own refusals (``pass_expired``, ``pass_used_up``…)
+    and ``locked_out`` come from ``propdev.access.passes`` and ``lockout``."""
+
+    # Refused by our rules: nothing was sent to the vendor.
+    NO_RIGHT = "no_right"
+    OUTSIDE_SCHEDULE = "outside_schedule"
+    UNKNOWN_ACCESS_POINT = "unknown_access_point"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    STALE_EVENT = "stale_event"
+    PLATE_UNREADABLE = "plate_unreadable"
+    UNKNOWN_PLATE = "unknown_plate"
+    # Refused by the vendor: "vendor_refused:<the vendor's reason>".
+    VENDOR_REFUSED = "vendor_refused"
+    # Failed (retry later): the partner, the cluster, this node.
+    PARTNER_TIMEOUT = "partner_timeout"
+    PARTNER_UNAVAILABLE = "partner_unavailable"
+    PARTNER_CIRCUIT_OPEN = "partner_circuit_open"
+    PARTNER_BUSY = "partner_busy"
+    NO_PARTNER = "no_partner"  # no gateway for the access point's partner on this node
+    DEVICE_TIMEOUT = "device_timeout"  # the door's actor did not answer within the deadline
+    CLUSTER_UNAVAILABLE = "cluster_unavailable"
+    NODE_DRAINING = "node_draining"
+
 
 # The command lifecycle's words for a failed command (``GET /api/v1/commands/{id}``).
 LIFECYCLE_REASONS = {
@@ -45,8 +51,8 @@ LIFECYCLE_REASONS = {
     "device_jammed": "jammed",
     "device_busy": "busy",
     "denied": "refused",
-    PARTNER_TIMEOUT: "timeout",
-    PARTNER_UNAVAILABLE: "unavailable",
+    Reason.PARTNER_TIMEOUT: "timeout",
+    Reason.PARTNER_UNAVAILABLE: "unavailable",
 }
 
 
@@ -138,7 +144,7 @@ def stored_answer(status: int, body: dict[str, Any], access_point_id: str) -> Op
     vendor_reason = str(body.get("reason", "denied"))
     return refused(
         point,
-        f"{VENDOR_REFUSED}:{vendor_reason}",
+        f"{Reason.VENDOR_REFUSED}:{vendor_reason}",
         command_id=body.get("command_id"),
         vendor_reason=vendor_reason,
     )

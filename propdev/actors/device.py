@@ -19,12 +19,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from propdev.access import (
-    NO_PARTNER,
-    PARTNER_TIMEOUT,
-    PARTNER_UNAVAILABLE,
-    UNKNOWN_ACCESS_POINT,
     OpenOutcome,
     OpenRequest,
+    Reason,
     Via,
     failed,
     refused,
@@ -306,10 +303,10 @@ class DeviceActor(Actor):
         kept in its state."""
         ap, opening = self.access_point, self.deps.opening
         if ap is None:
-            return refused(self.access_point_id, UNKNOWN_ACCESS_POINT)
+            return refused(self.access_point_id, Reason.UNKNOWN_ACCESS_POINT)
         if opening is None:
             log.warning("open_ignored", access_point_id=self.access_point_id, reason="no_pipeline")
-            return failed(self.access_point_id, NO_PARTNER)
+            return failed(self.access_point_id, Reason.NO_PARTNER)
         guard = self.deps.guard  # in a cluster: fenced on this node's hold of the shard
         outcome = await opening.open(
             ap,
@@ -334,7 +331,7 @@ class DeviceActor(Actor):
             self._seen(online=outcome.online)
             if outcome.vendor_reason == "device_jammed":
                 self.state.fault = "jammed"
-        elif outcome.reason in (PARTNER_TIMEOUT, PARTNER_UNAVAILABLE):
+        elif outcome.reason in (Reason.PARTNER_TIMEOUT, Reason.PARTNER_UNAVAILABLE):
             self.state.online = None
 
     def _seen(self, *, online: bool) -> None:

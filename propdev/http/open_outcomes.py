@@ -1,4 +1,5 @@
-"""The edge's one table for opens: a domain ``OpenOutcome`` becomes an HTTP answer here.
+"""The edge's side of an open: the message in (``open_message``), and the one table by which
+a domain ``OpenOutcome`` becomes an HTTP answer (``open_response``).
 
 The opening pipeline (``propdev.access.opening``) says granted, refused or failed with a reason
 code; this module alone knows which status code, problem type, title and ``Retry-After`` that
@@ -13,23 +14,11 @@ from typing import Any
 
 from aiohttp import web
 
-from propdev.access import (
-    CLUSTER_UNAVAILABLE,
-    DEVICE_TIMEOUT,
-    IDEMPOTENCY_KEY_REUSED,
-    NO_PARTNER,
-    NODE_DRAINING,
-    OUTSIDE_SCHEDULE,
-    PARTNER_BUSY,
-    PARTNER_CIRCUIT_OPEN,
-    PARTNER_TIMEOUT,
-    PARTNER_UNAVAILABLE,
-    UNKNOWN_ACCESS_POINT,
-    VENDOR_REFUSED,
-    OpenOutcome,
-    Result,
-)
+from propdev.access import OpenOutcome, Reason, Result, command_id_for
+from propdev.actors.messages import OpenAccessPoint
 from propdev.http.errors import PROBLEM_BASE
+from propdev.http.principal import Principal
+from propdev.observability import current_traceparent
 
 Detail = Callable[[OpenOutcome], str]
 
@@ -40,7 +29,7 @@ def _said(text: str) -> Detail:
 
 # reason code -> (status, problem type, title, detail, extra fields: the command id, the reason)
 _PROBLEMS: dict[str, tuple[int, str, str, Detail, bool, bool]] = {
-    OUTSIDE_SCHEDULE: (
+    Reason.OUTSIDE_SCHEDULE: (
         403,
         "forbidden",
         "Forbidden",
@@ -48,7 +37,7 @@ _PROBLEMS: dict[str, tuple[int, str, str, Detail, bool, bool]] = {
         False,
         True,
     ),
-    UNKNOWN_ACCESS_POINT: (
+    Reason.UNKNOWN_ACCESS_POINT: (
         404,
         "not-found",
         "Not found",
@@ -56,7 +45,7 @@ _PROBLEMS: dict[str, tuple[int, str, str, Detail, bool, bool]] = {
         False,
         False,
     ),
-    IDEMPOTENCY_KEY_REUSED: (
+    Reason.IDEMPOTENCY_KEY_REUSED: (
         422,
         "idempotency-key-reused",
         "Idempotency-Key reused",
@@ -64,7 +53,7 @@ _PROBLEMS: dict[str, tuple[int, str, str, Detail, bool, bool]] = {
         False,
         False,
     ),
-    VENDOR_REFUSED: (
+    Reason.VENDOR_REFUSED: (
         403,
         "vendor-refused",
         "Refused by the device",
@@ -72,7 +61,7 @@ _PROBLEMS: dict[str, tuple[int, str, str, Detail, bool, bool]] = {
         True,
         True,
     ),
-    PARTNER_CIRCUIT_OPEN: (
+    Reason.PARTNER_CIRCUIT_OPEN: (
         503,
         "partner-circuit-open",
         "Partner unavailable",
@@ -80,7 +69,7 @@ _PROBLEMS: dict[str, tuple[int, str, str, Detail, bool, bool]] = {
         True,
         False,
     ),
-    PARTNER_BUSY: (
+    Reason.PARTNER_BUSY: (
         503,
         "partner-busy",
         "Partner busy",
@@ -88,7 +77,7 @@ _PROBLEMS: dict[str, tuple[int, str, str, Detail, bool, bool]] = {
         True,
         False,
     ),
-    PARTNER_TIMEOUT: (
+    Reason.PARTNER_TIMEOUT: (
         504,
         "partner-timeout",
         "Partner timeout",
@@ -96,7 +85,7 @@ _PROBLEMS: dict[str, tuple[int, str, str, Detail, bool, bool]] = {
         True,
         False,
     ),
-    PARTNER_UNAVAILABLE: (
+    Reason.PARTNER_UNAVAILABLE: (
         502,
         "partner-unavailable",
         "Partner unavailable",
@@ -104,7 +93,7 @@ _PROBLEMS: dict[str, tuple[int, str, str, Detail, bool, bool]] = {
         True,
         False,
     ),
-    NO_PARTNER: (
+    Reason.NO_PARTNER: (
         502,
         "partner-unavailable",
         "Partner unavailable",
@@ -112,7 +101,7 @@ _PROBLEMS: dict[str, tuple[int, str, str, Detail, bool, bool]] = {
         False,
         False,
     ),
-    DEVICE_TIMEOUT: (
+    Reason.DEVICE_TIMEOUT: (
         504,
         "partner-timeout",
         "Timeout",
@@ -120,7 +109,7 @@ _PROBLEMS: dict[str, tuple[int, str, str, Detail, bool, bool]] = {
         False,
         False,
     ),
-    CLUSTER_UNAVAILABLE: (
+    Reason.CLUSTER_UNAVAILABLE: (
         503,
         "cluster-unavailable",
         "Service unavailable",
@@ -128,7 +117,7 @@ _PROBLEMS: dict[str, tuple[int, str, str, Detail, bool, bool]] = {
         False,
         False,
     ),
-    NODE_DRAINING: (
+    Reason.NODE_DRAINING: (
         503,
         "node-draining",
         "Service unavailable",
@@ -200,4 +189,25 @@ def open_response(outcome: OpenOutcome) -> web.Response:
         status=status,
         headers=headers,
         content_type="application/json" if status < 400 else "application/problem+json",
+    )
+
+
+def open_message(
+    caller: Principal,
+    access_point_id: str,
+    *,
+    idempotency_key: str | None = None,
+    operator_reason: str | None = None,
+) -> OpenAccessPoint:
+    """The message to the door's actor: a resident's open, or (``operator_reason``) an
+    operator's manual one; its trace parent is our server span."""
+    return OpenAccessPoint(
+        access_point_id=access_point_id,
+        user_id=caller.sub,
+        username=str(caller.claims.get("preferred_username", "")),
+        command_id=command_id_for(caller.sub, idempotency_key),
+        idempotency_key=idempotency_key,
+        traceparent=current_traceparent(),
+        on_behalf=None if operator_reason is None else f"operator:{caller.sub}",
+        note=operator_reason or "",
     )

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from redis.asyncio import Redis
 
-from propdev.access import CLUSTER_UNAVAILABLE, DEVICE_TIMEOUT, OpenOutcome, failed
+from propdev.access import OpenOutcome, Reason, failed
 from propdev.actors import ActorStoppedError, Address, AskTimeout
 from propdev.actors.messages import OpenAccessPoint
 from propdev.registry.errors import (
@@ -215,10 +215,10 @@ class Cluster:
         try:
             outcome = await self.ask(f"device:{message.access_point_id}", message, timeout)
         except (AskTimeout, RemoteAskTimeout):
-            return failed(message.access_point_id, DEVICE_TIMEOUT)
+            return failed(message.access_point_id, Reason.DEVICE_TIMEOUT)
         except (ClusterUnavailableError, BusUnavailableError, ActorStoppedError) as exc:
             log.warning("open_unroutable", access_point_id=message.access_point_id, error=str(exc))
-            return failed(message.access_point_id, CLUSTER_UNAVAILABLE, retry_after=1.0)
+            return failed(message.access_point_id, Reason.CLUSTER_UNAVAILABLE, retry_after=1.0)
         if not isinstance(outcome, OpenOutcome):
             raise RegistryError(f"unexpected reply to an open: {outcome!r}")
         return outcome

@@ -19,8 +19,6 @@ from typing import Any
 import structlog
 from aiohttp import WSMsgType, web
 
-from propdev.access import command_id_for
-from propdev.actors.messages import OpenAccessPoint
 from propdev.http import schemas
 from propdev.http.errors import BadRequestError, NotFoundError
 from propdev.http.keys import (
@@ -33,10 +31,9 @@ from propdev.http.keys import (
     PARTNER_GATEWAYS,
 )
 from propdev.http.middlewares import principal
-from propdev.http.open_outcomes import open_response
+from propdev.http.open_outcomes import open_message, open_response
 from propdev.http.openapi import Param, Response, doc
 from propdev.http.permissions import Permission, requires
-from propdev.observability import current_traceparent
 
 log = structlog.get_logger()
 routes = web.RouteTableDef()
@@ -251,17 +248,8 @@ async def manual_open(request: web.Request) -> web.Response:
     access_point_id = request.match_info["id"]
     if await request.app[DIRECTORY].access_point(access_point_id) is None:
         raise NotFoundError(f"No access point {access_point_id!r}.")
-    outcome = await request.app[OPENER].open(
-        OpenAccessPoint(
-            access_point_id=access_point_id,
-            user_id=caller.sub,
-            username=str(caller.claims.get("preferred_username", "")),
-            command_id=command_id_for(caller.sub, None),
-            traceparent=current_traceparent(),
-            on_behalf=f"operator:{caller.sub}",
-            note=reason,
-        )
-    )
+    message = open_message(caller, access_point_id, operator_reason=reason)
+    outcome = await request.app[OPENER].open(message)
     log.info("manual_open", access_point_id=access_point_id, outcome=outcome.result.value)
     return open_response(outcome)
 

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from propdev.access import command_id_for
-from propdev.actors.messages import DeviceSnapshot, OpenAccessPoint
+from propdev.actors.messages import DeviceSnapshot
 from propdev.http import schemas
 from propdev.http.errors import BadRequestError, NotFoundError
 from propdev.http.keys import COMMANDS, DATABASE, DEVICES, DIRECTORY, EVENTS, OPENER
 from propdev.http.middlewares import principal
-from propdev.http.open_outcomes import open_response
+from propdev.http.open_outcomes import open_message, open_response
 from propdev.http.openapi import Param, Response, doc
 from propdev.http.permissions import Permission, requires
-from propdev.observability import current_traceparent
 from propdev.security import get_user
 
 routes = web.RouteTableDef()
@@ -130,16 +128,8 @@ async def open_access_point(request: web.Request) -> web.Response:
     ):  # no actor for a stray id
         raise NotFoundError(f"No access point {access_point_id!r}.")
     # The door's actor decides (our rules), commands, records and publishes: one pipeline.
-    outcome = await request.app[OPENER].open(
-        OpenAccessPoint(
-            access_point_id=access_point_id,
-            user_id=caller.sub,
-            username=str(caller.claims.get("preferred_username", "")),
-            command_id=command_id_for(caller.sub, key),
-            idempotency_key=key,
-            traceparent=current_traceparent(),  # our server span's: the actor's parent
-        )
-    )
+    message = open_message(caller, access_point_id, idempotency_key=key)
+    outcome = await request.app[OPENER].open(message)
     return open_response(outcome)
 
 
