@@ -1,14 +1,22 @@
-"""The utilities (ЖКХ) gateway: residents' bills and meter readings, proxied to the
-housing-and-utilities system (a simulator in-process, or over HTTPS) behind a breaker, a
-bulkhead and a timeout; readings validated before they are forwarded, stored and audited."""
+"""The housing-and-utilities (ЖКХ) gateway: residents' bills and meter readings, proxied to
+the housing-and-utilities system (in-process in embedded mode, else over HTTPS) behind a
+breaker, a bulkhead and a timeout; readings validated before they are forwarded, stored and
+audited. Its routes are ``/gateway/v1/utilities/...`` and its settings ``PROPDEV_UTILITIES_*``
+(the external names); the simulated system and the demo accounts are in ``propdev.devkit``."""
 
 from __future__ import annotations
 
-from propdev.utilities.client import HttpUtilitiesClient, InProcessUtilitiesClient, UtilitiesClient
-from propdev.utilities.errors import InvalidReadingError, NoAccountError, UtilitiesError
-from propdev.utilities.estate import DEMO_ACCOUNTS, DemoAccount, DemoMeter
-from propdev.utilities.gateway import UPSTREAM, UtilitiesGateway
-from propdev.utilities.meters import (
+from propdev.housing.client import (
+    HttpUtilitiesClient,
+    InProcessUtilities,
+    InProcessUtilitiesClient,
+    UpstreamDropped,
+    UpstreamError,
+    UtilitiesClient,
+)
+from propdev.housing.errors import InvalidReadingError, NoAccountError, UtilitiesError
+from propdev.housing.gateway import UPSTREAM, UtilitiesGateway
+from propdev.housing.meters import (
     KINDS,
     Meter,
     MeterKind,
@@ -16,26 +24,18 @@ from propdev.utilities.meters import (
     Reading,
     check_progress,
     format_value,
+    iso,
     parse_reading,
 )
-from propdev.utilities.service import UtilitiesService
-from propdev.utilities.sim_server import (
-    UtilitiesSimServer,
-    run_utilities_sim,
-    serve_forever,
-    utilities_routes,
-)
-from propdev.utilities.simulator import UtilitiesFault, UtilitiesSimulator
-from propdev.utilities.store import Account, UtilityStore, seed_utilities
+from propdev.housing.service import UtilitiesService
+from propdev.housing.store import Account, UtilityStore, to_milli
 
 __all__ = (
-    "DEMO_ACCOUNTS",
     "KINDS",
     "UPSTREAM",
     "Account",
-    "DemoAccount",
-    "DemoMeter",
     "HttpUtilitiesClient",
+    "InProcessUtilities",
     "InProcessUtilitiesClient",
     "InvalidReadingError",
     "Meter",
@@ -43,19 +43,16 @@ __all__ = (
     "MeterType",
     "NoAccountError",
     "Reading",
+    "UpstreamDropped",
+    "UpstreamError",
     "UtilitiesClient",
     "UtilitiesError",
-    "UtilitiesFault",
     "UtilitiesGateway",
     "UtilitiesService",
-    "UtilitiesSimServer",
-    "UtilitiesSimulator",
     "UtilityStore",
     "check_progress",
     "format_value",
+    "iso",
     "parse_reading",
-    "run_utilities_sim",
-    "seed_utilities",
-    "serve_forever",
-    "utilities_routes",
+    "to_milli",
 )

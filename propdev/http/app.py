@@ -71,8 +71,7 @@ def make_app(node: Node) -> web.Application:
     app.add_routes(operator_actions.routes)
     management_api.setup(app, node)  # /admin/api/v1: estate, devices, residents, rights
     app.add_routes(public_routes(node.oauth_routes()))
-    if node.simulator is not None:
-        app.add_routes(public_routes(node.simulator_routes()))
+    app.add_routes(public_routes(node.simulator_routes()))  # embedded, on loopback only
     app.on_response_prepare.append(_security_headers)
     return app
 

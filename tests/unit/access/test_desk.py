@@ -6,7 +6,8 @@ from typing import Any
 
 from propdev.access import AccessDesk, PassRequest
 from propdev.access.passes import iso
-from propdev.partners import PartnerGateway, VendorSimulator
+from propdev.devkit import VendorSimulator
+from propdev.partners import PartnerGateway
 from propdev.registry import InProcessBus
 from propdev.storage.audit import AuditLog
 from propdev.storage.directory import AccessPoint, Directory
