@@ -33,7 +33,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from bench.bench_micro import figure, rate
 from bench.common import write_json
 from propdev.config import PartnerSigning, Settings
-from propdev.partners import VendorHttpAdapter, VendorSimulator, run_partner_sim, vendor_api_key
+from propdev.devkit import VendorSimulator, run_partner_sim
+from propdev.partners import VendorHttpAdapter, vendor_api_key
 from propdev.partners.httpsig import RequestSigner, RequestVerifier, partner_key
 from propdev.pki import client_context, ensure_ca
 

@@ -93,8 +93,8 @@ async def add_bench_estate(
     """Partner ``vendor-b`` at ``url_b`` (the simulator's protocol) and the bench doors of both
     vendors, which anna and boris may open; the demo estate is left as it is."""
     from propdev.config import Settings
-    from propdev.demo import LOOPBACK as LOOPBACK_CIDRS
-    from propdev.demo import PARTNER, SITE, register_partner
+    from propdev.devkit import LOOPBACK as LOOPBACK_CIDRS
+    from propdev.devkit import PARTNER, SITE, register_partner
     from propdev.storage import Database
     from propdev.storage.directory import AccessPoint, Directory
 

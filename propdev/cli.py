@@ -83,14 +83,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "seed-demo":
         return asyncio.run(_seed(settings))
     if args.command == "partner-sim":
-        from propdev.partners.simulator import serve_forever
+        from propdev.devkit import serve_partner_sim
 
-        asyncio.run(_until_signal(serve_forever(settings, host=args.host, port=args.port)))
+        asyncio.run(_until_signal(serve_partner_sim(settings, host=args.host, port=args.port)))
         return 0
     if args.command == "utilities-sim":
-        from propdev.utilities import serve_forever as serve_utilities
+        from propdev.devkit import serve_housing_sim
 
-        asyncio.run(_until_signal(serve_utilities(settings, host=args.host, port=args.port)))
+        asyncio.run(_until_signal(serve_housing_sim(settings, host=args.host, port=args.port)))
         return 0
     if args.command == "pki" and args.pki == "revoke-partner":
         from propdev.security.admin_cli import revoke_partner_command
@@ -138,7 +138,7 @@ async def _serve(settings: Settings) -> int:
 
 
 async def _seed(settings: Settings) -> int:
-    from propdev.demo import seed_demo
+    from propdev.devkit import seed_demo
 
     credentials = await seed_demo(settings)
     print(
@@ -154,7 +154,7 @@ async def _seed(settings: Settings) -> int:
 
 
 async def _issue_partner(settings: Settings, name: str, cidrs: list[str]) -> int:
-    from propdev.demo import register_partner
+    from propdev.devkit import register_partner
     from propdev.storage import Database, migrate
 
     try:

@@ -41,6 +41,7 @@ from propdev.config import Settings
 from propdev.devices import PartnerEventIngest, presence_of
 from propdev.grpc import ADAPTER as GRPC_ADAPTER
 from propdev.grpc import ClusterCommands, CommandStreams, build_grpc_gateway
+from propdev.housing import InProcessUtilities, UtilitiesService
 from propdev.http.ratelimit import Limiter, RedisLimiter
 from propdev.observability import Telemetry
 from propdev.partners import (
@@ -50,12 +51,6 @@ from propdev.partners import (
     build_acme_gateway,
     build_gateway,
     webhook_secret,
-)
-from propdev.partners.simulator import (
-    AcmeSimulator,
-    VendorSimulator,
-    acme_control_routes,
-    control_routes,
 )
 from propdev.pki import ensure_ca, ensure_server_cert, server_context
 from propdev.pki.reload import TLSReloader
@@ -82,17 +77,60 @@ from propdev.storage.audit import AuditLog
 from propdev.storage.commands import Commands
 from propdev.storage.directory import Directory
 from propdev.storage.events import EventStore
-from propdev.utilities import UtilitiesService
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
+    from propdev.devkit import AcmeSimulator, VendorSimulator
     from propdev.grpc import GrpcServer
 
 log = structlog.get_logger()
 
 # An open waits for the vendor (bounded by the partner timeout) plus the commit.
 ASK_MARGIN = 2.0
+
+
+def simulator_control(settings: Settings) -> tuple[bool, str]:
+    """Whether the in-process simulator's control API is served on the node's listener, and
+    why: only in embedded demo mode (no ``PROPDEV_PARTNER_URL``) and only on a loopback
+    listener (127.0.0.0/8, ::1, localhost), since anyone who reaches it can take devices
+    offline and inject faults."""
+    if not settings.embedded_partner:
+        return False, "partner_url_set"
+    if not is_loopback(settings.host):
+        return False, "listener_not_loopback"
+    return True, "embedded_on_loopback"
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and for addresses in 127.0.0.0/8 or ``::1``; not for a wildcard
+    (``0.0.0.0``, ``::``, empty), a name or another address."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _embedded_vendors(
+    settings: Settings,
+) -> tuple[VendorSimulator | None, AcmeSimulator | None]:
+    """The in-process vendors of embedded demo mode; none when ``PROPDEV_PARTNER_URL`` is set."""
+    if not settings.embedded_partner:
+        return None, None
+    from propdev.devkit import AcmeSimulator, VendorSimulator  # the dev kit: demo mode only
+
+    return VendorSimulator(), AcmeSimulator()
+
+
+def _embedded_utilities(settings: Settings) -> InProcessUtilities | None:
+    """The in-process housing-and-utilities system; none when ``PROPDEV_UTILITIES_URL`` is set."""
+    if settings.utilities_url is not None:
+        return None
+    from propdev.devkit import UtilitiesSimulator  # the dev kit: demo mode only
+
+    return UtilitiesSimulator()
 
 
 class Node:
@@ -107,12 +145,8 @@ class Node:
         self.audit = AuditLog(self.db)
         self.commands = Commands(self.db)
         self.bus: Bus = InProcessBus()
-        self.simulator: VendorSimulator | None = (
-            VendorSimulator() if settings.embedded_partner else None
-        )
-        self.acme_simulator: AcmeSimulator | None = (
-            AcmeSimulator() if settings.embedded_partner else None
-        )
+        # Embedded demo mode (no PROPDEV_PARTNER_URL): the vendors are simulated in-process.
+        self.simulator, self.acme_simulator = _embedded_vendors(settings)
         self.gateways: dict[str, PartnerGateway] = {}
         self.command_streams = CommandStreams()  # partners' gRPC Commands calls
         self._webhook_secrets: dict[str, str] = {}
@@ -162,6 +196,7 @@ class Node:
         self.utilities = UtilitiesService.from_settings(
             settings,
             self.db,
+            in_process=_embedded_utilities(settings),
             on_state_change=self.telemetry.breaker_changed,
             observe=self.telemetry.partner_call,
         )
@@ -193,7 +228,22 @@ class Node:
         )
 
     def simulator_routes(self) -> list[web.RouteDef]:
-        assert self.simulator is not None
+        """The in-process simulators' control API (``/sim/v1``, ``/sim/acme/v1``; no
+        authentication) for the node's listener, or none: see ``simulator_control``. Logs
+        ``simulator_control_api`` with the decision and its reason."""
+        mounted, reason = simulator_control(self.settings)
+        if not mounted or self.simulator is None:
+            log.info("simulator_control_api", mounted=False, reason=reason, host=self.settings.host)
+            return []
+        from propdev.devkit import acme_control_routes, control_routes  # embedded demo mode
+
+        log.warning(
+            "simulator_control_api",
+            mounted=True,
+            reason=reason,
+            host=self.settings.host,
+            note="development tool without authentication: /sim/ changes devices and faults",
+        )
         acme = acme_control_routes(self.acme_simulator) if self.acme_simulator else []
         return [*control_routes(self.simulator), *acme]
 

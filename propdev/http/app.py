@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from propdev.actors import ActorSystem
     from propdev.config import Settings
     from propdev.devices import PartnerEventIngest
+    from propdev.housing import UtilitiesService
     from propdev.observability import Telemetry
     from propdev.partners import PartnerGateway
     from propdev.registry import Bus, Cluster
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
     from propdev.storage.commands import Commands
     from propdev.storage.directory import Directory
     from propdev.storage.events import EventStore
-    from propdev.utilities import UtilitiesService
 
 MAX_BODY = 64 * 1024
 
@@ -158,8 +158,7 @@ def make_app(node: NodeServices) -> web.Application:
         system=node.system,
     )
     app.add_routes(public_routes(oauth_routes(node.oauth)))
-    if node.simulator is not None:
-        app.add_routes(public_routes(node.simulator_routes()))
+    app.add_routes(public_routes(node.simulator_routes()))  # embedded, on loopback only
     app.on_response_prepare.append(_security_headers)
     return app
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from propdev.access import GuestPasses, Opening, Vehicles
     from propdev.actors import ActorSystem
     from propdev.devices import PartnerEventIngest
+    from propdev.housing import UtilitiesService
     from propdev.http.services import Devices, Drain, Nodes, Opener, Readiness
     from propdev.management import Management
     from propdev.observability import Metrics, SloTracker
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from propdev.storage.commands import Commands
     from propdev.storage.directory import Directory
     from propdev.storage.events import EventStore
-    from propdev.utilities import UtilitiesService
 
 # Configuration the routes show or use.
 NODE_ID: web.AppKey[str] = web.AppKey("node_id", str)

@@ -1,8 +1,12 @@
-"""Partners: the vendor interface, its adapters, the resilience gateway and the simulator."""
+"""Partners: the vendor interface, its adapters (HTTPS, in-process) and the resilience gateway.
+
+The vendor simulators are development tools in ``propdev.devkit``; production code reaches an
+in-process vendor only through the ``InProcessVendor`` / ``InProcessAcme`` protocols.
+"""
 
 from __future__ import annotations
 
-from propdev.partners.acme import AcmeAdapter, AcmeHttpClient, AcmeInProcessClient
+from propdev.partners.acme import AcmeAdapter, AcmeHttpClient, AcmeInProcessClient, InProcessAcme
 from propdev.partners.apikey import api_key_path, vendor_api_key
 from propdev.partners.base import DeviceInfo, DeviceKind, DeviceStatus, OpenResult, PartnerAdapter
 from propdev.partners.breaker import Breaker
@@ -32,22 +36,17 @@ from propdev.partners.httpsig import (
     request_verifier,
     signing_key_path,
 )
-from propdev.partners.inprocess import InProcessAdapter
-from propdev.partners.signing import sign_callback, verify_callback, webhook_secret
-from propdev.partners.simulator import (
-    DEFAULT_DEVICES,
-    FaultMode,
-    PartnerSimServer,
-    VendorSimulator,
-    control_routes,
-    make_vendor_app,
-    run_partner_sim,
-    serve_forever,
+from propdev.partners.inprocess import (
+    ConnectionDropped,
+    InProcessAdapter,
+    InProcessVendor,
+    VendorAnswer,
+    VendorError,
 )
+from propdev.partners.signing import sign_callback, verify_callback, webhook_secret
 from propdev.partners.vendor import VendorHttpAdapter
 
 __all__ = (
-    "DEFAULT_DEVICES",
     "SIMULATOR_PARTNER_ID",
     "AcmeAdapter",
     "AcmeHttpClient",
@@ -59,35 +58,33 @@ __all__ = (
     "Confirmation",
     "Confirmations",
     "ConfirmsByCallback",
+    "ConnectionDropped",
     "DeviceInfo",
     "DeviceKind",
     "DeviceStatus",
-    "FaultMode",
+    "InProcessAcme",
     "InProcessAdapter",
+    "InProcessVendor",
     "OpenResult",
     "PartnerAdapter",
     "PartnerError",
     "PartnerGateway",
     "PartnerKey",
     "PartnerRefusedError",
-    "PartnerSimServer",
     "PartnerTimeoutError",
     "PartnerUnavailableError",
     "RequestSigner",
     "RequestVerifier",
     "SigningKeyError",
+    "VendorAnswer",
+    "VendorError",
     "VendorHttpAdapter",
-    "VendorSimulator",
     "api_key_path",
     "build_acme_gateway",
     "build_gateway",
-    "control_routes",
-    "make_vendor_app",
     "partner_key",
     "request_signer",
     "request_verifier",
-    "run_partner_sim",
-    "serve_forever",
     "sign_callback",
     "signing_key_path",
     "vendor_api_key",

@@ -34,8 +34,7 @@ from propdev.partners.errors import (
     PartnerUnavailableError,
 )
 from propdev.partners.httpsig import RequestSigner
-from propdev.partners.simulator.acme import AcmeSimulator
-from propdev.partners.simulator.state import ConnectionDropped, VendorError
+from propdev.partners.inprocess import ConnectionDropped, VendorError
 
 API_PREFIX = "/acme/v2"
 ACME_REASONS = {
@@ -67,6 +66,17 @@ class AcmeClient(Protocol):
     async def close(self) -> None: ...
 
 
+class InProcessAcme(Protocol):
+    """Acme's API as an object in this process (embedded mode: ``propdev.devkit``'s
+    ``AcmeSimulator``); raises ``VendorError`` with acme's code, or ``ConnectionDropped``."""
+
+    async def submit(self, uid: str, *, reference: str, traceparent: str | None) -> str: ...
+
+    async def lock(self, uid: str) -> dict[str, Any]: ...
+
+    async def locks(self) -> list[dict[str, Any]]: ...
+
+
 def _refusal_or_failure(status: int, code: str, message: str) -> Exception:
     if status >= 500 or status in UNAVAILABLE_4XX or not code:
         return PartnerUnavailableError(f"acme: HTTP {status} ({code or 'no code'})")
@@ -74,9 +84,9 @@ def _refusal_or_failure(status: int, code: str, message: str) -> Exception:
 
 
 class AcmeInProcessClient:
-    """Acme's API over an ``AcmeSimulator`` in this process."""
+    """Acme's API over an ``InProcessAcme`` in this process."""
 
-    def __init__(self, sim: AcmeSimulator) -> None:
+    def __init__(self, sim: InProcessAcme) -> None:
         self._sim = sim
 
     async def submit(self, uid: str, *, reference: str, traceparent: str | None) -> str:
@@ -104,7 +114,7 @@ class AcmeInProcessClient:
             raise _refusal_or_failure(exc.status, exc.code, exc.message) from exc
 
     async def close(self) -> None:
-        """The simulator belongs to whoever made it."""
+        """The in-process vendor belongs to whoever made it."""
 
 
 class AcmeHttpClient:

@@ -19,15 +19,13 @@ from typing import Any, TypeVar
 import structlog
 
 from propdev.config import Settings
-from propdev.partners.acme import AcmeAdapter, AcmeHttpClient, AcmeInProcessClient
+from propdev.partners.acme import AcmeAdapter, AcmeHttpClient, AcmeInProcessClient, InProcessAcme
 from propdev.partners.apikey import vendor_api_key
 from propdev.partners.base import DeviceInfo, DeviceStatus, OpenResult, PartnerAdapter
 from propdev.partners.breaker import Breaker
 from propdev.partners.errors import BulkheadFullError, PartnerError, PartnerTimeoutError
 from propdev.partners.httpsig import request_signer
-from propdev.partners.inprocess import InProcessAdapter
-from propdev.partners.simulator.acme import AcmeSimulator
-from propdev.partners.simulator.state import VendorSimulator
+from propdev.partners.inprocess import InProcessAdapter, InProcessVendor
 from propdev.partners.vendor import VendorHttpAdapter
 from propdev.pki import client_context
 
@@ -201,7 +199,7 @@ class PartnerGateway:
 
 def build_gateway(
     settings: Settings,
-    sim: VendorSimulator | None,
+    sim: InProcessVendor | None,
     *,
     partner_id: str = SIMULATOR_PARTNER_ID,
     base_url: str | None = None,
@@ -243,7 +241,7 @@ def build_gateway(
 
 def build_acme_gateway(
     settings: Settings,
-    sim: AcmeSimulator | None,
+    sim: InProcessAcme | None,
     *,
     partner_id: str = "acme",
     base_url: str | None = None,

@@ -1,16 +1,70 @@
-"""The in-process adapter: calls the ``VendorSimulator`` object directly, no network."""
+"""The in-process adapter: calls a vendor object living in this process directly, no network.
+
+The vendor is any :class:`InProcessVendor` (in embedded mode, ``propdev.devkit``'s
+``VendorSimulator``, which the composition root hands in). It answers refusals and failures by
+raising :class:`VendorError` (HTTP status, error code, message), or :class:`ConnectionDropped`
+for "no answer"; the adapter turns them into the partner errors the HTTPS adapter raises.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from propdev.partners.base import DeviceInfo, DeviceStatus, OpenResult
 from propdev.partners.errors import PartnerRefusedError, PartnerUnavailableError
-from propdev.partners.simulator.state import ConnectionDropped, VendorError, VendorSimulator
 
 T = TypeVar("T")
+
+
+class VendorError(Exception):
+    """Raised when an in-process vendor answers with an error (``status`` 4xx or 5xx)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.code, "message": self.message}
+
+
+class ConnectionDropped(VendorError):  # a control-flow signal ("close the socket"): no suffix
+    """Raised when an in-process vendor closes the connection without an answer."""
+
+    def __init__(self, message: str = "connection closed by the vendor") -> None:
+        super().__init__(0, "connection_dropped", message)
+
+
+class VendorAnswer(Protocol):
+    """An in-process vendor's answer to an accepted open."""
+
+    @property
+    def device_id(self) -> str: ...
+
+    @property
+    def command_id(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def confirmed_at(self) -> dt.datetime: ...
+
+
+class InProcessVendor(Protocol):
+    """A vendor of the REST protocol (``/vendor/v1``) as an object in this process; devices
+    are ``{"device_id", "kind", "name", "online", "state", "last_seen"}``."""
+
+    async def open(
+        self, device_id: str, request_id: str, traceparent: str | None = None
+    ) -> VendorAnswer: ...
+
+    async def device(self, device_id: str) -> dict[str, Any]: ...
+
+    async def list_devices(self) -> list[dict[str, Any]]: ...
 
 
 def _translate(exc: VendorError) -> Exception:
@@ -32,9 +86,9 @@ def _when(value: Any) -> dt.datetime | None:
 
 
 class InProcessAdapter:
-    """A ``PartnerAdapter`` over a simulator living in this process (the default, fastest path)."""
+    """A ``PartnerAdapter`` over a vendor living in this process (embedded mode, no network)."""
 
-    def __init__(self, sim: VendorSimulator, partner_id: str = "simulator") -> None:
+    def __init__(self, sim: InProcessVendor, partner_id: str = "simulator") -> None:
         self._sim = sim
         self._partner_id = partner_id
 
@@ -59,4 +113,4 @@ class InProcessAdapter:
         return [DeviceInfo(d["device_id"], d["kind"], d["name"]) for d in devices]
 
     async def close(self) -> None:
-        """Nothing to release: the simulator belongs to whoever created it."""
+        """Nothing to release: the vendor object belongs to whoever created it."""

@@ -1,4 +1,5 @@
-"""The HTTPS adapter to a vendor's REST API (the simulator's, see ``simulator/app.py``).
+"""The HTTPS adapter to a vendor's REST API (the simulator's, see
+``propdev/devkit/vendor_sim/app.py``).
 
 One ``aiohttp.ClientSession`` per adapter (keep-alive), created on first use and closed by
 ``close()``. The vendor's certificate is checked against the ``ssl_context`` given (the

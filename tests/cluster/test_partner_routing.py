@@ -17,7 +17,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from propdev.config import Settings
-from propdev.demo import LOOPBACK, SITE, register_partner
+from propdev.devkit import LOOPBACK, SITE, register_partner
 from propdev.grpc import partner_pb2, partner_pb2_grpc
 from propdev.pki import partner_paths
 from propdev.registry import preferred_owner, shard_of

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from propdev.config import Settings
-from propdev.demo import seed_demo
+from propdev.devkit import seed_demo
 from propdev.node import serve
 from propdev.pki import client_context
 from tests.conftest import free_port

@@ -15,7 +15,7 @@ import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from propdev.demo import LOOPBACK, SITE, register_partner, seed_demo
+from propdev.devkit import LOOPBACK, SITE, register_partner, seed_demo
 from propdev.grpc import partner_pb2, partner_pb2_grpc
 from propdev.node import Node
 from propdev.pki import partner_paths

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from propdev.demo import register_partner
+from propdev.devkit import register_partner
 from propdev.pki import partner_paths
 from propdev.pki.crl import revoke_partner
 from propdev.storage import Database

@@ -10,8 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from propdev.demo import LOOPBACK, SITE, register_partner, seed_demo
-from propdev.partners import PartnerSimServer, VendorSimulator, run_partner_sim, vendor_api_key
+from propdev.devkit import (
+    LOOPBACK,
+    SITE,
+    PartnerSimServer,
+    VendorSimulator,
+    register_partner,
+    run_partner_sim,
+    seed_demo,
+)
+from propdev.partners import vendor_api_key
 from propdev.pki import ensure_ca
 from propdev.storage import Database
 from propdev.storage.directory import AccessPoint, Directory

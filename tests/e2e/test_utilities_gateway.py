@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from propdev.devkit import UtilitiesFault, UtilitiesSimulator
 from propdev.node import Node
 from propdev.storage import Database
 from propdev.storage.audit import AuditLog
-from propdev.utilities import UtilitiesFault, UtilitiesSimulator
 from tests.conftest import free_port
 from tests.e2e.conftest import RunningNode, node_settings, running_node
 from tests.support.processes import ca_file, cli_env, running

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from cryptography import x509
 
-from propdev.demo import register_partner
+from propdev.devkit import register_partner
 from propdev.pki import ensure_server_cert, issue_partner_cert
 from propdev.pki.crl import revoke_partner, revoked_serials
 from propdev.storage import Database

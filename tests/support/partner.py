@@ -95,7 +95,7 @@ ACME_DEVICE = "LK-7F3A-0001"
 async def add_acme_door(settings: Any, *, residents: tuple[str, ...] = ("anna",)) -> None:
     """Seed the demo estate, then partner ``acme`` (adapter ``acme``) with one door of its
     own device ids, which ``residents`` may open. Do it before the node starts."""
-    from propdev.demo import SITE, register_partner, seed_demo
+    from propdev.devkit import SITE, register_partner, seed_demo
     from propdev.storage import Database
     from propdev.storage.directory import AccessPoint, Directory
 

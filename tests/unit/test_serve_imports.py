@@ -1,4 +1,5 @@
-"""What a node pays for at start: the serve path leaves unconfigured subsystems unimported."""
+"""What a node pays for at start: the serve path leaves unconfigured subsystems (and the dev
+kit) unimported."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ Database("sqlite:///:memory:")  # the embedded store: served by its own threads
 loaded = [
     m
     for m in ("grpc", "google.protobuf", "propdev.grpc.server", "sqlalchemy.ext.asyncio",
-              "sqlalchemy.orm")
+              "sqlalchemy.orm", "propdev.devkit")
     if m in sys.modules
 ]
 print(json.dumps({"loaded": loaded, "dummy_hashes": passwords._dummy_hash.cache_info().currsize}))

@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from propdev.housing import KINDS, InvalidReadingError, NoAccountError
 from propdev.http import schemas
 from propdev.http.access_problems import UnprocessableError
 from propdev.http.errors import BadRequestError, NotFoundError, ProblemError
@@ -31,7 +32,6 @@ from propdev.partners import (
     PartnerRefusedError,
     PartnerTimeoutError,
 )
-from propdev.utilities import KINDS, InvalidReadingError, NoAccountError
 
 routes = web.RouteTableDef()
 

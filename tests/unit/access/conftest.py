@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from propdev.access import AccessRules, GuestPasses, PassCodes, Vehicles
-from propdev.partners import InProcessAdapter, PartnerGateway, VendorSimulator
+from propdev.devkit import VendorSimulator
+from propdev.partners import InProcessAdapter, PartnerGateway
 from propdev.security import create_user
 from propdev.storage import Database, migrate
 from propdev.storage.directory import AccessPoint, Directory

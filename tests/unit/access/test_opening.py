@@ -7,7 +7,8 @@ from typing import Any
 
 from propdev.access import Opening, OpenOutcome, OpenRequest, PassRequest, Result, Via
 from propdev.access.passes import iso
-from propdev.partners import InProcessAdapter, PartnerGateway, VendorSimulator
+from propdev.devkit import VendorSimulator
+from propdev.partners import InProcessAdapter, PartnerGateway
 from propdev.registry import InProcessBus
 from propdev.storage.audit import AuditLog
 from propdev.storage.directory import AccessPoint, Directory

@@ -13,7 +13,8 @@ import pytest
 from propdev.access import AccessRules, GuestPasses, Opening, OpenRequest, PassCodes, Vehicles, Via
 from propdev.actors import Address
 from propdev.actors.device import DeviceActor, DeviceDeps, DeviceState
-from propdev.partners import InProcessAdapter, PartnerGateway, VendorSimulator
+from propdev.devkit import VendorSimulator
+from propdev.partners import InProcessAdapter, PartnerGateway
 from propdev.registry import Fence, FencedError, InProcessBus, NotOwnerError, ShardGuard, shard_of
 from propdev.storage import Database, migrate
 from propdev.storage.directory import AccessPoint, Directory

@@ -8,15 +8,8 @@ from pathlib import Path
 import pytest
 
 from propdev.config import Settings
-from propdev.partners import (
-    InProcessAdapter,
-    PartnerAdapter,
-    PartnerSimServer,
-    VendorHttpAdapter,
-    VendorSimulator,
-    run_partner_sim,
-    vendor_api_key,
-)
+from propdev.devkit import PartnerSimServer, VendorSimulator, run_partner_sim
+from propdev.partners import InProcessAdapter, PartnerAdapter, VendorHttpAdapter, vendor_api_key
 from propdev.pki import client_context, ensure_ca
 
 ADAPTERS = ("inprocess", "https")

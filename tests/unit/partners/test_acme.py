@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from propdev.config import Settings
+from propdev.devkit import AcmeSimulator, run_partner_sim
 from propdev.partners import (
     AcmeAdapter,
     AcmeHttpClient,
@@ -15,10 +16,8 @@ from propdev.partners import (
     Confirmation,
     PartnerRefusedError,
     PartnerUnavailableError,
-    run_partner_sim,
     vendor_api_key,
 )
-from propdev.partners.simulator import AcmeSimulator
 from propdev.pki import client_context
 
 LOCK = "LK-7F3A-0001"

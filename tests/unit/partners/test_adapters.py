@@ -7,14 +7,13 @@ import datetime as dt
 
 import pytest
 
+from propdev.devkit import DEFAULT_DEVICES, VendorSimulator
 from propdev.partners import (
-    DEFAULT_DEVICES,
     PartnerAdapter,
     PartnerGateway,
     PartnerRefusedError,
     PartnerTimeoutError,
     PartnerUnavailableError,
-    VendorSimulator,
 )
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

@@ -9,6 +9,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from propdev.config import Settings
+from propdev.devkit import VendorSimulator, run_partner_sim
 from propdev.partners import (
     BulkheadFullError,
     CircuitOpenError,
@@ -21,9 +22,7 @@ from propdev.partners import (
     PartnerTimeoutError,
     PartnerUnavailableError,
     VendorHttpAdapter,
-    VendorSimulator,
     build_gateway,
-    run_partner_sim,
     vendor_api_key,
 )
 

@@ -12,14 +12,13 @@ import aiohttp
 import pytest
 
 from propdev.config import PartnerSigning, Settings
+from propdev.devkit import PartnerSimServer, run_partner_sim
 from propdev.partners import (
     AcmeAdapter,
     Confirmation,
-    PartnerSimServer,
     PartnerUnavailableError,
     build_acme_gateway,
     build_gateway,
-    run_partner_sim,
     vendor_api_key,
 )
 from propdev.partners.httpsig import RequestSigner, partner_key

@@ -1,4 +1,5 @@
-"""``propdev.partners`` re-exports its public names with a tuple ``__all__``."""
+"""``propdev.partners``, ``propdev.housing`` and ``propdev.devkit`` re-export their public names
+with a tuple ``__all__``."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ import types
 
 import pytest
 
+import propdev.devkit
+import propdev.devkit.vendor_sim
+import propdev.housing
 import propdev.partners
-import propdev.partners.simulator
 
 
-@pytest.mark.parametrize("package", [propdev.partners, propdev.partners.simulator])
+@pytest.mark.parametrize(
+    "package", [propdev.partners, propdev.housing, propdev.devkit, propdev.devkit.vendor_sim]
+)
 def test_every_public_name_is_exported_in_a_tuple(package: types.ModuleType) -> None:
     assert isinstance(package.__all__, tuple)
     assert len(set(package.__all__)) == len(package.__all__)

@@ -12,14 +12,12 @@ import pytest
 from aiohttp import web
 
 from propdev.config import Settings
+from propdev.devkit import PartnerSimServer, VendorSimulator, run_partner_sim
 from propdev.partners import (
     PartnerRefusedError,
-    PartnerSimServer,
     PartnerTimeoutError,
     PartnerUnavailableError,
     VendorHttpAdapter,
-    VendorSimulator,
-    run_partner_sim,
 )
 from propdev.pki import client_context, ensure_server_cert, server_context
 from tests.unit.partners.conftest import http_adapter

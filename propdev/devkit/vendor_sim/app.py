@@ -40,12 +40,8 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from propdev.partners.simulator.state import (
-    ConnectionDropped,
-    FaultMode,
-    VendorError,
-    VendorSimulator,
-)
+from propdev.devkit.vendor_sim.state import FaultMode, VendorSimulator
+from propdev.partners import ConnectionDropped, VendorError
 
 API_KEY_HEADER = "X-Api-Key"
 IDEMPOTENCY_HEADER = "Idempotency-Key"

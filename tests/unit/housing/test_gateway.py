@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from propdev.devkit import UtilitiesFault, UtilitiesSimulator
+from propdev.housing import InProcessUtilitiesClient, UtilitiesGateway
 from propdev.partners import (
     CircuitOpenError,
     PartnerRefusedError,
     PartnerTimeoutError,
     PartnerUnavailableError,
-)
-from propdev.utilities import (
-    InProcessUtilitiesClient,
-    UtilitiesFault,
-    UtilitiesGateway,
-    UtilitiesSimulator,
 )
 
 
@@ -79,15 +75,3 @@ async def test_a_slow_system_is_a_timeout_and_an_outage_is_unavailable() -> None
     sim.faults.mode = UtilitiesFault.OUTAGE
     with pytest.raises(PartnerUnavailableError):
         await gw.submit_reading("LS-100012", {"meter_id": "m-a12-cw"}, key="k")
-
-
-async def test_the_simulator_replays_a_key_and_refuses_a_reading_below_its_last() -> None:
-    sim = UtilitiesSimulator()
-    client = InProcessUtilitiesClient(sim)
-    reading = {"meter_id": "m-a12-cw", "value": "240", "taken_at": "2026-11-01T10:00:00Z"}
-    first = await client.submit_reading("LS-100012", reading, key="k1")
-    assert await client.submit_reading("LS-100012", reading, key="k1") == first
-    assert len(sim.received) == 1
-    with pytest.raises(PartnerRefusedError) as below:
-        await client.submit_reading("LS-100012", {**reading, "value": "239"}, key="k2")
-    assert below.value.reason == "below_last_reading"

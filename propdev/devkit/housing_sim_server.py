@@ -1,6 +1,6 @@
 """The simulated utilities system over HTTPS (``python run.py utilities-sim``).
 
-Its API is described in ``simulator.py`` (``/hcs/v1``, ``X-Api-Key`` from
+Its API is described in ``housing_sim.py`` (``/hcs/v1``, ``X-Api-Key`` from
 ``<data dir>/partners/utilities/api-key``); beside it, a control API for tests without
 authentication: ``GET|POST /sim/hcs/v1/faults`` (``{"mode": "ok"|"error"|"slow"|"outage",
 "latency_ms": N}``), ``GET /sim/hcs/v1/readings`` (what was received, oldest first, with the
@@ -21,15 +21,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from propdev.config import Settings
+from propdev.devkit.housing_sim import UtilitiesFault, UtilitiesSimulator
+from propdev.housing import UPSTREAM, UpstreamDropped, UpstreamError
 from propdev.partners import vendor_api_key
 from propdev.pki import ensure_server_cert, server_context
-from propdev.utilities.gateway import UPSTREAM
-from propdev.utilities.simulator import (
-    UpstreamDropped,
-    UpstreamError,
-    UtilitiesFault,
-    UtilitiesSimulator,
-)
 
 DEFAULT_PORT = 9444
 CERT_NAME = "utilities-sim"
@@ -163,7 +158,7 @@ async def run_utilities_sim(
     return UtilitiesSimServer(f"https://{url_host}:{bound}", sim, runner)
 
 
-async def serve_forever(
+async def serve_housing_sim(
     settings: Settings, port: int = DEFAULT_PORT, *, host: str = "127.0.0.1"
 ) -> None:
     """Run the simulated utilities system until cancelled; always closes cleanly."""

@@ -1,27 +1,26 @@
-"""The intercom/barrier vendor simulator: in memory, in-process, or as an HTTPS server."""
+"""The intercom/barrier vendor simulator (partner ``simulator``) and the acme vendor's: in
+memory, in-process (embedded mode), or as an HTTPS server (``run.py partner-sim``)."""
 
 from __future__ import annotations
 
-from propdev.partners.simulator.acme import (
+from propdev.devkit.vendor_sim.acme import (
     ACME_DEVICES,
     AcmeSimulator,
     acme_control_routes,
     acme_routes,
 )
-from propdev.partners.simulator.app import control_routes, make_vendor_app, vendor_routes
-from propdev.partners.simulator.server import (
+from propdev.devkit.vendor_sim.app import control_routes, make_vendor_app, vendor_routes
+from propdev.devkit.vendor_sim.server import (
     DEFAULT_PORT,
     PartnerSimServer,
     run_partner_sim,
-    serve_forever,
+    serve_partner_sim,
 )
-from propdev.partners.simulator.state import (
+from propdev.devkit.vendor_sim.state import (
     DEFAULT_DEVICES,
-    ConnectionDropped,
     FaultMode,
     Faults,
     OpenAnswer,
-    VendorError,
     VendorSimulator,
 )
 
@@ -30,18 +29,16 @@ __all__ = (
     "DEFAULT_DEVICES",
     "DEFAULT_PORT",
     "AcmeSimulator",
-    "ConnectionDropped",
     "FaultMode",
     "Faults",
     "OpenAnswer",
     "PartnerSimServer",
-    "VendorError",
     "VendorSimulator",
     "acme_control_routes",
     "acme_routes",
     "control_routes",
     "make_vendor_app",
     "run_partner_sim",
-    "serve_forever",
+    "serve_partner_sim",
     "vendor_routes",
 )

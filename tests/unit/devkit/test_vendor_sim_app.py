@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from propdev.partners import VendorSimulator, control_routes, make_vendor_app
+from propdev.devkit import VendorSimulator, control_routes, make_vendor_app
 
 KEY = "test-key"
 AUTH = {"X-Api-Key": KEY}

@@ -20,15 +20,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from propdev.partners.base import DeviceInfo
-from propdev.partners.simulator.app import control_routes, signature_middleware
-from propdev.partners.simulator.state import (
-    MAX_REMEMBERED,
-    Callback,
-    ConnectionDropped,
-    VendorError,
-    VendorSimulator,
-)
+from propdev.devkit.vendor_sim.app import control_routes, signature_middleware
+from propdev.devkit.vendor_sim.state import MAX_REMEMBERED, Callback, VendorSimulator
+from propdev.partners import ConnectionDropped, DeviceInfo, VendorError
 
 ACME_DEVICES: tuple[DeviceInfo, ...] = (
     DeviceInfo("LK-7F3A-0001", "door", "Acme service door"),

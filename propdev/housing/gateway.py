@@ -16,13 +16,13 @@ from typing import Any, TypeVar
 
 import structlog
 
+from propdev.housing.client import UtilitiesClient
 from propdev.partners import (
     Breaker,
     BulkheadFullError,
     PartnerError,
     PartnerTimeoutError,
 )
-from propdev.utilities.client import UtilitiesClient
 
 UPSTREAM = "utilities"
 

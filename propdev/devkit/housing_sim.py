@@ -1,6 +1,6 @@
 """The simulated housing-and-utilities (ЖКХ) system: accounts, meters, bills, readings.
 
-Its API, as the HTTPS server serves it (``sim_server.py``; ``X-Api-Key`` on every call):
+Its API, as the HTTPS server serves it (``housing_sim_server.py``; ``X-Api-Key`` on every call):
 
 - ``GET /hcs/v1/accounts/{account_id}/bills[?period=YYYY-MM]`` → 200 ``{"account_id",
   "bills": [bill, ...]}`` newest first; ``bill`` is ``{"id", "period", "amount", "currency",
@@ -28,9 +28,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from propdev.partners.simulator import VendorError
-from propdev.utilities.estate import DEMO_ACCOUNTS, INITIAL_AGE, DemoAccount
-from propdev.utilities.meters import MeterType, format_value, iso
+from propdev.devkit.housing_estate import DEMO_ACCOUNTS, INITIAL_AGE, DemoAccount
+from propdev.housing import MeterType, UpstreamDropped, UpstreamError, format_value, iso
 
 DEFAULT_SLOW_MS = 5000
 BILL_MONTHS = 3
@@ -57,20 +56,6 @@ class UtilitiesFaults:
 
     def as_dict(self) -> dict[str, Any]:
         return {"mode": str(self.mode), "latency_ms": self.latency_ms}
-
-
-class UpstreamError(VendorError):
-    """Raised when the simulated system answers with an error (``status`` 4xx or 5xx).
-
-    Same shape (status, code, message, ``body()``) as the vendor simulator's error.
-    """
-
-
-class UpstreamDropped(UpstreamError):  # a control-flow signal ("close the socket"): no suffix
-    """Raised when the simulated system closes the connection without an answer."""
-
-    def __init__(self) -> None:
-        super().__init__(0, "connection_dropped", "connection closed by the utilities system")
 
 
 @dataclass(slots=True)
@@ -118,7 +103,8 @@ def _bills(account_id: str, today: dt.date) -> list[dict[str, Any]]:
 
 
 class UtilitiesSimulator:
-    """The utilities system's state; ``clock`` is epoch seconds."""
+    """The utilities system's state (an ``InProcessUtilities`` of ``propdev.housing``, which
+    also defines the errors it raises); ``clock`` is epoch seconds."""
 
     def __init__(
         self,

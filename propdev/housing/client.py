@@ -1,6 +1,9 @@
-"""Clients of the utilities system: in-process (over the simulator) and HTTPS.
+"""Clients of the housing-and-utilities (ЖКХ) system: in-process and HTTPS.
 
-Both raise the partner errors: a refusal (4xx with a code) is ``PartnerRefusedError(code)``,
+The in-process client calls an :class:`InProcessUtilities` object (in embedded mode,
+``propdev.devkit``'s ``UtilitiesSimulator``, handed in by the composition root), which answers
+errors by raising :class:`UpstreamError` (or :class:`UpstreamDropped` for "no answer"). Both
+clients raise the partner errors: a refusal (4xx with a code) is ``PartnerRefusedError(code)``,
 an answer we cannot use (5xx, 401, 429, a dropped connection, garbage) is
 ``PartnerUnavailableError``, no answer in time ``PartnerTimeoutError``.
 """
@@ -14,11 +17,35 @@ from urllib.parse import quote
 
 import aiohttp
 
-from propdev.partners import PartnerRefusedError, PartnerTimeoutError, PartnerUnavailableError
-from propdev.utilities.simulator import UpstreamDropped, UpstreamError, UtilitiesSimulator
+from propdev.partners import (
+    PartnerRefusedError,
+    PartnerTimeoutError,
+    PartnerUnavailableError,
+    VendorError,
+)
 
 API_PREFIX = "/hcs/v1"
 UNAVAILABLE_4XX = frozenset({401, 407, 408, 429})
+
+
+class UpstreamError(VendorError):
+    """Raised when an in-process utilities system answers with an error (``status`` 4xx or
+    5xx); the shape (status, code, message, ``body()``) of an in-process vendor's error."""
+
+
+class UpstreamDropped(UpstreamError):  # a control-flow signal ("close the socket"): no suffix
+    """Raised when an in-process utilities system closes the connection without an answer."""
+
+    def __init__(self) -> None:
+        super().__init__(0, "connection_dropped", "connection closed by the utilities system")
+
+
+class InProcessUtilities(Protocol):
+    """The utilities system's API (``/hcs/v1``) as an object in this process."""
+
+    async def bills(self, account_id: str, period: str | None = None) -> list[dict[str, Any]]: ...
+
+    async def submit(self, account_id: str, body: Any, key: str) -> dict[str, Any]: ...
 
 
 class UtilitiesClient(Protocol):
@@ -40,9 +67,9 @@ def _error(status: int, code: str, message: str) -> Exception:
 
 
 class InProcessUtilitiesClient:
-    """The API over a ``UtilitiesSimulator`` in this process (embedded mode)."""
+    """The API over an ``InProcessUtilities`` in this process (embedded mode)."""
 
-    def __init__(self, sim: UtilitiesSimulator) -> None:
+    def __init__(self, sim: InProcessUtilities) -> None:
         self.sim = sim
 
     async def bills(self, account_id: str, period: str | None) -> list[dict[str, Any]]:
@@ -64,7 +91,7 @@ class InProcessUtilitiesClient:
             raise _error(exc.status, exc.code, exc.message) from exc
 
     async def close(self) -> None:
-        """The simulator belongs to whoever made it."""
+        """The in-process system belongs to whoever made it."""
 
 
 class HttpUtilitiesClient:

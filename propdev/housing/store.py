@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from propdev.housing.meters import Meter, MeterType, Reading, format_value
 from propdev.storage import Database, run
 from propdev.storage.audit import AuditRecord, append
-from propdev.utilities.estate import DEMO_ACCOUNTS, INITIAL_AGE
-from propdev.utilities.meters import Meter, MeterType, Reading, format_value
 
 MILLI = 1000
 
@@ -151,74 +150,3 @@ class UtilityStore:
             decision=decision,
             reason=f"{reason} {detail}".strip(),
         )
-
-
-async def seed_utilities(db: Database, user_ids: dict[str, str], *, now: float) -> None:
-    """The demo apartments (``estate.DEMO_ACCOUNTS``) for the users named in ``user_ids``
-    (username → id): the apartment and the residency unless management has them already, the
-    account, the meters and each meter's initial reading. Idempotent."""
-    for demo in DEMO_ACCOUNTS:
-        user_id = user_ids.get(demo.username)
-        if user_id is None:
-            continue
-        async with db.transaction() as conn:
-            found = await run(
-                conn,
-                "SELECT id FROM apartments WHERE building_id = :b AND number = :n",
-                b=demo.building_id,
-                n=demo.number,
-            )
-            apartment_id = str(found[0]["id"]) if found else f"{demo.building_id}-{demo.number}"
-            if not found:
-                await run(
-                    conn,
-                    "INSERT INTO apartments (id, building_id, number, created_at) "
-                    "VALUES (:id, :b, :n, :t)",
-                    id=apartment_id,
-                    b=demo.building_id,
-                    n=demo.number,
-                    t=now,
-                )
-            if not await run(conn, "SELECT 1 AS x FROM residencies WHERE user_id = :u", u=user_id):
-                await run(
-                    conn,
-                    "INSERT INTO residencies (user_id, apartment_id, since) VALUES (:u, :a, :t)",
-                    u=user_id,
-                    a=apartment_id,
-                    t=now,
-                )
-            if await run(
-                conn, "SELECT 1 AS x FROM utility_accounts WHERE apartment_id = :a", a=apartment_id
-            ):
-                continue
-            await run(
-                conn,
-                "INSERT INTO utility_accounts (apartment_id, account_id, created_at) "
-                "VALUES (:a, :acc, :t)",
-                a=apartment_id,
-                acc=demo.account_id,
-                t=now,
-            )
-            for meter in demo.meters:
-                await run(
-                    conn,
-                    "INSERT INTO utility_meters (id, apartment_id, type, serial, created_at) "
-                    "VALUES (:id, :a, :type, :serial, :t)",
-                    id=meter.id,
-                    a=apartment_id,
-                    type=str(meter.type),
-                    serial=meter.serial,
-                    t=now,
-                )
-                await run(
-                    conn,
-                    "INSERT INTO meter_readings (id, meter_id, user_id, value_milli, taken_at, "
-                    "submitted_at, idempotency_key, upstream_id, answer) VALUES (:id, :m, :u, "
-                    ":v, :t, :t, :k, NULL, '{}')",
-                    id=str(uuid.uuid4()),
-                    m=meter.id,
-                    u=user_id,
-                    v=to_milli(meter.initial),
-                    t=now - INITIAL_AGE,
-                    k=f"seed:{meter.id}",
-                )

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from propdev.utilities import (
+from propdev.housing import (
     InvalidReadingError,
     Meter,
     MeterType,

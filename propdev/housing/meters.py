@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from propdev.utilities.errors import InvalidReadingError
+from propdev.housing.errors import InvalidReadingError
 
 THOUSANDTH = Decimal("0.001")
 MAX_FUTURE_SKEW = 300.0  # seconds a phone's clock may run ahead of ours

@@ -17,7 +17,8 @@ from typing import Any
 import pyotp
 
 from propdev.config import Settings
-from propdev.partners.simulator import DEFAULT_DEVICES
+from propdev.devkit.housing_estate import seed_utilities
+from propdev.devkit.vendor_sim.state import DEFAULT_DEVICES
 from propdev.pki import ca_paths, ensure_ca, issue_partner_cert, partner_subject_dn
 from propdev.security import (
     create_user,
@@ -31,7 +32,6 @@ from propdev.security import (
 )
 from propdev.storage import Database, migrate
 from propdev.storage.directory import AccessPoint, Directory
-from propdev.utilities import seed_utilities
 
 MOBILE_CLIENT_ID = "propdev-mobile"
 MOBILE_REDIRECT_URI = "com.propdev.app:/oauth/callback"

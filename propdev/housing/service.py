@@ -16,19 +16,19 @@ from typing import Any
 import structlog
 
 from propdev.config import Settings
-from propdev.partners import PartnerRefusedError, vendor_api_key
-from propdev.pki import client_context
-from propdev.storage import Database
-from propdev.utilities.client import (
+from propdev.housing.client import (
     HttpUtilitiesClient,
+    InProcessUtilities,
     InProcessUtilitiesClient,
     UtilitiesClient,
 )
-from propdev.utilities.errors import InvalidReadingError, NoAccountError
-from propdev.utilities.gateway import UPSTREAM, CallObserver, StateListener, UtilitiesGateway
-from propdev.utilities.meters import Reading, check_progress, format_value, iso, parse_reading
-from propdev.utilities.simulator import UtilitiesSimulator
-from propdev.utilities.store import Account, UtilityStore
+from propdev.housing.errors import InvalidReadingError, NoAccountError
+from propdev.housing.gateway import UPSTREAM, CallObserver, StateListener, UtilitiesGateway
+from propdev.housing.meters import Reading, check_progress, format_value, iso, parse_reading
+from propdev.housing.store import Account, UtilityStore
+from propdev.partners import PartnerRefusedError, vendor_api_key
+from propdev.pki import client_context
+from propdev.storage import Database
 
 log = structlog.get_logger()
 
@@ -48,7 +48,7 @@ class UtilitiesService:
         *,
         store: UtilityStore,
         gateway: UtilitiesGateway,
-        simulator: UtilitiesSimulator | None = None,
+        simulator: InProcessUtilities | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -63,16 +63,20 @@ class UtilitiesService:
         settings: Settings,
         db: Database,
         *,
+        in_process: InProcessUtilities | None = None,
         on_state_change: StateListener | None = None,
         observe: CallObserver | None = None,
     ) -> UtilitiesService:
-        """In-process over a ``UtilitiesSimulator`` unless ``settings.utilities_url`` is set;
-        then HTTPS, trusting the project CA, with the API key of ``<data dir>/partners/
-        utilities/api-key``. Timeout and breaker as for partners."""
-        simulator: UtilitiesSimulator | None = None
+        """In-process over ``in_process`` (embedded mode: the composition root's simulator)
+        unless ``settings.utilities_url`` is set; then HTTPS, trusting the project CA, with the
+        API key of ``<data dir>/partners/utilities/api-key``. Timeout and breaker as for
+        partners."""
+        simulator: InProcessUtilities | None = None
         client: UtilitiesClient
         if settings.utilities_url is None:
-            simulator = UtilitiesSimulator()
+            if in_process is None:
+                raise ValueError("no PROPDEV_UTILITIES_URL: an in-process utilities system needed")
+            simulator = in_process
             client = InProcessUtilitiesClient(simulator)
         else:
             client = HttpUtilitiesClient(

@@ -2,7 +2,7 @@
 
 The server certificate comes from the project CA (``<pki dir>/partner-sim/``) and covers
 127.0.0.1 and localhost; only TLS 1.2 and 1.3 are offered. The API key is the one in the data
-dir (see ``propdev.partners.apikey``) unless one is given.
+dir (see ``propdev.partners.vendor_api_key``) unless one is given.
 
 Beside the intercom vendor (partner ``simulator``, ``/vendor/v1``, control ``/sim/v1``) the same
 listener serves the asynchronous vendor acme (partner ``acme``, ``/acme/v2``, control
@@ -22,19 +22,22 @@ import structlog
 from aiohttp import web
 
 from propdev.config import Settings
-from propdev.partners.apikey import api_key_path, vendor_api_key
-from propdev.partners.callbacks import CallbackSender
-from propdev.partners.httpsig import request_verifier
-from propdev.partners.signing import webhook_secret
-from propdev.partners.simulator.acme import (
+from propdev.devkit.vendor_sim.acme import (
     AcmeSimulator,
     acme_auth_middleware,
     acme_control_routes,
     acme_routes,
     acme_signature_middleware,
 )
-from propdev.partners.simulator.app import make_vendor_app
-from propdev.partners.simulator.state import VendorSimulator
+from propdev.devkit.vendor_sim.app import make_vendor_app
+from propdev.devkit.vendor_sim.state import VendorSimulator
+from propdev.partners import (
+    CallbackSender,
+    api_key_path,
+    request_verifier,
+    vendor_api_key,
+    webhook_secret,
+)
 from propdev.pki import client_context, ensure_server_cert, partner_paths, server_context
 
 DEFAULT_PORT = 9443
@@ -130,7 +133,7 @@ async def run_partner_sim(
     return PartnerSimServer(f"https://{url_host}:{bound}", sim, runner, acme, tuple(senders))
 
 
-async def serve_forever(
+async def serve_partner_sim(
     settings: Settings, port: int = DEFAULT_PORT, *, host: str = "127.0.0.1"
 ) -> None:
     """Run the simulator until cancelled (Ctrl-C); always closes cleanly."""

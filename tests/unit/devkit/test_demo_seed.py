@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from propdev.config import Settings
-from propdev.demo import seed_demo
+from propdev.devkit import seed_demo
 from propdev.security import verify_password
 from propdev.storage import Database
 

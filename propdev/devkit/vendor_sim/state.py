@@ -1,8 +1,9 @@
 """The simulated vendor's state: devices, fault injection, received commands, idempotency.
 
-In-process use calls :class:`VendorSimulator` directly; ``app.py`` puts the same object behind
-the vendor's HTTP API. Failures are raised as :class:`VendorError` carrying the HTTP status and
-error code the vendor API answers with; :class:`ConnectionDropped` means "close the socket".
+In-process use calls :class:`VendorSimulator` directly (it is an ``InProcessVendor`` of
+``propdev.partners``); ``app.py`` puts the same object behind the vendor's HTTP API. Failures
+are raised as ``propdev.partners.VendorError`` carrying the HTTP status and error code the
+vendor API answers with; ``ConnectionDropped`` means "close the socket".
 
 Faults (``set_faults``) apply to the vendor API only, never to the control API:
 
@@ -45,10 +46,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from propdev.partners.base import DeviceInfo, DeviceKind
+from propdev.partners import ConnectionDropped, DeviceInfo, DeviceKind, VendorError
 
 if TYPE_CHECKING:
-    from propdev.partners.httpsig import RequestVerifier
+    from propdev.partners import RequestVerifier
 
 log = structlog.get_logger()
 
@@ -93,26 +94,6 @@ class Faults:
 
     def as_dict(self) -> dict[str, Any]:
         return {"mode": str(self.mode), "latency_ms": self.latency_ms}
-
-
-class VendorError(Exception):
-    """Raised when the simulated vendor answers with an error (``status`` 4xx or 5xx)."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-
-    def body(self) -> dict[str, str]:
-        return {"error": self.code, "message": self.message}
-
-
-class ConnectionDropped(VendorError):  # a control-flow signal ("close the socket"): no suffix
-    """Raised when the simulated vendor closes the connection without an answer."""
-
-    def __init__(self, message: str = "connection closed by the vendor") -> None:
-        super().__init__(0, "connection_dropped", message)
 
 
 @dataclass(slots=True)
