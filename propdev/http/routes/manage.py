@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from propdev.http.routes import manage_devices, manage_estate, manage_people
+from propdev.http.routes.manage_devices import routes as device_routes
+from propdev.http.routes.manage_estate import routes as estate_routes
+from propdev.http.routes.manage_people import routes as people_routes
 from propdev.http.routes.manage_support import MANAGEMENT
 from propdev.management import Management, SessionCutoffs
 
@@ -41,6 +43,6 @@ def setup(app: web.Application, node: Node) -> None:
         await cutoffs.load(node.db)
 
     app.on_startup.append(load_cutoffs)
-    app.add_routes(manage_estate.routes)
-    app.add_routes(manage_devices.routes)
-    app.add_routes(manage_people.routes)
+    app.add_routes(estate_routes)
+    app.add_routes(device_routes)
+    app.add_routes(people_routes)
