@@ -26,7 +26,7 @@ from propdev.http.routes import partner as partner_api
 from propdev.http.routes import passes as guest_passes
 from propdev.http.routes.ops import routes as ops_routes
 from propdev.http.routes.slo import routes as slo_routes
-from propdev.observability import telemetry_middleware
+from propdev.http.telemetry import telemetry_middleware
 
 if TYPE_CHECKING:
     from propdev.node import Node
