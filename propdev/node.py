@@ -202,7 +202,6 @@ class Node:
         )
         self.ingest = PartnerEventIngest(
             db=self.db,
-            system=self.system,
             confirm=self._route_confirmation,
             ask_timeout=settings.ask_timeout,
             ask=self.ask_device,  # partner events go to the device's owner (in a cluster)

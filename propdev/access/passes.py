@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from propdev.access import trail
+import propdev.access.trail as trail
 from propdev.access.errors import (
     InvalidFieldError,
     NotEntitledError,

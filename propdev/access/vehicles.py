@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from propdev.access import trail
+import propdev.access.trail as trail
 from propdev.access.errors import (
     InvalidPlateError,
     PlateTakenError,

@@ -5,7 +5,7 @@ Supervision (restarts, escalation, dead letters) comes from `propdev.supervision
 
 from __future__ import annotations
 
-from propdev.actors.actor import Actor, ActorCell, ActorState
+from propdev.actors.actor import Actor, ActorCell, ActorState, Factory, Kind, Runtime
 from propdev.actors.address import Address
 from propdev.actors.errors import (
     ActorError,
@@ -16,7 +16,7 @@ from propdev.actors.errors import (
     UnknownActorError,
 )
 from propdev.actors.mailbox import Mailbox, MailboxStatistics
-from propdev.actors.system import ActorRef, ActorSystem, Factory, Kind
+from propdev.actors.system import ActorRef, ActorSystem
 
 __all__ = (
     "Actor",
@@ -34,5 +34,6 @@ __all__ = (
     "Mailbox",
     "MailboxFull",
     "MailboxStatistics",
+    "Runtime",
     "UnknownActorError",
 )

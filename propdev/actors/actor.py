@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections.abc import Callable
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -18,8 +19,7 @@ from propdev.actors.errors import ActorStoppedError
 from propdev.actors.mailbox import Mailbox
 
 if TYPE_CHECKING:
-    from propdev.actors.system import ActorSystem, Kind
-    from propdev.supervision import Parent
+    from propdev.supervision import DeadLetters, Parent, Supervisor
 
 log = structlog.get_logger()
 
@@ -28,6 +28,21 @@ Envelope = tuple[object, "asyncio.Future[Any] | None"]
 
 _THROUGHPUT = 64
 """Messages handled before a cell yields to the other tasks of the loop."""
+
+
+class Runtime(Protocol):
+    """What an actor sees of the system that runs it (an ``ActorSystem``): other actors."""
+
+    def tell(self, target: str | Address, message: object) -> None: ...
+
+    async def send(self, target: str | Address, message: object) -> None: ...
+
+    async def ask(
+        self,
+        target: str | Address,
+        message: object,
+        timeout: float | None = None,  # noqa: ASYNC109 - mirrors ActorSystem.ask
+    ) -> Any: ...
 
 
 class Actor:
@@ -55,7 +70,7 @@ class Actor:
     __slots__ = ("__dict__", "address", "system")
 
     address: Address
-    system: ActorSystem
+    system: Runtime
 
     async def on_start(self) -> None:
         """Called before the first message; load durable state here."""
@@ -73,6 +88,56 @@ class Actor:
     def may_passivate(self) -> bool:
         """Return False to stay activated although idle."""
         return True
+
+
+Factory = Callable[[Address], Actor]
+
+
+class Kind:
+    """What the cells of one kind share (one object per kind, not per actor); the system
+    that runs them (``ActorSystem.register_kind``) fills it in."""
+
+    __slots__ = (
+        "activations",
+        "capacity",
+        "clock",
+        "dead_letters",
+        "factory",
+        "max_attempts",
+        "name",
+        "passivate_after",
+        "passivations",
+        "registry",
+        "supervisor",
+        "system",
+    )
+
+    def __init__(
+        self,
+        system: Runtime,
+        name: str,
+        factory: Factory,
+        *,
+        capacity: int,
+        passivate_after: float,
+        supervisor: Supervisor | None,
+        clock: Callable[[], float],
+        dead_letters: DeadLetters,
+        max_attempts: int,
+        registry: dict[str, ActorCell],
+    ) -> None:
+        self.system = system
+        self.name = name
+        self.factory = factory
+        self.capacity = capacity
+        self.passivate_after = passivate_after
+        self.supervisor = supervisor
+        self.clock = clock
+        self.dead_letters = dead_letters
+        self.max_attempts = max_attempts
+        self.registry = registry
+        self.activations = 0
+        self.passivations = 0
 
 
 class ActorState(StrEnum):

@@ -8,6 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# A partner's event is the devices layer's; the device actor receives it as a message.
+from propdev.devices import DeviceEvent as DeviceEvent
+from propdev.devices import DeviceEvents as DeviceEvents
+
 
 @dataclass(frozen=True, slots=True)
 class OpenAccessPoint:
@@ -29,36 +33,6 @@ class OpenAccessPoint:
 @dataclass(frozen=True, slots=True)
 class DeviceSnapshot:
     """Ask a device actor for its current state."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceEvent:
-    """Something a partner reported about one of its devices (``POST /partner/v1/events``).
-
-    ``type`` is one of ``propdev.devices.EVENT_TYPES``; ``occurred_at`` is epoch seconds.
-    ``command_ref`` is our command id when the vendor echoes it (``request_id``/``reference``),
-    ``vendor_command_id`` the vendor's own id of the command (``vendor_command_id``/``ticket``).
-    """
-
-    partner_id: str
-    event_id: str
-    device_id: str
-    type: str
-    occurred_at: float
-    plate: str | None = None
-    code: str | None = None
-    command_ref: str | None = None
-    vendor_command_id: str | None = None
-    result: str | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceEvents:
-    """Events of one device, to apply in this order; the answer is one outcome per event:
-    ``"accepted"``, ``"duplicate"`` or ``"rejected:<reason>"``."""
-
-    events: tuple[DeviceEvent, ...]
 
 
 @dataclass(frozen=True, slots=True)

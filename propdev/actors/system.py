@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from propdev.actors.actor import Actor, ActorCell, ActorState
+from propdev.actors.actor import ActorCell, ActorState, Factory, Kind
 from propdev.actors.address import Address
 from propdev.actors.errors import (
     ActorError,
@@ -34,7 +34,6 @@ from propdev.supervision import (
 
 log = structlog.get_logger()
 
-Factory = Callable[[Address], Actor]
 Target = str | Address
 
 DEFAULT_KIND_INTENSITY = RestartIntensity(intensity=100, period=10.0)
@@ -50,48 +49,6 @@ class SystemState(StrEnum):
     RUNNING = "running"
     STOPPING = "stopping"
     STOPPED = "stopped"
-
-
-class Kind:
-    """What the cells of one kind share (one object per kind, not per actor)."""
-
-    __slots__ = (
-        "activations",
-        "capacity",
-        "clock",
-        "dead_letters",
-        "factory",
-        "max_attempts",
-        "name",
-        "passivate_after",
-        "passivations",
-        "registry",
-        "supervisor",
-        "system",
-    )
-
-    def __init__(
-        self,
-        system: ActorSystem,
-        name: str,
-        factory: Factory,
-        *,
-        capacity: int,
-        passivate_after: float,
-        supervisor: Supervisor | None,
-    ) -> None:
-        self.system = system
-        self.name = name
-        self.factory = factory
-        self.capacity = capacity
-        self.passivate_after = passivate_after
-        self.supervisor = supervisor
-        self.clock = system.clock
-        self.dead_letters = system.dead_letters
-        self.max_attempts = system.max_attempts
-        self.registry = system._cells
-        self.activations = 0
-        self.passivations = 0
 
 
 def _expire(reply: asyncio.Future[Any], key: str, timeout: float) -> None:
@@ -193,8 +150,7 @@ class ActorSystem:
             clock=self.clock,
             sleep=self._sleep,
         )
-        self._kinds[kind] = Kind(
-            self,
+        self._kinds[kind] = self._kind(
             kind,
             factory,
             capacity=mailbox_capacity or self.mailbox_capacity,
@@ -205,6 +161,28 @@ class ActorSystem:
             ChildSpec(id=kind, start=lambda: supervisor, restart=Restart.PERMANENT, shutdown=None)
         )
         return supervisor
+
+    def _kind(
+        self,
+        name: str,
+        factory: Factory,
+        *,
+        capacity: int,
+        passivate_after: float,
+        supervisor: Supervisor | None,
+    ) -> Kind:
+        return Kind(
+            self,
+            name,
+            factory,
+            capacity=capacity,
+            passivate_after=passivate_after,
+            supervisor=supervisor,
+            clock=self.clock,
+            dead_letters=self.dead_letters,
+            max_attempts=self.max_attempts,
+            registry=self._cells,
+        )
 
     def child_spec(
         self,
@@ -224,8 +202,7 @@ class ActorSystem:
         def start() -> ActorCell:
             if addr.key in self._cells:
                 raise ActorError(f"actor {addr.key} already exists")
-            kind = Kind(
-                self,
+            kind = self._kind(
                 addr.kind,
                 factory,
                 capacity=mailbox_capacity or self.mailbox_capacity,

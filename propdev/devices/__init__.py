@@ -10,6 +10,8 @@ from propdev.devices.events import (
     FAULTS,
     PASSAGES,
     PRESENCE,
+    DeviceEvent,
+    DeviceEvents,
     parse_event,
 )
 from propdev.devices.ingest import MAX_EVENTS, IngestResult, PartnerEventIngest
@@ -23,7 +25,9 @@ __all__ = (
     "MAX_EVENTS",
     "PASSAGES",
     "PRESENCE",
+    "DeviceEvent",
     "DeviceEventError",
+    "DeviceEvents",
     "IngestResult",
     "IngestUnavailableError",
     "InvalidEventError",

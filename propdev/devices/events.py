@@ -22,10 +22,41 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import dataclass
 from typing import Any
 
-from propdev.actors.messages import DeviceEvent
 from propdev.devices.errors import InvalidEventError
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEvent:
+    """Something a partner reported about one of its devices (``POST /partner/v1/events``).
+
+    ``type`` is one of ``EVENT_TYPES``; ``occurred_at`` is epoch seconds.
+    ``command_ref`` is our command id when the vendor echoes it (``request_id``/``reference``),
+    ``vendor_command_id`` the vendor's own id of the command (``vendor_command_id``/``ticket``).
+    """
+
+    partner_id: str
+    event_id: str
+    device_id: str
+    type: str
+    occurred_at: float
+    plate: str | None = None
+    code: str | None = None
+    command_ref: str | None = None
+    vendor_command_id: str | None = None
+    result: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEvents:
+    """Events of one device, to apply in this order; the answer is one outcome per event:
+    ``"accepted"``, ``"duplicate"`` or ``"rejected:<reason>"``."""
+
+    events: tuple[DeviceEvent, ...]
+
 
 PASSAGES = frozenset({"entry", "exit"})
 CREDENTIALS = {"plate_recognized": "plate", "pass_presented": "code"}

@@ -21,10 +21,8 @@ from typing import Any
 
 import structlog
 
-from propdev.actors import ActorSystem
-from propdev.actors.messages import DeviceEvent, DeviceEvents
 from propdev.devices.errors import IngestUnavailableError, InvalidEventError
-from propdev.devices.events import COMMAND_RESULT, parse_event
+from propdev.devices.events import COMMAND_RESULT, DeviceEvent, DeviceEvents, parse_event
 from propdev.storage import Database, partner_events
 
 log = structlog.get_logger()
@@ -60,15 +58,13 @@ class PartnerEventIngest:
         self,
         *,
         db: Database,
-        system: ActorSystem,
+        ask: Ask,
         confirm: Confirm,
         ask_timeout: float,
         clock: Callable[[], float] = time.time,
-        ask: Ask | None = None,
     ) -> None:
         self._db = db
-        self._system = system
-        self._route: Ask = ask if ask is not None else self._local_ask
+        self._route = ask
         self._confirm = confirm
         self._ask_timeout = ask_timeout
         self._clock = clock
@@ -152,9 +148,6 @@ class PartnerEventIngest:
             raise IngestUnavailableError(f"device {access_point_id} did not answer") from exc
         assert isinstance(outcomes, list) and len(outcomes) == len(batch)
         return [str(o) for o in outcomes]
-
-    async def _local_ask(self, target: str, message: object, timeout: float) -> object:  # noqa: ASYNC109 - the ask's deadline
-        return await self._system.ask(target, message, timeout=timeout)
 
     @staticmethod
     def _reject(result: IngestResult, index: int, raw: Any, reason: str) -> None:

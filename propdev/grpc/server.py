@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import grpc
 import structlog
 
-from propdev.grpc import partner_pb2_grpc
+import propdev.grpc.partner_pb2_grpc as partner_pb2_grpc
 from propdev.grpc.auth import PartnerAuthenticator
 from propdev.grpc.call_log import CallLogInterceptor
 from propdev.grpc.commands import GrpcPartnerAdapter

@@ -17,8 +17,9 @@ import grpc
 import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
 
+import propdev.grpc.partner_pb2 as partner_pb2
+import propdev.grpc.partner_pb2_grpc as partner_pb2_grpc
 from propdev.devices import MAX_EVENTS, IngestUnavailableError, PartnerEventIngest
-from propdev.grpc import partner_pb2, partner_pb2_grpc
 from propdev.grpc.auth import CallRefusedError, PartnerAuthenticator
 from propdev.grpc.call_log import note_caller
 from propdev.grpc.commands import CommandStreams, DeviceCommand

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from propdev.access import InvalidFieldError
 from propdev.http.errors import BadRequestError, ProblemError
 
 
@@ -23,7 +22,17 @@ class ConflictError(ProblemError):
     status, kind, title = 409, "conflict", "Conflict"
 
 
-def invalid(exc: InvalidFieldError) -> UnprocessableError:
+class InvalidField(Protocol):
+    """A domain error naming an invalid field (``access``'s and ``management``'s)."""
+
+    @property
+    def field(self) -> str: ...
+
+    @property
+    def detail(self) -> str: ...
+
+
+def invalid(exc: InvalidField) -> UnprocessableError:
     return UnprocessableError(f"{exc.field}: {exc.detail}", extra={"field": exc.field})
 
 

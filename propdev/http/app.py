@@ -28,7 +28,7 @@ from propdev.http.routes.oauth import oauth_routes
 from propdev.http.routes.ops import routes as ops_routes
 from propdev.http.routes.slo import routes as slo_routes
 from propdev.http.services import ClusterNodes, Devices, Drain, EmbeddedNodes, Opener, Readiness
-from propdev.observability import telemetry_middleware
+from propdev.http.telemetry import telemetry_middleware
 
 if TYPE_CHECKING:
     from propdev.access import AccessServices

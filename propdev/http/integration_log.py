@@ -28,8 +28,8 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from propdev.http.errors import ProblemError
 from propdev.http.middlewares import PRINCIPAL
+from propdev.http.problems import problem_for
 from propdev.http.tls import client_certificate_der
 from propdev.security import certificate_thumbprint
 
@@ -107,11 +107,12 @@ def integration_log_middleware() -> Middleware:
             status = response.status
             bytes_out = response.body_length if response.prepared else _body_size(response)
             return response
-        except ProblemError as exc:
-            status = exc.status
-            raise
         except web.HTTPException as exc:
             status = exc.status
+            raise
+        except Exception as exc:  # answered by the problems middleware, outside this one
+            problem = problem_for(exc)
+            status = problem.status if problem is not None else 500
             raise
         finally:
             _record(request, api, status, time.perf_counter() - started, bytes_out)

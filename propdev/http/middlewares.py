@@ -13,14 +13,10 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from propdev.http.errors import (
-    ForbiddenError,
-    ProblemError,
-    StoreDownError,
-    UnauthorizedError,
-)
+from propdev.http.errors import ForbiddenError, ProblemError, UnauthorizedError
 from propdev.http.permissions import Permission, permission_of
 from propdev.http.principal import Principal
+from propdev.http.problems import problem_for
 from propdev.http.tls import client_certificate_der
 from propdev.ids import new_hex_id
 from propdev.security import (
@@ -38,7 +34,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
-STORE_RETRY_AFTER = 2  # seconds: a database restart or fail-over takes a few
 
 
 def problem_response(error: ProblemError) -> web.Response:
@@ -47,14 +42,6 @@ def problem_response(error: ProblemError) -> web.Response:
         status=error.status,
         content_type="application/problem+json",
         headers=error.headers,
-    )
-
-
-def store_down() -> StoreDownError:
-    """The 503 of a request that needed the database while it could not be reached."""
-    return StoreDownError(
-        "The store cannot be reached right now; retry shortly.",
-        headers={"Retry-After": str(STORE_RETRY_AFTER)},
     )
 
 
@@ -77,7 +64,8 @@ def valid_request_id(value: str) -> bool:
 
 
 def request_context_middleware(*, node_id: str) -> Middleware:
-    """Request id, bound log context, one access-log record, and problem+json for every error."""
+    """Request id, bound log context, one access-log record, and problem+json for every error
+    (a domain error's from ``propdev.http.problems``)."""
     bind, reset = structlog.contextvars.bind_contextvars, structlog.contextvars.reset_contextvars
 
     @web.middleware
@@ -101,13 +89,17 @@ def request_context_middleware(*, node_id: str) -> Middleware:
                     raise
                 response = _http_problem(exc)
                 status = exc.status
-            except StoreUnavailableError as exc:  # a dependency down: retry, not a bug
-                log.warning("store_unavailable", path=request.path, error=str(exc).splitlines()[0])
-                response = problem_response(store_down())
-                status = response.status
-            except Exception:
-                log.exception("request_failed", method=request.method, path=request.path)
-                response = problem_response(ProblemError("An internal error occurred."))
+            except Exception as exc:  # a domain error (the table of http.problems) or a bug
+                problem = problem_for(exc)
+                if problem is None:
+                    log.exception("request_failed", method=request.method, path=request.path)
+                    response = problem_response(ProblemError("An internal error occurred."))
+                else:
+                    if isinstance(exc, StoreUnavailableError):  # a dependency down: not a bug
+                        error = str(exc).splitlines()[0]
+                        log.warning("store_unavailable", path=request.path, error=error)
+                    response = problem_response(problem)
+                    status = problem.status
             finally:
                 principal = request.get(PRINCIPAL)
                 log.info(

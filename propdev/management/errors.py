@@ -1,4 +1,7 @@
-"""Errors of the management services; the HTTP layer maps each to a problem+json status."""
+"""Errors of the management services, in the estate's terms: a field that is invalid, an object
+that does not exist, a change that contradicts what exists, a partner this node cannot reach.
+
+They know nothing of HTTP: ``propdev.http.problems`` answers each with its problem."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ class ManagementError(Exception):
 
 
 class InvalidFieldError(ManagementError, ValueError):
-    """Raised when a field of a request is missing or invalid; names the field (422)."""
+    """Raised when a field of a request is missing or invalid; names the field."""
 
     def __init__(self, field: str, detail: str) -> None:
         super().__init__(f"{field}: {detail}")

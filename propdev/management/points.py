@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+import propdev.management.fields as fields
 from propdev.access import trail
-from propdev.management import fields
 from propdev.management.changes import details, record
 from propdev.management.errors import ConflictError, InvalidFieldError, UnknownObjectError
 from propdev.storage import Database, run

@@ -14,8 +14,8 @@ import secrets
 import time
 from typing import Any
 
+import propdev.management.fields as fields
 from propdev.access import trail
-from propdev.management import fields
 from propdev.management.changes import details, record
 from propdev.management.cutoffs import SessionCutoffs
 from propdev.management.errors import ConflictError, InvalidFieldError, UnknownObjectError

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import propdev.management.fields as fields
 from propdev.access import InvalidScheduleError, Schedule
-from propdev.management import fields
 from propdev.management.changes import details, record
 from propdev.management.errors import ConflictError, InvalidFieldError, UnknownObjectError
 from propdev.storage import Database, run

@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from propdev.management import fields
+import propdev.management.fields as fields
 from propdev.management.changes import details, record
 from propdev.management.errors import ConflictError, InvalidFieldError, UnknownObjectError
 from propdev.management.points import Catalogue, Point, PointSpec, write

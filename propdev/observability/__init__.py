@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from propdev.observability.logging import SCHEMA, configure_logging
-from propdev.observability.metrics import CONTENT_TYPE, LATENCY_BUCKETS, Metrics
-from propdev.observability.middleware import route_template, telemetry_middleware
+from propdev.observability.metrics import CONTENT_TYPE, LATENCY_BUCKETS, Metrics, bounded_method
 from propdev.observability.rules import RULES_FILE, render_rules, write_rules
 from propdev.observability.slo import (
     BURN_ALERTS,
@@ -22,6 +21,7 @@ from propdev.observability.tracing import (
     Tracing,
     current_traceparent,
     format_traceparent,
+    mark_error,
     parse_traceparent,
 )
 
@@ -41,14 +41,14 @@ __all__ = (
     "Telemetry",
     "Tracing",
     "WindowedCounter",
+    "bounded_method",
     "configure_logging",
     "current_traceparent",
     "format_traceparent",
     "load_objectives",
+    "mark_error",
     "parse_traceparent",
     "partner_outcome",
     "render_rules",
-    "route_template",
-    "telemetry_middleware",
     "write_rules",
 )

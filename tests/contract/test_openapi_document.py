@@ -11,7 +11,8 @@ from openapi_spec_validator import validate
 
 from propdev.config import Settings
 from propdev.http.app import make_app
-from propdev.http.openapi import build_document, doc, route_docs, undocumented
+from propdev.http.openapi import doc
+from propdev.http.openapi_document import build_document, route_docs, undocumented
 from propdev.http.permissions import Permission, requires
 from propdev.node import Node
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from aiohttp import web
 
 from propdev.http.keys import PUBLIC_URL
-from propdev.http.openapi import Response, build_document, doc
+from propdev.http.openapi import Response, doc
+from propdev.http.openapi_document import build_document
 from propdev.http.permissions import Permission, requires
 from propdev.http.schemas import ANY_OBJECT
 

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from propdev.http.keys import MANAGEMENT
-from propdev.http.routes import manage_devices, manage_estate, manage_people
+from propdev.http.routes.manage_devices import routes as device_routes
+from propdev.http.routes.manage_estate import routes as estate_routes
+from propdev.http.routes.manage_people import routes as people_routes
 from propdev.management import Management, SessionCutoffs
 
 if TYPE_CHECKING:
@@ -50,6 +52,6 @@ def setup(
         await cutoffs.load(db)
 
     app.on_startup.append(load_cutoffs)
-    app.add_routes(manage_estate.routes)
-    app.add_routes(manage_devices.routes)
-    app.add_routes(manage_people.routes)
+    app.add_routes(estate_routes)
+    app.add_routes(device_routes)
+    app.add_routes(people_routes)

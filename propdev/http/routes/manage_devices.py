@@ -22,7 +22,6 @@ from propdev.http.routes.manage_support import (
     actor,
     body,
     flag_param,
-    managed,
     management,
 )
 from propdev.management import COLUMNS, MAX_LINES, InvalidFieldError, decode
@@ -192,7 +191,6 @@ class UnsupportedMediaTypeError(ProblemError):
     ],
     responses={200: schemas.array_of(MANAGED_POINT)},
 )
-@managed
 async def list_points(request: web.Request) -> web.Response:
     found = await management(request).points.list(
         building_id=request.query.get("building_id"), partner=request.query.get("partner")
@@ -213,7 +211,6 @@ async def list_points(request: web.Request) -> web.Response:
     request=POINT_REQUEST,
     responses={201: MANAGED_POINT, 409: CONFLICT, 422: INVALID},
 )
-@managed
 async def create_point(request: web.Request) -> web.Response:
     point = await management(request).points.create(actor(request), await body(request))
     return web.json_response(point.to_json(), status=201)
@@ -226,7 +223,6 @@ async def create_point(request: web.Request) -> web.Response:
     tags=TAGS,
     responses={200: MANAGED_POINT, 404: "No such access point."},
 )
-@managed
 async def get_point(request: web.Request) -> web.Response:
     point = await management(request).points.get(request.match_info["id"])
     return web.json_response(point.to_json())
@@ -241,7 +237,6 @@ async def get_point(request: web.Request) -> web.Response:
     request=POINT_CHANGE,
     responses={200: MANAGED_POINT, 404: "No such access point.", 409: CONFLICT, 422: INVALID},
 )
-@managed
 async def update_point(request: web.Request) -> web.Response:
     point = await management(request).update_point(
         actor(request), request.match_info["id"], await body(request)
@@ -262,7 +257,6 @@ async def update_point(request: web.Request) -> web.Response:
     tags=TAGS,
     responses={200: DELETE_REPORT, 404: "No such access point."},
 )
-@managed
 async def delete_point(request: web.Request) -> web.Response:
     report = await management(request).delete_point(actor(request), request.match_info["id"])
     return web.json_response(report)
@@ -299,7 +293,6 @@ async def delete_point(request: web.Request) -> web.Response:
         422: "The file as a whole is unusable (no header, bad header, too many lines).",
     },
 )
-@managed
 async def import_points(request: web.Request) -> web.Response:
     dry_run = flag_param(request, "dry_run")
     text = decode(await _csv_bytes(request))
@@ -360,7 +353,6 @@ def _form_file(content_type: str, raw: bytes) -> bytes:
         504: "The partner did not answer in time.",
     },
 )
-@managed
 async def sync_partner(request: web.Request) -> web.Response:
     data = await body(request)
     if not isinstance(data, dict):

@@ -15,7 +15,6 @@ from propdev.http.routes.manage_support import (
     TAGS,
     actor,
     body,
-    managed,
     management,
 )
 
@@ -111,7 +110,6 @@ APARTMENT_CHANGE = schemas.named(
 @routes.get("/admin/api/v1/sites")
 @requires(Permission.OPERATOR)
 @doc("List sites", tags=TAGS, responses={200: schemas.array_of(SITE)})
-@managed
 async def list_sites(request: web.Request) -> web.Response:
     return web.json_response(await management(request).estate.sites())
 
@@ -125,7 +123,6 @@ async def list_sites(request: web.Request) -> web.Response:
     request=SITE_REQUEST,
     responses={201: SITE, 409: CONFLICT, 422: INVALID},
 )
-@managed
 async def create_site(request: web.Request) -> web.Response:
     site = await management(request).estate.create_site(actor(request), await body(request))
     return web.json_response(site, status=201)
@@ -140,7 +137,6 @@ async def create_site(request: web.Request) -> web.Response:
     request=SITE_CHANGE,
     responses={200: SITE, 404: "No such site.", 422: INVALID},
 )
-@managed
 async def update_site(request: web.Request) -> web.Response:
     site = await management(request).estate.update_site(
         actor(request), request.match_info["id"], await body(request)
@@ -156,7 +152,6 @@ async def update_site(request: web.Request) -> web.Response:
     tags=TAGS,
     responses={204: None, 404: "No such site.", 409: "The site still has buildings."},
 )
-@managed
 async def delete_site(request: web.Request) -> web.Response:
     await management(request).estate.delete_site(actor(request), request.match_info["id"])
     return web.Response(status=204)
@@ -173,7 +168,6 @@ async def delete_site(request: web.Request) -> web.Response:
     query=[Param("site_id", description="only the buildings of this site")],
     responses={200: schemas.array_of(BUILDING)},
 )
-@managed
 async def list_buildings(request: web.Request) -> web.Response:
     found = await management(request).estate.buildings(site_id=request.query.get("site_id"))
     return web.json_response(found)
@@ -188,7 +182,6 @@ async def list_buildings(request: web.Request) -> web.Response:
     request=BUILDING_REQUEST,
     responses={201: BUILDING, 409: CONFLICT, 422: INVALID},
 )
-@managed
 async def create_building(request: web.Request) -> web.Response:
     building = await management(request).estate.create_building(actor(request), await body(request))
     return web.json_response(building, status=201)
@@ -203,7 +196,6 @@ async def create_building(request: web.Request) -> web.Response:
     request=NAME_CHANGE,
     responses={200: BUILDING, 404: "No such building.", 422: INVALID},
 )
-@managed
 async def update_building(request: web.Request) -> web.Response:
     building = await management(request).estate.update_building(
         actor(request), request.match_info["id"], await body(request)
@@ -222,7 +214,6 @@ async def update_building(request: web.Request) -> web.Response:
     tags=TAGS,
     responses={204: None, 404: "No such building.", 409: "Still has access points or apartments."},
 )
-@managed
 async def delete_building(request: web.Request) -> web.Response:
     await management(request).estate.delete_building(actor(request), request.match_info["id"])
     return web.Response(status=204)
@@ -239,7 +230,6 @@ async def delete_building(request: web.Request) -> web.Response:
     query=[Param("building_id", description="only the apartments of this building")],
     responses={200: schemas.array_of(APARTMENT)},
 )
-@managed
 async def list_apartments(request: web.Request) -> web.Response:
     found = await management(request).estate.apartments(
         building_id=request.query.get("building_id")
@@ -256,7 +246,6 @@ async def list_apartments(request: web.Request) -> web.Response:
     request=APARTMENT_REQUEST,
     responses={201: APARTMENT, 409: CONFLICT, 422: INVALID},
 )
-@managed
 async def create_apartment(request: web.Request) -> web.Response:
     apartment = await management(request).estate.create_apartment(
         actor(request), await body(request)
@@ -273,7 +262,6 @@ async def create_apartment(request: web.Request) -> web.Response:
     request=APARTMENT_CHANGE,
     responses={200: APARTMENT, 404: "No such apartment.", 409: CONFLICT, 422: INVALID},
 )
-@managed
 async def update_apartment(request: web.Request) -> web.Response:
     apartment = await management(request).estate.update_apartment(
         actor(request), request.match_info["id"], await body(request)
@@ -289,7 +277,6 @@ async def update_apartment(request: web.Request) -> web.Response:
     tags=TAGS,
     responses={204: None, 404: "No such apartment.", 409: "Residents live there."},
 )
-@managed
 async def delete_apartment(request: web.Request) -> web.Response:
     await management(request).estate.delete_apartment(actor(request), request.match_info["id"])
     return web.Response(status=204)

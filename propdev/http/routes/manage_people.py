@@ -21,7 +21,6 @@ from propdev.http.routes.manage_support import (
     TAGS,
     actor,
     body,
-    managed,
     management,
 )
 
@@ -131,7 +130,6 @@ RIGHT_REQUEST = schemas.named(
     query=[Param("apartment_id", description="only the residents of this apartment")],
     responses={200: schemas.array_of(RESIDENT)},
 )
-@managed
 async def list_residents(request: web.Request) -> web.Response:
     found = await management(request).residents.list(apartment_id=request.query.get("apartment_id"))
     return web.json_response(found)
@@ -149,7 +147,6 @@ async def list_residents(request: web.Request) -> web.Response:
     request=INVITATION_REQUEST,
     responses={201: INVITED, 409: "The username is taken.", 422: INVALID},
 )
-@managed
 async def invite_resident(request: web.Request) -> web.Response:
     resident, password = await management(request).residents.invite(
         actor(request), await body(request)
@@ -169,7 +166,6 @@ async def invite_resident(request: web.Request) -> web.Response:
     tags=TAGS,
     responses={200: RESIDENT, 404: "No such resident."},
 )
-@managed
 async def get_resident(request: web.Request) -> web.Response:
     return web.json_response(await management(request).residents.get(request.match_info["id"]))
 
@@ -186,7 +182,6 @@ async def get_resident(request: web.Request) -> web.Response:
     tags=TAGS,
     responses={200: MOVED_OUT, 404: "No such resident.", 409: "Moved out already."},
 )
-@managed
 async def move_out(request: web.Request) -> web.Response:
     report = await management(request).residents.move_out(actor(request), request.match_info["id"])
     log.info("resident_moved_out", user_id=report["id"])
@@ -207,7 +202,6 @@ async def move_out(request: web.Request) -> web.Response:
     ],
     responses={200: schemas.array_of(RIGHT)},
 )
-@managed
 async def list_rights(request: web.Request) -> web.Response:
     found = await management(request).rights.list(
         user_id=request.query.get("user_id"),
@@ -235,7 +229,6 @@ async def list_rights(request: web.Request) -> web.Response:
         422: INVALID,
     },
 )
-@managed
 async def grant_right(request: web.Request) -> web.Response:
     raw = await request.read()
     data: object = None
@@ -263,7 +256,6 @@ async def grant_right(request: web.Request) -> web.Response:
     tags=TAGS,
     responses={204: None, 404: "No such right."},
 )
-@managed
 async def revoke_right(request: web.Request) -> web.Response:
     await management(request).rights.revoke(
         actor(request), request.match_info["user_id"], request.match_info["access_point_id"]

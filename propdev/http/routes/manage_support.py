@@ -1,89 +1,24 @@
-"""What the management routes share: the services (``management``), the audit actor, and
-``managed``, which turns ``propdev.management`` errors into problems: an invalid field 422
-(``field`` names it), an unknown object 404, a conflict 409; a partner that cannot be read
-502/503/504.
+"""What the management routes share: the services' key, the audit actor, the body.
+
+``propdev.management``'s errors become problems in the problems middleware
+(``propdev.http.problems``): an invalid field 422 (``field`` names it), an unknown object 404, a
+conflict 409; a partner that cannot be read 502/503/504.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from propdev.http import schemas
-from propdev.http.access_problems import ConflictError, UnprocessableError, json_body
-from propdev.http.errors import (
-    BadRequestError,
-    NotFoundError,
-    ProblemError,
-    ServiceUnavailableError,
-)
+from propdev.http.access_problems import json_body
+from propdev.http.errors import BadRequestError
 from propdev.http.keys import MANAGEMENT
 from propdev.http.middlewares import principal
-from propdev.management import (
-    ConflictError as ManagementConflictError,
-)
-from propdev.management import (
-    InvalidFieldError,
-    Management,
-    NoGatewayError,
-    UnknownObjectError,
-    operator,
-)
-from propdev.partners import (
-    BulkheadFullError,
-    CircuitOpenError,
-    PartnerError,
-    PartnerTimeoutError,
-)
+from propdev.management import Management, operator
 
 TAGS = ["management"]
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class BadGatewayError(ProblemError):
-    """Raised when a partner's API gave no usable answer."""
-
-    status, kind, title = 502, "partner-unavailable", "Bad gateway"
-
-
-class GatewayTimeoutError(ProblemError):
-    """Raised when a partner's API did not answer in time."""
-
-    status, kind, title = 504, "partner-timeout", "Gateway timeout"
-
-
-def managed(handler: Handler) -> Handler:
-    """Turn management and partner errors into problems."""
-
-    @functools.wraps(handler)
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except InvalidFieldError as exc:
-            raise UnprocessableError(
-                f"{exc.field}: {exc.detail}", extra={"field": exc.field}
-            ) from None
-        except UnknownObjectError as exc:
-            raise NotFoundError(f"No {exc.kind} {exc.object_id!r}.") from None
-        except ManagementConflictError as exc:
-            extra = {"field": exc.field} if exc.field else {}
-            raise ConflictError(exc.detail, extra=extra) from None
-        except NoGatewayError as exc:
-            raise ServiceUnavailableError(str(exc), headers={"Retry-After": "5"}) from None
-        except (CircuitOpenError, BulkheadFullError) as exc:
-            raise ServiceUnavailableError(
-                f"The partner is not called now: {exc}", headers={"Retry-After": "5"}
-            ) from None
-        except PartnerTimeoutError:
-            raise GatewayTimeoutError("The partner did not answer in time.") from None
-        except PartnerError as exc:
-            raise BadGatewayError(f"The partner gave no usable answer: {exc}") from None
-
-    return wrapped
 
 
 def management(request: web.Request) -> Management:
@@ -125,11 +60,8 @@ CONFLICT = "It contradicts what exists (`field` names the field when one is to b
 
 
 __all__ = (
-    "BadGatewayError",
-    "GatewayTimeoutError",
     "actor",
     "body",
     "flag_param",
-    "managed",
     "management",
 )

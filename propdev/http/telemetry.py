@@ -1,5 +1,8 @@
 """The outermost middleware: a server span per request, request metrics, SLO events.
 
+The HTTP side of ``propdev.observability``'s ``Telemetry``: it reads the request (route
+template, method, status) and hands plain values to the metrics, the tracer and the SLOs.
+
 It wraps the request-context middleware, so that middleware's ``http_request`` record is
 written inside the span (and carries its ids) and every error is already an answer here.
 A WebSocket session is counted as a connection, not as a (very long) request latency.
@@ -13,9 +16,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from propdev.observability.metrics import bounded_method
-from propdev.observability.telemetry import Telemetry
-from propdev.observability.tracing import mark_error
+from propdev.observability import Telemetry, bounded_method, mark_error
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

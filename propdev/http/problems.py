@@ -1,0 +1,118 @@
+"""Domain errors as problems: one table from error class to status and problem type.
+
+Domain code raises its own errors (``propdev.management``, ``propdev.access``,
+``propdev.partners``, ``propdev.storage``) and knows nothing of HTTP. The problems middleware
+(``request_context_middleware``) looks an unhandled error up here by its class's MRO, so the
+most specific entry wins and a subclass needs no entry of its own; an error found nowhere is a
+bug, answered 500. A handler may still catch an error itself to say more than this table does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from propdev.access import InvalidFieldError as AccessInvalidFieldError
+from propdev.http.access_problems import ConflictError, invalid
+from propdev.http.errors import (
+    NotFoundError,
+    ProblemError,
+    ServiceUnavailableError,
+    StoreDownError,
+)
+from propdev.management import ConflictError as ManagementConflictError
+from propdev.management import InvalidFieldError as ManagementInvalidFieldError
+from propdev.management import NoGatewayError, UnknownObjectError
+from propdev.partners import BulkheadFullError, CircuitOpenError, PartnerError, PartnerTimeoutError
+from propdev.storage import StoreUnavailableError
+
+STORE_RETRY_AFTER = 2  # seconds: a database restart or fail-over takes a few
+PARTNER_RETRY_AFTER = 5  # seconds: a partner's circuit, a node without its gateway
+
+
+class BadGatewayError(ProblemError):
+    """Raised when a partner's API gave no usable answer."""
+
+    status, kind, title = 502, "partner-unavailable", "Bad gateway"
+
+
+class GatewayTimeoutError(ProblemError):
+    """Raised when a partner's API did not answer in time."""
+
+    status, kind, title = 504, "partner-timeout", "Gateway timeout"
+
+
+def store_down() -> StoreDownError:
+    """The 503 of a request that needed the database while it could not be reached."""
+    return StoreDownError(
+        "The store cannot be reached right now; retry shortly.",
+        headers={"Retry-After": str(STORE_RETRY_AFTER)},
+    )
+
+
+def _store_unavailable(exc: StoreUnavailableError) -> ProblemError:
+    return store_down()
+
+
+def _unknown(exc: UnknownObjectError) -> ProblemError:
+    return NotFoundError(f"No {exc.kind} {exc.object_id!r}.")
+
+
+def _conflict(exc: ManagementConflictError) -> ProblemError:
+    return ConflictError(exc.detail, extra={"field": exc.field} if exc.field else {})
+
+
+def _no_gateway(exc: NoGatewayError) -> ProblemError:
+    return ServiceUnavailableError(str(exc), headers={"Retry-After": str(PARTNER_RETRY_AFTER)})
+
+
+def _not_called(exc: CircuitOpenError | BulkheadFullError) -> ProblemError:
+    return ServiceUnavailableError(
+        f"The partner is not called now: {exc}",
+        headers={"Retry-After": str(PARTNER_RETRY_AFTER)},
+    )
+
+
+def _partner_timeout(exc: PartnerTimeoutError) -> ProblemError:
+    return GatewayTimeoutError("The partner did not answer in time.")
+
+
+def _partner_failed(exc: PartnerError) -> ProblemError:
+    return BadGatewayError(f"The partner gave no usable answer: {exc}")
+
+
+PROBLEMS: Mapping[type[Exception], Callable[[Any], ProblemError]] = {
+    ManagementInvalidFieldError: invalid,  # 422 invalid-field, ``field`` names it
+    AccessInvalidFieldError: invalid,
+    UnknownObjectError: _unknown,  # 404 not-found
+    ManagementConflictError: _conflict,  # 409 conflict, ``field`` when one is to blame
+    NoGatewayError: _no_gateway,  # 503 unavailable + Retry-After
+    CircuitOpenError: _not_called,  # 503 unavailable + Retry-After
+    BulkheadFullError: _not_called,
+    PartnerTimeoutError: _partner_timeout,  # 504 partner-timeout
+    PartnerError: _partner_failed,  # 502 partner-unavailable (refusals included)
+    StoreUnavailableError: _store_unavailable,  # 503 store-unavailable + Retry-After
+}
+"""Domain error class -> the problem that answers it (status, type, title, detail, extras)."""
+
+
+def problem_for(exc: BaseException) -> ProblemError | None:
+    """The problem answering ``exc``: its own when it is one, else the table's entry for the
+    nearest class of its MRO; None when none has one (a bug: 500)."""
+    if isinstance(exc, ProblemError):
+        return exc
+    for cls in type(exc).__mro__:
+        render = PROBLEMS.get(cls)
+        if render is not None:
+            return render(exc)
+    return None
+
+
+__all__ = (
+    "PROBLEMS",
+    "STORE_RETRY_AFTER",
+    "BadGatewayError",
+    "GatewayTimeoutError",
+    "problem_for",
+    "store_down",
+)
