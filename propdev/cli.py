@@ -93,17 +93,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(_until_signal(serve_housing_sim(settings, host=args.host, port=args.port)))
         return 0
     if args.command == "pki" and args.pki == "revoke-partner":
-        from propdev.security.admin_cli import revoke_partner_command
+        from propdev.admin_cli import revoke_partner_command
 
         return revoke_partner_command(settings, args.name)
     if args.command == "partner":
         return _signing_key(settings, args.name, args.format, args.alg)
     if args.command == "keys":
-        from propdev.security.admin_cli import keys_command
+        from propdev.admin_cli import keys_command
 
         return asyncio.run(keys_command(settings, args.keys))
     if args.command == "totp":
-        from propdev.security.admin_cli import recovery_codes_command
+        from propdev.admin_cli import recovery_codes_command
 
         return asyncio.run(recovery_codes_command(settings, args.username))
     if args.command == "pki":

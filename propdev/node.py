@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from aiohttp import web
 
 from propdev.access import (
     AccessServices,
@@ -52,8 +51,7 @@ from propdev.partners import (
     build_gateway,
     webhook_secret,
 )
-from propdev.pki import ensure_ca, ensure_server_cert, server_context
-from propdev.pki.reload import TLSReloader
+from propdev.pki import ensure_ca, ensure_server_cert
 from propdev.registry import (
     Bus,
     Cluster,
@@ -83,6 +81,7 @@ if TYPE_CHECKING:
 
     from propdev.devkit import AcmeSimulator, VendorSimulator
     from propdev.grpc import GrpcServer
+    from propdev.http.server import RouteDefs
 
 log = structlog.get_logger()
 
@@ -226,7 +225,7 @@ class Node:
             ),
         )
 
-    def simulator_routes(self) -> list[web.RouteDef]:
+    def simulator_routes(self) -> RouteDefs:
         """The in-process simulators' control API (``/sim/v1``, ``/sim/acme/v1``; no
         authentication) for the node's listener, or none: see ``simulator_control``. Logs
         ``simulator_control_api`` with the decision and its reason."""
@@ -500,8 +499,7 @@ async def serve(
     """Run one node over HTTPS until cancelled (``span_exporter``: tests' in-memory spans;
     ``on_node``: tests get the node before it starts, e.g. to inject a clock)."""
     from propdev.http.app import make_app
-    from propdev.http.connections import CappedTCPSite, ConnectionCap
-    from propdev.http.limits import server_limits
+    from propdev.http.server import HttpsListener
 
     ensure_ca(settings.pki_dir)
     server_cert = ensure_server_cert(settings.pki_dir, _hosts(settings))
@@ -509,29 +507,10 @@ async def serve(
     if on_node is not None:
         on_node(node)
     await node.start()
-    runner = web.AppRunner(
-        make_app(node),
-        access_log=None,
-        handle_signals=False,
-        **server_limits(header_timeout=settings.header_timeout),
-    )
-    await runner.setup()
-    # Partners' certificates are checked against the CA's CRL; both reload without downtime.
-    tls = TLSReloader(
-        lambda: server_context(settings.pki_dir, server_cert), settings.pki_dir, server_cert
-    )
-    # At most PROPDEV_CONNECTIONS_PER_IP open connections per client address (flood protection).
-    cap = ConnectionCap(
-        settings.connections_per_ip,
-        exempt=[ipaddress.ip_network(cidr) for cidr in settings.connections_exempt],
-    )
-    site = CappedTCPSite(
-        runner, settings.host, settings.port, ssl_context=tls.ctx, backlog=1024, cap=cap
-    )
-    watcher = asyncio.create_task(tls.watch())
+    listener = HttpsListener(make_app(node), settings, server_cert)
     grpc_server: GrpcServer | None = None
     try:
-        await site.start()
+        await listener.start()
         if settings.grpc_port is not None:  # partners' gRPC service, off unless configured
             from propdev.grpc import start_grpc_server  # imports grpc: only when configured
 
@@ -539,18 +518,15 @@ async def serve(
                 node, server_cert, host=settings.host, port=settings.grpc_port
             )
             node.grpc_port = grpc_server.port
-        tls.install_sighup()  # certificate and CRL rotation without downtime
+        listener.install_sighup()  # certificate and CRL rotation without downtime
         log.info("listening", url=f"https://{settings.host}:{settings.port}")
         if ready is not None:
             ready.set()
         await asyncio.Event().wait()
     finally:
-        tls.remove_sighup()
-        watcher.cancel()
         if grpc_server is not None:
             await grpc_server.stop()
-        with contextlib.suppress(Exception):
-            await runner.cleanup()
+        await listener.stop()
         await node.stop()
 
 

@@ -31,10 +31,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from propdev.access import outcome as oc
 from propdev.access.errors import InvalidPlateError
 from propdev.access.lockout import LOCKED_OUT, KeypadLockout
-from propdev.access.outcome import OpenOutcome, Reason, Result
+from propdev.access.outcome import (
+    OpenOutcome,
+    Reason,
+    Result,
+    failed,
+    granted,
+    refused,
+    stored_answer,
+)
 from propdev.access.passes import GuestPasses, sync_give_back
 from propdev.access.rules import AccessRules, Clock
 from propdev.access.vehicles import Vehicles, normalise_plate, plate_hint, plate_key
@@ -167,7 +174,7 @@ class Opening:
         decision = await self._decide(point, request, now)
         if decision.reason:
             return await self._record(
-                point, request, decision, now, oc.refused(point.id, decision.reason), fence=fence
+                point, request, decision, now, refused(point.id, decision.reason), fence=fence
             )
         command_id = request.command_id or str(new_uuid())
         if precheck is not None:
@@ -188,9 +195,9 @@ class Opening:
         )
         if stored is None:
             return None
-        first = oc.stored_answer(*stored, access_point_id=point.id)
+        first = stored_answer(*stored, access_point_id=point.id)
         if first.access_point_id != point.id:
-            return oc.refused(point.id, Reason.IDEMPOTENCY_KEY_REUSED)
+            return refused(point.id, Reason.IDEMPOTENCY_KEY_REUSED)
         return first.as_replay()
 
     async def _decide(self, point: AccessPoint, request: OpenRequest, now: float) -> _Decision:
@@ -259,7 +266,7 @@ class Opening:
         """Ask the partner; its answer (or silence) as an outcome, the command's steps added."""
         ap = point.id
         if gateway is None:
-            return oc.failed(
+            return failed(
                 ap, Reason.NO_PARTNER, command_id=command_id, detail="No adapter for partner."
             )
         try:
@@ -268,7 +275,7 @@ class Opening:
             )
         except PartnerRefusedError as exc:
             online = exc.reason != "device_offline"
-            outcome = oc.refused(
+            outcome = refused(
                 ap,
                 f"{Reason.VENDOR_REFUSED}:{exc.reason}",
                 command_id=command_id,
@@ -279,17 +286,17 @@ class Opening:
             steps.append(("failed", self.clock(), {"reason": why, "vendor_reason": exc.reason}))
             return outcome
         except CircuitOpenError as exc:  # not sent: no command to follow
-            return oc.failed(
+            return failed(
                 ap, Reason.PARTNER_CIRCUIT_OPEN, command_id=command_id, retry_after=exc.retry_after
             )
         except BulkheadFullError:  # not sent either
-            return oc.failed(ap, Reason.PARTNER_BUSY, command_id=command_id, retry_after=1.0)
+            return failed(ap, Reason.PARTNER_BUSY, command_id=command_id, retry_after=1.0)
         except PartnerTimeoutError:
             steps.append(("failed", self.clock(), {"reason": "timeout"}))
-            return oc.failed(ap, Reason.PARTNER_TIMEOUT, command_id=command_id)
+            return failed(ap, Reason.PARTNER_TIMEOUT, command_id=command_id)
         except PartnerUnavailableError as exc:
             steps.append(("failed", self.clock(), {"reason": "unavailable"}))
-            return oc.failed(
+            return failed(
                 ap, Reason.PARTNER_UNAVAILABLE, command_id=command_id, detail=str(exc) or "error"
             )
         confirmed = self.clock()
@@ -298,7 +305,7 @@ class Opening:
             accepted = min(max(result.accepted_at.timestamp(), requested), confirmed)
         steps.append(("accepted", accepted, {"vendor_command_id": result.vendor_command_id}))
         steps.append(("confirmed", confirmed, {}))
-        return oc.granted(ap, command_id, result.vendor_command_id)
+        return granted(ap, command_id, result.vendor_command_id)
 
     # -- 3. record, 4. publish ---------------------------------------------------------------
 
@@ -319,18 +326,18 @@ class Opening:
         user_id = decision.user_id
         sent = steps is not None and len(steps) > 2  # the partner got the command
         command_id = outcome.command_id if sent else None
-        granted = outcome.granted
+        opened = outcome.granted
         record = AuditRecord(
             at=at,
             actor=decision.actor,
             action="manual_open" if request.via is Via.MANUAL else "open",
             access_point_id=point.id,
-            decision="granted" if granted else "denied",
+            decision="granted" if opened else "denied",
             reason="; ".join(r for r in (outcome.reason, request.note) if r),
             command_id=command_id,
         )
         event = _event(request.via, decision, outcome)
-        give_back = decision.pass_id if decision.pass_id is not None and not granted else None
+        give_back = decision.pass_id if decision.pass_id is not None and not opened else None
         keep_answer = (
             request.idempotency_key is not None
             and request.subject is not None
@@ -347,8 +354,8 @@ class Opening:
                     command_id=command_id,
                     access_point_id=point.id,
                     user_id=user_id,
-                    status="confirmed" if granted else "failed",
-                    reason="" if granted else outcome.lifecycle_reason,
+                    status="confirmed" if opened else "failed",
+                    reason="" if opened else outcome.lifecycle_reason,
                     at=at,
                     vendor_command_id=outcome.vendor_command_id,
                 )

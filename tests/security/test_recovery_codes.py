@@ -8,7 +8,7 @@ from typing import Any
 import jwt
 import pytest
 
-from propdev.security.admin_cli import recovery_codes_command
+from propdev.admin_cli import recovery_codes_command
 from tests.e2e.conftest import RunningNode
 from tests.support.oauth_client import login
 

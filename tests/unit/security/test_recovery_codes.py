@@ -22,7 +22,7 @@ from propdev.security import (
     remaining_recovery_codes,
     store_recovery_codes,
 )
-from propdev.security.admin_cli import recovery_codes_command
+from propdev.admin_cli import recovery_codes_command
 from propdev.security.recovery import ALPHABET, normalize_code, use_recovery_code
 from propdev.storage import Database, migrate
 from tests.unit.security.conftest import PASSWORD, TOTP_SECRET, FakeClock
