@@ -28,30 +28,6 @@ _PUT_ANSWER = (
 )
 
 
-async def put_command(
-    conn: AsyncConnection,
-    *,
-    command_id: str,
-    access_point_id: str,
-    user_id: str,
-    status: str,
-    reason: str = "",
-    at: float,
-    vendor_command_id: str | None = None,
-) -> None:
-    await run(
-        conn,
-        _PUT_COMMAND,
-        id=command_id,
-        ap=access_point_id,
-        u=user_id,
-        s=status,
-        r=reason,
-        t=at,
-        v=vendor_command_id,
-    )
-
-
 async def add_steps(
     conn: AsyncConnection, command_id: str, steps: Sequence[tuple[str, float, dict[str, Any]]]
 ) -> None:
@@ -99,12 +75,6 @@ async def passage_candidate(
         since=since,
     )
     return rows[0] if rows else None
-
-
-async def put_answer(
-    conn: AsyncConnection, *, subject: str, key: str, status: int, body: dict[str, Any], at: float
-) -> None:
-    await run(conn, _PUT_ANSWER, s=subject, k=key, st=status, b=json.dumps(body), t=at)
 
 
 # -- the same writes inside a ``Database.unit`` (one hop for the whole transaction) ----------

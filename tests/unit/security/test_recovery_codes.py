@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from propdev.admin_cli import recovery_codes_command
 from propdev.config.settings import Settings
 from propdev.security import (
     TokenVerifier,
@@ -22,7 +23,6 @@ from propdev.security import (
     remaining_recovery_codes,
     store_recovery_codes,
 )
-from propdev.admin_cli import recovery_codes_command
 from propdev.security.recovery import ALPHABET, normalize_code, use_recovery_code
 from propdev.storage import Database, migrate
 from tests.unit.security.conftest import PASSWORD, TOTP_SECRET, FakeClock

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from propdev.storage import Database, events
-from propdev.storage.commands import Commands, put_answer, put_command
+from propdev.storage import Database, UnitConnection, events
+from propdev.storage.commands import Commands, sync_put_answer, sync_put_command
 from propdev.storage.events import EventStore
 
 
@@ -35,8 +35,8 @@ async def test_events_are_listed_per_user_oldest_first_after_a_cursor(db: Databa
 
 
 async def test_a_stored_answer_is_found_by_subject_and_key_only(db: Database) -> None:
-    async with db.transaction() as conn:
-        await put_command(
+    def write(conn: UnitConnection) -> None:
+        sync_put_command(
             conn,
             command_id="c1",
             access_point_id="ap-1",
@@ -44,7 +44,9 @@ async def test_a_stored_answer_is_found_by_subject_and_key_only(db: Database) ->
             status="confirmed",
             at=100.0,
         )
-        await put_answer(conn, subject="u1", key="k1", status=200, body={"a": 1}, at=1e12)
+        sync_put_answer(conn, subject="u1", key="k1", status=200, body={"a": 1}, at=1e12)
+
+    await db.unit(write)
     commands = Commands(db)
     assert await commands.answer("u1", "k1") == (200, {"a": 1})
     assert await commands.answer("u2", "k1") is None
@@ -53,8 +55,9 @@ async def test_a_stored_answer_is_found_by_subject_and_key_only(db: Database) ->
 
 
 async def test_an_answer_older_than_a_day_is_not_replayed(db: Database) -> None:
-    async with db.transaction() as conn:
-        await put_answer(conn, subject="u1", key="old", status=200, body={}, at=1.0)
+    await db.unit(
+        lambda conn: sync_put_answer(conn, subject="u1", key="old", status=200, body={}, at=1.0)
+    )
     commands = Commands(db)
     assert await commands.answer("u1", "old") is None
     assert await commands.forget_expired() == 1

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from propdev.http.keys import COMMANDS, EVENTS
 from propdev.http.routes import resident
-from propdev.storage import Database, events
-from propdev.storage.commands import Commands, add_steps, put_command
+from propdev.storage import Database, UnitConnection, events
+from propdev.storage.commands import Commands, add_steps, sync_put_command
 from propdev.storage.events import EventStore
 from tests.support.routes import ClientFactory, caller, route_app
 
@@ -55,9 +55,9 @@ async def test_a_limit_out_of_range_is_a_400_problem(
 async def test_my_command_shows_its_steps_and_its_passage_and_anothers_is_a_404(
     db: Database, aiohttp_client: ClientFactory
 ) -> None:
-    async with db.transaction() as conn:
+    def write(conn: UnitConnection) -> None:
         for command_id, user in (("c-anna", "u-anna"), ("c-boris", "u-boris")):
-            await put_command(
+            sync_put_command(
                 conn,
                 command_id=command_id,
                 access_point_id="ap-1",
@@ -66,6 +66,9 @@ async def test_my_command_shows_its_steps_and_its_passage_and_anothers_is_a_404(
                 at=10.0,
                 vendor_command_id="v-1",
             )
+
+    await db.unit(write)
+    async with db.transaction() as conn:
         await add_steps(
             conn, "c-anna", [("requested", 10.0, {}), ("confirmed", 11.0, {}), ("entry", 12.0, {})]
         )
