@@ -236,31 +236,7 @@ class TokenVerifier:
         if not isinstance(kid, str):
             raise InvalidTokenError("missing kid")
         public_key = self._key_for(kid, now)
-        try:
-            payload = jwt.decode(
-                token,
-                public_key,
-                algorithms=[ALGORITHM],
-                audience=self.audience,
-                issuer=self.issuer,
-                options={
-                    "require": list(REQUIRED_CLAIMS),
-                    # Time is checked below, against the injected clock.
-                    "verify_exp": False,
-                    "verify_iat": False,
-                    "verify_nbf": False,
-                },
-            )
-        except jwt.InvalidAudienceError:
-            raise InvalidTokenError("wrong audience") from None
-        except jwt.InvalidIssuerError:
-            raise InvalidTokenError("wrong issuer") from None
-        except jwt.MissingRequiredClaimError as exc:
-            raise InvalidTokenError(f"missing claim {exc.claim}") from None
-        except jwt.InvalidSignatureError:
-            raise InvalidTokenError("bad signature") from None
-        except (jwt.PyJWTError, ValueError, TypeError):
-            raise InvalidTokenError("malformed token") from None
+        payload = decode_signed(token, public_key, ALGORITHM, self.audience, self.issuer)
         return self._claims(payload, now)
 
     def _claims(self, payload: dict[str, Any], now: float) -> Claims:
@@ -340,3 +316,41 @@ def _header(token: str) -> dict[str, Any]:
     if not isinstance(header, dict):
         raise InvalidTokenError("malformed token")
     return header
+
+
+def decode_signed(
+    token: str,
+    key: Any,
+    alg: str,
+    audience: str,
+    issuer: str,
+    required: Iterable[str] = REQUIRED_CLAIMS,
+) -> dict[str, Any]:
+    """The token's claims once its signature (``alg`` only), audience, issuer and ``required``
+    claims are checked; times are the caller's to check, against its clock.
+    ``InvalidTokenError`` says what is wrong."""
+    try:
+        payload: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=[alg],
+            audience=audience,
+            issuer=issuer,
+            options={
+                "require": list(required),
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
+        )
+    except jwt.InvalidAudienceError:
+        raise InvalidTokenError("wrong audience") from None
+    except jwt.InvalidIssuerError:
+        raise InvalidTokenError("wrong issuer") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise InvalidTokenError(f"missing claim {exc.claim}") from None
+    except jwt.InvalidSignatureError:
+        raise InvalidTokenError("bad signature") from None
+    except (jwt.PyJWTError, ValueError, TypeError):
+        raise InvalidTokenError("malformed token") from None
+    return payload
