@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from propdev.config import Settings
 from propdev.partners import (
+    CallObserver,
     Confirmation,
     Confirmations,
     DeviceInfo,
@@ -28,8 +29,9 @@ from propdev.partners import (
     PartnerGateway,
     PartnerRefusedError,
     PartnerUnavailableError,
+    StateListener,
+    guarded,
 )
-from propdev.partners.gateway import CallObserver, StateListener
 
 ADAPTER = "grpc"
 INBOX = 256
@@ -166,11 +168,5 @@ def build_grpc_gateway(
     observe: CallObserver | None = None,
 ) -> PartnerGateway:
     """The gateway to a partner registered with adapter ``grpc``."""
-    return PartnerGateway(
-        GrpcPartnerAdapter(partner_id, streams, timeout=settings.partner_timeout),
-        timeout=settings.partner_timeout,
-        breaker_failures=settings.breaker_failures,
-        breaker_reset=settings.breaker_reset,
-        on_state_change=on_state_change,
-        observe=observe,
-    )
+    adapter = GrpcPartnerAdapter(partner_id, streams, timeout=settings.partner_timeout)
+    return guarded(adapter, settings, on_state_change=on_state_change, observe=observe)

@@ -23,10 +23,10 @@ from propdev.housing.client import (
     UtilitiesClient,
 )
 from propdev.housing.errors import InvalidReadingError, NoAccountError
-from propdev.housing.gateway import UPSTREAM, CallObserver, StateListener, UtilitiesGateway
+from propdev.housing.gateway import UPSTREAM, CallObserver, UtilitiesGateway
 from propdev.housing.meters import Reading, check_progress, format_value, iso, parse_reading
 from propdev.housing.store import Account, UtilityStore
-from propdev.partners import PartnerRefusedError, vendor_api_key
+from propdev.partners import PartnerRefusedError, StateListener, vendor_api_key
 from propdev.pki import client_context
 from propdev.storage import Database
 

@@ -23,10 +23,13 @@ from propdev.partners.errors import (
 )
 from propdev.partners.gateway import (
     SIMULATOR_PARTNER_ID,
+    CallObserver,
     PartnerGateway,
     build_acme_gateway,
     build_gateway,
+    guarded,
 )
+from propdev.partners.guard import LATENCY_WINDOW, CallGuard, StateListener
 from propdev.partners.httpsig import (
     PartnerKey,
     RequestSigner,
@@ -47,12 +50,15 @@ from propdev.partners.signing import sign_callback, verify_callback, webhook_sec
 from propdev.partners.vendor import VendorHttpAdapter
 
 __all__ = (
+    "LATENCY_WINDOW",
     "SIMULATOR_PARTNER_ID",
     "AcmeAdapter",
     "AcmeHttpClient",
     "AcmeInProcessClient",
     "Breaker",
     "BulkheadFullError",
+    "CallGuard",
+    "CallObserver",
     "CallbackSender",
     "CircuitOpenError",
     "Confirmation",
@@ -76,12 +82,14 @@ __all__ = (
     "RequestSigner",
     "RequestVerifier",
     "SigningKeyError",
+    "StateListener",
     "VendorAnswer",
     "VendorError",
     "VendorHttpAdapter",
     "api_key_path",
     "build_acme_gateway",
     "build_gateway",
+    "guarded",
     "partner_key",
     "request_signer",
     "request_verifier",

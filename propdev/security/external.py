@@ -43,7 +43,7 @@ import structlog
 
 from propdev.config.settings import Settings
 from propdev.security.errors import InvalidTokenError
-from propdev.security.tokens import LEEWAY, Claims, decode_signed
+from propdev.security.tokens import LEEWAY, Claims, check_times, decode_signed
 
 log = structlog.get_logger()
 
@@ -208,16 +208,7 @@ class ExternalVerifier:
             raise InvalidTokenError("wrong issuer")
         if payload.get("typ") == "ID" or "nonce" in payload:
             raise InvalidTokenError("an ID token is not an access token")
-        exp, iat = payload["exp"], payload["iat"]
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (exp, iat)):
-            raise InvalidTokenError("malformed time claims")
-        if now > exp + self.leeway:
-            raise InvalidTokenError("token expired")
-        if iat > now + self.leeway:
-            raise InvalidTokenError("token issued in the future")
-        nbf = payload.get("nbf")
-        if isinstance(nbf, int | float) and nbf > now + self.leeway:
-            raise InvalidTokenError("token not yet valid")
+        exp, iat = check_times(payload, now, self.leeway)
         sub = payload["sub"]
         if not isinstance(sub, str) or not sub:
             raise InvalidTokenError("malformed claims")

@@ -242,16 +242,7 @@ class TokenVerifier:
     def _claims(self, payload: dict[str, Any], now: float) -> Claims:
         if payload["iss"] != self.issuer:  # PyJWT compares exactly too; cheap to be sure
             raise InvalidTokenError("wrong issuer")
-        exp, iat = payload["exp"], payload["iat"]
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (exp, iat)):
-            raise InvalidTokenError("malformed time claims")
-        if now > exp + self.leeway:
-            raise InvalidTokenError("token expired")
-        if iat > now + self.leeway:
-            raise InvalidTokenError("token issued in the future")
-        nbf = payload.get("nbf")
-        if isinstance(nbf, int | float) and nbf > now + self.leeway:
-            raise InvalidTokenError("token not yet valid")
+        exp, iat = check_times(payload, now, self.leeway)
         sub, client_id, jti = payload["sub"], payload["client_id"], payload["jti"]
         scope = payload.get("scope", "")
         roles = payload.get("roles", [])
@@ -354,3 +345,19 @@ def decode_signed(
     except (jwt.PyJWTError, ValueError, TypeError):
         raise InvalidTokenError("malformed token") from None
     return payload
+
+
+def check_times(payload: Mapping[str, Any], now: float, leeway: float) -> tuple[float, float]:
+    """``exp``, ``iat`` and (if present) ``nbf`` against ``now``, with ``leeway`` seconds;
+    ``InvalidTokenError`` says which failed. Returns ``exp`` and ``iat``."""
+    exp, iat = payload["exp"], payload["iat"]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (exp, iat)):
+        raise InvalidTokenError("malformed time claims")
+    if now > exp + leeway:
+        raise InvalidTokenError("token expired")
+    if iat > now + leeway:
+        raise InvalidTokenError("token issued in the future")
+    nbf = payload.get("nbf")
+    if isinstance(nbf, int | float) and nbf > now + leeway:
+        raise InvalidTokenError("token not yet valid")
+    return float(exp), float(iat)

@@ -7,9 +7,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from propdev.partners import CircuitOpenError, PartnerGateway, PartnerUnavailableError
-from propdev.partners import gateway as gateway_module
-from propdev.partners.gateway import LATENCY_WINDOW
+from propdev.partners import (
+    LATENCY_WINDOW,
+    CircuitOpenError,
+    PartnerGateway,
+    PartnerUnavailableError,
+)
+from propdev.partners import guard as guard_module
 from tests.unit.partners.test_gateway import ScriptedAdapter
 
 
@@ -37,8 +41,8 @@ async def test_no_call_yet_means_no_latency() -> None:
 async def test_p50_and_p95_come_from_the_calls_durations(monkeypatch: pytest.MonkeyPatch) -> None:
     gateway = make_gateway(ScriptedAdapter())
     durations = [ms / 1000 for ms in range(1, 101)]  # 1..100 ms
-    # Only the gateway's module sees the stopwatch (not the event loop, not other modules).
-    monkeypatch.setattr(gateway_module, "time", SimpleNamespace(perf_counter=Stopwatch(durations)))
+    # Only the guard's module sees the stopwatch (not the event loop, not other modules).
+    monkeypatch.setattr(guard_module, "time", SimpleNamespace(perf_counter=Stopwatch(durations)))
     for n in range(100):
         await gateway.open("door", request_id=f"r{n}")
     monkeypatch.undo()
