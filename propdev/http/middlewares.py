@@ -13,6 +13,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from propdev.http.client_address import VIA
 from propdev.http.errors import (
     ForbiddenError,
     ProblemError,
@@ -110,6 +111,7 @@ def request_context_middleware(*, node_id: str) -> Middleware:
                 response = problem_response(ProblemError("An internal error occurred."))
             finally:
                 principal = request.get(PRINCIPAL)
+                via = request.get(VIA)  # the trusted proxy, when the client is behind one
                 log.info(
                     "http_request",
                     method=request.method,
@@ -117,8 +119,9 @@ def request_context_middleware(*, node_id: str) -> Middleware:
                     status=status,
                     outcome="ok" if status < 400 else "rejected" if status < 500 else "failed",
                     latency_ms=round((time.perf_counter() - started) * 1000, 2),
-                    client=request.remote,
+                    client=request.remote,  # the client's address (propdev.http.client_address)
                     sub=principal.sub if principal else None,
+                    **({"via": via} if via else {}),
                 )
             if not response.prepared:
                 response.headers["X-Request-Id"] = request_id
