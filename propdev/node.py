@@ -63,8 +63,8 @@ from propdev.registry import (
 from propdev.security import (
     ExternalVerifier,
     OAuthServer,
-    RedisThrottle,
     SigningKeys,
+    SignInThrottle,
     TokenIssuer,
     TokenVerifier,
 )
@@ -173,14 +173,8 @@ class Node:
         self.verifier = TokenVerifier(settings, self.keys)
         # A corporate OIDC provider as a second trusted issuer (propdev.security.external).
         self.external_verifier = ExternalVerifier.from_settings(settings)
-        throttle, ip_throttle = self._auth_throttles()
         self.oauth = OAuthServer(
-            settings,
-            self.db,
-            self.issuer,
-            self.verifier,
-            throttle=throttle,
-            ip_throttle=ip_throttle,
+            settings, self.db, self.issuer, self.verifier, throttle=self._sign_in_throttle()
         )
         self.access = AccessServices.for_data_dir(
             self.db,
@@ -210,19 +204,15 @@ class Node:
         self._drain_lock = asyncio.Lock()
         self.grpc_port: int | None = None  # bound by serve() when PROPDEV_GRPC_PORT is set
 
-    def _auth_throttles(self) -> tuple[RedisThrottle | None, RedisThrottle | None]:
+    def _sign_in_throttle(self) -> SignInThrottle | None:
         """In a cluster, failed logins and token requests are counted in the cluster's Redis
-        (per account and per address, whichever node they hit); embedded, in this process."""
+        (per account, pair and address, whichever node they hit); embedded, in this process."""
         if self.cluster is None:
-            return None, None
-        slot = self.cluster.namespace
-        return (
-            RedisThrottle(self.cluster.redis, prefix=f"{slot}:auth:acct:"),
-            RedisThrottle(
-                self.cluster.redis,
-                prefix=f"{slot}:auth:ip:",
-                max_failures=self.settings.auth_failures_per_ip,
-            ),
+            return None
+        return SignInThrottle.shared(
+            self.cluster.redis,
+            prefix=f"{self.cluster.namespace}:auth:",
+            per_address=self.settings.auth_failures_per_ip,
         )
 
     def simulator_routes(self) -> RouteDefs:

@@ -155,7 +155,11 @@ class Settings:
     # security (issue 3)
     master_key: str | None = dataclasses.field(default=None, repr=False)
     master_key_file: Path | None = None
-    auth_failures_per_ip: int = 20
+    # failed sign-ins (and, apart, failed token requests) per client address per 5 minutes:
+    # high, because behind a carrier-grade NAT or a load balancer many share one address
+    auth_failures_per_ip: int = 200
+    trusted_proxies: tuple[str, ...] = ()  # CIDRs believed about the client's address
+    metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # who may scrape /metrics
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     max_body: int = 64 * 1024
@@ -279,6 +283,8 @@ class Settings:
                 "auth_failures_per_ip",
                 _int("PROPDEV_AUTH_FAILURES_PER_IP", 0, 1_000_000),
             ),
+            "PROPDEV_TRUSTED_PROXIES": ("trusted_proxies", _networks("PROPDEV_TRUSTED_PROXIES")),
+            "PROPDEV_METRICS_ALLOW": ("metrics_allow", _networks("PROPDEV_METRICS_ALLOW")),
             "PROPDEV_HEADER_TIMEOUT": (
                 "header_timeout",
                 _float("PROPDEV_HEADER_TIMEOUT", 0.1, 600),

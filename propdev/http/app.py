@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 from aiohttp import web
 
 from propdev.http import keys, ws
+from propdev.http.client_address import client_address_middleware, networks
 from propdev.http.integration_log import integration_log_middleware
 from propdev.http.limits import WS_CAPS, WebSocketCaps, body_limit_middleware
 from propdev.http.middlewares import (
@@ -122,6 +123,8 @@ def make_app(node: NodeServices) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body,
         middlewares=[
+            # First of all: request.remote is the client's address for everything below.
+            client_address_middleware(trusted=networks(settings.trusted_proxies)),
             telemetry_middleware(telemetry=node.telemetry),  # spans the access log record too
             request_context_middleware(node_id=settings.node_id),
             integration_log_middleware(),  # partner, gateway, admin: integration_request
@@ -190,6 +193,7 @@ def _set_services(app: web.Application, node: NodeServices) -> None:
     app[keys.WEBHOOK_SECRETS] = node.webhook_secret
     app[keys.UTILITIES] = node.utilities
     app[keys.METRICS] = node.telemetry.metrics
+    app[keys.METRICS_ALLOW] = networks(settings.metrics_allow)
     app[keys.SLO] = node.telemetry.slo
     app[keys.OPENER] = node
 
@@ -199,7 +203,13 @@ def _subject(request: web.Request) -> str | None:
     return principal.sub if principal is not None else None
 
 
+SERVER_HEADER = "propdev"
+"""The ``Server`` header of every response: no product versions (aiohttp's default names
+Python's and its own)."""
+
+
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = SERVER_HEADER
     response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Cache-Control", "no-store")

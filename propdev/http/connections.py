@@ -9,6 +9,10 @@ connection (``connection_refused`` is logged once each time an address reaches i
 
 Addresses in ``exempt`` (networks, e.g. a load balancer in front) are not capped; loopback is
 capped like any other address unless listed. IPv4-mapped IPv6 addresses count as their IPv4.
+
+Only the TCP peer applies here, never the client a trusted proxy names
+(``propdev.http.client_address``): the cap acts before a byte of HTTP is read, so there are no
+headers yet. Behind a load balancer, list it in ``PROPDEV_CONNECTIONS_EXEMPT``.
 """
 
 from __future__ import annotations

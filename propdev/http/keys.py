@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from propdev.actors import ActorSystem
     from propdev.devices import PartnerEventIngest
     from propdev.housing import UtilitiesService
+    from propdev.http.client_address import Network
     from propdev.http.services import Devices, Drain, Nodes, Opener, Readiness
     from propdev.management import Management
     from propdev.observability import Metrics, SloTracker
@@ -80,6 +81,8 @@ MANAGEMENT: web.AppKey[Management] = web.AppKey("management")
 
 # Observability.
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+METRICS_ALLOW: web.AppKey[tuple[Network, ...]] = web.AppKey("metrics_allow")
+"""Who may scrape ``/metrics`` (``PROPDEV_METRICS_ALLOW``), by client address."""
 SLO: web.AppKey[SloTracker] = web.AppKey("slo")
 
 OPENER: web.AppKey[Opener] = web.AppKey("opener")

@@ -13,6 +13,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from propdev.http.client_address import VIA
 from propdev.http.errors import ForbiddenError, ProblemError, UnauthorizedError
 from propdev.http.permissions import Permission, permission_of
 from propdev.http.principal import Principal
@@ -102,6 +103,7 @@ def request_context_middleware(*, node_id: str) -> Middleware:
                     status = problem.status
             finally:
                 principal = request.get(PRINCIPAL)
+                via = request.get(VIA)  # the trusted proxy, when the client is behind one
                 log.info(
                     "http_request",
                     method=request.method,
@@ -109,8 +111,9 @@ def request_context_middleware(*, node_id: str) -> Middleware:
                     status=status,
                     outcome="ok" if status < 400 else "rejected" if status < 500 else "failed",
                     latency_ms=round((time.perf_counter() - started) * 1000, 2),
-                    client=request.remote,
+                    client=request.remote,  # the client's address (propdev.http.client_address)
                     sub=principal.sub if principal else None,
+                    **({"via": via} if via else {}),
                 )
             if not response.prepared:
                 response.headers["X-Request-Id"] = request_id

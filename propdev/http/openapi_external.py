@@ -206,6 +206,15 @@ EXTERNAL: dict[tuple[str, str], Operation] = {
                 HTML,
             ),
             401: Response({"type": "string"}, "Wrong credentials: the form again.", HTML),
+            429: Response(
+                {"type": "string"},
+                "Sign-in throttled, credentials not checked: the form again, saying whether "
+                "the account (failures per account and per account and address, back-off "
+                "doubling to 15 min) or the client's address (PROPDEV_AUTH_FAILURES_PER_IP "
+                "failures in 5 min) must wait; a rate limit gives a problem document instead.",
+                HTML,
+                {"Retry-After": "seconds to wait"},
+            ),
         },
     ),
     ("POST", "/oauth/token"): operation(
@@ -218,7 +227,19 @@ EXTERNAL: dict[tuple[str, str], Operation] = {
         tags=OAUTH,
         request=TOKEN_REQUEST,
         request_content_type=FORM,
-        responses={200: TOKEN, 400: _OAUTH_400, 401: _OAUTH_401},
+        responses={
+            200: TOKEN,
+            400: _OAUTH_400,
+            401: _OAUTH_401,
+            429: Response(
+                {"type": "object", "properties": {"error": STRING, "error_description": STRING}},
+                "`slow_down`: too many failed token requests (bad codes, refresh tokens or "
+                "client credentials) from the client's address, PROPDEV_AUTH_FAILURES_PER_IP "
+                "in 5 min; counted apart from sign-ins (a rate limit gives a problem document).",
+                "application/json",
+                {"Retry-After": "seconds to wait"},
+            ),
+        },
     ),
     ("POST", "/oauth/revoke"): operation(
         "Revoke a token (RFC 7009)",

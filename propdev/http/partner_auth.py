@@ -7,8 +7,10 @@
    certificate (``cnf.x5t#S256``; the auth middleware checks the binding, we insist on it);
 3. the token's client id names a registered partner (``partners`` row): the partner's devices
    are the only ones it may report;
-4. the source address inside the partner's allowlist (``partners.allowed_cidrs`` and the OAuth
-   client's ``allowed_cidrs``), checked on every call, not only when the token was issued.
+4. the client's address inside the partner's allowlist (``partners.allowed_cidrs`` and the
+   OAuth client's ``allowed_cidrs``), checked on every call, not only when the token was
+   issued: ``request.remote``, which ``propdev.http.client_address`` set (the TCP peer, or the
+   client a trusted proxy names; a header from anyone else is ignored).
 
 Missing or mismatched proof of identity is 401; a known partner out of bounds is 403.
 """

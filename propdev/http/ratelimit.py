@@ -6,16 +6,19 @@ update are one atomic step: a dict write here, one Lua script in Redis.
 
 The middleware applies, for every request except health and metrics:
 
-- ``client``: the token's subject when authenticated, else the source address
+- ``client``: the token's subject when authenticated, else the client's address
   (``PROPDEV_RATE_LIMIT`` per second, bursts of twice that);
-- ``ip``: the source address whoever the caller (five times the client rate: many app users
+- ``ip``: the client's address whoever the caller (five times the client rate: many app users
   can share one NAT address);
 - ``route``: stricter rules for costly or sensitive routes -- the token and login endpoints
   per address, door opens per subject.
 
 A refusal is 429 with ``Retry-After`` (whole seconds, at least 1) and ``RateLimit-Policy``.
 ``PROPDEV_RATE_LIMIT=0`` turns all of it off (benchmarks). Brute force on credentials is
-throttled separately, by failures (``propdev.security.throttle``).
+throttled separately, by failures (``propdev.security.signin``).
+
+The client's address is ``request.remote`` as ``propdev.http.client_address`` set it: the TCP
+peer, or the client a trusted proxy names.
 """
 
 from __future__ import annotations

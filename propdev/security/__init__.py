@@ -43,7 +43,14 @@ from propdev.security.server import (
     OAuthResponse,
     OAuthServer,
 )
-from propdev.security.throttle import FailureThrottle, LocalThrottle, RedisThrottle
+from propdev.security.signin import SignInThrottle, Wait
+from propdev.security.throttle import (
+    Backoff,
+    Ceiling,
+    FailureThrottle,
+    LocalThrottle,
+    RedisThrottle,
+)
 from propdev.security.tokens import (
     Claims,
     TokenIssuer,
@@ -70,6 +77,8 @@ __all__ = (
     "SCOPES_SUPPORTED",
     "AuthorizationRequest",
     "AuthorizationRequestError",
+    "Backoff",
+    "Ceiling",
     "Claims",
     "Client",
     "CryptoError",
@@ -87,12 +96,14 @@ __all__ = (
     "RecoveryCodes",
     "RedisThrottle",
     "SecurityError",
+    "SignInThrottle",
     "SigningKey",
     "SigningKeys",
     "TokenIssuer",
     "TokenVerifier",
     "User",
     "Vault",
+    "Wait",
     "certificate_thumbprint",
     "check_certificate_binding",
     "create_user",

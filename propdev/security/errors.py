@@ -25,11 +25,13 @@ class LoginFailedError(SecurityError):
 
 class LoginThrottledError(LoginFailedError):
     """Raised when an account or a source address has failed too often to try again yet;
-    ``retry_after`` is in seconds. The credentials were not checked."""
+    ``retry_after`` is in seconds, ``scope`` is ``"account"`` or ``"address"`` (whose
+    failures caused the wait). The credentials were not checked."""
 
-    def __init__(self, retry_after: float) -> None:
+    def __init__(self, retry_after: float, scope: str = "account") -> None:
         super().__init__("too many attempts; wait a few minutes and try again")
         self.retry_after = retry_after
+        self.scope = scope
 
 
 class AuthorizationRequestError(SecurityError):

@@ -37,8 +37,8 @@ from propdev.security.grants import (
     authenticate_tls_client,
 )
 from propdev.security.keys import ALGORITHM
+from propdev.security.signin import SignInThrottle
 from propdev.security.store import OAuthStore
-from propdev.security.throttle import FailureThrottle, LocalThrottle
 from propdev.security.tickets import FormTickets, load_or_create_secret
 from propdev.security.tokens import Claims, TokenIssuer, TokenVerifier, check_certificate_binding
 from propdev.security.users import (
@@ -300,10 +300,10 @@ class OAuthServer:
     object the API's auth middleware uses, so a token, subject or grant revoked there (RFC 7009,
     a move-out, a replayed code) is refused here too.
 
-    Brute force: ``throttle`` counts failed logins per account (5 per 5 minutes),
-    ``ip_throttle`` failed logins and failed token requests per source address
-    (``PROPDEV_AUTH_FAILURES_PER_IP`` per 5 minutes). Both are this process's by default; a
-    cluster node passes ``RedisThrottle``s (``propdev.security.throttle``).
+    Brute force: ``throttle`` counts failed logins per (account, address), per account and
+    per address, and failed token requests per address in a bucket of their own
+    (``propdev.security.signin``). This process's by default; a cluster node passes one
+    shared through Redis (``SignInThrottle.shared``).
     """
 
     def __init__(
@@ -314,8 +314,7 @@ class OAuthServer:
         verifier: TokenVerifier,
         *,
         clock: Callable[[], float] = time.time,
-        throttle: FailureThrottle | None = None,
-        ip_throttle: FailureThrottle | None = None,
+        throttle: SignInThrottle | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -328,14 +327,11 @@ class OAuthServer:
         self.on_access_revoked: Callable[[Claims], Awaitable[None]] | None = None
         # Where a revoked grant is published, with the latest expiry of its access tokens.
         self.on_grant_revoked: Callable[[str, float], Awaitable[None]] | None = None
-        self.throttle: FailureThrottle = (
-            throttle if throttle is not None else LocalThrottle(clock=clock)
-        )
-        # Failed logins and failed token requests per source address (brute force, stuffing).
-        self.ip_throttle: FailureThrottle = (
-            ip_throttle
-            if ip_throttle is not None
-            else LocalThrottle(settings.auth_failures_per_ip, clock=clock)
+        # Failed logins per account, (account, address) and address; failed token requests.
+        self.throttle: SignInThrottle = (
+            throttle
+            if throttle is not None
+            else SignInThrottle.local(settings.auth_failures_per_ip, clock=clock)
         )
         secret = load_or_create_secret(settings.pki_dir / "jwt" / "form-secret")
         self.tickets = FormTickets(secret, clock=clock)
@@ -387,24 +383,22 @@ class OAuthServer:
         self, username: str, password: str, otp: str, *, remote: str | None = None
     ) -> Login:
         """Check the credentials; raises ``LoginFailedError`` (the same whatever was wrong),
-        or ``LoginThrottledError`` without checking them when the account or ``remote`` (the
-        source address) has failed too often lately."""
+        or ``LoginThrottledError`` without checking them while the account is in back-off
+        (from ``remote``, the client's address, or from everywhere) or ``remote`` has reached
+        its ceiling of failures (``propdev.security.signin``)."""
         name = normalize_username(username)
-        wait = max(
-            await self.throttle.retry_after(name),
-            await self.ip_throttle.retry_after(remote or ""),
-        )
-        if wait > 0:
-            raise LoginThrottledError(wait)
+        address = remote or ""
+        wait = await self.throttle.login_wait(name, address)
+        if wait:
+            raise LoginThrottledError(wait.seconds, wait.scope)
         try:
             login = await asyncio.to_thread(
                 authenticate, self.db, username, password, otp, now=self.clock()
             )
         except LoginFailedError:
-            await self.throttle.failed(name)
-            await self.ip_throttle.failed(remote or "")
+            await self.throttle.login_failed(name, address)
             raise
-        await self.throttle.succeeded(name)
+        await self.throttle.login_succeeded(name, address)
         return login
 
     async def authorize(self, params: Params, login: Login) -> OAuthResponse:

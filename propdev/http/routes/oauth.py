@@ -80,6 +80,14 @@ def _oauth_response(response: OAuthResponse) -> web.Response:
     return web.Response(status=response.status, text=response.body or None, headers=headers)
 
 
+def _throttled_message(scope: str, seconds: int) -> str:
+    """The login page's sentence for a throttled sign-in."""
+    wait = f"{seconds} seconds" if seconds < 120 else f"{math.ceil(seconds / 60)} minutes"
+    if scope == "address":
+        return f"Too many failed sign-ins from your network. Wait {wait} and try again."
+    return f"Too many failed attempts for this account. Wait {wait} and try again."
+
+
 def _bearer(request: web.Request) -> str | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -125,25 +133,27 @@ class _Handlers:
         if isinstance(checked, web.Response):
             return checked
         username = str(form.get("username", ""))
+        remote = request.remote  # the client's address (propdev.http.client_address)
         try:
             login = await self.server.login(
                 username,
                 str(form.get("password", "")),
                 str(form.get("otp", "")),
-                remote=request.remote,
+                remote=remote,
             )
         except LoginThrottledError as exc:
-            log.warning("login_throttled", remote=request.remote)
+            seconds = max(1, math.ceil(exc.retry_after))
+            log.warning("login_throttled", remote=remote, scope=exc.scope, retry_after=seconds)
             response = self._show_form(
                 checked,
-                error="Too many failed attempts. Wait a few minutes and try again.",
+                error=_throttled_message(exc.scope, seconds),
                 username=username,
                 status=429,
             )
-            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+            response.headers["Retry-After"] = str(seconds)
             return response
         except LoginFailedError:
-            log.warning("login_failed", remote=request.remote)
+            log.warning("login_failed", remote=remote)
             return self._show_form(
                 checked,
                 error="Wrong username, password or one-time code.",
@@ -191,14 +201,19 @@ class _Handlers:
                 status=400,
                 headers=_NO_STORE,
             )
-        remote = request.remote or ""
-        wait = await self.server.ip_throttle.retry_after(remote)
-        if wait > 0:
-            log.warning("token_throttled", remote=remote)
+        remote = request.remote or ""  # the client's address (propdev.http.client_address)
+        wait = await self.server.throttle.token_wait(remote)
+        if wait:
+            seconds = max(1, math.ceil(wait.seconds))
+            log.warning("token_throttled", remote=remote, retry_after=seconds)
             return web.json_response(
-                {"error": "slow_down", "error_description": "too many failed requests"},
+                {
+                    "error": "slow_down",
+                    "error_description": "too many failed token requests from this address; "
+                    f"retry in {seconds} s",
+                },
                 status=429,
-                headers={"Retry-After": str(max(1, math.ceil(wait))), **_NO_STORE},
+                headers={"Retry-After": str(seconds), **_NO_STORE},
             )
         body = await _read_form(request)
         if body is None:
@@ -212,13 +227,14 @@ class _Handlers:
             form,
             CIMultiDict(request.headers),
             client_cert_der=self.certificate(request),
-            remote=request.remote,
+            remote=remote or None,
         )
         if response.status in (400, 401) and isinstance(response.body, dict):
             error = response.body.get("error")
             if error in ("invalid_grant", "invalid_client"):
-                # Guessing codes or refresh tokens, or client certificates that do not fit.
-                await self.server.ip_throttle.failed(remote)
+                # Guessing codes or refresh tokens, or client certificates that do not fit:
+                # counted in the token endpoint's own bucket, never against password logins.
+                await self.server.throttle.token_failed(remote)
                 log.warning("token_request_failed", error=error, remote=remote)
         return _oauth_response(response)
 

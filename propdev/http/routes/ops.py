@@ -1,16 +1,18 @@
 """``GET /metrics``: the node's Prometheus metrics in the text exposition format.
 
-Public (no token), like ``/healthz``: Prometheus scrapes it without OAuth, and it carries no
-personal data or ids, only bounded labels (route templates, partners, actor kinds). Deployments
-that must not show it to the internet block ``/metrics`` at the load balancer and let
-Prometheus scrape the nodes directly. It is not rate-limited.
+No token (Prometheus scrapes without OAuth), but only for the scrapers in
+``PROPDEV_METRICS_ALLOW`` (CIDRs, default loopback), judged by the client's address
+(``propdev.http.client_address``: the TCP peer, or what a trusted proxy says). Anyone else gets
+404, as if there were no such route. It carries no personal data or ids, only bounded labels
+(route templates, partners, actor kinds), and is not rate-limited.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from propdev.http.keys import METRICS
+from propdev.http.client_address import address_in
+from propdev.http.keys import METRICS, METRICS_ALLOW
 from propdev.http.openapi import Response, doc
 from propdev.http.permissions import Permission, requires
 from propdev.observability import CONTENT_TYPE
@@ -25,12 +27,19 @@ routes = web.RouteTableDef()
     description=(
         "HTTP requests and latency by route template and status, partner calls by partner, "
         "operation and outcome, circuit breaker states and transitions, actors by kind, "
-        "WebSocket connections, bus messages, rate-limit rejections. See docs/observability.md."
+        "WebSocket connections, bus messages, rate-limit rejections. See docs/observability.md. "
+        "Only for the scrapers in PROPDEV_METRICS_ALLOW (default loopback); 404 for anyone else."
     ),
     tags=["operations"],
     rate_limited=False,
-    responses={200: Response({"type": "string"}, "The metrics.", "text/plain")},
+    responses={
+        200: Response({"type": "string"}, "The metrics.", "text/plain"),
+        404: "The caller is not an allowed scraper (PROPDEV_METRICS_ALLOW).",
+    },
 )
 async def metrics(request: web.Request) -> web.Response:
+    allowed = request.app[METRICS_ALLOW]
+    if not address_in(request.remote, allowed):
+        raise web.HTTPNotFound()
     body = request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
