@@ -37,6 +37,7 @@ from typing import Any, Literal, TypeVar
 from aiohttp import web
 
 from propdev.http import schemas
+from propdev.http.body import MAX_DEPTH
 from propdev.http.permissions import Permission, permission_of
 from propdev.http.schemas import PROBLEM, JSONSchema
 
@@ -78,6 +79,7 @@ class Operation:
     request: JSONSchema | None = None
     request_content_type: str = JSON
     request_required: bool = True
+    request_description: str = ""
     responses: Mapping[int, Response] = field(default_factory=dict)
     params: tuple[Param, ...] = ()
     websocket: bool = False
@@ -104,6 +106,7 @@ def operation(
     request: JSONSchema | None = None,
     request_content_type: str = JSON,
     request_required: bool = True,
+    request_description: str = "",
     responses: Mapping[int, Response | JSONSchema | str | None] | None = None,
     query: Iterable[Param] = (),
     headers: Iterable[Param] = (),
@@ -124,6 +127,7 @@ def operation(
         request=request,
         request_content_type=request_content_type,
         request_required=request_required,
+        request_description=request_description,
         responses={s: _response(s, r) for s, r in (responses or {200: None}).items()},
         params=tuple(params),
         websocket=websocket,
@@ -149,7 +153,11 @@ def doc(
     security: Permission | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Callable[[H], H]:
-    """Declare a handler's OpenAPI operation (see the module docstring)."""
+    """Declare a handler's OpenAPI operation (see the module docstring). A JSON request body
+    is read by ``propdev.http.body.json_body``: the document says what that reader refuses."""
+    strict_json = request is not None and request_content_type == JSON
+    if strict_json:
+        responses = {415: _UNSUPPORTED_JSON, **(responses or {200: None})}
     op = operation(
         summary,
         description=description,
@@ -157,6 +165,7 @@ def doc(
         request=request,
         request_content_type=request_content_type,
         request_required=request_required,
+        request_description=_STRICT_JSON if strict_json else "",
         responses=responses,
         query=query,
         headers=headers,
@@ -235,6 +244,16 @@ _RATE_LIMITED = Response(
     PROBLEM, "Rate limit exceeded.", PROBLEM_JSON, {"Retry-After": "seconds to wait"}
 )
 _BAD_REQUEST = Response(PROBLEM, "The request is malformed.", PROBLEM_JSON)
+_STRICT_JSON = (
+    "`application/json` (or `application/*+json`), UTF-8. Refused with 400: invalid JSON or "
+    f"UTF-8, more than {MAX_DEPTH} levels of nested arrays and objects, a key twice in one "
+    "object, `NaN`/`Infinity`."
+)
+_UNSUPPORTED_JSON = Response(
+    PROBLEM,
+    "The body is not declared `application/json` (or `application/*+json`) in UTF-8.",
+    PROBLEM_JSON,
+)
 
 # -- the generator ---------------------------------------------------------------------------
 
@@ -341,6 +360,8 @@ def _operation(route: RouteDoc) -> dict[str, Any]:
             "required": op.request_required,
             "content": {op.request_content_type: {"schema": op.request}},
         }
+        if op.request_description:
+            out["requestBody"]["description"] = op.request_description
     responses = dict(op.responses)
     if permission is not Permission.PUBLIC:
         for status, response in _AUTH_ERRORS.items():

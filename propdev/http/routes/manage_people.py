@@ -3,14 +3,12 @@ what and when."""
 
 from __future__ import annotations
 
-import json
-
 import structlog
 from aiohttp import web
 
 from propdev.http import schemas
 from propdev.http.access_problems import UnprocessableError
-from propdev.http.errors import BadRequestError
+from propdev.http.body import json_body
 from propdev.http.openapi import Param, Response, doc
 from propdev.http.permissions import Permission, requires
 from propdev.http.routes.manage_support import (
@@ -237,15 +235,9 @@ async def list_rights(request: web.Request) -> web.Response:
 )
 @managed
 async def grant_right(request: web.Request) -> web.Response:
-    raw = await request.read()
-    data: object = None
-    if raw.strip():
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequestError("The body is not valid JSON.") from None
-        if not isinstance(data, dict):
-            raise UnprocessableError("body: expected a JSON object", extra={"field": "body"})
+    data = await json_body(request, required=False)
+    if data is not None and not isinstance(data, dict):
+        raise UnprocessableError("body: expected a JSON object", extra={"field": "body"})
     right, new = await management(request).rights.grant(
         actor(request),
         request.match_info["user_id"],

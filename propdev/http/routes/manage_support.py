@@ -13,7 +13,8 @@ from typing import Any
 from aiohttp import web
 
 from propdev.http import schemas
-from propdev.http.access_problems import ConflictError, UnprocessableError, json_body
+from propdev.http.access_problems import ConflictError, UnprocessableError
+from propdev.http.body import json_body
 from propdev.http.errors import (
     BadRequestError,
     NotFoundError,

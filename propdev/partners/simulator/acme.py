@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from propdev.http.body import parse_json
 from propdev.partners.base import DeviceInfo
 from propdev.partners.simulator.app import control_routes, signature_middleware
 from propdev.partners.simulator.state import (
@@ -183,7 +184,7 @@ def acme_routes(sim: AcmeSimulator) -> list[web.RouteDef]:
 
     async def submit(request: web.Request) -> web.StreamResponse:
         try:
-            body = await request.json()
+            body = parse_json(await request.read())
         except ValueError:
             body = None
         if not isinstance(body, dict) or body.get("action") != "unlock":

@@ -25,7 +25,8 @@ Control API (no authentication; a test tool): ``GET|POST /sim/v1/faults``,
 ``GET|POST /sim/v1/passages`` (``{"after_open_ms": N | null}``: an ``entry`` N ms after each
 confirmed open, or none), ``POST /sim/v1/callbacks/flush`` (answers 204 once every callback
 made so far was delivered or given up on), ``GET /sim/v1/signatures`` (``{"required": bool}``
-and, when required, ``key_id``, ``verified`` and ``refused`` counts by reason). Bad input → 400
+and, when required, ``key_id``, ``verified`` and ``refused`` counts by reason). Bad input (JSON
+the node's ``parse_json`` refuses, too: nested too deeply, a key twice...) → 400
 ``application/problem+json``.
 """
 
@@ -40,6 +41,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from propdev.http.body import parse_json
 from propdev.partners.simulator.state import (
     ConnectionDropped,
     FaultMode,
@@ -166,7 +168,7 @@ def _problem(status: int, title: str, detail: str) -> web.Response:
 
 async def _json_object(request: web.Request) -> dict[str, Any] | None:
     try:
-        body = await request.json()
+        body = parse_json(await request.read())  # the node's strict parser: never a 500
     except ValueError:
         return None
     return body if isinstance(body, dict) else None
