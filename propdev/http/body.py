@@ -11,8 +11,8 @@ signature over them) parses them with the same rules:
 - ``json_body(request)``: request → value. The body, already read and capped by the body limit
   middleware (413), must be declared ``application/json`` or ``application/*+json`` with no
   charset or ``utf-8`` (else 415 ``unsupported-media-type``), then goes through ``parse_json``.
-  An empty body (or only whitespace) is a 400 when ``required``, else ``None``, whatever its
-  ``Content-Type``.
+  An empty body (or only whitespace) is a 400 when ``required``, else ``absent`` (``None``),
+  whatever its ``Content-Type``.
 """
 
 from __future__ import annotations
@@ -93,15 +93,16 @@ async def json_body(
     request: web.Request,
     *,
     required: bool = True,
+    absent: Any = None,
     parse_float: Callable[[str], Any] | None = None,
 ) -> Any:
-    """The request's JSON body (see the module docstring); ``None`` when there is none and it
-    is not ``required``."""
+    """The request's JSON body (see the module docstring); ``absent`` when there is none and
+    it is not ``required`` (``None`` by default: pass another value to tell ``null`` apart)."""
     raw = await request.read()  # read and capped by the body limit middleware already
     if not raw.strip(_WHITESPACE):
         if required:
             raise BadRequestError("A JSON body is required.")
-        return None
+        return absent
     check_media_type(request)
     return parse_json(raw, parse_float=parse_float)
 

@@ -24,6 +24,7 @@ from propdev.http.routes.manage_support import (
 )
 
 log = structlog.get_logger()
+_NO_BODY = object()
 routes = web.RouteTableDef()
 
 RESIDENT = schemas.named(
@@ -235,8 +236,10 @@ async def list_rights(request: web.Request) -> web.Response:
 )
 @managed
 async def grant_right(request: web.Request) -> web.Response:
-    data = await json_body(request, required=False)
-    if data is not None and not isinstance(data, dict):
+    data = await json_body(request, required=False, absent=_NO_BODY)
+    if data is _NO_BODY:  # (null is a 422 like any other non-object)
+        data = None
+    elif not isinstance(data, dict):
         raise UnprocessableError("body: expected a JSON object", extra={"field": "body"})
     right, new = await management(request).rights.grant(
         actor(request),

@@ -129,7 +129,7 @@ async def open_access_point(request: web.Request) -> web.Response:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not (0 < len(key) <= 255 and key.isprintable()):
         raise BadRequestError("Idempotency-Key must be 1 to 255 printable characters.")
-    if await json_body(request, required=False) not in (None, {}):  # and nothing opens
+    if await json_body(request, required=False, absent={}) != {}:  # and nothing opens
         raise BadRequestError("This call takes no body: send none, or {}.")
     if (
         await request.app[DIRECTORY].access_point(access_point_id) is None
