@@ -23,6 +23,7 @@ from aiohttp.typedefs import Handler, Middleware
 from propdev.config import Settings
 from propdev.devkit.housing_sim import UtilitiesFault, UtilitiesSimulator
 from propdev.housing import UPSTREAM, UpstreamDropped, UpstreamError
+from propdev.http.body import parse_json
 from propdev.partners import vendor_api_key
 from propdev.pki import ensure_server_cert, server_context
 
@@ -75,7 +76,7 @@ def utilities_routes(sim: UtilitiesSimulator) -> list[web.RouteDef]:
             body = {"error": "invalid_request", "message": "Idempotency-Key is required"}
             return web.json_response(body, status=400)
         try:
-            payload = await request.json()
+            payload = parse_json(await request.read())
         except ValueError:
             payload = None
         replayed = sim.knows(key)
@@ -91,7 +92,7 @@ def utilities_routes(sim: UtilitiesSimulator) -> list[web.RouteDef]:
 
     async def set_faults(request: web.Request) -> web.StreamResponse:
         try:
-            body: Any = await request.json()
+            body: Any = parse_json(await request.read())
         except ValueError:
             body = None
         modes = {str(m) for m in UtilitiesFault}

@@ -3,21 +3,26 @@
 A reading is checked in two steps: ``parse_reading`` (the body on its own against the
 apartment's meters and the clock) and ``check_progress`` (against the meter's last accepted
 reading). Values are ``Decimal`` with at most three decimals; parse JSON bodies with
-``parse_float=Decimal`` so nothing is rounded on the way in.
+``parse_float=Decimal`` so nothing is rounded on the way in. A value sent as a string is ASCII
+digits with an optional fraction (``"231.405"``): no sign, exponent, spaces or other scripts'
+digits.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from propdev.housing.errors import InvalidReadingError
 
 THOUSANDTH = Decimal("0.001")
+VALUE_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?")  # a value sent as a string: "231.405"
+MAX_TEXT_VALUE = 32
 MAX_FUTURE_SKEW = 300.0  # seconds a phone's clock may run ahead of ours
 MAX_AGE = 90 * 86400.0  # a reading taken longer ago is refused
 MAX_ID = 64
@@ -94,11 +99,10 @@ def iso(at: float) -> str:
 def _value(raw: Any, meter: Meter) -> Decimal:
     if isinstance(raw, bool) or raw is None:
         raise InvalidReadingError("value", "not_a_number", "expected a number such as 123.456")
-    if isinstance(raw, str):
-        try:
-            value = Decimal(raw.strip()) if len(raw) <= 32 else Decimal("NaN")
-        except InvalidOperation:
-            value = Decimal("NaN")
+    if isinstance(raw, str):  # ASCII digits only: Decimal() takes full-width digits, " 1e2 "
+        if len(raw) > MAX_TEXT_VALUE or not VALUE_TEXT.fullmatch(raw):
+            raise InvalidReadingError("value", "not_a_number", "expected a number such as 123.456")
+        value = Decimal(raw)
     elif isinstance(raw, Decimal | int | float):
         value = Decimal(str(raw)) if isinstance(raw, float) else Decimal(raw)
     else:

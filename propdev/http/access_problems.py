@@ -1,13 +1,10 @@
-"""Problems of the access routes (guest passes, vehicles) and reading their JSON bodies."""
+"""Problems of the access routes (guest passes, vehicles); their bodies are read by ``body``."""
 
 from __future__ import annotations
 
-import json
-from typing import Any, Protocol
+from typing import Protocol
 
-from aiohttp import web
-
-from propdev.http.errors import BadRequestError, ProblemError
+from propdev.http.errors import ProblemError
 
 
 class UnprocessableError(ProblemError):
@@ -34,14 +31,3 @@ class InvalidField(Protocol):
 
 def invalid(exc: InvalidField) -> UnprocessableError:
     return UnprocessableError(f"{exc.field}: {exc.detail}", extra={"field": exc.field})
-
-
-async def json_body(request: web.Request) -> Any:
-    """The request's JSON body, or a 400 problem saying it is not JSON."""
-    raw = await request.read()
-    if not raw:
-        raise BadRequestError("A JSON body is required.")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequestError("The body is not valid JSON.") from None

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from propdev.http.body import MAX_DEPTH
 from propdev.http.permissions import Permission
 from propdev.http.schemas import PROBLEM, JSONSchema
 
@@ -36,6 +37,11 @@ H = TypeVar("H", bound=Callable[..., Any])
 
 ATTR = "__propdev_openapi__"
 PROBLEM_JSON = "application/problem+json"
+_STRICT_JSON = (
+    "`application/json` (or `application/*+json`), UTF-8. Refused with 400: invalid JSON or "
+    f"UTF-8, more than {MAX_DEPTH} levels of nested arrays and objects, a key twice in one "
+    "object, `NaN`/`Infinity`."
+)
 JSON = "application/json"
 
 
@@ -70,6 +76,7 @@ class Operation:
     request: JSONSchema | None = None
     request_content_type: str = JSON
     request_required: bool = True
+    request_description: str = ""
     responses: Mapping[int, Response] = field(default_factory=dict)
     params: tuple[Param, ...] = ()
     websocket: bool = False
@@ -96,6 +103,7 @@ def operation(
     request: JSONSchema | None = None,
     request_content_type: str = JSON,
     request_required: bool = True,
+    request_description: str = "",
     responses: Mapping[int, Response | JSONSchema | str | None] | None = None,
     query: Iterable[Param] = (),
     headers: Iterable[Param] = (),
@@ -116,6 +124,7 @@ def operation(
         request=request,
         request_content_type=request_content_type,
         request_required=request_required,
+        request_description=request_description,
         responses={s: _response(s, r) for s, r in (responses or {200: None}).items()},
         params=tuple(params),
         websocket=websocket,
@@ -123,6 +132,13 @@ def operation(
         security=security,
         extra=dict(extra or {}),
     )
+
+
+_UNSUPPORTED_JSON = Response(
+    PROBLEM,
+    "The body is not declared `application/json` (or `application/*+json`) in UTF-8.",
+    PROBLEM_JSON,
+)
 
 
 def doc(
@@ -141,7 +157,11 @@ def doc(
     security: Permission | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Callable[[H], H]:
-    """Declare a handler's OpenAPI operation (see the module docstring)."""
+    """Declare a handler's OpenAPI operation (see the module docstring). A JSON request body
+    is read by ``propdev.http.body.json_body``: the document says what that reader refuses."""
+    strict_json = request is not None and request_content_type == JSON
+    if strict_json:
+        responses = {415: _UNSUPPORTED_JSON, **(responses or {200: None})}
     op = operation(
         summary,
         description=description,
@@ -149,6 +169,7 @@ def doc(
         request=request,
         request_content_type=request_content_type,
         request_required=request_required,
+        request_description=_STRICT_JSON if strict_json else "",
         responses=responses,
         query=query,
         headers=headers,

@@ -184,6 +184,8 @@ def _operation(route: RouteDoc) -> dict[str, Any]:
             "required": op.request_required,
             "content": {op.request_content_type: {"schema": op.request}},
         }
+        if op.request_description:
+            out["requestBody"]["description"] = op.request_description
     responses = dict(op.responses)
     if permission is not Permission.PUBLIC:
         for status, response in _AUTH_ERRORS.items():

@@ -112,3 +112,37 @@ def test_the_simulator_is_documented_only_when_mounted(tmp_path: Path) -> None:
     document = build_document(make_app(Node(settings)))
     assert not [p for p in document["paths"] if p.startswith("/sim/")]
     validate(document)
+
+
+def test_json_request_bodies_say_what_the_json_reader_refuses(document: dict[str, Any]) -> None:
+    json_ops = [
+        (path, method, op)
+        for path, item in document["paths"].items()
+        for method, op in item.items()
+        if "application/json" in op.get("requestBody", {}).get("content", {})
+    ]
+    ours = [(p, m, op) for p, m, op in json_ops if not p.startswith("/sim/")]
+    assert len(ours) >= 15
+    for path, method, op in ours:
+        assert "415" in op["responses"], (method, path)
+        assert "nested arrays and objects" in op["requestBody"]["description"], (method, path)
+    # The simulator's control API takes any media type: no 415 claimed there.
+    assert all("415" not in op["responses"] for p, _, op in json_ops if p.startswith("/sim/"))
+    # The CSV import declares its own 415, not the JSON reader's.
+    csv = document["paths"]["/admin/api/v1/access-points/import"]["post"]
+    assert "text/csv" in csv["requestBody"]["content"] and "description" not in csv["requestBody"]
+
+
+def test_the_open_route_takes_no_body_but_an_empty_object(document: dict[str, Any]) -> None:
+    body = document["paths"]["/api/v1/access-points/{id}/open"]["post"]["requestBody"]
+
+    assert body["required"] is False
+    assert body["content"]["application/json"]["schema"] == {"type": "object", "maxProperties": 0}
+
+
+def test_a_meter_value_as_a_string_is_documented_as_ascii_digits(document: dict[str, Any]) -> None:
+    reading = document["components"]["schemas"]["MeterReadingRequest"]
+    value = reading["properties"]["value"]
+
+    assert value["pattern"] == r"^[0-9]+(\.[0-9]+)?$" and value["maxLength"] == 32
+    assert reading["additionalProperties"] is False

@@ -107,7 +107,13 @@ async def test_bad_plates_conflicts_and_other_residents_vehicles(site: AccessNod
         assert (status, problem["status"], problem["field"]) == (422, 422, "plate"), problem
     async with r.http.post(
         f"{r.url}/api/v1/vehicles", data=b"plate=A123BC77", headers=bearer(anna)
-    ) as resp:
+    ) as resp:  # not declared JSON
+        assert resp.status == 415 and resp.content_type == "application/problem+json"
+    async with r.http.post(
+        f"{r.url}/api/v1/vehicles",
+        data=b"plate=A123BC77",
+        headers={**bearer(anna), "Content-Type": "application/json"},
+    ) as resp:  # declared JSON, and is not
         assert resp.status == 400 and resp.content_type == "application/problem+json"
     assert await vehicles_of(site, anna) == []
 

@@ -22,6 +22,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from propdev.devkit.vendor_sim.app import control_routes, signature_middleware
 from propdev.devkit.vendor_sim.state import MAX_REMEMBERED, Callback, VendorSimulator
+from propdev.http.body import parse_json
 from propdev.partners import ConnectionDropped, DeviceInfo, VendorError
 
 ACME_DEVICES: tuple[DeviceInfo, ...] = (
@@ -177,7 +178,7 @@ def acme_routes(sim: AcmeSimulator) -> list[web.RouteDef]:
 
     async def submit(request: web.Request) -> web.StreamResponse:
         try:
-            body = await request.json()
+            body = parse_json(await request.read())
         except ValueError:
             body = None
         if not isinstance(body, dict) or body.get("action") != "unlock":

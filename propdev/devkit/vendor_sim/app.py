@@ -25,7 +25,8 @@ Control API (no authentication; a test tool): ``GET|POST /sim/v1/faults``,
 ``GET|POST /sim/v1/passages`` (``{"after_open_ms": N | null}``: an ``entry`` N ms after each
 confirmed open, or none), ``POST /sim/v1/callbacks/flush`` (answers 204 once every callback
 made so far was delivered or given up on), ``GET /sim/v1/signatures`` (``{"required": bool}``
-and, when required, ``key_id``, ``verified`` and ``refused`` counts by reason). Bad input → 400
+and, when required, ``key_id``, ``verified`` and ``refused`` counts by reason). Bad input (JSON
+the node's ``parse_json`` refuses, too: nested too deeply, a key twice...) → 400
 ``application/problem+json``.
 """
 
@@ -41,6 +42,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from propdev.devkit.vendor_sim.state import FaultMode, VendorSimulator
+from propdev.http.body import parse_json
 from propdev.partners import ConnectionDropped, VendorError
 
 API_KEY_HEADER = "X-Api-Key"
@@ -162,7 +164,7 @@ def _problem(status: int, title: str, detail: str) -> web.Response:
 
 async def _json_object(request: web.Request) -> dict[str, Any] | None:
     try:
-        body = await request.json()
+        body = parse_json(await request.read())  # the node's strict parser: never a 500
     except ValueError:
         return None
     return body if isinstance(body, dict) else None

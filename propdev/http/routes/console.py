@@ -20,6 +20,7 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from propdev.http import schemas
+from propdev.http.body import json_body
 from propdev.http.errors import BadRequestError, NotFoundError
 from propdev.http.keys import (
     ACTOR_SYSTEM,
@@ -244,7 +245,7 @@ async def console_snapshot(app: web.Application) -> dict[str, Any]:
 )
 async def manual_open(request: web.Request) -> web.Response:
     caller = principal(request)
-    reason = _reason(await _json_body(request))
+    reason = _reason(await json_body(request))
     access_point_id = request.match_info["id"]
     if await request.app[DIRECTORY].access_point(access_point_id) is None:
         raise NotFoundError(f"No access point {access_point_id!r}.")
@@ -252,13 +253,6 @@ async def manual_open(request: web.Request) -> web.Response:
     outcome = await request.app[OPENER].open(message)
     log.info("manual_open", access_point_id=access_point_id, outcome=outcome.result.value)
     return open_response(outcome)
-
-
-async def _json_body(request: web.Request) -> Any:
-    try:
-        return await request.json()
-    except ValueError:
-        raise BadRequestError("The body must be JSON.") from None
 
 
 def _reason(body: Any) -> str:

@@ -9,7 +9,6 @@ the request). Upstream failures answer as the partners' do: 502 (unusable answer
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from decimal import Decimal
@@ -20,6 +19,7 @@ from aiohttp import web
 from propdev.housing import KINDS, InvalidReadingError, NoAccountError
 from propdev.http import schemas
 from propdev.http.access_problems import UnprocessableError
+from propdev.http.body import json_body
 from propdev.http.errors import BadRequestError, NotFoundError, ProblemError
 from propdev.http.keys import UTILITIES
 from propdev.http.middlewares import principal
@@ -132,10 +132,13 @@ READING_REQUEST = schemas.named(
             "meter_id": {"type": "string", "description": "one of your apartment's meters"},
             "value": {
                 "type": ["number", "string"],
+                "pattern": r"^[0-9]+(\.[0-9]+)?$",
+                "maxLength": 32,  # meters.MAX_TEXT_VALUE
                 "description": (
                     "What the meter shows: 0 up to its counter's maximum (m³ for water, kWh for "
                     "electricity day/night, Gcal for heat), at most 3 decimals, not below the "
-                    "last accepted reading and not an implausible jump since it."
+                    "last accepted reading and not an implausible jump since it. As a string: "
+                    "ASCII digits with an optional fraction."
                 ),
                 "examples": [231.9, "8420.125"],
             },
@@ -303,11 +306,7 @@ async def post_meter_reading(request: web.Request) -> web.Response:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not (0 < len(key) <= MAX_KEY and key.isprintable()):
         raise BadRequestError(f"Idempotency-Key: 1 to {MAX_KEY} printable characters.")
-    raw = await request.read()
-    try:
-        body = json.loads(raw, parse_float=Decimal) if raw else None
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequestError("The body is not valid JSON.") from None
+    body = await json_body(request, required=False, parse_float=Decimal)  # none: a 422
     try:
         answer, replayed = await request.app[UTILITIES].submit(caller.sub, body, key)
     except NoAccountError as exc:

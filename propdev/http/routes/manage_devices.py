@@ -9,7 +9,7 @@ import email.policy
 from aiohttp import web
 
 from propdev.http import schemas
-from propdev.http.errors import ProblemError
+from propdev.http.body import UnsupportedMediaTypeError
 from propdev.http.openapi import Param, Response, doc
 from propdev.http.permissions import Permission, requires
 from propdev.http.routes.manage_support import (
@@ -172,12 +172,6 @@ SYNC_REPORT = schemas.named(
         },
     },
 )
-
-
-class UnsupportedMediaTypeError(ProblemError):
-    """Raised when an import is neither CSV text nor a multipart form with a file."""
-
-    status, kind, title = 415, "unsupported-media-type", "Unsupported media type"
 
 
 @routes.get("/admin/api/v1/access-points")

@@ -3,14 +3,12 @@ what and when."""
 
 from __future__ import annotations
 
-import json
-
 import structlog
 from aiohttp import web
 
 from propdev.http import schemas
 from propdev.http.access_problems import UnprocessableError
-from propdev.http.errors import BadRequestError
+from propdev.http.body import json_body
 from propdev.http.openapi import Param, Response, doc
 from propdev.http.permissions import Permission, requires
 from propdev.http.routes.manage_support import (
@@ -25,6 +23,7 @@ from propdev.http.routes.manage_support import (
 )
 
 log = structlog.get_logger()
+_NO_BODY = object()
 routes = web.RouteTableDef()
 
 RESIDENT = schemas.named(
@@ -230,15 +229,11 @@ async def list_rights(request: web.Request) -> web.Response:
     },
 )
 async def grant_right(request: web.Request) -> web.Response:
-    raw = await request.read()
-    data: object = None
-    if raw.strip():
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequestError("The body is not valid JSON.") from None
-        if not isinstance(data, dict):
-            raise UnprocessableError("body: expected a JSON object", extra={"field": "body"})
+    data = await json_body(request, required=False, absent=_NO_BODY)
+    if data is _NO_BODY:  # (null is a 422 like any other non-object)
+        data = None
+    elif not isinstance(data, dict):
+        raise UnprocessableError("body: expected a JSON object", extra={"field": "body"})
     right, new = await management(request).rights.grant(
         actor(request),
         request.match_info["user_id"],

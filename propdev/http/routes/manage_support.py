@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from propdev.http import schemas
-from propdev.http.access_problems import json_body
+from propdev.http.body import json_body
 from propdev.http.errors import BadRequestError
 from propdev.http.keys import MANAGEMENT
 from propdev.http.middlewares import principal

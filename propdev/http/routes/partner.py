@@ -8,13 +8,13 @@ rejected event with its index and reason; a replayed ``event_id`` is a duplicate
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
 from propdev.devices import EVENT_TYPES, MAX_EVENTS, IngestUnavailableError
 from propdev.http import schemas
+from propdev.http.body import check_media_type, parse_json
 from propdev.http.errors import BadRequestError, ServiceUnavailableError, UnauthorizedError
 from propdev.http.keys import DATABASE, EVENT_INGEST, PKI_DIR, WEBHOOK_SECRETS
 from propdev.http.openapi import Param, doc
@@ -124,6 +124,7 @@ async def post_events(request: web.Request) -> web.Response:
     problem = verify_callback(app[WEBHOOK_SECRETS](caller.partner_id), request.headers, body)
     if problem is not None:
         raise UnauthorizedError(f"The body's signature is not valid: {problem}.")
+    check_media_type(request)
     events = _batch(body)
     try:
         result = await app[EVENT_INGEST].ingest(caller.partner_id, events)
@@ -133,10 +134,7 @@ async def post_events(request: web.Request) -> web.Response:
 
 
 def _batch(body: bytes) -> list[Any]:
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        raise BadRequestError("The body is not JSON.") from None
+    parsed = parse_json(body)
     events = parsed.get("events") if isinstance(parsed, dict) else None
     if not isinstance(events, list) or not 0 < len(events) <= MAX_EVENTS:
         raise BadRequestError(f'Expected {{"events": [...]}} with 1 to {MAX_EVENTS} events.')

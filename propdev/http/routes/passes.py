@@ -15,7 +15,8 @@ from propdev.access import (
 )
 from propdev.access.passes import MAX_USES, MAX_VALIDITY
 from propdev.http import schemas
-from propdev.http.access_problems import ConflictError, invalid, json_body
+from propdev.http.access_problems import ConflictError, invalid
+from propdev.http.body import json_body
 from propdev.http.errors import ForbiddenError, NotFoundError
 from propdev.http.keys import PASSES
 from propdev.http.middlewares import principal

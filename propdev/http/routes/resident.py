@@ -6,6 +6,7 @@ from aiohttp import web
 
 from propdev.actors.messages import DeviceSnapshot
 from propdev.http import schemas
+from propdev.http.body import json_body
 from propdev.http.errors import BadRequestError, NotFoundError
 from propdev.http.keys import COMMANDS, DATABASE, DEVICES, DIRECTORY, EVENTS, OPENER
 from propdev.http.middlewares import principal
@@ -93,9 +94,12 @@ async def list_access_points(request: web.Request) -> web.Response:
     "Open an access point",
     description=(
         "Answers 200 once the partner confirmed. The same `Idempotency-Key` within 24 h "
-        "returns the first answer (with `Idempotent-Replayed: true`) and sends no second command."
+        "returns the first answer (with `Idempotent-Replayed: true`) and sends no second command. "
+        "It takes no body: none, or `{}`; any other body is a 400 and nothing opens."
     ),
     tags=["resident"],
+    request={"type": "object", "maxProperties": 0},
+    request_required=False,
     headers=[Param("Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 255})],
     responses={
         200: Response(
@@ -103,7 +107,7 @@ async def list_access_points(request: web.Request) -> web.Response:
             "Granted: the partner confirmed.",
             headers={"Idempotent-Replayed": "`true` when this is a stored answer"},
         ),
-        400: "Malformed `Idempotency-Key`.",
+        400: "Malformed `Idempotency-Key`, or a body other than none or `{}`.",
         403: "Our rules deny it, or the device vendor refused.",
         404: "No such access point.",
         502: "The partner failed.",
@@ -123,6 +127,8 @@ async def open_access_point(request: web.Request) -> web.Response:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not (0 < len(key) <= 255 and key.isprintable()):
         raise BadRequestError("Idempotency-Key must be 1 to 255 printable characters.")
+    if await json_body(request, required=False, absent={}) != {}:  # and nothing opens
+        raise BadRequestError("This call takes no body: send none, or {}.")
     if (
         await request.app[DIRECTORY].access_point(access_point_id) is None
     ):  # no actor for a stray id

@@ -12,7 +12,8 @@ from propdev.access import (
     VehicleNotFoundError,
 )
 from propdev.http import schemas
-from propdev.http.access_problems import ConflictError, invalid, json_body
+from propdev.http.access_problems import ConflictError, invalid
+from propdev.http.body import json_body
 from propdev.http.errors import NotFoundError
 from propdev.http.keys import VEHICLES
 from propdev.http.middlewares import principal

@@ -8,7 +8,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from propdev.devkit import VendorSimulator, control_routes, make_vendor_app
+from propdev.devkit import (
+    AcmeSimulator,
+    VendorSimulator,
+    acme_routes,
+    control_routes,
+    make_vendor_app,
+)
 
 KEY = "test-key"
 AUTH = {"X-Api-Key": KEY}
@@ -155,3 +161,49 @@ async def test_events_go_to_the_callback_hook() -> None:
     assert received == [event]
     assert event["type"] == "plate_recognized" and event["plate"] == "A123BC"
     assert event["event_id"] and event["occurred_at"]
+
+
+DEEP = b"[" * 1000
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/sim/v1/faults"),
+        ("POST", "/sim/v1/devices"),
+        ("PATCH", "/sim/v1/devices/sim-door-1"),
+        ("POST", "/sim/v1/passages"),
+    ],
+)
+async def test_deep_or_duplicate_keyed_json_to_the_control_api_is_a_400_not_a_500(
+    client: Client, sim: VendorSimulator, method: str, path: str
+) -> None:
+    device = await sim.device("sim-door-1")
+    for body in (DEEP, b'{"mode": "error", "mode": "ok"}'):
+        resp = await client.request(
+            method, path, data=body, headers={"Content-Type": "application/json"}
+        )
+        assert resp.status == 400, await resp.text()
+        assert resp.content_type == "application/problem+json"
+    assert sim.faults.mode == "ok" and sim.passage_delay is None
+    assert await sim.device("sim-door-1") == device
+
+
+async def test_a_deep_body_to_acme_s_command_api_is_its_own_400_and_sends_nothing(
+    aiohttp_client: Any,
+) -> None:
+    acme = AcmeSimulator()
+    app = web.Application()
+    app.add_routes(acme_routes(acme))
+    acme_client = await aiohttp_client(app)
+    uid = (await acme.locks())[0]["uid"]
+
+    resp = await acme_client.post(
+        f"/acme/v2/locks/{uid}/commands",
+        data=b'{"action": "unlock", "reference": "r1", "x": ' + DEEP + b"}",
+        headers={"Content-Type": "application/json", "Idempotency-Key": "r1"},
+    )
+
+    assert resp.status == 400
+    assert (await resp.json())["code"] == "E_BAD_REQUEST"
+    assert acme.core.commands() == []

@@ -56,6 +56,12 @@ def test_a_good_reading_keeps_its_exact_decimal_value_and_defaults_to_now() -> N
         ({"meter_id": "m-cw", "value": 100000}, ("value", "out_of_range")),
         ({"meter_id": "m-ht", "value": 10000}, ("value", "out_of_range")),  # Gcal: 9999.999
         ({"meter_id": "m-cw", "value": "1.0005"}, ("value", "too_many_decimals")),
+        ({"meter_id": "m-cw", "value": "\uff11\uff12\uff13"}, ("value", "not_a_number")),
+        ({"meter_id": "m-cw", "value": "12\u0663"}, ("value", "not_a_number")),  # Arabic-Indic
+        ({"meter_id": "m-cw", "value": " 123 "}, ("value", "not_a_number")),
+        ({"meter_id": "m-cw", "value": "1e2"}, ("value", "not_a_number")),
+        ({"meter_id": "m-cw", "value": "+1"}, ("value", "not_a_number")),
+        ({"meter_id": "m-cw", "value": "1_000"}, ("value", "not_a_number")),
         ({"meter_id": "m-cw", "value": 1, "taken_at": "yesterday"}, ("taken_at", "invalid_time")),
         (
             {"meter_id": "m-cw", "value": 1, "taken_at": "2027-01-15T10:00:00"},
