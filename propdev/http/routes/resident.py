@@ -129,9 +129,7 @@ async def open_access_point(request: web.Request) -> web.Response:
         raise BadRequestError("Idempotency-Key must be 1 to 255 printable characters.")
     if await json_body(request, required=False, absent={}) != {}:  # and nothing opens
         raise BadRequestError("This call takes no body: send none, or {}.")
-    if (
-        await request.app[DIRECTORY].access_point(access_point_id) is None
-    ):  # no actor for a stray id
+    if await request.app[DIRECTORY].access_point(access_point_id) is None:  # no stray actor
         raise NotFoundError(f"No access point {access_point_id!r}.")
     # The door's actor decides (our rules), commands, records and publishes: one pipeline.
     message = open_message(caller, access_point_id, idempotency_key=key)
