@@ -3,8 +3,9 @@ server certificate, client certificates required and verified against the projec
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import grpc
 import structlog
@@ -17,9 +18,40 @@ from propdev.grpc.servicer import PartnerService
 from propdev.pki import CertPaths, ca_paths
 
 if TYPE_CHECKING:
-    from propdev.node import Node
+    from propdev.config import Settings
+    from propdev.devices import PartnerEventIngest
+    from propdev.grpc.commands import CommandStreams
+    from propdev.observability import Telemetry
+    from propdev.partners import PartnerGateway
+    from propdev.security import TokenVerifier
+    from propdev.storage import Database
 
 log = structlog.get_logger()
+
+
+class GrpcNode(Protocol):
+    """What the gRPC listener is built from (``propdev.node``'s ``Node`` satisfies it)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def verifier(self) -> TokenVerifier: ...
+
+    @property
+    def gateways(self) -> Mapping[str, PartnerGateway]: ...
+
+    @property
+    def ingest(self) -> PartnerEventIngest: ...
+
+    @property
+    def command_streams(self) -> CommandStreams: ...
+
+    @property
+    def telemetry(self) -> Telemetry: ...
 
 
 @dataclass(slots=True)
@@ -39,7 +71,7 @@ def server_credentials(pki_dir_ca: bytes, cert: CertPaths) -> grpc.ServerCredent
     )
 
 
-async def start_grpc_server(node: Node, cert: CertPaths, *, host: str, port: int) -> GrpcServer:
+async def start_grpc_server(node: GrpcNode, cert: CertPaths, *, host: str, port: int) -> GrpcServer:
     """Serve the partner service on ``host:port`` (0: a free port) until ``stop()``."""
     settings = node.settings
 

@@ -5,10 +5,10 @@ Read from the source with ``ast`` (nothing is imported). How an import counts:
 - Every import statement counts wherever it stands: at the top of a module, inside a function
   (an import hidden in a function is a dependency all the same) and under ``if TYPE_CHECKING:``.
 - The **module graph** counts ``TYPE_CHECKING`` imports too: two modules that each need the other
-  to be read are one module, whichever runs first. The one exception is a ``TYPE_CHECKING``
-  import *of* the composition root (``propdev.node``, ``propdev.cli``): the root imports
-  everything and hands itself down (``web.AppKey[Node]``, ``start_grpc_server(node)``); the
-  layers below may name its type for an annotation, never use it at run time.
+  to be read are one module, whichever runs first. Nothing imports the composition root
+  (``propdev.node``, ``propdev.cli``), not even for a type: what the front ends are built from is
+  a Protocol of theirs (``http.app.NodeServices``, ``grpc.server.GrpcNode``) that ``Node``
+  satisfies.
 - The **subpackage graph** (``propdev.X``: a subpackage or a top-level module) counts run-time
   imports only: a subpackage may name a higher layer's type in an annotation (STYLE.md,
   "``TYPE_CHECKING`` against cycles"), as the device actor names the bus it is given.
@@ -225,8 +225,6 @@ def subpackage_of(name: str) -> str:
 def module_edges(imports: Iterable[Import]) -> dict[tuple[str, str], Import]:
     edges: dict[tuple[str, str], Import] = {}
     for i in imports:
-        if i.typing_only and i.imported in COMPOSITION_ROOT:
-            continue
         edges.setdefault((i.importer, i.imported), i)
     return edges
 
@@ -346,6 +344,15 @@ def devkit_outside_the_root(root: Path) -> list[str]:
     ]
 
 
+def root_imported_from_below(root: Path) -> list[str]:
+    """Imports of the composition root by anything but the root itself (types included)."""
+    return [
+        f"{i.where}: {i.importer} imports {i.imported}"
+        for i in all_imports(discover(root))
+        if i.imported in COMPOSITION_ROOT and i.importer not in COMPOSITION_ROOT
+    ]
+
+
 def _report(what: str, found: list[str]) -> str:
     return f"{what}:\n  " + "\n  ".join(found)
 
@@ -368,6 +375,11 @@ def test_modules_import_their_siblings_not_their_own_package() -> None:
 def test_http_and_problem_documents_stay_at_the_edge() -> None:
     found = http_outside_the_edge(ROOT)
     assert not found, _report(f"HTTP outside {', '.join(EDGE)}", found)
+
+
+def test_nothing_below_the_composition_root_imports_it_even_for_a_type() -> None:
+    found = root_imported_from_below(ROOT)
+    assert not found, _report(f"{sorted(COMPOSITION_ROOT)} imported from below", found)
 
 
 def test_only_the_composition_root_imports_the_devkit() -> None:
@@ -430,7 +442,6 @@ def test_a_planted_tree_breaks_every_rule(tmp_path: Path) -> None:
     assert "propdev.lo.b -> propdev.lo (propdev/lo/b.py:1)" in modules[1]
     assert "propdev.hi -> propdev.lo.c (propdev/hi/__init__.py:2)" in modules[0]
     assert "propdev.lo.c -> propdev.hi (propdev/lo/c.py:2)" in modules[0]
-    assert not any("propdev.node" in m for m in modules)  # a typing import of the root
     assert subpackage_cycles(root) == [
         "cycle among propdev.hi, propdev.lo:\n"
         "    propdev.hi -> propdev.lo (propdev/hi/__init__.py:2)\n"
@@ -446,6 +457,9 @@ def test_a_planted_tree_breaks_every_rule(tmp_path: Path) -> None:
     ]
     assert devkit_outside_the_root(root) == [
         "propdev/hi/d.py:3: propdev.hi.d imports propdev.devkit.sim"
+    ]
+    assert root_imported_from_below(root) == [
+        "propdev/http/app.py:3: propdev.http.app imports propdev.node"
     ]
 
 
