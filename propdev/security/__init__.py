@@ -13,7 +13,15 @@ Its HTTP routes are ``propdev.http.routes.oauth``; nothing here imports aiohttp.
 from __future__ import annotations
 
 from propdev.security.clients import Client, register_partner_client, register_public_client
-from propdev.security.crypto import CryptoError, MasterKeyError, Vault, open_vault, vault_of
+from propdev.security.crypto import (
+    CryptoError,
+    MasterKeyError,
+    NoKeyStoreError,
+    Vault,
+    attach_vault,
+    open_vault,
+    vault_of,
+)
 from propdev.security.errors import (
     AuthorizationRequestError,
     InvalidTokenError,
@@ -91,6 +99,7 @@ __all__ = (
     "LoginFailedError",
     "LoginThrottledError",
     "MasterKeyError",
+    "NoKeyStoreError",
     "OAuthResponse",
     "OAuthServer",
     "RecoveryCodes",
@@ -104,6 +113,7 @@ __all__ = (
     "User",
     "Vault",
     "Wait",
+    "attach_vault",
     "certificate_thumbprint",
     "check_certificate_binding",
     "create_user",

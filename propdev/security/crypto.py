@@ -67,6 +67,11 @@ class UnknownKeyError(CryptoError):
     """Raised when a sealed value names a key id this keyring does not have."""
 
 
+class NoKeyStoreError(CryptoError):
+    """Raised when personal data is sealed, opened or indexed and no key store is attached:
+    a key invented on the spot would make the data die with the process."""
+
+
 def _hkdf(key: bytes, *, salt: bytes | None, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=salt, info=info).derive(key)
 
@@ -145,8 +150,9 @@ class Vault:
         self._opened: dict[tuple[str, bytes], AESGCM] = {}
 
     @classmethod
-    def ephemeral(cls) -> Vault:
-        """An in-memory keyring with random keys (tests only; nothing is persisted)."""
+    def for_tests(cls) -> Vault:
+        """An in-memory keyring with random keys, for tests to attach explicitly
+        (``attach_vault(db, Vault.for_tests())``); nothing is persisted, so never in a node."""
         vault = cls(None, os.urandom(KEY_BYTES))
         vault._keys = _Keys({"k0001": os.urandom(KEY_BYTES)}, "k0001", os.urandom(KEY_BYTES))
         return vault
@@ -345,27 +351,31 @@ def attach_vault(db: Database, vault: Vault) -> Vault:
 
 def current_vault() -> Vault:
     """The vault last attached in this process, for code that has no database at hand
-    (``propdev.access.vehicles``); an ephemeral one when none was (unit tests)."""
+    (``propdev.access.vehicles``); ``NoKeyStoreError`` when none was."""
     with _VAULTS_LOCK:
         if not _CURRENT:
-            log.warning("vault_ephemeral")
-            _CURRENT.append(Vault.ephemeral())
+            raise NoKeyStoreError(
+                "no key store is attached in this process: open_vault(settings, db) first "
+                "(tests: attach_vault(db, Vault.for_tests()))"
+            )
         return _CURRENT[0]
 
 
 def vault_of(db: Database) -> Vault:
-    """The vault attached to ``db``.
+    """The vault attached to ``db``; ``NoKeyStoreError`` when none was.
 
-    Nodes, ``seed-demo`` and the CLI attach one built from the settings (``open_vault``). A
-    database nobody attached a vault to (unit tests) gets an ephemeral in-memory one: values
-    are still never stored in clear, but do not outlive the process.
+    Nodes, ``seed-demo`` and the CLI attach one built from the settings (``open_vault``);
+    tests attach one explicitly (``attach_vault(db, Vault.for_tests())``). Nothing invents a
+    key: data sealed under it would be lost with the process.
     """
     with _VAULTS_LOCK:
         vault = _VAULTS.get(db)
-        if vault is None:
-            log.warning("vault_ephemeral")
-            vault = _VAULTS[db] = Vault.ephemeral()
-        return vault
+    if vault is None:
+        raise NoKeyStoreError(
+            f"no key store is attached to the database {db.dialect!r}: open_vault(settings, db) "
+            "first (tests: attach_vault(db, Vault.for_tests()))"
+        )
+    return vault
 
 
 def master_key_from(*, key: str | None, key_file: Path | None, default_file: Path) -> bytes:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from propdev.registry import preferred_owner, shard_of
 from tests.conftest import POSTGRES_URL, free_port
+from tests.support.eventually import eventually
 from tests.support.oauth_client import login
 from tests.support.postgres import fresh_database
 from tests.support.processes import Process, ca_file, cli_env, run_cli, running, trusting
@@ -43,20 +43,6 @@ def free_ports(n: int) -> list[int]:
         if port not in ports:
             ports.append(port)
     return ports
-
-
-async def eventually(
-    check: Callable[[], Awaitable[Any]], *, within: float, what: str, every: float = 0.1
-) -> Any:
-    """Poll ``check`` until it returns something truthy; fail after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(every)
-    raise AssertionError(f"not within {within}s: {what} (last: {last!r})")
 
 
 @dataclass

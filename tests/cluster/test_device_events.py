@@ -3,7 +3,6 @@ decided there against the store (a guest pass revoked through one node is refuse
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -63,7 +62,7 @@ async def test_a_device_offline_posted_to_a_non_owner_is_applied_by_the_owner(
     }
 
 
-async def test_a_guest_pass_revoked_through_one_node_is_refused_at_another_within_a_second(
+async def test_a_guest_pass_revoked_through_one_node_is_refused_at_another_at_once(
     cluster: Cluster,
 ) -> None:
     owner = await cluster.owner_of(DOOR)
@@ -93,12 +92,10 @@ async def test_a_guest_pass_revoked_through_one_node_is_refused_at_another_withi
         f"{a.url}/api/v1/guest-passes/{issued['id']}", headers=bearer(token)
     ) as resp:
         assert resp.status == 204
-    revoked_at = time.monotonic()
+    # The very next presentation, at the owner, is refused: decided against the store, nothing
+    # to propagate (no wait, no retry).
     again = [event(DEVICE, "pass_presented", code=issued["code"])]
     assert (await post_events(cluster, b, again))["accepted"] == 1
-    elapsed = time.monotonic() - revoked_at
-
-    assert elapsed < 1.0, f"the refused presentation took {elapsed:.3f}s"
     assert await reasons(cluster, a) == [("granted", ""), ("denied", "pass_revoked")]
     assert len(await cluster.sim_commands()) == 1  # the revoked code sent nothing
 

@@ -8,6 +8,7 @@ import time
 import uuid
 from typing import Any
 
+import aiohttp
 import psycopg
 import pytest
 
@@ -16,6 +17,18 @@ from tests.cluster.conftest import Cluster, eventually
 from tests.cluster.test_cluster import nodes_view
 
 pytestmark = pytest.mark.slow
+
+# What a kill -9 of a node can do to a client's request, and nothing else: the connection
+# refused (ClientConnectorError), reset (ClientOSError) or closed before the answer
+# (ServerDisconnectedError). Anything else -- a timeout, a body that is not JSON -- fails.
+KILLED_NODE_ERRORS = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ClientOSError,
+    aiohttp.ServerDisconnectedError,
+)
+# A survivor takes the door over once the victim's 3 s lease expires, ~4 s after the kill;
+# five times that only catches a door that never moves.
+TAKEOVER_BOUND = 20.0
 
 
 def audit_counts(database_url: str, command_ids: list[str]) -> dict[str, int]:
@@ -27,7 +40,7 @@ def audit_counts(database_url: str, command_ids: list[str]) -> dict[str, int]:
     return {str(r[0]): int(r[1]) for r in rows}
 
 
-async def test_killing_a_doors_owner_moves_the_door_within_ten_seconds_losing_nothing(
+async def test_killing_a_doors_owner_moves_the_door_to_a_survivor_losing_nothing(
     cluster: Cluster,
 ) -> None:
     door = cluster.resident("anna")["access_point_ids"][0]
@@ -43,7 +56,7 @@ async def test_killing_a_doors_owner_moves_the_door_within_ten_seconds_losing_no
             key = f"k-{uuid.uuid4().hex}"
             try:
                 status, body = await cluster.open(survivors[i % 2], "anna", door, key)
-            except Exception as exc:  # a connection cut by the kill is an answer too
+            except KILLED_NODE_ERRORS as exc:  # a connection cut by the kill is an answer too
                 status, body = 0, {"error": repr(exc)}
             answers.append((key, status, body, time.monotonic()))
             i += 1
@@ -64,14 +77,14 @@ async def test_killing_a_doors_owner_moves_the_door_within_ten_seconds_losing_no
             any(a[1] == 200 and a[3] > killed_at + 0.5 for a in answers)
             and sum(1 for a in answers if a[3] > killed_at and a[1] == 200) >= 3
         ),
-        within=15,
+        within=TAKEOVER_BOUND + 5,
         what="the door opening again through the survivors",
     )
     stop.set()
     await opener
     back = min(a[3] for a in answers if a[1] == 200 and a[3] > killed_at + 0.5)
-    # Answers after the kill that were not 200 were clear errors, and the door worked in 10 s.
-    assert back - killed_at < 10.0, back - killed_at
+    # Answers after the kill that were not 200 were clear errors, and the door worked again.
+    assert back - killed_at < TAKEOVER_BOUND, back - killed_at
     assert {a[1] for a in answers} <= {200, 503, 504, 0}, {a[1] for a in answers}
 
     # A retry with the same key gets the first answer or, if none was committed, one open.

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,7 +85,6 @@ async def _check(
 
     server.kill()
     server.wait()
-    down_at = time.monotonic()
 
     async def refused_clearly() -> bool:
         status, body = await cluster.open(cluster.nodes[1], "anna", door)
@@ -109,8 +107,8 @@ async def _check(
                 granted.append(body["command_id"])
             return status == 200
 
+        # Bounded by the deadlines above (hangs fail there), not measured.
         await eventually(opens, within=15, what="the door opening again", every=0.3)
-        assert time.monotonic() - down_at < 60
         with psycopg.connect(cluster.database_url) as conn:
             rows = conn.execute(
                 "SELECT command_id, count(*) FROM audit WHERE command_id = ANY(%s) "

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
+from typing import Any
 
-from tests.e2e.conftest import RunningNode
+from propdev.node import Node
+from tests.e2e.conftest import RunningNode, node_settings, running_node
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -84,19 +87,52 @@ async def test_a_forbidden_door_is_a_403_problem_audited_and_never_sent(
     assert [(e["decision"], e["reason"]) for e in entries] == [("denied", "no_right")]
 
 
-async def test_the_same_idempotency_key_twice_sends_one_command(node: RunningNode) -> None:
-    token = await node.token_for("boris")
-    door = node.resident("boris")["access_point_ids"][0]
-    headers = {**bearer(token), "Idempotency-Key": "tap-123"}
-    answers = []
-    for _ in range(2):
-        async with node.http.post(
-            f"{node.url}/api/v1/access-points/{door}/open", headers=headers
+async def test_the_same_idempotency_key_twice_replays_the_first_answer_and_sends_one_command(
+    tmp_path: Path,
+) -> None:
+    # What the vendor is asked, duplicates included (its own replay would hide a second ask).
+    asked: list[str] = []
+
+    def spy_on_the_vendor(started: Node) -> None:
+        sim = started.simulator
+        assert sim is not None
+        vendor_open = sim.open
+
+        async def open_(device_id: str, request_id: str, *args: Any, **kwargs: Any) -> Any:
+            asked.append(request_id)
+            return await vendor_open(device_id, request_id, *args, **kwargs)
+
+        sim.open = open_  # type: ignore[method-assign]
+
+    async with running_node(node_settings(tmp_path), on_node=spy_on_the_vendor) as node:
+        token = await node.token_for("boris")
+        door = node.resident("boris")["access_point_ids"][0]
+        headers = {**bearer(token), "Idempotency-Key": "tap-123"}
+        answers, replayed = [], []
+        for _ in range(2):
+            async with node.http.post(
+                f"{node.url}/api/v1/access-points/{door}/open", headers=headers
+            ) as resp:
+                assert resp.status == 200, await resp.text()
+                answers.append(await resp.json())
+                replayed.append(resp.headers.get("Idempotent-Replayed"))
+        assert answers[0] == answers[1]
+        assert replayed == [None, "true"]  # the second is the stored answer
+        command_id = answers[0]["command_id"]
+        assert asked == [command_id]  # the vendor was asked once
+        assert [c["request_id"] for c in await sim_commands(node)] == [command_id]
+
+        operator = await node.token_for("operator")
+        async with node.http.get(
+            f"{node.url}/admin/api/v1/audit",
+            params={"access_point_id": door},
+            headers=bearer(operator),
         ) as resp:
-            assert resp.status == 200
-            answers.append(await resp.json())
-    assert answers[0] == answers[1]
-    assert len(await sim_commands(node)) == 1
+            entries = (await resp.json())["entries"]
+        assert [(e["action"], e["command_id"]) for e in entries] == [("open", command_id)]
+        async with node.http.get(f"{node.url}/api/v1/events", headers=bearer(token)) as resp:
+            events = await resp.json()
+        assert [e["type"] for e in events if e["command_id"] == command_id] == ["access.granted"]
 
 
 async def test_an_unknown_access_point_is_404_and_no_token_is_401(node: RunningNode) -> None:

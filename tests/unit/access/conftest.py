@@ -13,7 +13,7 @@ import pytest
 from propdev.access import AccessRules, GuestPasses, PassCodes, Vehicles
 from propdev.devkit import VendorSimulator
 from propdev.partners import InProcessAdapter, PartnerGateway
-from propdev.security import create_user
+from propdev.security import Vault, attach_vault, create_user
 from propdev.storage import Database, migrate
 from propdev.storage.directory import AccessPoint, Directory
 from tests.support.postgres import fresh_database
@@ -72,6 +72,7 @@ async def estate(url: str) -> AsyncIterator[Estate]:
     db = Database(url)
     try:
         await migrate(db)
+        attach_vault(db, Vault.for_tests())  # explicit: personal data needs a key store
         directory = Directory(db)
         await directory.put_site(SITE, "Site")
         await directory.put_building("bld", SITE, "Building")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from structlog.testing import capture_logs
@@ -199,14 +198,13 @@ async def test_the_snapshot_lists_supervisors_and_actors_with_depth_state_and_re
     assert await system.ask("device:1", "count") == 1
 
 
-async def test_ten_thousand_actors_activate_quickly(system: ActorSystem) -> None:
-    started = time.perf_counter()
+async def test_ten_thousand_actors_activate_and_each_gets_its_mail(system: ActorSystem) -> None:
+    # How fast is bench/bench_runtime.py's question; here, that none is lost.
     for i in range(10_000):
         system.tell(f"device:{i}", "x")
     assert await system.ask("device:9999", "count") == 1
-    elapsed = time.perf_counter() - started
+    assert await system.ask("device:0", "count") == 1
     assert system.stats()["active_actors"] == 10_000
-    assert elapsed < 5.0
 
 
 async def test_stop_saves_every_actor_and_refuses_new_mail(

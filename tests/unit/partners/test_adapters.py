@@ -132,7 +132,7 @@ async def test_slow_mode_answers_after_the_injected_latency(
     result = await adapter.open("sim-door-3", request_id="req-1")
 
     assert result.status == "opened"
-    assert loop.time() - started >= 0.05
+    assert loop.time() - started >= 0.05  # a lower bound: a loaded machine only adds to it
 
 
 async def test_slow_mode_beyond_the_timeout_is_a_partner_timeout(

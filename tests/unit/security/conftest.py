@@ -17,6 +17,8 @@ from propdev.security import (
     SigningKeys,
     TokenIssuer,
     TokenVerifier,
+    Vault,
+    attach_vault,
     create_user,
     register_partner_client,
     register_public_client,
@@ -92,6 +94,7 @@ def verifier(settings: Settings, keys: SigningKeys, clock: FakeClock) -> TokenVe
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
     database = Database(f"sqlite:///{tmp_path}/t.db")
     await migrate(database)
+    attach_vault(database, Vault.for_tests())  # explicit: personal data needs a key store
     yield database
     await database.close()
 

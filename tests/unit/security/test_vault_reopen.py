@@ -17,7 +17,7 @@ def _tampered(sealed: str) -> str:
 
 
 def test_a_value_opened_again_reads_the_same_and_a_tampered_twin_is_refused() -> None:
-    vault = Vault.ephemeral()
+    vault = Vault.for_tests()
     sealed = vault.seal("Anna Smirnova", table="users", column="full_name", row_id="u1")
 
     first = vault.open(sealed, table="users", column="full_name", row_id="u1")
@@ -32,7 +32,7 @@ def test_a_value_opened_again_reads_the_same_and_a_tampered_twin_is_refused() ->
 
 
 def test_the_kept_subkeys_are_bounded() -> None:
-    vault = Vault.ephemeral()
+    vault = Vault.for_tests()
     sealed = [
         vault.seal(f"name {n}", table="users", column="full_name", row_id=f"u{n}")
         for n in range(OPENED_KEYS + 10)
