@@ -159,11 +159,17 @@ class Policy:
 
     @classmethod
     def from_rate(cls, rate: float) -> Policy:
+        """Every burst is at least one request: a low rate spaces requests out, it never
+        refuses them all (GCRA with a burst under 1 would)."""
+
+        def rule(name: str, per_second: float, burst: float) -> Rule:
+            return Rule(name, per_second, max(1.0, burst))
+
         return cls(
-            client=Rule("client", rate, 2 * rate),
-            ip=Rule("ip", 5 * rate, 10 * rate),
-            auth=Rule("auth", rate / 2, rate),
-            open=Rule("open", rate / 5, rate),
+            client=rule("client", rate, 2 * rate),
+            ip=rule("ip", 5 * rate, 10 * rate),
+            auth=rule("auth", rate / 2, rate),
+            open=rule("open", rate / 5, rate),
         )
 
 
