@@ -68,11 +68,14 @@ class Proc:
     def read(self) -> dict[str, Any]:
         out: IO[str] | None = self.process.stdout
         assert out is not None
-        line = out.readline()
-        if not line:
-            raise RuntimeError(f"{self.process.args!r} ended ({self.process.poll()})")
-        result: dict[str, Any] = json.loads(line)
-        return result
+        for _ in range(1000):  # bounded: the node's own log events share its stdout
+            line = out.readline()
+            if not line:
+                raise RuntimeError(f"{self.process.args!r} ended ({self.process.poll()})")
+            result: dict[str, Any] = json.loads(line)
+            if "event" not in result or "level" not in result:  # a structlog line: skip it
+                return result
+        raise RuntimeError(f"{self.process.args!r}: no answer among 1000 log lines")
 
     def ask(self, command: dict[str, Any]) -> dict[str, Any]:
         stdin = self.process.stdin
