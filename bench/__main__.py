@@ -1,6 +1,11 @@
-"""Run every benchmark, print one table (figure, same-run baseline, ratio, goal, pass/fail).
+"""Run every benchmark, print one table (figure, same-run baseline, ratio, goal, verdict).
 
-    .venv/bin/python -m bench [--quick] [--only NAME ...] [--json PATH] [--save]
+    .venv/bin/python -m bench [--quick] [--only NAME ...] [--json PATH] [--save] [--allow-errors]
+
+Every figure follows bench/common.py's rules: a verdict of "pass" or "FAIL" against its goal,
+"info" when it has none; a figure with errors (or fewer than 3 interleaved rounds) is "FAIL"
+whatever its ratio, and makes this command exit 1 unless ``--allow-errors`` (a missed goal
+alone does not: the table says it). A benchmark that fails to run exits 1 too.
 
 Each benchmark runs in its own process and writes its JSON; this collects their figures into
 one list. ``--json PATH`` writes the whole result (every benchmark's own JSON too) for a
@@ -24,138 +29,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-MEMORY_GOAL_MB = 150.0
-
 Figure = dict[str, Any]
-
-
-def _figure(
-    goal: str,
-    name: str,
-    value: float,
-    baseline: float | None,
-    base_name: str,
-    unit: str,
-    ratio: float | None,
-    target: str,
-    passed: bool | None,
-    **extra: Any,
-) -> Figure:
-    return {
-        "goal": goal,
-        "name": name,
-        "value": value,
-        "baseline": baseline,
-        "baseline_name": base_name,
-        "unit": unit,
-        "ratio": ratio,
-        "target": target,
-        "passed": passed,
-        **extra,
-    }
-
-
-def runtime_figures(r: dict[str, Any]) -> list[Figure]:
-    tell, ask, pop = r["tell"], r["ask"], r["population"]
-    return [
-        _figure(
-            "G6",
-            "actor tell",
-            tell["runtime_per_s"],
-            tell["bare_per_s"],
-            "asyncio.Queue put/get",
-            "msg/s",
-            tell["ratio"],
-            f">= {tell['goal']}",
-            tell["ratio"] >= tell["goal"],
-        ),
-        _figure(
-            "G6",
-            "actor ask",
-            ask["runtime_per_s"],
-            ask["bare_per_s"],
-            "Queue + Future round trip",
-            "ask/s",
-            ask["ratio"],
-            f">= {ask['goal']}",
-            ask["ratio"] >= ask["goal"],
-        ),
-        _figure(
-            "G6m",
-            f"RSS of {pop['actors']:,} idle device actors",
-            pop["rss_delta_mb"],
-            None,
-            "",
-            "MB",
-            None,
-            f"< {MEMORY_GOAL_MB:g} MB",
-            pop["rss_delta_mb"] < MEMORY_GOAL_MB,
-        ),
-        _figure(
-            "G6a",
-            "actor activations",
-            pop["activations_per_s"],
-            None,
-            "",
-            "/s",
-            None,
-            "reported",
-            None,
-        ),
-        _figure(
-            "G6p",
-            "actor passivations",
-            pop["passivations_per_s"] or 0,
-            None,
-            "",
-            "/s",
-            None,
-            "reported",
-            None,
-        ),
-    ]
-
-
-def open_figures(r: dict[str, Any]) -> list[Figure]:
-    a, b, ratio, cpu = r["A"], r["B"], r["ratio"], r["cpu_ratio"]
-    figures = [
-        _figure(
-            "G3",
-            "door open (in-process vendor), POST .../open",
-            b["req_per_s"]["median"],
-            a["req_per_s"]["median"],
-            "node's GET /healthz",
-            "req/s",
-            ratio["median"],
-            ">= 0.5",
-            ratio["median"] >= 0.5,
-            ratio_min=ratio["min"],
-            ratio_max=ratio["max"],
-            p50_ms=b["p50_ms"],
-            p99_ms=b["p99_ms"],
-            baseline_p99_ms=a["p99_ms"],
-            errors=b["errors"],
-            server_ms_per_req=b["server_cpu_ms_per_req"],
-            baseline_server_ms_per_req=a["server_cpu_ms_per_req"],
-        ),
-    ]
-    if cpu is not None:
-        figures.append(
-            _figure(
-                "G3c",
-                "  per server core (noise-robust)",
-                b["req_per_server_core_s"],
-                a["req_per_server_core_s"],
-                "/healthz per core",
-                "req/core-s",
-                cpu["median"],
-                ">= 0.5",
-                cpu["median"] >= 0.5,
-                ratio_min=cpu["min"],
-                ratio_max=cpu["max"],
-            )
-        )
-    return figures
 
 
 def own_figures(r: dict[str, Any]) -> list[Figure]:
@@ -166,15 +40,15 @@ def own_figures(r: dict[str, Any]) -> list[Figure]:
 BENCHMARKS: dict[str, tuple[list[str], list[str], Callable[[dict[str, Any]], list[Figure]]]] = {
     "bench_runtime": (
         [],
-        ["--rounds", "3", "--tells", "100000", "--asks", "20000"],
-        runtime_figures,
+        ["--quick"],
+        own_figures,
     ),
     "bench_micro": ([], ["--quick"], own_figures),
     "bench_http": ([], ["--quick"], own_figures),
     "bench_open": (
         ["--rounds", "3", "--duration", "5"],
         ["--rounds", "3", "--duration", "3"],
-        open_figures,
+        own_figures,
     ),
     "bench_vendors": ([], ["--quick"], own_figures),
     "bench_httpsig": ([], ["--quick"], own_figures),
@@ -204,17 +78,22 @@ def fmt(value: float | None, unit: str = "") -> str:
 
 
 def rows(figures: list[Figure]) -> list[list[str]]:
-    out = [["goal", "figure", "value", "same-run baseline", "ratio", "goal", "result"]]
+    out = [["goal", "figure", "value", "same-run baseline", "ratio", "goal", "errors", "result"]]
     for f in figures:
-        result = "-" if f["passed"] is None else ("pass" if f["passed"] else "FAIL")
+        result = f.get("verdict") or "FAIL"  # bench.common.verdict: pass, FAIL or info
+        errors = int(f.get("errors") or 0) + int(f.get("baseline_errors") or 0)
+        rate = f.get("error_rate")
+        errors_text = str(errors) + (f" ({rate:.1%})" if errors and rate else "")
         baseline = "" if f["baseline"] is None else f"{fmt(f['baseline'])} ({f['baseline_name']})"
         ratio = "-" if f["ratio"] is None else f"{f['ratio']:.3f}"
         if f.get("ratio_min") is not None and f["ratio"] is not None:
-            ratio += f" ({f['ratio_min']:.2f}-{f['ratio_max']:.2f})"
+            ratio += f" ({f['ratio_min']:.2f}-{f['ratio_max']:.2f}, {f.get('rounds', '?')}x)"
         value = fmt(f["value"], f["unit"])
         if f.get("p99_ms") is not None:
             value += f", p50/p99 {f['p50_ms']:.0f}/{f['p99_ms']:.0f} ms"
-        out.append([f["goal"], f["name"], value, baseline, ratio, f["target"], result])
+        if f.get("invalid"):
+            result += " (" + "; ".join(f["invalid"]) + ")"
+        out.append([f["goal"], f["name"], value, baseline, ratio, f["target"], errors_text, result])
     return out
 
 
@@ -237,6 +116,11 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), help="run only these")
     parser.add_argument("--json", type=Path, help="write the combined result here")
     parser.add_argument("--save", action="store_true", help="write docs/benchmarks/<date>-<commit>")
+    parser.add_argument(
+        "--allow-errors",
+        action="store_true",
+        help="exit 0 even when a figure had errors or too few rounds (still marked FAIL)",
+    )
     args = parser.parse_args()
     started = datetime.datetime.now(datetime.UTC)
     commit = git_commit()
@@ -271,6 +155,9 @@ def main() -> int:
     )
     if failed:
         print("FAILED to run: " + ", ".join(failed))
+    invalid = [f"{f['goal']} ({'; '.join(f['invalid'])})" for f in figures if f.get("invalid")]
+    if invalid:
+        print("FAILED, not trustworthy (errors or too few rounds): " + ", ".join(invalid))
     combined = {
         "date": started.isoformat(timespec="seconds"),
         "commit": commit,
@@ -280,6 +167,7 @@ def main() -> int:
         "loadavg_after": load_after,
         "figures": figures,
         "failed": failed,
+        "invalid": invalid,
         "benchmarks": results,
     }
     targets = [args.json] if args.json else []
@@ -297,7 +185,9 @@ def main() -> int:
     for path in targets:
         path.write_text(json.dumps(combined, indent=2) + "\n")
         print(f"JSON in {path}")
-    return 1 if failed else 0
+    if failed or (invalid and not args.allow_errors):
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ generator (bench/common.py) on CPU 1. Each round, back to back:
   from the data dir (`SigningKeys`, `TokenIssuer`), enough for the window at the warm rate
   (a request that finds none left is counted as an error); goal >= 0.2 H.
 
+Rounds interleave H, G1, G2, G2 cold (``bench.common.interleave``, >= 3); any answer but a 2xx
+(in the baseline too) is an error and fails the figure; p50/p99 are over the 2xx answers.
+
 G11: after the rounds, the node is stopped and started again on the same data dir, timed from
 exec to the first 200 on `/healthz`, vs `python -c "import aiohttp.web, jwt, ..."` (the bare
 import line of the reference, less `orjson` when it is not installed), interleaved; goal <= 2x.
@@ -29,7 +32,6 @@ import argparse
 import asyncio
 import importlib.util
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,11 +44,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.bench_open import log_in_residents
 from bench.common import (
     ROOT,
+    Goal,
     LoadPlan,
     LoadResult,
     Node,
     Target,
+    figure,
     free_port,
+    interleave,
+    load_figure,
     load_in_subprocess,
     node_env,
     pinned,
@@ -70,34 +76,6 @@ IMPORTS = (
 IMPORT_LINE = "import " + ", ".join(
     m for m in IMPORTS if importlib.util.find_spec(m.split(".")[0]) is not None
 )
-
-
-def figure(
-    goal: str,
-    name: str,
-    cand: list[float],
-    base: list[float],
-    base_name: str,
-    unit: str,
-    target: float,
-    *,
-    higher: bool = True,
-) -> dict[str, Any]:
-    ratios = [c / b for c, b in zip(cand, base, strict=True) if b]
-    ratio = statistics.median(ratios)
-    return {
-        "goal": goal,
-        "name": name,
-        "value": statistics.median(cand),
-        "baseline": statistics.median(base),
-        "baseline_name": base_name,
-        "unit": unit,
-        "ratio": ratio,
-        "ratio_min": min(ratios),
-        "ratio_max": max(ratios),
-        "target": f"{'>=' if higher else '<='} {target:g}",
-        "passed": ratio >= target if higher else ratio <= target,
-    }
 
 
 def start_hello(node: Node, cpu: int | None) -> tuple[subprocess.Popen[bytes], int]:
@@ -160,11 +138,11 @@ def start_times(
     env = with_bytecode(env, cache)
     import_line(cpu, env)
     cold_start(data_dir, env, cpu)
-    starts, imports = [], []
-    for _ in range(rounds):
-        imports.append(import_line(cpu, env))
-        starts.append(cold_start(data_dir, env, cpu))
-    return starts, imports
+    runs = interleave(
+        rounds,
+        {"import": lambda: import_line(cpu, env), "start": lambda: cold_start(data_dir, env, cpu)},
+    )
+    return runs.results["start"], runs.results["import"]
 
 
 def mint_fresh_tokens(env: dict[str, str], token: str, count: int) -> list[str]:
@@ -228,92 +206,62 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     ),
                 }
                 me = plans["G2"].targets[0]
-                for n in range(args.rounds):
-                    for key, p in plans.items():
-                        runs[key].append(load_in_subprocess(p, cpu=client_cpu))
+
+                def load(key: str) -> Any:
+                    def step() -> LoadResult:
+                        runs[key].append(load_in_subprocess(plans[key], cpu=client_cpu))
+                        return runs[key][-1]
+
+                    return step
+
+                def cold() -> LoadResult:
                     # Never-seen tokens, enough for the window at the warm rate just measured.
-                    enough = int(runs["G2"][-1].req_per_s * (1.0 + args.duration) * 1.5) + 500
+                    warm = runs["G2"][-1].req_per_s if runs["G2"] else 1000.0
+                    enough = int(warm * (1.0 + args.duration) * 1.5) + 500
                     fresh = mint_fresh_tokens(env, token, enough)
-                    cold = Target(me.method, me.path, fresh_bearer_tokens=fresh)
-                    cold_plan = plan(node.port, cold, node.process.pid)
-                    runs["G2cold"].append(load_in_subprocess(cold_plan, cpu=client_cpu))
+                    target = Target(me.method, me.path, fresh_bearer_tokens=fresh)
+                    runs["G2cold"].append(
+                        load_in_subprocess(
+                            plan(node.port, target, node.process.pid), cpu=client_cpu
+                        )
+                    )
                     print(
-                        f"  round {n + 1}: "
+                        f"  round {len(runs['G2cold'])}: "
                         + ", ".join(f"{k} {v[-1].req_per_s:,.0f}/s" for k, v in runs.items()),
                         file=sys.stderr,
                         flush=True,
                     )
+                    return runs["G2cold"][-1]
+
+                # H, G1, G2, G2cold, H, G1, ... (baseline first in every round); the steps
+                # keep their results in ``runs`` too, where ``cold`` finds the warm rate
+                interleave(
+                    args.rounds,
+                    {"H": load("H"), "G1": load("G1"), "G2": load("G2"), "G2cold": cold},
+                )
             finally:
                 stop(hello)
         starts, imports = start_times(data_dir, env, server_cpu, args.rounds)
-    rate = {k: [r.req_per_s for r in v] for k, v in runs.items()}
-    per_core = {
-        k: [r.req_per_s / r.server_cpu if r.server_cpu else 0.0 for r in v] for k, v in runs.items()
-    }
-    figures = [
-        figure(
-            "G1",
-            "middleware stack, GET /healthz",
-            rate["G1"],
-            rate["H"],
-            "bare aiohttp hello, same TLS",
-            "req/s",
-            0.5,
-        ),
-        figure(
-            "G1c",
-            "  per server core (noise-robust)",
-            per_core["G1"],
-            per_core["H"],
-            "bare hello per core",
-            "req/core-s",
-            0.5,
-        ),
-        figure(
-            "G2",
-            "authenticated read, warm token, GET /api/v1/me",
-            rate["G2"],
-            rate["H"],
-            "bare aiohttp hello, same TLS",
-            "req/s",
-            0.5,
-        ),
-        figure(
-            "G2c",
-            "  per server core (noise-robust)",
-            per_core["G2"],
-            per_core["H"],
-            "bare hello per core",
-            "req/core-s",
-            0.5,
-        ),
-        figure(
-            "G2cold",
-            "authenticated read, cold token (never seen), GET /api/v1/me",
-            rate["G2cold"],
-            rate["H"],
-            "bare aiohttp hello, same TLS",
-            "req/s",
-            0.2,
-        ),
-        figure(
-            "G2coldc",
-            "  per server core (noise-robust)",
-            per_core["G2cold"],
-            per_core["H"],
-            "bare hello per core",
-            "req/core-s",
-            0.2,
-        ),
-        start_figure(starts, imports),
-    ]
-    for f in figures:
-        if f["goal"] in ("G1", "G2", "G2cold"):
-            key = f["goal"]
-            f["p50_ms"] = statistics.median(r.p50_ms for r in runs[key])
-            f["p99_ms"] = statistics.median(r.p99_ms for r in runs[key])
-            f["errors"] = sum(r.errors for r in runs[key])
-            f["passed"] = f["passed"] and f["errors"] == 0  # e.g. cold tokens ran out
+    hello = "bare aiohttp hello, same TLS"
+    figures = []
+    for key, name, level in (
+        ("G1", "middleware stack, GET /healthz", 0.5),
+        ("G2", "authenticated read, warm token, GET /api/v1/me", 0.5),
+        ("G2cold", "authenticated read, cold token (never seen), GET /api/v1/me", 0.2),
+    ):
+        figures.append(load_figure(key, name, runs[key], runs["H"], hello, Goal(level)))
+        figures.append(
+            load_figure(
+                f"{key}c",
+                "  per server core (noise-robust)",
+                runs[key],
+                runs["H"],
+                "bare hello per core",
+                Goal(level),
+                per_core=True,
+            )
+        )
+    figures.append(start_figure(starts, imports))
     return {
         "benchmark": "http",
         "rounds": args.rounds,
@@ -334,8 +282,7 @@ def start_figure(starts: list[float], imports: list[float]) -> dict[str, Any]:
         [s * 1000 for s in imports],
         "bare import line",
         "ms",
-        2.0,
-        higher=False,
+        Goal(2.0, higher=False),
     )
 
 
@@ -356,12 +303,12 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=4.0)
-    parser.add_argument("--quick", action="store_true", help="2 rounds of 3 s")
+    parser.add_argument("--quick", action="store_true", help="3 rounds of 3 s")
     parser.add_argument("--start-only", action="store_true", help="G11 alone")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if args.quick:
-        args.rounds, args.duration = min(args.rounds, 2), min(args.duration, 3.0)
+        args.rounds, args.duration = 3, min(args.duration, 3.0)
     result = run(args)
     print_figures(result["figures"])
     write_json(args.json, result)

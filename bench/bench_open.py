@@ -11,6 +11,9 @@ pinned to CPU 1 with N keep-alive TLS connections. Each round measures, back to 
   time (no Idempotency-Key): JWT check, rule check, device-actor ask, vendor call, one database
   transaction (command + audit entry + event + idempotency answer), bus publish, JSON answer.
 
+Rounds interleave A and B (``bench.common.interleave``, >= 3). Any answer but a 2xx, in A or
+B, is an error and fails the figure; latency percentiles are over the 2xx answers only.
+
 A device actor serialises the opens of one door, so connection i opens access point i mod 5:
 the load is spread evenly over all five demo access points, each opened by a resident allowed to
 (all three residents log in once). The figure of merit is B/A per round; goal B/A >= 0.5.
@@ -35,14 +38,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiohttp
 
 from bench.common import (
+    Goal,
     LoadPlan,
     LoadResult,
     Target,
     free_port,
+    interleave,
+    load_figure,
     load_in_subprocess,
     median_range,
     node_env,
     pinning_available,
+    print_figures,
     render_table,
     running_node,
     seed_demo,
@@ -178,10 +185,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
             health = plan([Target("GET", "/healthz")])
             door = plan(opens)
+            runs = interleave(
+                args.rounds,
+                {
+                    "A": lambda: load_in_subprocess(health, cpu=client_cpu),
+                    "B": lambda: load_in_subprocess(door, cpu=client_cpu),
+                },
+            )
             rounds: list[dict[str, Any]] = []
-            for n in range(1, args.rounds + 1):
-                a = load_in_subprocess(health, cpu=client_cpu)
-                b = load_in_subprocess(door, cpu=client_cpu)
+            for n, (a, b) in enumerate(zip(runs.results["A"], runs.results["B"], strict=True), 1):
                 ratio = b.req_per_s / a.req_per_s if a.req_per_s else 0.0
                 a_core, b_core = per_core(a), per_core(b)
                 cpu_ratio = b_core / a_core if a_core and b_core else None
@@ -226,8 +238,36 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             else None
         ),
         "server_exit_code": server_exit,
+        "figures": open_figures(a_runs, b_runs),
         "elapsed_s": round(time.monotonic() - started, 1),
     }
+
+
+def open_figures(a_runs: list[LoadResult], b_runs: list[LoadResult]) -> list[dict[str, Any]]:
+    """G3 and G3c: errors in either config fail them; latency over 2xx answers only."""
+    figures = [
+        load_figure(
+            "G3",
+            "door open (in-process vendor), POST .../open",
+            b_runs,
+            a_runs,
+            "node's GET /healthz",
+            Goal(RATIO_GOAL),
+        )
+    ]
+    if all(r.server_cpu for r in a_runs + b_runs):
+        figures.append(
+            load_figure(
+                "G3c",
+                "  per server core (noise-robust)",
+                b_runs,
+                a_runs,
+                "/healthz per core",
+                Goal(RATIO_GOAL),
+                per_core=True,
+            )
+        )
+    return figures
 
 
 def pct(share: float | None) -> str:
@@ -280,7 +320,7 @@ def table(result: dict[str, Any]) -> str:
         )
     lines.append(render_table(summary_rows))
     ratio = result["ratio"]
-    verdict = "ok" if ratio["median"] >= RATIO_GOAL else "MISSED"
+    verdict = result["figures"][0]["verdict"]  # errors fail it too (bench.common.verdict)
     lines.append("")
     lines.append(
         f"B/A median {ratio['median']:.3f} ({ratio['min']:.3f}-{ratio['max']:.3f})"
@@ -338,10 +378,11 @@ def cli() -> None:
     parser.add_argument("--client", choices=["raw", "aiohttp"], default="raw")
     parser.add_argument("--json", type=Path, help="write the results as JSON to this path")
     args = parser.parse_args()
-    if args.rounds < 1 or args.duration <= 0 or args.connections < 1:
-        parser.error("--rounds, --duration and --connections must be positive")
+    if args.rounds < 3 or args.duration <= 0 or args.connections < 1:
+        parser.error("--rounds must be at least 3, --duration and --connections positive")
     result = run(args)
     print(table(result))
+    print_figures(result["figures"])
     write_json(args.json, result)
 
 

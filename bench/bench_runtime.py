@@ -5,19 +5,27 @@
 * tell: batches of tells to one actor vs batches of `Queue.put_nowait` to one consumer
   task (`await queue.get()`); each batch ends when the consumer has seen it all;
 * ask: sequential asks to one actor vs a bare `Queue` + `Future` round trip;
-* memory: RSS growth (VmRSS from /proc/self/status) for N activated, idle device actors;
-* activation and passivation rates for those N actors.
+* G6m memory: RSS growth (VmRSS from /proc/self/status) for N activated, idle device actors vs
+  the same N held bare (a dict of address -> (state object, empty ``collections.deque``
+  mailbox), each having handled one message: the least an actor per device can hold), each
+  measured in a fresh process so that no round reuses another's freed memory; goal < 150 MB
+  for 100k (an absolute level, the ratio printed beside);
+* G6a activation rate of those N actors vs creating the N bare entries (info, no goal);
+* G6p passivation rate (info, no goal, no baseline).
 
-Rounds alternate bare and runtime; the median of each is reported.
+Rounds interleave bare and runtime (``bench.common.interleave``, >= 3); each figure reports
+the median ratio of the rounds and its spread.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import gc
 import json
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import Goal, ainterleave, figure, interleave, print_figures
 from propdev.actors import Actor, ActorSystem, Address
 
 TELL_GOAL = 0.25
@@ -151,19 +160,14 @@ async def runtime_ask(system: ActorSystem, address: str, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-async def interleave(
+async def interleave_rates(
     rounds: int, bare: Callable[[], Awaitable[float]], runtime: Callable[[], Awaitable[float]]
-) -> tuple[float, float, list[float]]:
-    bare_rates: list[float] = []
-    runtime_rates: list[float] = []
-    for _ in range(rounds):
-        bare_rates.append(await bare())
-        runtime_rates.append(await runtime())
-    ratios = [r / b for r, b in zip(runtime_rates, bare_rates, strict=True)]
-    return statistics.median(bare_rates), statistics.median(runtime_rates), ratios
+) -> tuple[list[float], list[float]]:
+    runs = await ainterleave(rounds, {"bare": bare, "runtime": runtime})
+    return runs.results["bare"], runs.results["runtime"]
 
 
-async def throughput(rounds: int, tells: int, asks: int) -> dict[str, Any]:
+async def throughput(rounds: int, tells: int, asks: int) -> list[dict[str, Any]]:
     system = ActorSystem("bench", sweep_interval=float("inf"), mailbox_capacity=BATCH * 2)
     sink = Sink()
     system.register_kind("sink", lambda address: sink)
@@ -172,28 +176,57 @@ async def throughput(rounds: int, tells: int, asks: int) -> dict[str, Any]:
     await system.ask(address, "warm-up")
     await bare_tell(tells // 10)
     await bare_ask(asks // 10)
-    tell_bare, tell_runtime, tell_ratios = await interleave(
+    tell_bare, tell_runtime = await interleave_rates(
         rounds, lambda: bare_tell(tells), lambda: runtime_tell(system, sink, address, tells)
     )
-    ask_bare, ask_runtime, ask_ratios = await interleave(
+    ask_bare, ask_runtime = await interleave_rates(
         rounds, lambda: bare_ask(asks), lambda: runtime_ask(system, address, asks)
     )
     await system.stop()
+    return [
+        figure(
+            "G6",
+            "actor tell",
+            tell_runtime,
+            tell_bare,
+            "asyncio.Queue put/get",
+            "msg/s",
+            Goal(TELL_GOAL),
+        ),
+        figure(
+            "G6",
+            "actor ask",
+            ask_runtime,
+            ask_bare,
+            "Queue + Future round trip",
+            "ask/s",
+            Goal(ASK_GOAL),
+        ),
+    ]
+
+
+async def bare_population(n: int) -> dict[str, Any]:
+    """G6m's baseline: the least an actor per device holds (its state object and an empty
+    ``collections.deque`` mailbox in a dict by address), each entry after one message."""
+    entries: dict[str, tuple[Device, collections.deque[object]]] = {}
+    gc.collect()
+    before = rss_kib()
+    start = time.perf_counter()
+    for i in range(n):
+        device, mailbox = entries.setdefault(f"device:{i}", (Device(), collections.deque()))
+        mailbox.append("ping")
+        await device.receive(mailbox.popleft())
+        if i % 1000 == 999:
+            await asyncio.sleep(0)
+    created_s = time.perf_counter() - start
+    gc.collect()
+    after = rss_kib()
+    assert len(entries) == n
     return {
-        "tell": {
-            "bare_per_s": round(tell_bare),
-            "runtime_per_s": round(tell_runtime),
-            "ratio": round(statistics.median(tell_ratios), 3),
-            "ratios": [round(r, 3) for r in tell_ratios],
-            "goal": TELL_GOAL,
-        },
-        "ask": {
-            "bare_per_s": round(ask_bare),
-            "runtime_per_s": round(ask_runtime),
-            "ratio": round(statistics.median(ask_ratios), 3),
-            "ratios": [round(r, 3) for r in ask_ratios],
-            "goal": ASK_GOAL,
-        },
+        "actors": n,
+        "rss_delta_mb": round((after - before) / 1024, 1),
+        "kib_per_actor": round((after - before) / n, 3),
+        "activations_per_s": round(n / created_s),
     }
 
 
@@ -239,66 +272,96 @@ async def population(n: int) -> dict[str, Any]:
     }
 
 
-def table(result: dict[str, Any]) -> str:
-    tell, ask, pop = result["tell"], result["ask"], result["population"]
-    mark = lambda ok: "ok" if ok else "MISSED"  # noqa: E731
-    rows = [
-        ("measure", "bare asyncio", "runtime", "ratio", "goal"),
-        (
-            "tell/s",
-            f"{tell['bare_per_s']:,}",
-            f"{tell['runtime_per_s']:,}",
-            f"{tell['ratio']:.2f}",
-            f">= {TELL_GOAL} {mark(tell['ratio'] >= TELL_GOAL)}",
-        ),
-        (
-            "ask/s",
-            f"{ask['bare_per_s']:,}",
-            f"{ask['runtime_per_s']:,}",
-            f"{ask['ratio']:.2f}",
-            f">= {ASK_GOAL} {mark(ask['ratio'] >= ASK_GOAL)}",
-        ),
-        (
-            f"RSS {pop['actors']:,} idle",
-            "",
-            f"{pop['rss_delta_mb']} MB",
-            f"{pop['kib_per_actor']} KiB/actor",
-            f"< {MEMORY_GOAL_MB:g} MB {mark(pop['rss_delta_mb'] < MEMORY_GOAL_MB)}",
-        ),
-        ("activations/s", "", f"{pop['activations_per_s']:,}", "", ""),
-        ("passivations/s", "", f"{pop['passivations_per_s']:,}", "", ""),
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows
+def population_in_process(kind: str, n: int) -> dict[str, Any]:
+    """``population`` (kind "actors") or ``bare_population`` in a fresh process."""
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--population", kind, "--actors", str(n)],
+        capture_output=True,
+        check=True,
+        timeout=600,
     )
+    return dict(json.loads(done.stdout))
+
+
+def population_figures(rounds: int, n: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    runs = interleave(
+        rounds,
+        {
+            "bare": lambda: population_in_process("bare", n),
+            "actors": lambda: population_in_process("actors", n),
+        },
+    )
+    bare, actors = runs.results["bare"], runs.results["actors"]
+    passivated_all = all(r["passivated"] >= n for r in actors)  # n, and the probe
+    figures = [
+        figure(
+            "G6m",
+            f"RSS of {n:,} idle device actors",
+            [r["rss_delta_mb"] for r in actors],
+            [r["rss_delta_mb"] for r in bare],
+            "bare: dict of state + deque mailbox",
+            "MB",
+            Goal(MEMORY_GOAL_MB, higher=False, of="value", unit="MB"),
+            kib_per_actor=statistics.median(r["kib_per_actor"] for r in actors),
+        ),
+        figure(
+            "G6a",
+            "actor activations",
+            [r["activations_per_s"] for r in actors],
+            [r["activations_per_s"] for r in bare],
+            "bare dict entries created",
+            "/s",
+            None,
+        ),
+        figure(
+            "G6p",
+            "actor passivations",
+            [r["passivations_per_s"] or 0 for r in actors],
+            None,
+            "",
+            "/s",
+            None,
+            errors=0 if passivated_all else 1,  # an actor left active is an error
+        ),
+    ]
+    return figures, {"bare": bare, "actors": actors}
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    result: dict[str, Any] = {"python": sys.version.split()[0], "rounds": args.rounds}
-    result["population"] = await population(args.actors)
-    result.update(await throughput(args.rounds, args.tells, args.asks))
-    return result
+    figures, populations = population_figures(args.rounds, args.actors)
+    figures = [*await throughput(args.rounds, args.tells, args.asks), *figures]
+    return {
+        "benchmark": "runtime",
+        "python": sys.version.split()[0],
+        "rounds": args.rounds,
+        "populations": populations,
+        "figures": figures,
+    }
 
 
 def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="write the results as JSON to this path")
     parser.add_argument("--actors", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5, help="at least 3")
     parser.add_argument("--tells", type=int, default=200_000)
     parser.add_argument("--asks", type=int, default=50_000)
+    parser.add_argument("--quick", action="store_true", help="3 rounds, fewer messages")
+    parser.add_argument("--population", choices=["actors", "bare"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     import structlog
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
+    if args.population is not None:  # one G6m round, in its own process
+        make = population if args.population == "actors" else bare_population
+        print(json.dumps(asyncio.run(make(args.actors))))
+        return
+    if args.quick:
+        args.rounds, args.tells, args.asks = 3, 100_000, 20_000
     result = asyncio.run(main(args))
-    print(table(result))
-    text = json.dumps(result, indent=2)
+    print_figures(result["figures"])
     if args.json is not None:
-        args.json.write_text(text + "\n")
-    else:
-        print(text)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,18 @@ Two client engines:
 Each run opens N keep-alive connections, warms up, then counts the responses completed inside a
 fixed window and records their latencies, the client's own CPU time and the server's CPU time
 (``/proc/<pid>/stat``, all threads) over the same window.
+
+It also holds the rules every figure follows (one place, used by every benchmark):
+
+* **Errors fail a figure.** A non-2xx answer where success was expected, a connection error or
+  an exception counts as an error; a figure with any error (candidate or baseline) is failed
+  (``verdict`` "FAIL", ``ok`` false), whatever its ratio, and ``python -m bench`` exits non-zero.
+* **Latency over successes only.** Percentiles are computed over successful answers; the
+  error count and rate are reported beside them (``latency_summary``).
+* **Interleaved rounds.** Baseline and candidate alternate, baseline first, over at least
+  ``MIN_ROUNDS`` rounds (``interleave``); a figure reports the median ratio of the rounds and its
+  spread (min, median, max). A figure measured over fewer rounds is failed.
+* **No "pass" without a goal.** A figure without a ``Goal`` is "info", never "pass".
 """
 
 from __future__ import annotations
@@ -32,10 +44,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -243,6 +255,9 @@ class LoadPlan:
 
 @dataclass
 class LoadResult:
+    """A load run's window: ``ok`` 2xx answers; ``errors`` everything else (non-2xx, connection
+    errors); rate and latency percentiles over the 2xx answers only."""
+
     ok: int
     errors: int
     statuses: dict[str, int]
@@ -257,6 +272,7 @@ class LoadResult:
     other_cpu: float  # cores used by everything else on the machine in the window (noise)
     connections: int
     engine: str
+    error_rate: float = 0.0  # errors / (ok + errors) in the window
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -274,13 +290,13 @@ class _Window:
         self.start = start
         self.end = end
         self.server_pid = server_pid
-        self.latencies: list[float] = []
+        self.samples: list[tuple[float, bool]] = []  # (latency, 2xx)
         self.statuses: dict[str, int] = {}
         self.cpu: dict[str, float] = {}
 
     def record(self, started: float, finished: float, status: str) -> None:
         if self.start <= finished < self.end:
-            self.latencies.append(finished - started)
+            self.samples.append((finished - started, is_success(status)))
             self.statuses[status] = self.statuses.get(status, 0) + 1
 
     def snapshot(self, edge: str) -> None:
@@ -401,8 +417,8 @@ async def run_load(plan: LoadPlan) -> LoadResult:
         raise ValueError(f"unknown engine {plan.engine!r}")
     await watcher
     window = w.end - w.start
-    latencies = sorted(w.latencies)
-    ok = w.statuses.get("200", 0)
+    latency = latency_summary(w.samples)  # percentiles over 2xx answers only
+    ok = int(latency["ok"])
     client_cpu = (w.cpu["client_end"] - w.cpu["client_start"]) / window
     machine_cpu = (w.cpu["machine_end"] - w.cpu["machine_start"]) / window
     server_cpu = None
@@ -410,14 +426,15 @@ async def run_load(plan: LoadPlan) -> LoadResult:
         server_cpu = (w.cpu["server_end"] - w.cpu["server_start"]) / window
     return LoadResult(
         ok=ok,
-        errors=sum(w.statuses.values()) - ok,
+        errors=int(latency["errors"]),
         statuses=dict(sorted(w.statuses.items())),
         window_s=round(window, 3),
         req_per_s=ok / window,
-        p50_ms=percentile(latencies, 50) * 1000,
-        p90_ms=percentile(latencies, 90) * 1000,
-        p99_ms=percentile(latencies, 99) * 1000,
-        max_ms=(latencies[-1] if latencies else 0.0) * 1000,
+        p50_ms=latency["p50_ms"],
+        p90_ms=latency["p90_ms"],
+        p99_ms=latency["p99_ms"],
+        max_ms=latency["max_ms"],
+        error_rate=latency["error_rate"],
         client_cpu=client_cpu,
         server_cpu=server_cpu,
         other_cpu=max(0.0, machine_cpu - client_cpu - (server_cpu or 0.0)),
@@ -491,14 +508,262 @@ def write_json(path: Path | None, result: dict[str, Any]) -> None:
         path.write_text(json.dumps(result, indent=2) + "\n")
 
 
-def print_figures(figures: Sequence[dict[str, Any]]) -> None:
-    """One line per figure: value vs baseline, ratio, goal and verdict."""
-    for f in figures:
-        print(
-            f"{f['goal']:5} {f['name']}: {f['value']:,.1f} {f['unit']} vs {f['baseline']:,.1f} "
-            f"({f['baseline_name']}) ratio {f['ratio']:.3f} goal {f['target']} "
-            f"{'ok' if f['passed'] else 'MISSED'}"
+# --- the rules of a figure: goal, verdict, interleaved rounds, spread ----------------------
+
+MIN_ROUNDS = 3
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Goal:
+    """What a figure must reach: ``ratio >= level`` (or ``<=`` when ``higher`` is False).
+
+    ``of="value"`` compares the figure's own value instead of its ratio (an absolute level,
+    e.g. C2's seconds or G6m's megabytes, stated in the goal; the ratio is still printed).
+    """
+
+    level: float
+    higher: bool = True
+    of: str = "ratio"
+    unit: str = ""
+
+    def met(self, measured: float) -> bool:
+        return measured >= self.level if self.higher else measured <= self.level
+
+    def __str__(self) -> str:
+        return (
+            f"{'>=' if self.higher else '<='} {self.level:g}{' ' + self.unit if self.unit else ''}"
         )
+
+
+def is_success(status: str) -> bool:
+    """A 2xx HTTP status; anything else (4xx, 5xx, an exception's name) is an error."""
+    return len(status) == 3 and status.startswith("2") and status.isdigit()
+
+
+def latency_summary(samples: Iterable[tuple[float, bool]]) -> dict[str, float | int]:
+    """Percentiles (ms) over the successful samples only, with the error count and rate.
+
+    ``samples`` are ``(seconds, succeeded)``: a fast error answer must not make p99 look
+    better, so errors are counted, never timed.
+    """
+    good: list[float] = []
+    errors = 0
+    for seconds, succeeded in samples:
+        if succeeded:
+            good.append(seconds)
+        else:
+            errors += 1
+    good.sort()
+    total = len(good) + errors
+    return {
+        "ok": len(good),
+        "errors": errors,
+        "error_rate": errors / total if total else 0.0,
+        "p50_ms": percentile(good, 50) * 1000,
+        "p90_ms": percentile(good, 90) * 1000,
+        "p99_ms": percentile(good, 99) * 1000,
+        "max_ms": (good[-1] if good else 0.0) * 1000,
+    }
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """min, median and max of ``values`` (a figure's rounds)."""
+    return {
+        "min": min(values),
+        "median": statistics.median(values),
+        "max": max(values),
+    }
+
+
+@dataclass
+class Rounds(Generic[T]):
+    """What ``interleave`` ran: each step's results in round order, and the order it ran them."""
+
+    results: dict[str, list[T]]
+    order: list[str]
+
+
+def _check_rounds(rounds: int, steps: Mapping[str, object]) -> None:
+    if rounds < MIN_ROUNDS:
+        raise ValueError(f"{rounds} rounds: a figure needs at least {MIN_ROUNDS}")
+    if len(steps) < 2:
+        raise ValueError("interleave needs a baseline and at least one candidate")
+
+
+def interleave(rounds: int, steps: Mapping[str, Callable[[], T]]) -> Rounds[T]:
+    """Run ``steps`` (baseline first, then each candidate) once per round, ``rounds`` times:
+    baseline, candidate, baseline, candidate, ... At least ``MIN_ROUNDS`` rounds."""
+    _check_rounds(rounds, steps)
+    out: Rounds[T] = Rounds({name: [] for name in steps}, [])
+    for _ in range(rounds):
+        for name, step in steps.items():
+            out.results[name].append(step())
+            out.order.append(name)
+    return out
+
+
+async def ainterleave(rounds: int, steps: Mapping[str, Callable[[], Awaitable[T]]]) -> Rounds[T]:
+    """``interleave`` for coroutine functions."""
+    _check_rounds(rounds, steps)
+    out: Rounds[T] = Rounds({name: [] for name in steps}, [])
+    for _ in range(rounds):
+        for name, step in steps.items():
+            out.results[name].append(await step())
+            out.order.append(name)
+    return out
+
+
+def verdict(
+    measured: float | None, goal: Goal | None, *, errors: int = 0, rounds: int = MIN_ROUNDS
+) -> tuple[str, list[str]]:
+    """("pass" | "FAIL" | "info", the reasons it is not trustworthy).
+
+    Errors or too few rounds fail a figure, goal or not; without a goal it is "info".
+    """
+    reasons = []
+    if errors:
+        reasons.append(f"{errors} error(s)")
+    if rounds < MIN_ROUNDS:
+        reasons.append(f"{rounds} round(s) < {MIN_ROUNDS}")
+    if reasons:
+        return "FAIL", reasons
+    if goal is None:
+        return "info", []
+    if measured is None:
+        return "FAIL", ["nothing measured"]
+    return ("pass" if goal.met(measured) else "FAIL"), []
+
+
+def figure(
+    goal: str,
+    name: str,
+    candidate: Sequence[float],
+    baseline: Sequence[float] | None,
+    baseline_name: str,
+    unit: str,
+    target: Goal | None,
+    *,
+    errors: int = 0,
+    baseline_errors: int = 0,
+    attempts: int | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One figure's record: candidate vs same-run baseline, round by round.
+
+    ``candidate`` and ``baseline`` hold one value per round (interleaved); the ratio is taken
+    per round and reported as its median with its spread. ``errors`` (the candidate's) and
+    ``baseline_errors`` fail the figure; ``attempts`` (requests or calls made) gives the rate.
+    """
+    if not candidate:
+        raise ValueError(f"{goal}: no rounds measured")
+    if baseline is not None and len(baseline) != len(candidate):
+        raise ValueError(f"{goal}: {len(candidate)} candidate rounds, {len(baseline)} baseline")
+    ratios = (
+        [c / b if b else float("nan") for c, b in zip(candidate, baseline, strict=True)]
+        if baseline is not None
+        else []
+    )
+    finite = [r for r in ratios if r == r]
+    ratio = statistics.median(finite) if finite else None
+    value = statistics.median(candidate)
+    all_errors = errors + baseline_errors
+    measured = value if target is not None and target.of == "value" else ratio
+    result, reasons = verdict(measured, target, errors=all_errors, rounds=len(candidate))
+    if baseline is not None and len(finite) < len(ratios):
+        result, reasons = "FAIL", [*reasons, "a baseline round measured 0"]
+    total = attempts if attempts is not None else None
+    return {
+        "goal": goal,
+        "name": name,
+        "value": value,
+        "value_spread": spread(candidate),
+        "baseline": statistics.median(baseline) if baseline is not None else None,
+        "baseline_name": baseline_name,
+        "unit": unit,
+        "ratio": ratio,
+        "ratio_min": min(finite) if finite else None,
+        "ratio_max": max(finite) if finite else None,
+        "ratios": ratios,
+        "rounds": len(candidate),
+        "target": str(target) if target is not None else "none",
+        "errors": errors,
+        "baseline_errors": baseline_errors,
+        "error_rate": (all_errors / total) if total else (0.0 if not all_errors else None),
+        "ok": not reasons,
+        "invalid": reasons,
+        "verdict": result,
+        "passed": None if result == "info" else result == "pass",
+        **extra,
+    }
+
+
+def load_errors(runs: Iterable[LoadResult]) -> tuple[int, int]:
+    """(errors, attempts) over load-generator runs."""
+    runs = list(runs)
+    return sum(r.errors for r in runs), sum(r.ok + r.errors for r in runs)
+
+
+def load_figure(
+    goal: str,
+    name: str,
+    candidate: Sequence[LoadResult],
+    baseline: Sequence[LoadResult],
+    baseline_name: str,
+    target: Goal | None,
+    *,
+    per_core: bool = False,
+    unit: str = "req/s",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A figure from interleaved load runs: rate (or rate per server core), errors of both
+    sides, and the candidate's latency percentiles over its successful answers."""
+
+    def value(r: LoadResult) -> float:
+        if per_core:
+            return r.req_per_s / r.server_cpu if r.server_cpu else 0.0
+        return r.req_per_s
+
+    errors, attempts = load_errors(candidate)
+    base_errors, base_attempts = load_errors(baseline)
+    return figure(
+        goal,
+        name,
+        [value(r) for r in candidate],
+        [value(r) for r in baseline],
+        baseline_name,
+        "req/core-s" if per_core else unit,
+        target,
+        errors=errors,
+        baseline_errors=base_errors,
+        attempts=attempts + base_attempts,
+        p50_ms=statistics.median(r.p50_ms for r in candidate),
+        p99_ms=statistics.median(r.p99_ms for r in candidate),
+        baseline_p99_ms=statistics.median(r.p99_ms for r in baseline),
+        **extra,
+    )
+
+
+def figure_line(f: dict[str, Any]) -> str:
+    """One line: value vs baseline, ratio (min-max), goal, errors and verdict."""
+    base = "" if f["baseline"] is None else f" vs {f['baseline']:,.1f} ({f['baseline_name']})"
+    ratio = ""
+    if f.get("ratio") is not None:
+        ratio = f" ratio {f['ratio']:.3f}"
+        if f.get("ratio_min") is not None:
+            ratio += f" ({f['ratio_min']:.3f}-{f['ratio_max']:.3f}, {f.get('rounds', '?')} rounds)"
+    errors = f.get("errors", 0) + f.get("baseline_errors", 0)
+    why = f" [{'; '.join(f['invalid'])}]" if f.get("invalid") else ""
+    return (
+        f"{f['goal']:5} {f['name'].strip()}: {f['value']:,.1f} {f['unit']}{base}{ratio} "
+        f"goal {f['target']} errors {errors} {f.get('verdict', '?')}{why}"
+    )
+
+
+def print_figures(figures: Sequence[dict[str, Any]]) -> None:
+    """One line per figure (``figure_line``)."""
+    for f in figures:
+        print(figure_line(f))
 
 
 def _loadgen_main() -> None:
