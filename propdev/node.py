@@ -137,6 +137,7 @@ class Node:
 
     def __init__(self, settings: Settings, *, span_exporter: SpanExporter | None = None) -> None:
         self.settings = settings
+        self.clock: Callable[[], float] = time.time  # epoch seconds; set_clock() for tests
         self.telemetry = Telemetry.from_settings(settings, span_exporter=span_exporter)
         self.db = Database(settings.database_url)
         self.directory = Directory(self.db)
@@ -198,11 +199,22 @@ class Node:
             confirm=self._route_confirmation,
             ask_timeout=settings.ask_timeout,
             ask=self.ask_device,  # partner events go to the device's owner (in a cluster)
+            clock=self.now,
         )
         self.started = False
         self.draining = False  # drain(): no new device work, /readyz false
         self._drain_lock = asyncio.Lock()
         self.grpc_port: int | None = None  # bound by serve() when PROPDEV_GRPC_PORT is set
+
+    def now(self) -> float:
+        """The node's time (epoch seconds): its rules, partner events and devices read it."""
+        return self.clock()
+
+    def set_clock(self, clock: Callable[[], float]) -> None:
+        """Make the node read ``clock`` (tests move time with it): the access rules, the
+        partner events' validation (``occurred_at`` is judged against it) and the devices."""
+        self.clock = clock
+        self.access.set_clock(clock)
 
     def _sign_in_throttle(self) -> SignInThrottle | None:
         """In a cluster, failed logins and token requests are counted in the cluster's Redis
@@ -325,6 +337,7 @@ class Node:
             gateways=self.gateways,
             bus=self.bus,
             heartbeat=self.settings.device_heartbeat,
+            clock=self.now,
             guard=self.cluster.guard if self.cluster is not None else None,
             opening=self.access.opening,
         )
@@ -458,7 +471,7 @@ class Node:
             else []
         )
         stored = {r["access_point_id"]: json.loads(r["state"]) for r in rows}
-        now, heartbeat = time.time(), self.settings.device_heartbeat
+        now, heartbeat = self.now(), self.settings.device_heartbeat
         for ap_id in access_point_ids:
             address = f"device:{ap_id}"
             if self.system.is_active(address):

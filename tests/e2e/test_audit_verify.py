@@ -2,6 +2,9 @@
 
 (``test_processes.py`` covers an entry edited after opens; this covers entries whose actor is a
 credential, and a deletion.)
+
+Our audit chain, not a vendor's behaviour: the embedded simulator is the vendor; the plates
+come over ``POST /partner/v1/events`` as the partner sends them.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ async def test_audit_verify_passes_over_credential_decisions_and_fails_once_one_
         anna = site.running.resident("anna")
         await site.node.access.vehicles.register(anna["id"], "A123BC77")
         for plate in ("A123BC77", "X999XX99", "A123BC77"):
-            await site.present(BARRIER, "plate_recognized", plate=plate)
+            await site.partner_posts(BARRIER, "plate_recognized", plate=plate)
         entries = await site.audit(BARRIER)
     assert [e["decision"] for e in entries] == ["granted", "denied", "granted"]
 

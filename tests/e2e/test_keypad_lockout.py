@@ -1,5 +1,9 @@
 """Keypad lockout end to end: unknown codes posted by the partner at one keypad lock it; the
-right code is then refused there (audited ``locked_out``), counted, and shown to operators."""
+right code is then refused there (audited ``locked_out``), counted, and shown to operators.
+
+Our lockout rule, not a vendor's behaviour: the embedded simulator is the vendor; the codes
+come over ``POST /partner/v1/events`` (mTLS, bound token, signed body).
+"""
 
 from __future__ import annotations
 
@@ -96,5 +100,5 @@ async def test_unknown_codes_lock_the_keypad_and_the_right_code_is_refused_there
         assert devices[COURTYARD]["keypad"]["locked_out"] is False
 
         site.clock.advance(601)  # the cooldown is over: the right code opens again
-        assert await site.present(DOOR, "pass_presented", code=code) == "accepted"
+        assert await site.partner_posts(DOOR, "pass_presented", code=code) == "accepted"
         assert (await audit_of(site, operator, DOOR))[-1]["decision"] == "granted"

@@ -1,4 +1,9 @@
-"""Logs, metrics, traces and SLOs of a real node over HTTPS, as an operator would use them."""
+"""Logs, metrics, traces and SLOs of a real node over HTTPS, as an operator would use them.
+
+Our telemetry, not a vendor's behaviour: the embedded simulator is the vendor (its faults
+through the node's ``/sim/``). That a vendor process receives our ``traceparent`` over HTTPS
+is asserted in ``test_second_vendor.py``.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,11 @@
 """Partner callbacks: authenticated four ways, validated per event, deduplicated, applied in
-order; device state shown honestly to residents."""
+order; device state shown honestly to residents.
+
+Our partner API's rules, not a vendor's behaviour: the test posts as a vendor does
+(``tests/support/partner.py``: mTLS, bound token, signed body) to a node with the embedded
+simulator; ``run.py partner-sim``'s own callbacks over the wire are in
+``test_command_lifecycle.py``.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,10 @@
 """Vehicles end to end: a registered plate opens the barrier and tells its owner, live or by
-push; unknown plates are denied and audited; the API validates and keeps residents apart."""
+push; unknown plates are denied and audited; the API validates and keeps residents apart.
+
+Our rules (plates, owners, pushes), not a vendor's behaviour: the embedded simulator is the
+vendor; plates come as the partner sends them, ``POST /partner/v1/events`` (mTLS, bound token,
+signed body).
+"""
 
 from __future__ import annotations
 
@@ -56,7 +61,9 @@ async def test_a_registered_plate_opens_the_barrier_and_the_resident_sees_it_liv
     assert status == 201 and vehicle["plate"] == "A123BC77"
 
     async with r.http.ws_connect(f"{r.url}/api/v1/ws", headers=bearer(token)) as ws:
-        assert await site.present(BARRIER, "plate_recognized", plate="A123-BC-77") == "accepted"
+        assert (
+            await site.partner_posts(BARRIER, "plate_recognized", plate="A123-BC-77") == "accepted"
+        )
         told = await asyncio.wait_for(ws.receive_json(), timeout=10)
         await asyncio.wait_for(site.node.access.notifier.idle(), timeout=10)
     assert (told["type"], told["access_point_id"], told["plate_hint"]) == (
@@ -81,7 +88,7 @@ async def test_a_registered_plate_opens_the_barrier_and_the_resident_sees_it_liv
 async def test_with_the_app_closed_the_resident_gets_a_push(site: AccessNode) -> None:
     token = await site.running.token_for("boris")
     assert (await register(site, token, "B777OP99"))[0] == 201
-    await site.present(BARRIER, "plate_recognized", plate="B777OP99")
+    await site.partner_posts(BARRIER, "plate_recognized", plate="B777OP99")
     await asyncio.wait_for(site.node.access.notifier.idle(), timeout=10)
     (push,) = site.push.sent
     assert push.user_id == site.running.resident("boris")["id"]
@@ -91,7 +98,7 @@ async def test_with_the_app_closed_the_resident_gets_a_push(site: AccessNode) ->
 async def test_an_unknown_plate_is_denied_and_audited_and_nothing_is_sent(
     site: AccessNode,
 ) -> None:
-    assert await site.present(BARRIER, "plate_recognized", plate="X999XX99") == "accepted"
+    assert await site.partner_posts(BARRIER, "plate_recognized", plate="X999XX99") == "accepted"
     assert await sim_commands(site) == []
     (entry,) = await site.audit(BARRIER)
     assert (entry["decision"], entry["reason"]) == ("denied", "unknown_plate")
@@ -133,7 +140,7 @@ async def test_bad_plates_conflicts_and_other_residents_vehicles(site: AccessNod
         f"{r.url}/api/v1/vehicles/{vehicle['id']}", headers=bearer(anna)
     ) as resp:
         assert resp.status == 204
-    await site.present(BARRIER, "plate_recognized", plate="A123BC77")
+    await site.partner_posts(BARRIER, "plate_recognized", plate="A123BC77")
     assert await sim_commands(site) == []  # removed: the plate is unknown again
 
 
@@ -145,7 +152,8 @@ async def test_the_vendors_callback_opens_the_barrier_once_even_when_delivered_t
     sim = site.node.simulator
     assert sim is not None
     event = await sim.emit_event(site.device_of(BARRIER), "plate_recognized", plate="a123bc77")
-    again = await site.node.ingest.ingest("simulator", [event])
-    assert again.duplicates == 1, again
+    # The vendor delivers it again, over the partner API: a duplicate, nothing opens twice.
+    status, again = await site.partner.post([event], token=await site.partner.token())
+    assert (status, again["duplicates"], again["accepted"]) == (202, 1, 0), again
     assert len(await sim_commands(site)) == 1
     assert [e["decision"] for e in await site.audit(BARRIER)] == ["granted"]

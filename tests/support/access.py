@@ -1,9 +1,11 @@
-"""For access e2e tests: a running node whose ``Node`` the test holds (to inject a clock, a push
-provider, and to present credentials at a device as a partner callback would)."""
+"""For access e2e tests: a running node whose ``Node`` the test holds (to inject a clock and a
+push provider), and the partner ``simulator`` presenting credentials at a device as a vendor
+does: ``POST /partner/v1/events`` over mTLS with its bound token and a signed body."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -12,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from propdev.access import PushMessage
-from propdev.actors.messages import DeviceEvent, DeviceEvents
 from propdev.node import Node
 from tests.e2e.conftest import RunningNode, node_settings, running_node
+from tests.support.partner import PartnerClient, partner_client
+
+PARTNER = "simulator"  # the demo estate's vendor
 
 
 class MovableClock:
@@ -48,6 +52,8 @@ class AccessNode:
     node: Node
     clock: MovableClock
     push: RecordingPush
+    partner: PartnerClient
+    _token: str | None = None
 
     def device_of(self, access_point_id: str) -> str:
         return str(
@@ -58,20 +64,26 @@ class AccessNode:
             )
         )
 
-    async def present(self, access_point_id: str, type: str, **fields: Any) -> str:
-        """A partner's ``plate_recognized``/``pass_presented`` for the access point's device."""
-        event = DeviceEvent(
-            partner_id="simulator",
-            event_id=str(uuid.uuid4()),
-            device_id=self.device_of(access_point_id),
-            type=type,
-            occurred_at=self.clock(),
+    async def partner_posts(self, access_point_id: str, type: str, **fields: Any) -> str:
+        """The partner posts one ``plate_recognized``/``pass_presented`` (or any event) of the
+        access point's device, seen now by the node's clock, to ``/partner/v1/events``; the
+        event's outcome: ``accepted``, ``duplicate`` or ``rejected:<reason>``. The 202 comes
+        once the device actor has decided (and the vendor was asked)."""
+        if self._token is None:
+            self._token = await self.partner.token()
+        at = dt.datetime.fromtimestamp(self.clock(), dt.UTC).isoformat()
+        event = {
+            "event_id": uuid.uuid4().hex,
+            "device_id": self.device_of(access_point_id),
+            "type": type,
+            "occurred_at": at,
             **fields,
-        )
-        outcome = await self.node.system.ask(
-            f"device:{access_point_id}", DeviceEvents((event,)), timeout=30
-        )
-        return str(outcome[0])
+        }
+        status, body = await self.partner.post([event], token=self._token)
+        assert status == 202, (status, body)
+        if body["rejected"]:
+            return f"rejected:{body['rejected'][0]['reason']}"
+        return "accepted" if body["accepted"] == 1 else "duplicate"
 
     async def audit(self, access_point_id: str) -> list[dict[str, Any]]:
         token = await self.running.token_for("operator")
@@ -91,9 +103,12 @@ async def access_node(data_dir: Path, **env: str) -> AsyncIterator[AccessNode]:
     held: list[Node] = []
 
     def wire(node: Node) -> None:
-        node.access.set_clock(clock)
+        node.set_clock(clock)
         node.access.notifier.provider = push
         held.append(node)
 
-    async with running_node(node_settings(data_dir, **env), on_node=wire) as running:
-        yield AccessNode(running, held[0], clock, push)
+    async with (
+        running_node(node_settings(data_dir, **env), on_node=wire) as running,
+        partner_client(running.url, data_dir, PARTNER, keep_alive=True) as partner,
+    ):
+        yield AccessNode(running, held[0], clock, push, partner)
