@@ -27,80 +27,68 @@ TIMEZONE: schemas.JSONSchema = {
 }
 SITE = schemas.named(
     "Site",
-    {
-        "type": "object",
-        "required": ["id", "name", "timezone"],
-        "properties": {"id": schemas.STRING, "name": schemas.STRING, "timezone": schemas.STRING},
-    },
+    schemas.object_of(
+        {"id": schemas.STRING, "name": schemas.STRING, "timezone": schemas.STRING},
+        required=["id", "name", "timezone"],
+    ),
 )
 SITE_REQUEST = schemas.named(
     "SiteRequest",
-    {
-        "type": "object",
-        "required": ["id", "name"],
-        "properties": {"id": ID, "name": NAME, "timezone": TIMEZONE},
-        "additionalProperties": False,
-    },
+    schemas.object_of(
+        {"id": ID, "name": NAME, "timezone": TIMEZONE}, required=["id", "name"], additional=False
+    ),
 )
 SITE_CHANGE = schemas.named(
     "SiteChange",
-    {
-        "type": "object",
-        "properties": {"name": NAME, "timezone": TIMEZONE},
-        "additionalProperties": False,
-    },
+    schemas.object_of({"name": NAME, "timezone": TIMEZONE}, additional=False),
 )
 BUILDING = schemas.named(
     "Building",
-    {
-        "type": "object",
-        "required": ["id", "site_id", "name"],
-        "properties": {"id": schemas.STRING, "site_id": schemas.STRING, "name": schemas.STRING},
-    },
+    schemas.object_of(
+        {"id": schemas.STRING, "site_id": schemas.STRING, "name": schemas.STRING},
+        required=["id", "site_id", "name"],
+    ),
 )
 BUILDING_REQUEST = schemas.named(
     "BuildingRequest",
-    {
-        "type": "object",
-        "required": ["id", "site_id", "name"],
-        "properties": {"id": ID, "site_id": ID, "name": NAME},
-        "additionalProperties": False,
-    },
+    schemas.object_of(
+        {"id": ID, "site_id": ID, "name": NAME},
+        required=["id", "site_id", "name"],
+        additional=False,
+    ),
 )
 NAME_CHANGE = schemas.named(
     "NameChange",
-    {"type": "object", "properties": {"name": NAME}, "additionalProperties": False},
+    schemas.object_of({"name": NAME}, additional=False),
 )
 APARTMENT = schemas.named(
     "Apartment",
-    {
-        "type": "object",
-        "required": ["id", "building_id", "number", "residents"],
-        "properties": {
+    schemas.object_of(
+        {
             "id": schemas.STRING,
             "building_id": schemas.STRING,
             "number": schemas.STRING,
             "residents": {"type": "integer", "description": "residents living there now"},
         },
-    },
+        required=["id", "building_id", "number", "residents"],
+    ),
 )
 NUMBER: schemas.JSONSchema = {"type": "string", "minLength": 1, "maxLength": 32}
 APARTMENT_REQUEST = schemas.named(
     "ApartmentRequest",
-    {
-        "type": "object",
-        "required": ["building_id", "number"],
-        "properties": {
+    schemas.object_of(
+        {
             "id": {**ID, "description": "default `<building_id>-<number>`"},
             "building_id": ID,
             "number": NUMBER,
         },
-        "additionalProperties": False,
-    },
+        required=["building_id", "number"],
+        additional=False,
+    ),
 )
 APARTMENT_CHANGE = schemas.named(
     "ApartmentChange",
-    {"type": "object", "properties": {"number": NUMBER}, "additionalProperties": False},
+    schemas.object_of({"number": NUMBER}, additional=False),
 )
 
 
