@@ -13,9 +13,10 @@ from propdev.http.routes.manage_support import (
     INVALID,
     NAME,
     TAGS,
-    actor,
-    body,
+    created,
+    deleted,
     management,
+    updated,
 )
 
 routes = web.RouteTableDef()
@@ -112,8 +113,7 @@ async def list_sites(request: web.Request) -> web.Response:
     responses={201: SITE, 409: CONFLICT, 422: INVALID},
 )
 async def create_site(request: web.Request) -> web.Response:
-    site = await management(request).estate.create_site(actor(request), await body(request))
-    return web.json_response(site, status=201)
+    return await created(request, management(request).estate.create_site)
 
 
 @routes.patch("/admin/api/v1/sites/{id}")
@@ -126,10 +126,7 @@ async def create_site(request: web.Request) -> web.Response:
     responses={200: SITE, 404: "No such site.", 422: INVALID},
 )
 async def update_site(request: web.Request) -> web.Response:
-    site = await management(request).estate.update_site(
-        actor(request), request.match_info["id"], await body(request)
-    )
-    return web.json_response(site)
+    return await updated(request, management(request).estate.update_site)
 
 
 @routes.delete("/admin/api/v1/sites/{id}")
@@ -141,8 +138,7 @@ async def update_site(request: web.Request) -> web.Response:
     responses={204: None, 404: "No such site.", 409: "The site still has buildings."},
 )
 async def delete_site(request: web.Request) -> web.Response:
-    await management(request).estate.delete_site(actor(request), request.match_info["id"])
-    return web.Response(status=204)
+    return await deleted(request, management(request).estate.delete_site)
 
 
 # -- buildings -------------------------------------------------------------------------------
@@ -171,8 +167,7 @@ async def list_buildings(request: web.Request) -> web.Response:
     responses={201: BUILDING, 409: CONFLICT, 422: INVALID},
 )
 async def create_building(request: web.Request) -> web.Response:
-    building = await management(request).estate.create_building(actor(request), await body(request))
-    return web.json_response(building, status=201)
+    return await created(request, management(request).estate.create_building)
 
 
 @routes.patch("/admin/api/v1/buildings/{id}")
@@ -185,10 +180,7 @@ async def create_building(request: web.Request) -> web.Response:
     responses={200: BUILDING, 404: "No such building.", 422: INVALID},
 )
 async def update_building(request: web.Request) -> web.Response:
-    building = await management(request).estate.update_building(
-        actor(request), request.match_info["id"], await body(request)
-    )
-    return web.json_response(building)
+    return await updated(request, management(request).estate.update_building)
 
 
 @routes.delete("/admin/api/v1/buildings/{id}")
@@ -203,8 +195,7 @@ async def update_building(request: web.Request) -> web.Response:
     responses={204: None, 404: "No such building.", 409: "Still has access points or apartments."},
 )
 async def delete_building(request: web.Request) -> web.Response:
-    await management(request).estate.delete_building(actor(request), request.match_info["id"])
-    return web.Response(status=204)
+    return await deleted(request, management(request).estate.delete_building)
 
 
 # -- apartments ------------------------------------------------------------------------------
@@ -235,10 +226,7 @@ async def list_apartments(request: web.Request) -> web.Response:
     responses={201: APARTMENT, 409: CONFLICT, 422: INVALID},
 )
 async def create_apartment(request: web.Request) -> web.Response:
-    apartment = await management(request).estate.create_apartment(
-        actor(request), await body(request)
-    )
-    return web.json_response(apartment, status=201)
+    return await created(request, management(request).estate.create_apartment)
 
 
 @routes.patch("/admin/api/v1/apartments/{id}")
@@ -251,10 +239,7 @@ async def create_apartment(request: web.Request) -> web.Response:
     responses={200: APARTMENT, 404: "No such apartment.", 409: CONFLICT, 422: INVALID},
 )
 async def update_apartment(request: web.Request) -> web.Response:
-    apartment = await management(request).estate.update_apartment(
-        actor(request), request.match_info["id"], await body(request)
-    )
-    return web.json_response(apartment)
+    return await updated(request, management(request).estate.update_apartment)
 
 
 @routes.delete("/admin/api/v1/apartments/{id}")
@@ -266,5 +251,4 @@ async def update_apartment(request: web.Request) -> web.Response:
     responses={204: None, 404: "No such apartment.", 409: "Residents live there."},
 )
 async def delete_apartment(request: web.Request) -> web.Response:
-    await management(request).estate.delete_apartment(actor(request), request.match_info["id"])
-    return web.Response(status=204)
+    return await deleted(request, management(request).estate.delete_apartment)
