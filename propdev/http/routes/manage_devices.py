@@ -22,6 +22,7 @@ from propdev.http.routes.manage_support import (
     actor,
     body,
     flag_param,
+    listed,
     management,
 )
 from propdev.management import COLUMNS, MAX_LINES, InvalidFieldError, decode
@@ -174,10 +175,7 @@ SYNC_REPORT = schemas.named(
     responses={200: schemas.array_of(MANAGED_POINT)},
 )
 async def list_points(request: web.Request) -> web.Response:
-    found = await management(request).points.list(
-        building_id=request.query.get("building_id"), partner=request.query.get("partner")
-    )
-    return web.json_response(found)
+    return await listed(request, management(request).points.list, "building_id", "partner")
 
 
 @routes.post("/admin/api/v1/access-points")

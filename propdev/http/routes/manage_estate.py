@@ -15,6 +15,7 @@ from propdev.http.routes.manage_support import (
     TAGS,
     created,
     deleted,
+    listed,
     management,
     updated,
 )
@@ -100,7 +101,7 @@ APARTMENT_CHANGE = schemas.named(
 @requires(Permission.OPERATOR)
 @doc("List sites", tags=TAGS, responses={200: schemas.array_of(SITE)})
 async def list_sites(request: web.Request) -> web.Response:
-    return web.json_response(await management(request).estate.sites())
+    return await listed(request, management(request).estate.sites)
 
 
 @routes.post("/admin/api/v1/sites")
@@ -153,8 +154,7 @@ async def delete_site(request: web.Request) -> web.Response:
     responses={200: schemas.array_of(BUILDING)},
 )
 async def list_buildings(request: web.Request) -> web.Response:
-    found = await management(request).estate.buildings(site_id=request.query.get("site_id"))
-    return web.json_response(found)
+    return await listed(request, management(request).estate.buildings, "site_id")
 
 
 @routes.post("/admin/api/v1/buildings")
@@ -210,10 +210,7 @@ async def delete_building(request: web.Request) -> web.Response:
     responses={200: schemas.array_of(APARTMENT)},
 )
 async def list_apartments(request: web.Request) -> web.Response:
-    found = await management(request).estate.apartments(
-        building_id=request.query.get("building_id")
-    )
-    return web.json_response(found)
+    return await listed(request, management(request).estate.apartments, "building_id")
 
 
 @routes.post("/admin/api/v1/apartments")

@@ -19,6 +19,7 @@ from propdev.http.routes.manage_support import (
     TAGS,
     actor,
     body,
+    listed,
     management,
 )
 
@@ -125,8 +126,7 @@ RIGHT_REQUEST = schemas.named(
     responses={200: schemas.array_of(RESIDENT)},
 )
 async def list_residents(request: web.Request) -> web.Response:
-    found = await management(request).residents.list(apartment_id=request.query.get("apartment_id"))
-    return web.json_response(found)
+    return await listed(request, management(request).residents.list, "apartment_id")
 
 
 @routes.post("/admin/api/v1/residents")
@@ -197,11 +197,7 @@ async def move_out(request: web.Request) -> web.Response:
     responses={200: schemas.array_of(RIGHT)},
 )
 async def list_rights(request: web.Request) -> web.Response:
-    found = await management(request).rights.list(
-        user_id=request.query.get("user_id"),
-        access_point_id=request.query.get("access_point_id"),
-    )
-    return web.json_response(found)
+    return await listed(request, management(request).rights.list, "user_id", "access_point_id")
 
 
 @routes.put("/admin/api/v1/rights/{user_id}/{access_point_id}")

@@ -36,6 +36,14 @@ async def body(request: web.Request) -> Any:
     return await json_body(request)
 
 
+async def listed(
+    request: web.Request, find: Callable[..., Awaitable[object]], *filters: str
+) -> web.Response:
+    """200 with what ``find`` answers, given the query parameters named ``filters`` (None when
+    absent) as keyword arguments."""
+    return web.json_response(await find(**{name: request.query.get(name) for name in filters}))
+
+
 async def created(
     request: web.Request, create: Callable[[str, Any], Awaitable[object]]
 ) -> web.Response:
@@ -89,6 +97,7 @@ __all__ = (
     "created",
     "deleted",
     "flag_param",
+    "listed",
     "management",
     "updated",
 )
