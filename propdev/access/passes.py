@@ -10,11 +10,9 @@ two presentations at the same moment cannot exceed ``max_uses``.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import hmac
-import os
 import secrets
 import time
 import uuid
@@ -32,6 +30,7 @@ from propdev.access.errors import (
     TooManyPassesError,
 )
 from propdev.access.rules import AccessRules, Clock
+from propdev.secret_file import create_once
 from propdev.storage import Database, UnitConnection, audit, run
 
 if TYPE_CHECKING:
@@ -60,16 +59,7 @@ WRONG_ACCESS_POINT = "pass_not_for_access_point"
 def load_index_key(path: Path) -> bytes:
     """The code-index key at ``path`` (32 random bytes, 0600), created once if missing."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32) + "\n")
-        try:
-            with contextlib.suppress(FileExistsError):  # another process was first: keep its key
-                os.link(tmp, path)
-        finally:
-            tmp.unlink()
+        create_once(path, (secrets.token_hex(32) + "\n").encode())
     key = bytes.fromhex(path.read_text().strip())
     if len(key) < 32:
         raise ValueError(f"{path}: expected at least 32 bytes of hex")

@@ -11,17 +11,17 @@ project CA for 127.0.0.1 and localhost.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
+from aiohttp.typedefs import Middleware
 
 from propdev.config import Settings
 from propdev.devkit.housing_sim import UtilitiesFault, UtilitiesSimulator
+from propdev.devkit.sim_server import credential_middleware, drop
 from propdev.housing import UPSTREAM, UpstreamDropped, UpstreamError
 from propdev.http.body import parse_json
 from propdev.partners import vendor_api_key
@@ -38,25 +38,17 @@ log = structlog.get_logger()
 
 def _error(exc: UpstreamError, request: web.Request) -> web.StreamResponse:
     if isinstance(exc, UpstreamDropped):
-        if request.transport is not None:
-            request.transport.close()
-        return web.Response(status=500)  # never reaches the client: the socket is closed
+        return drop(request)
     return web.json_response(exc.body(), status=exc.status)
 
 
 def _api_key_middleware(api_key: str) -> Middleware:
-    expected = api_key.encode()
-
-    @web.middleware
-    async def impl(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith(API_PREFIX):
-            given = request.headers.get("X-Api-Key", "").encode()
-            if not hmac.compare_digest(given, expected):
-                body = {"error": "unauthorized", "message": "missing or wrong X-Api-Key"}
-                return web.json_response(body, status=401)
-        return await handler(request)
-
-    return impl
+    return credential_middleware(
+        prefix=API_PREFIX,
+        header="X-Api-Key",
+        expected=api_key,
+        refusal={"error": "unauthorized", "message": "missing or wrong X-Api-Key"},
+    )
 
 
 def utilities_routes(sim: UtilitiesSimulator) -> list[web.RouteDef]:

@@ -15,11 +15,11 @@ import ssl
 from typing import Any, Protocol
 from urllib.parse import quote
 
-import aiohttp
+from yarl import URL
 
 from propdev.partners import (
     PartnerRefusedError,
-    PartnerTimeoutError,
+    PartnerSession,
     PartnerUnavailableError,
     VendorError,
 )
@@ -101,19 +101,13 @@ class HttpUtilitiesClient:
         self, base_url: str, *, ssl_context: ssl.SSLContext, api_key: str, timeout: float
     ) -> None:
         self._base = base_url.rstrip("/")
-        self._ssl = ssl_context
-        self._api_key = api_key
-        self._timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=self._ssl, limit=32),
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
-                headers={"X-Api-Key": self._api_key},
-            )
-        return self._session
+        self._http = PartnerSession(
+            "utilities",
+            ssl_context=ssl_context,
+            timeout=timeout,
+            headers={"X-Api-Key": api_key},
+            max_connections=32,
+        )
 
     async def _call(
         self,
@@ -124,19 +118,10 @@ class HttpUtilitiesClient:
         body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Any:
-        try:
-            async with self._http().request(
-                method, self._base + path, params=params, json=body, headers=headers
-            ) as resp:
-                status, raw = resp.status, await resp.read()
-        except TimeoutError as exc:
-            raise PartnerTimeoutError("utilities: no answer in time") from exc
-        except (aiohttp.ClientError, ssl.SSLError, OSError) as exc:
-            raise PartnerUnavailableError(f"utilities: {type(exc).__name__}") from exc
-        try:
-            answer = json.loads(raw) if raw else None
-        except ValueError:
-            answer = None
+        url = URL(self._base + path)
+        if params:
+            url = url.with_query(params)
+        status, answer = await self._http.send(method, url, headers, body)
         if status >= 400:
             code = answer.get("error") if isinstance(answer, dict) else None
             message = answer.get("message", "") if isinstance(answer, dict) else ""
@@ -168,6 +153,4 @@ class HttpUtilitiesClient:
         return answer
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()

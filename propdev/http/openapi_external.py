@@ -17,6 +17,7 @@ from propdev.http.schemas import (
     STRING,
     array_of,
     named,
+    object_of,
 )
 
 HTML = "text/html"
@@ -26,16 +27,8 @@ SIM = ("simulator",)
 
 DISCOVERY = named(
     "OpenIDConfiguration",
-    {
-        "type": "object",
-        "required": [
-            "issuer",
-            "authorization_endpoint",
-            "token_endpoint",
-            "jwks_uri",
-            "code_challenge_methods_supported",
-        ],
-        "properties": {
+    object_of(
+        {
             "issuer": STRING,
             "authorization_endpoint": STRING,
             "token_endpoint": STRING,
@@ -51,24 +44,24 @@ DISCOVERY = named(
             "request_parameter_supported": BOOLEAN,
             "request_uri_parameter_supported": BOOLEAN,
         },
-        "additionalProperties": True,
-    },
+        required=[
+            "issuer",
+            "authorization_endpoint",
+            "token_endpoint",
+            "jwks_uri",
+            "code_challenge_methods_supported",
+        ],
+        additional=True,
+    ),
 )
 JWKS = named(
     "JWKS",
-    {
-        "type": "object",
-        "required": ["keys"],
-        "properties": {"keys": array_of(ANY_OBJECT)},
-        "additionalProperties": True,
-    },
+    object_of({"keys": array_of(ANY_OBJECT)}, required=["keys"], additional=True),
 )
 TOKEN = named(
     "TokenResponse",
-    {
-        "type": "object",
-        "required": ["access_token", "token_type"],
-        "properties": {
+    object_of(
+        {
             "access_token": STRING,
             "token_type": STRING,
             "expires_in": INTEGER,
@@ -76,15 +69,14 @@ TOKEN = named(
             "id_token": STRING,
             "scope": STRING,
         },
-        "additionalProperties": True,
-    },
+        required=["access_token", "token_type"],
+        additional=True,
+    ),
 )
 TOKEN_REQUEST = named(
     "TokenRequest",
-    {
-        "type": "object",
-        "required": ["grant_type"],
-        "properties": {
+    object_of(
+        {
             "grant_type": {
                 "type": "string",
                 "enum": ["authorization_code", "refresh_token", "client_credentials"],
@@ -96,7 +88,8 @@ TOKEN_REQUEST = named(
             "refresh_token": STRING,
             "scope": STRING,
         },
-    },
+        required=["grant_type"],
+    ),
 )
 AUTHORIZE_QUERY = (
     Param("response_type", {"const": "code"}, required=True),
@@ -119,22 +112,19 @@ AUTHORIZE_QUERY = (
 )
 FAULTS = named(
     "SimulatorFaults",
-    {
-        "type": "object",
-        "required": ["mode", "latency_ms"],
-        "properties": {
+    object_of(
+        {
             "mode": {"type": "string", "enum": ["ok", "error", "slow", "deny", "drop", "outage"]},
             "latency_ms": {"type": "number"},
         },
-        "additionalProperties": True,
-    },
+        required=["mode", "latency_ms"],
+        additional=True,
+    ),
 )
 SIM_DEVICE = named(
     "SimulatorDevice",
-    {
-        "type": "object",
-        "required": ["device_id", "kind", "online"],
-        "properties": {
+    object_of(
+        {
             "device_id": STRING,
             "kind": STRING,
             "name": STRING,
@@ -142,17 +132,13 @@ SIM_DEVICE = named(
             "state": STRING,
             "last_seen": NULLABLE_STRING,
         },
-        "additionalProperties": True,
-    },
+        required=["device_id", "kind", "online"],
+        additional=True,
+    ),
 )
 SIM_ERROR = named(
     "SimulatorError",
-    {
-        "type": "object",
-        "required": ["error"],
-        "properties": {"error": STRING, "message": STRING},
-        "additionalProperties": True,
-    },
+    object_of({"error": STRING, "message": STRING}, required=["error"], additional=True),
 )
 _OAUTH_400 = Response(OAUTH_ERROR, "An OAuth error (RFC 6749 section 5.2).")
 _OAUTH_401 = Response(
@@ -232,7 +218,7 @@ EXTERNAL: dict[tuple[str, str], Operation] = {
             400: _OAUTH_400,
             401: _OAUTH_401,
             429: Response(
-                {"type": "object", "properties": {"error": STRING, "error_description": STRING}},
+                object_of({"error": STRING, "error_description": STRING}),
                 "`slow_down`: too many failed token requests (bad codes, refresh tokens or "
                 "client credentials) from the client's address, PROPDEV_AUTH_FAILURES_PER_IP "
                 "in 5 min; counted apart from sign-ins (a rate limit gives a problem document).",
@@ -248,11 +234,9 @@ EXTERNAL: dict[tuple[str, str], Operation] = {
             "A refresh token is revoked with its whole family; a valid access token, presented "
             "by the client it was issued to, is refused by every node until it expires."
         ),
-        request={
-            "type": "object",
-            "required": ["token"],
-            "properties": {"token": STRING, "token_type_hint": STRING, "client_id": STRING},
-        },
+        request=object_of(
+            {"token": STRING, "token_type_hint": STRING, "client_id": STRING}, required=["token"]
+        ),
         request_content_type=FORM,
         responses={200: None, 400: _OAUTH_400, 401: _OAUTH_401},
     ),
@@ -261,7 +245,7 @@ EXTERNAL: dict[tuple[str, str], Operation] = {
         tags=OAUTH,
         security=Permission.AUTHENTICATED,
         responses={
-            200: {"type": "object", "required": ["sub"], "properties": {"sub": STRING}},
+            200: object_of({"sub": STRING}, required=["sub"]),
             401: _OAUTH_401,
             403: _OAUTH_401,
         },
@@ -273,11 +257,11 @@ EXTERNAL: dict[tuple[str, str], Operation] = {
             "form-encoded, in the body's `access_token` (RFC 6750 section 2.2), not both."
         ),
         tags=OAUTH,
-        request={"type": "object", "properties": {"access_token": STRING}},
+        request=object_of({"access_token": STRING}),
         request_content_type=FORM,
         security=Permission.AUTHENTICATED,
         responses={
-            200: {"type": "object", "required": ["sub"], "properties": {"sub": STRING}},
+            200: object_of({"sub": STRING}, required=["sub"]),
             401: _OAUTH_401,
             403: _OAUTH_401,
             400: _OAUTH_400,
@@ -289,17 +273,16 @@ EXTERNAL: dict[tuple[str, str], Operation] = {
     ("POST", "/sim/v1/faults"): operation(
         "Simulator: inject a fault",
         tags=SIM,
-        request={
-            "type": "object",
-            "properties": {
+        request=object_of(
+            {
                 "mode": {
                     "type": "string",
                     "enum": ["ok", "error", "slow", "deny", "drop", "outage"],
                 },
                 "latency_ms": {"type": "integer", "minimum": 0},
             },
-            "additionalProperties": False,
-        },
+            additional=False,
+        ),
         responses={200: FAULTS, 400: PROBLEM},
     ),
     ("GET", "/sim/v1/commands"): operation(
@@ -313,25 +296,21 @@ EXTERNAL: dict[tuple[str, str], Operation] = {
     ("POST", "/sim/v1/devices"): operation(
         "Simulator: add or replace a device",
         tags=SIM,
-        request={
-            "type": "object",
-            "required": ["device_id"],
-            "properties": {
+        request=object_of(
+            {
                 "device_id": STRING,
                 "kind": {"type": "string", "enum": ["door", "barrier"]},
                 "name": STRING,
                 "online": BOOLEAN,
             },
-        },
+            required=["device_id"],
+        ),
         responses={201: SIM_DEVICE, 400: PROBLEM},
     ),
     ("PATCH", "/sim/v1/devices/{device_id}"): operation(
         "Simulator: change a device's state",
         tags=SIM,
-        request={
-            "type": "object",
-            "properties": {"online": {"type": ["boolean", "null"]}, "state": NULLABLE_STRING},
-        },
+        request=object_of({"online": {"type": ["boolean", "null"]}, "state": NULLABLE_STRING}),
         responses={
             200: SIM_DEVICE,
             400: PROBLEM,
@@ -341,10 +320,7 @@ EXTERNAL: dict[tuple[str, str], Operation] = {
 }
 
 # The simulator's callback controls, and the same control API for the acme vendor.
-_PASSAGES = {
-    "type": "object",
-    "properties": {"after_open_ms": {"type": ["integer", "null"], "minimum": 0}},
-}
+_PASSAGES = object_of({"after_open_ms": {"type": ["integer", "null"], "minimum": 0}})
 EXTERNAL[("GET", "/sim/v1/passages")] = operation(
     "Simulator: the entry that follows an open", tags=SIM, responses={200: _PASSAGES}
 )
@@ -364,16 +340,15 @@ EXTERNAL[("GET", "/sim/v1/signatures")] = operation(
     "verified or refused (by reason)",
     tags=SIM,
     responses={
-        200: {
-            "type": "object",
-            "required": ["required"],
-            "properties": {
+        200: object_of(
+            {
                 "required": BOOLEAN,
                 "key_id": STRING,
                 "verified": {"type": "integer", "minimum": 0},
                 "refused": {"type": "object", "additionalProperties": {"type": "integer"}},
             },
-        }
+            required=["required"],
+        )
     },
 )
 for (_method, _path), _op in list(EXTERNAL.items()):

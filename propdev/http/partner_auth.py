@@ -17,7 +17,6 @@ Missing or mismatched proof of identity is 401; a known partner out of bounds is
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from propdev.http.middlewares import principal
 from propdev.http.principal import Principal
 from propdev.http.tls import client_certificate_der
 from propdev.pki.crl import current_revoked
-from propdev.security import certificate_thumbprint
+from propdev.security import address_in, certificate_thumbprint
 from propdev.storage import Database
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
@@ -43,16 +42,6 @@ class PartnerCaller:
 
     partner_id: str
     remote: str
-
-
-def address_allowed(remote: str | None, cidrs: list[str]) -> bool:
-    if remote is None:
-        return False
-    try:
-        address = ipaddress.ip_address(remote)
-    except ValueError:
-        return False
-    return any(address in ipaddress.ip_network(c, strict=False) for c in cidrs)
 
 
 async def authenticate_partner(
@@ -109,6 +98,6 @@ async def check_partner(
         raise ForbiddenError("The certificate does not name this partner.")
     lists = [json.loads(row["partner_cidrs"] or "[]"), json.loads(row["client_cidrs"] or "[]")]
     lists = [cidrs for cidrs in lists if cidrs]
-    if not lists or not all(address_allowed(remote, cidrs) for cidrs in lists):
+    if not lists or not all(address_in(remote, cidrs) for cidrs in lists):
         raise ForbiddenError(f"Calls from {remote} are not allowed for this partner.")
     return PartnerCaller(caller.client_id, remote or "")

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 JSONSchema = dict[str, Any]
@@ -25,6 +26,26 @@ def array_of(item: JSONSchema) -> JSONSchema:
     return {"type": "array", "items": item}
 
 
+def object_of(
+    properties: dict[str, JSONSchema],
+    *,
+    required: Sequence[str] = (),
+    description: str | None = None,
+    additional: bool | None = None,
+) -> JSONSchema:
+    """An object with ``properties``: ``required`` ones, an optional ``description``, and
+    ``additional`` (``additionalProperties``) when it is given."""
+    schema: JSONSchema = {"type": "object"}
+    if description is not None:
+        schema["description"] = description
+    if required:
+        schema["required"] = list(required)
+    schema["properties"] = properties
+    if additional is not None:
+        schema["additionalProperties"] = additional
+    return schema
+
+
 STRING: JSONSchema = {"type": "string"}
 NULLABLE_STRING: JSONSchema = {"type": ["string", "null"]}
 NUMBER: JSONSchema = {"type": "number"}
@@ -34,124 +55,111 @@ ANY_OBJECT: JSONSchema = {"type": "object", "additionalProperties": True}
 
 PROBLEM = named(
     "Problem",
-    {
-        "type": "object",
-        "description": "An RFC 9457 problem document (`application/problem+json`).",
-        "required": ["type", "title", "status", "detail"],
-        "properties": {
+    object_of(
+        {
             "type": {"type": "string", "description": "a URI naming the kind of problem"},
             "title": STRING,
             "status": {"type": "integer", "minimum": 400, "maximum": 599},
             "detail": STRING,
         },
-        "additionalProperties": True,
-    },
+        required=["type", "title", "status", "detail"],
+        description="An RFC 9457 problem document (`application/problem+json`).",
+        additional=True,
+    ),
 )
 
 OAUTH_ERROR = named(
     "OAuthError",
-    {
-        "type": "object",
-        "description": "An OAuth 2.0 error answer (RFC 6749 section 5.2).",
-        "required": ["error"],
-        "properties": {"error": STRING, "error_description": STRING, "error_uri": STRING},
-        "additionalProperties": True,
-    },
+    object_of(
+        {"error": STRING, "error_description": STRING, "error_uri": STRING},
+        required=["error"],
+        description="An OAuth 2.0 error answer (RFC 6749 section 5.2).",
+        additional=True,
+    ),
 )
 
 ME = named(
     "Me",
-    {
-        "type": "object",
-        "required": ["id", "username", "roles"],
-        "properties": {
+    object_of(
+        {
             "id": STRING,
             "username": STRING,
             "roles": array_of(STRING),
             "full_name": NULLABLE_STRING,
             "amr": array_of(STRING),
         },
-        "additionalProperties": True,
-    },
+        required=["id", "username", "roles"],
+        additional=True,
+    ),
 )
 
 ACCESS_POINT_KIND: JSONSchema = {"type": "string", "enum": ["door", "barrier"]}
+_ACCESS_POINT_FIELDS: dict[str, JSONSchema] = {
+    "id": STRING,
+    "name": STRING,
+    "kind": ACCESS_POINT_KIND,
+    "site_id": STRING,
+    "building_id": NULLABLE_STRING,
+}
 
 ACCESS_POINT = named(
     "AccessPoint",
-    {
-        "type": "object",
-        "required": ["id", "name", "kind", "site_id", "online"],
-        "properties": {
-            "id": STRING,
-            "name": STRING,
-            "kind": ACCESS_POINT_KIND,
-            "site_id": STRING,
-            "building_id": NULLABLE_STRING,
+    object_of(
+        {
+            **_ACCESS_POINT_FIELDS,
             "online": {
                 "type": ["boolean", "null"],
                 "description": "last known state; null when never seen",
             },
         },
-        "additionalProperties": True,
-    },
+        required=["id", "name", "kind", "site_id", "online"],
+        additional=True,
+    ),
 )
 
 ACCESS_POINT_DETAIL = named(
     "AccessPointDetail",
-    {
-        "type": "object",
-        "description": "An access point with its device actor's live state.",
-        "required": ["id", "name", "kind", "site_id"],
-        "properties": {
-            "id": STRING,
-            "name": STRING,
-            "kind": ACCESS_POINT_KIND,
-            "site_id": STRING,
-            "building_id": NULLABLE_STRING,
-            "online": {"type": ["boolean", "null"]},
-        },
-        "additionalProperties": True,
-    },
+    object_of(
+        {**_ACCESS_POINT_FIELDS, "online": {"type": ["boolean", "null"]}},
+        required=["id", "name", "kind", "site_id"],
+        description="An access point with its device actor's live state.",
+        additional=True,
+    ),
 )
 
 OPEN_GRANTED = named(
     "OpenGranted",
-    {
-        "type": "object",
-        "required": ["status", "command_id", "access_point_id"],
-        "properties": {
+    object_of(
+        {
             "status": {"const": "granted"},
             "command_id": STRING,
             "access_point_id": STRING,
             "vendor_command_id": NULLABLE_STRING,
         },
-        "additionalProperties": True,
-    },
+        required=["status", "command_id", "access_point_id"],
+        additional=True,
+    ),
 )
 
 EVENT = named(
     "Event",
-    {
-        "type": "object",
-        "required": ["id", "type", "occurred_at"],
-        "properties": {
+    object_of(
+        {
             "id": INTEGER,
             "type": {"type": "string", "examples": ["access.granted", "access.denied"]},
             "access_point_id": NULLABLE_STRING,
             "occurred_at": {"type": ["number", "string"]},
             "command_id": NULLABLE_STRING,
         },
-        "additionalProperties": True,
-    },
+        required=["id", "type", "occurred_at"],
+        additional=True,
+    ),
 )
 
 COMMAND = named(
     "Command",
-    {
-        "type": "object",
-        "required": ["id", "access_point_id", "status"],
-        "properties": {
+    object_of(
+        {
             "id": STRING,
             "access_point_id": STRING,
             "status": STRING,
@@ -159,17 +167,15 @@ COMMAND = named(
             "created_at": {"type": ["number", "string", "null"]},
             "updated_at": {"type": ["number", "string", "null"]},
         },
-        "additionalProperties": True,
-    },
+        required=["id", "access_point_id", "status"],
+        additional=True,
+    ),
 )
 
 ACTOR_TREE = named(
     "ActorTree",
-    {
-        "type": "object",
-        "description": "The supervision tree: node -> supervisors -> actors.",
-        "required": ["node", "state", "supervisors", "actors"],
-        "properties": {
+    object_of(
+        {
             "node": STRING,
             "state": STRING,
             "failed": BOOLEAN,
@@ -177,16 +183,16 @@ ACTOR_TREE = named(
             "supervisors": array_of(ANY_OBJECT),
             "actors": array_of(ANY_OBJECT),
         },
-        "additionalProperties": True,
-    },
+        required=["node", "state", "supervisors", "actors"],
+        description="The supervision tree: node -> supervisors -> actors.",
+        additional=True,
+    ),
 )
 
 AUDIT_ENTRY = named(
     "AuditEntry",
-    {
-        "type": "object",
-        "required": ["id", "actor", "action", "decision"],
-        "properties": {
+    object_of(
+        {
             "id": INTEGER,
             "at": {"type": ["number", "string"]},
             "actor": STRING,
@@ -198,19 +204,19 @@ AUDIT_ENTRY = named(
             "hash": STRING,
             "prev_hash": STRING,
         },
-        "additionalProperties": True,
-    },
+        required=["id", "actor", "action", "decision"],
+        additional=True,
+    ),
 )
 
 AUDIT_PAGE = named(
     "AuditPage",
-    {
-        "type": "object",
-        "required": ["entries", "next"],
-        "properties": {
+    object_of(
+        {
             "entries": array_of(AUDIT_ENTRY),
             "next": {"type": ["integer", "null"], "description": "pass as `after` for more"},
         },
-        "additionalProperties": False,
-    },
+        required=["entries", "next"],
+        additional=False,
+    ),
 )

@@ -7,7 +7,8 @@ site, apartments or access points in a building, residents (not moved out) in an
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -16,10 +17,45 @@ from propdev.management.changes import details, record
 from propdev.management.errors import ConflictError, InvalidFieldError, UnknownObjectError
 from propdev.storage import Database, run
 
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
 
 class Estate:
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    async def _record(self, conn: AsyncConnection, actor: str, action: str, **ids: object) -> None:
+        """Audit the change ``action`` with its ids, in the transaction that makes it."""
+        await record(conn, self.db.dialect, actor=actor, action=action, reason=details(**ids))
+
+    async def _delete_empty(
+        self,
+        actor: str,
+        kind: str,
+        table: str,
+        object_id: str,
+        inside: Sequence[tuple[str, str]],
+    ) -> None:
+        """Delete ``object_id`` of ``table`` and audit ``<kind>.delete``; ``ConflictError`` while
+        a row of an ``inside`` table (with the column naming it) still points at it."""
+        async with self.db.transaction() as conn:
+            for inner, column in inside:
+                rows = await run(
+                    conn, f"SELECT COUNT(*) AS n FROM {inner} WHERE {column} = :id", id=object_id
+                )
+                if int(rows[0]["n"]):
+                    what = inner.replace("_", " ")
+                    raise ConflictError(f"{kind} {object_id!r} still has {what}")
+            await run(conn, f"DELETE FROM {table} WHERE id = :id", id=object_id)
+            await self._record(conn, actor, f"{kind}.delete", **{f"{kind}_id": object_id})
+
+    async def _one(self, kind: str, sql: str, object_id: str) -> dict[str, Any]:
+        """The row ``sql`` reads for ``object_id`` (its ``:id``); ``UnknownObjectError`` if none."""
+        row = await self.db.fetch_one(sql, id=object_id)
+        if row is None:
+            raise UnknownObjectError(kind, object_id)
+        return dict(row)
 
     # -- sites -------------------------------------------------------------------------------
 
@@ -30,12 +66,9 @@ class Estate:
         ]
 
     async def site(self, site_id: str) -> dict[str, Any]:
-        row = await self.db.fetch_one(
-            "SELECT id, name, timezone FROM sites WHERE id = :id", id=site_id
+        return await self._one(
+            "site", "SELECT id, name, timezone FROM sites WHERE id = :id", site_id
         )
-        if row is None:
-            raise UnknownObjectError("site", site_id)
-        return dict(row)
 
     async def create_site(self, actor: str, body: object) -> dict[str, Any]:
         data = fields.body_object(body)
@@ -53,12 +86,8 @@ class Estate:
                 "INSERT INTO sites (id, name, timezone) VALUES (:id, :name, :timezone)",
                 **site,
             )
-            await record(
-                conn,
-                self.db.dialect,
-                actor=actor,
-                action="site.create",
-                reason=details(site_id=site["id"], timezone=site["timezone"]),
+            await self._record(
+                conn, actor, "site.create", site_id=site["id"], timezone=site["timezone"]
             )
         return site
 
@@ -75,31 +104,14 @@ class Estate:
             async with self.db.transaction() as conn:
                 sets = ", ".join(f"{k} = :{k}" for k in changes)
                 await run(conn, f"UPDATE sites SET {sets} WHERE id = :id", id=site_id, **changes)
-                await record(
-                    conn,
-                    self.db.dialect,
-                    actor=actor,
-                    action="site.update",
-                    reason=details(site_id=site_id, fields=",".join(sorted(changes))),
+                await self._record(
+                    conn, actor, "site.update", site_id=site_id, fields=",".join(sorted(changes))
                 )
         return await self.site(site_id)
 
     async def delete_site(self, actor: str, site_id: str) -> None:
         await self.site(site_id)
-        async with self.db.transaction() as conn:
-            inside = await run(
-                conn, "SELECT COUNT(*) AS n FROM buildings WHERE site_id = :id", id=site_id
-            )
-            if int(inside[0]["n"]):
-                raise ConflictError(f"site {site_id!r} still has buildings")
-            await run(conn, "DELETE FROM sites WHERE id = :id", id=site_id)
-            await record(
-                conn,
-                self.db.dialect,
-                actor=actor,
-                action="site.delete",
-                reason=details(site_id=site_id),
-            )
+        await self._delete_empty(actor, "site", "sites", site_id, [("buildings", "site_id")])
 
     # -- buildings ---------------------------------------------------------------------------
 
@@ -113,12 +125,9 @@ class Estate:
         ]
 
     async def building(self, building_id: str) -> dict[str, Any]:
-        row = await self.db.fetch_one(
-            "SELECT id, site_id, name FROM buildings WHERE id = :id", id=building_id
+        return await self._one(
+            "building", "SELECT id, site_id, name FROM buildings WHERE id = :id", building_id
         )
-        if row is None:
-            raise UnknownObjectError("building", building_id)
-        return dict(row)
 
     async def create_building(self, actor: str, body: object) -> dict[str, Any]:
         data = fields.body_object(body)
@@ -140,12 +149,12 @@ class Estate:
                 "INSERT INTO buildings (id, site_id, name) VALUES (:id, :site_id, :name)",
                 **building,
             )
-            await record(
+            await self._record(
                 conn,
-                self.db.dialect,
-                actor=actor,
-                action="building.create",
-                reason=details(building_id=building["id"], site_id=building["site_id"]),
+                actor,
+                "building.create",
+                building_id=building["id"],
+                site_id=building["site_id"],
             )
         return building
 
@@ -159,34 +168,20 @@ class Estate:
                 await run(
                     conn, "UPDATE buildings SET name = :n WHERE id = :id", n=name, id=building_id
                 )
-                await record(
-                    conn,
-                    self.db.dialect,
-                    actor=actor,
-                    action="building.update",
-                    reason=details(building_id=building_id, fields="name"),
+                await self._record(
+                    conn, actor, "building.update", building_id=building_id, fields="name"
                 )
         return await self.building(building_id)
 
     async def delete_building(self, actor: str, building_id: str) -> None:
         await self.building(building_id)
-        async with self.db.transaction() as conn:
-            for table, what in (("access_points", "access points"), ("apartments", "apartments")):
-                inside = await run(
-                    conn,
-                    f"SELECT COUNT(*) AS n FROM {table} WHERE building_id = :id",
-                    id=building_id,
-                )
-                if int(inside[0]["n"]):
-                    raise ConflictError(f"building {building_id!r} still has {what}")
-            await run(conn, "DELETE FROM buildings WHERE id = :id", id=building_id)
-            await record(
-                conn,
-                self.db.dialect,
-                actor=actor,
-                action="building.delete",
-                reason=details(building_id=building_id),
-            )
+        await self._delete_empty(
+            actor,
+            "building",
+            "buildings",
+            building_id,
+            [("access_points", "building_id"), ("apartments", "building_id")],
+        )
 
     # -- apartments --------------------------------------------------------------------------
 
@@ -203,15 +198,13 @@ class Estate:
         ]
 
     async def apartment(self, apartment_id: str) -> dict[str, Any]:
-        rows = await self.db.fetch_all(
+        return await self._one(
+            "apartment",
             "SELECT a.id, a.building_id, a.number, (SELECT COUNT(*) FROM residencies r "
             "WHERE r.apartment_id = a.id AND r.moved_out_at IS NULL) AS residents "
             "FROM apartments a WHERE a.id = :id",
-            id=apartment_id,
+            apartment_id,
         )
-        if not rows:
-            raise UnknownObjectError("apartment", apartment_id)
-        return dict(rows[0])
 
     async def create_apartment(self, actor: str, body: object) -> dict[str, Any]:
         data = fields.body_object(body)
@@ -250,12 +243,12 @@ class Estate:
                     n=number,
                     t=time.time(),
                 )
-                await record(
+                await self._record(
                     conn,
-                    self.db.dialect,
-                    actor=actor,
-                    action="apartment.create",
-                    reason=details(apartment_id=apartment_id, building_id=building_id),
+                    actor,
+                    "apartment.create",
+                    apartment_id=apartment_id,
+                    building_id=building_id,
                 )
         except sa.exc.IntegrityError:
             raise ConflictError(f"apartment {apartment_id!r} exists", "id") from None
@@ -275,12 +268,8 @@ class Estate:
                         n=number,
                         id=apartment_id,
                     )
-                    await record(
-                        conn,
-                        self.db.dialect,
-                        actor=actor,
-                        action="apartment.update",
-                        reason=details(apartment_id=apartment_id, fields="number"),
+                    await self._record(
+                        conn, actor, "apartment.update", apartment_id=apartment_id, fields="number"
                     )
             except sa.exc.IntegrityError:
                 raise ConflictError(
@@ -301,10 +290,4 @@ class Estate:
                 id=apartment_id,
             )
             await run(conn, "DELETE FROM apartments WHERE id = :id", id=apartment_id)
-            await record(
-                conn,
-                self.db.dialect,
-                actor=actor,
-                action="apartment.delete",
-                reason=details(apartment_id=apartment_id),
-            )
+            await self._record(conn, actor, "apartment.delete", apartment_id=apartment_id)

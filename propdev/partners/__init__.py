@@ -46,6 +46,7 @@ from propdev.partners.inprocess import (
     VendorAnswer,
     VendorError,
 )
+from propdev.partners.session import PartnerSession
 from propdev.partners.signing import sign_callback, verify_callback, webhook_secret
 from propdev.partners.vendor import VendorHttpAdapter
 
@@ -77,6 +78,7 @@ __all__ = (
     "PartnerGateway",
     "PartnerKey",
     "PartnerRefusedError",
+    "PartnerSession",
     "PartnerTimeoutError",
     "PartnerUnavailableError",
     "RequestSigner",

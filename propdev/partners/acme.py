@@ -18,23 +18,18 @@ refusal reasons every adapter uses (``ACME_REASONS``).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import ssl
 from typing import Any, Protocol
 from urllib.parse import quote
 
-import aiohttp
 from yarl import URL
 
 from propdev.partners.base import DeviceInfo, DeviceKind, DeviceStatus, OpenResult
 from propdev.partners.confirmations import Confirmation, Confirmations
-from propdev.partners.errors import (
-    PartnerRefusedError,
-    PartnerTimeoutError,
-    PartnerUnavailableError,
-)
+from propdev.partners.errors import PartnerRefusedError, PartnerUnavailableError
 from propdev.partners.httpsig import RequestSigner
 from propdev.partners.inprocess import ConnectionDropped, VendorError
+from propdev.partners.session import PartnerSession
 
 API_PREFIX = "/acme/v2"
 ACME_REASONS = {
@@ -131,11 +126,13 @@ class AcmeHttpClient:
         signer: RequestSigner | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
-        self._signer = signer
-        self._ssl = ssl_context
-        self._api_key = api_key
-        self._timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
+        self._http = PartnerSession(
+            "acme",
+            ssl_context=ssl_context,
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
+            signer=signer,
+        )
 
     async def submit(self, uid: str, *, reference: str, traceparent: str | None) -> str:
         headers = {"Idempotency-Key": reference}
@@ -162,18 +159,7 @@ class AcmeHttpClient:
         return items
 
     async def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=self._ssl, limit=64),
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
-                headers={"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"},
-            )
-        return self._session
+        await self._http.close()
 
     async def _request(
         self,
@@ -183,24 +169,7 @@ class AcmeHttpClient:
         body: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         url = URL(self._base + API_PREFIX + path, encoded=True)
-        sent = dict(headers or {})
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            sent["Content-Type"] = "application/json"
-        if self._signer is not None:
-            self._signer.sign(method, str(url), sent, data)
-        try:
-            async with self._client().request(method, url, headers=sent, data=data) as resp:
-                raw, status = await resp.read(), resp.status
-        except TimeoutError as exc:
-            raise PartnerTimeoutError(f"acme: no answer within {self._timeout}s") from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise PartnerUnavailableError(f"acme: {exc}") from exc
-        try:
-            parsed = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = None
+        status, parsed = await self._http.send(method, url, headers, body)
         if 200 <= status < 300 and isinstance(parsed, dict):
             return parsed
         code = parsed.get("code") if isinstance(parsed, dict) else None

@@ -7,10 +7,10 @@ vendor, write the key the vendor issued into that file.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
 from pathlib import Path
+
+from propdev.secret_file import create_once
 
 
 def api_key_path(data_dir: Path, partner_id: str) -> Path:
@@ -24,16 +24,7 @@ def vendor_api_key(data_dir: Path, partner_id: str = "simulator", *, name: str =
     """
     path = api_key_path(data_dir, partner_id).with_name(name)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(32) + "\n")
-        try:
-            with contextlib.suppress(FileExistsError):  # another process was first: keep its key
-                os.link(tmp, path)
-        finally:
-            tmp.unlink()
+        create_once(path, (secrets.token_urlsafe(32) + "\n").encode())
     key = path.read_text().strip()
     if not key:
         raise ValueError(f"{path} is empty")

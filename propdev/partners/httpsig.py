@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import base64
 import collections
-import contextlib
 import datetime as dt
 import hashlib
 import json
-import os
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -46,6 +44,7 @@ from http_message_signatures import (
 from propdev.config import PartnerSigning, Settings
 from propdev.partners.apikey import api_key_path
 from propdev.partners.errors import SigningKeyError
+from propdev.secret_file import create_once
 
 KEY_NAME = "signing-key.pem"
 LABEL = "sig1"
@@ -133,16 +132,7 @@ def signing_key(data_dir: Path, partner_id: str, algorithm: str) -> PrivateKey:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{KEY_NAME}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-        try:
-            with contextlib.suppress(FileExistsError):  # another process was first: keep its key
-                os.link(tmp, path)
-        finally:
-            tmp.unlink()
+        create_once(path, pem)
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as exc:

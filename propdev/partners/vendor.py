@@ -1,9 +1,9 @@
 """The HTTPS adapter to a vendor's REST API (the simulator's, see
 ``propdev/devkit/vendor_sim/app.py``).
 
-One ``aiohttp.ClientSession`` per adapter (keep-alive), created on first use and closed by
-``close()``. The vendor's certificate is checked against the ``ssl_context`` given (the
-project CA's ``client_context``). Our request id travels as ``Idempotency-Key``, the W3C trace
+One keep-alive ``PartnerSession`` per adapter (``session.py``), closed by ``close()``. The
+vendor's certificate is checked against the ``ssl_context`` given (the project CA's
+``client_context``). Our request id travels as ``Idempotency-Key``, the W3C trace
 context as ``traceparent``, our credentials as ``X-Api-Key``. With a ``signer`` (a partner named
 in ``PROPDEV_PARTNER_SIGNING``) every request carries an RFC 9421 signature (``httpsig``).
 
@@ -16,21 +16,16 @@ failure or a body that is not the expected JSON → ``PartnerUnavailableError``;
 from __future__ import annotations
 
 import datetime as dt
-import json
 import ssl
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 from yarl import URL
 
 from propdev.partners.base import DeviceInfo, DeviceStatus, OpenResult
-from propdev.partners.errors import (
-    PartnerRefusedError,
-    PartnerTimeoutError,
-    PartnerUnavailableError,
-)
+from propdev.partners.errors import PartnerRefusedError, PartnerUnavailableError
 from propdev.partners.httpsig import RequestSigner
+from propdev.partners.session import PartnerSession
 
 API_PREFIX = "/vendor/v1"
 UNAVAILABLE_4XX = frozenset({401, 407, 408, 429})
@@ -59,13 +54,15 @@ class VendorHttpAdapter:
         signer: RequestSigner | None = None,
     ) -> None:
         self._partner_id = partner_id
-        self._signer = signer
         self._base = base_url.rstrip("/")
-        self._ssl = ssl_context
-        self._api_key = api_key
-        self._timeout = timeout
-        self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
+        self._http = PartnerSession(
+            partner_id,
+            ssl_context=ssl_context,
+            timeout=timeout,
+            headers={"X-Api-Key": api_key, "Accept": "application/json"},
+            max_connections=max_connections,
+            signer=signer,
+        )
 
     @property
     def partner_id(self) -> str:
@@ -114,45 +111,15 @@ class VendorHttpAdapter:
             raise PartnerUnavailableError(f"unexpected device list: {exc!r}") from exc
 
     async def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        await self._http.close()
 
     # -- internals -----------------------------------------------------------------------------
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=self._ssl, limit=self._max_connections),
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
-                headers={"X-Api-Key": self._api_key, "Accept": "application/json"},
-                raise_for_status=False,
-            )
-        return self._session
 
     async def _request(
         self, method: str, path: str, headers: dict[str, str] | None = None
     ) -> dict[str, Any]:
         url = URL(self._base + API_PREFIX + path, encoded=True)
-        if self._signer is not None:
-            headers = self._signer.sign(method, str(url), dict(headers or {}))
-        try:
-            async with self._client().request(method, url, headers=headers) as resp:
-                raw = await resp.read()
-                status = resp.status
-        except TimeoutError as exc:  # before ClientError: ServerTimeoutError is both
-            raise PartnerTimeoutError(
-                f"{self._partner_id}: no answer within {self._timeout}s"
-            ) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise PartnerUnavailableError(f"{self._partner_id}: {exc}") from exc
-        return self._interpret(status, raw)
-
-    def _interpret(self, status: int, raw: bytes) -> dict[str, Any]:
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
+        status, body = await self._http.send(method, url, headers)
         if 200 <= status < 300 and isinstance(body, dict):
             return body
         if 400 <= status < 500 and status not in UNAVAILABLE_4XX and isinstance(body, dict):

@@ -12,7 +12,12 @@ Its HTTP routes are ``propdev.http.routes.oauth``; nothing here imports aiohttp.
 
 from __future__ import annotations
 
-from propdev.security.clients import Client, register_partner_client, register_public_client
+from propdev.security.clients import (
+    Client,
+    address_in,
+    register_partner_client,
+    register_public_client,
+)
 from propdev.security.crypto import (
     CryptoError,
     MasterKeyError,
@@ -113,6 +118,7 @@ __all__ = (
     "User",
     "Vault",
     "Wait",
+    "address_in",
     "attach_vault",
     "certificate_thumbprint",
     "check_certificate_binding",

@@ -18,6 +18,17 @@ PARTNER_GRANTS = ("client_credentials",)
 PARTNER_SCOPE = "partner"
 
 
+def address_in(remote: str | None, cidrs: Iterable[str]) -> bool:
+    """True when ``remote`` is an IP address inside one of the networks ``cidrs``."""
+    if remote is None:
+        return False
+    try:
+        address = ipaddress.ip_address(remote)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(c, strict=False) for c in cidrs)
+
+
 @dataclasses.dataclass(slots=True)
 class Client(ClientMixin):  # type: ignore[misc]  # authlib is untyped
     """One registered client, as authlib wants to see it.
@@ -82,15 +93,7 @@ class Client(ClientMixin):  # type: ignore[misc]  # authlib is untyped
 
     def address_allowed(self, remote: str | None) -> bool:
         """True when ``remote`` is inside one of ``allowed_cidrs`` (or none is registered)."""
-        if not self.allowed_cidrs:
-            return True
-        if remote is None:
-            return False
-        try:
-            address = ipaddress.ip_address(remote)
-        except ValueError:
-            return False
-        return any(address in ipaddress.ip_network(c, strict=False) for c in self.allowed_cidrs)
+        return not self.allowed_cidrs or address_in(remote, self.allowed_cidrs)
 
 
 def load_client(db: Database, client_id: str) -> Client | None:

@@ -13,9 +13,7 @@ import base64
 import dataclasses
 import hashlib
 import json
-import os
 import re
-import secrets
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from propdev.secret_file import create_once
 from propdev.security.errors import KeyStoreError
 
 ALGORITHM = "PS256"
@@ -179,14 +178,5 @@ class SigningKeys:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        tmp = self.directory / f".tmp-{secrets.token_hex(8)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(pem)
-            try:
-                os.link(tmp, self.directory / f"key-{number:06d}.pem")
-            except FileExistsError:
-                pass  # another node created this number first: its key is used
-        finally:
-            tmp.unlink(missing_ok=True)
+        # a key another node wrote first under this number is kept, and used
+        create_once(self.directory / f"key-{number:06d}.pem", pem)

@@ -12,12 +12,12 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from propdev.secret_file import create_once
 from propdev.security.errors import KeyStoreError
 
 TICKET_TTL = 600.0
@@ -26,18 +26,7 @@ TICKET_TTL = 600.0
 def load_or_create_secret(path: Path) -> bytes:
     """Read a 32-byte secret from ``path``, creating it (mode 0600) on first use."""
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp-{secrets.token_hex(8)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(secrets.token_bytes(32))
-            try:
-                os.link(tmp, path)  # fails if another node made it first: keep theirs
-            except FileExistsError:
-                pass
-        finally:
-            tmp.unlink(missing_ok=True)
+        create_once(path, secrets.token_bytes(32), dir_mode=0o700)
         secret = path.read_bytes()
     except OSError as exc:
         raise KeyStoreError(f"form secret {path}: {exc}") from exc

@@ -166,15 +166,7 @@ class AuditLog:
             if not rows:
                 return True, checked, None
             for row in rows:
-                record = AuditRecord(
-                    at=row["at"],
-                    actor=row["actor"],
-                    action=row["action"],
-                    access_point_id=row["access_point_id"],
-                    decision=row["decision"],
-                    reason=row["reason"],
-                    command_id=row["command_id"],
-                )
+                record = AuditRecord(**{name: row[name] for name in _FIELDS})
                 hash_format = int(row.get("hash_format", 1))
                 if (
                     row["prev_hash"] != prev

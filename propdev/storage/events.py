@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, Unpack
 
 from propdev.storage.db import Database, UnitConnection, run
 
@@ -17,69 +17,49 @@ _INSERT = (
 )
 
 
-async def append(
-    conn: AsyncConnection,
-    *,
-    user_id: str,
-    type: str,
-    access_point_id: str | None,
-    command_id: str | None,
-    occurred_at: float,
-    data: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+class EventFields(TypedDict):
+    """The fields of one event as it is appended (``data``: extra keys the API shows)."""
+
+    user_id: str
+    type: str
+    access_point_id: str | None
+    command_id: str | None
+    occurred_at: float
+    data: NotRequired[dict[str, Any] | None]
+
+
+async def append(conn: AsyncConnection, **event: Unpack[EventFields]) -> dict[str, Any]:
     """Append one event inside the caller's transaction; return it as the API shows it."""
-    rows = await run(
-        conn,
-        _INSERT,
-        u=user_id,
-        t=type,
-        ap=access_point_id,
-        cmd=command_id,
-        at=occurred_at,
-        data=json.dumps(data or {}),
-    )
-    return _shown(rows[0]["id"], type, access_point_id, command_id, occurred_at, data)
+    rows = await run(conn, _INSERT, **_params(event))
+    return _shown(rows[0]["id"], event)
 
 
-def sync_append(
-    conn: UnitConnection,
-    *,
-    user_id: str,
-    type: str,
-    access_point_id: str | None,
-    command_id: str | None,
-    occurred_at: float,
-    data: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+def sync_append(conn: UnitConnection, **event: Unpack[EventFields]) -> dict[str, Any]:
     """``append`` inside a ``Database.unit``."""
-    rows = conn.run(
-        _INSERT,
-        u=user_id,
-        t=type,
-        ap=access_point_id,
-        cmd=command_id,
-        at=occurred_at,
-        data=json.dumps(data or {}),
-    )
-    return _shown(rows[0]["id"], type, access_point_id, command_id, occurred_at, data)
+    rows = conn.run(_INSERT, **_params(event))
+    return _shown(rows[0]["id"], event)
 
 
-def _shown(
-    event_id: int,
-    type: str,
-    access_point_id: str | None,
-    command_id: str | None,
-    occurred_at: float,
-    data: dict[str, Any] | None,
-) -> dict[str, Any]:
+def _params(event: EventFields) -> dict[str, Any]:
+    return {
+        "u": event["user_id"],
+        "t": event["type"],
+        "ap": event["access_point_id"],
+        "cmd": event["command_id"],
+        "at": event["occurred_at"],
+        "data": json.dumps(event.get("data") or {}),
+    }
+
+
+def _shown(event_id: int, event: EventFields) -> dict[str, Any]:
     return render(
         {
             "id": event_id,
-            "type": type,
-            "access_point_id": access_point_id,
-            "command_id": command_id,
-            "occurred_at": occurred_at,
-            "data": data or {},
+            "type": event["type"],
+            "access_point_id": event["access_point_id"],
+            "command_id": event["command_id"],
+            "occurred_at": event["occurred_at"],
+            "data": event.get("data") or {},
         }
     )
 

@@ -11,15 +11,15 @@ prompt); ``deny``, an offline or a jammed lock confirm with ``result: "failed"``
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
+from aiohttp.typedefs import Middleware
 
+from propdev.devkit.sim_server import credential_middleware, drop
 from propdev.devkit.vendor_sim.app import control_routes, signature_middleware
 from propdev.devkit.vendor_sim.state import MAX_REMEMBERED, Callback, VendorSimulator
 from propdev.http.body import parse_json
@@ -139,27 +139,19 @@ class AcmeSimulator:
 
 def _error(exc: VendorError, request: web.Request) -> web.StreamResponse:
     if isinstance(exc, ConnectionDropped):
-        if request.transport is not None:
-            request.transport.close()
-        return web.Response(status=500)
+        return drop(request)
     body = {"accepted": False, "code": exc.code, "detail": exc.message}
     return web.json_response(body, status=exc.status if exc.status >= 400 else 500)
 
 
 def acme_auth_middleware(*, api_key: str) -> Middleware:
     """401 for acme API calls without ``Authorization: Bearer <api key>``."""
-    expected = f"Bearer {api_key}".encode()
-
-    @web.middleware
-    async def impl(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith(ACME_PREFIX + "/"):
-            given = request.headers.get("Authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
-                body = {"accepted": False, "code": "E_AUTH", "detail": "bad credentials"}
-                return web.json_response(body, status=401)
-        return await handler(request)
-
-    return impl
+    return credential_middleware(
+        prefix=ACME_PREFIX + "/",
+        header="Authorization",
+        expected=f"Bearer {api_key}",
+        refusal={"accepted": False, "code": "E_AUTH", "detail": "bad credentials"},
+    )
 
 
 def _acme_signature_refusal(reason: str) -> web.StreamResponse:

@@ -32,7 +32,6 @@ the node's ``parse_json`` refuses, too: nested too deeply, a key twice...) → 4
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Callable
 from typing import Any
@@ -41,6 +40,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from propdev.devkit.sim_server import credential_middleware, drop
 from propdev.devkit.vendor_sim.state import FaultMode, VendorSimulator
 from propdev.http.body import parse_json
 from propdev.partners import ConnectionDropped, VendorError
@@ -60,26 +60,18 @@ log = structlog.get_logger()
 
 def _vendor_error(exc: VendorError, request: web.Request) -> web.StreamResponse:
     if isinstance(exc, ConnectionDropped):
-        if request.transport is not None:
-            request.transport.close()
-        return web.Response(status=500)  # never reaches the client: the socket is closed
+        return drop(request)
     return web.json_response(exc.body(), status=exc.status)
 
 
 def api_key_middleware(*, api_key: str) -> Middleware:
     """Answer 401 to vendor API calls without the right ``X-Api-Key``."""
-    expected = api_key.encode()
-
-    @web.middleware
-    async def impl(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith(VENDOR_PREFIX):
-            given = request.headers.get(API_KEY_HEADER, "").encode()
-            if not hmac.compare_digest(given, expected):
-                body = {"error": "unauthorized", "message": f"missing or wrong {API_KEY_HEADER}"}
-                return web.json_response(body, status=401)
-        return await handler(request)
-
-    return impl
+    return credential_middleware(
+        prefix=VENDOR_PREFIX,
+        header=API_KEY_HEADER,
+        expected=api_key,
+        refusal={"error": "unauthorized", "message": f"missing or wrong {API_KEY_HEADER}"},
+    )
 
 
 def signature_middleware(

@@ -34,11 +34,7 @@ async def actors(request: web.Request) -> web.Response:
     "Restart an activated actor (on_stop, new instance, on_start)",
     tags=["admin"],
     responses={
-        200: {
-            "type": "object",
-            "required": ["restarted"],
-            "properties": {"restarted": {"type": "string"}},
-        },
+        200: schemas.object_of({"restarted": {"type": "string"}}, required=["restarted"]),
         404: "No such active actor.",
     },
 )
@@ -57,11 +53,7 @@ async def restart_actor(request: web.Request) -> web.Response:
     "The nodes of the cluster and their shards",
     tags=["admin"],
     responses={
-        200: {
-            "type": "object",
-            "required": ["nodes"],
-            "properties": {"nodes": schemas.array_of(schemas.ANY_OBJECT)},
-        }
+        200: schemas.object_of({"nodes": schemas.array_of(schemas.ANY_OBJECT)}, required=["nodes"])
     },
 )
 async def nodes(request: web.Request) -> web.Response:
@@ -74,11 +66,9 @@ async def nodes(request: web.Request) -> web.Response:
     "Partners' circuit breakers",
     tags=["admin"],
     responses={
-        200: {
-            "type": "object",
-            "required": ["breakers"],
-            "properties": {"breakers": schemas.array_of(schemas.ANY_OBJECT)},
-        }
+        200: schemas.object_of(
+            {"breakers": schemas.array_of(schemas.ANY_OBJECT)}, required=["breakers"]
+        )
     },
 )
 async def breakers(request: web.Request) -> web.Response:
@@ -123,16 +113,15 @@ async def audit(request: web.Request) -> web.Response:
     ),
     tags=["admin"],
     responses={
-        200: {
-            "type": "object",
-            "required": ["remaining", "issued", "low", "low_at"],
-            "properties": {
+        200: schemas.object_of(
+            {
                 "remaining": {"type": "integer", "minimum": 0},
                 "issued": {"type": "integer", "minimum": 0},
                 "low": {"type": "boolean"},
                 "low_at": {"type": "integer", "minimum": 0},
             },
-        },
+            required=["remaining", "issued", "low", "low_at"],
+        ),
         404: "The caller has no local account.",
     },
 )

@@ -56,11 +56,8 @@ MAX_REASON = 500
 
 SNAPSHOT = schemas.named(
     "ConsoleSnapshot",
-    {
-        "type": "object",
-        "description": "What the console's WebSocket pushes, every second when it changed.",
-        "required": ["type", "node", "tree", "stats", "breakers", "devices"],
-        "properties": {
+    schemas.object_of(
+        {
             "type": {"const": "snapshot"},
             "node": schemas.STRING,
             "at": schemas.NUMBER,
@@ -69,14 +66,14 @@ SNAPSHOT = schemas.named(
             "breakers": schemas.array_of(schemas.ANY_OBJECT),
             "devices": schemas.array_of(schemas.ANY_OBJECT),
         },
-    },
+        required=["type", "node", "tree", "stats", "breakers", "devices"],
+        description="What the console's WebSocket pushes, every second when it changed.",
+    ),
 )
 MANUAL_OPEN = schemas.named(
     "ManualOpen",
-    {
-        "type": "object",
-        "required": ["reason"],
-        "properties": {
+    schemas.object_of(
+        {
             "reason": {
                 "type": "string",
                 "minLength": 3,
@@ -85,8 +82,9 @@ MANUAL_OPEN = schemas.named(
                 "description": "why the operator opens it; kept in the audit log",
             }
         },
-        "additionalProperties": False,
-    },
+        required=["reason"],
+        additional=False,
+    ),
 )
 
 

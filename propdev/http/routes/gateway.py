@@ -66,16 +66,12 @@ ACCOUNT_PROPERTIES: dict[str, Any] = {
 MONEY = {"type": "string", "pattern": r"^\d+\.\d{2}$", "examples": ["4312.55"]}
 BILLS = schemas.named(
     "UtilityBills",
-    {
-        "type": "object",
-        "required": ["account_id", "apartment_id", "bills"],
-        "properties": {
+    schemas.object_of(
+        {
             **ACCOUNT_PROPERTIES,
             "bills": schemas.array_of(
-                {
-                    "type": "object",
-                    "required": ["id", "period", "amount", "currency", "status"],
-                    "properties": {
+                schemas.object_of(
+                    {
                         "id": schemas.STRING,
                         "period": {"type": "string", "examples": ["2026-10"]},
                         "amount": MONEY,
@@ -83,16 +79,15 @@ BILLS = schemas.named(
                         "due_date": {"type": "string", "format": "date"},
                         "status": {"type": "string", "enum": ["paid", "unpaid"]},
                         "lines": schemas.array_of(
-                            {
-                                "type": "object",
-                                "properties": {"service": schemas.STRING, "amount": MONEY},
-                            }
+                            schemas.object_of({"service": schemas.STRING, "amount": MONEY})
                         ),
                     },
-                }
+                    required=["id", "period", "amount", "currency", "status"],
+                )
             ),
         },
-    },
+        required=["account_id", "apartment_id", "bills"],
+    ),
 )
 VALUE = {
     "type": "string",
@@ -101,16 +96,12 @@ VALUE = {
 }
 METERS = schemas.named(
     "UtilityMeters",
-    {
-        "type": "object",
-        "required": ["account_id", "meters"],
-        "properties": {
+    schemas.object_of(
+        {
             **ACCOUNT_PROPERTIES,
             "meters": schemas.array_of(
-                {
-                    "type": "object",
-                    "required": ["id", "type", "unit"],
-                    "properties": {
+                schemas.object_of(
+                    {
                         "id": schemas.STRING,
                         "type": {"type": "string", "enum": sorted(str(t) for t in KINDS)},
                         "unit": {"type": "string", "enum": ["m3", "kWh", "Gcal"]},
@@ -118,17 +109,17 @@ METERS = schemas.named(
                         "last_value": {**VALUE, "type": ["string", "null"]},
                         "last_taken_at": {"type": ["string", "null"], "format": "date-time"},
                     },
-                }
+                    required=["id", "type", "unit"],
+                )
             ),
         },
-    },
+        required=["account_id", "meters"],
+    ),
 )
 READING_REQUEST = schemas.named(
     "MeterReadingRequest",
-    {
-        "type": "object",
-        "required": ["meter_id", "value"],
-        "properties": {
+    schemas.object_of(
+        {
             "meter_id": {"type": "string", "description": "one of your apartment's meters"},
             "value": {
                 "type": ["number", "string"],
@@ -148,15 +139,14 @@ READING_REQUEST = schemas.named(
                 "description": "When it was read (default: now); not in the future.",
             },
         },
-        "additionalProperties": False,
-    },
+        required=["meter_id", "value"],
+        additional=False,
+    ),
 )
 READING = schemas.named(
     "MeterReading",
-    {
-        "type": "object",
-        "required": ["id", "status", "meter_id", "value", "taken_at", "account_id"],
-        "properties": {
+    schemas.object_of(
+        {
             "id": schemas.STRING,
             "status": {"type": "string", "enum": ["accepted"]},
             "meter_id": schemas.STRING,
@@ -167,17 +157,16 @@ READING = schemas.named(
             "accepted_at": {"type": "string", "format": "date-time"},
             "idempotency_key": schemas.STRING,
         },
-    },
+        required=["id", "status", "meter_id", "value", "taken_at", "account_id"],
+    ),
 )
 INVALID_READING = schemas.named(
     "InvalidMeterReading",
     {
         "allOf": [
             schemas.PROBLEM,
-            {
-                "type": "object",
-                "required": ["field", "reason"],
-                "properties": {
+            schemas.object_of(
+                {
                     "field": {
                         "type": "string",
                         "description": "`meter_id`, `value`, `taken_at` or `body`",
@@ -195,7 +184,8 @@ INVALID_READING = schemas.named(
                     },
                     "last_value": VALUE,
                 },
-            },
+                required=["field", "reason"],
+            ),
         ]
     },
 )

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from propdev.http import schemas
 from propdev.http.keys import READINESS
 from propdev.http.openapi import Response, doc
 from propdev.http.permissions import Permission, requires
 
 routes = web.RouteTableDef()
 
-READINESS_REPORT = {
-    "type": "object",
-    "required": ["ready", "checks"],
-    "properties": {
+READINESS_REPORT = schemas.object_of(
+    {
         "ready": {"type": "boolean"},
         "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
         "draining": {
@@ -21,7 +20,8 @@ READINESS_REPORT = {
             "description": "The node was drained (`POST /admin/api/v1/nodes/{node_id}/drain`).",
         },
     },
-}
+    required=["ready", "checks"],
+)
 
 
 @routes.get("/healthz")
@@ -30,7 +30,7 @@ READINESS_REPORT = {
     "Liveness: the process answers",
     tags=["operations"],
     rate_limited=False,
-    responses={200: {"type": "object", "properties": {"status": {"const": "ok"}}}},
+    responses={200: schemas.object_of({"status": {"const": "ok"}})},
 )
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})

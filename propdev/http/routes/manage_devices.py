@@ -22,6 +22,7 @@ from propdev.http.routes.manage_support import (
     actor,
     body,
     flag_param,
+    listed,
     management,
 )
 from propdev.management import COLUMNS, MAX_LINES, InvalidFieldError, decode
@@ -32,10 +33,8 @@ KIND = {"type": "string", "enum": ["door", "barrier"]}
 DEVICE_ID: schemas.JSONSchema = {"type": "string", "minLength": 1, "maxLength": 128}
 MANAGED_POINT = schemas.named(
     "ManagedAccessPoint",
-    {
-        "type": "object",
-        "required": ["id", "name", "kind", "site_id", "building_id", "partner", "device_id"],
-        "properties": {
+    schemas.object_of(
+        {
             "id": schemas.STRING,
             "name": schemas.STRING,
             "kind": KIND,
@@ -48,14 +47,13 @@ MANAGED_POINT = schemas.named(
                 "description": "when a partner sync found the device gone (epoch seconds)",
             },
         },
-    },
+        required=["id", "name", "kind", "site_id", "building_id", "partner", "device_id"],
+    ),
 )
 POINT_REQUEST = schemas.named(
     "AccessPointRequest",
-    {
-        "type": "object",
-        "required": ["id", "name", "kind", "building_id", "partner", "device_id"],
-        "properties": {
+    schemas.object_of(
+        {
             "id": ID,
             "name": NAME,
             "kind": KIND,
@@ -63,29 +61,27 @@ POINT_REQUEST = schemas.named(
             "partner": ID,
             "device_id": DEVICE_ID,
         },
-        "additionalProperties": False,
-    },
+        required=["id", "name", "kind", "building_id", "partner", "device_id"],
+        additional=False,
+    ),
 )
 POINT_CHANGE = schemas.named(
     "AccessPointChange",
-    {
-        "type": "object",
-        "properties": {
+    schemas.object_of(
+        {
             "name": NAME,
             "kind": KIND,
             "building_id": ID,
             "partner": ID,
             "device_id": DEVICE_ID,
         },
-        "additionalProperties": False,
-    },
+        additional=False,
+    ),
 )
 DELETE_REPORT = schemas.named(
     "AccessPointDeleted",
-    {
-        "type": "object",
-        "required": ["rights_ended", "passes_changed", "passes_revoked"],
-        "properties": {
+    schemas.object_of(
+        {
             "rights_ended": schemas.INTEGER,
             "passes_changed": {
                 "type": "integer",
@@ -96,27 +92,21 @@ DELETE_REPORT = schemas.named(
                 "description": "of those, passes left with no access point (revoked)",
             },
         },
-    },
+        required=["rights_ended", "passes_changed", "passes_revoked"],
+    ),
 )
 IMPORT_REPORT = schemas.named(
     "ImportReport",
-    {
-        "type": "object",
-        "required": ["dry_run", "summary", "lines"],
-        "properties": {
+    schemas.object_of(
+        {
             "dry_run": schemas.BOOLEAN,
-            "summary": {
-                "type": "object",
-                "required": ["added", "changed", "unchanged", "rejected"],
-                "properties": {
-                    k: schemas.INTEGER for k in ("added", "changed", "unchanged", "rejected")
-                },
-            },
+            "summary": schemas.object_of(
+                {k: schemas.INTEGER for k in ("added", "changed", "unchanged", "rejected")},
+                required=["added", "changed", "unchanged", "rejected"],
+            ),
             "lines": schemas.array_of(
-                {
-                    "type": "object",
-                    "required": ["line", "outcome"],
-                    "properties": {
+                schemas.object_of(
+                    {
                         "line": {"type": "integer", "description": "1 is the header"},
                         "outcome": {
                             "type": "string",
@@ -126,43 +116,41 @@ IMPORT_REPORT = schemas.named(
                         "fields": schemas.array_of(schemas.STRING),
                         "reason": schemas.STRING,
                     },
-                }
+                    required=["line", "outcome"],
+                )
             ),
         },
-    },
+        required=["dry_run", "summary", "lines"],
+    ),
 )
 SYNC_REQUEST = schemas.named(
     "PartnerSyncRequest",
-    {
-        "type": "object",
-        "required": ["apply"],
-        "properties": {
+    schemas.object_of(
+        {
             "apply": {"type": "boolean", "description": "false: a preview that changes nothing"},
             "building_id": {
                 **ID,
                 "description": "where new devices go; required to apply when there are any",
             },
         },
-        "additionalProperties": False,
-    },
+        required=["apply"],
+        additional=False,
+    ),
 )
-_SYNC_ENTRY: schemas.JSONSchema = {
-    "type": "object",
-    "required": ["access_point_id", "device_id"],
-    "properties": {
+_SYNC_ENTRY: schemas.JSONSchema = schemas.object_of(
+    {
         "access_point_id": schemas.STRING,
         "device_id": schemas.STRING,
         "kind": KIND,
         "name": schemas.STRING,
         "fields": schemas.array_of(schemas.STRING),
     },
-}
+    required=["access_point_id", "device_id"],
+)
 SYNC_REPORT = schemas.named(
     "PartnerSyncReport",
-    {
-        "type": "object",
-        "required": ["partner", "applied", "added", "changed", "gone", "unchanged"],
-        "properties": {
+    schemas.object_of(
+        {
             "partner": schemas.STRING,
             "applied": schemas.BOOLEAN,
             "added": schemas.array_of(_SYNC_ENTRY),
@@ -170,7 +158,8 @@ SYNC_REPORT = schemas.named(
             "gone": schemas.array_of(_SYNC_ENTRY),
             "unchanged": schemas.array_of(schemas.STRING),
         },
-    },
+        required=["partner", "applied", "added", "changed", "gone", "unchanged"],
+    ),
 )
 
 
@@ -186,10 +175,7 @@ SYNC_REPORT = schemas.named(
     responses={200: schemas.array_of(MANAGED_POINT)},
 )
 async def list_points(request: web.Request) -> web.Response:
-    found = await management(request).points.list(
-        building_id=request.query.get("building_id"), partner=request.query.get("partner")
-    )
-    return web.json_response(found)
+    return await listed(request, management(request).points.list, "building_id", "partner")
 
 
 @routes.post("/admin/api/v1/access-points")

@@ -13,9 +13,11 @@ from propdev.http.routes.manage_support import (
     INVALID,
     NAME,
     TAGS,
-    actor,
-    body,
+    created,
+    deleted,
+    listed,
     management,
+    updated,
 )
 
 routes = web.RouteTableDef()
@@ -27,80 +29,68 @@ TIMEZONE: schemas.JSONSchema = {
 }
 SITE = schemas.named(
     "Site",
-    {
-        "type": "object",
-        "required": ["id", "name", "timezone"],
-        "properties": {"id": schemas.STRING, "name": schemas.STRING, "timezone": schemas.STRING},
-    },
+    schemas.object_of(
+        {"id": schemas.STRING, "name": schemas.STRING, "timezone": schemas.STRING},
+        required=["id", "name", "timezone"],
+    ),
 )
 SITE_REQUEST = schemas.named(
     "SiteRequest",
-    {
-        "type": "object",
-        "required": ["id", "name"],
-        "properties": {"id": ID, "name": NAME, "timezone": TIMEZONE},
-        "additionalProperties": False,
-    },
+    schemas.object_of(
+        {"id": ID, "name": NAME, "timezone": TIMEZONE}, required=["id", "name"], additional=False
+    ),
 )
 SITE_CHANGE = schemas.named(
     "SiteChange",
-    {
-        "type": "object",
-        "properties": {"name": NAME, "timezone": TIMEZONE},
-        "additionalProperties": False,
-    },
+    schemas.object_of({"name": NAME, "timezone": TIMEZONE}, additional=False),
 )
 BUILDING = schemas.named(
     "Building",
-    {
-        "type": "object",
-        "required": ["id", "site_id", "name"],
-        "properties": {"id": schemas.STRING, "site_id": schemas.STRING, "name": schemas.STRING},
-    },
+    schemas.object_of(
+        {"id": schemas.STRING, "site_id": schemas.STRING, "name": schemas.STRING},
+        required=["id", "site_id", "name"],
+    ),
 )
 BUILDING_REQUEST = schemas.named(
     "BuildingRequest",
-    {
-        "type": "object",
-        "required": ["id", "site_id", "name"],
-        "properties": {"id": ID, "site_id": ID, "name": NAME},
-        "additionalProperties": False,
-    },
+    schemas.object_of(
+        {"id": ID, "site_id": ID, "name": NAME},
+        required=["id", "site_id", "name"],
+        additional=False,
+    ),
 )
 NAME_CHANGE = schemas.named(
     "NameChange",
-    {"type": "object", "properties": {"name": NAME}, "additionalProperties": False},
+    schemas.object_of({"name": NAME}, additional=False),
 )
 APARTMENT = schemas.named(
     "Apartment",
-    {
-        "type": "object",
-        "required": ["id", "building_id", "number", "residents"],
-        "properties": {
+    schemas.object_of(
+        {
             "id": schemas.STRING,
             "building_id": schemas.STRING,
             "number": schemas.STRING,
             "residents": {"type": "integer", "description": "residents living there now"},
         },
-    },
+        required=["id", "building_id", "number", "residents"],
+    ),
 )
 NUMBER: schemas.JSONSchema = {"type": "string", "minLength": 1, "maxLength": 32}
 APARTMENT_REQUEST = schemas.named(
     "ApartmentRequest",
-    {
-        "type": "object",
-        "required": ["building_id", "number"],
-        "properties": {
+    schemas.object_of(
+        {
             "id": {**ID, "description": "default `<building_id>-<number>`"},
             "building_id": ID,
             "number": NUMBER,
         },
-        "additionalProperties": False,
-    },
+        required=["building_id", "number"],
+        additional=False,
+    ),
 )
 APARTMENT_CHANGE = schemas.named(
     "ApartmentChange",
-    {"type": "object", "properties": {"number": NUMBER}, "additionalProperties": False},
+    schemas.object_of({"number": NUMBER}, additional=False),
 )
 
 
@@ -111,7 +101,7 @@ APARTMENT_CHANGE = schemas.named(
 @requires(Permission.OPERATOR)
 @doc("List sites", tags=TAGS, responses={200: schemas.array_of(SITE)})
 async def list_sites(request: web.Request) -> web.Response:
-    return web.json_response(await management(request).estate.sites())
+    return await listed(request, management(request).estate.sites)
 
 
 @routes.post("/admin/api/v1/sites")
@@ -124,8 +114,7 @@ async def list_sites(request: web.Request) -> web.Response:
     responses={201: SITE, 409: CONFLICT, 422: INVALID},
 )
 async def create_site(request: web.Request) -> web.Response:
-    site = await management(request).estate.create_site(actor(request), await body(request))
-    return web.json_response(site, status=201)
+    return await created(request, management(request).estate.create_site)
 
 
 @routes.patch("/admin/api/v1/sites/{id}")
@@ -138,10 +127,7 @@ async def create_site(request: web.Request) -> web.Response:
     responses={200: SITE, 404: "No such site.", 422: INVALID},
 )
 async def update_site(request: web.Request) -> web.Response:
-    site = await management(request).estate.update_site(
-        actor(request), request.match_info["id"], await body(request)
-    )
-    return web.json_response(site)
+    return await updated(request, management(request).estate.update_site)
 
 
 @routes.delete("/admin/api/v1/sites/{id}")
@@ -153,8 +139,7 @@ async def update_site(request: web.Request) -> web.Response:
     responses={204: None, 404: "No such site.", 409: "The site still has buildings."},
 )
 async def delete_site(request: web.Request) -> web.Response:
-    await management(request).estate.delete_site(actor(request), request.match_info["id"])
-    return web.Response(status=204)
+    return await deleted(request, management(request).estate.delete_site)
 
 
 # -- buildings -------------------------------------------------------------------------------
@@ -169,8 +154,7 @@ async def delete_site(request: web.Request) -> web.Response:
     responses={200: schemas.array_of(BUILDING)},
 )
 async def list_buildings(request: web.Request) -> web.Response:
-    found = await management(request).estate.buildings(site_id=request.query.get("site_id"))
-    return web.json_response(found)
+    return await listed(request, management(request).estate.buildings, "site_id")
 
 
 @routes.post("/admin/api/v1/buildings")
@@ -183,8 +167,7 @@ async def list_buildings(request: web.Request) -> web.Response:
     responses={201: BUILDING, 409: CONFLICT, 422: INVALID},
 )
 async def create_building(request: web.Request) -> web.Response:
-    building = await management(request).estate.create_building(actor(request), await body(request))
-    return web.json_response(building, status=201)
+    return await created(request, management(request).estate.create_building)
 
 
 @routes.patch("/admin/api/v1/buildings/{id}")
@@ -197,10 +180,7 @@ async def create_building(request: web.Request) -> web.Response:
     responses={200: BUILDING, 404: "No such building.", 422: INVALID},
 )
 async def update_building(request: web.Request) -> web.Response:
-    building = await management(request).estate.update_building(
-        actor(request), request.match_info["id"], await body(request)
-    )
-    return web.json_response(building)
+    return await updated(request, management(request).estate.update_building)
 
 
 @routes.delete("/admin/api/v1/buildings/{id}")
@@ -215,8 +195,7 @@ async def update_building(request: web.Request) -> web.Response:
     responses={204: None, 404: "No such building.", 409: "Still has access points or apartments."},
 )
 async def delete_building(request: web.Request) -> web.Response:
-    await management(request).estate.delete_building(actor(request), request.match_info["id"])
-    return web.Response(status=204)
+    return await deleted(request, management(request).estate.delete_building)
 
 
 # -- apartments ------------------------------------------------------------------------------
@@ -231,10 +210,7 @@ async def delete_building(request: web.Request) -> web.Response:
     responses={200: schemas.array_of(APARTMENT)},
 )
 async def list_apartments(request: web.Request) -> web.Response:
-    found = await management(request).estate.apartments(
-        building_id=request.query.get("building_id")
-    )
-    return web.json_response(found)
+    return await listed(request, management(request).estate.apartments, "building_id")
 
 
 @routes.post("/admin/api/v1/apartments")
@@ -247,10 +223,7 @@ async def list_apartments(request: web.Request) -> web.Response:
     responses={201: APARTMENT, 409: CONFLICT, 422: INVALID},
 )
 async def create_apartment(request: web.Request) -> web.Response:
-    apartment = await management(request).estate.create_apartment(
-        actor(request), await body(request)
-    )
-    return web.json_response(apartment, status=201)
+    return await created(request, management(request).estate.create_apartment)
 
 
 @routes.patch("/admin/api/v1/apartments/{id}")
@@ -263,10 +236,7 @@ async def create_apartment(request: web.Request) -> web.Response:
     responses={200: APARTMENT, 404: "No such apartment.", 409: CONFLICT, 422: INVALID},
 )
 async def update_apartment(request: web.Request) -> web.Response:
-    apartment = await management(request).estate.update_apartment(
-        actor(request), request.match_info["id"], await body(request)
-    )
-    return web.json_response(apartment)
+    return await updated(request, management(request).estate.update_apartment)
 
 
 @routes.delete("/admin/api/v1/apartments/{id}")
@@ -278,5 +248,4 @@ async def update_apartment(request: web.Request) -> web.Response:
     responses={204: None, 404: "No such apartment.", 409: "Residents live there."},
 )
 async def delete_apartment(request: web.Request) -> web.Response:
-    await management(request).estate.delete_apartment(actor(request), request.match_info["id"])
-    return web.Response(status=204)
+    return await deleted(request, management(request).estate.delete_apartment)

@@ -19,6 +19,7 @@ from propdev.http.routes.manage_support import (
     TAGS,
     actor,
     body,
+    listed,
     management,
 )
 
@@ -28,11 +29,8 @@ routes = web.RouteTableDef()
 
 RESIDENT = schemas.named(
     "Resident",
-    {
-        "type": "object",
-        "description": "Personal data is opened only for this operator answer.",
-        "required": ["id", "username", "full_name", "phone", "apartment_id", "status"],
-        "properties": {
+    schemas.object_of(
+        {
             "id": schemas.STRING,
             "username": schemas.STRING,
             "full_name": schemas.STRING,
@@ -41,49 +39,40 @@ RESIDENT = schemas.named(
             "status": {"type": "string", "enum": ["active", "moved_out"]},
             "moved_out_at": NULLABLE_NUMBER,
         },
-    },
+        required=["id", "username", "full_name", "phone", "apartment_id", "status"],
+        description="Personal data is opened only for this operator answer.",
+    ),
 )
 INVITATION_REQUEST = schemas.named(
     "ResidentInvitation",
-    {
-        "type": "object",
-        "required": ["username", "full_name", "apartment_id"],
-        "properties": {
+    schemas.object_of(
+        {
             "username": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{2,63}$"},
             "full_name": NAME,
             "phone": {"type": "string", "examples": ["+79990000009"]},
             "apartment_id": ID,
         },
-        "additionalProperties": False,
-    },
+        required=["username", "full_name", "apartment_id"],
+        additional=False,
+    ),
 )
 INVITED = schemas.named(
     "ResidentInvited",
-    {
-        "type": "object",
-        "required": ["resident", "temporary_password"],
-        "properties": {
+    schemas.object_of(
+        {
             "resident": RESIDENT,
             "temporary_password": {
                 "type": "string",
                 "description": "shown once, to hand to the resident; never stored in clear",
             },
         },
-    },
+        required=["resident", "temporary_password"],
+    ),
 )
 MOVED_OUT = schemas.named(
     "ResidentMovedOut",
-    {
-        "type": "object",
-        "required": [
-            "id",
-            "moved_out_at",
-            "rights_ended",
-            "passes_revoked",
-            "vehicles_removed",
-            "refresh_tokens_revoked",
-        ],
-        "properties": {
+    schemas.object_of(
+        {
             "id": schemas.STRING,
             "moved_out_at": schemas.NUMBER,
             "rights_ended": schemas.INTEGER,
@@ -91,7 +80,15 @@ MOVED_OUT = schemas.named(
             "vehicles_removed": schemas.INTEGER,
             "refresh_tokens_revoked": schemas.INTEGER,
         },
-    },
+        required=[
+            "id",
+            "moved_out_at",
+            "rights_ended",
+            "passes_revoked",
+            "vehicles_removed",
+            "refresh_tokens_revoked",
+        ],
+    ),
 )
 SCHEDULE: schemas.JSONSchema = {
     "type": ["object", "null"],
@@ -102,19 +99,18 @@ SCHEDULE: schemas.JSONSchema = {
 }
 RIGHT = schemas.named(
     "Right",
-    {
-        "type": "object",
-        "required": ["user_id", "access_point_id", "schedule"],
-        "properties": {
+    schemas.object_of(
+        {
             "user_id": schemas.STRING,
             "access_point_id": schemas.STRING,
             "schedule": SCHEDULE,
         },
-    },
+        required=["user_id", "access_point_id", "schedule"],
+    ),
 )
 RIGHT_REQUEST = schemas.named(
     "RightRequest",
-    {"type": "object", "properties": {"schedule": SCHEDULE}, "additionalProperties": False},
+    schemas.object_of({"schedule": SCHEDULE}, additional=False),
 )
 
 
@@ -130,8 +126,7 @@ RIGHT_REQUEST = schemas.named(
     responses={200: schemas.array_of(RESIDENT)},
 )
 async def list_residents(request: web.Request) -> web.Response:
-    found = await management(request).residents.list(apartment_id=request.query.get("apartment_id"))
-    return web.json_response(found)
+    return await listed(request, management(request).residents.list, "apartment_id")
 
 
 @routes.post("/admin/api/v1/residents")
@@ -202,11 +197,7 @@ async def move_out(request: web.Request) -> web.Response:
     responses={200: schemas.array_of(RIGHT)},
 )
 async def list_rights(request: web.Request) -> web.Response:
-    found = await management(request).rights.list(
-        user_id=request.query.get("user_id"),
-        access_point_id=request.query.get("access_point_id"),
-    )
-    return web.json_response(found)
+    return await listed(request, management(request).rights.list, "user_id", "access_point_id")
 
 
 @routes.put("/admin/api/v1/rights/{user_id}/{access_point_id}")

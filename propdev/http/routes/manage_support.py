@@ -7,6 +7,7 @@ conflict 409; a partner that cannot be read 502/503/504.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -33,6 +34,37 @@ def actor(request: web.Request) -> str:
 async def body(request: web.Request) -> Any:
     """The JSON body (400 when it is not JSON)."""
     return await json_body(request)
+
+
+async def listed(
+    request: web.Request, find: Callable[..., Awaitable[object]], *filters: str
+) -> web.Response:
+    """200 with what ``find`` answers, given the query parameters named ``filters`` (None when
+    absent) as keyword arguments."""
+    return web.json_response(await find(**{name: request.query.get(name) for name in filters}))
+
+
+async def created(
+    request: web.Request, create: Callable[[str, Any], Awaitable[object]]
+) -> web.Response:
+    """201 with what ``create(actor, body)`` made."""
+    return web.json_response(await create(actor(request), await body(request)), status=201)
+
+
+async def updated(
+    request: web.Request, update: Callable[[str, str, Any], Awaitable[object]]
+) -> web.Response:
+    """200 with what ``update(actor, id, body)`` answers for the ``{id}`` of the path."""
+    changed = await update(actor(request), request.match_info["id"], await body(request))
+    return web.json_response(changed)
+
+
+async def deleted(
+    request: web.Request, delete: Callable[[str, str], Awaitable[None]]
+) -> web.Response:
+    """204 once ``delete(actor, id)`` deleted the ``{id}`` of the path."""
+    await delete(actor(request), request.match_info["id"])
+    return web.Response(status=204)
 
 
 def flag_param(request: web.Request, name: str, default: bool = False) -> bool:
@@ -62,6 +94,10 @@ CONFLICT = "It contradicts what exists (`field` names the field when one is to b
 __all__ = (
     "actor",
     "body",
+    "created",
+    "deleted",
     "flag_param",
+    "listed",
     "management",
+    "updated",
 )

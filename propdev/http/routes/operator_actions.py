@@ -35,10 +35,8 @@ OPERATOR_GUEST_PASS = schemas.named(
 )
 DRAINED = schemas.named(
     "NodeDrained",
-    {
-        "type": "object",
-        "required": ["node_id", "draining"],
-        "properties": {
+    schemas.object_of(
+        {
             "node_id": schemas.STRING,
             "draining": {"const": True},
             "already": {
@@ -48,7 +46,8 @@ DRAINED = schemas.named(
             "shards_handed_off": schemas.INTEGER,
             "actors_passivated": schemas.INTEGER,
         },
-    },
+        required=["node_id", "draining"],
+    ),
 )
 
 

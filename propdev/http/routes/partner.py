@@ -26,10 +26,8 @@ routes = web.RouteTableDef()
 
 PARTNER_EVENT = schemas.named(
     "PartnerEvent",
-    {
-        "type": "object",
-        "required": ["event_id", "device_id", "type", "occurred_at"],
-        "properties": {
+    schemas.object_of(
+        {
             "event_id": {"type": "string", "maxLength": 128},
             "device_id": {"type": "string", "maxLength": 128},
             "type": {"type": "string", "enum": sorted(EVENT_TYPES)},
@@ -45,15 +43,14 @@ PARTNER_EVENT = schemas.named(
             "result": {"type": "string", "enum": ["done", "failed"]},
             "error": {"type": "string", "description": "`command_result` failed: vendor's code"},
         },
-        "additionalProperties": True,
-    },
+        required=["event_id", "device_id", "type", "occurred_at"],
+        additional=True,
+    ),
 )
 PARTNER_EVENTS = schemas.named(
     "PartnerEvents",
-    {
-        "type": "object",
-        "required": ["events"],
-        "properties": {
+    schemas.object_of(
+        {
             "events": {
                 "type": "array",
                 "items": PARTNER_EVENT,
@@ -61,29 +58,28 @@ PARTNER_EVENTS = schemas.named(
                 "maxItems": MAX_EVENTS,
             }
         },
-    },
+        required=["events"],
+    ),
 )
 PARTNER_EVENTS_ACCEPTED = schemas.named(
     "PartnerEventsAccepted",
-    {
-        "type": "object",
-        "required": ["accepted", "duplicates", "rejected"],
-        "properties": {
+    schemas.object_of(
+        {
             "accepted": schemas.INTEGER,
             "duplicates": schemas.INTEGER,
             "rejected": schemas.array_of(
-                {
-                    "type": "object",
-                    "required": ["index", "reason"],
-                    "properties": {
+                schemas.object_of(
+                    {
                         "index": schemas.INTEGER,
                         "event_id": schemas.STRING,
                         "reason": schemas.STRING,
                     },
-                }
+                    required=["index", "reason"],
+                )
             ),
         },
-    },
+        required=["accepted", "duplicates", "rejected"],
+    ),
 )
 
 

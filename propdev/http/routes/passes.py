@@ -30,10 +30,8 @@ DATE_TIME = {"type": "string", "format": "date-time"}
 
 PASS_REQUEST = schemas.named(
     "GuestPassRequest",
-    {
-        "type": "object",
-        "required": ["access_point_ids", "valid_from", "valid_until", "max_uses"],
-        "properties": {
+    schemas.object_of(
+        {
             "access_point_ids": {
                 "type": "array",
                 "items": schemas.STRING,
@@ -48,15 +46,14 @@ PASS_REQUEST = schemas.named(
             },
             "max_uses": {"type": "integer", "minimum": 1, "maximum": MAX_USES},
         },
-    },
+        required=["access_point_ids", "valid_from", "valid_until", "max_uses"],
+    ),
 )
 
 GUEST_PASS = schemas.named(
     "GuestPass",
-    {
-        "type": "object",
-        "required": ["id", "access_point_ids", "valid_from", "valid_until", "max_uses", "uses"],
-        "properties": {
+    schemas.object_of(
+        {
             "id": schemas.STRING,
             "access_point_ids": schemas.array_of(schemas.STRING),
             "valid_from": DATE_TIME,
@@ -67,8 +64,9 @@ GUEST_PASS = schemas.named(
             "created_at": DATE_TIME,
             "revoked_at": {"type": ["string", "null"], "format": "date-time"},
         },
-        "additionalProperties": True,
-    },
+        required=["id", "access_point_ids", "valid_from", "valid_until", "max_uses", "uses"],
+        additional=True,
+    ),
 )
 
 ISSUED_PASS = schemas.named(

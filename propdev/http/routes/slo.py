@@ -16,22 +16,8 @@ _WINDOWS = ("5m", "30m", "1h", "6h", "3d")
 
 SLO_OBJECTIVE = schemas.named(
     "SloObjective",
-    {
-        "type": "object",
-        "required": [
-            "name",
-            "integration",
-            "sli_kind",
-            "objective",
-            "window_seconds",
-            "good",
-            "total",
-            "sli",
-            "error_budget",
-            "burn_rates",
-            "alerts",
-        ],
-        "properties": {
+    schemas.object_of(
+        {
             "name": {"type": "string"},
             "integration": {"type": "string"},
             "sli_kind": {"enum": ["availability", "latency"]},
@@ -48,9 +34,8 @@ SLO_OBJECTIVE = schemas.named(
                 "type": ["number", "null"],
                 "description": "good / total over the window; null without traffic.",
             },
-            "error_budget": {
-                "type": "object",
-                "properties": {
+            "error_budget": schemas.object_of(
+                {
                     "allowed_bad_ratio": {"type": "number"},
                     "allowed_bad_events": {"type": "number"},
                     "spent_ratio": {"type": "number"},
@@ -58,37 +43,48 @@ SLO_OBJECTIVE = schemas.named(
                         "type": "number",
                         "description": "1 - spent; negative once the budget is overspent.",
                     },
-                },
-            },
+                }
+            ),
             "burn_rates": {
                 "type": "object",
                 "required": list(_WINDOWS),
                 "properties": {w: _RATE for w in _WINDOWS},
             },
             "alerts": schemas.array_of(
-                {
-                    "type": "object",
-                    "properties": {
+                schemas.object_of(
+                    {
                         "name": {"type": "string"},
                         "severity": {"enum": ["page", "ticket"]},
                         "long_window": {"type": "string"},
                         "short_window": {"type": "string"},
                         "burn_rate_threshold": {"type": "number"},
                         "firing": {"type": "boolean"},
-                    },
-                }
+                    }
+                )
             ),
         },
-    },
+        required=[
+            "name",
+            "integration",
+            "sli_kind",
+            "objective",
+            "window_seconds",
+            "good",
+            "total",
+            "sli",
+            "error_budget",
+            "burn_rates",
+            "alerts",
+        ],
+    ),
 )
 
 SLO_REPORT = schemas.named(
     "SloReport",
-    {
-        "type": "object",
-        "required": ["node", "objectives"],
-        "properties": {"node": {"type": "string"}, "objectives": schemas.array_of(SLO_OBJECTIVE)},
-    },
+    schemas.object_of(
+        {"node": {"type": "string"}, "objectives": schemas.array_of(SLO_OBJECTIVE)},
+        required=["node", "objectives"],
+    ),
 )
 
 

@@ -25,10 +25,8 @@ routes = web.RouteTableDef()
 
 VEHICLE_REQUEST = schemas.named(
     "VehicleRequest",
-    {
-        "type": "object",
-        "required": ["plate"],
-        "properties": {
+    schemas.object_of(
+        {
             "plate": {
                 "type": "string",
                 "examples": ["A123BC77", "a 123 bc 777"],
@@ -38,20 +36,20 @@ VEHICLE_REQUEST = schemas.named(
                 ),
             }
         },
-    },
+        required=["plate"],
+    ),
 )
 
 VEHICLE = schemas.named(
     "Vehicle",
-    {
-        "type": "object",
-        "required": ["id", "plate"],
-        "properties": {
+    schemas.object_of(
+        {
             "id": schemas.STRING,
             "plate": {"type": "string", "description": "Normalised: A123BC77."},
             "created_at": schemas.NUMBER,
         },
-    },
+        required=["id", "plate"],
+    ),
 )
 
 

@@ -125,10 +125,10 @@ async def test_one_keep_alive_session_serves_every_call_until_closed(
     https: VendorHttpAdapter,
 ) -> None:
     await https.open("sim-door-1", request_id="a")
-    session = https._session
+    session = https._http._session
     await https.list_devices()
 
-    assert session is not None and https._session is session
+    assert session is not None and https._http._session is session
     await https.close()
     assert session.closed
     await https.close()  # idempotent
