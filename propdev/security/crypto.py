@@ -25,7 +25,6 @@ import hashlib
 import hmac
 import os
 import re
-import secrets
 import threading
 import time
 import weakref
@@ -40,6 +39,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from propdev.config.settings import Settings
+from propdev.secret_file import create_once
 from propdev.security.errors import SecurityError
 from propdev.storage import Database
 
@@ -103,17 +103,8 @@ def load_or_create_master_key(path: Path) -> bytes:
         if mode:
             log.warning("master_key_file_permissions", path=str(path), mode=oct(mode))
         return parse_master_key(path.read_bytes(), source=str(path))
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(base64.b64encode(os.urandom(KEY_BYTES)).decode("ascii") + "\n")
-    try:
-        os.link(tmp, path)  # fails if another process created it first: theirs wins
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink(missing_ok=True)
+    key = base64.b64encode(os.urandom(KEY_BYTES)) + b"\n"
+    create_once(path, key, dir_mode=0o700)  # another process first: its key wins
     return parse_master_key(path.read_bytes(), source=str(path))
 
 
