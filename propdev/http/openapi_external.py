@@ -275,6 +275,7 @@ EXTERNAL: dict[tuple[str, str], Operation] = {
         tags=OAUTH,
         request={"type": "object", "properties": {"access_token": STRING}},
         request_content_type=FORM,
+        request_required=False,  # with the token in the header there is nothing to send
         security=Permission.AUTHENTICATED,
         responses={
             200: {"type": "object", "required": ["sub"], "properties": {"sub": STRING}},
