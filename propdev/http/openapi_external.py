@@ -297,7 +297,7 @@ EXTERNAL: dict[tuple[str, str], Operation] = {
                     "type": "string",
                     "enum": ["ok", "error", "slow", "deny", "drop", "outage"],
                 },
-                "latency_ms": {"type": "integer", "minimum": 0},
+                "latency_ms": {"type": "integer", "minimum": 0, "maximum": 600_000},
             },
             "additionalProperties": False,
         },
@@ -318,7 +318,7 @@ EXTERNAL: dict[tuple[str, str], Operation] = {
             "type": "object",
             "required": ["device_id"],
             "properties": {
-                "device_id": STRING,
+                "device_id": {"type": "string", "minLength": 1},
                 "kind": {"type": "string", "enum": ["door", "barrier"]},
                 "name": STRING,
                 "online": BOOLEAN,
@@ -344,7 +344,10 @@ EXTERNAL: dict[tuple[str, str], Operation] = {
 # The simulator's callback controls, and the same control API for the acme vendor.
 _PASSAGES = {
     "type": "object",
-    "properties": {"after_open_ms": {"type": ["integer", "null"], "minimum": 0}},
+    "properties": {
+        "after_open_ms": {"type": ["integer", "null"], "minimum": 0, "maximum": 600_000}
+    },
+    "additionalProperties": False,  # the simulator refuses any other key
 }
 EXTERNAL[("GET", "/sim/v1/passages")] = operation(
     "Simulator: the entry that follows an open", tags=SIM, responses={200: _PASSAGES}

@@ -58,12 +58,14 @@ async def caller(node: RunningNode, role: str) -> list[str]:
     ]
 
 
-async def schemathesis(node: RunningNode, options: list[str], reports: Path) -> Run:
-    """``schemathesis run`` with our config: the document as ``node`` serves it, against
-    ``node``. (Given the document's URL, schemathesis leaves ``GET /openapi.json`` out of a
-    whole run; from a file it tests it like any other operation.)"""
-    async with node.http.get(f"{node.url}/openapi.json") as resp:
-        (reports / "openapi.json").write_bytes(await resp.read())
+async def schemathesis(
+    node: RunningNode, options: list[str], reports: Path, document: dict[str, Any] | None = None
+) -> Run:
+    """``schemathesis run`` with our config: the document as ``node`` serves it (or
+    ``document``), against ``node``. (Given the document's URL, schemathesis leaves
+    ``GET /openapi.json`` out of a whole run; from a file it tests it like any other.)"""
+    document = document or await served(node)
+    (reports / "openapi.json").write_text(json.dumps(document))
     env = {**os.environ, "PROPDEV_ST_NODE_ID": node.settings.node_id, "NO_COLOR": "1"}
     process = await asyncio.create_subprocess_exec(
         str(SCHEMATHESIS),
@@ -112,9 +114,14 @@ def findings(output: str) -> str:
     return output[start - 40 :] if start >= 0 else output
 
 
-async def documented(node: RunningNode) -> set[str]:
+async def served(node: RunningNode) -> dict[str, Any]:
     async with node.http.get(f"{node.url}/openapi.json") as resp:
-        document = await resp.json()
+        assert resp.status == 200
+        return dict(await resp.json())
+
+
+async def documented(node: RunningNode) -> set[str]:
+    document = await served(node)
     methods = {"get", "put", "post", "delete", "patch", "head", "options"}
     return {
         f"{method.upper()} {path}"
@@ -144,3 +151,17 @@ async def test_schemathesis_drains_a_node_of_its_own(node: RunningNode, tmp_path
     async with node.http.get(f"{node.url}/readyz") as resp:
         assert resp.status == 503
         assert (await resp.json())["draining"] is True
+
+
+async def test_schemathesis_reports_an_answer_the_document_does_not_list(
+    node: RunningNode, tmp_path: Path
+) -> None:
+    """The harness can fail: the same run over a document that forgot ``GET /api/v1/me``'s 200
+    exits non-zero and names the operation and the check."""
+    document = await served(node)
+    del document["paths"]["/api/v1/me"]["get"]["responses"]["200"]
+    options = [*await caller(node, "resident"), "--include-path", "/api/v1/me"]
+    run = await schemathesis(node, options, tmp_path, document)
+    assert run.returncode != 0, run.output
+    assert "GET /api/v1/me" in findings(run.output)
+    assert "Undocumented status code" in run.output, findings(run.output)

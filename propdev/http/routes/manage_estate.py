@@ -16,6 +16,7 @@ from propdev.http.routes.manage_support import (
     actor,
     body,
     management,
+    text,
 )
 
 routes = web.RouteTableDef()
@@ -84,7 +85,7 @@ APARTMENT = schemas.named(
         },
     },
 )
-NUMBER: schemas.JSONSchema = {"type": "string", "minLength": 1, "maxLength": 32}
+NUMBER = text(32)
 APARTMENT_REQUEST = schemas.named(
     "ApartmentRequest",
     {
