@@ -259,6 +259,7 @@ EXTERNAL: dict[tuple[str, str], Operation] = {
         tags=OAUTH,
         request=object_of({"access_token": STRING}),
         request_content_type=FORM,
+        request_required=False,  # with the token in the header there is nothing to send
         security=Permission.AUTHENTICATED,
         responses={
             200: object_of({"sub": STRING}, required=["sub"]),
@@ -279,7 +280,7 @@ EXTERNAL: dict[tuple[str, str], Operation] = {
                     "type": "string",
                     "enum": ["ok", "error", "slow", "deny", "drop", "outage"],
                 },
-                "latency_ms": {"type": "integer", "minimum": 0},
+                "latency_ms": {"type": "integer", "minimum": 0, "maximum": 600_000},
             },
             additional=False,
         ),
@@ -298,7 +299,7 @@ EXTERNAL: dict[tuple[str, str], Operation] = {
         tags=SIM,
         request=object_of(
             {
-                "device_id": STRING,
+                "device_id": {"type": "string", "minLength": 1},
                 "kind": {"type": "string", "enum": ["door", "barrier"]},
                 "name": STRING,
                 "online": BOOLEAN,
@@ -320,7 +321,10 @@ EXTERNAL: dict[tuple[str, str], Operation] = {
 }
 
 # The simulator's callback controls, and the same control API for the acme vendor.
-_PASSAGES = object_of({"after_open_ms": {"type": ["integer", "null"], "minimum": 0}})
+_PASSAGES = object_of(
+    {"after_open_ms": {"type": ["integer", "null"], "minimum": 0, "maximum": 600_000}},
+    additional=False,  # the simulator refuses any other key
+)
 EXTERNAL[("GET", "/sim/v1/passages")] = operation(
     "Simulator: the entry that follows an open", tags=SIM, responses={200: _PASSAGES}
 )

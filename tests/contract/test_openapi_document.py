@@ -146,3 +146,27 @@ def test_a_meter_value_as_a_string_is_documented_as_ascii_digits(document: dict[
 
     assert value["pattern"] == r"^[0-9]+(\.[0-9]+)?$" and value["maxLength"] == 32
     assert reading["additionalProperties"] is False
+
+
+def test_documented_constraints_are_the_validators_own(document: dict[str, Any]) -> None:
+    """The document is as strict as the server, so generated "valid" data is valid: the
+    schedule's days and window count, and the control characters names refuse."""
+    import re
+
+    from propdev.access.schedule import DAYS, MAX_WINDOWS
+    from propdev.management.errors import InvalidFieldError
+    from propdev.management.fields import text
+
+    schemas = document["components"]["schemas"]
+    schedule = schemas["RightRequest"]["properties"]["schedule"]
+    windows = schedule["properties"]["windows"]
+    assert windows["maxItems"] == MAX_WINDOWS
+    assert windows["items"]["properties"]["days"]["items"]["enum"] == list(DAYS)
+    name = schemas["SiteRequest"]["properties"]["name"]
+    for value in ("Riverside", "Дом 1", " a ", "\u0085x", "a\x07", "\x7f", "   ", "\t"):
+        try:
+            text(value, "name")
+            accepted = True
+        except InvalidFieldError:
+            accepted = False
+        assert bool(re.search(name["pattern"], value)) is accepted, repr(value)

@@ -24,13 +24,14 @@ from propdev.http.routes.manage_support import (
     flag_param,
     listed,
     management,
+    text,
 )
 from propdev.management import COLUMNS, MAX_LINES, InvalidFieldError, decode
 
 routes = web.RouteTableDef()
 
 KIND = {"type": "string", "enum": ["door", "barrier"]}
-DEVICE_ID: schemas.JSONSchema = {"type": "string", "minLength": 1, "maxLength": 128}
+DEVICE_ID = text(128)
 MANAGED_POINT = schemas.named(
     "ManagedAccessPoint",
     schemas.object_of(
@@ -256,7 +257,7 @@ async def delete_point(request: web.Request) -> web.Response:
         "one transaction, each audited as `access_point.import`."
     ),
     tags=TAGS,
-    request={"type": "string", "description": "CSV text (UTF-8)"},
+    request={"type": "string", "minLength": 1, "description": "CSV text (UTF-8), header first"},
     request_content_type="text/csv",
     query=[
         Param(

@@ -17,6 +17,7 @@ from propdev.http.routes.manage_support import (
     deleted,
     listed,
     management,
+    text,
     updated,
 )
 
@@ -75,7 +76,7 @@ APARTMENT = schemas.named(
         required=["id", "building_id", "number", "residents"],
     ),
 )
-NUMBER: schemas.JSONSchema = {"type": "string", "minLength": 1, "maxLength": 32}
+NUMBER = text(32)
 APARTMENT_REQUEST = schemas.named(
     "ApartmentRequest",
     schemas.object_of(

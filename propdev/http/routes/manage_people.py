@@ -90,12 +90,41 @@ MOVED_OUT = schemas.named(
         ],
     ),
 )
+_TIME_OF_DAY = "^([01][0-9]|2[0-3]):[0-5][0-9]$"
+# propdev.access's schedule.DAYS and MAX_WINDOWS (tests/contract/test_openapi_document.py)
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SCHEDULE: schemas.JSONSchema = {
     "type": ["object", "null"],
     "description": (
         'Weekly windows in the site\'s time zone: {"windows": [{"days": ["mon"], "from": '
-        '"07:00", "until": "22:00"}]}; past midnight allowed; null: at all times.'
+        '"07:00", "until": "22:00"}]}; past midnight allowed (`until` before `from`), `from` '
+        "and `until` never equal; null: at all times."
     ),
+    # what propdev.access.Schedule.parse takes
+    "required": ["windows"],
+    "properties": {
+        "windows": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 28,
+            "items": {
+                "type": "object",
+                "required": ["days", "from", "until"],
+                "properties": {
+                    "days": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {"type": "string", "enum": list(_DAYS)},
+                    },
+                    "from": {"type": "string", "pattern": _TIME_OF_DAY},
+                    "until": {
+                        "type": "string",
+                        "pattern": "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$",
+                    },
+                },
+            },
+        }
+    },
 }
 RIGHT = schemas.named(
     "Right",

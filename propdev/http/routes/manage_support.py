@@ -85,7 +85,20 @@ ID: schemas.JSONSchema = {
     "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$",
     "description": "1 to 64 letters, digits, `.`, `_`, `:` or `-`",
 }
-NAME: schemas.JSONSchema = {"type": "string", "minLength": 1, "maxLength": 200}
+
+
+def text(max_length: int) -> schemas.JSONSchema:
+    """What ``management.fields.text`` takes: at most ``max_length`` characters, not only
+    white space, no control characters (U+0000-U+001F, U+007F)."""
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": max_length,
+        "pattern": r"^[^\x00-\x1f\x7f]*[^\x00-\x1f\x7f\s][^\x00-\x1f\x7f]*$",
+    }
+
+
+NAME = text(200)
 NULLABLE_NUMBER: schemas.JSONSchema = {"type": ["number", "null"]}
 INVALID = "A field is invalid (`field` names it)."
 CONFLICT = "It contradicts what exists (`field` names the field when one is to blame)."
