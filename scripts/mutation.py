@@ -51,7 +51,7 @@ GROUPS: dict[str, Group] = {
     ),
     "audit": Group(
         ("propdev/storage/audit.py",),
-        ("tests/unit/storage/test_audit.py",),
+        ("tests/unit/storage/test_audit.py", "tests/unit/storage/test_audit_chain.py"),
     ),
     "commands": Group(
         ("propdev/storage/commands.py",),
@@ -76,7 +76,7 @@ GROUPS: dict[str, Group] = {
     ),
     "throttle": Group(
         ("propdev/security/throttle.py",),
-        ("tests/unit/security/test_throttle.py",),
+        ("tests/unit/security/test_throttle.py", "tests/unit/security/test_signin_throttle.py"),
         weight=1.5,
     ),
     "breaker": Group(
@@ -213,13 +213,51 @@ def prepare(name: str, group: Group, *, fresh: bool) -> Path:
     return work
 
 
-def run_group(name: str, group: Group, *, seconds: float, jobs: int, fresh: bool) -> bool:
-    """Runs mutmut for one group; False when the time ran out before it finished."""
-    work = prepare(name, group, fresh=fresh)
+def meta_statuses(name: str, group: Group) -> dict[str, str]:
+    """mutmut's verdicts in ``var/mutate/<group>/mutants/**.meta``: mutant -> status."""
+    statuses = {}
+    for module in group.modules:
+        meta = WORK / name / "mutants" / (module + ".meta")
+        if meta.exists():
+            codes = json.loads(meta.read_text("utf-8"))["exit_code_by_key"]
+            statuses.update({k: STATUS.get(v, "suspicious") for k, v in codes.items()})
+    return statuses
+
+
+def saved_statuses(name: str, group: Group) -> dict[str, str]:
+    """The verdicts this script kept from the group's last run (mutmut's when there are none).
+
+    mutmut forgets every verdict when the test selection changes (a new test file), so a
+    recheck merges its new verdicts into these instead of trusting mutmut's cache.
+    """
+    path = WORK / name / "results.json"
+    if path.exists():
+        saved: dict[str, str] = json.loads(path.read_text("utf-8"))
+        return saved
+    return meta_statuses(name, group)
+
+
+def unsettled(statuses: dict[str, str]) -> list[str]:
+    """Mutants that no test caught, or that were not run."""
+    return sorted(k for k, v in statuses.items() if v not in CAUGHT)
+
+
+def run_group(
+    name: str, group: Group, *, seconds: float, jobs: int, mode: str, names: list[str]
+) -> bool:
+    """Runs mutmut for one group; False when the time ran out before it finished.
+
+    ``mode``: "fresh" (every mutant, from scratch), "keep" (mutmut's cache: only mutants
+    without a result), "recheck" (the previous run's survivors and unrun mutants again, e.g.
+    after adding tests; the source must not have changed since).
+    """
+    work = prepare(name, group, fresh=mode == "fresh")
+    if mode == "recheck" and not names:
+        return True
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PROPDEV_TEST_IN_PROCESS"] = "1"  # SQLite and the local stores only (tests/conftest.py)
     log = (work / "mutmut.log").open("w")
-    cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs)]
+    cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *names]
     process = subprocess.Popen(
         cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -239,15 +277,31 @@ def run_group(name: str, group: Group, *, seconds: float, jobs: int, fresh: bool
         log.close()
 
 
-def collect(name: str, group: Group, equivalents: dict[str, str]) -> list[ModuleResult]:
+def collect(
+    name: str,
+    group: Group,
+    equivalents: dict[str, str],
+    previous: dict[str, str] | None,
+    rechecked: list[str],
+) -> list[ModuleResult]:
+    """Per module results; after a recheck, the previous verdicts of the mutants not rechecked
+    (or not reached within the budget) stand."""
     work = WORK / name
+    statuses = meta_statuses(name, group)
+    if previous is not None:
+        again = set(rechecked)
+        statuses = {
+            k: statuses[k]
+            if k in again and statuses.get(k, "not checked") not in UNTESTED
+            else previous[k]
+            for k in previous
+        }
+    (work / "results.json").write_text(json.dumps(statuses, indent=1, sort_keys=True), "utf-8")
     results = []
     for module in group.modules:
         result = ModuleResult(module)
-        meta = work / "mutants" / (module + ".meta")
-        if meta.exists():
-            codes = json.loads(meta.read_text("utf-8"))["exit_code_by_key"]
-            result.statuses = {k: STATUS.get(v, "suspicious") for k, v in codes.items()}
+        prefix = module_name(module) + "."
+        result.statuses = {k: v for k, v in statuses.items() if k.startswith(prefix)}
         result.equivalent = {k: v for k, v in equivalents.items() if k in result.statuses}
         result.diffs = diffs(work, result.survivors)
         results.append(result)
@@ -332,10 +386,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=WORK / "report.md",
         help="Markdown report; the JSON goes beside it (default var/mutate/report.md)",
     )
-    parser.add_argument(
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument(
         "--keep",
         action="store_true",
-        help="reuse the previous run's results (mutmut retests only what changed)",
+        help="reuse the previous run's results (mutmut tests only mutants without one)",
+    )
+    how.add_argument(
+        "--recheck",
+        action="store_true",
+        help="test again only the previous run's survivors and unrun mutants (after new tests)",
     )
     parser.add_argument("--list", action="store_true", help="print the groups and exit")
     return parser.parse_args(argv)
@@ -357,6 +417,7 @@ def main(argv: list[str]) -> int:
         print("mutmut is not installed: scripts/install installs the dev extra", file=sys.stderr)
         return 2
     names = args.groups or list(GROUPS)
+    mode = "recheck" if args.recheck else "keep" if args.keep else "fresh"
     equivalents = load_equivalents()
     started = time.monotonic()
     deadline = started + args.budget * 60
@@ -368,11 +429,16 @@ def main(argv: list[str]) -> int:
         weights = sum(GROUPS[n].weight for n in names[i:])
         share = left * group.weight / weights
         print(f"{name}: {', '.join(group.modules)} (up to {share / 60:.1f} min)", flush=True)
-        if share < 30 or not run_group(
-            name, group, seconds=share, jobs=args.jobs, fresh=not args.keep
-        ):
+        previous = saved_statuses(name, group) if mode == "recheck" else None
+        again = unsettled(previous) if previous is not None else []
+        if mode == "recheck":
+            print(f"  rechecking {len(again)} mutants", flush=True)
+        finished = share >= 30 and run_group(
+            name, group, seconds=share, jobs=args.jobs, mode=mode, names=again
+        )
+        if not finished:
             unfinished.append(name)
-        for r in collect(name, group, equivalents):
+        for r in collect(name, group, equivalents, previous, again):
             results.append(r)
             score = "n/a" if r.score is None else f"{r.score:.1%}"
             print(
