@@ -21,18 +21,19 @@ def port() -> int:
     return free_port()
 
 
-# PROPDEV_TEST_IN_PROCESS=1 keeps only the in-process variants of the tests parametrized over
-# backends (SQLite, the local throttle store): ``scripts/mutate`` runs each mutant against them.
-_OUT_OF_PROCESS = {"postgresql", "redis"}
+# PROPDEV_TEST_SKIP_BACKENDS=postgresql,redis drops the variants of the tests parametrized over
+# those backends (the SQLite and in-process ones stay): ``scripts/mutate`` runs each mutant
+# against the fast variants only.
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("PROPDEV_TEST_IN_PROCESS") != "1":
+    skip = {b for b in os.environ.get("PROPDEV_TEST_SKIP_BACKENDS", "").split(",") if b}
+    if not skip:
         return
     keep, drop = [], []
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        out = any(isinstance(v, str) and v in _OUT_OF_PROCESS for v in params.values())
+        out = any(isinstance(v, str) and v in skip for v in params.values())
         (drop if out else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
