@@ -49,7 +49,11 @@ class Group:
 GROUPS: dict[str, Group] = {
     "opening": Group(
         ("propdev/access/opening.py", "propdev/access/outcome.py"),
-        ("tests/unit/access/test_opening.py", "tests/unit/access/test_outcome.py"),
+        (
+            "tests/unit/access/test_opening.py",
+            "tests/unit/access/test_opening_pipeline.py",
+            "tests/unit/access/test_outcome.py",
+        ),
         weight=3.0,
     ),
     "audit": Group(
