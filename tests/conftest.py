@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
 
 import pytest
 
@@ -19,6 +20,22 @@ def free_port() -> int:
 @pytest.fixture
 def port() -> int:
     return free_port()
+
+
+@pytest.fixture
+def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Passwords hashed with the cheapest argon2 parameters instead of the production ones
+    (about half a second per hash saved), for tests about anything but password hashing."""
+    from argon2 import PasswordHasher
+
+    from propdev.security import passwords
+
+    monkeypatch.setattr(
+        passwords, "_HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    )
+    passwords._dummy_hash.cache_clear()
+    yield
+    passwords._dummy_hash.cache_clear()  # no cheap dummy hash left for the tests after
 
 
 # PROPDEV_TEST_SKIP_BACKENDS=postgresql,redis drops the variants of the tests parametrized over

@@ -9,12 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 
 from propdev.access import AccessRules, GuestPasses, PassCodes, Vehicles
 from propdev.devkit import VendorSimulator
 from propdev.partners import InProcessAdapter, PartnerGateway
-from propdev.security import create_user, passwords
+from propdev.security import create_user
 from propdev.storage import Database, migrate
 from propdev.storage.directory import AccessPoint, Directory
 from tests.support.postgres import fresh_database
@@ -69,16 +68,8 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The residents here never sign in: their passwords are hashed with the cheapest argon2
-    parameters instead of the production ones (about a second per test saved)."""
-    monkeypatch.setattr(
-        passwords, "_HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-    )
-
-
-@pytest.fixture
 async def estate(url: str, cheap_passwords: None) -> AsyncIterator[Estate]:
+    """(The residents here never sign in: ``cheap_passwords``.)"""
     db = Database(url)
     try:
         await migrate(db)
