@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -189,6 +190,29 @@ def load_equivalents() -> dict[str, str]:
     return {name: str(entry["reason"]) for name, entry in data.get("equivalent", {}).items()}
 
 
+_SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|FROM|WHERE|ORDER BY|SET|VALUES)\b", re.I)
+_CASE_SENSITIVE = re.compile(r"'[^']*'|:\w+|\"")  # SQL string literals, :parameters, quotes
+SQL_CASE = (
+    "only the letter case of SQL keywords or unquoted identifiers changed: both SQLite and "
+    "PostgreSQL read them case-insensitively, and a result column is named as declared"
+)
+
+
+def sql_case_only(diff: str) -> bool:
+    """The mutant changes only the case of SQL outside its literals and parameters."""
+    lines = diff.splitlines()
+    old = [line[1:] for line in lines if line.startswith("-") and not line.startswith("---")]
+    new = [line[1:] for line in lines if line.startswith("+") and not line.startswith("+++")]
+    if len(old) != 1 or len(new) != 1 or old == new or not _SQL.search(old[0]):
+        return False
+
+    def fold(line: str) -> tuple[str, list[str]]:
+        kept = _CASE_SENSITIVE.findall(line)
+        return _CASE_SENSITIVE.sub("\x00", line).lower(), kept
+
+    return fold(old[0]) == fold(new[0])
+
+
 def mutmut_section(group: Group) -> str:
     quoted = ", ".join(json.dumps(m) for m in group.modules)
     selection = ", ".join(json.dumps(a) for a in existing(group.tests))
@@ -312,6 +336,9 @@ def collect(
         result.statuses = {k: v for k, v in statuses.items() if k.startswith(prefix)}
         result.equivalent = {k: v for k, v in equivalents.items() if k in result.statuses}
         result.diffs = diffs(work, result.survivors)
+        for mutant, diff in result.diffs.items():
+            if mutant not in result.equivalent and sql_case_only(diff):
+                result.equivalent[mutant] = SQL_CASE
         results.append(result)
     return results
 
