@@ -3,6 +3,8 @@ PostgreSQL, paging the whole log and verifying a chain longer than one page."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from propdev.storage import Database
@@ -130,6 +132,26 @@ async def test_an_append_on_postgresql_takes_the_chain_lock_first() -> None:
     assert conn.statements[0] == ("SELECT pg_advisory_xact_lock(:k)", {"k": LOCK_KEY})
     assert [sql.split()[0] for sql, _ in conn.statements] == ["SELECT", "SELECT", "INSERT"]
     assert entry["id"] == 7 and entry["prev_hash"] == GENESIS
+
+
+class FakePostgres:
+    """A database on PostgreSQL as ``AuditLog.append`` sees it: a dialect and transactions."""
+
+    dialect = "postgresql"
+
+    def __init__(self) -> None:
+        self.conn = FakeConnection()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[FakeConnection]:
+        yield self.conn
+
+
+async def test_the_logs_appends_on_postgresql_take_the_chain_lock() -> None:
+    db = FakePostgres()
+    entry = await AuditLog(db).append(record(1))  # type: ignore[arg-type]
+    assert db.conn.statements[0] == ("SELECT pg_advisory_xact_lock(:k)", {"k": LOCK_KEY})
+    assert entry["id"] == 7
 
 
 async def test_an_append_on_sqlite_takes_no_advisory_lock() -> None:
