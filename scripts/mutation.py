@@ -69,6 +69,7 @@ GROUPS: dict[str, Group] = {
         ("propdev/security/tokens.py", "propdev/registry/revocations.py"),
         (
             "tests/unit/security/test_tokens.py",
+            "tests/unit/security/test_token_claims.py",
             "tests/unit/security/test_access_token_revocation.py",
             "tests/unit/registry/test_revocations.py",
         ),

@@ -3,18 +3,30 @@ them, and when a node stops trusting its cache."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+import uuid
 from typing import Any
 
+import pytest
+from redis.asyncio import Redis
+
 from propdev.registry import InProcessBus
+from propdev.registry.pipeline import Pipeliner
+from propdev.registry.redis_bus import RedisBus
 from propdev.registry.revocations import (
     CERTIFICATE,
     GRANT,
     SUBJECT,
     TOKEN,
     Revocations,
+    announce,
     honour_revocations,
 )
 from propdev.security.tokens import Claims
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 class Clock:
@@ -189,3 +201,40 @@ async def test_the_verifier_keeps_the_check_it_had() -> None:
     honour_revocations(verifier, revocations)  # type: ignore[arg-type]
     assert verifier.revoked(claims(sub="banned"))
     assert not verifier.revoked(claims(sub="fine"))
+
+
+async def test_a_revocation_that_ended_before_it_was_heard_is_not_in_force() -> None:
+    clock = Clock()
+    clock.now = 0.8
+    revocations = Revocations(InProcessBus(), clock=clock)
+    await revocations.revoke(TOKEN, "j1", 0.5)
+    assert not revocations.is_revoked(TOKEN, "j1")
+
+
+async def test_a_revocation_announced_from_the_command_line_reaches_a_node_of_the_cluster() -> None:
+    prefix = "test-revocations-" + uuid.uuid4().hex[:10]
+    client = Redis.from_url(REDIS_URL)
+    pipeliner = Pipeliner(client)
+    pipeliner.start()
+    bus = RedisBus(client, pipeliner, namespace="{" + prefix + "}", node_id="node-1")
+    heard = asyncio.Event()
+    revocations = Revocations(bus)
+    revocations.on_revoked(lambda kind, ident: heard.set())
+    bus.start()
+    try:
+        async with asyncio.timeout(10):
+            while not heard.is_set():  # pub/sub drops what is sent before the node subscribed
+                await announce(REDIS_URL, prefix, TOKEN, "j-cli", time.time() + 60)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(heard.wait(), 0.2)
+        assert revocations.is_revoked(TOKEN, "j-cli")
+        assert not revocations.is_revoked(SUBJECT, "j-cli")
+    finally:
+        await bus.close()
+        await pipeliner.close()
+        await client.aclose()
+
+
+async def test_announcing_to_a_redis_that_cannot_be_reached_fails() -> None:
+    with pytest.raises(Exception):  # noqa: B017 -- whichever error the bus raises, not silence
+        await announce("redis://127.0.0.1:1/0", "nowhere", TOKEN, "j", time.time() + 60)
