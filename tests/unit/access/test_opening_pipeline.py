@@ -449,3 +449,151 @@ def test_a_keyed_request_has_a_stable_command_id_per_user_and_key() -> None:
     fresh = command_id_for("u1", None)
     assert fresh != command_id_for("u1", None)
     assert uuid.UUID(fresh).version == 4
+
+
+# -- plates and codes: who the audit names, what the owner is told ------------------------
+
+
+async def present(
+    desk: Desk, via: Via, value: object, *, ap: str = DOOR, occurred_at: float | None = None
+) -> OpenOutcome:
+    point = await Directory(desk.estate.db).access_point(ap)
+    assert point is not None
+    request = OpenRequest(via, value=value, occurred_at=occurred_at)
+    return await desk.opening.open(point, request, Partner(desk.estate))  # type: ignore[arg-type]
+
+
+async def all_audit(estate: Estate) -> list[tuple[str, str]]:
+    return [(e["actor"], e["reason"]) for e in await audit(estate)]
+
+
+async def test_an_unreadable_plate_is_audited_as_such(estate: Estate) -> None:
+    outcome = await present(Desk(estate), Via.PLATE, "#!")
+    assert (outcome.result, outcome.reason) == (Result.REFUSED, "plate_unreadable")
+    assert await all_audit(estate) == [("plate:unreadable", "plate_unreadable")]
+
+
+async def test_an_unknown_plate_is_audited_by_sixteen_characters_of_its_key(
+    estate: Estate,
+) -> None:
+    await present(Desk(estate), Via.PLATE, "X999XX99")
+    [(actor, reason)] = await all_audit(estate)
+    assert reason == "unknown_plate"
+    assert actor.startswith("plate:") and len(actor) == len("plate:") + 16
+
+
+async def test_a_vehicles_owner_is_told_which_vehicle_opened_the_barrier(estate: Estate) -> None:
+    await estate.rules.grant(estate.owner, DOOR)
+    vehicle, _ = await estate.vehicles.register(estate.owner, "A123BC77")
+    assert (await present(Desk(estate), Via.PLATE, "A123BC77")).granted
+    [event] = await events(estate, estate.owner)
+    assert {k: event[k] for k in ("type", "credential", "vehicle_id", "plate_hint")} == {
+        "type": "access.automatic",
+        "credential": "vehicle",
+        "vehicle_id": vehicle.id,
+        "plate_hint": "C77",
+    }
+
+
+async def test_a_plate_is_judged_at_the_pipelines_time_not_the_rules_own(estate: Estate) -> None:
+    from propdev.access import Schedule
+
+    schedule = Schedule.parse({"windows": [{"days": ["wed"], "from": "11:00", "until": "13:00"}]})
+    await estate.rules.grant(estate.owner, DOOR, schedule)
+    await estate.vehicles.register(estate.owner, "A123BC77")
+    desk = Desk(estate)
+    desk.opening.clock = lambda: T0  # the pipeline decides at noon ...
+    estate.clock.advance(6 * 3600)  # ... while the rules' own clock says six in the evening
+    assert (await present(desk, Via.PLATE, "A123BC77")).granted
+
+
+async def pass_code(estate: Estate, max_uses: int = 5) -> tuple[str, str]:
+    from propdev.access import PassRequest
+    from propdev.access.passes import iso
+
+    await estate.rules.grant(estate.owner, DOOR)
+    issued, code = await estate.passes.create(
+        estate.owner,
+        PassRequest.parse(
+            {
+                "access_point_ids": [DOOR],
+                "valid_from": iso(T0),
+                "valid_until": iso(T0 + 3600),
+                "max_uses": max_uses,
+            },
+            now=T0,
+        ),
+    )
+    return issued.id, code
+
+
+async def test_a_stale_code_is_not_even_looked_up(estate: Estate) -> None:
+    _, code = await pass_code(estate)
+    outcome = await present(Desk(estate), Via.CODE, code, occurred_at=T0 - 600)
+    assert (outcome.result, outcome.reason) == (Result.REFUSED, "stale_event")
+    assert await all_audit(estate) == [("pass:unchecked", "stale_event")]
+
+
+async def test_codes_at_a_locked_keypad_and_unknown_codes_are_audited_apart(
+    estate: Estate,
+) -> None:
+    from propdev.access import KeypadLockout, KeypadPolicy
+
+    _, code = await pass_code(estate)
+    desk = Desk(estate)
+    desk.opening.lockout = KeypadLockout(KeypadPolicy(attempts=2, window=300, cooldown=600))
+    wrong = "00000000" if code != "00000000" else "11111111"
+    await present(desk, Via.CODE, wrong)
+    await present(desk, Via.CODE, wrong)
+    await present(desk, Via.CODE, code)
+    assert await all_audit(estate) == [
+        ("pass:unknown", "pass_unknown"),
+        ("pass:unknown", "pass_unknown"),
+        ("pass:unchecked", "locked_out"),
+    ]
+
+
+async def test_a_known_code_ends_a_run_of_unknown_ones(estate: Estate) -> None:
+    from propdev.access import KeypadLockout, KeypadPolicy
+
+    _, code = await pass_code(estate)
+    desk = Desk(estate)
+    desk.opening.lockout = KeypadLockout(KeypadPolicy(attempts=2, window=300, cooldown=600))
+    wrong = "00000000" if code != "00000000" else "11111111"
+    await present(desk, Via.CODE, wrong)
+    assert (await present(desk, Via.CODE, code)).granted
+    await present(desk, Via.CODE, wrong)
+    assert (await present(desk, Via.CODE, code)).granted  # one unknown code since: not locked
+
+
+async def test_a_pass_used_tells_its_owner_which_pass_and_how_many_uses(estate: Estate) -> None:
+    pass_id, code = await pass_code(estate, max_uses=3)
+    assert (await present(Desk(estate), Via.CODE, code)).granted
+    [event] = await events(estate, estate.owner)
+    assert {k: event[k] for k in ("type", "pass_id", "uses", "max_uses")} == {
+        "type": "pass.used",
+        "pass_id": pass_id,
+        "uses": 1,
+        "max_uses": 3,
+    }
+
+
+async def test_an_answer_stored_before_outcomes_were_is_replayed_for_its_door(
+    estate: Estate,
+) -> None:
+    from propdev.storage.commands import sync_put_answer
+
+    await estate.db.unit(
+        lambda conn: sync_put_answer(
+            conn,
+            subject=estate.owner,
+            key="old-key",
+            status=200,
+            body={"command_id": "cmd-old", "vendor_command_id": "v-old"},
+            at=T0,
+        )
+    )
+    partner = Partner(estate)
+    replay = await Desk(estate).tap(partner, key="old-key")
+    assert (replay.result, replay.command_id, replay.replayed) == (Result.GRANTED, "cmd-old", True)
+    assert replay.access_point_id == DOOR and partner.calls == []
