@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
+from structlog.testing import capture_logs
 
 from propdev.http.errors import TooManyRequestsError
 from propdev.http.ratelimit import (
@@ -72,6 +73,11 @@ async def test_the_local_limiter_answers_the_same_through_its_async_interface() 
     limiter = LocalLimiter(clock=Clock())
     answers = [(await limiter.hit("k", TEN)).allowed for _ in range(4)]
     assert answers == [True, True, True, False]
+    assert (await limiter.hit("other", TEN)).allowed
+
+
+def test_the_local_limiter_keeps_two_hundred_thousand_keys_by_default() -> None:
+    assert LocalLimiter().max_keys == 200_000
 
 
 def test_the_local_limiter_forgets_the_least_recently_used_key_past_its_size() -> None:
@@ -137,12 +143,20 @@ async def test_the_redis_limiter_has_a_default_prefix() -> None:
     assert redis.calls[0][0] == ["propdev:rl:t:k"]
 
 
-async def test_with_redis_down_the_given_fallback_decides() -> None:
+async def test_with_redis_down_the_given_fallback_decides_and_it_is_logged() -> None:
     fallback = LocalLimiter(clock=Clock())
     limiter = RedisLimiter(FakeRedis(ConnectionError("down")), fallback=fallback)
-    answers = [(await limiter.hit("k", TEN)).allowed for _ in range(4)]
+    with capture_logs() as logs:
+        answers = [(await limiter.hit("k", TEN)).allowed for _ in range(4)]
     assert answers == [True, True, True, False]
-    assert "t:k" in fallback._tat
+    assert list(fallback._tat) == ["t:k"]
+    assert logs[0] == {
+        "event": "rate_limit_redis_unavailable",
+        "error": "ConnectionError",
+        "log_level": "warning",
+    }
+    assert limiter.redis is not None and limiter.prefix == "propdev:rl:"
+    assert limiter.fallback is fallback
 
 
 async def test_with_redis_down_and_no_fallback_given_a_local_limit_still_applies() -> None:
