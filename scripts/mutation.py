@@ -85,7 +85,7 @@ GROUPS: dict[str, Group] = {
     ),
     "throttle": Group(
         ("propdev/security/throttle.py",),
-        ("tests/unit/security/test_throttle.py", "tests/unit/security/test_signin_throttle.py"),
+        ("tests/unit/security/test_throttle.py", "tests/unit/security/test_throttle_rules.py"),
         weight=1.5,
         skip_backends=("postgresql",),
     ),
