@@ -429,6 +429,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="reuse the previous run's results (mutmut tests only mutants without one)",
     )
     how.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: write the report of the groups' last results",
+    )
+    how.add_argument(
         "--recheck",
         action="store_true",
         help="test again only the previous run's survivors and unrun mutants (after new tests)",
@@ -453,7 +458,13 @@ def main(argv: list[str]) -> int:
         print("mutmut is not installed: scripts/install installs the dev extra", file=sys.stderr)
         return 2
     names = args.groups or list(GROUPS)
-    mode = "recheck" if args.recheck else "keep" if args.keep else "fresh"
+    mode = "fresh"
+    if args.report_only:
+        mode = "report"
+    elif args.recheck:
+        mode = "recheck"
+    elif args.keep:
+        mode = "keep"
     equivalents = load_equivalents()
     started = time.monotonic()
     deadline = started + args.budget * 60
@@ -465,13 +476,18 @@ def main(argv: list[str]) -> int:
         weights = sum(GROUPS[n].weight for n in names[i:])
         share = left * group.weight / weights
         print(f"{name}: {', '.join(group.modules)} (up to {share / 60:.1f} min)", flush=True)
-        previous = saved_statuses(name, group) if mode == "recheck" else None
+        previous = saved_statuses(name, group) if mode in ("recheck", "report") else None
         again = unsettled(previous) if previous is not None else []
         if mode == "recheck":
             print(f"  rechecking {len(again)} mutants", flush=True)
-        finished = share >= 30 and run_group(
-            name, group, seconds=share, jobs=args.jobs, mode=mode, names=again
-        )
+        if mode == "report":
+            again = []
+        if mode == "report":
+            finished = True
+        else:
+            finished = share >= 30 and run_group(
+                name, group, seconds=share, jobs=args.jobs, mode=mode, names=again
+            )
         if not finished:
             unfinished.append(name)
         for r in collect(name, group, equivalents, previous, again):
