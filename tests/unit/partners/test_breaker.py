@@ -272,3 +272,178 @@ async def test_a_full_guard_refuses_without_queueing_and_counts_nothing() -> Non
     assert await first == "done"
     assert g.in_flight == 0 and g.state == "closed"
     assert g.latency()["samples"] == 1
+
+
+def test_a_breaker_asks_the_other_callers_of_a_trial_to_wait_a_second_by_default() -> None:
+    clock = Clock()
+    b = Breaker("acme", failures=1, reset=10.0, clock=clock, on_change=lambda old, new: None)
+    b.record(b.admit(), PartnerUnavailableError("down"))
+    clock.now += 10.0
+    b.admit()
+    with pytest.raises(CircuitOpenError) as raised:
+        b.admit()
+    assert (raised.value.partner_id, raised.value.retry_after) == ("acme", 1.0)
+
+
+def test_the_circuit_stays_open_until_the_very_end_of_the_reset() -> None:
+    clock = Clock()
+    b = breaker(clock, [])
+    trip(b)
+    clock.now += 29.5
+    with pytest.raises(CircuitOpenError) as raised:
+        b.admit()
+    assert raised.value.retry_after == pytest.approx(0.5)
+    assert b.state == "open"
+
+
+def test_after_a_failed_trial_and_another_reset_the_next_trial_goes_through() -> None:
+    clock = Clock()
+    b = breaker(clock, [])
+    trip(b)
+    clock.now += 30.0
+    b.record(b.admit(), PartnerUnavailableError("still down"))
+    clock.now += 30.0
+    assert b.admit() is Ticket.TRIAL
+
+
+def test_a_closed_circuit_that_was_open_once_has_no_wait() -> None:
+    clock = Clock()
+    b = breaker(clock, [])
+    trip(b)
+    clock.now += 30.0
+    b.record(b.admit(), None)
+    assert b.state == "closed" and b.retry_after() is None
+
+
+def test_a_guards_bad_settings_are_named() -> None:
+    with pytest.raises(ValueError) as raised:
+        CallGuard("acme", timeout=0, breaker_failures=1, breaker_reset=1.0, max_in_flight=1)
+    assert str(raised.value) == (
+        "timeout, breaker_failures, breaker_reset, max_in_flight must be > 0"
+    )
+
+
+async def down() -> None:
+    raise PartnerUnavailableError("down")
+
+
+async def test_an_open_guard_names_its_upstream_and_asks_trial_waiters_to_wait_its_timeout() -> (
+    None
+):
+    clock = Clock()
+    g = CallGuard(
+        "acme", timeout=5.0, breaker_failures=1, breaker_reset=10.0, max_in_flight=2, clock=clock
+    )
+    with pytest.raises(PartnerUnavailableError):
+        await g.call(down)
+    with pytest.raises(CircuitOpenError) as raised:
+        await g.call(down)
+    assert raised.value.partner_id == "acme"
+    clock.now += 10.0
+    started, finish = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> str:
+        started.set()
+        await finish.wait()
+        return "ok"
+
+    trial = asyncio.create_task(g.call(slow))
+    await started.wait()
+    with pytest.raises(CircuitOpenError) as waiting:
+        await g.call(slow)
+    assert waiting.value.retry_after == 5.0
+    finish.set()
+    assert await trial == "ok" and g.state == "closed"
+
+
+async def test_a_cancelled_trial_lets_the_next_caller_try() -> None:
+    clock = Clock()
+    g = guard(clock)
+    g.timeout = 5.0
+    with pytest.raises(PartnerUnavailableError):
+        await g.call(down)
+    clock.now += 10.0
+    started = asyncio.Event()
+
+    async def hang() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    trial = asyncio.create_task(g.call(hang))
+    await started.wait()
+    trial.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await trial
+
+    async def fine() -> str:
+        return "ok"
+
+    assert await g.call(fine) == "ok" and g.state == "closed"
+
+
+async def test_a_trial_turned_away_by_a_full_bulkhead_lets_the_next_caller_try() -> None:
+    clock = Clock()
+    g = guard(clock)
+    g.timeout = 5.0
+    started, finish = asyncio.Event(), asyncio.Event()
+
+    async def straggler() -> str:
+        started.set()
+        await finish.wait()
+        return "late"
+
+    first = asyncio.create_task(g.call(straggler))  # holds the only slot
+    await started.wait()
+    b = g._breaker  # the circuit opens behind the straggler's back
+    b.record(b.admit(), PartnerUnavailableError("down"))
+    clock.now += 10.0
+    with pytest.raises(BulkheadFullError):
+        await g.call(down)  # admitted as the trial, then turned away: the trial is given back
+    finish.set()
+    assert await first == "late"
+
+    async def fine() -> str:
+        return "ok"
+
+    assert await g.call(fine) == "ok"
+
+
+async def test_a_failing_listener_is_logged_with_its_upstream() -> None:
+    def broken(*change: str) -> None:
+        raise RuntimeError("listener bug")
+
+    g = CallGuard(
+        "acme",
+        timeout=1.0,
+        breaker_failures=1,
+        breaker_reset=10.0,
+        max_in_flight=1,
+        clock=Clock(),
+        on_state_change=broken,
+    )
+    with capture_logs() as logs, pytest.raises(PartnerUnavailableError):
+        await g.call(down)
+    failed = next(e for e in logs if e["event"] == "partner_breaker_listener_failed")
+    assert failed["partner"] == "acme"
+
+
+async def test_latencies_are_the_calls_durations_in_milliseconds_to_two_places(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from propdev.partners import guard as guard_module
+
+    real = guard_module.time.perf_counter
+    ticks = [10.0, 10.0012345, 20.0, 20.0012345]  # each call's start and end
+    monkeypatch.setattr(
+        guard_module.time, "perf_counter", lambda: ticks.pop(0) if ticks else real()
+    )
+    g = guard(Clock())
+    g.timeout = 5.0
+
+    async def fine() -> str:
+        return "ok"
+
+    await g.call(fine)
+    with pytest.raises(PartnerUnavailableError):
+        await g.call(down)
+    assert g.latency() == {"samples": 2, "p50_ms": 1.23, "p95_ms": 1.23}
