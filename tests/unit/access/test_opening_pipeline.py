@@ -159,11 +159,14 @@ async def test_a_granted_tap_records_the_command_its_steps_audit_event_and_answe
     ]
     assert await commands.answer(estate.owner, "k1", now=T0) == (0, outcome.to_dict())
     decided = next(e for e in logs if e["event"] == "access_decided")
-    assert {k: decided[k] for k in ("access_point_id", "via", "by", "result", "command_id")} == {
+    assert {
+        k: decided[k] for k in ("access_point_id", "via", "by", "result", "reason", "command_id")
+    } == {
         "access_point_id": DOOR,
         "via": "app",
         "by": f"user:{estate.owner}",
         "result": "granted",
+        "reason": "",
         "command_id": "cmd-1",
     }
 
@@ -597,3 +600,75 @@ async def test_an_answer_stored_before_outcomes_were_is_replayed_for_its_door(
     replay = await Desk(estate).tap(partner, key="old-key")
     assert (replay.result, replay.command_id, replay.replayed) == (Result.GRANTED, "cmd-old", True)
     assert replay.access_point_id == DOOR and partner.calls == []
+
+
+async def test_a_pass_the_vendor_refused_tells_its_owner_the_use_was_given_back(
+    estate: Estate,
+) -> None:
+    pass_id, code = await pass_code(estate, max_uses=3)
+    point = await Directory(estate.db).access_point(DOOR)
+    assert point is not None
+    desk = Desk(estate)
+    refusing = Partner(estate, PartnerRefusedError("denied"))
+    request = OpenRequest(Via.CODE, value=code)
+    outcome = await desk.opening.open(point, request, refusing)  # type: ignore[arg-type]
+    assert outcome.reason == "vendor_refused:denied"
+    [event] = await events(estate, estate.owner)
+    assert {k: event[k] for k in ("type", "pass_id", "uses", "max_uses")} == {
+        "type": "pass.denied",
+        "pass_id": pass_id,
+        "uses": 0,
+        "max_uses": 3,
+    }
+
+
+async def test_a_tap_is_judged_at_the_pipelines_time_not_the_rules_own(estate: Estate) -> None:
+    from propdev.access import Schedule
+
+    schedule = Schedule.parse({"windows": [{"days": ["wed"], "from": "11:00", "until": "13:00"}]})
+    await estate.rules.grant(estate.owner, DOOR, schedule)
+    desk = Desk(estate)
+    desk.opening.clock = lambda: T0  # the pipeline decides at noon ...
+    estate.clock.advance(6 * 3600)  # ... while the rules' own clock says six in the evening
+    assert (await desk.tap(Partner(estate))).granted
+
+
+async def test_an_event_two_minutes_old_is_still_acted_on_and_one_older_is_not(
+    estate: Estate,
+) -> None:
+    await estate.rules.grant(estate.owner, DOOR)
+    await estate.vehicles.register(estate.owner, "A123BC77")
+    desk = Desk(estate)
+    assert (await present(desk, Via.PLATE, "A123BC77", occurred_at=T0)).granted
+    assert (await present(desk, Via.PLATE, "A123BC77", occurred_at=T0 - 120)).granted
+    late = await present(desk, Via.PLATE, "A123BC77", occurred_at=T0 - 120.5)
+    assert late.reason == "stale_event"
+
+
+async def test_a_credential_the_pipeline_does_not_know_is_an_error(estate: Estate) -> None:
+    point = await Directory(estate.db).access_point(DOOR)
+    assert point is not None
+    request = OpenRequest("fax", subject=estate.owner)  # type: ignore[arg-type]
+    with pytest.raises(ValueError) as raised:
+        await Desk(estate).opening.open(point, request, Partner(estate))  # type: ignore[arg-type]
+    assert str(raised.value) == "unknown credential 'fax'"
+
+
+async def test_a_refusal_by_our_rules_is_fenced_too(estate: Estate) -> None:
+    def fence(conn: UnitConnection) -> None:
+        raise LookupError("the shard moved")
+
+    with pytest.raises(LookupError):
+        await Desk(estate).tap(Partner(estate), fence=fence)  # no right: refused, not recorded
+    assert await audit(estate) == []
+
+
+async def test_the_decision_is_logged_with_its_reason(estate: Estate) -> None:
+    with capture_logs() as logs:
+        await Desk(estate).tap(Partner(estate))
+    decided = next(e for e in logs if e["event"] == "access_decided")
+    assert (decided["result"], decided["reason"], decided["command_id"]) == (
+        "refused",
+        "no_right",
+        None,
+    )
