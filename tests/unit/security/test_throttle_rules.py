@@ -43,6 +43,7 @@ def test_a_back_off_is_free_then_doubles_from_its_base_up_to_its_cap() -> None:
     assert rule.delay(10_000) == 100.0  # no overflow on a long run
     assert isinstance(rule.delay(4), float)
     assert Backoff(free=0).delay(10) == 0.0
+    assert [Backoff(free=1, base=10.0, cap=100.0).delay(n) for n in range(3)] == [0, 10, 20]
 
 
 def test_a_back_off_waits_from_the_last_failure() -> None:
