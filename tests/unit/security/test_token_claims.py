@@ -19,6 +19,7 @@ from propdev.security import (
     certificate_thumbprint,
     check_certificate_binding,
 )
+from propdev.security.tokens import check_times
 from tests.unit.security.conftest import ISSUER, FakeClock
 
 AT_ANY_TIME = {"verify_exp": False, "verify_iat": False}  # the fake clock is not the wall clock
@@ -138,6 +139,7 @@ def test_a_token_without_scope_roles_or_amr_has_none(
     settings: Settings, keys: SigningKeys, verifier: TokenVerifier, clock: FakeClock
 ) -> None:
     claims = verifier.verify(sign(keys, base_claims(settings, clock)))
+    assert (claims.sub, claims.client_id, claims.jti) == ("u1", "app", "j1")
     assert claims.scope == frozenset() and claims.roles == frozenset() and claims.amr == ()
     assert not claims.has_scope("api") and not claims.has_role("resident")
     full = verifier.verify(
@@ -170,3 +172,29 @@ def test_a_claim_of_the_wrong_type_makes_the_token_malformed(
     with pytest.raises(InvalidTokenError) as raised:
         verifier.verify(sign(keys, base_claims(settings, clock, **bad)))
     assert str(raised.value) == "malformed claims"
+
+
+def test_times_are_checked_with_the_leeway_on_the_callers_side() -> None:
+    assert check_times({"exp": 100, "iat": 50}, 105.0, 5.0) == (100.0, 50.0)
+    with pytest.raises(InvalidTokenError) as expired:
+        check_times({"exp": 100, "iat": 50}, 105.5, 5.0)
+    assert str(expired.value) == "token expired"
+    assert check_times({"exp": 200, "iat": 105}, 100.0, 5.0) == (200.0, 105.0)
+    with pytest.raises(InvalidTokenError) as future:
+        check_times({"exp": 200, "iat": 105.5}, 100.0, 5.0)
+    assert str(future.value) == "token issued in the future"
+
+
+def test_a_not_before_time_is_honoured_with_the_same_leeway() -> None:
+    assert check_times({"exp": 200, "iat": 90, "nbf": 105}, 100.0, 5.0) == (200.0, 90.0)
+    with pytest.raises(InvalidTokenError) as early:
+        check_times({"exp": 200, "iat": 90, "nbf": 105.5}, 100.0, 5.0)
+    assert str(early.value) == "token not yet valid"
+    assert check_times({"exp": 200, "iat": 90, "nbf": "later"}, 100.0, 5.0) == (200.0, 90.0)
+
+
+@pytest.mark.parametrize("bad", [{"exp": "soon"}, {"iat": True}, {"exp": None}])
+def test_time_claims_that_are_not_numbers_are_malformed(bad: dict[str, Any]) -> None:
+    with pytest.raises(InvalidTokenError) as raised:
+        check_times({"exp": 200, "iat": 90, **bad}, 100.0, 5.0)
+    assert str(raised.value) == "malformed time claims"
