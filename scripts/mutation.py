@@ -191,7 +191,9 @@ def load_equivalents() -> dict[str, str]:
     return {name: str(entry["reason"]) for name, entry in data.get("equivalent", {}).items()}
 
 
-_SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|FROM|WHERE|AND|JOIN|ORDER BY|SET|VALUES)\b", re.I)
+_SQL = re.compile(
+    r"\b(SELECT|INSERT|UPDATE|DELETE|FROM|WHERE|AND|JOIN|ORDER BY|SET|VALUES)\b", re.I
+)
 _CASE_SENSITIVE = re.compile(r"'[^']*'|:\w+|\"")  # SQL string literals, :parameters, quotes
 SQL_CASE = (
     "only the letter case of SQL keywords or unquoted identifiers changed: both SQLite and "
