@@ -381,7 +381,7 @@ async def test_the_fence_runs_inside_the_recording_unit_and_the_precheck_before_
         order.append(f"precheck:{len(partner.calls)}")
 
     await Desk(estate).tap(partner, fence=fence, precheck=precheck)
-    assert order == ["precheck:0", "fence:sqlite"]
+    assert order == ["precheck:0", f"fence:{estate.db.dialect}"]
 
 
 async def test_a_failing_precheck_stops_the_open_before_the_partner_is_asked(
