@@ -1,7 +1,8 @@
 """Mutation testing of the critical paths (``scripts/mutate``; see docs/mutation.md).
 
-Each group below names the modules to mutate and the fast, in-process tests (SQLite, no Redis,
-no PostgreSQL, no e2e) that are meant to catch them. Each group runs mutmut in a scratch
+Each group below names the modules to mutate and the fast unit tests meant to catch them (their
+SQLite and in-process variants: ``PROPDEV_TEST_SKIP_BACKENDS``, read by tests/conftest.py; never
+the e2e suite). Each group runs mutmut in a scratch
 directory of its own under ``var/mutate/<group>/`` (symlinks to ``propdev`` and ``tests`` and a
 copy of ``pyproject.toml`` with a ``[tool.mutmut]`` section written here), within its share of a
 total time budget: what a group leaves unspent goes to the groups after it, and a group that runs
@@ -10,7 +11,8 @@ Markdown report and a summary is printed.
 
 Score per module: (killed + timed out) / (run - equivalent), where "run" counts every mutant
 that was tested (killed, timed out, survived, suspicious, no tests) and "equivalent" the
-survivors listed in ``scripts/mutation-equivalents.toml`` with the reason no test can kill them.
+survivors listed in ``scripts/mutation-equivalents.toml`` with the reason no test can kill them,
+and those that only change the letter case of SQL (``sql_case_only``).
 """
 
 from __future__ import annotations
