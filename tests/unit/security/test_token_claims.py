@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from typing import Any
 
 import jwt
@@ -19,7 +20,7 @@ from propdev.security import (
     certificate_thumbprint,
     check_certificate_binding,
 )
-from propdev.security.tokens import check_times
+from propdev.security.tokens import check_times, decode_signed
 from tests.unit.security.conftest import ISSUER, FakeClock
 
 AT_ANY_TIME = {"verify_exp": False, "verify_iat": False}  # the fake clock is not the wall clock
@@ -198,3 +199,146 @@ def test_time_claims_that_are_not_numbers_are_malformed(bad: dict[str, Any]) -> 
     with pytest.raises(InvalidTokenError) as raised:
         check_times({"exp": 200, "iat": 90, **bad}, 100.0, 5.0)
     assert str(raised.value) == "malformed time claims"
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def forge(header: dict[str, Any], claims: dict[str, Any]) -> str:
+    return f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}.{b64(b'sig')}"
+
+
+def refusal(verifier: TokenVerifier, token: Any) -> str:
+    with pytest.raises(InvalidTokenError) as raised:
+        verifier.verify(token)
+    return str(raised.value)
+
+
+def test_each_refusal_says_exactly_what_is_wrong(
+    settings: Settings, keys: SigningKeys, verifier: TokenVerifier, clock: FakeClock
+) -> None:
+    kid = keys.signing_key.kid
+    good = base_claims(settings, clock)
+    assert refusal(verifier, None) == "malformed token"
+    assert refusal(verifier, "a.b") == "malformed token"
+    assert refusal(verifier, "!!.b.c") == "malformed token"
+    assert refusal(verifier, "%%%%.b.c") == "malformed token"
+    assert refusal(verifier, b64(b"[1]") + ".b.c") == "malformed token"
+    assert refusal(verifier, b64(b"{not json") + ".b.c") == "malformed token"
+    assert refusal(verifier, forge({"alg": "HS256", "typ": "at+jwt", "kid": kid}, good)) == (
+        "algorithm not allowed"
+    )
+    assert refusal(verifier, forge({"alg": "PS256", "typ": "JWT", "kid": kid}, good)) == (
+        "not an access token"
+    )
+    assert refusal(verifier, forge({"alg": "PS256", "typ": "at+jwt"}, good)) == "missing kid"
+    assert refusal(verifier, forge({"alg": "PS256", "typ": "at+jwt", "kid": "nope"}, good)) == (
+        "unknown signing key"
+    )
+    assert refusal(verifier, forge({"alg": "PS256", "typ": "at+jwt", "kid": kid}, good)) == (
+        "bad signature"
+    )
+    signed_garbage = jwt.PyJWS().encode(
+        b"not json",
+        keys.signing_key.private_key,
+        algorithm="PS256",
+        headers={"typ": "at+jwt", "kid": kid},
+    )
+    assert refusal(verifier, signed_garbage) == "malformed token"
+    assert refusal(verifier, sign(keys, {**good, "aud": "elsewhere"})) == "wrong audience"
+    assert refusal(verifier, sign(keys, {**good, "iss": "https://evil.test"})) == "wrong issuer"
+    missing = dict(good)
+    del missing["jti"]
+    assert refusal(verifier, sign(keys, missing)) == "missing claim jti"
+
+
+def test_the_shared_decoder_checks_the_issuer_it_is_given(
+    settings: Settings, keys: SigningKeys, clock: FakeClock
+) -> None:
+    token = sign(keys, base_claims(settings, clock, iss="https://other.test"))
+    public = keys.signing_key.public_key
+    with pytest.raises(InvalidTokenError) as raised:
+        decode_signed(token, public, "PS256", settings.audience, ISSUER)
+    assert str(raised.value) == "wrong issuer"
+    assert decode_signed(token, public, "PS256", settings.audience, "https://other.test")["sub"]
+
+
+@pytest.mark.parametrize("at", [1_000_000_000.0, 4_000_000_000.0], ids=["2001", "2096"])
+def test_times_are_judged_on_the_verifiers_clock_not_the_wall_clock(
+    settings: Settings, keys: SigningKeys, at: float
+) -> None:
+    clock = FakeClock(at)
+    issuer = TokenIssuer(settings, keys, clock=clock)
+    verifier = TokenVerifier(settings, keys, clock=clock)
+    token = sign(keys, base_claims(settings, clock, nbf=int(at)))
+    assert verifier.verify(token).sub == "u1"
+    assert verifier.verify(issuer.issue_access_token("u1", "app", "", [], [])).sub == "u1"
+
+
+def test_a_token_id_is_128_random_bits(issuer: TokenIssuer, verifier: TokenVerifier) -> None:
+    ids = {verifier.verify(issuer.issue_access_token("u", "app", "", [], [])).jti for _ in range(3)}
+    assert len(ids) == 3 and {len(i) for i in ids} == {22}
+
+
+def counting(verifier: TokenVerifier) -> list[str]:
+    """Counts the full verifications (the cache answers the rest)."""
+    calls: list[str] = []
+    full = verifier._verify
+
+    def spy(token: str, now: float) -> Any:
+        calls.append(token)
+        return full(token, now)
+
+    verifier._verify = spy  # type: ignore[method-assign]
+    return calls
+
+
+def test_a_cached_token_is_verified_again_only_while_the_cache_is_not_trusted(
+    issuer: TokenIssuer, verifier: TokenVerifier
+) -> None:
+    calls = counting(verifier)
+    token = issuer.issue_access_token("u1", "app", "api", ["resident"], ["pwd"])
+    trusted = {"now": True}
+    verifier.cache_trusted = lambda: trusted["now"]
+    verifier.verify(token)
+    verifier.verify(token)
+    assert len(calls) == 1
+    trusted["now"] = False
+    assert verifier.verify(token).sub == "u1"
+    assert len(calls) == 2
+
+
+def test_a_cached_token_revoked_since_is_refused(
+    issuer: TokenIssuer, verifier: TokenVerifier
+) -> None:
+    token = issuer.issue_access_token("u1", "app", "api", ["resident"], ["pwd"])
+    verifier.verify(token)
+    verifier.revoked = lambda claims: claims.sub == "u1"
+    assert refusal(verifier, token) == "token revoked"
+    other = issuer.issue_access_token("u1", "app", "api", ["resident"], ["otp"])
+    assert refusal(verifier, other) == "token revoked"
+
+
+def test_a_cached_token_past_its_expiry_is_refused_as_expired(
+    issuer: TokenIssuer, verifier: TokenVerifier, clock: FakeClock
+) -> None:
+    token = issuer.issue_access_token("u1", "app", "api", ["resident"], ["pwd"])
+    verifier.verify(token)
+    clock.advance(issuer.access_token_ttl + 6)
+    assert refusal(verifier, token) == "token expired"
+
+
+def test_the_cache_forgets_the_least_recently_used_token(
+    settings: Settings, keys: SigningKeys, issuer: TokenIssuer, clock: FakeClock
+) -> None:
+    verifier = TokenVerifier(settings, keys, clock=clock, cache_size=2)
+    calls = counting(verifier)
+    a, b, c = (issuer.issue_access_token(s, "app", "", [], []) for s in ("a", "b", "c"))
+    for token in (a, b, c):
+        verifier.verify(token)
+    verifier.verify(c)
+    verifier.verify(b)
+    assert calls == [a, b, c]
+    verifier.verify(a)
+    assert calls == [a, b, c, a]
