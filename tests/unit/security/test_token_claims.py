@@ -342,3 +342,22 @@ def test_the_cache_forgets_the_least_recently_used_token(
     assert calls == [a, b, c]
     verifier.verify(a)
     assert calls == [a, b, c, a]
+
+
+def test_an_unknown_key_is_looked_for_on_disk_at_most_every_thirty_seconds(
+    settings: Settings, keys: SigningKeys, clock: FakeClock
+) -> None:
+    verifier = TokenVerifier(settings, keys, clock=clock)
+    other = SigningKeys.load_or_create(keys.directory)  # another node, same key directory
+    assert refusal(verifier, forge({"alg": "PS256", "typ": "at+jwt", "kid": "k-x"}, {})) == (
+        "unknown signing key"
+    )  # looked for now
+    new_token = (
+        TokenIssuer(settings, other, clock=clock).issue_access_token("u1", "app", "", [], [])
+        if other.rotate()
+        else ""
+    )
+    clock.advance(29.5)
+    assert refusal(verifier, new_token) == "unknown signing key"  # not looked for again yet
+    clock.advance(0.5)
+    assert verifier.verify(new_token).sub == "u1"  # thirty seconds on: looked for, found
