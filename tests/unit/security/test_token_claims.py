@@ -352,10 +352,9 @@ def test_an_unknown_key_is_looked_for_on_disk_at_most_every_thirty_seconds(
     assert refusal(verifier, forge({"alg": "PS256", "typ": "at+jwt", "kid": "k-x"}, {})) == (
         "unknown signing key"
     )  # looked for now
-    new_token = (
-        TokenIssuer(settings, other, clock=clock).issue_access_token("u1", "app", "", [], [])
-        if other.rotate()
-        else ""
+    other.rotate()  # a new key on disk, not yet read here
+    new_token = TokenIssuer(settings, other, clock=clock).issue_access_token(
+        "u1", "app", "", [], []
     )
     clock.advance(29.5)
     assert refusal(verifier, new_token) == "unknown signing key"  # not looked for again yet
