@@ -68,7 +68,8 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-async def estate(url: str) -> AsyncIterator[Estate]:
+async def estate(url: str, cheap_passwords: None) -> AsyncIterator[Estate]:
+    """(The residents here never sign in: ``cheap_passwords``.)"""
     db = Database(url)
     try:
         await migrate(db)

@@ -20,6 +20,9 @@ from propdev.storage import Database
 from tests.unit.security.conftest import CLIENT_ID, REDIRECT_URI
 from tests.unit.security.helpers import code_for, exchange
 
+# Sign-ins here are about revocation, not hashing.
+pytestmark = pytest.mark.usefixtures("cheap_passwords")
+
 
 async def _tokens(client: Any) -> dict[str, Any]:
     code, code_verifier = await code_for(client)

@@ -34,6 +34,9 @@ from tests.unit.security.helpers import code_for, exchange, login, refresh
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
+# Sign-ins here are about throttling, not hashing.
+pytestmark = pytest.mark.usefixtures("cheap_passwords")
+
 MakeThrottle = Callable[..., FailureThrottle]
 MakeSignIn = Callable[..., SignInThrottle]
 
