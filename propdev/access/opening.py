@@ -206,7 +206,7 @@ class Opening:
             assert request.subject is not None
             user = request.subject
             judged = await self.rules.decide(user, point.id, at=now)
-            return _Decision(f"user:{user}", user, judged.reason, {"reason": judged.reason})
+            return _Decision(f"user:{user}", user, judged.reason)
         if request.via is Via.MANUAL:
             assert request.subject is not None
             return _Decision(f"operator:{request.subject}", request.subject)
@@ -413,7 +413,6 @@ def _event(
         return None
     granted_type, refused_type, failed_type = _EVENT_TYPES[via]
     data = dict(decision.data)
-    data.pop("reason", None)
     if decision.pass_uses is not None:
         uses, max_uses = decision.pass_uses
         data["uses"] = uses if outcome.granted else uses - 1
