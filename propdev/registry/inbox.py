@@ -116,10 +116,15 @@ class Inbox:
         return f"{self._namespace}:replies:{node_id}"
 
     async def start(self) -> None:
+        # Replies are read from the stream's last entry now, never from "$": a read from "$"
+        # sees only what is added while it blocks, so a reply landing between two empty reads
+        # would be lost and its ask would time out.
+        last: Any = await self._redis.xrevrange(self._replies, count=1)
+        replies_from = _text(last[0][0]) if last else "0-0"
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._read_inbox(), name="inbox"),
-            loop.create_task(self._read_replies(), name="replies"),
+            loop.create_task(self._read_replies(replies_from), name="replies"),
         ]
         if self._members is not None:
             self._tasks.append(loop.create_task(self._sweep_dead(), name="inbox-janitor"))
@@ -184,8 +189,7 @@ class Inbox:
             self._waiting.pop(correlation, None)
         return decode_reply(reply)
 
-    async def _read_replies(self) -> None:
-        last = "$"
+    async def _read_replies(self, last: str) -> None:
         while not self._closing:
             try:
                 found: Any = await self._redis.xread(

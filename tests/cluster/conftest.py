@@ -285,6 +285,26 @@ async def three_nodes(
             await redis.aclose()
 
 
+LOG_TAIL = 60
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed cluster test's report carries the last lines of every process's log: the run
+    that failed (in CI, on another machine) is the only one that can tell why."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    for value in getattr(item, "funcargs", {}).values():
+        if isinstance(value, Cluster):
+            for path in sorted(value.logs.glob("*.log")):
+                lines = path.read_text(errors="replace").splitlines()[-LOG_TAIL:]
+                if lines:
+                    title = f"log {path.name} (last {len(lines)})"
+                    report.sections.append((title, "\n".join(lines)))
+
+
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     async with three_nodes(tmp_path) as running_cluster:

@@ -58,6 +58,41 @@ async def test_an_ask_is_answered_by_the_nodes_inbox(make: Make) -> None:
     assert served == ["device:1"]
 
 
+class HeldReads(Redis):
+    """A node's Redis client whose stream reads wait for ``go``: the moment between two
+    blocking reads of its replies, held open as long as a test needs."""
+
+    go: asyncio.Event
+
+    async def xread(self, *args: Any, **kwargs: Any) -> Any:
+        await self.go.wait()
+        return await super().xread(*args, **kwargs)
+
+
+async def test_a_reply_landing_between_two_reads_is_not_lost(
+    make: Make, redis: tuple[Redis, str]
+) -> None:
+    client, namespace = redis
+    await make("b", serving("b", []))
+    held = HeldReads.from_url(REDIS_URL, socket_connect_timeout=2.0, socket_timeout=5.0)
+    held.go = asyncio.Event()
+    pipeliner = Pipeliner(held)
+    pipeliner.start()
+    a = Inbox(held, pipeliner, namespace=namespace, node_id="a", serve=serving("a", []))
+    await a.start()
+    try:
+        asked = asyncio.create_task(a.ask("b", "device:1", DeviceSnapshot(), 4))
+        # b's reply is in a's replies stream before a's reader has issued a read.
+        await _until(lambda: _length(client, f"{namespace}:replies:a", 1), within=4)
+        held.go.set()
+        assert await asked == {"by": "b", "target": "device:1"}
+    finally:
+        held.go.set()
+        await a.close()
+        await pipeliner.close()
+        await held.aclose()
+
+
 async def test_a_dead_nodes_inbox_is_handled_by_the_sweeper_then_deleted(
     make: Make, redis: tuple[Redis, str]
 ) -> None:
