@@ -10,12 +10,21 @@ the chain, which ``verify`` finds. Each entry records the format of its ``body``
   strings in the smallest str format (what ``msgpack.packb`` writes). The format number is
   hashed, so changing an entry's ``hash_format`` breaks the chain too.
 * 1 (entries written before): the entry as JSON, sorted keys, no spaces.
+* 3 (written since schema version 16): the msgpack array ``[3, at, actor, action,
+  access_point_id, decision, reason, command_id, chain, subject, personal_digest]``. Personal
+  fields (an attempted username, a source address, ...) are not hashed themselves: they are
+  stored apart in ``personal`` (canonical JSON) and only their SHA-256, ``personal_digest``,
+  is in the chain, so that erasure and retention can blank ``personal`` and the chain still
+  verifies (``verify`` checks the digest while ``personal`` is there). ``subject`` is the id
+  of the person the entry concerns (a resident's or staff member's user id), the key of
+  export, erasure and retention; ``chain`` is the chain the entry belongs to.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
@@ -39,9 +48,13 @@ class AuditRecord:
     decision: str
     reason: str = ""
     command_id: str | None = None
+    chain: int = 0
+    subject: str | None = None
+    personal: Mapping[str, str] | None = None  # personal fields, outside the hash (see above)
 
 
 _FIELDS = tuple(f.name for f in fields(AuditRecord))
+_V2_FIELDS = _FIELDS[: _FIELDS.index("command_id") + 1]  # what formats 1 and 2 cover
 
 
 def _as_dict(record: AuditRecord) -> dict[str, Any]:
@@ -49,14 +62,27 @@ def _as_dict(record: AuditRecord) -> dict[str, Any]:
     return {name: getattr(record, name) for name in _FIELDS}
 
 
-HASH_FORMAT = 2  # what ``append`` writes; ``verify`` checks every format in ``_BODIES``
+def personal_text(personal: Mapping[str, str] | None) -> str | None:
+    """The stored form of an entry's personal fields: canonical JSON, ``None`` if none."""
+    if not personal:
+        return None
+    return json.dumps(dict(personal), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _body_v1(record: AuditRecord) -> bytes:
-    return json.dumps(_as_dict(record), sort_keys=True, separators=(",", ":")).encode()
+def personal_digest(text: str | None) -> str | None:
+    """The SHA-256 (hex) of the stored personal fields, the part of them the chain covers."""
+    return None if text is None else hashlib.sha256(text.encode()).hexdigest()
 
 
-def _body_v2(r: AuditRecord) -> bytes:
+HASH_FORMAT = 3  # what ``append`` writes; ``verify`` checks every format in ``_BODIES``
+
+
+def _body_v1(record: AuditRecord, _digest: str | None = None) -> bytes:
+    fields_v1 = {name: getattr(record, name) for name in _V2_FIELDS}
+    return json.dumps(fields_v1, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _body_v2(r: AuditRecord, _digest: str | None = None) -> bytes:
     body = (
         2,
         float(r.at),
@@ -71,27 +97,62 @@ def _body_v2(r: AuditRecord) -> bytes:
     return packed
 
 
-_BODIES = {1: _body_v1, 2: _body_v2}
+def _body_v3(r: AuditRecord, digest: str | None) -> bytes:
+    body = (
+        3,
+        float(r.at),
+        r.actor,
+        r.action,
+        r.access_point_id,
+        r.decision,
+        r.reason,
+        r.command_id,
+        int(r.chain),
+        r.subject,
+        digest,
+    )
+    packed: bytes = msgpack.packb(body)
+    return packed
 
 
-def entry_hash(prev_hash: str, record: AuditRecord, hash_format: int = HASH_FORMAT) -> str:
+_BODIES: dict[int, Callable[[AuditRecord, str | None], bytes]] = {
+    1: _body_v1,
+    2: _body_v2,
+    3: _body_v3,
+}
+
+
+def entry_hash(
+    prev_hash: str,
+    record: AuditRecord,
+    hash_format: int = HASH_FORMAT,
+    *,
+    digest: str | None = None,
+) -> str:
     """The hash of ``record`` after ``prev_hash`` in format ``hash_format`` (``KeyError`` if
-    the format is unknown)."""
-    return hashlib.sha256(prev_hash.encode() + _BODIES[hash_format](record)).hexdigest()
+    the format is unknown). Format 3 covers the personal fields through ``digest``, by
+    default the digest of ``record.personal``; a verifier passes the stored digest."""
+    if digest is None and record.personal:
+        digest = personal_digest(personal_text(record.personal))
+    body = _BODIES[hash_format](record, digest)
+    return hashlib.sha256(prev_hash.encode() + body).hexdigest()
 
 
 _LOCK = "SELECT pg_advisory_xact_lock(:k)"
 _LAST = "SELECT hash FROM audit ORDER BY id DESC LIMIT 1"
 _INSERT = (
     "INSERT INTO audit (at, actor, action, access_point_id, decision, reason, command_id, "
-    "prev_hash, hash, hash_format) VALUES (:at, :actor, :action, :ap, :decision, :reason, "
-    ":cmd, :prev, :hash, :fmt) RETURNING id"
+    "chain, subject, personal, personal_digest, prev_hash, hash, hash_format) VALUES "
+    "(:at, :actor, :action, :ap, :decision, :reason, :cmd, :chain, :subject, :personal, "
+    ":digest, :prev, :hash, :fmt) RETURNING id"
 )
 # Every column: a database not yet migrated to schema 15 has no hash_format (all format 1).
 _VERIFY_PAGE = "SELECT * FROM audit WHERE id > :after ORDER BY id LIMIT :limit"
 
 
-def _insert_params(record: AuditRecord, prev: str, digest: str) -> dict[str, Any]:
+def _insert_params(record: AuditRecord, prev: str) -> dict[str, Any]:
+    text = personal_text(record.personal)
+    digest = personal_digest(text)
     return {
         "at": record.at,
         "actor": record.actor,
@@ -100,9 +161,23 @@ def _insert_params(record: AuditRecord, prev: str, digest: str) -> dict[str, Any
         "decision": record.decision,
         "reason": record.reason,
         "cmd": record.command_id,
+        "chain": record.chain,
+        "subject": record.subject,
+        "personal": text,
+        "digest": digest,
         "prev": prev,
-        "hash": digest,
+        "hash": entry_hash(prev, record, digest=digest),
         "fmt": HASH_FORMAT,
+    }
+
+
+def _stored(record: AuditRecord, entry_id: int, params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": entry_id,
+        **_as_dict(record),
+        "personal": None if record.personal is None else dict(record.personal),
+        "prev_hash": params["prev"],
+        "hash": params["hash"],
     }
 
 
@@ -112,9 +187,9 @@ async def append(conn: AsyncConnection, dialect: str, record: AuditRecord) -> di
         await run(conn, _LOCK, k=_LOCK_KEY)
     last = await run(conn, _LAST)
     prev = last[0]["hash"] if last else GENESIS
-    digest = entry_hash(prev, record)
-    rows = await run(conn, _INSERT, **_insert_params(record, prev, digest))
-    return {"id": rows[0]["id"], **_as_dict(record), "prev_hash": prev, "hash": digest}
+    params = _insert_params(record, prev)
+    rows = await run(conn, _INSERT, **params)
+    return _stored(record, rows[0]["id"], params)
 
 
 def sync_append(conn: UnitConnection, record: AuditRecord) -> dict[str, Any]:
@@ -129,9 +204,28 @@ def sync_append(conn: UnitConnection, record: AuditRecord) -> dict[str, Any]:
         conn.run(_LOCK, k=_LOCK_KEY)
     last = conn.run(_LAST)
     prev = last[0]["hash"] if last else GENESIS
-    digest = entry_hash(prev, record)
-    rows = conn.run(_INSERT, **_insert_params(record, prev, digest))
-    return {"id": rows[0]["id"], **_as_dict(record), "prev_hash": prev, "hash": digest}
+    params = _insert_params(record, prev)
+    rows = conn.run(_INSERT, **params)
+    return _stored(record, rows[0]["id"], params)
+
+
+def _intact(prev: str, row: Row) -> bool:
+    """Whether a stored entry hashes to its ``hash`` after ``prev`` (its personal fields, if
+    still there, matching the digest the chain covers)."""
+    hash_format = int(row.get("hash_format", 1))
+    if hash_format not in _BODIES:
+        return False
+    values = {name: row[name] for name in _V2_FIELDS}
+    digest = None
+    if hash_format >= 3:
+        values["chain"] = int(row["chain"])
+        values["subject"] = row["subject"]
+        digest = row["personal_digest"]
+        text = row["personal"]
+        if text is not None and personal_digest(text) != digest:
+            return False
+    record = AuditRecord(**values)
+    return bool(entry_hash(prev, record, hash_format, digest=digest) == row["hash"])
 
 
 class AuditLog:
@@ -166,13 +260,7 @@ class AuditLog:
             if not rows:
                 return True, checked, None
             for row in rows:
-                record = AuditRecord(**{name: row[name] for name in _FIELDS})
-                hash_format = int(row.get("hash_format", 1))
-                if (
-                    row["prev_hash"] != prev
-                    or hash_format not in _BODIES
-                    or entry_hash(prev, record, hash_format) != row["hash"]
-                ):
+                if row["prev_hash"] != prev or not _intact(prev, row):
                     return False, checked, int(row["id"])
                 prev = row["hash"]
                 checked += 1

@@ -224,6 +224,17 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE audit ADD COLUMN hash_format INTEGER NOT NULL DEFAULT 1",
         ],
     ),
+    (
+        16,
+        "audit: hash format 3 — chain, subject, personal fields kept apart behind a digest",
+        [
+            "ALTER TABLE audit ADD COLUMN chain INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE audit ADD COLUMN subject TEXT",
+            "ALTER TABLE audit ADD COLUMN personal TEXT",
+            "ALTER TABLE audit ADD COLUMN personal_digest TEXT",
+            "CREATE INDEX audit_subject ON audit (subject, id)",
+        ],
+    ),
 ]
 
 CURRENT_VERSION = max(v for v, _, _ in MIGRATIONS)

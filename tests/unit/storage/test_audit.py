@@ -4,6 +4,7 @@ import asyncio
 import hashlib
 import json
 import struct
+from dataclasses import replace
 
 from propdev.storage import Database
 from propdev.storage.audit import GENESIS, HASH_FORMAT, AuditLog, AuditRecord, entry_hash
@@ -133,11 +134,78 @@ async def insert_old_format(db: Database, records: list[AuditRecord]) -> list[in
     return [int(row["id"]) for row in rows[-len(records) :]]
 
 
-def test_the_current_format_is_the_documented_msgpack_array() -> None:
+def msgpack_v3_hash(prev: str, r: AuditRecord) -> str:
+    """Format 3 written out byte by byte: array of 11, the format, float 64, strings or nil,
+    the chain as a positive fixint, the subject, the personal fields' SHA-256 in hex."""
+    body = b"\x9b\x03\xcb" + struct.pack(">d", r.at)
+    for value in (r.actor, r.action, r.access_point_id, r.decision, r.reason, r.command_id):
+        body += msgpack_str(value)
+    assert 0 <= r.chain < 128
+    body += bytes([r.chain]) + msgpack_str(r.subject)
+    if r.personal:
+        canonical = json.dumps(dict(r.personal), sort_keys=True, separators=(",", ":"))
+        body += msgpack_str(hashlib.sha256(canonical.encode()).hexdigest())
+    else:
+        body += msgpack_str(None)
+    return hashlib.sha256(prev.encode() + body).hexdigest()
+
+
+def test_the_formats_are_the_documented_arrays() -> None:
     r = AuditRecord(1_700_000_000.25, "user:u1", "open", "ap-1", "granted", "", None)
-    assert entry_hash(GENESIS, r) == msgpack_hash(GENESIS, r)
+    assert HASH_FORMAT == 3
+    assert entry_hash(GENESIS, r) == msgpack_v3_hash(GENESIS, r)
+    assert entry_hash(GENESIS, r, 2) == msgpack_hash(GENESIS, r)
     assert entry_hash(GENESIS, r, 1) == json_hash(GENESIS, r)
-    assert entry_hash(GENESIS, r) != entry_hash(GENESIS, r, 1)
+    assert len({entry_hash(GENESIS, r, f) for f in (1, 2, 3)}) == 3
+    personal = AuditRecord(
+        1_700_000_000.25,
+        "anonymous",
+        "auth.login",
+        None,
+        "denied",
+        "bad_password",
+        chain=5,
+        subject="u1",
+        personal={"username": "anna", "address": "10.0.0.7"},
+    )
+    assert entry_hash(GENESIS, personal) == msgpack_v3_hash(GENESIS, personal)
+    # The chain, the subject and the personal fields are all covered.
+    for changed in (
+        replace(personal, chain=6),
+        replace(personal, subject="u2"),
+        replace(personal, personal={"username": "anne", "address": "10.0.0.7"}),
+        replace(personal, personal=None),
+    ):
+        assert entry_hash(GENESIS, changed) != entry_hash(GENESIS, personal)
+
+
+async def test_personal_fields_can_be_blanked_and_the_chain_still_verifies(db: Database) -> None:
+    log = AuditLog(db)
+    for n in range(3):
+        await log.append(
+            replace(record(n), subject=f"u{n}", personal={"username": f"name{n}", "address": "::1"})
+        )
+    entries = await db.fetch_all("SELECT id, personal, personal_digest FROM audit ORDER BY id")
+    assert json.loads(entries[1]["personal"]) == {"username": "name1", "address": "::1"}
+    assert await log.verify() == (True, 3, None)
+    # Erased (or past retention): the personal fields go, their digest stays.
+    await db.execute("UPDATE audit SET personal = NULL WHERE id = :id", id=entries[1]["id"])
+    assert await log.verify() == (True, 3, None)
+    # Edited personal fields no longer match their digest; a changed digest breaks the chain.
+    await db.execute(
+        "UPDATE audit SET personal = :p WHERE id = :id",
+        p='{"address":"::1","username":"mallory"}',
+        id=entries[2]["id"],
+    )
+    assert await log.verify() == (False, 2, entries[2]["id"])
+    await db.execute(
+        "UPDATE audit SET personal = NULL, personal_digest = :d WHERE id = :id",
+        d="0" * 64,
+        id=entries[2]["id"],
+    )
+    assert await log.verify() == (False, 2, entries[2]["id"])
+    await db.execute("UPDATE audit SET subject = 'u9' WHERE id = :id", id=entries[0]["id"])
+    assert await log.verify() == (False, 0, entries[0]["id"])
 
 
 def test_an_integer_time_hashes_like_the_float_the_database_gives_back() -> None:
@@ -160,7 +228,7 @@ async def test_new_entries_are_written_in_the_current_format(db: Database) -> No
     entries = [await log.append(record(n)) for n in range(3)]
     rows = await db.fetch_all("SELECT hash_format, hash FROM audit ORDER BY id")
     assert [row["hash_format"] for row in rows] == [HASH_FORMAT] * 3
-    assert rows[0]["hash"] == msgpack_hash(GENESIS, record(0))
+    assert rows[0]["hash"] == msgpack_v3_hash(GENESIS, record(0))
     assert await log.verify() == (True, 3, None)
     await db.execute("UPDATE audit SET reason = 'edited' WHERE id = :id", id=entries[2]["id"])
     assert await log.verify() == (False, 2, entries[2]["id"])

@@ -57,6 +57,9 @@ async def test_an_entry_appended_in_a_unit_chains_to_the_last_entry_and_is_retur
         "decision": "granted",
         "reason": "",
         "command_id": "c2",
+        "chain": 0,
+        "subject": None,
+        "personal": None,
         "prev_hash": first["hash"],
         "hash": entry_hash(first["hash"], record(2)),
     }
