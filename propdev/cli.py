@@ -62,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
         dest="audit", required=True
     )
     audit.add_parser("verify", help="check the hash chain of the audit log")
+    retention = sub.add_parser("retention", help="personal data kept only so long").add_subparsers(
+        dest="retention", required=True
+    )
+    retention_run = retention.add_parser("run", help="apply the retention settings once")
+    retention_run.add_argument("--as-of", help="ISO-8601 moment to apply them as of (default: now)")
     rules = sub.add_parser("slo-rules", help="write the SLOs' Prometheus recording/alert rules")
     rules.add_argument("--out", default="deploy/prometheus", help="directory to write into")
     return parser
@@ -110,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_issue_partner(settings, args.name, args.allow_ip))
     if args.command == "audit":
         return asyncio.run(_audit_verify(settings))
+    if args.command == "retention":
+        from propdev.privacy import retention_command
+
+        return asyncio.run(retention_command(settings, args.as_of))
     if args.command == "slo-rules":
         from propdev.observability.rules import rules_command
 

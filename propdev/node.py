@@ -52,6 +52,7 @@ from propdev.partners import (
     webhook_secret,
 )
 from propdev.pki import ensure_ca, ensure_server_cert
+from propdev.privacy import DailyRetention, policy_of
 from propdev.registry import (
     Bus,
     Cluster,
@@ -200,6 +201,10 @@ class Node:
             ask_timeout=settings.ask_timeout,
             ask=self.ask_device,  # partner events go to the device's owner (in a cluster)
             clock=self.now,
+        )
+        # Retention once a day, as of the node's clock (one run per day for the whole store).
+        self.retention = DailyRetention(
+            self.db, policy_of(settings), node_id=settings.node_id, clock=self.now
         )
         self.started = False
         self.draining = False  # drain(): no new device work, /readyz false
@@ -356,11 +361,13 @@ class Node:
         self.oauth.on_grant_revoked = revocations.revoke_grant
         if self.cluster is not None:
             await self.cluster.start()
+        self.retention.start()
         self.started = True
         log.info("node_started", public_url=self.settings.public_url)
 
     async def stop(self) -> None:
         self.started = False
+        await self.retention.stop()
         if self.cluster is not None:
             await self.drain()  # hand shards off before the actors stop
         await self.system.stop()
