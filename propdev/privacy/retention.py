@@ -177,9 +177,7 @@ async def apply_retention(
                 reason=f"as_of={_iso(as_of)} trigger={trigger} {reason}",
             ),
         )
-    report = RetentionReport(as_of, now, trigger, counts)
-    log.info("retention_run", **report.as_dict())
-    return report
+    return RetentionReport(as_of, now, trigger, counts)
 
 
 async def last_run(db: Database) -> dict[str, Any] | None:
@@ -217,7 +215,7 @@ class DailyRetention:
     async def tick(self) -> RetentionReport | None:
         """Run retention as of now if no run is less than a day old; the report, or None."""
         now = self.clock()
-        return await apply_retention(
+        report = await apply_retention(
             self.db,
             self.policy,
             as_of=now,
@@ -226,6 +224,9 @@ class DailyRetention:
             trigger="daily",
             due_only=True,
         )
+        if report is not None:
+            log.info("retention_run", **report.as_dict())
+        return report
 
     def start(self) -> None:
         if self._task is None:
