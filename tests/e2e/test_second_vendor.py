@@ -18,14 +18,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import pytest
 import pytest_asyncio
 
 from tests.conftest import free_port
 from tests.e2e.conftest import RunningNode, node_settings, running_node
 from tests.support.partner import ACME_DEVICE, ACME_DOOR, add_acme_door
-from tests.support.processes import ca_file, cli_env, running, trusting
+from tests.support.vendor_process import VendorProcess, partner_sim
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -53,8 +52,7 @@ VENDORS = [pytest.param(SIMULATOR, id="simulator"), pytest.param(ACME, id="acme"
 @dataclass
 class Stack:
     node: RunningNode
-    sim_url: str
-    sim: aiohttp.ClientSession  # trusts the project CA
+    vendor: VendorProcess  # partner-sim: both vendors
     operator: str  # one login for the module: a TOTP code is good once
 
 
@@ -65,30 +63,20 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     sim_port, node_port = free_port(), free_port()
     while node_port == sim_port:
         node_port = free_port()
-    sim_url = f"https://127.0.0.1:{sim_port}"
     settings = node_settings(
         data_dir,
         PROPDEV_PORT=str(node_port),
-        PROPDEV_PARTNER_URL=sim_url,
+        PROPDEV_PARTNER_URL=f"https://127.0.0.1:{sim_port}",
         PROPDEV_PARTNER_TIMEOUT=str(PARTNER_TIMEOUT),
         PROPDEV_BREAKER_FAILURES="2",
         PROPDEV_BREAKER_RESET=str(BREAKER_RESET),
     )
     await add_acme_door(settings)  # the demo estate, partner acme and its door; the CA
-    connector = aiohttp.TCPConnector(ssl=trusting(ca_file(data_dir)))
     async with (
-        aiohttp.ClientSession(connector=connector) as sim,
-        running(
-            "partner-sim",
-            ["partner-sim", "--port", str(sim_port)],
-            cli_env(data_dir, PROPDEV_CALLBACK_URL=settings.public_url),
-            data_dir / "logs",
-            ready_url=f"{sim_url}/sim/v1/faults",
-            ca=ca_file(data_dir),
-        ),
+        partner_sim(data_dir, callback_url=settings.public_url, port=sim_port) as vendor,
         running_node(settings) as node,
     ):
-        yield Stack(node, sim_url, sim, await node.token_for("operator"))
+        yield Stack(node, vendor, await node.token_for("operator"))
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -121,9 +109,7 @@ async def open_door(node: RunningNode, token: str, door: str) -> tuple[int, Any,
 
 async def control(stack: Stack, method: str, path: str, body: Any = None) -> Any:
     """The partner-sim process's control API, over HTTPS."""
-    async with stack.sim.request(method, f"{stack.sim_url}{path}", json=body) as resp:
-        assert resp.status < 300, await resp.text()
-        return await resp.json() if resp.status != 204 else None
+    return await stack.vendor.control(method, path, body)
 
 
 async def command(node: RunningNode, token: str, command_id: str) -> dict[str, Any]:
