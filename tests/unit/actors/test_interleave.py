@@ -3,6 +3,7 @@ behind it; everything else keeps the mailbox's order, and lifecycle waits for th
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -51,14 +52,16 @@ class Door(Actor):
 
 
 @pytest.fixture
-async def doors() -> tuple[ActorSystem, list[object], list[str]]:
+async def doors() -> AsyncIterator[tuple[ActorSystem, list[object], list[str]]]:
     log: list[object] = []
     stopped: list[str] = []
     system = ActorSystem("n1", sweep_interval=float("inf"), ask_timeout=5.0)
     system.register_kind("device", lambda address: Door(log, stopped))
     await system.start()
-    yield system, log, stopped  # type: ignore[misc]
-    await system.stop()
+    try:
+        yield system, log, stopped
+    finally:
+        await system.stop()
 
 
 async def test_an_interleaved_ask_is_answered_while_another_message_holds_the_actor(
