@@ -27,6 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("partner-sim", help="run the vendor simulator as its own HTTPS server")
     sim.add_argument("--port", type=int, default=9443)
     sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument(
+        "--partner",
+        default="simulator",
+        help="the partner the intercom vendor is (its API key, callback certificate, signatures)",
+    )
     hcs = sub.add_parser("utilities-sim", help="run the utilities (ЖКХ) simulator over HTTPS")
     hcs.add_argument("--port", type=int, default=9444)
     hcs.add_argument("--host", default="127.0.0.1")
@@ -90,7 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "partner-sim":
         from propdev.devkit import serve_partner_sim
 
-        asyncio.run(_until_signal(serve_partner_sim(settings, host=args.host, port=args.port)))
+        served = serve_partner_sim(
+            settings, host=args.host, port=args.port, partner_id=args.partner
+        )
+        asyncio.run(_until_signal(served))
         return 0
     if args.command == "utilities-sim":
         from propdev.devkit import serve_housing_sim
