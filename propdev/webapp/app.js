@@ -343,7 +343,13 @@ function renderDoors() {
 
 function resultLine(id) {
   const outcome = outcomes.get(id);
-  const line = h("div", { class: "result", "data-result": outcome ? outcome.result : "", role: "status" });
+  const line = h("div", {
+    class: "result",
+    "data-result": outcome ? outcome.result : "",
+    "data-command": outcome && outcome.command,
+    title: outcome && outcome.command ? `command ${outcome.command}` : null,
+    role: "status",
+  });
   if (!outcome) return line;
   line.append(outcome.text);
   if (outcome.result === "failed") {
@@ -371,7 +377,7 @@ async function openDoor(id, key) {
     const answer = await api("POST", `/api/v1/access-points/${encodeURIComponent(id)}/open`, undefined, {
       "Idempotency-Key": idempotencyKey,
     });
-    setOutcome(id, { result: "granted", text: `Opened (command ${answer.command_id}).`, key: idempotencyKey });
+    setOutcome(id, { result: "granted", text: "Opened.", command: answer.command_id, key: idempotencyKey });
   } catch (err) {
     setOutcome(id, describeFailure(err, idempotencyKey));
   } finally {
@@ -385,13 +391,14 @@ function describeFailure(err, key) {
     return { result: "failed", text: `Not opened: ${err.message || "no connection"}.`, key };
   }
   const body = err.body;
-  const reason = body.reason ? ` (reason: ${body.reason})` : "";
+  const command = body.command_id;
+  const reason = body.reason && !err.message.includes(body.reason) ? ` (reason: ${body.reason})` : "";
   if (err.status === 403 || err.status === 404 || err.status === 409 || err.status === 422) {
-    return { result: "refused", text: `Refused: ${err.message}${reason}`, key };
+    return { result: "refused", text: `Refused: ${err.message}${reason}`, command, key };
   }
   const wait = err.retryAfter ? ` Try again in ${err.retryAfter} s.` : "";
   const kind = body.type ? body.type.split("/").pop() : "";
-  return { result: "failed", text: `Failed: ${err.message}${kind ? ` (${kind})` : ""}.${wait}`, key };
+  return { result: "failed", text: `Failed: ${err.message}${kind ? ` (${kind})` : ""}.${wait}`, command, key };
 }
 
 // -- guest passes -------------------------------------------------------------------------
