@@ -7,9 +7,11 @@ is left as ``docs/app.png``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
@@ -17,7 +19,9 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from tests.e2e.conftest import RunningNode
+from propdev.node import serve
+from propdev.pki import client_context
+from tests.e2e.conftest import RunningNode, node_settings
 from tests.e2e.test_console import CHROMEDRIVER, CHROMIUM, WAIT, fresh, spki_hash, text_of, wait
 from tests.e2e.test_observability import sim
 from tests.e2e.test_open_door import bearer
@@ -270,3 +274,40 @@ async def test_a_resident_signs_in_opens_a_door_and_sees_the_event_live(
     ) as resp:
         assert resp.status == 400
         assert (await resp.json())["error"] == "invalid_grant"
+
+
+async def test_a_node_registers_the_web_app_for_its_public_url_without_seeding(
+    tmp_path: Path,
+) -> None:
+    public = "https://homes.example:8443"
+    settings = node_settings(tmp_path, PROPDEV_PUBLIC_URL=public)
+    ready = asyncio.Event()
+    task = asyncio.create_task(serve(settings, ready=ready))  # no seed-demo before it
+    try:
+        await asyncio.wait_for(ready.wait(), 30)
+        local = f"https://127.0.0.1:{settings.port}"
+        query = {
+            "response_type": "code",
+            "client_id": "resident-web",
+            "scope": "openid profile api",
+            "state": "s" * 16,
+            "code_challenge": "c" * 43,
+            "code_challenge_method": "S256",
+        }
+        connector = aiohttp.TCPConnector(ssl=client_context(settings.pki_dir))
+        async with aiohttp.ClientSession(connector=connector) as http:
+            async with http.get(
+                f"{local}/oauth/authorize", params={**query, "redirect_uri": f"{public}/app/"}
+            ) as resp:
+                assert resp.status == 200
+                assert 'name="password"' in await resp.text()  # the login form
+            async with http.get(
+                f"{local}/oauth/authorize",
+                params={**query, "redirect_uri": f"{local}/app/"},
+                allow_redirects=False,
+            ) as resp:
+                assert resp.status == 400  # not its redirect: an error page, no redirect
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
