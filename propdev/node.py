@@ -68,6 +68,7 @@ from propdev.security import (
     SignInThrottle,
     TokenIssuer,
     TokenVerifier,
+    register_web_app_client,
 )
 from propdev.security.crypto import open_vault
 from propdev.security.personal import seal_clear_rows
@@ -328,6 +329,7 @@ class Node:
     async def start(self) -> None:
         await migrate(self.db)
         await seal_clear_rows(self.db, await open_vault(self.settings, self.db))
+        await register_web_app_client(self.db, self.settings.public_url)  # /app/'s client
         gateway = build_gateway(
             self.settings,
             self.simulator,

@@ -20,7 +20,16 @@ from propdev.http.middlewares import (
 )
 from propdev.http.permissions import Permission, requires
 from propdev.http.ratelimit import Limiter, LocalLimiter, rate_limit_middleware
-from propdev.http.routes import admin, console, docs, health, operator_actions, resident, vehicles
+from propdev.http.routes import (
+    admin,
+    console,
+    docs,
+    health,
+    operator_actions,
+    resident,
+    vehicles,
+    webapp,
+)
 from propdev.http.routes import gateway as utilities_gateway
 from propdev.http.routes import manage as management_api
 from propdev.http.routes import partner as partner_api
@@ -149,6 +158,7 @@ def make_app(node: NodeServices) -> web.Application:
     app.add_routes(ops_routes)
     app.add_routes(slo_routes)
     app.add_routes(console.routes)
+    app.add_routes(webapp.routes)  # /app/: the resident web app
     app.add_routes(operator_actions.routes)
     management_api.setup(  # /admin/api/v1: estate, devices, residents, rights
         app,
