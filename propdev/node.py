@@ -201,6 +201,7 @@ class Node:
             ask=self.ask_device,  # partner events go to the device's owner (in a cluster)
             clock=self.now,
         )
+        self._key_watch: asyncio.Task[None] | None = None  # rotated signing keys, retirements
         self.started = False
         self.draining = False  # drain(): no new device work, /readyz false
         self._drain_lock = asyncio.Lock()
@@ -356,11 +357,16 @@ class Node:
         self.oauth.on_grant_revoked = revocations.revoke_grant
         if self.cluster is not None:
             await self.cluster.start()
+        self._key_watch = asyncio.create_task(self.keys.watch())  # `keys rotate-signing`
         self.started = True
         log.info("node_started", public_url=self.settings.public_url)
 
     async def stop(self) -> None:
         self.started = False
+        if self._key_watch is not None:
+            self._key_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._key_watch
         if self.cluster is not None:
             await self.drain()  # hand shards off before the actors stop
         await self.system.stop()
