@@ -30,7 +30,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from propdev.backup import archive, datadir, store
+import propdev.backup.archive as archive
+import propdev.backup.datadir as datadir
+import propdev.backup.store as store
 from propdev.backup.errors import (
     BackupError,
     DamagedBackupError,

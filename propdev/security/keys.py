@@ -94,6 +94,7 @@ class SigningKeys:
         self.directory = Path(directory)
         self._lock = threading.Lock()
         self._snapshot: _Snapshot | None = None
+        self._loaded: tuple[tuple[str, int], ...] = ()  # stamp() when last read
 
     @classmethod
     def load_or_create(cls, directory: Path) -> SigningKeys:
@@ -191,18 +192,14 @@ class SigningKeys:
         """Until cancelled: re-read the directory when its key files change (a key rotated by
         ``run.py keys rotate-signing`` or another node signs here within ``interval``), and
         retire the keys whose overlap has passed."""
-        seen = self.stamp()
         while True:
             await asyncio.sleep(interval)
             try:
-                if self.stamp() != seen:
-                    if self.refresh():
-                        log.info("signing_keys_reloaded", signing=self.signing_key.kid)
-                    seen = self.stamp()
+                if self.stamp() != self._loaded and self.refresh():
+                    log.info("signing_keys_reloaded", signing=self.signing_key.kid)
                 retired = self.retire_expired(clock(), overlap)
                 if retired:
                     log.info("signing_keys_retired", kids=retired)
-                    seen = self.stamp()
             except KeyStoreError as exc:  # an unreadable file: keep the keys we have
                 log.error("signing_keys_reload_failed", error=str(exc))
 
@@ -224,6 +221,7 @@ class SigningKeys:
     def _load(self, *, create: bool) -> None:
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._loaded = self.stamp()  # before reading: a change meanwhile is seen again
             keys = self._read_all()
             if not keys and create:
                 self._create_key(1)

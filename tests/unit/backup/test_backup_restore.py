@@ -217,9 +217,7 @@ def records(path: Path) -> list[tuple[int, int]]:
     return found
 
 
-def test_a_wrong_master_key_is_refused_and_nothing_is_written(
-    tmp_path: Path, backend: str
-) -> None:
+def test_a_wrong_master_key_is_refused_and_nothing_is_written(tmp_path: Path, backend: str) -> None:
     with one_backup(tmp_path, backend) as (_, backup, target):
         other = base64.b64encode(os.urandom(32)).decode()
         wrong = settings_for(target.data_dir, target.database_url, PROPDEV_MASTER_KEY=other)
