@@ -58,6 +58,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     keys.add_parser("rotate", help="add a data key and re-encrypt every sealed value with it")
     keys.add_parser("status", help="how many sealed values each data key protects")
+    rotate_signing = keys.add_parser(
+        "rotate-signing",
+        help="a new token-signing key signs from now; the old stay in the JWKS for the overlap",
+    )
+    rotate_signing.add_argument(
+        "--retire-old", action="store_true", help="retire every older key now (a compromise)"
+    )
+    keys.add_parser("signing", help="the token-signing keys and when each retires")
+    backup = sub.add_parser("backup", help="encrypted backups").add_subparsers(
+        dest="backup", required=True
+    )
+    for action, text in (
+        ("create", "write a consistent, encrypted backup of the store and the data dir"),
+        ("verify", "authenticate a backup and check its parts; write nothing"),
+        ("restore", "fill an empty data dir and store from a backup"),
+    ):
+        backup.add_parser(action, help=text).add_argument("file")
     totp = sub.add_parser("totp", help="operators' second factor").add_subparsers(
         dest="totp", required=True
     )
@@ -87,6 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from propdev.observability import configure_logging
 
     configure_logging(settings.log_level, node_id=settings.node_id)
+    if args.command == "backup":  # before the data dir is made: a restore wants it empty
+        from propdev.backup.command import backup_command
+
+        return backup_command(settings, args.backup, args.file)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if args.command == "serve":
         return asyncio.run(_serve(settings))
@@ -111,6 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return revoke_partner_command(settings, args.name)
     if args.command == "partner":
         return _signing_key(settings, args.name, args.format, args.alg)
+    if args.command == "keys" and args.keys in ("rotate-signing", "signing"):
+        from propdev.admin_cli import signing_keys_command
+
+        return signing_keys_command(settings, args.keys, getattr(args, "retire_old", False))
     if args.command == "keys":
         from propdev.admin_cli import keys_command
 

@@ -207,6 +207,7 @@ class Node:
         self.retention = DailyRetention(
             self.db, policy_of(settings), node_id=settings.node_id, clock=self.now
         )
+        self._key_watch: asyncio.Task[None] | None = None  # rotated signing keys, retirements
         self.started = False
         self.draining = False  # drain(): no new device work, /readyz false
         self._drain_lock = asyncio.Lock()
@@ -364,12 +365,17 @@ class Node:
         if self.cluster is not None:
             await self.cluster.start()
         self.retention.start()
+        self._key_watch = asyncio.create_task(self.keys.watch())  # `keys rotate-signing`
         self.started = True
         log.info("node_started", public_url=self.settings.public_url)
 
     async def stop(self) -> None:
         self.started = False
         await self.retention.stop()
+        if self._key_watch is not None:
+            self._key_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._key_watch
         if self.cluster is not None:
             await self.drain()  # hand shards off before the actors stop
         await self.system.stop()

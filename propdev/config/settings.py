@@ -82,6 +82,18 @@ def _name(name: str) -> Callable[[str], str]:
     return parse
 
 
+def _choice(name: str, choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in choices:
+            raise SettingsError(f"{name}={raw!r}: one of {', '.join(choices)}")
+        return raw
+
+    return parse
+
+
+ENVIRONMENTS = ("development", "production")
+"""``PROPDEV_ENV``: production refuses a master key on the data volume."""
+
 SIGNING_ALGORITHMS = ("ed25519", "ecdsa-p256-sha256")
 """RFC 9421 algorithms a partner's outgoing calls may be signed with."""
 
@@ -176,6 +188,12 @@ class Settings:
     # many days; audit entries keep their personal fields this many days (then blanked)
     retention_events_days: int = 365
     retention_audit_days: int = 1095
+    # production: the master key must come from outside the data dir (propdev.security.custody)
+    environment: str = "development"
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
 
     @property
     def pki_dir(self) -> Path:
@@ -324,6 +342,7 @@ class Settings:
                 "retention_audit_days",
                 _int("PROPDEV_RETENTION_AUDIT_DAYS", 1, MAX_RETENTION_DAYS),
             ),
+            "PROPDEV_ENV": ("environment", _choice("PROPDEV_ENV", ENVIRONMENTS)),
         }
         kwargs: dict[str, Any] = {}
         for var, raw in values.items():
@@ -346,6 +365,8 @@ class Settings:
             raise SettingsError(
                 f"PROPDEV_LOG_LEVEL={self.log_level!r}: debug, info, warning or error"
             )
+        if self.environment == "production":
+            self._check_master_key_custody()
         return dataclasses.replace(
             self,
             public_url=public_url,
@@ -354,3 +375,19 @@ class Settings:
             callback_url=callback_url,
             log_level=self.log_level.lower(),
         )
+
+    def _check_master_key_custody(self) -> None:
+        """Production: the master key comes from the environment or a file outside the data dir."""
+        if self.master_key:
+            return
+        if self.master_key_file is None:
+            raise SettingsError(
+                "PROPDEV_ENV=production: set PROPDEV_MASTER_KEY or PROPDEV_MASTER_KEY_FILE "
+                "(outside the data dir); the master key is not kept on the data volume"
+            )
+        if self.master_key_file.resolve().is_relative_to(self.data_dir.resolve()):
+            raise SettingsError(
+                f"PROPDEV_MASTER_KEY_FILE={self.master_key_file}: inside PROPDEV_DATA_DIR="
+                f"{self.data_dir}; with PROPDEV_ENV=production the master key must not be on "
+                "the data volume"
+            )

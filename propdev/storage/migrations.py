@@ -6,6 +6,8 @@ auto-increment integer primary key and ``{blob}`` for a binary column.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import sqlalchemy as sa
 
 from propdev.storage.db import Database, run
@@ -252,9 +254,30 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX audit_at ON audit (at)",
         ],
     ),
+    (
+        19,
+        "backup: the cluster's identity (one row, made on first need), named in every backup",
+        [
+            """CREATE TABLE cluster_identity (
+                singleton INTEGER PRIMARY KEY CHECK (singleton = 1), id TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL)""",
+        ],
+    ),
 ]
 
 CURRENT_VERSION = max(v for v, _, _ in MIGRATIONS)
+
+
+def schema_statements(dialect: str, versions: Collection[int]) -> list[str]:
+    """The statements of exactly these migrations, in order, for ``dialect`` (a restore makes
+    the schema a backup had with them; ``schema_version`` itself is not among them)."""
+    words = _DIALECT_WORDS[dialect]
+    return [
+        statement.format(**words)
+        for version, _, statements in sorted(MIGRATIONS, key=lambda m: m[0])
+        if version in versions
+        for statement in statements
+    ]
 
 
 async def migrate(db: Database) -> int:
