@@ -62,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
         dest="audit", required=True
     )
     audit.add_parser("verify", help="check the hash chain of the audit log")
+    sub.add_parser(
+        "doctor", help="check the store, Redis, keys, certificates, clock and public URL"
+    )
     rules = sub.add_parser("slo-rules", help="write the SLOs' Prometheus recording/alert rules")
     rules.add_argument("--out", default="deploy/prometheus", help="directory to write into")
     return parser
@@ -72,11 +75,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env(toml_path=args.config)
     except SettingsError as exc:
+        if args.command == "doctor":
+            from propdev.doctor import settings_failure
+
+            return settings_failure(exc)
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     from propdev.observability import configure_logging
 
     configure_logging(settings.log_level, node_id=settings.node_id)
+    if args.command == "doctor":  # read-only: it makes no data dir
+        from propdev.doctor import doctor_command
+
+        return doctor_command(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if args.command == "serve":
         return asyncio.run(_serve(settings))
