@@ -24,9 +24,7 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 
 def verbs() -> dict[str, set[str]]:
     """``run.py``'s verbs, each with its sub-verbs (empty when it has none)."""
-    return {
-        name: set(_subcommands(sub)) for name, sub in _subcommands(_parser()).items()
-    }
+    return {name: set(_subcommands(sub)) for name, sub in _subcommands(_parser()).items()}
 
 
 def settings() -> set[str]:
