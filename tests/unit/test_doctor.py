@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from propdev import observability
 from propdev.cli import main
 from propdev.config import Settings
 from propdev.devkit import seed_demo
@@ -75,6 +76,8 @@ def environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     for var in [v for v in os.environ if v.startswith("PROPDEV_")]:
         monkeypatch.delenv(var)
     monkeypatch.setenv("PROPDEV_LOG_LEVEL", "warning")
+    # run.py configures process-wide logging onto this test's captured stdout: not here.
+    monkeypatch.setattr(observability, "configure_logging", lambda *args, **kwargs: None)
     yield monkeypatch
 
 
