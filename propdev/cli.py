@@ -89,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     retention_run = retention.add_parser("run", help="apply the retention settings once")
     retention_run.add_argument("--as-of", help="ISO-8601 moment to apply them as of (default: now)")
+    sub.add_parser(
+        "doctor", help="check the store, Redis, keys, certificates, clock and public URL"
+    )
     rules = sub.add_parser("slo-rules", help="write the SLOs' Prometheus recording/alert rules")
     rules.add_argument("--out", default="deploy/prometheus", help="directory to write into")
     return parser
@@ -99,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env(toml_path=args.config)
     except SettingsError as exc:
+        if args.command == "doctor":
+            from propdev.doctor import settings_failure
+
+            return settings_failure(exc)
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     from propdev.observability import configure_logging
@@ -108,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from propdev.backup.command import backup_command
 
         return backup_command(settings, args.backup, args.file)
+    if args.command == "doctor":  # read-only: it makes no data dir
+        from propdev.doctor import doctor_command
+
+        return doctor_command(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if args.command == "serve":
         return asyncio.run(_serve(settings))

@@ -14,6 +14,7 @@ import ipaddress
 import json
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -51,9 +52,10 @@ from propdev.partners import (
     build_gateway,
     webhook_secret,
 )
-from propdev.pki import ensure_ca, ensure_server_cert
+from propdev.pki import ca_paths, ensure_ca, ensure_server_cert, partner_paths
 from propdev.privacy import DailyRetention, policy_of
 from propdev.registry import (
+    SHARDS,
     Bus,
     Cluster,
     ClusterUnavailableError,
@@ -223,6 +225,34 @@ class Node:
         self.clock = clock
         self.access.set_clock(clock)
 
+    def cluster_view(self) -> dict[str, int]:
+        """The cluster as this node sees it, for the metrics (embedded: alone, every shard)."""
+        if self.cluster is None:
+            return {"members": 1, "shards": SHARDS, "held": SHARDS, "unowned": 0}
+        placement = self.cluster.placement.snapshot()
+        owners = placement["owners"]
+        return {
+            "members": len(self.cluster.membership.members()),
+            "shards": int(placement["shards"]),
+            "held": len(placement["held"]),
+            "unowned": sum(1 for owner in owners.values() if owner is None),
+            "acquisitions": int(placement["acquisitions"]),
+            "losses": int(placement["losses"]),
+        }
+
+    def certificate_files(self) -> dict[tuple[str, str], Path]:
+        """The certificates whose expiry the metrics export: the CA, the server's, partners'."""
+        pki = self.settings.pki_dir
+        files = {
+            ("ca", "ca"): ca_paths(pki).cert,
+            ("server", "server"): pki / "server" / "cert.pem",
+        }
+        partners = pki / "partners"
+        if partners.is_dir():
+            for entry in sorted(partners.iterdir()):
+                files[("partner", entry.name)] = partner_paths(pki, entry.name).cert
+        return files
+
     def _sign_in_throttle(self) -> SignInThrottle | None:
         """In a cluster, failed logins and token requests are counted in the cluster's Redis
         (per account, pair and address, whichever node they hit); embedded, in this process."""
@@ -350,7 +380,14 @@ class Node:
             opening=self.access.opening,
         )
         deps.tracing = self.telemetry.tracing
-        self.telemetry.watch(system=self.system, gateways=self.gateways, bus=self.bus)
+        self.telemetry.watch(
+            system=self.system,
+            gateways=self.gateways,
+            bus=self.bus,
+            cluster=self.cluster_view,
+            push=self.access.notifier,
+            certificates=self.certificate_files,
+        )
         self.system.register_kind("device", lambda address: DeviceActor(deps))
         self.system.register_kind("session", lambda address: SessionActor())
         self.bus.subscribe("user:", self._to_session)

@@ -170,6 +170,17 @@ class Vault:
             self._index_keys.clear()
             self._opened.clear()
 
+    def check_sync(self) -> int:
+        """Unwrap every stored key without creating any (``run.py doctor``); return how many.
+        Raises ``MasterKeyError`` when one is not wrapped by this master key."""
+        with self._lock:
+            if self.db is None:
+                return 0
+            rows = self._rows()
+            if rows:
+                self._unwrap_all(rows)
+            return len(rows)
+
     def rotate(self) -> str:
         """Add a data key that becomes primary; return its id. Sync (worker thread or CLI)."""
         with self._lock:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
@@ -91,6 +92,13 @@ def callback_sender(settings: Settings, partner_id: str) -> CallbackSender | Non
     )
 
 
+def cert_hosts(settings: Settings) -> tuple[str, ...]:
+    """Loopback, and the host of ``PROPDEV_PARTNER_URL`` when set: where the nodes reach the
+    simulator when it runs on a host of its own (a container)."""
+    host = urlsplit(settings.partner_url).hostname if settings.partner_url else None
+    return CERT_HOSTS if host is None or host in CERT_HOSTS else (*CERT_HOSTS, host)
+
+
 async def run_partner_sim(
     settings: Settings,
     *,
@@ -107,7 +115,7 @@ async def run_partner_sim(
     sim.signatures = sim.signatures or request_verifier(settings, partner_id)
     acme.core.signatures = request_verifier(settings, ACME_PARTNER_ID)
     key = api_key or vendor_api_key(settings.data_dir, partner_id)
-    cert = ensure_server_cert(settings.pki_dir, CERT_HOSTS, name=CERT_NAME)
+    cert = ensure_server_cert(settings.pki_dir, cert_hosts(settings), name=CERT_NAME)
     ssl_context = server_context(settings.pki_dir, cert)
     app = make_vendor_app(sim, api_key=key)
     app.middlewares.append(
