@@ -25,6 +25,7 @@ import os
 import secrets
 import tarfile
 import tempfile
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +44,7 @@ from propdev.config import Settings
 from propdev.security.crypto import MasterKeyError, parse_master_key
 from propdev.security.custody import check_custody
 from propdev.storage import CURRENT_VERSION, Database, migrate
+from propdev.storage.backup_runs import record_run
 from propdev.storage.identity import cluster_id
 
 MANIFEST = "MANIFEST.json"
@@ -87,6 +89,14 @@ def _add(tar: tarfile.TarFile, name: str, data: IO[bytes], size: int, mtime: flo
 
 
 # -- create ------------------------------------------------------------------------------------
+
+
+async def _record_run(url: str, at: float, size: int, cluster: str) -> None:
+    db = Database(url)
+    try:
+        await record_run(db, at=at, size=size, cluster_id=cluster)
+    finally:
+        await db.close()
 
 
 async def _ensure_identity(url: str) -> str:
@@ -166,6 +176,9 @@ def create(settings: Settings, path: Path) -> dict[str, Any]:
                 raise BackupError(f"{path} exists: a backup never overwrites a file") from None
         finally:
             tmp.unlink(missing_ok=True)
+    # Recorded after the snapshot (a restore of this file does not claim itself as made).
+    size = path.stat().st_size
+    asyncio.run(_record_run(settings.database_url, time.time(), size, snap.cluster_id))
     return {
         "file": str(path),
         "bytes": path.stat().st_size,

@@ -263,6 +263,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 created_at DOUBLE PRECISION NOT NULL)""",
         ],
     ),
+    (
+        28,
+        "backup: each backup made of the store (its time feeds the backup-late alert)",
+        [
+            """CREATE TABLE backup_runs (
+                id {serial}, at DOUBLE PRECISION NOT NULL, bytes BIGINT NOT NULL,
+                cluster_id TEXT NOT NULL)""",
+        ],
+    ),
 ]
 
 CURRENT_VERSION = max(v for v, _, _ in MIGRATIONS)
