@@ -115,7 +115,7 @@ def create(settings: Settings, path: Path) -> dict[str, Any]:
     if path.exists():
         raise BackupError(f"{path} exists: a backup never overwrites a file")
     engine = store.engine_of(settings.database_url)
-    asyncio.run(_ensure_identity(settings.database_url))
+    identity = asyncio.run(_ensure_identity(settings.database_url))
     path = path.absolute()
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     with tempfile.TemporaryDirectory(prefix=".propdev-backup-", dir=path.parent) as work:
@@ -178,7 +178,7 @@ def create(settings: Settings, path: Path) -> dict[str, Any]:
             tmp.unlink(missing_ok=True)
     # Recorded after the snapshot (a restore of this file does not claim itself as made).
     size = path.stat().st_size
-    asyncio.run(_record_run(settings.database_url, time.time(), size, snap.cluster_id))
+    asyncio.run(_record_run(settings.database_url, time.time(), size, identity))
     return {
         "file": str(path),
         "bytes": path.stat().st_size,
