@@ -280,3 +280,24 @@ async def test_an_invitations_activation_code_sets_the_password_once(world: Worl
         await world.accounts.confirm_reset({"username": "vera", "code": code, "new_password": NEW})
     [entry] = await world.audit("account.activate")
     assert entry["subject"] == vera
+
+
+async def test_an_activation_code_expires(world: World) -> None:
+    await world.db.execute("INSERT INTO sites (id, name) VALUES ('s', 'S')")
+    await world.db.execute("INSERT INTO buildings (id, site_id, name) VALUES ('b', 's', 'B')")
+    await world.db.execute(
+        "INSERT INTO apartments (id, building_id, number, created_at) VALUES ('b-1', 'b', '1', 0)"
+    )
+    residents = Residents(
+        world.db, SessionCutoffs(Revocations(InProcessBus()), token_ttl=300), activation_ttl=3600
+    )
+    world.clock.now = time.time()
+    invitation = await residents.invite(
+        "operator:test", {"username": "vera", "full_name": "Vera V", "apartment_id": "b-1"}
+    )
+    assert invitation.activation_expires_at == pytest.approx(world.clock() + 3600, abs=60)
+    world.clock.advance(3600 + 61)
+    body = {"username": "vera", "activation_code": invitation.activation_code, "password": NEW}
+    with pytest.raises(InvalidCodeError):
+        await world.accounts.activate(body)
+    assert not await password_is(world, NEW, invitation.resident["id"])
