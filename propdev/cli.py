@@ -27,6 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("partner-sim", help="run the vendor simulator as its own HTTPS server")
     sim.add_argument("--port", type=int, default=9443)
     sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument(
+        "--partner",
+        default="simulator",
+        help="the partner the intercom vendor is (its API key, callback certificate, signatures)",
+    )
     hcs = sub.add_parser("utilities-sim", help="run the utilities (ЖКХ) simulator over HTTPS")
     hcs.add_argument("--port", type=int, default=9444)
     hcs.add_argument("--host", default="127.0.0.1")
@@ -62,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
         dest="audit", required=True
     )
     audit.add_parser("verify", help="check the hash chain of the audit log")
+    retention = sub.add_parser("retention", help="personal data kept only so long").add_subparsers(
+        dest="retention", required=True
+    )
+    retention_run = retention.add_parser("run", help="apply the retention settings once")
+    retention_run.add_argument("--as-of", help="ISO-8601 moment to apply them as of (default: now)")
     rules = sub.add_parser("slo-rules", help="write the SLOs' Prometheus recording/alert rules")
     rules.add_argument("--out", default="deploy/prometheus", help="directory to write into")
     return parser
@@ -85,7 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "partner-sim":
         from propdev.devkit import serve_partner_sim
 
-        asyncio.run(_until_signal(serve_partner_sim(settings, host=args.host, port=args.port)))
+        served = serve_partner_sim(
+            settings, host=args.host, port=args.port, partner_id=args.partner
+        )
+        asyncio.run(_until_signal(served))
         return 0
     if args.command == "utilities-sim":
         from propdev.devkit import serve_housing_sim
@@ -110,6 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_issue_partner(settings, args.name, args.allow_ip))
     if args.command == "audit":
         return asyncio.run(_audit_verify(settings))
+    if args.command == "retention":
+        from propdev.privacy import retention_command
+
+        return asyncio.run(retention_command(settings, args.as_of))
     if args.command == "slo-rules":
         from propdev.observability.rules import rules_command
 

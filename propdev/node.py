@@ -53,6 +53,7 @@ from propdev.partners import (
     webhook_secret,
 )
 from propdev.pki import ensure_ca, ensure_server_cert
+from propdev.privacy import DailyRetention, policy_of
 from propdev.registry import (
     Bus,
     Cluster,
@@ -68,6 +69,7 @@ from propdev.security import (
     SignInThrottle,
     TokenIssuer,
     TokenVerifier,
+    register_web_app_client,
 )
 from propdev.security.crypto import open_vault
 from propdev.security.personal import seal_clear_rows
@@ -211,6 +213,10 @@ class Node:
             ask=self.ask_device,  # partner events go to the device's owner (in a cluster)
             clock=self.now,
         )
+        # Retention once a day, as of the node's clock (one run per day for the whole store).
+        self.retention = DailyRetention(
+            self.db, policy_of(settings), node_id=settings.node_id, clock=self.now
+        )
         self.started = False
         self.draining = False  # drain(): no new device work, /readyz false
         self._drain_lock = asyncio.Lock()
@@ -344,6 +350,7 @@ class Node:
     async def start(self) -> None:
         await migrate(self.db)
         await seal_clear_rows(self.db, await open_vault(self.settings, self.db))
+        await register_web_app_client(self.db, self.settings.public_url)  # /app/'s client
         gateway = build_gateway(
             self.settings,
             self.simulator,
@@ -378,11 +385,13 @@ class Node:
         self.accounts.on_grant_revoked = revocations.revoke_grant
         if self.cluster is not None:
             await self.cluster.start()
+        self.retention.start()
         self.started = True
         log.info("node_started", public_url=self.settings.public_url)
 
     async def stop(self) -> None:
         self.started = False
+        await self.retention.stop()
         if self.cluster is not None:
             await self.drain()  # hand shards off before the actors stop
         await self.system.stop()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 MAX_ACCESS_TOKEN_TTL = 900
+MAX_RETENTION_DAYS = 36500  # a hundred years: beyond it, a typo
 
 
 class SettingsError(ValueError):
@@ -174,6 +175,10 @@ class Settings:
     external_oidc_ca_file: Path | None = None
     external_oidc_roles_claim: str | None = None  # dotted path, e.g. realm_access.roles
     partner_signing: tuple[PartnerSigning, ...] = ()  # partners whose calls we sign (RFC 9421)
+    # personal data (docs/personal-data.md): residents' events and open commands are kept this
+    # many days; audit entries keep their personal fields this many days (then blanked)
+    retention_events_days: int = 365
+    retention_audit_days: int = 1095
 
     @property
     def pki_dir(self) -> Path:
@@ -321,6 +326,14 @@ class Settings:
             "PROPDEV_PARTNER_SIGNING": (
                 "partner_signing",
                 _partner_signing("PROPDEV_PARTNER_SIGNING"),
+            ),
+            "PROPDEV_RETENTION_EVENTS_DAYS": (
+                "retention_events_days",
+                _int("PROPDEV_RETENTION_EVENTS_DAYS", 1, MAX_RETENTION_DAYS),
+            ),
+            "PROPDEV_RETENTION_AUDIT_DAYS": (
+                "retention_audit_days",
+                _int("PROPDEV_RETENTION_AUDIT_DAYS", 1, MAX_RETENTION_DAYS),
             ),
         }
         kwargs: dict[str, Any] = {}

@@ -29,6 +29,7 @@ from propdev.http.routes import (
     operator_actions,
     resident,
     vehicles,
+    webapp,
 )
 from propdev.http.routes import gateway as utilities_gateway
 from propdev.http.routes import manage as management_api
@@ -163,6 +164,7 @@ def make_app(node: NodeServices) -> web.Application:
     app.add_routes(ops_routes)
     app.add_routes(slo_routes)
     app.add_routes(console.routes)
+    app.add_routes(webapp.routes)  # /app/: the resident web app
     app.add_routes(operator_actions.routes)
     management_api.setup(  # /admin/api/v1: estate, devices, residents, rights
         app,

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from propdev.management import Management
     from propdev.observability import Metrics, SloTracker
     from propdev.partners import PartnerGateway
+    from propdev.privacy import PersonalData
     from propdev.registry import Bus
     from propdev.storage import Database
     from propdev.storage.audit import AuditLog
@@ -83,6 +84,8 @@ ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts")
 # Operators' services.
 MANAGEMENT: web.AppKey[Management] = web.AppKey("management")
 """Sites, buildings, apartments, access points, residents and rights."""
+PRIVACY: web.AppKey[PersonalData] = web.AppKey("privacy")
+"""Residents' personal data: export and erasure."""
 
 # Observability.
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")

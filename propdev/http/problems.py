@@ -37,6 +37,7 @@ from propdev.management import ConflictError as ManagementConflictError
 from propdev.management import InvalidFieldError as ManagementInvalidFieldError
 from propdev.management import NoGatewayError, UnknownObjectError
 from propdev.partners import BulkheadFullError, CircuitOpenError, PartnerError, PartnerTimeoutError
+from propdev.privacy import AlreadyErasedError, UnknownPersonError
 from propdev.storage import StoreUnavailableError
 
 STORE_RETRY_AFTER = 2  # seconds: a database restart or fail-over takes a few
@@ -124,6 +125,14 @@ def _conflict(exc: ManagementConflictError) -> ProblemError:
     return ConflictError(exc.detail, extra={"field": exc.field} if exc.field else {})
 
 
+def _unknown_person(exc: UnknownPersonError) -> ProblemError:
+    return NotFoundError(f"No resident {exc.user_id!r}.")
+
+
+def _erased(exc: AlreadyErasedError) -> ProblemError:
+    return ConflictError(f"Resident {exc.user_id!r} was erased already; nothing was changed.")
+
+
 def _no_gateway(exc: NoGatewayError) -> ProblemError:
     return ServiceUnavailableError(str(exc), headers={"Retry-After": str(PARTNER_RETRY_AFTER)})
 
@@ -148,6 +157,8 @@ PROBLEMS: Mapping[type[Exception], Callable[[Any], ProblemError]] = {
     AccessInvalidFieldError: invalid,
     UnknownObjectError: _unknown,  # 404 not-found
     ManagementConflictError: _conflict,  # 409 conflict, ``field`` when one is to blame
+    UnknownPersonError: _unknown_person,  # 404 not-found (erased included)
+    AlreadyErasedError: _erased,  # 409 conflict
     NoGatewayError: _no_gateway,  # 503 unavailable + Retry-After
     CircuitOpenError: _not_called,  # 503 unavailable + Retry-After
     BulkheadFullError: _not_called,

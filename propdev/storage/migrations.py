@@ -236,6 +236,23 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ],
     ),
     (
+        18,
+        "personal data: residents erased (152-FZ art. 21), retention runs",
+        [
+            # Who was erased, when and by whom: no personal data, only the account's id (an
+            # erasure is refused twice; a restored backup can apply the list again).
+            """CREATE TABLE erasures (
+                user_id TEXT PRIMARY KEY, erased_at DOUBLE PRECISION NOT NULL,
+                actor TEXT NOT NULL)""",
+            """CREATE TABLE retention_runs (
+                id {serial}, as_of DOUBLE PRECISION NOT NULL, ran_at DOUBLE PRECISION NOT NULL,
+                trigger TEXT NOT NULL, counts TEXT NOT NULL DEFAULT '{{}}')""",
+            "CREATE INDEX retention_runs_as_of ON retention_runs (as_of)",
+            "CREATE INDEX events_occurred ON events (occurred_at)",
+            "CREATE INDEX audit_at ON audit (at)",
+        ],
+    ),
+    (
         20,
         "accounts: one-time codes (password reset, activation), stored as keyed hashes",
         [

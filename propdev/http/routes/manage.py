@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from propdev.http.keys import MANAGEMENT
+from propdev.http.keys import MANAGEMENT, PRIVACY
 from propdev.http.routes.manage_devices import routes as device_routes
 from propdev.http.routes.manage_estate import routes as estate_routes
 from propdev.http.routes.manage_people import routes as people_routes
+from propdev.http.routes.manage_privacy import routes as privacy_routes
 from propdev.management import Management, SessionCutoffs
+from propdev.privacy import PersonalData
 
 if TYPE_CHECKING:
     from propdev.actors import ActorSystem
@@ -50,6 +52,7 @@ def setup(
     app[MANAGEMENT] = Management.build(
         db, cutoffs, gateways, refresh_device=refresh_device, activation_ttl=activation_ttl
     )
+    app[PRIVACY] = PersonalData(db, cutoffs.cut)  # an erasure cuts sessions as a move-out does
 
     async def load_cutoffs(app: web.Application) -> None:
         await cutoffs.load(db)
@@ -58,3 +61,4 @@ def setup(
     app.add_routes(estate_routes)
     app.add_routes(device_routes)
     app.add_routes(people_routes)
+    app.add_routes(privacy_routes)
