@@ -348,21 +348,18 @@ class Accounts:
             raise TooManyAttemptsError(wait.seconds)
         now = self.clock()
         row = await self._account("username", name)
-        live: list[Row] = []
-        if row is not None and _may_reset(row):
-            live = await self.db.fetch_all(
-                codes.LIVE,
-                user_id=row["id"],
-                purpose=purpose,
-                now=now,
-                max=codes.MAX_ATTEMPTS,
-            )
-        hashed = codes.code_hash(self.db, str(row["id"]), purpose, code) if row else None
+        # The same statements whether the account exists or not (no timing tells which).
+        eligible = row is not None and _may_reset(row)
+        owner = str(row["id"]) if row is not None and eligible else ""
+        live = await self.db.fetch_all(
+            codes.LIVE, user_id=owner, purpose=purpose, now=now, max=codes.MAX_ATTEMPTS
+        )
+        hashed = codes.code_hash(self.db, owner, purpose, code)
         found = next(
             (c for c in live if hashed and hmac.compare_digest(hashed, str(c["code_hash"]))),
             None,
         )
-        if row is None or found is None:
+        if row is None or not eligible or found is None:
             if live:
                 await self.db.execute(codes.MISSED, id=live[0]["id"])
             await self.throttle.login_failed(name, address)
