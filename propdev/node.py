@@ -26,6 +26,7 @@ from propdev.access import (
     Reason,
     failed,
 )
+from propdev.accounts import Accounts, OutboxNotifier, ResetRequests
 from propdev.actors import ActorStoppedError, ActorSystem, AskTimeout
 from propdev.actors.device import DeviceActor, DeviceDeps
 from propdev.actors.messages import (
@@ -181,6 +182,15 @@ class Node:
         self.oauth = OAuthServer(
             settings, self.db, self.issuer, self.verifier, throttle=self._sign_in_throttle()
         )
+        # Residents' self-service: password change and reset, sessions, activation.
+        self.accounts = Accounts(
+            self.db,
+            notifier=OutboxNotifier(settings.data_dir / "outbox.jsonl"),
+            throttle=self.oauth.throttle,
+            requests=self._reset_requests(),
+            token_ttl=settings.access_token_ttl,
+            reset_ttl=settings.reset_code_ttl,
+        )
         self.access = AccessServices.for_data_dir(
             self.db,
             self.bus,
@@ -224,6 +234,17 @@ class Node:
         partner events' validation (``occurred_at`` is judged against it) and the devices."""
         self.clock = clock
         self.access.set_clock(clock)
+        self.accounts.clock = clock
+
+    def _reset_requests(self) -> ResetRequests:
+        """Password-reset requests counted per address and account: in the cluster's Redis,
+        or in this process when embedded."""
+        per_address = self.settings.auth_failures_per_ip
+        if self.cluster is None:
+            return ResetRequests.local(per_address)
+        return ResetRequests.shared(
+            self.cluster.redis, prefix=f"{self.cluster.namespace}:reset:", per_address=per_address
+        )
 
     def cluster_view(self) -> dict[str, int]:
         """The cluster as this node sees it, for the metrics (embedded: alone, every shard)."""
@@ -399,6 +420,7 @@ class Node:
         honour_revocations(self.verifier, revocations)
         self.oauth.on_access_revoked = revocations.revoke_access_token
         self.oauth.on_grant_revoked = revocations.revoke_grant
+        self.accounts.on_grant_revoked = revocations.revoke_grant
         if self.cluster is not None:
             await self.cluster.start()
         self.retention.start()
@@ -416,6 +438,7 @@ class Node:
         if self.cluster is not None:
             await self.drain()  # hand shards off before the actors stop
         await self.system.stop()
+        await self.accounts.settle()  # codes being sent
         await self.access.stop()
         for gateway in self.gateways.values():
             await gateway.close()

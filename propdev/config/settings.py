@@ -171,6 +171,9 @@ class Settings:
     # failed sign-ins (and, apart, failed token requests) per client address per 5 minutes:
     # high, because behind a carrier-grade NAT or a load balancer many share one address
     auth_failures_per_ip: int = 200
+    # account self-service: how long a password-reset code and an activation code work
+    reset_code_ttl: int = 900
+    activation_code_ttl: int = 7 * 24 * 3600
     trusted_proxies: tuple[str, ...] = ()  # CIDRs believed about the client's address
     metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # who may scrape /metrics
     header_timeout: float = 10.0
@@ -305,6 +308,14 @@ class Settings:
             "PROPDEV_AUTH_FAILURES_PER_IP": (
                 "auth_failures_per_ip",
                 _int("PROPDEV_AUTH_FAILURES_PER_IP", 0, 1_000_000),
+            ),
+            "PROPDEV_RESET_CODE_TTL": (
+                "reset_code_ttl",
+                _int("PROPDEV_RESET_CODE_TTL", 60, 24 * 3600),
+            ),
+            "PROPDEV_ACTIVATION_CODE_TTL": (
+                "activation_code_ttl",
+                _int("PROPDEV_ACTIVATION_CODE_TTL", 3600, 90 * 24 * 3600),
             ),
             "PROPDEV_TRUSTED_PROXIES": ("trusted_proxies", _networks("PROPDEV_TRUSTED_PROXIES")),
             "PROPDEV_METRICS_ALLOW": ("metrics_allow", _networks("PROPDEV_METRICS_ALLOW")),

@@ -21,6 +21,7 @@ from propdev.http.middlewares import (
 from propdev.http.permissions import Permission, requires
 from propdev.http.ratelimit import Limiter, LocalLimiter, rate_limit_middleware
 from propdev.http.routes import (
+    account,
     admin,
     console,
     docs,
@@ -42,6 +43,7 @@ from propdev.http.telemetry import telemetry_middleware
 
 if TYPE_CHECKING:
     from propdev.access import AccessServices
+    from propdev.accounts import Accounts
     from propdev.actors import ActorSystem
     from propdev.config import Settings
     from propdev.devices import PartnerEventIngest
@@ -89,6 +91,9 @@ class NodeServices(Devices, Readiness, Drain, Opener, Protocol):
 
     @property
     def access(self) -> AccessServices: ...
+
+    @property
+    def accounts(self) -> Accounts: ...
 
     @property
     def events(self) -> EventStore: ...
@@ -149,6 +154,7 @@ def make_app(node: NodeServices) -> web.Application:
     app.add_routes(partner_api.routes)
     app.add_routes(guest_passes.routes)
     app.add_routes(vehicles.routes)
+    app.add_routes(account.routes)
     app.add_routes(utilities_gateway.routes)
     app.add_routes(ws.routes)
     app[ws.LIVE_SOCKETS] = {}
@@ -167,6 +173,7 @@ def make_app(node: NodeServices) -> web.Application:
         verifier=node.verifier,
         revocations=node.cluster.revocations if node.cluster is not None else None,
         token_ttl=settings.access_token_ttl,
+        activation_ttl=settings.activation_code_ttl,
         gateways=node.gateways,
         system=node.system,
     )
@@ -189,6 +196,7 @@ def _set_services(app: web.Application, node: NodeServices) -> None:
     app[keys.AUDIT] = node.audit
     app[keys.PASSES] = node.access.passes
     app[keys.VEHICLES] = node.access.vehicles
+    app[keys.ACCOUNTS] = node.accounts
     app[keys.OPENING] = node.access.opening
     app[keys.ACTOR_SYSTEM] = node.system
     app[keys.DEVICES] = node

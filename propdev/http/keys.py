@@ -14,6 +14,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from propdev.access import GuestPasses, Opening, Vehicles
+    from propdev.accounts import Accounts
     from propdev.actors import ActorSystem
     from propdev.devices import PartnerEventIngest
     from propdev.housing import UtilitiesService
@@ -75,6 +76,10 @@ WEBHOOK_SECRETS: web.AppKey[Callable[[str], str]] = web.AppKey("webhook_secrets"
 """The secret a partner signs its callbacks with, by partner id."""
 UTILITIES: web.AppKey[UtilitiesService] = web.AppKey("utilities")
 """The utilities (ЖКХ) gateway: bills, meters, readings."""
+
+# People's own accounts.
+ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts")
+"""Self-service: password change and reset, sessions, activation."""
 
 # Operators' services.
 MANAGEMENT: web.AppKey[Management] = web.AppKey("management")

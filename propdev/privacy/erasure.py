@@ -65,6 +65,7 @@ _DELETIONS: tuple[tuple[str, str], ...] = (
     ("sessions", "DELETE FROM oauth_refresh_tokens WHERE user_id = :u"),
     ("authorization_codes", "DELETE FROM oauth_codes WHERE user_id = :u"),
     ("recovery_codes", "DELETE FROM user_recovery_codes WHERE user_id = :u"),
+    ("account_codes", "DELETE FROM account_codes WHERE user_id = :u"),  # reset, activation
     ("totp_steps", "DELETE FROM user_totp_steps WHERE user_id = :u"),
     ("events", "DELETE FROM events WHERE user_id = :u"),
     (

@@ -264,6 +264,19 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ],
     ),
     (
+        20,
+        "accounts: one-time codes (password reset, activation), stored as keyed hashes",
+        [
+            """CREATE TABLE account_codes (
+                id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id),
+                purpose TEXT NOT NULL, code_hash TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
+                used_at DOUBLE PRECISION, attempts INTEGER NOT NULL DEFAULT 0)""",
+            "CREATE INDEX account_codes_user ON account_codes (user_id, purpose)",
+            "CREATE INDEX oauth_refresh_user ON oauth_refresh_tokens (user_id)",
+        ],
+    ),
+    (
         28,
         "backup: each backup made of the store (its time feeds the backup-late alert)",
         [

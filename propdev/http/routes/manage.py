@@ -37,6 +37,7 @@ def setup(
     verifier: TokenVerifier,
     revocations: Revocations | None,
     token_ttl: float,
+    activation_ttl: float,
     gateways: Mapping[str, PartnerAdapter],
     system: ActorSystem,
 ) -> None:
@@ -48,7 +49,9 @@ def setup(
         address = f"device:{access_point_id}"
         await system.passivate_matching(lambda a: a.key == address, within=2.0)
 
-    app[MANAGEMENT] = Management.build(db, cutoffs, gateways, refresh_device=refresh_device)
+    app[MANAGEMENT] = Management.build(
+        db, cutoffs, gateways, refresh_device=refresh_device, activation_ttl=activation_ttl
+    )
     app[PRIVACY] = PersonalData(db, cutoffs.cut)  # an erasure cuts sessions as a move-out does
 
     async def load_cutoffs(app: web.Application) -> None:
