@@ -160,7 +160,7 @@ class Node:
             ask_timeout=settings.ask_timeout,
         )
         # With Redis, the node is one of a cluster (propdev.registry.cluster); else embedded.
-        self.cluster = Cluster(settings, self.system, self.db) if settings.redis_url else None
+        self.cluster = Cluster(settings, self.system, self.db) if settings.clustered else None
         if self.cluster is not None:
             self.bus = self.cluster.bus
             # gRPC commands go to the node holding the partner's stream, and vendors'
