@@ -566,7 +566,7 @@ async def serve(
     grpc_server: GrpcServer | None = None
     try:
         await listener.start()
-        if settings.grpc_port is not None:  # partners' gRPC service, off unless configured
+        if settings.grpc_port is not None and settings.gateway:  # partners' gRPC, if configured
             from propdev.grpc import start_grpc_server  # imports grpc: only when configured
 
             grpc_server = await start_grpc_server(

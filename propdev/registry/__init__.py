@@ -27,6 +27,7 @@ from propdev.registry.placement import (
     InProcessPlacement,
     Placement,
     RedisPlacement,
+    device_hosts,
     preferred_owner,
     shard_of,
 )
@@ -65,6 +66,7 @@ __all__ = (
     "WireError",
     "announce",
     "close_redis",
+    "device_hosts",
     "honour_revocations",
     "preferred_owner",
     "redis_client",

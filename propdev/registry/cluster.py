@@ -114,7 +114,7 @@ class Cluster:
             self.redis,
             namespace=namespace,
             node_id=self.node_id,
-            info={"url": f"https://{settings.host}:{settings.port}"},
+            info={"url": f"https://{settings.host}:{settings.port}", "roles": list(settings.roles)},
         )
         self.fence = Fence(db)
         self.placement = RedisPlacement(
@@ -124,6 +124,7 @@ class Cluster:
             namespace=namespace,
             node_id=self.node_id,
             release=self._release_shard,
+            devices=settings.devices,
         )
         self.inbox = Inbox(
             self.redis,

@@ -57,6 +57,11 @@ class Node:
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
 
+    @property
+    def devices(self) -> bool:
+        """True if the node hosts device actors (``PROPDEV_ROLES``, default both roles)."""
+        return "devices" in self.env.get("PROPDEV_ROLES", "devices")
+
 
 @dataclass
 class Cluster:
@@ -120,8 +125,9 @@ class Cluster:
 
     async def settled(self, names: list[str], *, within: float = 20.0) -> dict[int, str | None]:
         """Wait until exactly ``names`` are members, each shard is held by the member it
-        belongs to (so no hand-off is still to come), and they answer /readyz."""
-        members = tuple(sorted(names))
+        belongs to among those with the ``devices`` role (so no hand-off is still to come), and
+        they answer /readyz."""
+        members = tuple(sorted(n for n in names if self.node(n).devices))
 
         async def check() -> dict[int, str | None] | None:
             if await self.members() != sorted(names):
