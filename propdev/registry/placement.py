@@ -1,12 +1,13 @@
 """Placement: device id -> shard (stable hash) -> the one live node that holds its lease.
 
-A fixed number of shards; each live node prefers the shards whose rendezvous hash it wins
-among the live members that host device actors (the ``devices`` role of ``PROPDEV_ROLES``,
-announced in the membership info; a gateway-only node takes none), so a join or leave moves only about 1/N of them. A shard is held
-under a lease in Redis (renewed every tick, in Redis's clock) and, for acting, under an epoch
-in the store (see ``fence``). This node considers a lease valid only until its own monotonic
-deadline (the lease minus a margin, from before the renewal was sent): a node paused past
-its lease finds its leases expired when it wakes, before it can ask Redis anything.
+A fixed number of shards; each live node prefers the shards whose rendezvous hash it wins among
+the live members that host device actors (the ``devices`` role of ``PROPDEV_ROLES``, announced
+in the membership info; a gateway-only node takes none), so a join or leave moves only about
+1/N of them. A shard is held under a lease in Redis (renewed every tick, in Redis's clock) and,
+for acting, under an epoch in the store (see ``fence``). This node considers a lease valid only
+until its own monotonic deadline (the lease minus a margin, from before the renewal was sent):
+a node paused past its lease finds its leases expired when it wakes, before it can ask Redis
+anything.
 
 Hand-off when membership changes: the old owner stops taking messages for the shard
 (``holds`` is False), passivates the shard's actors (their state is saved), releases the
