@@ -27,9 +27,9 @@ from propdev.storage import Database, migrate
 
 def revoke_partner_command(settings: Settings, name: str) -> int:
     """Revoke partner ``name``'s certificate; running nodes pick the CRL up within seconds
-    (file watch) or at once on SIGHUP. In a cluster (``PROPDEV_REDIS_URL``) the revocation is
-    also announced on the bus: every node refuses the tokens bound to the certificate at once,
-    on connections it had already accepted too."""
+    (file watch) or at once on SIGHUP. In a cluster (``PROPDEV_REDIS_URL`` or
+    ``PROPDEV_REDIS_SENTINELS``) the revocation is also announced on the bus: every node refuses
+    the tokens bound to the certificate at once, on connections it had already accepted too."""
     try:
         cert = load_cert(existing_partner_cert(settings.pki_dir, name).cert)
         serial = revoke_partner(settings.pki_dir, name)
@@ -37,13 +37,11 @@ def revoke_partner_command(settings: Settings, name: str) -> int:
         print(json.dumps({"error": f"no certificate for partner {name!r}"}))
         return 1
     announced = False
-    if settings.redis_url is not None:
+    if settings.clustered:
         thumbprint = certificate_thumbprint(cert.public_bytes(serialization.Encoding.DER))
         until = cert.not_valid_after_utc.timestamp()
         try:
-            asyncio.run(
-                announce(settings.redis_url, settings.redis_prefix, CERTIFICATE, thumbprint, until)
-            )
+            asyncio.run(announce(settings, CERTIFICATE, thumbprint, until))
             announced = True
         except (BusUnavailableError, RedisError, OSError) as exc:
             print(json.dumps({"warning": f"not announced to the cluster: {exc}"}))

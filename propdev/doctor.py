@@ -166,12 +166,12 @@ async def _clock(db: Database, clock: Callable[[], float]) -> Check:
 
 
 async def _redis(settings: Settings) -> Check:
-    if settings.redis_url is None:
+    if not settings.clustered:
         return Check("redis", True, "not configured: one node, in-process bus")
-    from redis.asyncio import Redis
+    from propdev.registry import close_redis, redis_client, redis_target  # imports redis
 
-    where = _redacted(settings.redis_url)
-    client = Redis.from_url(settings.redis_url, socket_connect_timeout=2.0, socket_timeout=3.0)
+    where = redis_target(settings)
+    client = redis_client(settings, socket_connect_timeout=2.0, socket_timeout=3.0)
     try:
         async with asyncio.timeout(TIMEOUT):
             info = await client.info("replication")
@@ -179,7 +179,7 @@ async def _redis(settings: Settings) -> Check:
     except Exception as exc:
         return Check("redis", False, f"{where}: {type(exc).__name__}: {exc}")
     finally:
-        await client.aclose()
+        await close_redis(client)
     role = info.get("role", "?")
     if role != "master":
         return Check("redis", False, f"{where}: role {role}, the nodes need the master")

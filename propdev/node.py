@@ -161,7 +161,7 @@ class Node:
             ask_timeout=settings.ask_timeout,
         )
         # With Redis, the node is one of a cluster (propdev.registry.cluster); else embedded.
-        self.cluster = Cluster(settings, self.system, self.db) if settings.redis_url else None
+        self.cluster = Cluster(settings, self.system, self.db) if settings.clustered else None
         if self.cluster is not None:
             self.bus = self.cluster.bus
             # gRPC commands go to the node holding the partner's stream, and vendors'
@@ -589,7 +589,7 @@ async def serve(
     grpc_server: GrpcServer | None = None
     try:
         await listener.start()
-        if settings.grpc_port is not None:  # partners' gRPC service, off unless configured
+        if settings.grpc_port is not None and settings.gateway:  # partners' gRPC, if configured
             from propdev.grpc import start_grpc_server  # imports grpc: only when configured
 
             grpc_server = await start_grpc_server(

@@ -82,6 +82,39 @@ def _name(name: str) -> Callable[[str], str]:
     return parse
 
 
+def _endpoints(name: str) -> Callable[[str], tuple[tuple[str, int], ...]]:
+    """``host:port`` (``[v6]:port``), comma-separated; at least one."""
+
+    def parse(raw: str) -> tuple[tuple[str, int], ...]:
+        out: list[tuple[str, int]] = []
+        for item in (part.strip() for part in raw.split(",")):
+            if not item:
+                continue
+            host, sep, port = item.rpartition(":")
+            host = host.removeprefix("[").removesuffix("]")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise SettingsError(f"{name}={raw!r}: {item!r} is not host:port")
+            if (host, int(port)) in out:
+                raise SettingsError(f"{name}={raw!r}: {item!r} named twice")
+            out.append((host, int(port)))
+        if not out:
+            raise SettingsError(f"{name}={raw!r}: expected host:port,host:port,…")
+        return tuple(out)
+
+    return parse
+
+
+def _roles(name: str) -> Callable[[str], tuple[str, ...]]:
+    def parse(raw: str) -> tuple[str, ...]:
+        roles = tuple(sorted({r.strip() for r in raw.split(",") if r.strip()}))
+        unknown = [r for r in roles if r not in ROLES]
+        if unknown or not roles:
+            raise SettingsError(f"{name}={raw!r}: one or more of {', '.join(ROLES)}")
+        return roles
+
+    return parse
+
+
 def _choice(name: str, choices: tuple[str, ...]) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         if raw not in choices:
@@ -90,6 +123,10 @@ def _choice(name: str, choices: tuple[str, ...]) -> Callable[[str], str]:
 
     return parse
 
+
+ROLES = ("devices", "gateway")
+"""``PROPDEV_ROLES``: a gateway serves clients (HTTP, gRPC, WebSocket), a devices node hosts
+device actors (placement gives shards only to nodes with this role)."""
 
 ENVIRONMENTS = ("development", "production")
 """``PROPDEV_ENV``: production refuses a master key on the data volume."""
@@ -145,6 +182,10 @@ class Settings:
     database_url: str = ""
     redis_url: str | None = None
     redis_prefix: str = "propdev"  # cluster name: the Redis keys of one cluster
+    # Redis behind Sentinel (instead of redis_url): the sentinels and the monitored service
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_service: str = "propdev"
+    roles: tuple[str, ...] = ROLES
     partner_url: str | None = None
     utilities_url: str | None = None  # unset: the utilities simulator runs in-process
     grpc_port: int | None = None  # the partners' gRPC listener (mTLS); unset: none
@@ -193,6 +234,21 @@ class Settings:
     retention_audit_days: int = 1095
     # production: the master key must come from outside the data dir (propdev.security.custody)
     environment: str = "development"
+
+    @property
+    def clustered(self) -> bool:
+        """True when the node is one of a cluster linked by Redis (a URL or sentinels)."""
+        return self.redis_url is not None or bool(self.redis_sentinels)
+
+    @property
+    def gateway(self) -> bool:
+        """True when this node serves clients (the public HTTP API, gRPC, WebSockets)."""
+        return "gateway" in self.roles
+
+    @property
+    def devices(self) -> bool:
+        """True when this node hosts device actors (placement may give it shards)."""
+        return "devices" in self.roles
 
     @property
     def production(self) -> bool:
@@ -254,6 +310,12 @@ class Settings:
             ),
             "PROPDEV_REDIS_URL": ("redis_url", _url("PROPDEV_REDIS_URL", ("redis", "rediss"))),
             "PROPDEV_REDIS_PREFIX": ("redis_prefix", _name("PROPDEV_REDIS_PREFIX")),
+            "PROPDEV_REDIS_SENTINELS": (
+                "redis_sentinels",
+                _endpoints("PROPDEV_REDIS_SENTINELS"),
+            ),
+            "PROPDEV_REDIS_SERVICE": ("redis_service", _name("PROPDEV_REDIS_SERVICE")),
+            "PROPDEV_ROLES": ("roles", _roles("PROPDEV_ROLES")),
             "PROPDEV_PARTNER_URL": ("partner_url", _url("PROPDEV_PARTNER_URL", ("https",))),
             "PROPDEV_UTILITIES_URL": (
                 "utilities_url",
@@ -375,6 +437,16 @@ class Settings:
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise SettingsError(
                 f"PROPDEV_LOG_LEVEL={self.log_level!r}: debug, info, warning or error"
+            )
+        if self.redis_url is not None and self.redis_sentinels:
+            raise SettingsError(
+                "PROPDEV_REDIS_URL and PROPDEV_REDIS_SENTINELS are both set: one or the other "
+                "(with Sentinel, the master's address comes from the sentinels)"
+            )
+        if self.roles != ROLES and not self.clustered:
+            raise SettingsError(
+                f"PROPDEV_ROLES={','.join(self.roles)}: a node with one role is one of a cluster; "
+                "set PROPDEV_REDIS_URL or PROPDEV_REDIS_SENTINELS"
             )
         if self.environment == "production":
             self._check_master_key_custody()

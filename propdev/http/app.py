@@ -148,8 +148,19 @@ def make_app(node: NodeServices) -> web.Application:
         ],
     )
     _set_services(app, node)
-    app[WS_CAPS] = WebSocketCaps(settings.ws_per_user)
     app.add_routes(health.routes)
+    app.add_routes(ops_routes)  # /metrics
+    if settings.gateway:
+        _public_api(app, node)
+    app.on_response_prepare.append(_security_headers)
+    return app
+
+
+def _public_api(app: web.Application, node: NodeServices) -> None:
+    """Everything but health and metrics: served by a ``gateway`` node only (a node with only
+    the ``devices`` role hosts device actors and answers its probes and scrapers)."""
+    settings = node.settings
+    app[WS_CAPS] = WebSocketCaps(settings.ws_per_user)
     app.add_routes(resident.routes)
     app.add_routes(partner_api.routes)
     app.add_routes(guest_passes.routes)
@@ -161,7 +172,6 @@ def make_app(node: NodeServices) -> web.Application:
     app.on_shutdown.append(ws.close_sockets)  # a reconnect hint before stopping
     app.add_routes(admin.routes)
     app.add_routes(docs.routes)
-    app.add_routes(ops_routes)
     app.add_routes(slo_routes)
     app.add_routes(console.routes)
     app.add_routes(webapp.routes)  # /app/: the resident web app
@@ -179,8 +189,6 @@ def make_app(node: NodeServices) -> web.Application:
     )
     app.add_routes(public_routes(oauth_routes(node.oauth)))
     app.add_routes(public_routes(node.simulator_routes()))  # embedded, on loopback only
-    app.on_response_prepare.append(_security_headers)
-    return app
 
 
 def _set_services(app: web.Application, node: NodeServices) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from propdev.registry.bus import Bus, Handler, InProcessBus
 from propdev.registry.cluster import Cluster, ClusterUnavailableError, ShardGuard
+from propdev.registry.connect import close_redis, redis_client, redis_target
 from propdev.registry.errors import (
     BusUnavailableError,
     FencedError,
@@ -26,6 +27,7 @@ from propdev.registry.placement import (
     InProcessPlacement,
     Placement,
     RedisPlacement,
+    device_hosts,
     preferred_owner,
     shard_of,
 )
@@ -63,7 +65,11 @@ __all__ = (
     "ShardGuard",
     "WireError",
     "announce",
+    "close_redis",
+    "device_hosts",
     "honour_revocations",
     "preferred_owner",
+    "redis_client",
+    "redis_target",
     "shard_of",
 )

@@ -1,9 +1,10 @@
 """Cluster: what a node needs to be one of several linked by Redis.
 
-The ``Node`` holds a ``Cluster`` when ``PROPDEV_REDIS_URL`` is set (and none otherwise: the
-embedded default keeps its in-process bus and its direct asks). The cluster owns the Redis
-client, the ``RedisBus``, ``RedisMembership``, ``RedisPlacement`` (leases + store epochs),
-the node's ``Inbox`` and the ``Revocations``; ``ask`` routes a message for a device to the
+The ``Node`` holds a ``Cluster`` when ``PROPDEV_REDIS_URL`` or ``PROPDEV_REDIS_SENTINELS`` is
+set (and none otherwise: the embedded default keeps its in-process bus and its direct asks).
+The cluster owns the Redis client (``connect.redis_client``), the ``RedisBus``,
+``RedisMembership``, ``RedisPlacement`` (leases + store epochs), the node's ``Inbox`` and the
+``Revocations``; ``ask`` routes a message for a device to the
 shard's owner: a local ask here, a remote ask over the owner's inbox otherwise, re-resolved
 while the shard moves (a request that arrived at the wrong node is forwarded, never refused).
 """
@@ -17,11 +18,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from redis.asyncio import Redis
 
 from propdev.access import OpenOutcome, Reason, failed
 from propdev.actors import ActorStoppedError, Address, AskTimeout
 from propdev.actors.messages import OpenAccessPoint
+from propdev.registry.connect import close_redis, redis_client
 from propdev.registry.errors import (
     BusUnavailableError,
     NotOwnerError,
@@ -97,11 +98,10 @@ class ShardGuard:
 
 class Cluster:
     def __init__(self, settings: Settings, system: ActorSystem, db: Database) -> None:
-        assert settings.redis_url is not None
         self.node_id = settings.node_id
         self.system = system
-        self.redis = Redis.from_url(
-            settings.redis_url,
+        self.redis = redis_client(
+            settings,
             socket_connect_timeout=1.0,
             socket_timeout=3.0,
             max_connections=64,
@@ -114,7 +114,7 @@ class Cluster:
             self.redis,
             namespace=namespace,
             node_id=self.node_id,
-            info={"url": f"https://{settings.host}:{settings.port}"},
+            info={"url": f"https://{settings.host}:{settings.port}", "roles": list(settings.roles)},
         )
         self.fence = Fence(db)
         self.placement = RedisPlacement(
@@ -124,6 +124,7 @@ class Cluster:
             namespace=namespace,
             node_id=self.node_id,
             release=self._release_shard,
+            devices=settings.devices,
         )
         self.inbox = Inbox(
             self.redis,
@@ -174,8 +175,7 @@ class Cluster:
         await self.inbox.close()
         await self.bus.close()
         await self.pipeliner.close()
-        with contextlib.suppress(Exception):
-            await self.redis.aclose()
+        await close_redis(self.redis)
 
     # -- routing --------------------------------------------------------------------------
 

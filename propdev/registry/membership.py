@@ -169,7 +169,8 @@ class RedisMembership:
         self._healthy = True
         members = tuple(sorted(m.decode() if isinstance(m, bytes) else str(m) for m in raw))
         if members != self._members:
-            await self._read_infos(members)
+            if not await self._read_infos(members):
+                return self._members  # a member's roles unknown: the next beat tries again
             joined = set(members) - set(self._members)
             left = set(self._members) - set(members)
             self._members = members
@@ -183,16 +184,20 @@ class RedisMembership:
                 listener(members)
         return members
 
-    async def _read_infos(self, members: tuple[str, ...]) -> None:
-        with contextlib.suppress(redis_errors.RedisError, OSError):
+    async def _read_infos(self, members: tuple[str, ...]) -> bool:
+        """Read what the members announced; False if Redis did not answer."""
+        try:
             raw = await self._redis.hgetall(self._keys[1])
-            infos = {}
-            for key, value in raw.items():
-                k = key.decode() if isinstance(key, bytes) else str(key)
-                if k in members:
-                    with contextlib.suppress(ValueError):
-                        infos[k] = json.loads(value)
-            self._infos = infos
+        except (redis_errors.RedisError, OSError):
+            return False
+        infos = {}
+        for key, value in raw.items():
+            k = key.decode() if isinstance(key, bytes) else str(key)
+            if k in members:
+                with contextlib.suppress(ValueError):
+                    infos[k] = json.loads(value)
+        self._infos = infos
+        return True
 
     async def _run(self) -> None:
         while not self._stopped:

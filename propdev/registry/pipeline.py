@@ -89,7 +89,9 @@ class Pipeliner:
             for args, _ in batch:
                 pipe.execute_command(*args)
             results = await pipe.execute(raise_on_error=False)
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+        except (redis_errors.RedisError, OSError) as exc:
+            # ConnectionError, TimeoutError, and what a failover adds (MasterNotFoundError, a
+            # READONLY reply from a demoted master): the batch fails, the writer goes on
             lost = 0
             for _, future in batch:
                 if future is None:

@@ -1,11 +1,13 @@
 """Placement: device id -> shard (stable hash) -> the one live node that holds its lease.
 
-A fixed number of shards; each live node prefers the shards whose rendezvous hash it wins
-among the live members, so a join or leave moves only about 1/N of them. A shard is held
-under a lease in Redis (renewed every tick, in Redis's clock) and, for acting, under an epoch
-in the store (see ``fence``). This node considers a lease valid only until its own monotonic
-deadline (the lease minus a margin, from before the renewal was sent): a node paused past
-its lease finds its leases expired when it wakes, before it can ask Redis anything.
+A fixed number of shards; each live node prefers the shards whose rendezvous hash it wins among
+the live members that host device actors (the ``devices`` role of ``PROPDEV_ROLES``, announced
+in the membership info; a gateway-only node takes none), so a join or leave moves only about
+1/N of them. A shard is held under a lease in Redis (renewed every tick, in Redis's clock) and,
+for acting, under an epoch in the store (see ``fence``). This node considers a lease valid only
+until its own monotonic deadline (the lease minus a margin, from before the renewal was sent):
+a node paused past its lease finds its leases expired when it wakes, before it can ask Redis
+anything.
 
 Hand-off when membership changes: the old owner stops taking messages for the shard
 (``holds`` is False), passivates the shard's actors (their state is saved), releases the
@@ -72,6 +74,19 @@ def _h(text: str) -> int:
 def shard_of(key: str, shards: int = SHARDS) -> int:
     """The shard of an actor id: a stable hash (the same in every process, unlike ``hash``)."""
     return _h(key) % shards
+
+
+DEVICES_ROLE = "devices"
+
+
+def device_hosts(membership: Membership) -> tuple[str, ...]:
+    """The live members that host device actors: those that announce the ``devices`` role
+    (``PROPDEV_ROLES``); a member that announces no roles (from before roles) hosts them too."""
+    return tuple(
+        m
+        for m in membership.members()
+        if DEVICES_ROLE in membership.info(m).get("roles", (DEVICES_ROLE,))
+    )
 
 
 def preferred_owner(shard: int, members: tuple[str, ...]) -> str | None:
@@ -168,8 +183,10 @@ class RedisPlacement:
         lease: float = LEASE,
         tick: float = TICK,
         release: Release | None = None,
+        devices: bool = True,
     ) -> None:
         self.node_id = node_id
+        self.devices = devices  # False: a gateway-only node, which never takes a shard
         self.shards = shards
         self._redis = redis
         self._membership = membership
@@ -231,6 +248,8 @@ class RedisPlacement:
 
     @property
     def ready(self) -> bool:
+        if not self.devices:
+            return self._reachable
         return self._reachable and any(self.holds(s) for s in self._held)
 
     async def changed(self, timeout: float) -> None:  # noqa: ASYNC109
@@ -280,9 +299,10 @@ class RedisPlacement:
         """Renew held leases, hand off what another member should hold, take what is ours."""
         members = self._membership.members()
         healthy = self._membership.healthy and self.node_id in members
+        hosts = device_hosts(self._membership)
         desired = (
-            {s for s in range(self.shards) if preferred_owner(s, members) == self.node_id}
-            if healthy and not self._stopping
+            {s for s in range(self.shards) if preferred_owner(s, hosts) == self.node_id}
+            if healthy and self.devices and not self._stopping
             else set()
         )
         for shard in [s for s in self._held if s not in desired and s not in self._draining]:

@@ -13,13 +13,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from redis.asyncio import Redis
-
 from propdev.registry.bus import Bus
+from propdev.registry.connect import close_redis, redis_client
 from propdev.registry.pipeline import Pipeliner
 from propdev.registry.redis_bus import RedisBus
 
 if TYPE_CHECKING:
+    from propdev.config import Settings
     from propdev.security import Claims, TokenVerifier
 
 CHANNEL = "revoked:"
@@ -115,10 +115,11 @@ class Revocations:
                 self._record(kind, ident, float(until))
 
 
-async def announce(redis_url: str, prefix: str, kind: str, ident: str, until: float) -> None:
-    """For a command-line tool: publish one revocation to the nodes of cluster ``prefix`` and
-    return once Redis took it (``BusUnavailableError`` if Redis cannot be reached)."""
-    redis = Redis.from_url(redis_url, socket_connect_timeout=2.0, socket_timeout=3.0)
+async def announce(settings: Settings, kind: str, ident: str, until: float) -> None:
+    """For a command-line tool: publish one revocation to the nodes of the settings' cluster
+    and return once Redis took it (``BusUnavailableError`` if Redis cannot be reached)."""
+    prefix = settings.redis_prefix
+    redis = redis_client(settings, socket_connect_timeout=2.0, socket_timeout=3.0)
     pipeliner = Pipeliner(redis)
     pipeliner.start()
     try:
@@ -127,4 +128,4 @@ async def announce(redis_url: str, prefix: str, kind: str, ident: str, until: fl
         await pipeliner.send("PING")  # one writer, in order: the PUBLISH went out before it
     finally:
         await pipeliner.close()
-        await redis.aclose()
+        await close_redis(redis)

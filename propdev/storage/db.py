@@ -26,6 +26,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from propdev.storage.errors import StoreUnavailableError
+from propdev.storage.postgres import mark_failover_errors, sqlalchemy_url
 from propdev.storage.sqlite_executor import (
     SqliteConnection,
     SqliteExecutor,
@@ -72,8 +73,8 @@ def driver_urls(url: str) -> tuple[str, str]:
         rest = url.split(":", 1)[1]
         return f"sqlite+aiosqlite:{rest}", f"sqlite+pysqlite:{rest}"
     if url.startswith(("postgresql:", "postgres:")):
-        rest = url.split(":", 1)[1]
-        return f"postgresql+psycopg:{rest}", f"postgresql+psycopg:{rest}"
+        pg = sqlalchemy_url(url)  # libpq multi-host URLs too
+        return pg, pg
     raise ValueError(f"unsupported database URL: {url!r}")
 
 
@@ -120,6 +121,8 @@ class Database:
                     "pool_pre_ping": True,
                 }
             self._engine = create_async_engine(self._async_url, **kwargs)
+            if self.dialect == "postgresql":
+                mark_failover_errors(self._engine.sync_engine)
             if self.dialect == "sqlite":
                 event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
         return self._engine
@@ -128,6 +131,8 @@ class Database:
     def sync_engine(self) -> Engine:
         if self._sync_engine is None:
             self._sync_engine = sa.create_engine(self._sync_url, pool_pre_ping=True)
+            if self.dialect == "postgresql":
+                mark_failover_errors(self._sync_engine)
             if self.dialect == "sqlite":
                 event.listen(self._sync_engine, "connect", _sqlite_pragmas)
         return self._sync_engine

@@ -21,7 +21,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from propdev.registry import preferred_owner, shard_of
+from propdev.config import Settings
+from propdev.registry import close_redis, preferred_owner, redis_client, shard_of
 from tests.conftest import POSTGRES_URL, free_port
 from tests.support.eventually import eventually
 from tests.support.oauth_client import login
@@ -55,6 +56,11 @@ class Node:
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def devices(self) -> bool:
+        """True if the node hosts device actors (``PROPDEV_ROLES``, default both roles)."""
+        return "devices" in self.env.get("PROPDEV_ROLES", "devices")
 
 
 @dataclass
@@ -119,8 +125,9 @@ class Cluster:
 
     async def settled(self, names: list[str], *, within: float = 20.0) -> dict[int, str | None]:
         """Wait until exactly ``names`` are members, each shard is held by the member it
-        belongs to (so no hand-off is still to come), and they answer /readyz."""
-        members = tuple(sorted(names))
+        belongs to among those with the ``devices`` role (so no hand-off is still to come), and
+        they answer /readyz."""
+        members = tuple(sorted(n for n in names if self.node(n).devices))
 
         async def check() -> dict[int, str | None] | None:
             if await self.members() != sorted(names):
@@ -197,6 +204,18 @@ Prepare = Callable[[Path, str], Awaitable[None]]
 """``prepare(data dir, database URL)``: after the demo seed, before any process starts."""
 
 
+def test_redis(redis_url: str, sentinels: list[tuple[str, int]] | None) -> aioredis.Redis:
+    """The test's own client of the cluster's Redis (the master the sentinels name, if any);
+    it retries a few times on a connection a restart or a failover has cut."""
+    options: dict[str, Any] = {
+        "retry": Retry(ExponentialBackoff(cap=1.0), 8),
+        "retry_on_error": [RedisConnectionError],
+    }
+    if sentinels:
+        return redis_client(Settings(redis_sentinels=tuple(sentinels)), **options)
+    return aioredis.Redis.from_url(redis_url, **options)
+
+
 @contextlib.asynccontextmanager
 async def three_nodes(
     tmp_path: Path,
@@ -205,20 +224,55 @@ async def three_nodes(
     *,
     prepare: Prepare | None = None,
     per_node: Callable[[int], dict[str, str]] | None = None,
+    nodes: int = NODES,
+    sentinels: list[tuple[str, int]] | None = None,
+    database_url: str | None = None,
     **extra: str,
 ) -> AsyncIterator[Cluster]:
-    """Three nodes on ``redis_url`` and a fresh database of the server at ``postgres_url``;
-    ``extra``: more ``PROPDEV_*`` variables for every node, ``per_node(i)`` for node ``i``;
-    ``prepare``: more partners or doors before the simulator and the nodes start."""
+    """Three nodes (or ``nodes``) on ``redis_url`` (or the master ``sentinels`` name) and a
+    fresh database of the server at ``postgres_url`` (or the nodes go to ``database_url``, a
+    database made by the caller, e.g. on a multi-host URL); ``extra``: more ``PROPDEV_*``
+    variables for every node, ``per_node(i)`` for node ``i``; ``prepare``: more partners or
+    doors before the simulator and the nodes start."""
+    if sentinels:
+        redis_url = ""  # an empty PROPDEV_REDIS_URL is unset
+        extra = {**extra, "PROPDEV_REDIS_SENTINELS": ",".join(f"{h}:{p}" for h, p in sentinels)}
+    async with _nodes(
+        tmp_path, redis_url, postgres_url, database_url, prepare, per_node, nodes, sentinels, extra
+    ) as cluster:
+        yield cluster
+
+
+@contextlib.asynccontextmanager
+async def _given_or_fresh(postgres_url: str, database_url: str | None) -> AsyncIterator[str]:
+    if database_url is not None:
+        yield database_url
+        return
+    with fresh_database(postgres_url) as fresh:
+        yield fresh
+
+
+@contextlib.asynccontextmanager
+async def _nodes(
+    tmp_path: Path,
+    redis_url: str,
+    postgres_url: str,
+    given_database: str | None,
+    prepare: Prepare | None,
+    per_node: Callable[[int], dict[str, str]] | None,
+    count: int,
+    sentinels: list[tuple[str, int]] | None,
+    extra: dict[str, str],
+) -> AsyncIterator[Cluster]:
     data_dir = tmp_path / "data"
     prefix = f"test-{uuid.uuid4().hex[:10]}"
-    with fresh_database(postgres_url) as database_url:
+    async with _given_or_fresh(postgres_url, given_database) as database_url:
         seeded = await run_cli(["seed-demo"], cli_env(data_dir, PROPDEV_DATABASE_URL=database_url))
         assert seeded.returncode == 0, str(seeded)
         creds = json.loads((data_dir / "demo-credentials.json").read_text())
         if prepare is not None:
             await prepare(data_dir, database_url)
-        sim_port, *ports = free_ports(NODES + 1)
+        sim_port, *ports = free_ports(count + 1)
         sim_url = f"https://127.0.0.1:{sim_port}"
         public_url = f"https://127.0.0.1:{ports[0]}"
         nodes = [
@@ -239,12 +293,7 @@ async def three_nodes(
             )
             for i, port in enumerate(ports)
         ]
-        # The test's own client retries once on a connection a Redis restart has cut.
-        redis = aioredis.Redis.from_url(
-            redis_url,
-            retry=Retry(ExponentialBackoff(), 3),
-            retry_on_error=[RedisConnectionError],
-        )
+        redis = test_redis(redis_url, sentinels)
         connector = aiohttp.TCPConnector(ssl=trusting(ca_file(data_dir)), force_close=True)
         try:
             async with (
@@ -282,7 +331,7 @@ async def three_nodes(
                 keys = [k async for k in redis.scan_iter(match=f"{{{prefix}}}:*")]
                 if keys:
                     await redis.delete(*keys)
-            await redis.aclose()
+            await close_redis(redis)
 
 
 LOG_TAIL = 60

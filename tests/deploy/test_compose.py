@@ -37,7 +37,9 @@ def test_two_nodes_serve_behind_the_load_balancer() -> None:
         env = SERVICES[node]["environment"]
         assert env["PROPDEV_PUBLIC_URL"].startswith("https://propdev.localhost:")
         assert env["PROPDEV_DATABASE_URL"].startswith("postgresql://")
-        assert env["PROPDEV_REDIS_URL"].startswith("redis://redis-master:")
+        assert "PROPDEV_REDIS_URL" not in env  # the master comes from the Sentinels
+        sentinels = env["PROPDEV_REDIS_SENTINELS"].split(",")
+        assert sentinels == [f"sentinel-{i}:26379" for i in (1, 2, 3)]
         assert env["PROPDEV_OTLP_ENDPOINT"] == "http://otel-collector:4318"
         assert env["PROPDEV_PARTNER_URL"] == "https://partner-sim:9443"
         assert SERVICES[node]["logging"]["driver"] == "fluentd"

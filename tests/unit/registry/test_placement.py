@@ -12,10 +12,12 @@ from propdev.registry import (
     SHARDS,
     Fence,
     FencedError,
+    InProcessMembership,
     InProcessPlacement,
     NotOwnerError,
     RedisMembership,
     RedisPlacement,
+    device_hosts,
     preferred_owner,
     shard_of,
 )
@@ -130,3 +132,41 @@ async def test_a_shard_being_handed_off_keeps_its_epoch_for_the_actors_last_save
     assert seen == {s: (False, epochs[s]) for s in range(SHARDS)}
     with pytest.raises(NotOwnerError):
         placement.held_epoch(0)
+
+
+async def test_a_gateway_only_node_takes_no_shard_and_the_devices_nodes_split_them(
+    redis: tuple[Redis, str], db: Database
+) -> None:
+    client, namespace = redis
+    nodes: list[tuple[RedisMembership, RedisPlacement]] = []
+    for name, roles in (("a", ["gateway"]), ("b", ["devices"]), ("c", ["devices", "gateway"])):
+        member = RedisMembership(
+            client, namespace=namespace, node_id=name, lease=0.6, heartbeat=0.1,
+            info={"roles": roles},
+        )  # fmt: skip
+        await member.start()
+        placement = RedisPlacement(
+            client, member, Fence(db), namespace=namespace, node_id=name, lease=0.6, tick=0.1,
+            devices="devices" in roles,
+        )  # fmt: skip
+        await placement.start()
+        nodes.append((member, placement))
+    (ma, a), (_, b), (_, c) = nodes
+    try:
+        await _until(lambda: len(b.held()) + len(c.held()) == SHARDS and b.held() and c.held(), 15)
+        assert device_hosts(ma) == ("b", "c") and a.held() == [] and a.ready
+        assert not set(b.held()) & set(c.held())
+        held_by = {s: "b" if s in b.held() else "c" for s in range(SHARDS)}
+        assert held_by == {s: preferred_owner(s, ("b", "c")) for s in range(SHARDS)}
+        # The gateway sees the owners, to forward to them.
+        await _until(lambda: all(a.owner_of(s) in ("b", "c") for s in range(SHARDS)), 15)
+    finally:
+        for member, placement in reversed(nodes):
+            await placement.stop()
+            await member.stop()
+
+
+async def test_a_member_that_announces_no_roles_hosts_devices() -> None:
+    solo = InProcessMembership("old", info={})
+    assert device_hosts(solo) == ("old",)
+    assert device_hosts(InProcessMembership("gw", info={"roles": ["gateway"]})) == ()

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from propdev.config import Settings
 from propdev.registry import InProcessBus
 from propdev.registry.pipeline import Pipeliner
 from propdev.registry.redis_bus import RedisBus
@@ -224,7 +225,12 @@ async def test_a_revocation_announced_from_the_command_line_reaches_a_node_of_th
     try:
         async with asyncio.timeout(10):
             while not heard.is_set():  # pub/sub drops what is sent before the node subscribed
-                await announce(REDIS_URL, prefix, TOKEN, "j-cli", time.time() + 60)
+                await announce(
+                    Settings(redis_url=REDIS_URL, redis_prefix=prefix),
+                    TOKEN,
+                    "j-cli",
+                    time.time() + 60,
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(heard.wait(), 0.2)
         assert revocations.is_revoked(TOKEN, "j-cli")
@@ -237,4 +243,9 @@ async def test_a_revocation_announced_from_the_command_line_reaches_a_node_of_th
 
 async def test_announcing_to_a_redis_that_cannot_be_reached_fails() -> None:
     with pytest.raises(Exception):  # noqa: B017 -- whichever error the bus raises, not silence
-        await announce("redis://127.0.0.1:1/0", "nowhere", TOKEN, "j", time.time() + 60)
+        await announce(
+            Settings(redis_url="redis://127.0.0.1:1/0", redis_prefix="nowhere"),
+            TOKEN,
+            "j",
+            time.time() + 60,
+        )
