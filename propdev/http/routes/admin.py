@@ -3,10 +3,12 @@ caller's recovery codes left."""
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
 from propdev.http import schemas
-from propdev.http.errors import NotFoundError
+from propdev.http.errors import BadRequestError, NotFoundError
 from propdev.http.keys import ACTOR_SYSTEM, AUDIT, DATABASE, NODES, PARTNER_GATEWAYS
 from propdev.http.middlewares import principal
 from propdev.http.openapi import Param, doc
@@ -15,6 +17,13 @@ from propdev.http.routes.resident import int_param
 from propdev.security import RECOVERY_CODES_LOW, get_user, recovery_codes_status
 
 routes = web.RouteTableDef()
+
+MAX_FILTER = 200
+# Actions are dotted snake_case words (``auth.login``, ``entry``); actors a kind and an id
+# (``operator:<uuid>``, ``partner:sim``, ``operator:ext:<tag>:<sub>``, ``cli``): no spaces
+# and no control characters.
+ACTION_PATTERN = re.compile(r"[a-z0-9_.]+")
+ACTOR_PATTERN = re.compile(r"[^\x00-\x20\x7f]+")
 
 
 @routes.get("/admin/api/v1/actors")
@@ -80,26 +89,66 @@ async def breakers(request: web.Request) -> web.Response:
 @requires(Permission.OPERATOR)
 @doc(
     "The audit log (hash-chained), paged and filtered",
+    description=(
+        "Filters combine (all must match): `access_point_id` exact, `action` a prefix "
+        "(`auth.` matches `auth.login` and `auth.revoke`), `actor` exact (`operator:<id>`, "
+        "`user:<id>`, `cli`, `system`...). The vocabulary of actions, decisions and reasons "
+        "is docs/audit.md. `subject` is the person the entry concerns, `personal` the "
+        "personal fields kept apart from the hash chain (null once erased or past retention)."
+    ),
     tags=["admin"],
     query=[
         Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
         Param("after", {"type": "integer", "minimum": 0}),
         Param("access_point_id", description="only entries about this access point"),
+        Param(
+            "action",
+            {"type": "string", "pattern": ACTION_PATTERN.pattern, "maxLength": MAX_FILTER},
+            description="only entries whose action starts with this (`auth.`, `open`...)",
+        ),
+        Param(
+            "actor",
+            {"type": "string", "maxLength": MAX_FILTER},
+            description="only entries of this actor, exactly (`operator:<id>`, `cli`...)",
+        ),
     ],
-    responses={200: schemas.AUDIT_PAGE},
+    responses={200: schemas.AUDIT_PAGE, 400: "A filter or paging parameter is malformed."},
 )
 async def audit(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 100, lo=1, hi=1000)
     after = int_param(request, "after", 0, lo=0, hi=2**62)
     access_point_id = request.query.get("access_point_id") or None
+    action = _filter(request, "action", ACTION_PATTERN)
+    actor = _filter(request, "actor", ACTOR_PATTERN)
     entries = await request.app[AUDIT].page(
-        access_point_id=access_point_id, after=after, limit=limit + 1
+        access_point_id=access_point_id,
+        after=after,
+        limit=limit + 1,
+        action=action,
+        actor=actor,
     )
     more = len(entries) > limit
     entries = entries[:limit]
     return web.json_response(
         {"entries": entries, "next": entries[-1]["id"] if more and entries else None}
     )
+
+
+def _filter(request: web.Request, name: str, pattern: re.Pattern[str]) -> str | None:
+    """A filter's value (None: absent or empty); one given twice, too long or with characters
+    no action or actor has is a 400."""
+    values = request.query.getall(name, [])
+    if len(values) > 1:
+        raise BadRequestError(f"Query parameter {name!r} may be given once.")
+    value = values[0] if values else ""
+    if value == "":
+        return None
+    if len(value) > MAX_FILTER or pattern.fullmatch(value) is None:
+        raise BadRequestError(
+            f"Query parameter {name!r} must be at most {MAX_FILTER} characters "
+            f"matching {pattern.pattern}."
+        )
+    return value
 
 
 @routes.get("/admin/api/v1/me/recovery-codes")
