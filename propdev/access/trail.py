@@ -1,4 +1,13 @@
-"""Audit entries for changes to residents' credentials: guest passes and vehicles.
+"""Audit entries of the access domain: opens, and changes to residents' credentials.
+
+An open's entry has action ``open`` (``manual_open`` for an operator's), decision ``granted``,
+``denied`` (refused: by our rules or the vendor) or ``failed`` (nobody said no, but the door
+did not open: the partner, the cluster, this node), the reason code of ``Reason``; see
+docs/audit.md. Most are written by the opening pipeline with the command they record;
+``unanswered_open`` is the entry of an open the node answered itself as failed, because the
+door's actor could not be reached or did not answer in time.
+
+Credentials: guest passes and vehicles.
 
 Each creation, change and revocation of a guest pass and each registration and removal of a
 vehicle is an entry of the hash-chained audit log, written in the transaction of the change.
@@ -9,6 +18,7 @@ vehicle is its id).
 
 from __future__ import annotations
 
+from propdev.access.outcome import Result
 from propdev.storage.audit import AuditRecord
 
 PASS_CREATE = "guest_pass.create"
@@ -16,6 +26,44 @@ PASS_CHANGE = "guest_pass.change"
 PASS_REVOKE = "guest_pass.revoke"
 VEHICLE_REGISTER = "vehicle.register"
 VEHICLE_REMOVE = "vehicle.remove"
+
+
+_DECISIONS = {Result.GRANTED: "granted", Result.REFUSED: "denied", Result.FAILED: "failed"}
+
+
+def audit_decision(result: Result) -> str:
+    """An open's result in the audit's words: granted, denied or failed."""
+    return _DECISIONS[result]
+
+
+def open_action(manual: bool) -> str:
+    return "manual_open" if manual else "open"
+
+
+def unanswered_open(
+    *,
+    at: float,
+    access_point_id: str,
+    user_id: str,
+    reason: str,
+    on_behalf: str | None = None,
+    note: str = "",
+    command_id: str | None = None,
+) -> AuditRecord:
+    """The ``failed`` entry of an open the node answered itself (``device_timeout``,
+    ``cluster_unavailable``, ``node_draining``): the requester (``user:<id>``, or
+    ``on_behalf``, an operator) was told it failed. After a ``device_timeout`` the door's
+    actor may still finish and write its own entry for the same ``command_id``."""
+    return AuditRecord(
+        at=at,
+        actor=on_behalf or resident(user_id),
+        action=open_action(on_behalf is not None),
+        access_point_id=access_point_id,
+        decision="failed",
+        reason="; ".join(r for r in (reason, note) if r),
+        command_id=command_id,
+        subject=user_id,
+    )
 
 
 def resident(user_id: str) -> str:
