@@ -71,8 +71,12 @@ def resident(user_id: str) -> str:
     return f"user:{user_id}"
 
 
-def change(actor: str, action: str, *, at: float, **ids: object) -> AuditRecord:
-    """The audit record of a change to a credential, its ids as ``key=value`` pairs."""
+def change(
+    actor: str, action: str, *, at: float, subject: str | None = None, **ids: object
+) -> AuditRecord:
+    """The audit record of a change to a credential, its ids as ``key=value`` pairs;
+    ``subject`` is the resident whose credential it is (default: the ``owner_id`` given)."""
+    owner = ids.get("owner_id")
     return AuditRecord(
         at=at,
         actor=actor,
@@ -80,4 +84,5 @@ def change(actor: str, action: str, *, at: float, **ids: object) -> AuditRecord:
         access_point_id=None,
         decision="granted",
         reason=" ".join(f"{k}={'' if v is None else v}" for k, v in ids.items()),
+        subject=subject if subject is not None else None if owner is None else str(owner),
     )

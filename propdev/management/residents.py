@@ -108,6 +108,7 @@ class Residents:
                 conn,
                 self.db.dialect,
                 actor=actor,
+                subject=user_id,
                 action="resident.invite",
                 reason=details(user_id=user_id, apartment_id=apartment_id),
                 at=now,
@@ -170,6 +171,7 @@ class Residents:
                         conn,
                         self.db.dialect,
                         actor=actor,
+                        subject=user_id,
                         action=action,
                         reason=details(
                             **{key: gone["id"]}, owner_id=user_id, cause="resident.move_out"
@@ -186,8 +188,22 @@ class Residents:
                 conn,
                 self.db.dialect,
                 actor=actor,
+                subject=user_id,
                 action="resident.move_out",
                 reason=details(user_id=user_id, **report),
+                at=now,
+            )
+            await record(  # the resident's sessions end: refresh tokens now, access tokens below
+                conn,
+                self.db.dialect,
+                actor=actor,
+                subject=user_id,
+                action="auth.revoke",
+                reason=details(
+                    cause="resident.move_out",
+                    refresh_tokens=len(tokens),
+                    access_tokens="all",
+                ),
                 at=now,
             )
         await self.cutoffs.cut(user_id, now)
