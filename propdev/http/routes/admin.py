@@ -4,6 +4,7 @@ caller's recovery codes left."""
 from __future__ import annotations
 
 import re
+import time
 
 from aiohttp import web
 
@@ -14,7 +15,9 @@ from propdev.http.middlewares import principal
 from propdev.http.openapi import Param, doc
 from propdev.http.permissions import Permission, requires
 from propdev.http.routes.resident import int_param
+from propdev.management import operator
 from propdev.security import RECOVERY_CODES_LOW, get_user, recovery_codes_status
+from propdev.storage.audit import AuditRecord
 
 routes = web.RouteTableDef()
 
@@ -40,7 +43,11 @@ async def actors(request: web.Request) -> web.Response:
 @routes.post("/admin/api/v1/actors/{actor_id}/restart")
 @requires(Permission.OPERATOR)
 @doc(
-    "Restart an activated actor (on_stop, new instance, on_start)",
+    "Restart an activated actor (on_stop, new instance, on_start; audited)",
+    description=(
+        "Audited with actor `operator:<id>`, action `actor.restart`, before the restart: if "
+        "the entry cannot be written, nothing is restarted."
+    ),
     tags=["admin"],
     responses={
         200: schemas.object_of({"restarted": {"type": "string"}}, required=["restarted"]),
@@ -49,8 +56,23 @@ async def actors(request: web.Request) -> web.Response:
 )
 async def restart_actor(request: web.Request) -> web.Response:
     actor_id = request.match_info["actor_id"]
+    system = request.app[ACTOR_SYSTEM]
+    if not system.is_active(actor_id):
+        raise NotFoundError(f"No active actor {actor_id!r}.")
+    caller = principal(request)
+    await request.app[AUDIT].append(  # before the restart: an entry not written, no restart
+        AuditRecord(
+            at=time.time(),
+            actor=operator(caller.sub),
+            action="actor.restart",
+            access_point_id=None,
+            decision="granted",
+            reason=f"actor_id={actor_id}",
+            subject=caller.sub,
+        )
+    )
     try:
-        await request.app[ACTOR_SYSTEM].restart(actor_id)
+        await system.restart(actor_id)
     except (KeyError, ValueError, LookupError) as exc:
         raise NotFoundError(f"No active actor {actor_id!r}.") from exc
     return web.json_response({"restarted": actor_id})

@@ -20,13 +20,15 @@ OPERATOR = caller("u-op", "operator")
 class Drainer:
     def __init__(self) -> None:
         self.calls = 0
+        self.draining = False
 
     async def drain(self) -> dict[str, Any]:
         self.calls += 1
+        already, self.draining = self.draining, True
         return {
             "node_id": "n-1",
             "draining": True,
-            "already": self.calls > 1,
+            "already": already,
             "shards_handed_off": 0,
             "actors_passivated": 3,
         }
@@ -55,7 +57,7 @@ async def test_draining_this_node_drains_it_once_and_audits_it_once(
     assert drainer.calls == 2
     entries = await AuditLog(db).page()
     assert [(e["actor"], e["action"]) for e in entries] == [("operator:u-op", "node.drain")]
-    assert "actors_passivated=3" in entries[0]["reason"]
+    assert (entries[0]["reason"], entries[0]["subject"]) == ("node_id=n-1", "u-op")
 
 
 async def test_another_node_is_a_404_embedded_and_a_409_with_its_url_in_a_cluster(
