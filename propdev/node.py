@@ -481,7 +481,6 @@ class Node:
             reason=outcome.reason,
             on_behalf=message.on_behalf,
             note=message.note,
-            command_id=message.command_id,
         )
         try:
             await self.audit.append(record)

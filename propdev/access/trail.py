@@ -48,12 +48,13 @@ def unanswered_open(
     reason: str,
     on_behalf: str | None = None,
     note: str = "",
-    command_id: str | None = None,
 ) -> AuditRecord:
     """The ``failed`` entry of an open the node answered itself (``device_timeout``,
     ``cluster_unavailable``, ``node_draining``): the requester (``user:<id>``, or
-    ``on_behalf``, an operator) was told it failed. After a ``device_timeout`` the door's
-    actor may still finish and write its own entry for the same ``command_id``."""
+    ``on_behalf``, an operator) was told it failed. No ``command_id``: an entry names a
+    command only when its writer knows the partner was sent one (one entry per granted
+    command); after a ``device_timeout`` the door's actor may still finish and write its own
+    entry, with the command."""
     return AuditRecord(
         at=at,
         actor=on_behalf or resident(user_id),
@@ -61,7 +62,6 @@ def unanswered_open(
         access_point_id=access_point_id,
         decision="failed",
         reason="; ".join(r for r in (reason, note) if r),
-        command_id=command_id,
         subject=user_id,
     )
 

@@ -125,12 +125,12 @@ async def breakers(request: web.Request) -> web.Response:
         Param("access_point_id", description="only entries about this access point"),
         Param(
             "action",
-            {"type": "string", "pattern": ACTION_PATTERN.pattern, "maxLength": MAX_FILTER},
+            {"type": "string", "pattern": f"^{ACTION_PATTERN.pattern}$", "maxLength": MAX_FILTER},
             description="only entries whose action starts with this (`auth.`, `open`...)",
         ),
         Param(
             "actor",
-            {"type": "string", "maxLength": MAX_FILTER},
+            {"type": "string", "pattern": f"^{ACTOR_PATTERN.pattern}$", "maxLength": MAX_FILTER},
             description="only entries of this actor, exactly (`operator:<id>`, `cli`...)",
         ),
     ],
