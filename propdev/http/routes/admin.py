@@ -29,6 +29,11 @@ ACTION_PATTERN = re.compile(r"[a-z0-9_.]+")
 ACTOR_PATTERN = re.compile(r"[^\x00-\x20\x7f]+")
 
 
+def _documented(pattern: re.Pattern[str]) -> str:
+    """A filter's pattern as the document states it: anchored, and empty allowed (no filter)."""
+    return f"^({pattern.pattern})?$"
+
+
 @routes.get("/admin/api/v1/actors")
 @requires(Permission.OPERATOR)
 @doc(
@@ -125,12 +130,12 @@ async def breakers(request: web.Request) -> web.Response:
         Param("access_point_id", description="only entries about this access point"),
         Param(
             "action",
-            {"type": "string", "pattern": f"^{ACTION_PATTERN.pattern}$", "maxLength": MAX_FILTER},
+            {"type": "string", "pattern": _documented(ACTION_PATTERN), "maxLength": MAX_FILTER},
             description="only entries whose action starts with this (`auth.`, `open`...)",
         ),
         Param(
             "actor",
-            {"type": "string", "pattern": f"^{ACTOR_PATTERN.pattern}$", "maxLength": MAX_FILTER},
+            {"type": "string", "pattern": _documented(ACTOR_PATTERN), "maxLength": MAX_FILTER},
             description="only entries of this actor, exactly (`operator:<id>`, `cli`...)",
         ),
     ],
