@@ -34,6 +34,7 @@ REVOKE = "auth.revoke"
 RECOVERY_CODES = "auth.recovery_codes"
 
 ANONYMOUS = "anonymous"
+MAX_USERNAME = 200
 STAFF_ROLES = frozenset({"operator", "admin", "auditor"})
 
 # A granted sign-in's reason, by its ``amr`` (RFC 8176; ``mfa`` is a recovery code here).
@@ -63,7 +64,10 @@ class Origin:
     address: str | None = None
 
     def personal(self, username: str | None = None) -> dict[str, str]:
-        fields = {"username": username, "client_id": self.client_id, "address": self.address}
+        """The personal fields: the username as typed (its first ``MAX_USERNAME`` characters:
+        a form may carry kilobytes), the client id and the address."""
+        typed = None if username is None else username[:MAX_USERNAME]
+        fields = {"username": typed, "client_id": self.client_id, "address": self.address}
         return {k: v for k, v in fields.items() if v}
 
 
