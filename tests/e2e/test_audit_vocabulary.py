@@ -98,6 +98,14 @@ async def test_an_open_that_fails_at_the_partner_is_audited_failed_with_its_reas
 async def test_sign_ins_granted_and_denied_keep_the_attempted_name_never_the_password(
     node: RunningNode,
 ) -> None:
+    await sign_ins_are_audited(node)
+
+
+async def test_sign_ins_on_postgresql_too(pg_node: RunningNode) -> None:
+    await sign_ins_are_audited(pg_node)
+
+
+async def sign_ins_are_audited(node: RunningNode) -> None:
     operator = await node.token_for("operator")
     anna = node.resident("anna")
     assert await sign_in(node, "nobody-such", "guess-one-1") == 401
