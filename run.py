@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""propdev's one entry point: serve | seed-demo | partner-sim | pki … | audit verify."""
+"""propdev's one entry point: serve | seed-demo | partner-sim | pki … | audit | retention."""
 
 import sys
 

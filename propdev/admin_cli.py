@@ -1,11 +1,12 @@
-"""``run.py pki revoke-partner NAME``, ``run.py keys rotate|status`` and
-``run.py totp recovery-codes USERNAME``; ``cli_audit``, the audit entry of a command that
+"""``run.py pki revoke-partner NAME``, ``run.py keys rotate|status|rotate-signing|signing``
+and ``run.py totp recovery-codes USERNAME``; ``cli_audit``, the audit entry of a command that
 changes partners or credentials (actor ``cli``), appended before the change: a store that
 cannot take it stops the command, nothing changed."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import time
 
@@ -18,6 +19,7 @@ from propdev.pki.crl import crl_path, revoke_partner
 from propdev.pki.errors import UnknownPartnerError
 from propdev.registry import CERTIFICATE, BusUnavailableError, announce
 from propdev.security.crypto import open_vault
+from propdev.security.keys import SigningKeys
 from propdev.security.personal import count_stale, reencrypt, seal_clear_rows
 from propdev.security.recovery import COUNT, new_recovery_codes, store_recovery_codes
 from propdev.security.tokens import certificate_thumbprint
@@ -152,6 +154,33 @@ async def recovery_codes_command(settings: Settings, username: str) -> int:
                 "username": name,
                 "recovery_codes": codes,
                 "note": "shown once: each code signs in once in place of a TOTP code",
+            }
+        )
+    )
+    return 0
+
+
+def signing_keys_command(settings: Settings, action: str, retire_old: bool) -> int:
+    """``rotate-signing``: a new token-signing key, which signs from now on (each node picks it
+    up within seconds: ``SigningKeys.watch``); the older keys stay in the JWKS until their
+    overlap has passed (then any node or this command retires them) or, with
+    ``retire_old``, leave it at once. ``signing``: the keys and their retirement times."""
+    keys = SigningKeys.load_or_create(settings.pki_dir / "jwt")
+    retired: list[str] = []
+    if action == "rotate-signing":
+        keys.rotate()
+        retired = keys.retire_all_but_signing() if retire_old else keys.retire_expired(time.time())
+    retires = {
+        kid: dt.datetime.fromtimestamp(at, dt.UTC).isoformat(timespec="seconds")
+        for kid, at in keys.retirement_times().items()
+    }
+    print(
+        json.dumps(
+            {
+                "signing": keys.signing_key.kid,
+                "published": keys.kids(),
+                "retired": retired,
+                "retires_at": retires,
             }
         )
     )

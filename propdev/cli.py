@@ -27,6 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("partner-sim", help="run the vendor simulator as its own HTTPS server")
     sim.add_argument("--port", type=int, default=9443)
     sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument(
+        "--partner",
+        default="simulator",
+        help="the partner the intercom vendor is (its API key, callback certificate, signatures)",
+    )
     hcs = sub.add_parser("utilities-sim", help="run the utilities (ЖКХ) simulator over HTTPS")
     hcs.add_argument("--port", type=int, default=9444)
     hcs.add_argument("--host", default="127.0.0.1")
@@ -53,6 +58,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     keys.add_parser("rotate", help="add a data key and re-encrypt every sealed value with it")
     keys.add_parser("status", help="how many sealed values each data key protects")
+    rotate_signing = keys.add_parser(
+        "rotate-signing",
+        help="a new token-signing key signs from now; the old stay in the JWKS for the overlap",
+    )
+    rotate_signing.add_argument(
+        "--retire-old", action="store_true", help="retire every older key now (a compromise)"
+    )
+    keys.add_parser("signing", help="the token-signing keys and when each retires")
+    backup = sub.add_parser("backup", help="encrypted backups").add_subparsers(
+        dest="backup", required=True
+    )
+    for action, text in (
+        ("create", "write a consistent, encrypted backup of the store and the data dir"),
+        ("verify", "authenticate a backup and check its parts; write nothing"),
+        ("restore", "fill an empty data dir and store from a backup"),
+    ):
+        backup.add_parser(action, help=text).add_argument("file")
     totp = sub.add_parser("totp", help="operators' second factor").add_subparsers(
         dest="totp", required=True
     )
@@ -62,6 +84,14 @@ def _parser() -> argparse.ArgumentParser:
         dest="audit", required=True
     )
     audit.add_parser("verify", help="check the hash chain of the audit log")
+    retention = sub.add_parser("retention", help="personal data kept only so long").add_subparsers(
+        dest="retention", required=True
+    )
+    retention_run = retention.add_parser("run", help="apply the retention settings once")
+    retention_run.add_argument("--as-of", help="ISO-8601 moment to apply them as of (default: now)")
+    sub.add_parser(
+        "doctor", help="check the store, Redis, keys, certificates, clock and public URL"
+    )
     rules = sub.add_parser("slo-rules", help="write the SLOs' Prometheus recording/alert rules")
     rules.add_argument("--out", default="deploy/prometheus", help="directory to write into")
     return parser
@@ -72,11 +102,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env(toml_path=args.config)
     except SettingsError as exc:
+        if args.command == "doctor":
+            from propdev.doctor import settings_failure
+
+            return settings_failure(exc)
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     from propdev.observability import configure_logging
 
     configure_logging(settings.log_level, node_id=settings.node_id)
+    if args.command == "backup":  # before the data dir is made: a restore wants it empty
+        from propdev.backup.command import backup_command
+
+        return backup_command(settings, args.backup, args.file)
+    if args.command == "doctor":  # read-only: it makes no data dir
+        from propdev.doctor import doctor_command
+
+        return doctor_command(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if args.command == "serve":
         return asyncio.run(_serve(settings))
@@ -85,7 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "partner-sim":
         from propdev.devkit import serve_partner_sim
 
-        asyncio.run(_until_signal(serve_partner_sim(settings, host=args.host, port=args.port)))
+        served = serve_partner_sim(
+            settings, host=args.host, port=args.port, partner_id=args.partner
+        )
+        asyncio.run(_until_signal(served))
         return 0
     if args.command == "utilities-sim":
         from propdev.devkit import serve_housing_sim
@@ -98,6 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return revoke_partner_command(settings, args.name)
     if args.command == "partner":
         return _signing_key(settings, args.name, args.format, args.alg)
+    if args.command == "keys" and args.keys in ("rotate-signing", "signing"):
+        from propdev.admin_cli import signing_keys_command
+
+        return signing_keys_command(settings, args.keys, getattr(args, "retire_old", False))
     if args.command == "keys":
         from propdev.admin_cli import keys_command
 
@@ -110,6 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_issue_partner(settings, args.name, args.allow_ip))
     if args.command == "audit":
         return asyncio.run(_audit_verify(settings))
+    if args.command == "retention":
+        from propdev.privacy import retention_command
+
+        return asyncio.run(retention_command(settings, args.as_of))
     if args.command == "slo-rules":
         from propdev.observability.rules import rules_command
 

@@ -14,6 +14,7 @@ import ipaddress
 import json
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -26,6 +27,7 @@ from propdev.access import (
     failed,
     unanswered_open,
 )
+from propdev.accounts import Accounts, OutboxNotifier, ResetRequests
 from propdev.actors import ActorStoppedError, ActorSystem, AskTimeout
 from propdev.actors.device import DeviceActor, DeviceDeps
 from propdev.actors.messages import (
@@ -52,8 +54,10 @@ from propdev.partners import (
     build_gateway,
     webhook_secret,
 )
-from propdev.pki import ensure_ca, ensure_server_cert
+from propdev.pki import ca_paths, ensure_ca, ensure_server_cert, partner_paths
+from propdev.privacy import DailyRetention, policy_of
 from propdev.registry import (
+    SHARDS,
     Bus,
     Cluster,
     ClusterUnavailableError,
@@ -68,6 +72,7 @@ from propdev.security import (
     SignInThrottle,
     TokenIssuer,
     TokenVerifier,
+    register_web_app_client,
 )
 from propdev.security.crypto import open_vault
 from propdev.security.personal import seal_clear_rows
@@ -183,6 +188,15 @@ class Node:
         self.oauth = OAuthServer(
             settings, self.db, self.issuer, self.verifier, throttle=self._sign_in_throttle()
         )
+        # Residents' self-service: password change and reset, sessions, activation.
+        self.accounts = Accounts(
+            self.db,
+            notifier=OutboxNotifier(settings.data_dir / "outbox.jsonl"),
+            throttle=self.oauth.throttle,
+            requests=self._reset_requests(),
+            token_ttl=settings.access_token_ttl,
+            reset_ttl=settings.reset_code_ttl,
+        )
         self.access = AccessServices.for_data_dir(
             self.db,
             self.bus,
@@ -207,6 +221,11 @@ class Node:
             ask=self.ask_device,  # partner events go to the device's owner (in a cluster)
             clock=self.now,
         )
+        # Retention once a day, as of the node's clock (one run per day for the whole store).
+        self.retention = DailyRetention(
+            self.db, policy_of(settings), node_id=settings.node_id, clock=self.now
+        )
+        self._key_watch: asyncio.Task[None] | None = None  # rotated signing keys, retirements
         self.started = False
         self.draining = False  # drain(): no new device work, /readyz false
         self._drain_lock = asyncio.Lock()
@@ -221,6 +240,45 @@ class Node:
         partner events' validation (``occurred_at`` is judged against it) and the devices."""
         self.clock = clock
         self.access.set_clock(clock)
+        self.accounts.clock = clock
+
+    def _reset_requests(self) -> ResetRequests:
+        """Password-reset requests counted per address and account: in the cluster's Redis,
+        or in this process when embedded."""
+        per_address = self.settings.auth_failures_per_ip
+        if self.cluster is None:
+            return ResetRequests.local(per_address)
+        return ResetRequests.shared(
+            self.cluster.redis, prefix=f"{self.cluster.namespace}:reset:", per_address=per_address
+        )
+
+    def cluster_view(self) -> dict[str, int]:
+        """The cluster as this node sees it, for the metrics (embedded: alone, every shard)."""
+        if self.cluster is None:
+            return {"members": 1, "shards": SHARDS, "held": SHARDS, "unowned": 0}
+        placement = self.cluster.placement.snapshot()
+        owners = placement["owners"]
+        return {
+            "members": len(self.cluster.membership.members()),
+            "shards": int(placement["shards"]),
+            "held": len(placement["held"]),
+            "unowned": sum(1 for owner in owners.values() if owner is None),
+            "acquisitions": int(placement["acquisitions"]),
+            "losses": int(placement["losses"]),
+        }
+
+    def certificate_files(self) -> dict[tuple[str, str], Path]:
+        """The certificates whose expiry the metrics export: the CA, the server's, partners'."""
+        pki = self.settings.pki_dir
+        files = {
+            ("ca", "ca"): ca_paths(pki).cert,
+            ("server", "server"): pki / "server" / "cert.pem",
+        }
+        partners = pki / "partners"
+        if partners.is_dir():
+            for entry in sorted(partners.iterdir()):
+                files[("partner", entry.name)] = partner_paths(pki, entry.name).cert
+        return files
 
     def _sign_in_throttle(self) -> SignInThrottle | None:
         """In a cluster, failed logins and token requests are counted in the cluster's Redis
@@ -329,6 +387,7 @@ class Node:
     async def start(self) -> None:
         await migrate(self.db)
         await seal_clear_rows(self.db, await open_vault(self.settings, self.db))
+        await register_web_app_client(self.db, self.settings.public_url)  # /app/'s client
         gateway = build_gateway(
             self.settings,
             self.simulator,
@@ -348,7 +407,14 @@ class Node:
             opening=self.access.opening,
         )
         deps.tracing = self.telemetry.tracing
-        self.telemetry.watch(system=self.system, gateways=self.gateways, bus=self.bus)
+        self.telemetry.watch(
+            system=self.system,
+            gateways=self.gateways,
+            bus=self.bus,
+            cluster=self.cluster_view,
+            push=self.access.notifier,
+            certificates=self.certificate_files,
+        )
         self.system.register_kind("device", lambda address: DeviceActor(deps))
         self.system.register_kind("session", lambda address: SessionActor())
         self.bus.subscribe("user:", self._to_session)
@@ -360,16 +426,25 @@ class Node:
         honour_revocations(self.verifier, revocations)
         self.oauth.on_access_revoked = revocations.revoke_access_token
         self.oauth.on_grant_revoked = revocations.revoke_grant
+        self.accounts.on_grant_revoked = revocations.revoke_grant
         if self.cluster is not None:
             await self.cluster.start()
+        self.retention.start()
+        self._key_watch = asyncio.create_task(self.keys.watch())  # `keys rotate-signing`
         self.started = True
         log.info("node_started", public_url=self.settings.public_url)
 
     async def stop(self) -> None:
         self.started = False
+        await self.retention.stop()
+        if self._key_watch is not None:
+            self._key_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._key_watch
         if self.cluster is not None:
             await self.drain()  # hand shards off before the actors stop
         await self.system.stop()
+        await self.accounts.settle()  # codes being sent
         await self.access.stop()
         for gateway in self.gateways.values():
             await gateway.close()

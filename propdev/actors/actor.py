@@ -1,7 +1,11 @@
 """Actor, the base class of domain actors, and ActorCell, the runtime that runs one.
 
 An actor's state is touched by one task at a time: the cell's task while it has mail,
-or the supervisor's/sweeper's call of a lifecycle hook while the cell has no task.
+or the supervisor's/sweeper's call of a lifecycle hook while the cell has no task. The one
+exception is the asks an actor says it ``interleaves``: handled at once beside the message in
+progress (in a task of their own, interleaved with it at its awaits) rather than queued behind
+it, as Orleans' ``[AlwaysInterleave]`` methods are; the actor keeps them to state that may
+change under the message in progress.
 """
 
 from __future__ import annotations
@@ -89,6 +93,15 @@ class Actor:
         """Return False to stay activated although idle."""
         return True
 
+    def interleaves(self, message: object) -> bool:
+        """True for a message to handle at once while another is in progress, instead of
+        queued behind it: e.g. one the message in progress is waiting for the sender of to
+        be answered. Asks only (a tell is always queued); the cell runs ``receive(message)``
+        in a task of its own beside the current message, interleaved with it at its awaits,
+        so its handler must only touch state that may change under the message in progress.
+        When the actor has nothing in progress, the message is queued as any other."""
+        return False
+
 
 Factory = Callable[[Address], Actor]
 
@@ -171,6 +184,7 @@ class ActorCell:
 
     __slots__ = (
         "_attempts",
+        "_beside",
         "_retry",
         "_task",
         "actor",
@@ -195,6 +209,7 @@ class ActorCell:
         self._task: asyncio.Task[None] | None = None
         self._retry: Envelope | None = None
         self._attempts = 0
+        self._beside: set[asyncio.Task[None]] = set()  # interleaved asks in progress
 
     def __repr__(self) -> str:
         return f"<ActorCell {self.address.key} {self.state}>"
@@ -209,12 +224,24 @@ class ActorCell:
 
     @property
     def busy(self) -> bool:
-        return self._task is not None
+        return self._task is not None or bool(self._beside)
 
     # -- delivery -------------------------------------------------------------------------
 
     def deliver(self, envelope: Envelope) -> None:
-        """Queue an envelope (MailboxFull when full) and make sure a task handles it."""
+        """Queue an envelope (MailboxFull when full) and make sure a task handles it; an ask
+        the running actor ``interleaves`` is handled at once beside its current message."""
+        message, reply = envelope
+        actor = self.actor
+        if (
+            reply is not None
+            and actor is not None
+            and self.state is _RUNNING
+            and self._task is not None
+            and actor.interleaves(message)
+        ):
+            self._interleave(actor, message, reply)
+            return
         self.mailbox.put_nowait(envelope)
         if self._task is None and self.state is _IDLE:
             self._spawn(None)
@@ -224,6 +251,24 @@ class ActorCell:
         await self.mailbox.put(envelope)
         if self._task is None and self.state is _IDLE:
             self._spawn(None)
+
+    def _interleave(self, actor: Actor, message: object, reply: asyncio.Future[Any]) -> None:
+        """Handle an ask beside the message in progress; what it raises goes to the asker."""
+
+        async def handle() -> None:
+            structlog.contextvars.bind_contextvars(actor=self.address.key)
+            try:
+                result = await actor.receive(message)
+            except Exception as exc:
+                if not reply.done():
+                    reply.set_exception(exc)
+            else:
+                if not reply.done():
+                    reply.set_result(result)
+
+        task = asyncio.get_running_loop().create_task(handle(), context=contextvars.Context())
+        self._beside.add(task)
+        task.add_done_callback(self._beside.discard)
 
     def _spawn(self, started: asyncio.Future[None] | None) -> None:
         # A fresh context: the sender's context variables (request ids) must not stick to
@@ -349,30 +394,35 @@ class ActorCell:
     # -- supervision (Child protocol) -----------------------------------------------------
 
     async def start(self) -> None:
-        """Build a new instance and run `on_start`, then handle whatever mail is queued."""
-        task = self._task
-        if task is not None and task is not asyncio.current_task():
-            await asyncio.wait((task,))
+        """Build a new instance and run `on_start`, then handle whatever mail is queued
+        (once the old instance's current message and interleaved asks are over)."""
+        current = asyncio.current_task()
+        tasks = [t for t in (self._task, *self._beside) if t is not None and t is not current]
+        if tasks:
+            await asyncio.wait(tasks)
         started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.state = _STARTING
         self._spawn(started)
         await started
 
     async def stop(self, shutdown: float | None = None) -> None:
-        """Let the current message finish (at most `shutdown` seconds), then `on_stop`.
+        """Let the current message and interleaved asks finish (at most `shutdown` seconds),
+        then `on_stop`.
 
         The mailbox is kept: a restart carries on with it; `close()` releases it.
         """
         if self.state is _STOPPED:
             return
         self.state = _STOPPING
-        task = self._task
-        if task is not None and task is not asyncio.current_task():
-            done, _ = await asyncio.wait((task,), timeout=shutdown)
-            if not done:
+        current = asyncio.current_task()
+        tasks = [t for t in (self._task, *self._beside) if t is not None and t is not current]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=shutdown)
+            if pending:
                 log.warning("actor_killed", actor=self.address.key, shutdown=shutdown)
-                task.cancel()
-                await asyncio.wait((task,))
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending)
         actor = self.actor
         self.actor = None
         if actor is not None:
@@ -388,6 +438,7 @@ class ActorCell:
         """Stop an actor idle since before `idle_since`; False if it is not (or got mail)."""
         if (
             self._task is not None
+            or self._beside
             or self.state is not _IDLE
             or self.mailbox
             or self.last_active > idle_since

@@ -6,10 +6,20 @@ a plate or a code in a partner's ``DeviceEvent``), goes through the node's openi
 check and the command it guards cannot race. The actor keeps the device's state (online, fault,
 opens) from what the outcome says of the device. A vendor outage is an outcome for the asker,
 never a crash.
+
+The device's state reports (``DeviceReports``: online/offline, faults) are the one exception to
+one-at-a-time: the actor ``interleaves`` them, applied beside an open in flight. An asynchronous
+vendor posts a report and then, in order, the confirmation that open waits for; queued behind
+the open, the report would hold the confirmation until the open timed out (see
+``propdev.devices.ingest``). A report changes only ``online``/``fault``/``last_seen`` (at once,
+between two awaits of the open, which learns its own outcome afterwards, newest last) and writes
+its own row of ``partner_events``; the device's state is written under ``_writing``, so that two
+transactions never commit two snapshots out of order.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -30,6 +40,7 @@ from propdev.actors.actor import Actor
 from propdev.actors.messages import (
     DeviceEvent,
     DeviceEvents,
+    DeviceReports,
     DeviceSnapshot,
     OpenAccessPoint,
 )
@@ -90,6 +101,7 @@ class DeviceActor(Actor):
         self.deps = deps
         self.access_point: AccessPoint | None = None
         self.state = DeviceState()
+        self._writing = asyncio.Lock()  # one transaction saving the state at a time
 
     @property
     def access_point_id(self) -> str:
@@ -103,8 +115,12 @@ class DeviceActor(Actor):
         if row is not None:
             self.state = DeviceState(**json.loads(row["state"]))
 
+    def interleaves(self, message: object) -> bool:
+        """State reports are applied beside an open in flight, not behind it."""
+        return isinstance(message, DeviceReports)
+
     async def on_stop(self) -> None:
-        async with self.deps.db.transaction() as conn:
+        async with self._writing, self.deps.db.transaction() as conn:
             guard = self.deps.guard  # fenced: a node that lost the shard must not write
             if guard is None or await guard.may_save(conn, self.access_point_id):
                 await self._save_state(conn)
@@ -136,7 +152,7 @@ class DeviceActor(Actor):
             ):
                 request = replace(request, traceparent=current_traceparent() or message.traceparent)
                 return await self.open(request)
-        if isinstance(message, DeviceEvents):
+        if isinstance(message, DeviceEvents | DeviceReports):
             return [await self._apply(event) for event in message.events]
         if isinstance(message, DeviceEvent):
             return await self._apply(message)
@@ -169,7 +185,7 @@ class DeviceActor(Actor):
                 ):
                     return "duplicate"
             await self._on_credential(event)
-            async with self.deps.db.transaction() as conn:
+            async with self._writing, self.deps.db.transaction() as conn:
                 await self._fence(conn)  # FencedError: a newer owner of the shard
                 if not await self._remember(conn, event):
                     return "duplicate"
@@ -177,7 +193,7 @@ class DeviceActor(Actor):
                 await self._save_state(conn)
             return "accepted"
         if event.type in PRESENCE or event.type in FAULTS:
-            async with self.deps.db.transaction() as conn:
+            async with self._writing, self.deps.db.transaction() as conn:
                 await self._fence(conn)  # FencedError: a newer owner of the shard
                 if not await self._remember(conn, event):
                     return "duplicate"
@@ -245,7 +261,7 @@ class DeviceActor(Actor):
         published: dict[str, Any] | None = None
         user_id: str | None = None
         db = self.deps.db
-        async with db.transaction() as conn:
+        async with self._writing, db.transaction() as conn:
             await self._fence(conn)  # FencedError: a newer owner of the shard
             if not await self._remember(conn, event):
                 return "duplicate"

@@ -11,6 +11,7 @@ from typing import Any
 # A partner's event is the devices layer's; the device actor receives it as a message.
 from propdev.devices import DeviceEvent as DeviceEvent
 from propdev.devices import DeviceEvents as DeviceEvents
+from propdev.devices import DeviceReports as DeviceReports
 
 
 @dataclass(frozen=True, slots=True)

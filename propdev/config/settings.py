@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 MAX_ACCESS_TOKEN_TTL = 900
+MAX_RETENTION_DAYS = 36500  # a hundred years: beyond it, a typo
 
 
 class SettingsError(ValueError):
@@ -80,6 +81,18 @@ def _name(name: str) -> Callable[[str], str]:
 
     return parse
 
+
+def _choice(name: str, choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in choices:
+            raise SettingsError(f"{name}={raw!r}: one of {', '.join(choices)}")
+        return raw
+
+    return parse
+
+
+ENVIRONMENTS = ("development", "production")
+"""``PROPDEV_ENV``: production refuses a master key on the data volume."""
 
 SIGNING_ALGORITHMS = ("ed25519", "ecdsa-p256-sha256")
 """RFC 9421 algorithms a partner's outgoing calls may be signed with."""
@@ -158,6 +171,9 @@ class Settings:
     # failed sign-ins (and, apart, failed token requests) per client address per 5 minutes:
     # high, because behind a carrier-grade NAT or a load balancer many share one address
     auth_failures_per_ip: int = 200
+    # account self-service: how long a password-reset code and an activation code work
+    reset_code_ttl: int = 900
+    activation_code_ttl: int = 7 * 24 * 3600
     trusted_proxies: tuple[str, ...] = ()  # CIDRs believed about the client's address
     metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # who may scrape /metrics
     header_timeout: float = 10.0
@@ -171,6 +187,16 @@ class Settings:
     external_oidc_ca_file: Path | None = None
     external_oidc_roles_claim: str | None = None  # dotted path, e.g. realm_access.roles
     partner_signing: tuple[PartnerSigning, ...] = ()  # partners whose calls we sign (RFC 9421)
+    # personal data (docs/personal-data.md): residents' events and open commands are kept this
+    # many days; audit entries keep their personal fields this many days (then blanked)
+    retention_events_days: int = 365
+    retention_audit_days: int = 1095
+    # production: the master key must come from outside the data dir (propdev.security.custody)
+    environment: str = "development"
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
 
     @property
     def pki_dir(self) -> Path:
@@ -283,6 +309,14 @@ class Settings:
                 "auth_failures_per_ip",
                 _int("PROPDEV_AUTH_FAILURES_PER_IP", 0, 1_000_000),
             ),
+            "PROPDEV_RESET_CODE_TTL": (
+                "reset_code_ttl",
+                _int("PROPDEV_RESET_CODE_TTL", 60, 24 * 3600),
+            ),
+            "PROPDEV_ACTIVATION_CODE_TTL": (
+                "activation_code_ttl",
+                _int("PROPDEV_ACTIVATION_CODE_TTL", 3600, 90 * 24 * 3600),
+            ),
             "PROPDEV_TRUSTED_PROXIES": ("trusted_proxies", _networks("PROPDEV_TRUSTED_PROXIES")),
             "PROPDEV_METRICS_ALLOW": ("metrics_allow", _networks("PROPDEV_METRICS_ALLOW")),
             "PROPDEV_HEADER_TIMEOUT": (
@@ -311,6 +345,15 @@ class Settings:
                 "partner_signing",
                 _partner_signing("PROPDEV_PARTNER_SIGNING"),
             ),
+            "PROPDEV_RETENTION_EVENTS_DAYS": (
+                "retention_events_days",
+                _int("PROPDEV_RETENTION_EVENTS_DAYS", 1, MAX_RETENTION_DAYS),
+            ),
+            "PROPDEV_RETENTION_AUDIT_DAYS": (
+                "retention_audit_days",
+                _int("PROPDEV_RETENTION_AUDIT_DAYS", 1, MAX_RETENTION_DAYS),
+            ),
+            "PROPDEV_ENV": ("environment", _choice("PROPDEV_ENV", ENVIRONMENTS)),
         }
         kwargs: dict[str, Any] = {}
         for var, raw in values.items():
@@ -333,6 +376,8 @@ class Settings:
             raise SettingsError(
                 f"PROPDEV_LOG_LEVEL={self.log_level!r}: debug, info, warning or error"
             )
+        if self.environment == "production":
+            self._check_master_key_custody()
         return dataclasses.replace(
             self,
             public_url=public_url,
@@ -341,3 +386,19 @@ class Settings:
             callback_url=callback_url,
             log_level=self.log_level.lower(),
         )
+
+    def _check_master_key_custody(self) -> None:
+        """Production: the master key comes from the environment or a file outside the data dir."""
+        if self.master_key:
+            return
+        if self.master_key_file is None:
+            raise SettingsError(
+                "PROPDEV_ENV=production: set PROPDEV_MASTER_KEY or PROPDEV_MASTER_KEY_FILE "
+                "(outside the data dir); the master key is not kept on the data volume"
+            )
+        if self.master_key_file.resolve().is_relative_to(self.data_dir.resolve()):
+            raise SettingsError(
+                f"PROPDEV_MASTER_KEY_FILE={self.master_key_file}: inside PROPDEV_DATA_DIR="
+                f"{self.data_dir}; with PROPDEV_ENV=production the master key must not be on "
+                "the data volume"
+            )

@@ -10,8 +10,10 @@ from propdev.devices.events import (
     FAULTS,
     PASSAGES,
     PRESENCE,
+    REPORTS,
     DeviceEvent,
     DeviceEvents,
+    DeviceReports,
     parse_event,
 )
 from propdev.devices.ingest import MAX_EVENTS, IngestResult, PartnerEventIngest
@@ -25,9 +27,11 @@ __all__ = (
     "MAX_EVENTS",
     "PASSAGES",
     "PRESENCE",
+    "REPORTS",
     "DeviceEvent",
     "DeviceEventError",
     "DeviceEvents",
+    "DeviceReports",
     "IngestResult",
     "IngestUnavailableError",
     "InvalidEventError",

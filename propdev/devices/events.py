@@ -58,6 +58,26 @@ class DeviceEvents:
     events: tuple[DeviceEvent, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceReports:
+    """State reports of one device (``REPORTS``: online/offline, a fault, its recovery), to apply
+    beside an open in flight rather than behind it; the answer is as ``DeviceEvents``'.
+
+    A report only says what state the device is in: it opens nothing, links to no open and
+    writes no audit entry, and a report older than the last one applied changes nothing, so it
+    may overtake the open in progress and the device's other events. It must: an asynchronous
+    vendor (acme) confirms the open in progress by a callback it delivers in order, after a
+    report it posted first; a report queued behind that open would hold its confirmation until
+    the open times out."""
+
+    events: tuple[DeviceEvent, ...]
+
+    def __post_init__(self) -> None:
+        others = sorted({e.type for e in self.events if e.type not in REPORTS})
+        if others:
+            raise ValueError(f"not state reports: {others}")
+
+
 PASSAGES = frozenset({"entry", "exit"})
 CREDENTIALS = {"plate_recognized": "plate", "pass_presented": "code"}
 PRESENCE = {"device_online": True, "device_offline": False}
@@ -66,6 +86,8 @@ FAULTS: dict[str, str | None] = {
     "device_busy": "busy",
     "device_recovered": None,
 }
+REPORTS = frozenset({*PRESENCE, *FAULTS})
+"""State reports: applied beside an open in flight (``DeviceReports``)."""
 COMMAND_RESULT = "command_result"
 EVENT_TYPES = frozenset(
     {*PASSAGES, *CREDENTIALS, *PRESENCE, *FAULTS, COMMAND_RESULT},

@@ -6,9 +6,24 @@ One batch (``POST /partner/v1/events``, or the embedded simulator's direct deliv
 2. ``command_result`` events first, handed to the partner's adapter (an open waiting for its
    confirmation holds its device actor, so results must not queue behind it) on the node where
    that open waits (in a cluster, the device's owner); deduplicated here;
-3. every other event to its device's actor, one ask per device with that device's events in
-   batch order (devices in parallel); the actor deduplicates by ``(partner, event_id)`` in the
+3. state reports (online/offline, faults: ``DeviceReports``) to their device's actor, which
+   applies them beside an open in flight instead of behind it;
+4. every other event (credentials, passages) to its device's actor, one ask per device with
+   that device's events in batch order, queued behind the open in flight; devices (and a
+   device's reports) in parallel. The actor deduplicates by ``(partner, event_id)`` in the
    transaction that applies the event.
+
+Why reports go beside the open: the answer to a batch waits until its events are applied, and
+an asynchronous vendor (acme) delivers its callbacks in order, one batch after the other. A
+report it posts while our open of that device waits for the vendor's ``command_result`` would
+wait behind the open, and the result, queued at the vendor behind that report, would come only
+once the open had timed out (a 504 for a door the vendor opened). A report may overtake: it
+opens nothing, links to no open, writes no audit entry, and an older report than the last
+applied changes nothing. Passages and credentials may not: an entry links to the open it
+follows (applied after that open's confirmation is recorded), a plate or a code is an open of
+its own; they keep the device's order, behind the open in flight. (Acknowledging a batch once
+stored, before the actors apply it, would free every event type, but the answer would no longer
+say what became of each event, which partners and the gRPC acks rely on.)
 """
 
 from __future__ import annotations
@@ -22,7 +37,14 @@ from typing import Any
 import structlog
 
 from propdev.devices.errors import IngestUnavailableError, InvalidEventError
-from propdev.devices.events import COMMAND_RESULT, DeviceEvent, DeviceEvents, parse_event
+from propdev.devices.events import (
+    COMMAND_RESULT,
+    REPORTS,
+    DeviceEvent,
+    DeviceEvents,
+    DeviceReports,
+    parse_event,
+)
 from propdev.storage import Database, partner_events
 
 log = structlog.get_logger()
@@ -76,6 +98,7 @@ class PartnerEventIngest:
         now = self._clock()
         devices = await self._devices_of(partner_id)
         results: list[tuple[int, DeviceEvent, str]] = []
+        reports: dict[str, list[tuple[int, DeviceEvent]]] = {}
         by_device: dict[str, list[tuple[int, DeviceEvent]]] = {}
         for index, raw in enumerate(raw_events):
             try:
@@ -88,13 +111,23 @@ class PartnerEventIngest:
                 self._reject(result, index, raw, "unknown_device")
             elif event.type == COMMAND_RESULT:
                 results.append((index, event, access_point_id))
+            elif event.type in REPORTS:
+                reports.setdefault(access_point_id, []).append((index, event))
             else:
                 by_device.setdefault(access_point_id, []).append((index, event))
         for index, event, access_point_id in results:
             outcome = await self._command_result(access_point_id, event)
             self._count(result, index, event, outcome)
-        asks = [self._ask(ap_id, batch) for ap_id, batch in by_device.items()]
-        for batch, outcomes in zip(by_device.values(), await asyncio.gather(*asks), strict=True):
+        asks: list[tuple[str, list[tuple[int, DeviceEvent]], DeviceReports | DeviceEvents]] = [
+            (ap_id, batch, DeviceReports(tuple(e for _, e in batch)))
+            for ap_id, batch in reports.items()
+        ]
+        asks += [
+            (ap_id, batch, DeviceEvents(tuple(e for _, e in batch)))
+            for ap_id, batch in by_device.items()
+        ]
+        answers = await asyncio.gather(*(self._ask(ap_id, message) for ap_id, _, message in asks))
+        for (_, batch, _), outcomes in zip(asks, answers, strict=True):
             for (index, event), outcome in zip(batch, outcomes, strict=True):
                 self._count(result, index, event, outcome)
         result.rejected.sort(key=lambda r: int(r["index"]))
@@ -140,13 +173,12 @@ class PartnerEventIngest:
             log.info("command_result_unexpected", partner=event.partner_id, event=event.event_id)
         return "accepted"
 
-    async def _ask(self, access_point_id: str, batch: list[tuple[int, DeviceEvent]]) -> list[str]:
-        message = DeviceEvents(tuple(event for _, event in batch))
+    async def _ask(self, access_point_id: str, message: DeviceReports | DeviceEvents) -> list[str]:
         try:
             outcomes = await self._route(f"device:{access_point_id}", message, self._ask_timeout)
         except (TimeoutError, ConnectionError) as exc:  # AskTimeout; a cluster's unreachable owner
             raise IngestUnavailableError(f"device {access_point_id} did not answer") from exc
-        assert isinstance(outcomes, list) and len(outcomes) == len(batch)
+        assert isinstance(outcomes, list) and len(outcomes) == len(message.events)
         return [str(o) for o in outcomes]
 
     @staticmethod

@@ -21,14 +21,17 @@ from propdev.devkit.housing_estate import seed_utilities
 from propdev.devkit.vendor_sim.state import DEFAULT_DEVICES
 from propdev.pki import ca_paths, ensure_ca, issue_partner_cert, partner_subject_dn
 from propdev.security import (
+    WEB_APP_CLIENT_ID,
     create_user,
     new_recovery_codes,
     open_vault,
     register_partner_client,
     register_public_client,
+    register_web_app_client,
     set_password,
     set_totp_secret,
     store_recovery_codes,
+    web_app_redirect_uri,
 )
 from propdev.storage import Database, migrate
 from propdev.storage.directory import AccessPoint, Directory
@@ -138,6 +141,7 @@ async def seed_demo(settings: Settings, db: Database | None = None) -> dict[str,
             redirect_uris=[settings.public_url.rstrip("/") + "/admin/"],
             scope="openid profile api",
         )
+        await register_web_app_client(db, settings.public_url)  # also at every node's start
         residents = []
         for username, full_name, phone, rights in RESIDENTS:
             password = old_passwords.get(username) or secrets.token_urlsafe(12)
@@ -190,6 +194,8 @@ async def seed_demo(settings: Settings, db: Database | None = None) -> dict[str,
             "mobile_client_id": MOBILE_CLIENT_ID,
             "redirect_uri": MOBILE_REDIRECT_URI,
             "console_client_id": CONSOLE_CLIENT_ID,
+            "web_app_client_id": WEB_APP_CLIENT_ID,
+            "web_app_url": web_app_redirect_uri(settings.public_url),
             "residents": residents,
             "operator": {
                 "id": operator_id,

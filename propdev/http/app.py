@@ -20,7 +20,17 @@ from propdev.http.middlewares import (
 )
 from propdev.http.permissions import Permission, requires
 from propdev.http.ratelimit import Limiter, LocalLimiter, rate_limit_middleware
-from propdev.http.routes import admin, console, docs, health, operator_actions, resident, vehicles
+from propdev.http.routes import (
+    account,
+    admin,
+    console,
+    docs,
+    health,
+    operator_actions,
+    resident,
+    vehicles,
+    webapp,
+)
 from propdev.http.routes import gateway as utilities_gateway
 from propdev.http.routes import manage as management_api
 from propdev.http.routes import partner as partner_api
@@ -33,6 +43,7 @@ from propdev.http.telemetry import telemetry_middleware
 
 if TYPE_CHECKING:
     from propdev.access import AccessServices
+    from propdev.accounts import Accounts
     from propdev.actors import ActorSystem
     from propdev.config import Settings
     from propdev.devices import PartnerEventIngest
@@ -80,6 +91,9 @@ class NodeServices(Devices, Readiness, Drain, Opener, Protocol):
 
     @property
     def access(self) -> AccessServices: ...
+
+    @property
+    def accounts(self) -> Accounts: ...
 
     @property
     def events(self) -> EventStore: ...
@@ -140,6 +154,7 @@ def make_app(node: NodeServices) -> web.Application:
     app.add_routes(partner_api.routes)
     app.add_routes(guest_passes.routes)
     app.add_routes(vehicles.routes)
+    app.add_routes(account.routes)
     app.add_routes(utilities_gateway.routes)
     app.add_routes(ws.routes)
     app[ws.LIVE_SOCKETS] = {}
@@ -149,6 +164,7 @@ def make_app(node: NodeServices) -> web.Application:
     app.add_routes(ops_routes)
     app.add_routes(slo_routes)
     app.add_routes(console.routes)
+    app.add_routes(webapp.routes)  # /app/: the resident web app
     app.add_routes(operator_actions.routes)
     management_api.setup(  # /admin/api/v1: estate, devices, residents, rights
         app,
@@ -157,6 +173,7 @@ def make_app(node: NodeServices) -> web.Application:
         verifier=node.verifier,
         revocations=node.cluster.revocations if node.cluster is not None else None,
         token_ttl=settings.access_token_ttl,
+        activation_ttl=settings.activation_code_ttl,
         gateways=node.gateways,
         system=node.system,
     )
@@ -179,6 +196,7 @@ def _set_services(app: web.Application, node: NodeServices) -> None:
     app[keys.AUDIT] = node.audit
     app[keys.PASSES] = node.access.passes
     app[keys.VEHICLES] = node.access.vehicles
+    app[keys.ACCOUNTS] = node.accounts
     app[keys.OPENING] = node.access.opening
     app[keys.ACTOR_SYSTEM] = node.system
     app[keys.DEVICES] = node

@@ -14,6 +14,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from propdev.access import GuestPasses, Opening, Vehicles
+    from propdev.accounts import Accounts
     from propdev.actors import ActorSystem
     from propdev.devices import PartnerEventIngest
     from propdev.housing import UtilitiesService
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from propdev.management import Management
     from propdev.observability import Metrics, SloTracker
     from propdev.partners import PartnerGateway
+    from propdev.privacy import PersonalData
     from propdev.registry import Bus
     from propdev.storage import Database
     from propdev.storage.audit import AuditLog
@@ -75,9 +77,15 @@ WEBHOOK_SECRETS: web.AppKey[Callable[[str], str]] = web.AppKey("webhook_secrets"
 UTILITIES: web.AppKey[UtilitiesService] = web.AppKey("utilities")
 """The utilities (ЖКХ) gateway: bills, meters, readings."""
 
+# People's own accounts.
+ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts")
+"""Self-service: password change and reset, sessions, activation."""
+
 # Operators' services.
 MANAGEMENT: web.AppKey[Management] = web.AppKey("management")
 """Sites, buildings, apartments, access points, residents and rights."""
+PRIVACY: web.AppKey[PersonalData] = web.AppKey("privacy")
+"""Residents' personal data: export and erasure."""
 
 # Observability.
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")

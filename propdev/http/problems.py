@@ -9,21 +9,35 @@ bug, answered 500. A handler may still catch an error itself to say more than th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from propdev.access import InvalidFieldError as AccessInvalidFieldError
+from propdev.accounts import (
+    AccountGoneError,
+    InvalidCodeError,
+    SessionNotFoundError,
+    TooManyAttemptsError,
+    WeakPasswordError,
+    WrongPasswordError,
+)
+from propdev.accounts import InvalidFieldError as AccountInvalidFieldError
 from propdev.http.access_problems import ConflictError, invalid
 from propdev.http.errors import (
+    BadRequestError,
+    ForbiddenError,
     NotFoundError,
     ProblemError,
     ServiceUnavailableError,
     StoreDownError,
+    TooManyRequestsError,
 )
 from propdev.management import ConflictError as ManagementConflictError
 from propdev.management import InvalidFieldError as ManagementInvalidFieldError
 from propdev.management import NoGatewayError, UnknownObjectError
 from propdev.partners import BulkheadFullError, CircuitOpenError, PartnerError, PartnerTimeoutError
+from propdev.privacy import AlreadyErasedError, UnknownPersonError
 from propdev.storage import StoreUnavailableError
 
 STORE_RETRY_AFTER = 2  # seconds: a database restart or fail-over takes a few
@@ -40,6 +54,55 @@ class GatewayTimeoutError(ProblemError):
     """Raised when a partner's API did not answer in time."""
 
     status, kind, title = 504, "partner-timeout", "Gateway timeout"
+
+
+class WeakPasswordProblem(BadRequestError):
+    """Raised when a new password fails the policy; ``field`` names it."""
+
+    kind, title = "weak-password", "Weak password"
+
+
+class InvalidCodeProblem(BadRequestError):
+    """Raised when a one-time code is wrong, used or expired (never saying which)."""
+
+    kind, title = "invalid-code", "Invalid code"
+
+
+class WrongPasswordProblem(ForbiddenError):
+    """Raised when the current password given to change it is wrong."""
+
+    kind, title = "wrong-password", "Wrong password"
+
+
+def _account_field(exc: AccountInvalidFieldError) -> ProblemError:
+    return BadRequestError(f"{exc.field}: {exc.reason}", extra={"field": exc.field})
+
+
+def _weak_password(exc: WeakPasswordError) -> ProblemError:
+    return WeakPasswordProblem(f"{exc.field}: {exc.reason}", extra={"field": exc.field})
+
+
+def _invalid_code(exc: InvalidCodeError) -> ProblemError:
+    return InvalidCodeProblem("The code is wrong, used or expired.")
+
+
+def _wrong_password(exc: WrongPasswordError) -> ProblemError:
+    return WrongPasswordProblem("The current password is wrong.")
+
+
+def _account_gone(exc: AccountGoneError) -> ProblemError:
+    return NotFoundError("You have no account here that can sign in.")
+
+
+def _no_session(exc: SessionNotFoundError) -> ProblemError:
+    return NotFoundError("No such session of yours.")
+
+
+def _too_many_attempts(exc: TooManyAttemptsError) -> ProblemError:
+    return TooManyRequestsError(
+        "Too many attempts; wait before trying again.",
+        headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))},
+    )
 
 
 def store_down() -> StoreDownError:
@@ -60,6 +123,14 @@ def _unknown(exc: UnknownObjectError) -> ProblemError:
 
 def _conflict(exc: ManagementConflictError) -> ProblemError:
     return ConflictError(exc.detail, extra={"field": exc.field} if exc.field else {})
+
+
+def _unknown_person(exc: UnknownPersonError) -> ProblemError:
+    return NotFoundError(f"No resident {exc.user_id!r}.")
+
+
+def _erased(exc: AlreadyErasedError) -> ProblemError:
+    return ConflictError(f"Resident {exc.user_id!r} was erased already; nothing was changed.")
 
 
 def _no_gateway(exc: NoGatewayError) -> ProblemError:
@@ -86,12 +157,21 @@ PROBLEMS: Mapping[type[Exception], Callable[[Any], ProblemError]] = {
     AccessInvalidFieldError: invalid,
     UnknownObjectError: _unknown,  # 404 not-found
     ManagementConflictError: _conflict,  # 409 conflict, ``field`` when one is to blame
+    UnknownPersonError: _unknown_person,  # 404 not-found (erased included)
+    AlreadyErasedError: _erased,  # 409 conflict
     NoGatewayError: _no_gateway,  # 503 unavailable + Retry-After
     CircuitOpenError: _not_called,  # 503 unavailable + Retry-After
     BulkheadFullError: _not_called,
     PartnerTimeoutError: _partner_timeout,  # 504 partner-timeout
     PartnerError: _partner_failed,  # 502 partner-unavailable (refusals included)
     StoreUnavailableError: _store_unavailable,  # 503 store-unavailable + Retry-After
+    WeakPasswordError: _weak_password,  # 400 weak-password, ``field`` names it
+    AccountInvalidFieldError: _account_field,  # 400 bad-request, ``field`` names it
+    InvalidCodeError: _invalid_code,  # 400 invalid-code
+    WrongPasswordError: _wrong_password,  # 403 wrong-password
+    AccountGoneError: _account_gone,  # 404 not-found
+    SessionNotFoundError: _no_session,  # 404 not-found
+    TooManyAttemptsError: _too_many_attempts,  # 429 rate-limited + Retry-After
 }
 """Domain error class -> the problem that answers it (status, type, title, detail, extras)."""
 

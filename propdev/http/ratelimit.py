@@ -10,8 +10,9 @@ The middleware applies, for every request except health and metrics:
   (``PROPDEV_RATE_LIMIT`` per second, bursts of twice that);
 - ``ip``: the client's address whoever the caller (five times the client rate: many app users
   can share one NAT address);
-- ``route``: stricter rules for costly or sensitive routes -- the token and login endpoints
-  per address, door opens per subject.
+- ``route``: stricter rules for costly or sensitive routes -- the token and login endpoints,
+  password change and reset and account activation (``AUTH_PATHS``) per caller, door opens
+  per subject.
 
 A refusal is 429 with ``Retry-After`` (whole seconds, at least 1) and ``RateLimit-Policy``.
 ``PROPDEV_RATE_LIMIT=0`` turns all of it off (benchmarks). Brute force on credentials is
@@ -40,6 +41,17 @@ log = structlog.get_logger()
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# Where credentials or one-time codes are tried: the stricter ``auth`` rule.
+AUTH_PATHS = frozenset(
+    {
+        "/oauth/token",
+        "/oauth/authorize",
+        "/api/v1/me/password",
+        "/api/v1/password-reset",
+        "/api/v1/password-reset/confirm",
+        "/api/v1/activation",
+    }
+)
 _EPSILON = 1e-9  # seconds: float error of the summed intervals, far below any real gap
 
 
@@ -175,7 +187,7 @@ class Policy:
 
 def _route_rule(request: web.Request, policy: Policy) -> Rule | None:
     path = request.path
-    if request.method == "POST" and path in ("/oauth/token", "/oauth/authorize"):
+    if request.method == "POST" and path in AUTH_PATHS:
         return policy.auth
     if request.method == "POST" and path.startswith("/api/v1/access-points/"):
         return policy.open

@@ -1,11 +1,14 @@
 """Residents: invite (an account with the resident role, in an apartment), list (personal data
 opened for the operator), and move out.
 
-An invitation answers a temporary password once: it is not stored in clear, not logged and not
-audited. A move-out ends everything at once, in one transaction: rights withdrawn, guest
-passes revoked, vehicles removed (their plates no longer open the barrier), refresh-token
-families and unused authorization codes revoked, the password made unusable; then the
-resident's access tokens are refused (``SessionCutoffs``).
+An invitation answers a temporary password and an activation code once (neither is stored in
+clear, logged or audited): the resident signs in with the first, or chooses a password with
+the second (``POST /api/v1/activation``, ``propdev.accounts``).
+
+A move-out ends everything at once, in one transaction: rights withdrawn, guest passes
+revoked, vehicles removed (their plates no longer open the barrier), refresh-token families
+and unused authorization codes revoked, the password made unusable; then the resident's
+access tokens are refused (``SessionCutoffs``).
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import propdev.management.fields as fields
 from propdev.access import trail
+from propdev.accounts import ACTIVATION_CODE, ACTIVATION_CODE_TTL, issue_code
 from propdev.management.changes import details, record
 from propdev.management.cutoffs import SessionCutoffs
 from propdev.management.errors import ConflictError, InvalidFieldError, UnknownObjectError
@@ -31,10 +35,26 @@ def _role_filter() -> str:
     return "(',' || u.roles || ',') LIKE '%,resident,%'"
 
 
+class Invitation(NamedTuple):
+    """A new resident and what they get once: a temporary password, an activation code."""
+
+    resident: dict[str, Any]
+    temporary_password: str
+    activation_code: str
+    activation_expires_at: float
+
+
 class Residents:
-    def __init__(self, db: Database, cutoffs: SessionCutoffs) -> None:
+    def __init__(
+        self,
+        db: Database,
+        cutoffs: SessionCutoffs,
+        *,
+        activation_ttl: float = ACTIVATION_CODE_TTL,
+    ) -> None:
         self.db = db
         self.cutoffs = cutoffs
+        self.activation_ttl = activation_ttl
 
     async def read_all(
         self, actor: str, *, apartment_id: str | None = None
@@ -102,8 +122,9 @@ class Residents:
             "moved_out_at": row["moved_out_at"],
         }
 
-    async def invite(self, actor: str, body: object) -> tuple[dict[str, Any], str]:
-        """Create the resident; return them and their temporary password (shown once)."""
+    async def invite(self, actor: str, body: object) -> Invitation:
+        """Create the resident; return them, their temporary password and their activation
+        code (shown once)."""
         data = fields.body_object(body)
         fields.only(data, ("username", "full_name", "phone", "apartment_id"))
         name = fields.username(data.get("username"))
@@ -126,10 +147,15 @@ class Residents:
             phone=phone,
         )
         now = time.time()
+        code, statements = issue_code(
+            self.db, user_id, ACTIVATION_CODE, ttl=self.activation_ttl, now=now
+        )
         async with self.db.transaction() as conn:
             taken = await run(conn, "SELECT 1 AS x FROM residencies WHERE user_id = :u", u=user_id)
             if taken:  # the same username was invited at this very moment
                 raise ConflictError(f"username {name!r} is taken", "username")
+            for sql, params in statements:
+                await run(conn, sql, **params)
             await run(
                 conn,
                 "INSERT INTO residencies (user_id, apartment_id, since) VALUES (:u, :a, :t)",
@@ -146,7 +172,7 @@ class Residents:
                 reason=details(user_id=user_id, apartment_id=apartment_id),
                 at=now,
             )
-        return await self.get(user_id), password
+        return Invitation(await self.get(user_id), password, code, now + self.activation_ttl)
 
     async def move_out(self, actor: str, user_id: str) -> dict[str, Any]:
         found = await self.get(user_id)

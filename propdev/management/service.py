@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from propdev.accounts import ACTIVATION_CODE_TTL
 from propdev.management.cutoffs import SessionCutoffs
 from propdev.management.errors import NoGatewayError, UnknownObjectError
 from propdev.management.estate import Estate
@@ -43,12 +44,13 @@ class Management:
         gateways: Mapping[str, PartnerAdapter],
         *,
         refresh_device: Refresh = _nothing,
+        activation_ttl: float = ACTIVATION_CODE_TTL,
     ) -> Management:
         return cls(
             db,
             Estate(db),
             AccessPoints(db),
-            Residents(db, cutoffs),
+            Residents(db, cutoffs, activation_ttl=activation_ttl),
             Rights(db),
             cutoffs,
             gateways,

@@ -2,9 +2,12 @@
 
 Counted as things happen (label children looked up once and cached): HTTP requests by route
 template and status, their latency, rate-limit rejections, WebSocket connections, partner
-calls by partner, operation and outcome with their latency, breaker transitions. Read at
+calls by partner, operation and outcome with their latency, breaker transitions. Set by
+whoever does the work (``record_audit_checkpoint``, ``record_backup``): the time of the last
+signed audit checkpoint and of the last successful backup, 0 until one happened. Read at
 scrape time (``NodeCollector``, no hot-path cost): the actors by kind from
-``ActorSystem.stats()``, mailbox depths, breaker states, bus messages published.
+``ActorSystem.stats()``, mailbox depths, breaker states, bus messages published, the cluster
+as this node sees it, push notifications, and the not-after of the node's certificates.
 
 Labels are bounded: route templates (never raw paths), a fixed set of methods, status codes,
 partner ids, operations, outcomes, actor kinds. Never a device, user or request id.
@@ -12,9 +15,11 @@ partner ids, operations, outcomes, actor kinds. Never a device, user or request 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from cryptography import x509
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -42,6 +47,26 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0,
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 BREAKER_STATES = ("closed", "open", "half-open")
+
+
+ClusterView = Callable[[], Mapping[str, int]]
+"""``members``, ``shards``, ``held``, ``unowned``, ``acquisitions``, ``losses``: the cluster as
+one node sees it (an embedded node: one member holding every shard)."""
+
+CertificateFiles = Callable[[], Mapping[tuple[str, str], Path]]
+"""(kind, name) → PEM file: the certificates whose expiry is exported (``ca``, ``server``,
+``partner``)."""
+
+
+class PushCounts(Protocol):
+    @property
+    def pushed(self) -> int: ...
+
+    @property
+    def dropped(self) -> int: ...
+
+    @property
+    def failed(self) -> int: ...
 
 
 class _Gateway(Protocol):
@@ -123,6 +148,16 @@ class Metrics:
             ("event",),
             registry=registry,
         )
+        self.audit_checkpoint_last = Gauge(
+            "propdev_audit_checkpoint_last_timestamp_seconds",
+            "When the last signed audit checkpoint was written (epoch seconds; 0: none yet).",
+            registry=registry,
+        )
+        self.backup_last_success = Gauge(
+            "propdev_backup_last_success_timestamp_seconds",
+            "When the last backup succeeded (epoch seconds; 0: none known to this node).",
+            registry=registry,
+        )
         self._http: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._partner: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._collector: NodeCollector | None = None
@@ -160,6 +195,14 @@ class Metrics:
     def breaker_changed(self, partner: str, old: str, new: str) -> None:
         self.breaker_transitions.labels(partner, new).inc()
 
+    def record_audit_checkpoint(self, at: float) -> None:
+        """A signed audit checkpoint was written at ``at`` (epoch seconds); never goes back."""
+        self.audit_checkpoint_last.set(max(at, _value(self.audit_checkpoint_last)))
+
+    def record_backup(self, at: float) -> None:
+        """A backup succeeded at ``at`` (epoch seconds); never goes back."""
+        self.backup_last_success.set(max(at, _value(self.backup_last_success)))
+
     # -- scrape time -------------------------------------------------------------------------
 
     def watch(
@@ -168,11 +211,21 @@ class Metrics:
         system: ActorSystem | None = None,
         gateways: Mapping[str, _Gateway] | None = None,
         bus: object | None = None,
+        cluster: ClusterView | None = None,
+        push: PushCounts | None = None,
+        certificates: CertificateFiles | None = None,
     ) -> None:
         """Report these at each scrape (once per node; a second call replaces the first)."""
         if self._collector is not None:
             self.registry.unregister(self._collector)
-        self._collector = NodeCollector(system=system, gateways=gateways, bus=bus)
+        self._collector = NodeCollector(
+            system=system,
+            gateways=gateways,
+            bus=bus,
+            cluster=cluster,
+            push=push,
+            certificates=certificates,
+        )
         self.registry.register(self._collector)
 
     def render(self) -> bytes:
@@ -189,10 +242,16 @@ class NodeCollector(Collector):
         system: ActorSystem | None,
         gateways: Mapping[str, _Gateway] | None,
         bus: object | None,
+        cluster: ClusterView | None = None,
+        push: PushCounts | None = None,
+        certificates: CertificateFiles | None = None,
     ) -> None:
         self._system = system
         self._gateways = gateways
         self._bus = bus
+        self._cluster = cluster
+        self._push = push
+        self._certificates = certificates
 
     def describe(self) -> Iterable[Metric]:
         return ()  # names vary with what is watched; collect() at registration is skipped
@@ -227,6 +286,62 @@ class NodeCollector(Collector):
             lag_sum = float(getattr(self._bus, "lag_sum", 0.0))
             lag.add_metric((), count_value=received, sum_value=lag_sum)
             yield lag
+        if self._cluster is not None:
+            yield from _cluster_metrics(self._cluster())
+        if self._push is not None:
+            pushes = CounterMetricFamily(
+                "propdev_push_notifications",
+                "Resident events for push to phones (no live socket), by result.",
+                labels=("result",),
+            )
+            for result in ("pushed", "dropped", "failed"):
+                pushes.add_metric((result,), float(getattr(self._push, result)))
+            yield pushes
+        if self._certificates is not None:
+            yield _certificate_expiry(self._certificates())
+
+
+def _value(gauge: Gauge) -> float:
+    for metric in gauge.collect():
+        for sample in metric.samples:
+            return float(sample.value)
+    return 0.0
+
+
+def _cluster_metrics(view: Mapping[str, int]) -> Iterator[Metric]:
+    gauges = (
+        ("members", "propdev_cluster_members", "Live nodes of the cluster, as this node sees it."),
+        ("shards", "propdev_cluster_shards", "Shards the device actors are placed in."),
+        ("held", "propdev_cluster_shards_held", "Shards this node owns (holds the lease of)."),
+        ("unowned", "propdev_cluster_shards_unowned", "Shards no live node owns, seen from here."),
+    )
+    for key, name, help_text in gauges:
+        yield GaugeMetricFamily(name, help_text, value=float(view.get(key, 0)))
+    yield CounterMetricFamily(
+        "propdev_cluster_shard_acquisitions",
+        "Shard leases this node took (at start, on rebalance and when a node failed).",
+        value=float(view.get("acquisitions", 0)),
+    )
+    yield CounterMetricFamily(
+        "propdev_cluster_shard_losses",
+        "Shard leases this node lost without handing them off (expired, taken over).",
+        value=float(view.get("losses", 0)),
+    )
+
+
+def _certificate_expiry(files: Mapping[tuple[str, str], Path]) -> Metric:
+    family = GaugeMetricFamily(
+        "propdev_certificate_expiry_timestamp_seconds",
+        "The not-after of the node's certificates (epoch seconds), by kind and name.",
+        labels=("kind", "name"),
+    )
+    for (kind, name), path in sorted(files.items()):
+        try:
+            cert = x509.load_pem_x509_certificate(path.read_bytes())
+        except (OSError, ValueError):
+            continue  # missing or unreadable: doctor names it; no sample, no false date
+        family.add_metric((kind, name), cert.not_valid_after_utc.timestamp())
+    return family
 
 
 def _actor_metrics(system: ActorSystem) -> Iterator[Metric]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from propdev.observability.metrics import Metrics
+from propdev.observability.metrics import CertificateFiles, ClusterView, Metrics, PushCounts
 from propdev.observability.slo import SloTracker, load_objectives
 from propdev.observability.tracing import Tracing, current_traceparent, mark_error
 from propdev.partners.errors import (
@@ -133,9 +133,27 @@ class Telemetry:
         system: ActorSystem | None = None,
         gateways: Mapping[str, Any] | None = None,
         bus: object | None = None,
+        cluster: ClusterView | None = None,
+        push: PushCounts | None = None,
+        certificates: CertificateFiles | None = None,
     ) -> None:
         """Report these at scrape time (see ``Metrics.watch``)."""
-        self.metrics.watch(system=system, gateways=gateways, bus=bus)
+        self.metrics.watch(
+            system=system,
+            gateways=gateways,
+            bus=bus,
+            cluster=cluster,
+            push=push,
+            certificates=certificates,
+        )
+
+    def record_audit_checkpoint(self, at: float) -> None:
+        """A signed audit checkpoint was written at ``at`` (epoch seconds)."""
+        self.metrics.record_audit_checkpoint(at)
+
+    def record_backup(self, at: float) -> None:
+        """A backup succeeded at ``at`` (epoch seconds)."""
+        self.metrics.record_backup(at)
 
     async def shutdown(self) -> None:
         await self.tracing.shutdown()

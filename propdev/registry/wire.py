@@ -14,6 +14,7 @@ from propdev.actors.messages import (
     CommandResult,
     DeviceEvent,
     DeviceEvents,
+    DeviceReports,
     DeviceSnapshot,
     OpenAccessPoint,
     PartnerCommand,
@@ -67,6 +68,8 @@ def encode_message(message: object) -> dict[str, Any]:
         return {"t": "event", "e": _event(message)}
     if isinstance(message, DeviceEvents):
         return {"t": "events", "es": [_event(event) for event in message.events]}
+    if isinstance(message, DeviceReports):
+        return {"t": "reports", "es": [_event(event) for event in message.events]}
     if isinstance(message, CommandResult):
         return {"t": "result", "e": _event(message.event)}
     if isinstance(message, PartnerCommand):
@@ -102,6 +105,8 @@ def decode_message(data: dict[str, Any]) -> object:
         return _event_of(data["e"])
     if kind == "events":
         return DeviceEvents(tuple(_event_of(event) for event in data["es"]))
+    if kind == "reports":
+        return DeviceReports(tuple(_event_of(event) for event in data["es"]))
     if kind == "result":
         return CommandResult(_event_of(data["e"]))
     if kind == "command":

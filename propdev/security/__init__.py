@@ -13,10 +13,13 @@ Its HTTP routes are ``propdev.http.routes.oauth``; nothing here imports aiohttp.
 from __future__ import annotations
 
 from propdev.security.clients import (
+    WEB_APP_CLIENT_ID,
     Client,
     address_in,
     register_partner_client,
     register_public_client,
+    register_web_app_client,
+    web_app_redirect_uri,
 )
 from propdev.security.crypto import (
     CryptoError,
@@ -88,6 +91,7 @@ __all__ = (
     "LOGIN_PAGE_HEADERS",
     "RECOVERY_CODES_LOW",
     "SCOPES_SUPPORTED",
+    "WEB_APP_CLIENT_ID",
     "AuthorizationRequest",
     "AuthorizationRequestError",
     "Backoff",
@@ -136,6 +140,7 @@ __all__ = (
     "recovery_codes_status",
     "register_partner_client",
     "register_public_client",
+    "register_web_app_client",
     "remaining_recovery_codes",
     "render_login_error",
     "render_login_page",
@@ -144,4 +149,5 @@ __all__ = (
     "store_recovery_codes",
     "vault_of",
     "verify_password",
+    "web_app_redirect_uri",
 )

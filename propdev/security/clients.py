@@ -1,4 +1,5 @@
-"""OAuth clients: the mobile app (public, code + PKCE) and partners (``tls_client_auth``)."""
+"""OAuth clients: the mobile app and the browser pages (public, code + PKCE) and partners
+(``tls_client_auth``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ from propdev.storage import Database, Row
 PUBLIC_GRANTS = ("authorization_code", "refresh_token")
 PARTNER_GRANTS = ("client_credentials",)
 PARTNER_SCOPE = "partner"
+
+WEB_APP_CLIENT_ID = "resident-web"
+"""The resident web app (``/app/``, served by the node): a public client, code + PKCE."""
+WEB_APP_PATH = "/app/"
+WEB_APP_SCOPE = "openid profile api"
 
 
 def address_in(remote: str | None, cidrs: Iterable[str]) -> bool:
@@ -155,6 +161,26 @@ async def register_public_client(
         dn=None,
         cidrs="[]",
         now=time.time(),
+    )
+
+
+def web_app_redirect_uri(public_url: str) -> str:
+    """Where the web app at ``public_url`` gets its code back: the page itself."""
+    return public_url.rstrip("/") + WEB_APP_PATH
+
+
+async def register_web_app_client(db: Database, public_url: str) -> None:
+    """Register (or update) the resident web app's client for the node's public URL.
+
+    Every node calls it at start (the page is the node's own, so its client follows
+    ``PROPDEV_PUBLIC_URL``; nodes of one cluster share that URL), and so does ``seed-demo``.
+    """
+    await register_public_client(
+        db,
+        WEB_APP_CLIENT_ID,
+        client_name="propdev resident web app",
+        redirect_uris=[web_app_redirect_uri(public_url)],
+        scope=WEB_APP_SCOPE,
     )
 
 

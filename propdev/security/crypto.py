@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from propdev.config.settings import Settings
 from propdev.secret_file import create_once
+from propdev.security.custody import check_custody
 from propdev.security.errors import SecurityError
 from propdev.storage import Database
 
@@ -168,6 +169,17 @@ class Vault:
             self._keys = self._unwrap_all(self._rows())
             self._index_keys.clear()
             self._opened.clear()
+
+    def check_sync(self) -> int:
+        """Unwrap every stored key without creating any (``run.py doctor``); return how many.
+        Raises ``MasterKeyError`` when one is not wrapped by this master key."""
+        with self._lock:
+            if self.db is None:
+                return 0
+            rows = self._rows()
+            if rows:
+                self._unwrap_all(rows)
+            return len(rows)
 
     def rotate(self) -> str:
         """Add a data key that becomes primary; return its id. Sync (worker thread or CLI)."""
@@ -381,7 +393,9 @@ def master_key_from(*, key: str | None, key_file: Path | None, default_file: Pat
 
 
 async def open_vault(settings: Settings, db: Database) -> Vault:
-    """Build ``db``'s vault from the settings' master key, load its keyring and attach it."""
+    """Build ``db``'s vault from the settings' master key, load its keyring and attach it
+    (``CustodyError`` when the key is kept where the settings forbid)."""
+    check_custody(settings)
     master = master_key_from(
         key=settings.master_key,
         key_file=settings.master_key_file,

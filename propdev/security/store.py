@@ -215,10 +215,13 @@ class OAuthStore:
         amr: tuple[str, ...],
         expires_at: float,
     ) -> None:
+        # Not into a family revoked meanwhile: a rotation racing a sign-out (a password change,
+        # a session ended, a move-out) would otherwise leave its new token alive.
         self.db.sync_execute(
             "INSERT INTO oauth_refresh_tokens (token_hash, family_id, client_id, user_id, scope,"
-            " amr, issued_at, expires_at) VALUES (:h, :family, :client_id, :user_id, :scope,"
-            " :amr, :now, :expires_at)",
+            " amr, issued_at, expires_at) SELECT :h, :family, :client_id, :user_id, :scope,"
+            " :amr, :now, :expires_at WHERE NOT EXISTS (SELECT 1 FROM oauth_refresh_tokens"
+            " WHERE family_id = :family AND revoked = TRUE)",
             h=secret_hash(token),
             family=family_id,
             client_id=client_id,

@@ -6,6 +6,8 @@ auto-increment integer primary key and ``{blob}`` for a binary column.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import sqlalchemy as sa
 
 from propdev.storage.db import Database, run
@@ -235,9 +237,69 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX audit_subject ON audit (subject, id)",
         ],
     ),
+    (
+        18,
+        "personal data: residents erased (152-FZ art. 21), retention runs",
+        [
+            # Who was erased, when and by whom: no personal data, only the account's id (an
+            # erasure is refused twice; a restored backup can apply the list again).
+            """CREATE TABLE erasures (
+                user_id TEXT PRIMARY KEY, erased_at DOUBLE PRECISION NOT NULL,
+                actor TEXT NOT NULL)""",
+            """CREATE TABLE retention_runs (
+                id {serial}, as_of DOUBLE PRECISION NOT NULL, ran_at DOUBLE PRECISION NOT NULL,
+                trigger TEXT NOT NULL, counts TEXT NOT NULL DEFAULT '{{}}')""",
+            "CREATE INDEX retention_runs_as_of ON retention_runs (as_of)",
+            "CREATE INDEX events_occurred ON events (occurred_at)",
+            "CREATE INDEX audit_at ON audit (at)",
+        ],
+    ),
+    (
+        19,
+        "backup: the cluster's identity (one row, made on first need), named in every backup",
+        [
+            """CREATE TABLE cluster_identity (
+                singleton INTEGER PRIMARY KEY CHECK (singleton = 1), id TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL)""",
+        ],
+    ),
+    (
+        20,
+        "accounts: one-time codes (password reset, activation), stored as keyed hashes",
+        [
+            """CREATE TABLE account_codes (
+                id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id),
+                purpose TEXT NOT NULL, code_hash TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
+                used_at DOUBLE PRECISION, attempts INTEGER NOT NULL DEFAULT 0)""",
+            "CREATE INDEX account_codes_user ON account_codes (user_id, purpose)",
+            "CREATE INDEX oauth_refresh_user ON oauth_refresh_tokens (user_id)",
+        ],
+    ),
+    (
+        28,
+        "backup: each backup made of the store (its time feeds the backup-late alert)",
+        [
+            """CREATE TABLE backup_runs (
+                id {serial}, at DOUBLE PRECISION NOT NULL, bytes BIGINT NOT NULL,
+                cluster_id TEXT NOT NULL)""",
+        ],
+    ),
 ]
 
 CURRENT_VERSION = max(v for v, _, _ in MIGRATIONS)
+
+
+def schema_statements(dialect: str, versions: Collection[int]) -> list[str]:
+    """The statements of exactly these migrations, in order, for ``dialect`` (a restore makes
+    the schema a backup had with them; ``schema_version`` itself is not among them)."""
+    words = _DIALECT_WORDS[dialect]
+    return [
+        statement.format(**words)
+        for version, _, statements in sorted(MIGRATIONS, key=lambda m: m[0])
+        if version in versions
+        for statement in statements
+    ]
 
 
 async def migrate(db: Database) -> int:

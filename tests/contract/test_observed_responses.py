@@ -69,6 +69,10 @@ async def test_the_main_flows_answer_inside_the_document(node: RunningNode) -> N
     await o.call("GET", "/admin/", expect=200)
     await o.call("GET", "/admin/static/console.js", expect=200)
     await o.call("GET", "/admin", expect=301)
+    await o.call("GET", "/app/", expect=200)
+    await o.call("GET", "/app/static/app.js", expect=200)
+    await o.call("GET", "/app/static/nothing.js", expect=404)
+    await o.call("GET", "/app", expect=301)
 
     # OAuth / OIDC
     await o.call("GET", "/.well-known/openid-configuration", expect=200)

@@ -19,6 +19,7 @@ from propdev.pki import client_context
 from tests.conftest import free_port
 from tests.support.oauth_client import login
 from tests.support.postgres import fresh_database
+from tests.support.vendor_process import partner_sim
 
 
 @dataclass
@@ -91,6 +92,23 @@ async def running_node(settings: Settings, **serve_options: Any) -> AsyncIterato
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+@contextlib.asynccontextmanager
+async def running_node_and_vendor(data_dir: Path, **extra: str) -> AsyncIterator[RunningNode]:
+    """A node (in this loop) whose vendors are ``run.py partner-sim``, its own process over
+    HTTPS (``PROPDEV_PARTNER_URL``), calling the node back; ``credentials["partner_sim_url"]``
+    is that process's URL (its control API at ``/sim/v1``, ``/sim/acme/v1``)."""
+    sim_port = free_port()
+    settings = node_settings(data_dir, PROPDEV_PARTNER_URL=f"https://127.0.0.1:{sim_port}", **extra)
+    while settings.port == sim_port:
+        settings = node_settings(data_dir, PROPDEV_PARTNER_URL=settings.partner_url or "", **extra)
+    await seed_demo(settings)  # the partners' certificates and keys the vendor process reads
+    async with (
+        partner_sim(data_dir, callback_url=settings.public_url, port=sim_port),
+        running_node(settings) as running,
+    ):
+        yield running
 
 
 @pytest.fixture

@@ -85,6 +85,8 @@ async def test_a_device_toggled_at_the_vendor_shows_offline_then_online(
             f"{sim_url}/sim/v1/devices/sim-door-2", json={"online": online}
         ) as resp:
             assert resp.status == 200
+        # Kept: the flush is how this test knows the report was applied before it reads the
+        # door's state (nothing to do with a report waiting behind an open).
         async with http.post(f"{sim_url}/sim/v1/callbacks/flush") as resp:
             assert resp.status == 204  # the callback was delivered (and answered 202)
         shown = await courtyard()

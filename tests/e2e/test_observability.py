@@ -1,8 +1,10 @@
 """Logs, metrics, traces and SLOs of a real node over HTTPS, as an operator would use them.
 
-Our telemetry, not a vendor's behaviour: the embedded simulator is the vendor (its faults
-through the node's ``/sim/``). That a vendor process receives our ``traceparent`` over HTTPS
-is asserted in ``test_second_vendor.py``.
+Where our telemetry is about a vendor's behaviour (its errors in the SLO and the partner-call
+metrics, the breaker's transitions) the vendor is ``run.py partner-sim``, its own process over
+HTTPS, its faults set through its control API; elsewhere the embedded simulator is the vendor
+(its control API on the node's ``/sim/``). That a vendor process receives our ``traceparent``
+over HTTPS is asserted in ``test_second_vendor.py``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import re
 import secrets
 import shutil
 from asyncio.subprocess import PIPE, STDOUT
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 
 from propdev.observability import SCHEMA, configure_logging
-from tests.e2e.conftest import RunningNode, node_settings, running_node
+from tests.e2e.conftest import RunningNode, node_settings, running_node, running_node_and_vendor
 from tests.support.oauth_client import login
 
 OPEN_ROUTE = "/api/v1/access-points/{id}/open"
@@ -71,6 +73,8 @@ async def open_door(
 
 
 async def sim(node: RunningNode, method: str, path: str, **body: Any) -> Any:
+    """The vendor simulator's control API: the node's own ``/sim/`` (embedded), or the
+    ``partner-sim`` process's over HTTPS."""
     url = f"{node.credentials['partner_sim_url']}{path}"
     async with node.http.request(method, url, json=body or None) as resp:
         assert resp.status == 200, await resp.text()
@@ -293,9 +297,19 @@ async def test_metrics_parse_move_with_requests_and_pass_promtool(node: RunningN
         assert checked.returncode == 0, out.decode()
 
 
+@pytest.fixture
+async def vendor_node(tmp_path: Path) -> AsyncIterator[RunningNode]:
+    """A node whose vendor is ``run.py partner-sim``, its own process over HTTPS."""
+    async with running_node_and_vendor(tmp_path) as node:
+        assert node.credentials["partner_sim_url"] != node.url  # not the embedded simulator
+        yield node
+
+
+@pytest.mark.slow  # a vendor process
 async def test_vendor_errors_spend_the_door_open_budget_exactly_as_caused(
-    node: RunningNode,
+    vendor_node: RunningNode,
 ) -> None:
+    node = vendor_node
     anna = await node.token_for("anna")
     operator = await node.token_for("operator")
     door = node.resident("anna")["access_point_ids"][0]
@@ -340,15 +354,18 @@ async def test_vendor_errors_spend_the_door_open_budget_exactly_as_caused(
     assert samples[errors] == 2
 
 
+@pytest.mark.slow  # a vendor process
 async def test_breaker_transitions_are_counted(tmp_path: Path) -> None:
-    settings = node_settings(tmp_path, PROPDEV_BREAKER_FAILURES="2", PROPDEV_BREAKER_RESET="60")
-    async with running_node(settings) as node:
+    breaker = {"PROPDEV_BREAKER_FAILURES": "2", "PROPDEV_BREAKER_RESET": "60"}
+    async with running_node_and_vendor(tmp_path, **breaker) as node:
         token = await node.token_for("anna")
         door = node.resident("anna")["access_point_ids"][0]
         await sim(node, "POST", "/sim/v1/faults", mode="error")
         statuses = [(await open_door(node, token, door))[0] for _ in range(3)]
         assert statuses == [502, 502, 503]
+        received = await sim(node, "GET", "/sim/v1/commands")
         _, samples = await scrape(node)
+    assert received == []  # errors record nothing at the vendor; the open circuit sent nothing
     opened = (
         "propdev_partner_breaker_transitions_total",
         frozenset({("partner", "simulator"), ("to_state", "open")}),

@@ -1,6 +1,8 @@
 """The second vendor (acme: 202 + ticket, confirmation by callback) passes the same open tests
 as the first: granted, refused, jammed, timeout → 504, breaker → 503 + Retry-After while the
-other vendor keeps opening, then half-open and closed again after the reset time.
+other vendor keeps opening, then half-open and closed again after the reset time; and a state
+report acme posts while an open of that lock awaits its ``command_result`` does not hold the
+result back (the open ends with acme's answer, not a 504).
 
 Vendor behaviour, so over the wire: ``run.py partner-sim`` is its own process (one per module)
 serving both vendors over HTTPS (``/v1`` and ``/acme/v2``); the node reaches it at
@@ -16,18 +18,20 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import pytest
 import pytest_asyncio
 
 from tests.conftest import free_port
 from tests.e2e.conftest import RunningNode, node_settings, running_node
 from tests.support.partner import ACME_DEVICE, ACME_DOOR, add_acme_door
-from tests.support.processes import ca_file, cli_env, running, trusting
+from tests.support.vendor_process import VendorProcess, partner_sim
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+PARTNER_TIMEOUT = 3  # PROPDEV_PARTNER_TIMEOUT: an open's whole wait for the vendor
+SLOW_MS = 5000  # slower than PARTNER_TIMEOUT: a 504
+CONFIRM_MS = 1500  # a command_result due this long after acme's 202, well within PARTNER_TIMEOUT
 BREAKER_RESET = 3.0  # seconds an open circuit waits before its trial call
 RECOVERY_DEADLINE = 30.0
 
@@ -48,8 +52,7 @@ VENDORS = [pytest.param(SIMULATOR, id="simulator"), pytest.param(ACME, id="acme"
 @dataclass
 class Stack:
     node: RunningNode
-    sim_url: str
-    sim: aiohttp.ClientSession  # trusts the project CA
+    vendor: VendorProcess  # partner-sim: both vendors
     operator: str  # one login for the module: a TOTP code is good once
 
 
@@ -60,30 +63,20 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     sim_port, node_port = free_port(), free_port()
     while node_port == sim_port:
         node_port = free_port()
-    sim_url = f"https://127.0.0.1:{sim_port}"
     settings = node_settings(
         data_dir,
         PROPDEV_PORT=str(node_port),
-        PROPDEV_PARTNER_URL=sim_url,
-        PROPDEV_PARTNER_TIMEOUT="1",
+        PROPDEV_PARTNER_URL=f"https://127.0.0.1:{sim_port}",
+        PROPDEV_PARTNER_TIMEOUT=str(PARTNER_TIMEOUT),
         PROPDEV_BREAKER_FAILURES="2",
         PROPDEV_BREAKER_RESET=str(BREAKER_RESET),
     )
     await add_acme_door(settings)  # the demo estate, partner acme and its door; the CA
-    connector = aiohttp.TCPConnector(ssl=trusting(ca_file(data_dir)))
     async with (
-        aiohttp.ClientSession(connector=connector) as sim,
-        running(
-            "partner-sim",
-            ["partner-sim", "--port", str(sim_port)],
-            cli_env(data_dir, PROPDEV_CALLBACK_URL=settings.public_url),
-            data_dir / "logs",
-            ready_url=f"{sim_url}/sim/v1/faults",
-            ca=ca_file(data_dir),
-        ),
+        partner_sim(data_dir, callback_url=settings.public_url, port=sim_port) as vendor,
         running_node(settings) as node,
     ):
-        yield Stack(node, sim_url, sim, await node.token_for("operator"))
+        yield Stack(node, vendor, await node.token_for("operator"))
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -92,9 +85,11 @@ async def fresh(stack: Stack) -> Stack:
     for vendor in (SIMULATOR, ACME):
         await control(stack, "POST", f"{vendor.control}/faults", {"mode": "ok"})
         await control(
-            stack, "PATCH", f"{vendor.control}/devices/{vendor.device}", {"state": "locked"}
+            stack,
+            "PATCH",
+            f"{vendor.control}/devices/{vendor.device}",
+            {"state": "locked", "online": True},
         )
-        await control(stack, "POST", f"{vendor.control}/callbacks/flush")
     for vendor in (SIMULATOR, ACME):
         await breaker_due(stack, stack.operator, vendor.partner)
     return stack
@@ -114,9 +109,7 @@ async def open_door(node: RunningNode, token: str, door: str) -> tuple[int, Any,
 
 async def control(stack: Stack, method: str, path: str, body: Any = None) -> Any:
     """The partner-sim process's control API, over HTTPS."""
-    async with stack.sim.request(method, f"{stack.sim_url}{path}", json=body) as resp:
-        assert resp.status < 300, await resp.text()
-        return await resp.json() if resp.status != 204 else None
+    return await stack.vendor.control(method, path, body)
 
 
 async def command(node: RunningNode, token: str, command_id: str) -> dict[str, Any]:
@@ -185,20 +178,19 @@ async def test_each_vendor_opens_refuses_times_out_and_trips_its_breaker(
     await control(stack, "POST", f"{vendor.control}/faults", {"mode": "ok"})
     device = f"{vendor.control}/devices/{vendor.device}"
     await control(stack, "PATCH", device, {"state": "jammed"})
-    # The vendor's device_jammed callback is applied before the tap. (Known: a state event
-    # posted while an acme open awaits its command_result waits behind that open in the
-    # device's mailbox, and the vendor's in-order callbacks hold the result behind it: 504.)
-    await control(stack, "POST", f"{vendor.control}/callbacks/flush")
+    # Its device_jammed callback may still be on its way: a report does not wait behind the
+    # open (nor the open's result behind it; see the state-report test below).
     status, body, _ = await open_door(node, token, vendor.door)
     assert (status, body["reason"]) == (403, "device_jammed"), body
     assert body["type"].endswith("/vendor-refused"), body
     lifecycle = await command(node, token, body["command_id"])
     assert (lifecycle["status"], lifecycle["steps"][-1]["reason"]) == ("failed", "jammed")
     await control(stack, "PATCH", device, {"state": "locked"})
-    await control(stack, "POST", f"{vendor.control}/callbacks/flush")
 
-    # Slower than PROPDEV_PARTNER_TIMEOUT=1: a 504, and the command failed on timeout.
-    await control(stack, "POST", f"{vendor.control}/faults", {"mode": "slow", "latency_ms": 5000})
+    # Slower than PROPDEV_PARTNER_TIMEOUT: a 504, and the command failed on timeout.
+    await control(
+        stack, "POST", f"{vendor.control}/faults", {"mode": "slow", "latency_ms": SLOW_MS}
+    )
     status, body, _ = await open_door(node, token, vendor.door)
     assert status == 504, body
     assert body["type"].endswith("/partner-timeout"), body
@@ -233,3 +225,41 @@ async def test_each_vendor_opens_refuses_times_out_and_trips_its_breaker(
     assert [c["request_id"] for c in received[len(sent) :]] == [body["command_id"]]
     closed = await breaker(node, operator, vendor.partner)
     assert (closed["state"], closed["failures"]) == ("closed", 0)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        pytest.param({"state": "jammed"}, "device_jammed", id="jammed"),
+        pytest.param({"online": False}, "device_offline", id="offline"),
+    ],
+)
+async def test_a_state_report_while_an_acme_open_awaits_its_result_does_not_hold_it(
+    fresh: Stack, change: dict[str, Any], reason: str
+) -> None:
+    """Acme reports a change of the lock (its callback, posted at once) while our open of that
+    lock awaits its ``command_result`` (due ``CONFIRM_MS`` after the 202). Acme delivers its
+    callbacks in order, so the result comes only once the report's POST is answered: the report
+    must not wait behind the open, or the open waits for its result until it times out (504)."""
+    stack, node = fresh, fresh.node
+    token = await node.token_for("anna")
+    commands = f"{ACME.control}/commands"
+    taken_before = len(await control(stack, "GET", commands))
+    await control(stack, "POST", f"{ACME.control}/faults", {"mode": "ok", "latency_ms": CONFIRM_MS})
+
+    tap = asyncio.create_task(open_door(node, token, ACME.door))
+    deadline = time.monotonic() + PARTNER_TIMEOUT
+    while len(await control(stack, "GET", commands)) == taken_before:  # acme took the unlock
+        assert not tap.done(), tap.result()
+        assert time.monotonic() < deadline, "acme never received the open"
+        await asyncio.sleep(0.02)
+    # The result is not in yet (acme answers CONFIRM_MS after the command): the open waits.
+    assert not tap.done(), tap.result()
+    await control(stack, "PATCH", f"{ACME.control}/devices/{ACME.device}", change)
+
+    # The lock changed before acme carried the command out: acme's refusal, not a 504.
+    status, body, _ = await tap
+    assert (status, body["reason"]) == (403, reason), body
+    lifecycle = await command(node, token, body["command_id"])
+    assert lifecycle["status"] == "failed", lifecycle
+    assert lifecycle["steps"][-1]["vendor_reason"] == reason, lifecycle

@@ -1,6 +1,7 @@
-"""Two vendors of the same protocol, each its own HTTPS server: a partner registered with
-adapter ``vendor`` and a ``base_url`` gets a gateway of its own, and when its vendor dies its
-doors answer 502, then 503 from its open breaker, while the other vendor's doors keep opening."""
+"""Two vendors of the same protocol, each ``run.py partner-sim`` as its own process over HTTPS:
+a partner registered with adapter ``vendor`` and a ``base_url`` gets a gateway of its own, and
+when its vendor's process dies its doors answer 502, then 503 from its open breaker, while the
+other vendor's doors keep opening."""
 
 from __future__ import annotations
 
@@ -10,21 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from propdev.devkit import (
-    LOOPBACK,
-    SITE,
-    PartnerSimServer,
-    VendorSimulator,
-    register_partner,
-    run_partner_sim,
-    seed_demo,
-)
-from propdev.partners import vendor_api_key
-from propdev.pki import ensure_ca
+from propdev.devkit import LOOPBACK, SITE, register_partner, seed_demo
 from propdev.storage import Database
 from propdev.storage.directory import AccessPoint, Directory
 from tests.conftest import free_port
 from tests.e2e.conftest import RunningNode, node_settings, running_node
+from tests.support.vendor_process import VendorProcess, partner_sim
+
+pytestmark = pytest.mark.slow
 
 VENDOR_B = "vendor-b"
 DOOR_A = "ap-a-entrance"  # the demo's, partner simulator (vendor A)
@@ -34,32 +28,38 @@ DOOR_B = "ap-b-vendor"  # vendor B's door 3, which boris may open
 @dataclass
 class Estate:
     node: RunningNode
-    sim_a: VendorSimulator
-    sim_b: VendorSimulator
-    server_b: PartnerSimServer
+    vendor_a: VendorProcess  # partner simulator: PROPDEV_PARTNER_URL
+    vendor_b: VendorProcess  # partner vendor-b: its partners.base_url
+
+    async def commands(self, vendor: VendorProcess) -> list[str]:
+        """The devices of the opens ``vendor`` received, oldest first."""
+        return [c["device_id"] for c in await vendor.control("GET", "/sim/v1/commands")]
 
 
 @pytest.fixture
 async def estate(tmp_path: Path) -> AsyncIterator[Estate]:
-    port_a, port_b = free_port(), free_port()
+    ports: set[int] = set()
+    while len(ports) < 3:
+        ports.add(free_port())
+    port_a, port_b, node_port = sorted(ports)
     settings = node_settings(
         tmp_path,
+        PROPDEV_PORT=str(node_port),
         PROPDEV_PARTNER_URL=f"https://127.0.0.1:{port_a}",
         PROPDEV_PARTNER_TIMEOUT="2",
         PROPDEV_BREAKER_FAILURES="2",
         PROPDEV_BREAKER_RESET="60",
     )
-    ensure_ca(settings.pki_dir)
-    sim_a, sim_b = VendorSimulator(), VendorSimulator()
-    server_a = await run_partner_sim(settings, port=port_a, sim=sim_a)
-    server_b = await run_partner_sim(
-        settings, port=port_b, sim=sim_b, api_key=vendor_api_key(settings.data_dir, VENDOR_B)
-    )
     credentials = await seed_demo(settings)
     db = Database(settings.database_url)
-    try:
+    try:  # vendor B: its certificate, API key and door, before its process reads the data dir
         await register_partner(
-            settings, db, VENDOR_B, LOOPBACK, adapter="vendor", base_url=server_b.url
+            settings,
+            db,
+            VENDOR_B,
+            LOOPBACK,
+            adapter="vendor",
+            base_url=f"https://127.0.0.1:{port_b}",
         )
         directory = Directory(db)
         await directory.put_access_point(
@@ -69,12 +69,13 @@ async def estate(tmp_path: Path) -> AsyncIterator[Estate]:
         await directory.grant(boris["id"], DOOR_B)
     finally:
         await db.close()
-    try:
-        async with running_node(settings) as node:
-            yield Estate(node, sim_a, sim_b, server_b)
-    finally:
-        await server_b.close()
-        await server_a.close()
+    callback = settings.public_url
+    async with (
+        partner_sim(tmp_path, callback_url=callback, port=port_a) as vendor_a,
+        partner_sim(tmp_path, callback_url=callback, port=port_b, partner=VENDOR_B) as vendor_b,
+        running_node(settings) as node,
+    ):
+        yield Estate(node, vendor_a, vendor_b)
 
 
 async def open_door(node: RunningNode, token: str, door: str) -> tuple[int, dict[str, str]]:
@@ -94,10 +95,10 @@ async def test_a_dead_vendor_trips_its_own_breaker_and_the_other_vendor_keeps_op
 
     assert (await open_door(node, anna, DOOR_A))[0] == 200
     assert (await open_door(node, boris, DOOR_B))[0] == 200
-    assert [c["device_id"] for c in estate.sim_a.commands()] == ["sim-door-1"]
-    assert [c["device_id"] for c in estate.sim_b.commands()] == ["sim-door-3"]
+    assert await estate.commands(estate.vendor_a) == ["sim-door-1"]
+    assert await estate.commands(estate.vendor_b) == ["sim-door-3"]
 
-    await estate.server_b.close()  # vendor B is gone: its port refuses connections
+    assert await estate.vendor_b.process.stop() == 0  # vendor B is gone: its port refuses
     statuses = [(await open_door(node, boris, DOOR_B)) for _ in range(3)]
 
     assert [status for status, _ in statuses] == [502, 502, 503]
@@ -105,4 +106,4 @@ async def test_a_dead_vendor_trips_its_own_breaker_and_the_other_vendor_keeps_op
     assert int(statuses[2][1]["Retry-After"]) > 0
     for _ in range(3):  # vendor A's breaker is its own: still closed, still opening
         assert (await open_door(node, anna, DOOR_A))[0] == 200
-    assert len(estate.sim_a.commands()) == 4
+    assert await estate.commands(estate.vendor_a) == ["sim-door-1"] * 4

@@ -1,5 +1,9 @@
 """The utilities (ЖКХ) gateway: a resident's own bills, meter readings checked before they are
-forwarded, forwarded ones audited, upstream failures as 502/503/504 with the breaker."""
+forwarded, forwarded ones audited, upstream failures as 502/503/504 with the breaker.
+
+The upstream's behaviour (its failures, its refused connection) is tried against ``run.py
+utilities-sim``, its own process over HTTPS, faults set through its control API; our own checks
+(ownership, validation, idempotency, audit) against the embedded simulator."""
 
 from __future__ import annotations
 
@@ -12,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from propdev.devkit import UtilitiesFault, UtilitiesSimulator
+from propdev.devkit import UtilitiesSimulator
 from propdev.node import Node
 from propdev.storage import Database
 from propdev.storage.audit import AuditLog
 from tests.conftest import free_port
 from tests.e2e.conftest import RunningNode, node_settings, running_node
-from tests.support.processes import ca_file, cli_env, running
+from tests.support.vendor_process import VendorProcess, utilities_sim
 
 BASE = "/gateway/v1/utilities"
 ANNA_COLD = "m-a12-cw"  # seeded at 231.405 m3, 30 days ago
@@ -182,28 +186,58 @@ async def test_a_good_reading_is_forwarded_once_with_a_key_stored_and_audited(
     assert ok
 
 
+UPSTREAM_TIMEOUT = 2  # PROPDEV_PARTNER_TIMEOUT: the node's wait for the utilities system
+
+
+@pytest.fixture
+async def remote(tmp_path: Path) -> AsyncIterator[tuple[Gateway, VendorProcess]]:
+    """The node's gateway to ``run.py utilities-sim``, its own process over HTTPS."""
+    nodes: list[Node] = []
+    sim_port = free_port()
+    settings = node_settings(
+        tmp_path,
+        PROPDEV_UTILITIES_URL=f"https://127.0.0.1:{sim_port}",
+        PROPDEV_PARTNER_TIMEOUT=str(UPSTREAM_TIMEOUT),
+        PROPDEV_BREAKER_FAILURES="3",
+        PROPDEV_BREAKER_RESET="60",
+    )
+    async with (
+        running_node(settings, on_node=nodes.append) as node,
+        utilities_sim(settings.data_dir, port=sim_port) as sim,
+    ):
+        assert nodes[0].utilities.simulator is None  # not the embedded one
+        yield Gateway(node, nodes[0]), sim
+
+
+@pytest.mark.slow
 async def test_upstream_failures_are_504_then_502_then_the_open_circuit_503(
-    gateway: Gateway,
+    remote: tuple[Gateway, VendorProcess],
 ) -> None:
+    gateway, sim = remote
+    faults = "/sim/hcs/v1/faults"
     anna = await gateway.running.token_for("anna")
-    gateway.sim.faults.mode, gateway.sim.faults.latency_ms = UtilitiesFault.SLOW, 2000
+    status, _, _ = await gateway.get(anna, "/bills")
+    assert status == 200  # the way there works
+
+    await sim.control("POST", faults, {"mode": "slow", "latency_ms": UPSTREAM_TIMEOUT * 2500})
     status, problem, _ = await gateway.get(anna, "/bills")
     assert status == 504, problem
-    gateway.sim.faults.mode, gateway.sim.faults.latency_ms = UtilitiesFault.ERROR, 0
+    await sim.control("POST", faults, {"mode": "error"})
     status, _, _ = await gateway.get(anna, "/bills")
     assert status == 502
-    gateway.sim.faults.mode = UtilitiesFault.OUTAGE
+    await sim.control("POST", faults, {"mode": "outage"})  # the connection is closed unanswered
     status, _, _ = await gateway.reading(anna, {"meter_id": ANNA_COLD, "value": 234})
     assert status == 502  # third failure: the circuit opens
     assert gateway.node.utilities.gateway.state == "open"
 
-    gateway.sim.faults.mode = UtilitiesFault.OK  # recovered, but the circuit waits its reset
+    await sim.control("POST", faults, {"mode": "ok"})  # recovered, but the circuit waits
     status, problem, headers = await gateway.get(anna, "/bills")
     assert status == 503 and headers["Content-Type"].startswith("application/problem+json")
     assert 1 <= int(headers["Retry-After"]) <= 60
     status, _, headers = await gateway.reading(anna, {"meter_id": ANNA_COLD, "value": 234})
     assert status == 503 and "Retry-After" in headers
-    assert gateway.sim.received == []  # nothing reached the system while it was down
+    # Nothing reached the system while it was down.
+    assert await sim.control("GET", "/sim/hcs/v1/readings") == []
 
     async with gateway.running.http.get(gateway.running.url + "/metrics") as resp:
         metrics = await resp.text()
@@ -221,15 +255,7 @@ async def test_the_utilities_simulator_as_its_own_process_over_https(tmp_path: P
     )
     async with running_node(settings) as node:
         anna = await node.token_for("anna")
-        env = cli_env(settings.data_dir)
-        async with running(
-            "utilities-sim",
-            ["utilities-sim", "--port", str(sim_port)],
-            env,
-            tmp_path / "logs",
-            ready_url=f"https://127.0.0.1:{sim_port}/sim/hcs/v1/faults",
-            ca=ca_file(settings.data_dir),
-        ) as sim:
+        async with utilities_sim(settings.data_dir, port=sim_port) as sim:
             url = f"{node.url}{BASE}"
             async with node.http.get(f"{url}/bills", headers=bearer(anna)) as resp:
                 assert resp.status == 200
@@ -240,11 +266,9 @@ async def test_the_utilities_simulator_as_its_own_process_over_https(tmp_path: P
             ) as resp:
                 assert resp.status == 201, await resp.text()
                 accepted = await resp.json()
-            sim_url = f"https://127.0.0.1:{sim_port}/sim/hcs/v1/readings"
-            async with node.http.get(sim_url) as resp:
-                received = await resp.json()
+            received = await sim.control("GET", "/sim/hcs/v1/readings")
             assert [r["reading_id"] for r in received] == [accepted["upstream_id"]]
-            await sim.stop()
+            await sim.process.stop()
         async with node.http.get(f"{url}/bills", headers=bearer(anna)) as resp:
             assert resp.status == 502  # refused connection; the circuit opens
         async with node.http.get(f"{url}/bills", headers=bearer(anna)) as resp:

@@ -1,7 +1,7 @@
 """Tests beyond ``tests/unit`` give device events to the node as a partner does: over
 ``POST /partner/v1/events`` (or gRPC ``StreamEvents``), never straight into a device actor
-(``DeviceEvents``) or the node's ingest, which skip the certificate, the bound token, the
-signature and the event validation the tests claim to cover."""
+(``DeviceEvents``, ``DeviceReports``) or the node's ingest, which skip the certificate, the
+bound token, the signature and the event validation the tests claim to cover."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parents[1]
 UNIT = TESTS / "unit"
 
-# A DeviceEvent(s) made or imported by name (``partner_pb2.DeviceEvent`` is the gRPC wire
-# message: fine), or the node's ingest called directly.
+# A DeviceEvent(s) or DeviceReports made or imported by name (``partner_pb2.DeviceEvent`` is
+# the gRPC wire message: fine), or the node's ingest called directly.
 INJECTION = re.compile(
-    r"(?<![\w.])DeviceEvents?\s*\("
-    r"|\bimport\b[^\n]*\bDeviceEvents?\b"
+    r"(?<![\w.])Device(?:Events?|Reports)\s*\("
+    r"|\bimport\b[^\n]*\bDevice(?:Events?|Reports)\b"
     r"|\.ingest\.ingest\s*\("
 )
 
@@ -38,9 +38,10 @@ def test_the_check_finds_each_way_past_the_api_and_leaves_the_wire_message_alone
     planted = """
 from propdev.actors.messages import DeviceEvent, DeviceEvents
 await node.system.ask("device:d", DeviceEvents((event,)), timeout=30)
+await node.ask_device("device:d", DeviceReports((event,)))
 event = DeviceEvent(partner_id="simulator", event_id="e", device_id="d", type="entry")
 await site.node.ingest.ingest("simulator", [raw])
 message = partner_pb2.DeviceEvent(event_id="e", device_id="d", type="entry")
 status, body = await partner.post([event], token=token)
 """
-    assert len(injections(planted)) == 4
+    assert len(injections(planted)) == 5

@@ -4,7 +4,9 @@ The server certificate comes from the project CA (``<pki dir>/partner-sim/``) an
 127.0.0.1 and localhost; only TLS 1.2 and 1.3 are offered. The API key is the one in the data
 dir (see ``propdev.partners.vendor_api_key``) unless one is given.
 
-Beside the intercom vendor (partner ``simulator``, ``/vendor/v1``, control ``/sim/v1``) the same
+The intercom vendor (``/vendor/v1``, control ``/sim/v1``) is partner ``simulator`` unless another
+``partner_id`` is given (``run.py partner-sim --partner vendor-b``: another vendor of the same
+protocol, with that partner's API key, callback certificate and signature key). Beside it the same
 listener serves the asynchronous vendor acme (partner ``acme``, ``/acme/v2``, control
 ``/sim/acme/v1``). Each calls back ``settings.callback_url`` as its partner, with that partner's
 client certificate from the data dir (``<pki dir>/partners/<name>/``); a vendor whose partner
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
@@ -89,6 +92,13 @@ def callback_sender(settings: Settings, partner_id: str) -> CallbackSender | Non
     )
 
 
+def cert_hosts(settings: Settings) -> tuple[str, ...]:
+    """Loopback, and the host of ``PROPDEV_PARTNER_URL`` when set: where the nodes reach the
+    simulator when it runs on a host of its own (a container)."""
+    host = urlsplit(settings.partner_url).hostname if settings.partner_url else None
+    return CERT_HOSTS if host is None or host in CERT_HOSTS else (*CERT_HOSTS, host)
+
+
 async def run_partner_sim(
     settings: Settings,
     *,
@@ -96,14 +106,16 @@ async def run_partner_sim(
     port: int = DEFAULT_PORT,
     sim: VendorSimulator | None = None,
     api_key: str | None = None,
+    partner_id: str = PARTNER_ID,
 ) -> PartnerSimServer:
-    """Start the vendor API and control API over HTTPS; ``port=0`` picks a free port."""
+    """Start the vendor API and control API over HTTPS; ``port=0`` picks a free port. The
+    intercom vendor is partner ``partner_id``."""
     sim = sim or VendorSimulator()
     acme = AcmeSimulator()
-    sim.signatures = sim.signatures or request_verifier(settings, PARTNER_ID)
+    sim.signatures = sim.signatures or request_verifier(settings, partner_id)
     acme.core.signatures = request_verifier(settings, ACME_PARTNER_ID)
-    key = api_key or vendor_api_key(settings.data_dir, PARTNER_ID)
-    cert = ensure_server_cert(settings.pki_dir, CERT_HOSTS, name=CERT_NAME)
+    key = api_key or vendor_api_key(settings.data_dir, partner_id)
+    cert = ensure_server_cert(settings.pki_dir, cert_hosts(settings), name=CERT_NAME)
     ssl_context = server_context(settings.pki_dir, cert)
     app = make_vendor_app(sim, api_key=key)
     app.middlewares.append(
@@ -113,8 +125,8 @@ async def run_partner_sim(
     app.add_routes(acme_routes(acme))
     app.add_routes(acme_control_routes(acme))
     senders = []
-    for vendor, partner_id in ((sim, PARTNER_ID), (acme, ACME_PARTNER_ID)):
-        sender = callback_sender(settings, partner_id)
+    for vendor, caller in ((sim, partner_id), (acme, ACME_PARTNER_ID)):
+        sender = callback_sender(settings, caller)
         if sender is not None:
             vendor.callback = sender.send
             (vendor.core if isinstance(vendor, AcmeSimulator) else vendor).drain = sender.drain
@@ -134,15 +146,19 @@ async def run_partner_sim(
 
 
 async def serve_partner_sim(
-    settings: Settings, port: int = DEFAULT_PORT, *, host: str = "127.0.0.1"
+    settings: Settings,
+    port: int = DEFAULT_PORT,
+    *,
+    host: str = "127.0.0.1",
+    partner_id: str = PARTNER_ID,
 ) -> None:
     """Run the simulator until cancelled (Ctrl-C); always closes cleanly."""
-    server = await run_partner_sim(settings, host=host, port=port)
+    server = await run_partner_sim(settings, host=host, port=port, partner_id=partner_id)
     log.info(
         "partner_sim_started",
         url=server.url,
-        partner=PARTNER_ID,
-        api_key_file=str(api_key_path(settings.data_dir, PARTNER_ID)),
+        partner=partner_id,
+        api_key_file=str(api_key_path(settings.data_dir, partner_id)),
     )
     try:
         await asyncio.Event().wait()

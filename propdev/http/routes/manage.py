@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from propdev.http.keys import MANAGEMENT
+from propdev.http.keys import MANAGEMENT, PRIVACY
 from propdev.http.routes.manage_devices import routes as device_routes
 from propdev.http.routes.manage_estate import routes as estate_routes
 from propdev.http.routes.manage_people import routes as people_routes
+from propdev.http.routes.manage_privacy import routes as privacy_routes
 from propdev.management import Management, SessionCutoffs
+from propdev.privacy import PersonalData
 
 if TYPE_CHECKING:
     from propdev.actors import ActorSystem
@@ -35,6 +37,7 @@ def setup(
     verifier: TokenVerifier,
     revocations: Revocations | None,
     token_ttl: float,
+    activation_ttl: float,
     gateways: Mapping[str, PartnerAdapter],
     system: ActorSystem,
 ) -> None:
@@ -46,7 +49,10 @@ def setup(
         address = f"device:{access_point_id}"
         await system.passivate_matching(lambda a: a.key == address, within=2.0)
 
-    app[MANAGEMENT] = Management.build(db, cutoffs, gateways, refresh_device=refresh_device)
+    app[MANAGEMENT] = Management.build(
+        db, cutoffs, gateways, refresh_device=refresh_device, activation_ttl=activation_ttl
+    )
+    app[PRIVACY] = PersonalData(db, cutoffs.cut)  # an erasure cuts sessions as a move-out does
 
     async def load_cutoffs(app: web.Application) -> None:
         await cutoffs.load(db)
@@ -55,3 +61,4 @@ def setup(
     app.add_routes(estate_routes)
     app.add_routes(device_routes)
     app.add_routes(people_routes)
+    app.add_routes(privacy_routes)

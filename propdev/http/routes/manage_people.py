@@ -65,8 +65,19 @@ INVITED = schemas.named(
                 "type": "string",
                 "description": "shown once, to hand to the resident; never stored in clear",
             },
+            "activation_code": {
+                "type": "string",
+                "description": (
+                    "shown once, to hand to the resident: with it they choose their own "
+                    "password (`POST /api/v1/activation`), once, until it expires"
+                ),
+            },
+            "activation_expires_at": {
+                "type": "number",
+                "description": "when the activation code stops working (epoch seconds)",
+            },
         },
-        required=["resident", "temporary_password"],
+        required=["resident", "temporary_password", "activation_code", "activation_expires_at"],
     ),
 )
 MOVED_OUT = schemas.named(
@@ -172,19 +183,24 @@ async def list_residents(request: web.Request) -> web.Response:
     "Invite a resident",
     description=(
         "Creates an account with the resident role in the apartment and answers its temporary "
-        "password once (not logged, not audited). Audited as `resident.invite` (ids only)."
+        "password and an activation code once (not logged, not audited). Audited as "
+        "`resident.invite` (ids only)."
     ),
     tags=TAGS,
     request=INVITATION_REQUEST,
     responses={201: INVITED, 409: "The username is taken.", 422: INVALID},
 )
 async def invite_resident(request: web.Request) -> web.Response:
-    resident, password = await management(request).residents.invite(
-        actor(request), await body(request)
-    )
+    invitation = await management(request).residents.invite(actor(request), await body(request))
+    resident = invitation.resident
     log.info("resident_invited", user_id=resident["id"], apartment_id=resident["apartment_id"])
     return web.json_response(
-        {"resident": resident, "temporary_password": password},
+        {
+            "resident": resident,
+            "temporary_password": invitation.temporary_password,
+            "activation_code": invitation.activation_code,
+            "activation_expires_at": invitation.activation_expires_at,
+        },
         status=201,
         headers={"Cache-Control": "no-store"},
     )

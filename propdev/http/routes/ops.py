@@ -9,13 +9,18 @@ No token (Prometheus scrapes without OAuth), but only for the scrapers in
 
 from __future__ import annotations
 
+import structlog
 from aiohttp import web
 
 from propdev.http.client_address import address_in
-from propdev.http.keys import METRICS, METRICS_ALLOW
+from propdev.http.keys import DATABASE, METRICS, METRICS_ALLOW
 from propdev.http.openapi import Response, doc
 from propdev.http.permissions import Permission, requires
 from propdev.observability import CONTENT_TYPE
+from propdev.storage.backup_runs import last_run_at
+from propdev.storage.errors import StoreUnavailableError
+
+log = structlog.get_logger()
 
 routes = web.RouteTableDef()
 
@@ -41,5 +46,15 @@ async def metrics(request: web.Request) -> web.Response:
     allowed = request.app[METRICS_ALLOW]
     if not address_in(request.remote, allowed):
         raise web.HTTPNotFound()
-    body = request.app[METRICS].render()
+    metrics = request.app[METRICS]
+    # The last backup is a fact of the store (``backup create`` runs as its own process): read
+    # at each scrape; a store that does not answer leaves the last value seen.
+    try:
+        last_backup = await last_run_at(request.app[DATABASE])
+    except StoreUnavailableError as exc:
+        log.warning("metrics_store_unreachable", error=str(exc))
+    else:
+        if last_backup is not None:
+            metrics.record_backup(last_backup)
+    body = metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

@@ -60,6 +60,17 @@ async def test_the_contract_shape_of_demo_credentials(tmp_path: Path) -> None:
     assert any(set(r["access_point_ids"]) < every for r in creds["residents"])
     passwords = [r["password"] for r in creds["residents"]] + [creds["operator"]["password"]]
     assert len(set(passwords)) == 4 and all(len(p) >= 12 for p in passwords)
+    # the resident web app: its client, registered for the page the README sends people to
+    assert creds["web_app_client_id"] == "resident-web"
+    assert creds["web_app_url"] == "https://127.0.0.1:8443/app/"
+    db = Database(s.database_url)
+    try:
+        row = await db.fetch_one(
+            "SELECT redirect_uris FROM oauth_clients WHERE client_id = 'resident-web'"
+        )
+    finally:
+        await db.close()
+    assert row is not None and json.loads(row["redirect_uris"]) == [creds["web_app_url"]]
 
 
 async def test_a_lost_credentials_file_is_rewritten_truthfully(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from propdev.partners import (
     PartnerTimeoutError,
     PartnerUnavailableError,
 )
+from propdev.privacy import AlreadyErasedError, UnknownPersonError
 from propdev.storage import StoreUnavailableError
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[web.Request, web.Application]]]
@@ -55,6 +56,9 @@ ClientFactory = Callable[[web.Application], Awaitable[TestClient[web.Request, we
          "The partner gave no usable answer: device_offline", {}),
         (StoreUnavailableError("refused"), 503, "store-unavailable",
          "The store cannot be reached right now; retry shortly.", {}),
+        (UnknownPersonError("u1"), 404, "not-found", "No resident 'u1'.", {}),
+        (AlreadyErasedError("u1", 1.0), 409, "conflict",
+         "Resident 'u1' was erased already; nothing was changed.", {}),
     ],
 )  # fmt: skip
 def test_each_domain_error_is_answered_by_the_nearest_class_of_its_mro(

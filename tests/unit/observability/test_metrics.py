@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -133,3 +135,42 @@ def test_two_nodes_in_one_process_keep_their_metrics_apart() -> None:
         "propdev_http_requests_total",
         frozenset({("method", "GET"), ("route", "/healthz"), ("status", "200")}),
     ) not in samples(second)
+
+
+def test_checkpoint_and_backup_times_start_at_zero_and_never_go_back() -> None:
+    metrics = Metrics()
+    checkpoint = ("propdev_audit_checkpoint_last_timestamp_seconds", frozenset())
+    backup = ("propdev_backup_last_success_timestamp_seconds", frozenset())
+    assert samples(metrics)[checkpoint] == 0.0
+    assert samples(metrics)[backup] == 0.0
+    metrics.record_audit_checkpoint(1_800_000_000.0)
+    metrics.record_backup(1_800_000_100.0)
+    metrics.record_backup(1_700_000_000.0)  # a late report of an older backup
+    found = samples(metrics)
+    assert found[checkpoint] == 1_800_000_000.0
+    assert found[backup] == 1_800_000_100.0
+
+
+def test_the_collector_reads_the_cluster_push_and_certificate_expiry(tmp_path: Path) -> None:
+    from propdev.pki import ensure_ca, load_cert
+
+    ca = ensure_ca(tmp_path)
+    pushes = SimpleNamespace(pushed=3, dropped=1, failed=0)
+    metrics = Metrics()
+    metrics.watch(
+        cluster=lambda: {"members": 2, "shards": 64, "held": 30, "unowned": 4, "losses": 1},
+        push=pushes,
+        certificates=lambda: {("ca", "ca"): ca.cert, ("partner", "gone"): tmp_path / "none.pem"},
+    )
+    found = samples(metrics)
+    assert found[("propdev_cluster_members", frozenset())] == 2
+    assert found[("propdev_cluster_shards_held", frozenset())] == 30
+    assert found[("propdev_cluster_shards_unowned", frozenset())] == 4
+    assert found[("propdev_cluster_shard_losses_total", frozenset())] == 1
+    assert found[("propdev_cluster_shard_acquisitions_total", frozenset())] == 0
+    assert found[("propdev_push_notifications_total", frozenset({("result", "pushed")}))] == 3
+    assert found[("propdev_push_notifications_total", frozenset({("result", "dropped")}))] == 1
+    expiry = "propdev_certificate_expiry_timestamp_seconds"
+    not_after = load_cert(ca.cert).not_valid_after_utc.timestamp()
+    assert found[(expiry, frozenset({("kind", "ca"), ("name", "ca")}))] == not_after
+    assert not any(name == expiry and ("name", "gone") in labels for name, labels in found)

@@ -8,6 +8,7 @@ from propdev.actors.messages import (
     CommandResult,
     DeviceEvent,
     DeviceEvents,
+    DeviceReports,
     DeviceSnapshot,
     OpenAccessPoint,
     PartnerCommand,
@@ -49,6 +50,7 @@ def round_trip(message: object) -> object:
         PASSAGE,
         DeviceEvents((OFFLINE, PASSAGE)),
         DeviceEvents(()),
+        DeviceReports((OFFLINE, DeviceEvent("acme", "ev-4", "lock-1", "device_jammed", 2.5))),
         DeviceSnapshot(),
         OpenAccessPoint("ap-1", "u-1", "anna", "cmd-1", idempotency_key="k", note="n"),
         CommandResult(

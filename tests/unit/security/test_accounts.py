@@ -7,6 +7,7 @@ from propdev.security import (
     get_user,
     hash_password,
     register_public_client,
+    register_web_app_client,
     set_password,
     verify_password,
 )
@@ -58,6 +59,18 @@ async def test_client_registration_is_idempotent(db: Database) -> None:
         )
     rows = await db.fetch_all("SELECT client_id FROM oauth_clients")
     assert [r["client_id"] for r in rows] == ["c"]
+
+
+async def test_the_web_app_client_is_public_and_follows_the_public_url(db: Database) -> None:
+    await register_web_app_client(db, "https://127.0.0.1:8443")
+    await register_web_app_client(db, "https://homes.example/")  # the URL changed: replaced
+    rows = await db.fetch_all("SELECT * FROM oauth_clients")
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["client_id"] == "resident-web"
+    assert bool(row["public"]) and row["token_endpoint_auth_method"] == "none"
+    assert row["redirect_uris"] == '["https://homes.example/app/"]'
+    assert row["grant_types"] == "authorization_code refresh_token"
 
 
 def test_totp_accepts_one_step_either_side_and_no_more() -> None:

@@ -1,0 +1,418 @@
+"""``Accounts``: what a person does with their own account, without staff.
+
+- change the password (``account.password_change``): the current one is checked (failures
+  count in the sign-in throttle), every other session is signed out;
+- list the sessions and sign one out (``account.session_revoke``);
+- reset a forgotten password with a one-time code sent by the ``Notifier``
+  (``account.password_reset``): every session is signed out;
+- activate an invited account with its activation code (``account.activate``).
+
+Each change is one transaction with its audit entry (actor ``user:<id>``, subject the account).
+A signed-out session's refresh tokens are revoked in the store, and its access tokens (their
+``sid``) through ``on_grant_revoked``: the node's revocations, heard by every node of a
+cluster, so they stop at once everywhere.
+
+A reset request answers the same whatever the username, and at once: the code is drawn,
+stored and sent in the background, so neither the answer nor its timing says whether the
+account exists. Requests are limited per address (``TooManyAttemptsError``) and per account
+(silently: no more codes sent), and wrong codes count as failed sign-ins of the account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+import propdev.accounts.codes as codes
+import propdev.accounts.sessions as sessions
+from propdev.accounts.errors import (
+    AccountGoneError,
+    InvalidCodeError,
+    InvalidFieldError,
+    SessionNotFoundError,
+    TooManyAttemptsError,
+    WrongPasswordError,
+)
+from propdev.accounts.notifier import RESET, Message, Notifier
+from propdev.accounts.policy import check_new_password
+from propdev.accounts.sessions import Session
+from propdev.security import (
+    Ceiling,
+    FailureThrottle,
+    LocalThrottle,
+    RedisThrottle,
+    SignInThrottle,
+    hash_password,
+    vault_of,
+    verify_password,
+)
+from propdev.security import User as Account
+from propdev.storage import Database, Row, UnitConnection, audit
+
+log = structlog.get_logger()
+
+PASSWORD_CHANGE = "account.password_change"
+SESSION_REVOKE = "account.session_revoke"
+PASSWORD_RESET = "account.password_reset"
+ACTIVATE = "account.activate"
+
+RESET_CODE_TTL = 900.0
+ACTIVATION_CODE_TTL = 7 * 24 * 3600.0
+CODES_PER_ACCOUNT = Ceiling(3, 900.0)  # reset codes sent to one account per 15 minutes
+REQUEST_WINDOW = 300.0
+MAX_USERNAME = 128
+
+GrantRevoked = Callable[[str, float], Awaitable[None]]
+
+_ACCOUNT = (
+    "SELECT u.*, r.moved_out_at AS moved_out_at FROM users u"
+    " LEFT JOIN residencies r ON r.user_id = u.id WHERE u.{column} = :value"
+)
+
+
+def actor(user_id: str) -> str:
+    """The audit actor of a person acting on their own account (as for their opens)."""
+    return f"user:{user_id}"
+
+
+def read_fields(body: object, names: Sequence[str]) -> dict[str, str]:
+    """The string fields ``names`` of a JSON object, each required; anything else refused."""
+    if not isinstance(body, Mapping):
+        raise InvalidFieldError("body", "expected a JSON object")
+    for key in body:
+        if key not in names:
+            raise InvalidFieldError(str(key), "unknown field")
+    found: dict[str, str] = {}
+    for name in names:
+        value = body.get(name)
+        if value is None:
+            raise InvalidFieldError(name, "required")
+        if not isinstance(value, str):
+            raise InvalidFieldError(name, "must be a string")
+        found[name] = value
+    return found
+
+
+def _username(value: str) -> str:
+    name = value.strip().lower()
+    if not name or len(name) > MAX_USERNAME:
+        raise InvalidFieldError("username", f"must be 1 to {MAX_USERNAME} characters")
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class ResetRequests:
+    """Reset requests counted per client address (refused past the ceiling) and per account
+    (no more codes sent past ``CODES_PER_ACCOUNT``)."""
+
+    address: FailureThrottle
+    account: FailureThrottle
+
+    @classmethod
+    def local(cls, per_address: int, *, clock: Callable[[], float] = time.time) -> ResetRequests:
+        """This process's counts; ``per_address`` requests per 5 minutes."""
+        return cls(
+            address=LocalThrottle(Ceiling(per_address, REQUEST_WINDOW), clock=clock),
+            account=LocalThrottle(CODES_PER_ACCOUNT, clock=clock),
+        )
+
+    @classmethod
+    def shared(cls, redis: Any, *, prefix: str, per_address: int) -> ResetRequests:
+        """Counts in a cluster's Redis under ``prefix`` (``ip:`` and ``acct:``)."""
+        return cls(
+            address=RedisThrottle(
+                redis, Ceiling(per_address, REQUEST_WINDOW), prefix=f"{prefix}ip:"
+            ),
+            account=RedisThrottle(redis, CODES_PER_ACCOUNT, prefix=f"{prefix}acct:"),
+        )
+
+
+class Accounts:
+    """Self-service on the accounts of one store (see the module docstring)."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        notifier: Notifier,
+        throttle: SignInThrottle,
+        requests: ResetRequests,
+        token_ttl: float,
+        reset_ttl: float = RESET_CODE_TTL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.notifier = notifier
+        self.throttle = throttle
+        self.requests = requests
+        self.token_ttl = token_ttl
+        self.reset_ttl = reset_ttl
+        self.clock = clock
+        # The node's revocations: a revoked grant's access tokens are refused everywhere.
+        self.on_grant_revoked: GrantRevoked | None = None
+        self._deliveries: set[asyncio.Task[None]] = set()
+
+    # -- password change ------------------------------------------------------------------
+
+    async def change_password(
+        self,
+        user_id: str,
+        current_sid: str | None,
+        body: object,
+        *,
+        remote: str | None = None,
+    ) -> int:
+        """Check ``current_password``, set ``new_password`` and sign out every session but
+        ``current_sid``; return how many were signed out."""
+        data = read_fields(body, ("current_password", "new_password"))
+        row = await self._account("id", user_id)
+        if row is None or not _can_sign_in(row):
+            raise AccountGoneError(user_id)
+        name = str(row["username"])
+        new = check_new_password(data["new_password"], name)
+        address = remote or ""
+        wait = await self.throttle.login_wait(name, address)
+        if wait:
+            raise TooManyAttemptsError(wait.seconds)
+        old_hash = str(row["password_hash"])
+        if not await asyncio.to_thread(verify_password, old_hash, data["current_password"]):
+            await self.throttle.login_failed(name, address)
+            raise WrongPasswordError(user_id)
+        new_hash = await asyncio.to_thread(hash_password, new)
+        now = self.clock()
+
+        def store(conn: UnitConnection) -> list[str] | None:
+            changed = conn.run(
+                "UPDATE users SET password_hash = :new WHERE id = :id AND password_hash = :old"
+                " RETURNING id",
+                new=new_hash,
+                id=user_id,
+                old=old_hash,
+            )
+            if not changed:  # changed meanwhile (another change, a move-out)
+                return None
+            revoked = sessions.revoke_others(conn, user_id, current_sid)
+            for purpose in (codes.RESET, codes.ACTIVATION):  # a password chosen: moot
+                conn.run(codes.RETIRE, user_id=user_id, purpose=purpose, now=now)
+            audit.sync_append(
+                conn, _record(user_id, PASSWORD_CHANGE, now, sessions_signed_out=len(revoked))
+            )
+            return revoked
+
+        revoked = await self.db.unit(store)
+        if revoked is None:
+            raise WrongPasswordError(user_id)
+        await self.throttle.login_succeeded(name, address)
+        await self._signed_out(revoked, now)
+        log.info("password_changed", user_id=user_id, sessions_signed_out=len(revoked))
+        return len(revoked)
+
+    # -- sessions -------------------------------------------------------------------------
+
+    async def sessions(self, user_id: str) -> list[Session]:
+        """The account's live sessions, the most recently used first."""
+        rows = await self.db.fetch_all(sessions.LIST, user_id=user_id, now=self.clock())
+        return [Session.from_row(row) for row in rows]
+
+    async def end_session(self, user_id: str, session_id: str) -> None:
+        """Sign out one of the account's sessions; ``SessionNotFoundError`` if it is none of
+        them. Ending one that had ended already changes nothing and is not an error."""
+        now = self.clock()
+
+        def store(conn: UnitConnection) -> bool:
+            if not sessions.revoke_one(conn, user_id, session_id):
+                return False
+            audit.sync_append(conn, _record(user_id, SESSION_REVOKE, now, session=session_id))
+            return True
+
+        if not await self.db.unit(store):
+            raise SessionNotFoundError(session_id)
+        await self._signed_out([session_id], now)
+        log.info("session_signed_out", user_id=user_id)
+
+    # -- password reset -------------------------------------------------------------------
+
+    async def request_reset(self, body: object, *, remote: str | None = None) -> None:
+        """Send a reset code to ``username``'s account if there is one that may reset; answers
+        the same (and as fast) whether there is or not."""
+        name = _username(read_fields(body, ("username",))["username"])
+        address = remote or ""
+        wait = await self.requests.address.retry_after(address)
+        if wait:
+            raise TooManyAttemptsError(wait)
+        await self.requests.address.failed(address)
+        if await self.requests.account.retry_after(name):
+            log.warning("password_reset_suppressed", reason="too_many_codes")
+            return
+        await self.requests.account.failed(name)
+        self._background(self._send_reset(name))
+
+    async def confirm_reset(self, body: object, *, remote: str | None = None) -> None:
+        """Set ``new_password`` if ``code`` is the account's live reset code; every session of
+        the account is signed out."""
+        data = read_fields(body, ("username", "code", "new_password"))
+        await self._redeem(
+            codes.RESET,
+            _username(data["username"]),
+            data["code"],
+            check_new_password(data["new_password"], data["username"]),
+            PASSWORD_RESET,
+            remote,
+        )
+
+    # -- activation -----------------------------------------------------------------------
+
+    async def activate(self, body: object, *, remote: str | None = None) -> dict[str, Any]:
+        """Set the password of an invited account with its activation code; what the answer
+        carries besides (nothing for a resident)."""
+        data = read_fields(body, ("username", "activation_code", "password"))
+        await self._redeem(
+            codes.ACTIVATION,
+            _username(data["username"]),
+            data["activation_code"],
+            check_new_password(data["password"], data["username"], field="password"),
+            ACTIVATE,
+            remote,
+        )
+        return {}
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def settle(self) -> None:
+        """Wait for the deliveries under way (tools, tests, shutdown)."""
+        while self._deliveries:
+            await asyncio.gather(*list(self._deliveries), return_exceptions=True)
+
+    # -- internals ------------------------------------------------------------------------
+
+    async def _account(self, column: str, value: str) -> Row | None:
+        return await self.db.fetch_one(_ACCOUNT.format(column=column), value=value)
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+
+    async def _send_reset(self, name: str) -> None:
+        try:
+            row = await self._account("username", name)
+            if row is None or not _may_reset(row):
+                log.info("password_reset_not_sent", reason="no_such_resident")
+                return
+            user_id = str(row["id"])
+            now = self.clock()
+            code, statements = codes.issue(
+                self.db, user_id, codes.RESET, ttl=self.reset_ttl, now=now
+            )
+
+            def store(conn: UnitConnection) -> None:
+                for sql, params in statements:
+                    conn.run(sql, **params)
+
+            await self.db.unit(store)
+            account = Account.from_row(row, vault_of(self.db))
+            minutes = max(1, round(self.reset_ttl / 60))
+            await self.notifier.send(
+                Message(
+                    user_id=user_id,
+                    username=account.username,
+                    phone=account.phone,
+                    purpose=RESET,
+                    code=code,
+                    expires_at=now + self.reset_ttl,
+                    text=f"Your password reset code: {code}. It expires in {minutes} min.",
+                )
+            )
+            log.info("password_reset_sent", user_id=user_id)
+        except Exception:
+            log.exception("password_reset_not_sent", reason="delivery_failed")
+
+    async def _redeem(
+        self,
+        purpose: str,
+        name: str,
+        code: str,
+        password: str,
+        action: str,
+        remote: str | None,
+    ) -> None:
+        address = remote or ""
+        wait = await self.throttle.login_wait(name, address)
+        if wait:
+            raise TooManyAttemptsError(wait.seconds)
+        now = self.clock()
+        row = await self._account("username", name)
+        # The same statements whether the account exists or not (no timing tells which).
+        eligible = row is not None and _may_reset(row)
+        owner = str(row["id"]) if row is not None and eligible else ""
+        live = await self.db.fetch_all(
+            codes.LIVE, user_id=owner, purpose=purpose, now=now, max=codes.MAX_ATTEMPTS
+        )
+        hashed = codes.code_hash(self.db, owner, purpose, code)
+        found = next(
+            (c for c in live if hashed and hmac.compare_digest(hashed, str(c["code_hash"]))),
+            None,
+        )
+        if row is None or not eligible or found is None:
+            if live:
+                await self.db.execute(codes.MISSED, id=live[0]["id"])
+            await self.throttle.login_failed(name, address)
+            raise InvalidCodeError(purpose)
+        user_id = str(row["id"])
+        password_hash = await asyncio.to_thread(hash_password, password)
+
+        def store(conn: UnitConnection) -> list[str] | None:
+            claimed = conn.run(codes.CLAIM, id=found["id"], now=now, max=codes.MAX_ATTEMPTS)
+            if not claimed:  # used or spent meanwhile
+                return None
+            conn.run(
+                "UPDATE users SET password_hash = :h WHERE id = :id", h=password_hash, id=user_id
+            )
+            revoked = sessions.revoke_all(conn, user_id)
+            audit.sync_append(conn, _record(user_id, action, now, sessions_signed_out=len(revoked)))
+            return revoked
+
+        revoked = await self.db.unit(store)
+        if revoked is None:
+            raise InvalidCodeError(purpose)
+        await self.throttle.login_succeeded(name, address)
+        await self._signed_out(revoked, now)
+        log.info("account_code_redeemed", action=action, user_id=user_id)
+
+    async def _signed_out(self, families: Sequence[str], now: float) -> None:
+        """Refuse the access tokens of ``families`` on every node."""
+        if self.on_grant_revoked is None:
+            if families:
+                log.warning("grant_revocations_not_published", count=len(families))
+            return
+        for sid in families:
+            await self.on_grant_revoked(sid, now + self.token_ttl)
+
+
+def _can_sign_in(row: Row) -> bool:
+    return row["moved_out_at"] is None
+
+
+def _may_reset(row: Row) -> bool:
+    """Residents who live here reset their passwords themselves; staff accounts are reset by
+    an administrator."""
+    roles = str(row["roles"]).split(",")
+    return "resident" in roles and row["moved_out_at"] is None
+
+
+def _record(user_id: str, action: str, at: float, **ids: object) -> audit.AuditRecord:
+    return audit.AuditRecord(
+        at=at,
+        actor=actor(user_id),
+        action=action,
+        access_point_id=None,
+        decision="granted",
+        reason=" ".join(f"{k}={v}" for k, v in ids.items()),
+        subject=user_id,
+    )
