@@ -1,5 +1,7 @@
 """``run.py pki revoke-partner NAME``, ``run.py keys rotate|status|rotate-signing|signing``
-and ``run.py totp recovery-codes USERNAME``."""
+and ``run.py totp recovery-codes USERNAME``; ``cli_audit``, the audit entry of a command that
+changes partners or credentials (actor ``cli``), appended before the change: a store that
+cannot take it stops the command, nothing changed."""
 
 from __future__ import annotations
 
@@ -23,6 +25,35 @@ from propdev.security.recovery import COUNT, new_recovery_codes, store_recovery_
 from propdev.security.tokens import certificate_thumbprint
 from propdev.security.users import normalize_username
 from propdev.storage import Database, migrate
+from propdev.storage.audit import AuditLog, AuditRecord
+
+CLI = "cli"  # the audit actor of a command run on a node's host (no person is known)
+
+
+async def cli_audit(
+    settings: Settings, action: str, *, reason: str, subject: str | None = None
+) -> None:
+    """Append the entry of a CLI change (``partner.issue``, ``partner.revoke``...)."""
+    db = Database(settings.database_url)
+    try:
+        await migrate(db)
+        await append_cli(db, action, reason=reason, subject=subject)
+    finally:
+        await db.close()
+
+
+async def append_cli(db: Database, action: str, *, reason: str, subject: str | None = None) -> None:
+    await AuditLog(db).append(
+        AuditRecord(
+            at=time.time(),
+            actor=CLI,
+            action=action,
+            access_point_id=None,
+            decision="granted",
+            reason=reason,
+            subject=subject,
+        )
+    )
 
 
 def revoke_partner_command(settings: Settings, name: str) -> int:
@@ -32,6 +63,11 @@ def revoke_partner_command(settings: Settings, name: str) -> int:
     the tokens bound to the certificate at once, on connections it had already accepted too."""
     try:
         cert = load_cert(existing_partner_cert(settings.pki_dir, name).cert)
+        asyncio.run(
+            cli_audit(
+                settings, "partner.revoke", reason=f"partner={name} serial={cert.serial_number:x}"
+            )
+        )
         serial = revoke_partner(settings.pki_dir, name)
     except UnknownPartnerError:
         print(json.dumps({"error": f"no certificate for partner {name!r}"}))
@@ -104,6 +140,9 @@ async def recovery_codes_command(settings: Settings, username: str) -> int:
             print(json.dumps({"error": f"no account {name!r} with TOTP enrolled"}))
             return 1
         codes = new_recovery_codes(COUNT)
+        await append_cli(  # never the codes
+            db, "auth.recovery_codes", reason=f"count={COUNT}", subject=str(row["id"])
+        )
         await store_recovery_codes(db, str(row["id"]), codes)
     finally:
         await db.close()

@@ -215,10 +215,14 @@ async def _issue_partner(settings: Settings, name: str, cidrs: list[str]) -> int
     except ValueError as exc:
         print(f"--allow-ip: {exc}", file=sys.stderr)
         return 2
+    from propdev.admin_cli import append_cli
+
+    allowed = networks or ["127.0.0.0/8", "::1/128"]
     db = Database(settings.database_url)
     try:
         await migrate(db)
-        cert = await register_partner(settings, db, name, networks or ["127.0.0.0/8", "::1/128"])
+        await append_cli(db, "partner.issue", reason=f"partner={name} allow_ip={','.join(allowed)}")
+        cert = await register_partner(settings, db, name, allowed)
     finally:
         await db.close()
     print(json.dumps({"partner": name, "cert": str(cert), "key": str(cert.with_name("key.pem"))}))
@@ -233,6 +237,11 @@ def _signing_key(settings: Settings, name: str, fmt: str, alg: str | None) -> in
     if alg is not None and alg != config.algorithm:
         print(f"--alg {alg}: PROPDEV_PARTNER_SIGNING says {config.algorithm}", file=sys.stderr)
         return 2
+    if not signing_key_path(settings.data_dir, name).exists():  # about to be made: a change
+        from propdev.admin_cli import cli_audit
+
+        reason = f"partner={name} alg={config.algorithm}"
+        asyncio.run(cli_audit(settings, "partner.signing_key", reason=reason))
     try:
         key = partner_key(settings.data_dir, config)
     except ValueError as exc:  # SigningKeyError: a key of another kind, unreadable

@@ -25,6 +25,7 @@ from propdev.access import (
     OpenOutcome,
     Reason,
     failed,
+    unanswered_open,
 )
 from propdev.accounts import Accounts, OutboxNotifier, ResetRequests
 from propdev.actors import ActorStoppedError, ActorSystem, AskTimeout
@@ -89,6 +90,11 @@ if TYPE_CHECKING:
     from propdev.http.server import RouteDefs
 
 log = structlog.get_logger()
+
+# Failed outcomes the node (or its cluster) gives itself, never a device actor: audited here.
+_ANSWERED_HERE = frozenset(
+    {Reason.NODE_DRAINING, Reason.DEVICE_TIMEOUT, Reason.CLUSTER_UNAVAILABLE}
+)
 
 # An open waits for the vendor (bounded by the partner timeout) plus the commit.
 ASK_MARGIN = 2.0
@@ -516,12 +522,20 @@ class Node:
         return await self.system.ask(target, message, timeout=timeout)
 
     async def open(self, message: OpenAccessPoint) -> OpenOutcome:
-        """Ask the door's device actor to open; a slow actor is a 504, not a hang."""
+        """Ask the door's device actor to open; a slow actor is a 504, not a hang. An open
+        this node answers itself as failed (draining, the actor or the cluster unreachable or
+        too slow) is audited here: the door's pipeline never saw it, or not in time."""
+        outcome = await self._open(message)
+        if outcome.reason in _ANSWERED_HERE:
+            await self._audit_unanswered(message, outcome)
+        return outcome
+
+    async def _open(self, message: OpenAccessPoint) -> OpenOutcome:
         timeout = self.settings.partner_timeout + ASK_MARGIN
         if self.draining and self.cluster is None:  # a cluster's drained node forwards opens
             return failed(message.access_point_id, Reason.NODE_DRAINING, retry_after=1.0)
         if self.cluster is not None:
-            return await self.cluster.open(message, timeout)
+            return await self.cluster.open(message, timeout)  # its own failures: _ANSWERED_HERE
         try:
             outcome = await self.system.ask(
                 f"device:{message.access_point_id}", message, timeout=timeout
@@ -530,6 +544,25 @@ class Node:
             return failed(message.access_point_id, Reason.DEVICE_TIMEOUT)
         assert isinstance(outcome, OpenOutcome)
         return outcome
+
+    async def _audit_unanswered(self, message: OpenAccessPoint, outcome: OpenOutcome) -> None:
+        """The ``failed`` entry of an open answered here. Nothing opened whatever happens to
+        the entry, so a store that cannot take it leaves the answer as it is (and says so in
+        the log)."""
+        record = unanswered_open(
+            at=self.now(),
+            access_point_id=message.access_point_id,
+            user_id=message.user_id,
+            reason=outcome.reason,
+            on_behalf=message.on_behalf,
+            note=message.note,
+        )
+        try:
+            await self.audit.append(record)
+        except Exception:  # the store is down too: the answer is still "failed"
+            log.exception(
+                "audit_append_failed", action=record.action, access_point_id=record.access_point_id
+            )
 
     async def device_online(self, access_point_ids: Sequence[str]) -> dict[str, bool | None]:
         """Each access point's ``online``: True, False or None (unknown); see device_presence."""

@@ -38,6 +38,7 @@ from propdev.access.passes import GuestPass, GuestPasses, PassCodes, PassRequest
 from propdev.access.rules import AccessRules, Clock, Decision
 from propdev.access.schedule import Schedule, Window
 from propdev.access.services import AccessServices, pass_code_key_path
+from propdev.access.trail import unanswered_open
 from propdev.access.vehicles import (
     Vehicle,
     Vehicles,
@@ -94,4 +95,5 @@ __all__ = (
     "plate_key",
     "push_for",
     "refused",
+    "unanswered_open",
 )

@@ -44,6 +44,7 @@ from propdev.access.outcome import (
 )
 from propdev.access.passes import GuestPasses, sync_give_back
 from propdev.access.rules import AccessRules, Clock
+from propdev.access.trail import audit_decision, open_action
 from propdev.access.vehicles import Vehicles, normalise_plate, plate_hint, plate_key
 from propdev.ids import new_uuid
 from propdev.partners import (
@@ -330,11 +331,12 @@ class Opening:
         record = AuditRecord(
             at=at,
             actor=decision.actor,
-            action="manual_open" if request.via is Via.MANUAL else "open",
+            action=open_action(request.via is Via.MANUAL),
             access_point_id=point.id,
-            decision="granted" if opened else "denied",
+            decision=audit_decision(outcome.result),
             reason="; ".join(r for r in (outcome.reason, request.note) if r),
             command_id=command_id,
+            subject=user_id,
         )
         event = _event(request.via, decision, outcome)
         give_back = decision.pass_id if decision.pass_id is not None and not opened else None

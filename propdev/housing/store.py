@@ -149,4 +149,5 @@ class UtilityStore:
             access_point_id=None,
             decision=decision,
             reason=f"{reason} {detail}".strip(),
+            subject=user_id,
         )

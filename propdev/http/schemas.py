@@ -198,9 +198,25 @@ AUDIT_ENTRY = named(
             "actor": STRING,
             "action": STRING,
             "access_point_id": NULLABLE_STRING,
-            "decision": STRING,
+            "decision": {
+                "type": "string",
+                "enum": ["granted", "denied", "failed"],
+                "description": "failed: nobody said no, but it did not happen (docs/audit.md).",
+            },
             "reason": NULLABLE_STRING,
             "command_id": NULLABLE_STRING,
+            "subject": {
+                "type": ["string", "null"],
+                "description": "The user id of the person the entry concerns, if any.",
+            },
+            "personal": {
+                "type": ["object", "null"],
+                "additionalProperties": {"type": "string"},
+                "description": (
+                    "Personal fields (attempted username, source address...), kept apart "
+                    "from the hash chain; null when none, or once erased or past retention."
+                ),
+            },
             "hash": STRING,
             "prev_hash": STRING,
         },

@@ -52,6 +52,11 @@ class Readiness(Protocol):
 class Drain(Protocol):
     """Stopping this node's device work (``POST /admin/api/v1/nodes/{node_id}/drain``)."""
 
+    @property
+    def draining(self) -> bool:
+        """Drained already (there is no undrain)."""
+        ...
+
     async def drain(self) -> dict[str, Any]:
         """Drain (idempotent); the outcome has ``already``, ``shards_handed_off`` and
         ``actors_passivated``."""

@@ -40,8 +40,11 @@ async def record(
     reason: str,
     access_point_id: str | None = None,
     at: float | None = None,
+    subject: str | None = None,
+    decision: str = "granted",
 ) -> dict[str, Any]:
-    """Append the change to the audit chain inside the caller's transaction."""
+    """Append the change to the audit chain inside the caller's transaction; ``subject`` is
+    the person it concerns (a resident's user id), if any."""
     return await audit.append(
         conn,
         dialect,
@@ -50,7 +53,8 @@ async def record(
             actor=actor,
             action=action,
             access_point_id=access_point_id,
-            decision="granted",
+            decision=decision,
             reason=reason,
+            subject=subject,
         ),
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import propdev.management.fields as fields
@@ -54,6 +55,38 @@ class Residents:
         self.db = db
         self.cutoffs = cutoffs
         self.activation_ttl = activation_ttl
+
+    async def read_all(
+        self, actor: str, *, apartment_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """``list`` for a member of staff: one ``resident.read`` entry per resident answered
+        (each its own subject), appended before the answer; none written, no answer."""
+        found = await self.list(apartment_id=apartment_id)
+        await self._read(actor, [r["id"] for r in found], "list", apartment_id=apartment_id)
+        return found
+
+    async def read(self, actor: str, user_id: str) -> dict[str, Any]:
+        """``get`` for a member of staff, with its ``resident.read`` entry (as ``read_all``)."""
+        found = await self.get(user_id)
+        await self._read(actor, [user_id], "get")
+        return found
+
+    async def _read(self, actor: str, user_ids: Sequence[str], via: str, **filters: object) -> None:
+        if not user_ids:
+            return
+        now = time.time()
+        given = {k: v for k, v in filters.items() if v is not None}
+        async with self.db.transaction() as conn:
+            for user_id in user_ids:
+                await record(
+                    conn,
+                    self.db.dialect,
+                    actor=actor,
+                    subject=user_id,
+                    action="resident.read",
+                    reason=details(user_id=user_id, via=via, read=len(user_ids), **given),
+                    at=now,
+                )
 
     async def list(self, *, apartment_id: str | None = None) -> list[dict[str, Any]]:
         where = " AND r.apartment_id = :a" if apartment_id else ""
@@ -134,6 +167,7 @@ class Residents:
                 conn,
                 self.db.dialect,
                 actor=actor,
+                subject=user_id,
                 action="resident.invite",
                 reason=details(user_id=user_id, apartment_id=apartment_id),
                 at=now,
@@ -196,6 +230,7 @@ class Residents:
                         conn,
                         self.db.dialect,
                         actor=actor,
+                        subject=user_id,
                         action=action,
                         reason=details(
                             **{key: gone["id"]}, owner_id=user_id, cause="resident.move_out"
@@ -212,8 +247,23 @@ class Residents:
                 conn,
                 self.db.dialect,
                 actor=actor,
+                subject=user_id,
                 action="resident.move_out",
                 reason=details(user_id=user_id, **report),
+                at=now,
+            )
+            await record(  # the resident's sessions end: refresh tokens now, access tokens below
+                conn,
+                self.db.dialect,
+                actor=actor,
+                subject=user_id,
+                action="auth.revoke",
+                reason=details(
+                    user_id=user_id,
+                    cause="resident.move_out",
+                    refresh_tokens=len(tokens),
+                    access_tokens="all",
+                ),
                 at=now,
             )
         await self.cutoffs.cut(user_id, now)

@@ -88,6 +88,7 @@ class Rights:
                 conn,
                 self.db.dialect,
                 actor=actor,
+                subject=user_id,
                 action="right.grant",
                 access_point_id=access_point_id,
                 reason=details(
@@ -117,6 +118,7 @@ class Rights:
                 conn,
                 self.db.dialect,
                 actor=actor,
+                subject=user_id,
                 action="right.revoke",
                 access_point_id=access_point_id,
                 reason=details(user_id=user_id),

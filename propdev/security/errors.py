@@ -20,7 +20,21 @@ class KeyStoreError(SecurityError, OSError):
 
 
 class LoginFailedError(SecurityError):
-    """Raised when a username, password or one-time code is wrong; never says which."""
+    """Raised when a username, password or one-time code is wrong; its message never says
+    which. ``reason`` does, for the audit only (``unknown_user``, ``bad_password``,
+    ``bad_otp``, ``disabled``; docs/audit.md), and ``user_id`` names the account the
+    username matched, if any: neither is ever shown to the client."""
+
+    def __init__(
+        self,
+        message: str = "wrong username, password or one-time code",
+        *,
+        reason: str = "",
+        user_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.user_id = user_id
 
 
 class LoginThrottledError(LoginFailedError):
@@ -29,7 +43,9 @@ class LoginThrottledError(LoginFailedError):
     failures caused the wait). The credentials were not checked."""
 
     def __init__(self, retry_after: float, scope: str = "account") -> None:
-        super().__init__("too many attempts; wait a few minutes and try again")
+        super().__init__(
+            "too many attempts; wait a few minutes and try again", reason=f"throttled:{scope}"
+        )
         self.retry_after = retry_after
         self.scope = scope
 

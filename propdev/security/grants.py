@@ -10,7 +10,8 @@
 
 A family revoked here (a replayed code, a reused refresh token, a revoked refresh token) is
 also handed back on the request, ``revoked_grants``: the server publishes it, and every access
-token issued under it (its ``sid``) is refused from then on.
+token issued under it (its ``sid``) is refused from then on. What the audit needs of them goes
+back the same way: ``replayed_codes`` (whose), ``reused_refresh`` and ``revoked_refresh``.
 
 Every method here runs in a worker thread. The ``server`` attribute is the ``AuthlibServer``
 of ``server.py``; what the grants use of it is the ``GrantServer`` protocol below, so this
@@ -124,7 +125,10 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]  # authlib is unt
         # A replay revokes the family: its refresh tokens here, its access tokens (``sid``)
         # through ``revoked_grants``, which the server publishes (RFC 6749 §4.1.2).
         return self.server.store.redeem_code(
-            code, client.client_id, revoked=self.request.revoked_grants
+            code,
+            client.client_id,
+            revoked=self.request.revoked_grants,
+            replayed=self.request.replayed_codes,
         )
 
     def delete_authorization_code(self, authorization_code: CodeRecord) -> None:
@@ -150,7 +154,7 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]  # authlib is untyp
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshRecord | None:
         return self.server.store.usable_refresh_token(
-            refresh_token, revoked=self.request.revoked_grants
+            refresh_token, revoked=self.request.revoked_grants, reused=self.request.reused_refresh
         )
 
     def validate_token_request(self) -> None:
@@ -159,6 +163,7 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]  # authlib is untyp
         if not self.server.store.spend_refresh_token(record):
             # Spent between our read and now: a concurrent reuse.
             self.server.store.revoke_family(record.family_id, revoked=self.request.revoked_grants)
+            self.request.reused_refresh.append(record)
             raise InvalidGrantError()
 
     def authenticate_user(self, refresh_token: RefreshRecord) -> Login | None:
@@ -204,6 +209,7 @@ class Revocation(RevocationEndpoint):  # type: ignore[misc]  # authlib is untype
             request.revoked_access.append(token.claims)
         else:
             self.server.store.revoke_family(token.family_id, revoked=request.revoked_grants)
+            request.revoked_refresh.append(token)
 
 
 @dataclass(frozen=True, slots=True)

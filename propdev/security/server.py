@@ -19,7 +19,9 @@ from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Error, OAuth2Request
 from authlib.oauth2.rfc6749.requests import OAuth2Payload
 
+import propdev.security.auth_audit as auth_audit
 from propdev.config.settings import Settings
+from propdev.security.auth_audit import AuthAudit, Origin
 from propdev.security.clients import Client, load_client
 from propdev.security.errors import (
     AuthorizationRequestError,
@@ -38,7 +40,7 @@ from propdev.security.grants import (
 )
 from propdev.security.keys import ALGORITHM
 from propdev.security.signin import SignInThrottle
-from propdev.security.store import OAuthStore
+from propdev.security.store import OAuthStore, RefreshRecord
 from propdev.security.tickets import FormTickets, load_or_create_secret
 from propdev.security.tokens import Claims, TokenIssuer, TokenVerifier, check_certificate_binding
 from propdev.security.users import (
@@ -177,6 +179,10 @@ class _Request(OAuth2Request):  # type: ignore[misc]  # authlib is untyped
         self.remote = remote
         self.revoked_access: list[Claims] = []  # access tokens the revocation endpoint took
         self.revoked_grants: list[str] = []  # refresh families revoked: their ``sid``
+        # For the audit (auth_audit): whose replayed codes, reused and revoked refresh tokens.
+        self.replayed_codes: list[str] = []
+        self.reused_refresh: list[RefreshRecord] = []
+        self.revoked_refresh: list[RefreshRecord] = []
 
     @property
     def args(self) -> dict[str, str]:
@@ -322,6 +328,7 @@ class OAuthServer:
         self.clock = clock
         self.store = OAuthStore(db, clock)
         self.verifier = verifier
+        self.audit = AuthAudit(db, clock=clock)  # auth.* entries (docs/audit.md)
         self.authlib = AuthlibServer(settings, self.store, issuer, verifier)
         # Where a revoked access token is published: the node's (cluster's) ``Revocations``.
         self.on_access_revoked: Callable[[Claims], Awaitable[None]] | None = None
@@ -380,26 +387,68 @@ class OAuthServer:
         return await asyncio.to_thread(self._check_authorization, params)
 
     async def login(
-        self, username: str, password: str, otp: str, *, remote: str | None = None
+        self,
+        username: str,
+        password: str,
+        otp: str,
+        *,
+        remote: str | None = None,
+        client_id: str | None = None,
     ) -> Login:
         """Check the credentials; raises ``LoginFailedError`` (the same whatever was wrong),
         or ``LoginThrottledError`` without checking them while the account is in back-off
         (from ``remote``, the client's address, or from everywhere) or ``remote`` has reached
-        its ceiling of failures (``propdev.security.signin``)."""
+        its ceiling of failures (``propdev.security.signin``). Every outcome is an
+        ``auth.login`` audit entry (``auth_audit``), appended before this returns."""
         name = normalize_username(username)
         address = remote or ""
+        origin = Origin(client_id, remote)
         wait = await self.throttle.login_wait(name, address)
         if wait:
-            raise LoginThrottledError(wait.seconds, wait.scope)
+            throttled = LoginThrottledError(wait.seconds, wait.scope)
+            await self._login_denied(throttled, origin, username)
+            raise throttled
         try:
             login = await asyncio.to_thread(
                 authenticate, self.db, username, password, otp, now=self.clock()
             )
-        except LoginFailedError:
+        except LoginFailedError as exc:
             await self.throttle.login_failed(name, address)
+            await self._login_denied(exc, origin, username)
             raise
         await self.throttle.login_succeeded(name, address)
+        user = login.user
+        await self.audit.append(
+            auth_audit.LOGIN,
+            decision="granted",
+            reason=auth_audit.sign_in_method(login.amr),
+            origin=origin,
+            actor=auth_audit.person(user.id, user.roles),
+            subject=user.id,
+            username=username,
+        )
         return login
+
+    async def _login_denied(self, exc: LoginFailedError, origin: Origin, username: str) -> None:
+        user_id = exc.user_id
+        if user_id is None and isinstance(exc, LoginThrottledError):  # credentials unchecked
+            user_id = await self._account_id(username)
+        await self.audit.append(
+            auth_audit.LOGIN,
+            decision="denied",
+            reason=exc.reason,
+            origin=origin,
+            actor=auth_audit.ANONYMOUS if user_id is None else await self.audit.actor_of(user_id),
+            subject=user_id,
+            username=username,
+        )
+
+    async def _account_id(self, username: str) -> str | None:
+        name = normalize_username(username)
+        if not name:
+            return None
+        row = await self.db.fetch_one("SELECT id FROM users WHERE username = :u", u=name)
+        return None if row is None else str(row["id"])
 
     async def authorize(self, params: Params, login: Login) -> OAuthResponse:
         """Issue a code to the client: a 303 to ``redirect_uri?code&state&iss``."""
@@ -495,7 +544,55 @@ class OAuthServer:
         response = await asyncio.to_thread(self.authlib.create_token_response, request)
         assert isinstance(response, OAuthResponse)
         await self._grants_revoked(request)
+        await self._audit_token(request, response, _first(form, "grant_type"))
         return response
+
+    async def _audit_token(
+        self, request: _Request, response: OAuthResponse, grant_type: str | None
+    ) -> None:
+        """The token endpoint's entries: a replayed code or reused refresh token, and a
+        ``refresh_token`` grant as an ``auth.login`` (a code's exchange is not one: its
+        sign-in was; ``client_credentials`` is a partner's, not a person's)."""
+        origin = Origin(_first(request.payload.datalist, "client_id"), request.remote)
+        for user_id in request.replayed_codes:
+            await self._family_revoked(auth_audit.CODE_REPLAY, user_id, origin)
+        for record in request.reused_refresh:
+            await self._family_revoked(auth_audit.REFRESH_REUSE, record.user_id, origin)
+        if grant_type != "refresh_token" or request.reused_refresh:
+            return  # a reuse is its entry above
+        if response.status == 200:
+            login: Login = request.user
+            await self.audit.append(
+                auth_audit.LOGIN,
+                decision="granted",
+                reason="refresh_token",
+                origin=origin,
+                actor=auth_audit.person(login.user.id, login.user.roles),
+                subject=login.user.id,
+            )
+            return
+        error = response.body.get("error") if isinstance(response.body, dict) else None
+        reason = {"invalid_grant": "refresh_invalid", "invalid_client": "refresh_bad_client"}
+        presented = request.refresh_token  # a token found but refused later (scope, client)
+        owner = presented.user_id if isinstance(presented, RefreshRecord) else None
+        await self.audit.append(
+            auth_audit.LOGIN,
+            decision="denied",
+            reason=reason.get(str(error), f"refresh_{error or 'error'}"),
+            origin=origin,
+            actor=auth_audit.ANONYMOUS if owner is None else await self.audit.actor_of(owner),
+            subject=owner,
+        )
+
+    async def _family_revoked(self, action: str, user_id: str, origin: Origin) -> None:
+        await self.audit.append(
+            action,
+            decision="denied",
+            reason="family_revoked",
+            origin=origin,
+            actor=await self.audit.actor_of(user_id),
+            subject=user_id,
+        )
 
     async def revoke(
         self,
@@ -525,6 +622,22 @@ class OAuthServer:
                 await self.on_access_revoked(claims)
             log.info("access_token_revoked", sub=claims.sub, client_id=claims.client_id)
         await self._grants_revoked(request)
+        revoked = [
+            (c.sub, auth_audit.person(c.sub, c.roles), "access_token", c.client_id)
+            for c in request.revoked_access
+        ]
+        for record in request.revoked_refresh:
+            actor = await self.audit.actor_of(record.user_id)
+            revoked.append((record.user_id, actor, "refresh_token", record.client_id))
+        for user_id, actor, kind, client_id in revoked:
+            await self.audit.append(
+                auth_audit.REVOKE,
+                decision="granted",
+                reason=kind,
+                origin=Origin(client_id, remote),
+                actor=actor,
+                subject=user_id,
+            )
         return response
 
     async def _grants_revoked(self, request: _Request) -> None:

@@ -145,12 +145,18 @@ class OAuthStore:
         )
 
     def redeem_code(
-        self, code: str, client_id: str, *, revoked: list[str] | None = None
+        self,
+        code: str,
+        client_id: str,
+        *,
+        revoked: list[str] | None = None,
+        replayed: list[str] | None = None,
     ) -> CodeRecord | None:
         """Mark the code used and return it; None if unknown, expired, or used before.
 
         A second redemption revokes every refresh token issued from the code, and appends the
-        family to ``revoked``: the caller publishes it, so its access tokens are refused too.
+        family to ``revoked``: the caller publishes it, so its access tokens are refused too;
+        ``replayed`` gets the id of the user the code was issued to.
         """
         h = secret_hash(code)
         now = self.clock()
@@ -176,6 +182,8 @@ class OAuthStore:
             if row["used"]:
                 log.warning("oauth_code_replayed", client_id=client_id, user_id=row["user_id"])
                 self.revoke_family(h, revoked=revoked)
+                if replayed is not None:  # whose code: for the audit (auth.code_replay)
+                    replayed.append(str(row["user_id"]))
             return None
         return CodeRecord(
             code_hash=h,
@@ -231,10 +239,14 @@ class OAuthStore:
         return RefreshRecord.from_row(row) if row is not None else None
 
     def usable_refresh_token(
-        self, token: str, *, revoked: list[str] | None = None
+        self,
+        token: str,
+        *,
+        revoked: list[str] | None = None,
+        reused: list[RefreshRecord] | None = None,
     ) -> RefreshRecord | None:
         """The token if it may be exchanged now; a spent one revokes its family (appended to
-        ``revoked``)."""
+        ``revoked``, the spent token to ``reused``)."""
         record = self.find_refresh_token(token)
         if record is None or record.revoked:
             return None
@@ -243,6 +255,8 @@ class OAuthStore:
                 "oauth_refresh_token_reused", client_id=record.client_id, user_id=record.user_id
             )
             self.revoke_family(record.family_id, revoked=revoked)
+            if reused is not None:
+                reused.append(record)
             return None
         if record.expires_at <= self.clock():
             return None

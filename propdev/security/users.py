@@ -163,6 +163,12 @@ def load_user(db: Database, user_id: str) -> User | None:
     return User.from_row(row, vault_of(db)) if row is not None else None
 
 
+def _bad_password(stored_hash: str | None) -> str:
+    """Why a password did not verify: ``disabled`` when the account can have none (a
+    moved-out resident's is a marker, not an Argon2 hash), else ``bad_password``."""
+    return "disabled" if stored_hash is not None and stored_hash.startswith("!") else "bad_password"
+
+
 def authenticate(
     db: Database,
     username: str,
@@ -179,8 +185,10 @@ def authenticate(
     """
     name = normalize_username(username)
     row = db.sync_fetch_one("SELECT * FROM users WHERE username = :u", u=name) if name else None
-    password_ok = verify_password(row["password_hash"] if row else None, password)
+    stored_hash = row["password_hash"] if row else None
+    password_ok = verify_password(stored_hash, password)
     amr: tuple[str, ...] = ("pwd",)
+    why = "unknown_user" if row is None else "" if password_ok else _bad_password(stored_hash)
     if row is not None and password_ok and row["totp_secret"]:
         secret = open_user_field(vault_of(db), row, "totp_secret")
         step = matching_step(secret, otp, now)
@@ -190,6 +198,7 @@ def authenticate(
             amr = ("pwd", "mfa")  # RFC 8176 names no method for recovery codes
         else:
             password_ok = False
+            why = "bad_otp"
     if row is None or not password_ok:
-        raise LoginFailedError("wrong username, password or one-time code")
+        raise LoginFailedError(reason=why, user_id=None if row is None else str(row["id"]))
     return Login(User.from_row(row, vault_of(db)), amr, now)

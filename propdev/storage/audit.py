@@ -239,16 +239,40 @@ class AuditLog:
             return await append(conn, self.db.dialect, record)
 
     async def page(
-        self, *, access_point_id: str | None = None, after: int = 0, limit: int = 100
+        self,
+        *,
+        access_point_id: str | None = None,
+        after: int = 0,
+        limit: int = 100,
+        action: str | None = None,
+        actor: str | None = None,
     ) -> list[Row]:
-        where = "id > :after" + (" AND access_point_id = :ap" if access_point_id else "")
-        return await self.db.fetch_all(
+        """Entries after ``after`` in append order, at most ``limit``: only those about
+        ``access_point_id``, whose action starts with ``action`` (``auth.`` matches
+        ``auth.login``) and whose actor is ``actor``, for each filter given. ``personal`` is
+        the mapping stored (``None`` when there is none, or no longer)."""
+        where = ["id > :after"]
+        if access_point_id:
+            where.append("access_point_id = :ap")
+        if action:  # a prefix: substr, not LIKE, so "_" and "%" in it are plain characters
+            where.append("substr(action, 1, :action_len) = :action")
+        if actor:
+            where.append("actor = :actor")
+        rows = await self.db.fetch_all(
             "SELECT id, at, actor, action, access_point_id, decision, reason, command_id, "
-            f"prev_hash, hash FROM audit WHERE {where} ORDER BY id LIMIT :limit",
+            "subject, personal, prev_hash, hash FROM audit "
+            f"WHERE {' AND '.join(where)} ORDER BY id LIMIT :limit",
             after=after,
             ap=access_point_id,
+            action=action,
+            action_len=len(action or ""),
+            actor=actor,
             limit=limit,
         )
+        return [
+            {**row, "personal": None if row["personal"] is None else json.loads(row["personal"])}
+            for row in rows
+        ]
 
     async def verify(self) -> tuple[bool, int, int | None]:
         """Check the whole chain: (ok, entries checked, id of the first bad entry)."""

@@ -3,18 +3,35 @@ caller's recovery codes left."""
 
 from __future__ import annotations
 
+import re
+import time
+
 from aiohttp import web
 
 from propdev.http import schemas
-from propdev.http.errors import NotFoundError
+from propdev.http.errors import BadRequestError, NotFoundError
 from propdev.http.keys import ACTOR_SYSTEM, AUDIT, DATABASE, NODES, PARTNER_GATEWAYS
 from propdev.http.middlewares import principal
 from propdev.http.openapi import Param, doc
 from propdev.http.permissions import Permission, requires
 from propdev.http.routes.resident import int_param
+from propdev.management import operator
 from propdev.security import RECOVERY_CODES_LOW, get_user, recovery_codes_status
+from propdev.storage.audit import AuditRecord
 
 routes = web.RouteTableDef()
+
+MAX_FILTER = 200
+# Actions are dotted snake_case words (``auth.login``, ``entry``); actors a kind and an id
+# (``operator:<uuid>``, ``partner:sim``, ``operator:ext:<tag>:<sub>``, ``cli``): no spaces
+# and no control characters.
+ACTION_PATTERN = re.compile(r"[a-z0-9_.]+")
+ACTOR_PATTERN = re.compile(r"[^\x00-\x20\x7f]+")
+
+
+def _documented(pattern: re.Pattern[str]) -> str:
+    """A filter's pattern as the document states it: anchored, and empty allowed (no filter)."""
+    return f"^({pattern.pattern})?$"
 
 
 @routes.get("/admin/api/v1/actors")
@@ -31,7 +48,11 @@ async def actors(request: web.Request) -> web.Response:
 @routes.post("/admin/api/v1/actors/{actor_id}/restart")
 @requires(Permission.OPERATOR)
 @doc(
-    "Restart an activated actor (on_stop, new instance, on_start)",
+    "Restart an activated actor (on_stop, new instance, on_start; audited)",
+    description=(
+        "Audited with actor `operator:<id>`, action `actor.restart`, before the restart: if "
+        "the entry cannot be written, nothing is restarted."
+    ),
     tags=["admin"],
     responses={
         200: schemas.object_of({"restarted": {"type": "string"}}, required=["restarted"]),
@@ -40,8 +61,23 @@ async def actors(request: web.Request) -> web.Response:
 )
 async def restart_actor(request: web.Request) -> web.Response:
     actor_id = request.match_info["actor_id"]
+    system = request.app[ACTOR_SYSTEM]
+    if not system.is_active(actor_id):
+        raise NotFoundError(f"No active actor {actor_id!r}.")
+    caller = principal(request)
+    await request.app[AUDIT].append(  # before the restart: an entry not written, no restart
+        AuditRecord(
+            at=time.time(),
+            actor=operator(caller.sub),
+            action="actor.restart",
+            access_point_id=None,
+            decision="granted",
+            reason=f"actor_id={actor_id}",
+            subject=caller.sub,
+        )
+    )
     try:
-        await request.app[ACTOR_SYSTEM].restart(actor_id)
+        await system.restart(actor_id)
     except (KeyError, ValueError, LookupError) as exc:
         raise NotFoundError(f"No active actor {actor_id!r}.") from exc
     return web.json_response({"restarted": actor_id})
@@ -80,26 +116,66 @@ async def breakers(request: web.Request) -> web.Response:
 @requires(Permission.OPERATOR)
 @doc(
     "The audit log (hash-chained), paged and filtered",
+    description=(
+        "Filters combine (all must match): `access_point_id` exact, `action` a prefix "
+        "(`auth.` matches `auth.login` and `auth.revoke`), `actor` exact (`operator:<id>`, "
+        "`user:<id>`, `cli`, `system`...). The vocabulary of actions, decisions and reasons "
+        "is docs/audit.md. `subject` is the person the entry concerns, `personal` the "
+        "personal fields kept apart from the hash chain (null once erased or past retention)."
+    ),
     tags=["admin"],
     query=[
         Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
         Param("after", {"type": "integer", "minimum": 0}),
         Param("access_point_id", description="only entries about this access point"),
+        Param(
+            "action",
+            {"type": "string", "pattern": _documented(ACTION_PATTERN), "maxLength": MAX_FILTER},
+            description="only entries whose action starts with this (`auth.`, `open`...)",
+        ),
+        Param(
+            "actor",
+            {"type": "string", "pattern": _documented(ACTOR_PATTERN), "maxLength": MAX_FILTER},
+            description="only entries of this actor, exactly (`operator:<id>`, `cli`...)",
+        ),
     ],
-    responses={200: schemas.AUDIT_PAGE},
+    responses={200: schemas.AUDIT_PAGE, 400: "A filter or paging parameter is malformed."},
 )
 async def audit(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 100, lo=1, hi=1000)
     after = int_param(request, "after", 0, lo=0, hi=2**62)
     access_point_id = request.query.get("access_point_id") or None
+    action = _filter(request, "action", ACTION_PATTERN)
+    actor = _filter(request, "actor", ACTOR_PATTERN)
     entries = await request.app[AUDIT].page(
-        access_point_id=access_point_id, after=after, limit=limit + 1
+        access_point_id=access_point_id,
+        after=after,
+        limit=limit + 1,
+        action=action,
+        actor=actor,
     )
     more = len(entries) > limit
     entries = entries[:limit]
     return web.json_response(
         {"entries": entries, "next": entries[-1]["id"] if more and entries else None}
     )
+
+
+def _filter(request: web.Request, name: str, pattern: re.Pattern[str]) -> str | None:
+    """A filter's value (None: absent or empty); one given twice, too long or with characters
+    no action or actor has is a 400."""
+    values = request.query.getall(name, [])
+    if len(values) > 1:
+        raise BadRequestError(f"Query parameter {name!r} may be given once.")
+    value = values[0] if values else ""
+    if value == "":
+        return None
+    if len(value) > MAX_FILTER or pattern.fullmatch(value) is None:
+        raise BadRequestError(
+            f"Query parameter {name!r} must be at most {MAX_FILTER} characters "
+            f"matching {pattern.pattern}."
+        )
+    return value
 
 
 @routes.get("/admin/api/v1/me/recovery-codes")

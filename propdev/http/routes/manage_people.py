@@ -160,13 +160,21 @@ RIGHT_REQUEST = schemas.named(
 @routes.get("/admin/api/v1/residents")
 @requires(Permission.OPERATOR)
 @doc(
-    "List residents with their personal data",
+    "List residents with their personal data (audited)",
+    description=(
+        "Each resident answered is a `resident.read` audit entry (actor `operator:<id>`, "
+        "subject the resident), written before the answer."
+    ),
     tags=TAGS,
     query=[Param("apartment_id", description="only the residents of this apartment")],
     responses={200: schemas.array_of(RESIDENT)},
 )
 async def list_residents(request: web.Request) -> web.Response:
-    return await listed(request, management(request).residents.list, "apartment_id")
+    residents = management(request).residents
+    found = await residents.read_all(
+        actor(request), apartment_id=request.query.get("apartment_id") or None
+    )
+    return web.json_response(found)
 
 
 @routes.post("/admin/api/v1/residents")
@@ -201,12 +209,14 @@ async def invite_resident(request: web.Request) -> web.Response:
 @routes.get("/admin/api/v1/residents/{id}")
 @requires(Permission.OPERATOR)
 @doc(
-    "One resident with their personal data",
+    "One resident with their personal data (audited)",
+    description="A `resident.read` audit entry (subject the resident), written before the answer.",
     tags=TAGS,
     responses={200: RESIDENT, 404: "No such resident."},
 )
 async def get_resident(request: web.Request) -> web.Response:
-    return web.json_response(await management(request).residents.get(request.match_info["id"]))
+    residents = management(request).residents
+    return web.json_response(await residents.read(actor(request), request.match_info["id"]))
 
 
 @routes.post("/admin/api/v1/residents/{id}/move-out")

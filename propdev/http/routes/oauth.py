@@ -140,6 +140,7 @@ class _Handlers:
                 str(form.get("password", "")),
                 str(form.get("otp", "")),
                 remote=remote,
+                client_id=checked.client_id,
             )
         except LoginThrottledError as exc:
             seconds = max(1, math.ceil(exc.retry_after))

@@ -1,5 +1,6 @@
 """Operators' actions of the supervision console: revoking anyone's guest pass and draining
-this node. Both are audited as ``operator:<id>``."""
+this node. Both are audited as ``operator:<id>``: the revocation in its transaction, the
+drain before it starts (an entry that cannot be written fails the request, nothing drained)."""
 
 from __future__ import annotations
 
@@ -145,8 +146,8 @@ async def drain_node(request: web.Request) -> web.Response:
                 extra={"node_id": node_id, "url": url},
             )
         raise NotFoundError(f"No node {node_id!r}.")
-    outcome = await request.app[DRAIN].drain()
-    if not outcome["already"]:
+    drain = request.app[DRAIN]
+    if not drain.draining:  # audited before it happens: no entry, no drain
         await request.app[AUDIT].append(
             AuditRecord(
                 at=time.time(),
@@ -154,11 +155,10 @@ async def drain_node(request: web.Request) -> web.Response:
                 action="node.drain",
                 access_point_id=None,
                 decision="granted",
-                reason=(
-                    f"node_id={node_id} shards_handed_off={outcome['shards_handed_off']} "
-                    f"actors_passivated={outcome['actors_passivated']}"
-                ),
+                reason=f"node_id={node_id}",
+                subject=caller.sub,
             )
         )
+    outcome = await drain.drain()
     log.warning("node_drained_by_operator", node_id=node_id, operator=caller.sub)
     return web.json_response(outcome)

@@ -64,7 +64,11 @@ async def test_moving_out_ends_rights_passes_vehicles_and_refresh_tokens_at_once
         "guest_pass.revoke",
         "vehicle.remove",
         "resident.move_out",
+        "auth.revoke",
     ]
+    assert audit[3]["reason"] == (
+        f"user_id={resident} cause=resident.move_out refresh_tokens=1 access_tokens=all"
+    )
     assert audit[1]["reason"] == f"vehicle_id=v-1 owner_id={resident} cause=resident.move_out"
     assert all("Rita" not in a["reason"] and resident in a["reason"] for a in audit)
 

@@ -181,6 +181,8 @@ async def test_a_page_without_an_access_point_lists_every_entry_with_its_columns
         "decision": "granted",
         "reason": "",
         "command_id": "c2",
+        "subject": None,
+        "personal": None,
         "prev_hash": one["hash"],
         "hash": two["hash"],
     }

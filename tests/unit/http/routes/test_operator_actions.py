@@ -20,13 +20,15 @@ OPERATOR = caller("u-op", "operator")
 class Drainer:
     def __init__(self) -> None:
         self.calls = 0
+        self.draining = False
 
     async def drain(self) -> dict[str, Any]:
         self.calls += 1
+        already, self.draining = self.draining, True
         return {
             "node_id": "n-1",
             "draining": True,
-            "already": self.calls > 1,
+            "already": already,
             "shards_handed_off": 0,
             "actors_passivated": 3,
         }
@@ -55,7 +57,7 @@ async def test_draining_this_node_drains_it_once_and_audits_it_once(
     assert drainer.calls == 2
     entries = await AuditLog(db).page()
     assert [(e["actor"], e["action"]) for e in entries] == [("operator:u-op", "node.drain")]
-    assert "actors_passivated=3" in entries[0]["reason"]
+    assert (entries[0]["reason"], entries[0]["subject"]) == ("node_id=n-1", "u-op")
 
 
 async def test_another_node_is_a_404_embedded_and_a_409_with_its_url_in_a_cluster(
@@ -72,3 +74,24 @@ async def test_another_node_is_a_404_embedded_and_a_409_with_its_url_in_a_cluste
     assert (await clustered.post("/admin/api/v1/nodes/n-9/drain")).status == 404
     assert drainer.calls == 0
     assert await AuditLog(db).page() == []
+
+
+class UnwritableAudit:
+    """An audit log whose store refuses every append."""
+
+    async def append(self, record: object) -> dict[str, Any]:
+        raise ConnectionError("the store is gone")
+
+
+async def test_a_drain_whose_entry_cannot_be_written_fails_and_drains_nothing(
+    db: Database, aiohttp_client: ClientFactory
+) -> None:
+    drainer = Drainer()
+    app = drain_app(db, EmbeddedNodes("n-1"), drainer)
+    app[AUDIT] = UnwritableAudit()  # type: ignore[assignment]
+    client = await aiohttp_client(app)
+
+    resp = await client.post("/admin/api/v1/nodes/n-1/drain")
+
+    assert resp.status == 500
+    assert (drainer.calls, drainer.draining) == (0, False)
