@@ -48,6 +48,7 @@ class PartnerGateway:
     ) -> None:
         self._adapter = adapter
         self._observe = observe
+        self._confirms_later = isinstance(adapter, ConfirmsByCallback)  # once: a slow check
         self._guard = CallGuard(
             adapter.partner_id,
             timeout=timeout,
@@ -71,7 +72,7 @@ class PartnerGateway:
         """True when an open's answer is the vendor's later callback (acme's 202, then its
         ``command_result``), not the answer to our request: the open waits on the vendor's
         own schedule, so the device actor waits for it outside its mailbox."""
-        return isinstance(self._adapter, ConfirmsByCallback)
+        return self._confirms_later
 
     @property
     def state(self) -> str:
