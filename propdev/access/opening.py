@@ -18,6 +18,12 @@ it guards cannot race. The steps, the same for every credential:
 
 The result is a domain ``OpenOutcome`` (granted, refused or failed, with a reason code), never
 an HTTP status: ``propdev.http.open_outcomes`` maps it at the edge.
+
+``open`` runs the four steps in one go. ``start`` runs step 1 and stops before the command,
+with a ``PendingOpen`` whose ``command()`` (step 2) and ``record()`` (steps 3 and 4) the caller
+runs itself: the device actor asks a vendor that confirms later (acme's ``command_result``)
+outside its mailbox, and records back inside it, so that it does not hold its mailbox while
+the vendor works (see ``propdev.actors.device``). Same steps, same order, same transaction.
 """
 
 from __future__ import annotations
@@ -162,11 +168,28 @@ class Opening:
         fence: Fence | None = None,
         precheck: Callable[[], None] | None = None,
     ) -> OpenOutcome:
-        """Open ``point`` for ``request``: the one path of every open.
+        """Open ``point`` for ``request``: the one path of every open (``start``, then the
+        pending open's ``command`` and ``record`` at once).
 
         ``fence`` checks, inside the recording transaction, that this node still owns the
         device (a cluster); ``precheck`` is the same check on the loop before the partner is
         asked (it raises for the asker to forward)."""
+        started = await self.start(point, request, gateway, fence=fence, precheck=precheck)
+        if isinstance(started, OpenOutcome):
+            return started
+        return await started.record(await started.command())
+
+    async def start(
+        self,
+        point: AccessPoint,
+        request: OpenRequest,
+        gateway: PartnerGateway | None,
+        *,
+        fence: Fence | None = None,
+        precheck: Callable[[], None] | None = None,
+    ) -> OpenOutcome | PendingOpen:
+        """Step 1: the outcome when the partner is not to be asked (an idempotent replay; a
+        refusal by our rules, recorded), else the ``PendingOpen`` to command and record."""
         if request.idempotency_key is not None and request.subject is not None:
             replay = await self._replay(point, request)
             if replay is not None:
@@ -184,8 +207,7 @@ class Opening:
             ("requested", now, {}),
             ("decided", now, {"decision": "granted", "by": _decided_by(request.via)}),
         ]
-        result = await self._command(point, gateway, command_id, request.traceparent, steps, now)
-        return await self._record(point, request, decision, now, result, steps=steps, fence=fence)
+        return PendingOpen(self, point, request, decision, now, command_id, steps, gateway, fence)
 
     # -- 1. decide ---------------------------------------------------------------------------
 
@@ -403,6 +425,54 @@ class Opening:
         return outcome
 
 
+@dataclass(slots=True, eq=False)
+class PendingOpen:
+    """An open decided (step 1) whose partner is yet to be asked: ``command()`` asks it (step
+    2: the gateway's timeout, breaker and bulkhead bound the whole answer, an asynchronous
+    vendor's confirmation included) and may run anywhere; ``record(outcome)`` (steps 3 and 4)
+    runs where the door's writes are ordered (its device actor). ``interrupted()`` is the
+    outcome to record when the answer will not be waited for (the actor stops)."""
+
+    opening: Opening
+    point: AccessPoint
+    request: OpenRequest
+    decision: _Decision
+    now: float
+    command_id: str
+    steps: Steps
+    gateway: PartnerGateway | None
+    fence: Fence | None
+
+    async def command(self) -> OpenOutcome:
+        """The partner's answer (or silence) as an outcome; its steps are added."""
+        return await self.opening._command(
+            self.point,
+            self.gateway,
+            self.command_id,
+            self.request.traceparent,
+            self.steps,
+            self.now,
+        )
+
+    async def record(self, outcome: OpenOutcome) -> OpenOutcome:
+        """Record ``outcome`` (one unit, fenced), then publish the resident's event."""
+        return await self.opening._record(
+            self.point,
+            self.request,
+            self.decision,
+            self.now,
+            outcome,
+            steps=self.steps,
+            fence=self.fence,
+        )
+
+    def interrupted(self) -> OpenOutcome:
+        """A failed outcome for an open whose answer nobody will wait for: the command may
+        have been sent, so its lifecycle says ``failed``/``interrupted`` (a retry may help)."""
+        self.steps.append(("failed", self.opening.clock(), {"reason": "interrupted"}))
+        return failed(self.point.id, Reason.DEVICE_TIMEOUT, command_id=self.command_id)
+
+
 def _decided_by(via: Via) -> str:
     return "operator" if via is Via.MANUAL else "rules"
 
@@ -430,6 +500,7 @@ __all__ = (
     "MAX_EVENT_AGE",
     "OpenRequest",
     "Opening",
+    "PendingOpen",
     "Publisher",
     "Via",
     "command_id_for",

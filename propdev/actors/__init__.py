@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from propdev.actors.actor import Actor, ActorCell, ActorState, Factory, Kind, Runtime
 from propdev.actors.address import Address
+from propdev.actors.deferred import Deferred
 from propdev.actors.errors import (
     ActorError,
     ActorStoppedError,
@@ -28,6 +29,7 @@ __all__ = (
     "ActorSystem",
     "Address",
     "AskTimeout",
+    "Deferred",
     "Factory",
     "InvalidAddressError",
     "Kind",

@@ -6,6 +6,11 @@ exception is the asks an actor says it ``interleaves``: handled at once beside t
 progress (in a task of their own, interleaved with it at its awaits) rather than queued behind
 it, as Orleans' ``[AlwaysInterleave]`` methods are; the actor keeps them to state that may
 change under the message in progress.
+
+A handler may also answer an ask later: it returns a ``Deferred`` (``propdev.actors.deferred``)
+and the cell goes on with its mail; the actor resolves it from a later message. What an actor
+still owes when it stops or crashes is failed for it (``ActorStoppedError``) after ``on_stop``
+or ``on_failure``, and an actor owing replies is not passivated.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from propdev.actors.address import Address
+from propdev.actors.deferred import Deferred
 from propdev.actors.errors import ActorStoppedError
 from propdev.actors.mailbox import Mailbox
 
@@ -58,14 +64,16 @@ class Actor:
     2. `on_start()` loads durable state (virtual actors: at the first message after an
        activation or a restart);
     3. `receive(message)` for each message, one at a time; its return value is the
-       reply to an `ask`. An exception answering an ask goes to the asker and the
+       reply to an `ask` (a `Deferred`: a reply the actor gives later, while it handles
+       its next messages). An exception answering an ask goes to the asker and the
        actor carries on; an exception handling a tell crashes the actor;
     4. on a crash, `on_failure(exc, message)` (message is None when `on_start` failed),
        then the supervisor builds a new instance and goes back to 1; `on_stop` is *not*
        called, so state half-changed by the crash is not saved;
     5. `on_stop()` saves durable state when the actor is passivated after an idle
        period, stopped by its supervisor (also when restarted as a sibling) or stopped
-       with the system.
+       with the system; it (or `on_failure`) should answer the `Deferred` replies the
+       actor still owes, which are otherwise failed with `ActorStoppedError`.
 
     `may_passivate()` lets an actor that holds something live (e.g. sockets) stay
     activated past its idle timeout.
@@ -185,6 +193,7 @@ class ActorCell:
     __slots__ = (
         "_attempts",
         "_beside",
+        "_owed",
         "_retry",
         "_task",
         "actor",
@@ -210,6 +219,7 @@ class ActorCell:
         self._retry: Envelope | None = None
         self._attempts = 0
         self._beside: set[asyncio.Task[None]] = set()  # interleaved asks in progress
+        self._owed: set[Deferred[Any]] = set()  # replies the actor gives later
 
     def __repr__(self) -> str:
         return f"<ActorCell {self.address.key} {self.state}>"
@@ -224,7 +234,7 @@ class ActorCell:
 
     @property
     def busy(self) -> bool:
-        return self._task is not None or bool(self._beside)
+        return self._task is not None or bool(self._beside) or bool(self._owed)
 
     # -- delivery -------------------------------------------------------------------------
 
@@ -263,8 +273,7 @@ class ActorCell:
                 if not reply.done():
                     reply.set_exception(exc)
             else:
-                if not reply.done():
-                    reply.set_result(result)
+                self._answer(reply, result)
 
         task = asyncio.get_running_loop().create_task(handle(), context=contextvars.Context())
         self._beside.add(task)
@@ -334,7 +343,7 @@ class ActorCell:
                 message, reply = envelope
                 if reply is None:
                     try:
-                        await receive(message)
+                        await receive(message)  # a Deferred answers nobody: dropped
                     except Exception as exc:
                         await self._crash(exc, envelope, actor)
                         return
@@ -348,8 +357,7 @@ class ActorCell:
                         if not reply.done():
                             reply.set_exception(exc)
                     else:
-                        if not reply.done():
-                            reply.set_result(result)
+                        self._answer(reply, result)
                 handled += 1
                 if handled >= _THROUGHPUT:
                     handled = 0
@@ -360,6 +368,24 @@ class ActorCell:
             await asyncio.sleep(0)
             if not mailbox or self.state is not _RUNNING:
                 return
+
+    def _answer(self, reply: asyncio.Future[Any], result: object) -> None:
+        """Reply to an ask now, or, for a ``Deferred``, once the actor resolves it."""
+        if isinstance(result, Deferred):
+            result.forward(reply)
+            if not result.done:
+                self._owed.add(result)
+                result.when_done(self._owed.discard)
+        elif not reply.done():
+            reply.set_result(result)
+
+    def _fail_owed(self) -> None:
+        """Fail the replies the stopped (or crashed) instance still owes: never a hang."""
+        owed, self._owed = self._owed, set()
+        if owed:
+            error = ActorStoppedError(f"actor {self.address.key} stopped before it replied")
+            for deferred in owed:
+                deferred.fail(error)
 
     async def _crash(self, exc: Exception, envelope: Envelope | None, actor: Actor | None) -> None:
         self.actor = None
@@ -388,6 +414,7 @@ class ActorCell:
                 await actor.on_failure(exc, message)
             except Exception as hook_exc:
                 log.error("actor_on_failure_failed", actor=self.address.key, error=repr(hook_exc))
+        self._fail_owed()
         if self.parent is not None:
             self.parent.child_failed(self.address.key, exc)
 
@@ -431,6 +458,7 @@ class ActorCell:
                     await actor.on_stop()
             except Exception as exc:
                 log.error("actor_stop_failed", actor=self.address.key, error=repr(exc))
+        self._fail_owed()
         self.state = _STOPPED
         self.last_active = self.kind.clock()
 
@@ -439,6 +467,7 @@ class ActorCell:
         if (
             self._task is not None
             or self._beside
+            or self._owed
             or self.state is not _IDLE
             or self.mailbox
             or self.last_active > idle_since
@@ -470,6 +499,7 @@ class ActorCell:
                 reply.set_exception(error)
         self._retry = None
         self._attempts = 0
+        self._fail_owed()
         self.mailbox.fail_waiters(error)
         registry = self.kind.registry
         if registry.get(key) is self:

@@ -40,8 +40,9 @@ class DeviceSnapshot:
 class CommandResult:
     """A vendor's ``command_result`` for the device's owner node, whose open waits for it.
 
-    Handled beside the device actor, never queued behind it: the open that waits holds the
-    actor. The answer is True when an open was waiting for it."""
+    Handled beside the device actor, never queued behind it: the open waits for it outside
+    the actor's mailbox (in a task of the actor's), which then records the open in turn. The
+    answer is True when an open was waiting for it."""
 
     event: DeviceEvent
 

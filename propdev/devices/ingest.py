@@ -3,13 +3,13 @@
 One batch (``POST /partner/v1/events``, or the embedded simulator's direct delivery) becomes:
 
 1. each event validated on its own: a bad one is rejected with its reason, the rest go on;
-2. ``command_result`` events first, handed to the partner's adapter (an open waiting for its
-   confirmation holds its device actor, so results must not queue behind it) on the node where
+2. ``command_result`` events first, handed to the partner's adapter (the open waits for it
+   outside the device actor's mailbox; the actor records it once it has it) on the node where
    that open waits (in a cluster, the device's owner); deduplicated here;
 3. state reports (online/offline, faults: ``DeviceReports``) to their device's actor, which
    applies them beside an open in flight instead of behind it;
 4. every other event (credentials, passages) to its device's actor, one ask per device with
-   that device's events in batch order, queued behind the open in flight; devices (and a
+   that device's events in batch order, in the actor's mailbox order; devices (and a
    device's reports) in parallel. The actor deduplicates by ``(partner, event_id)`` in the
    transaction that applies the event.
 
@@ -21,9 +21,12 @@ once the open had timed out (a 504 for a door the vendor opened). A report may o
 opens nothing, links to no open, writes no audit entry, and an older report than the last
 applied changes nothing. Passages and credentials may not: an entry links to the open it
 follows (applied after that open's confirmation is recorded), a plate or a code is an open of
-its own; they keep the device's order, behind the open in flight. (Acknowledging a batch once
-stored, before the actors apply it, would free every event type, but the answer would no longer
-say what became of each event, which partners and the gRPC acks rely on.)
+its own; they keep the device's order. They do not wait for an open in flight either: the device
+actor does not hold its mailbox while a vendor confirms later (``propdev.actors.device``), so
+they are applied at once, and an entry naming an open still pending is kept for it and linked
+once that open is recorded. (Acknowledging a batch once stored, before the actors apply it,
+would free every event type, but the answer would no longer say what became of each event,
+which partners and the gRPC acks rely on.)
 """
 
 from __future__ import annotations

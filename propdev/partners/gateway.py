@@ -14,6 +14,7 @@ from propdev.config import Settings
 from propdev.partners.acme import AcmeAdapter, AcmeHttpClient, AcmeInProcessClient, InProcessAcme
 from propdev.partners.apikey import vendor_api_key
 from propdev.partners.base import DeviceInfo, DeviceStatus, OpenResult, PartnerAdapter
+from propdev.partners.confirmations import ConfirmsByCallback
 from propdev.partners.guard import CallGuard, StateListener
 from propdev.partners.httpsig import request_signer
 from propdev.partners.inprocess import InProcessAdapter, InProcessVendor
@@ -47,6 +48,7 @@ class PartnerGateway:
     ) -> None:
         self._adapter = adapter
         self._observe = observe
+        self._confirms_later = isinstance(adapter, ConfirmsByCallback)  # once: a slow check
         self._guard = CallGuard(
             adapter.partner_id,
             timeout=timeout,
@@ -64,6 +66,13 @@ class PartnerGateway:
     @property
     def adapter(self) -> PartnerAdapter:
         return self._adapter
+
+    @property
+    def confirms_later(self) -> bool:
+        """True when an open's answer is the vendor's later callback (acme's 202, then its
+        ``command_result``), not the answer to our request: the open waits on the vendor's
+        own schedule, so the device actor waits for it outside its mailbox."""
+        return self._confirms_later
 
     @property
     def state(self) -> str:

@@ -263,3 +263,67 @@ async def test_a_state_report_while_an_acme_open_awaits_its_result_does_not_hold
     lifecycle = await command(node, token, body["command_id"])
     assert lifecycle["status"] == "failed", lifecycle
     assert lifecycle["steps"][-1]["vendor_reason"] == reason, lifecycle
+
+
+async def test_an_entry_acme_posts_while_an_open_awaits_its_result_is_applied_in_order(
+    fresh: Stack,
+) -> None:
+    """Acme posts the ``entry`` of an earlier open of the lock (its callback, posted at once)
+    while our next open of that lock awaits its ``command_result`` (due ``CONFIRM_MS`` after
+    the 202). An entry keeps the device's order (it links to the open it followed), and acme
+    delivers its callbacks in order, so the result comes only once the entry's POST is
+    answered: the door's actor must not hold its mailbox while the open waits for acme, or the
+    entry waits behind the open, and the open for its result until it times out (504)."""
+    stack, node = fresh, fresh.node
+    token = await node.token_for("anna")
+    commands = f"{ACME.control}/commands"
+    status, first, _ = await open_door(node, token, ACME.door)
+    assert status == 200, first
+    taken_before = len(await control(stack, "GET", commands))
+    await control(stack, "POST", f"{ACME.control}/faults", {"mode": "ok", "latency_ms": CONFIRM_MS})
+
+    tap = asyncio.create_task(open_door(node, token, ACME.door))
+    deadline = time.monotonic() + PARTNER_TIMEOUT
+    while len(await control(stack, "GET", commands)) == taken_before:  # acme took the unlock
+        assert not tap.done(), tap.result()
+        assert time.monotonic() < deadline, "acme never received the open"
+        await asyncio.sleep(0.02)
+    # The result is not in yet (acme answers CONFIRM_MS after the command): the open waits.
+    assert not tap.done(), tap.result()
+    entry = await control(
+        stack,
+        "POST",
+        f"{ACME.control}/events",
+        {
+            "device_id": ACME.device,
+            "type": "entry",
+            "reference": first["command_id"],
+            "ticket": first["vendor_command_id"],
+        },
+    )
+
+    # The second open ends with acme's confirmation, not a 504.
+    status, second, _ = await tap
+    assert status == 200, second
+    assert second["command_id"] != first["command_id"]
+    # The entry was applied, linked to the open it followed, before the second open's record.
+    lifecycle = await command(node, token, first["command_id"])
+    assert lifecycle["status"] == "passage", lifecycle
+    assert [s["step"] for s in lifecycle["steps"]][-1] == "entry", lifecycle
+    assert (await command(node, token, second["command_id"]))["status"] == "confirmed"
+    async with node.http.get(
+        f"{node.url}/admin/api/v1/audit?limit=1000", headers=bearer(stack.operator)
+    ) as resp:
+        assert resp.status == 200
+        entries = (await resp.json())["entries"]
+    ours = [
+        (e["action"], e["command_id"], e["reason"])
+        for e in entries
+        if e["command_id"] in (first["command_id"], second["command_id"])
+    ]
+    assert ours == [
+        ("open", first["command_id"], ""),
+        ("entry", first["command_id"], "passage"),
+        ("open", second["command_id"], ""),
+    ], ours
+    assert entry["type"] == "entry"

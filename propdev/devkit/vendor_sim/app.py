@@ -23,7 +23,9 @@ Control API (no authentication; a test tool): ``GET|POST /sim/v1/faults``,
 ``GET /sim/v1/commands``, ``POST /sim/v1/reset``, ``POST /sim/v1/devices``,
 ``PATCH /sim/v1/devices/{device_id}`` (a change of ``online`` or ``state`` is called back),
 ``GET|POST /sim/v1/passages`` (``{"after_open_ms": N | null}``: an ``entry`` N ms after each
-confirmed open, or none), ``POST /sim/v1/callbacks/flush`` (answers 204 once every callback
+confirmed open, or none), ``POST /sim/v1/events`` (``{"device_id", "type", ...}``: that event
+called back now, queued behind the callbacks made so far; 202 with the event as sent),
+``POST /sim/v1/callbacks/flush`` (answers 204 once every callback
 made so far was delivered or given up on), ``GET /sim/v1/signatures`` (``{"required": bool}``
 and, when required, ``key_id``, ``verified`` and ``refused`` counts by reason). Bad input (JSON
 the node's ``parse_json`` refuses, too: nested too deeply, a key twice...) → 400
@@ -248,6 +250,19 @@ def control_routes(sim: VendorSimulator) -> list[web.RouteDef]:
             return _bad(str(exc))
         return web.json_response(passages(delay))
 
+    async def post_event(request: web.Request) -> web.StreamResponse:
+        body = await _json_object(request)
+        if (
+            body is None
+            or not isinstance(body.get("device_id"), str)
+            or not isinstance(body.get("type"), str)
+        ):
+            return _bad('expected {"device_id": str, "type": str, ...other fields of the event}')
+        fields = {k: v for k, v in body.items() if k not in ("device_id", "type")}
+        # Queued behind the callbacks made so far, as the vendor's own events are.
+        event = await sim.emit_event(body["device_id"], body["type"], **fields)
+        return web.json_response(event, status=202)
+
     return [
         web.get("/sim/v1/faults", get_faults),
         web.post("/sim/v1/faults", set_faults),
@@ -258,6 +273,7 @@ def control_routes(sim: VendorSimulator) -> list[web.RouteDef]:
         web.get("/sim/v1/passages", get_passages),
         web.post("/sim/v1/callbacks/flush", flush_callbacks),
         web.post("/sim/v1/passages", set_passages),
+        web.post("/sim/v1/events", post_event),
         web.get("/sim/v1/signatures", get_signatures),
     ]
 
