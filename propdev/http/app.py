@@ -26,6 +26,7 @@ from propdev.http.routes import (
     docs,
     health,
     operator_actions,
+    push_tokens,
     resident,
     vehicles,
     webapp,
@@ -149,6 +150,7 @@ def make_app(node: NodeServices) -> web.Application:
     app.add_routes(partner_api.routes)
     app.add_routes(guest_passes.routes)
     app.add_routes(vehicles.routes)
+    app.add_routes(push_tokens.routes)
     app.add_routes(utilities_gateway.routes)
     app.add_routes(ws.routes)
     app[ws.LIVE_SOCKETS] = {}
@@ -189,6 +191,7 @@ def _set_services(app: web.Application, node: NodeServices) -> None:
     app[keys.AUDIT] = node.audit
     app[keys.PASSES] = node.access.passes
     app[keys.VEHICLES] = node.access.vehicles
+    app[keys.PUSH_TOKENS] = node.access.push_tokens
     app[keys.OPENING] = node.access.opening
     app[keys.ACTOR_SYSTEM] = node.system
     app[keys.DEVICES] = node
