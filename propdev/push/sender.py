@@ -57,6 +57,9 @@ class PushSender:
         self.poll = poll
         self.max_attempts = max_attempts
         self.base_delay = base_delay
+        self._breaker_failures = breaker_failures
+        self._breaker_reset = breaker_reset
+        self._monotonic = monotonic
         self.breakers = {
             name: Breaker(
                 f"push:{name}",
@@ -72,6 +75,17 @@ class PushSender:
         self.pushed = 0
         self.dropped = 0
         self.failed = 0
+
+    def use(self, provider: PushProvider) -> None:
+        """Send ``provider.platform``'s pushes with ``provider`` (tests, a plug-in)."""
+        self.providers[provider.platform] = provider
+        self.breakers[provider.platform] = Breaker(
+            f"push:{provider.platform}",
+            failures=self._breaker_failures,
+            reset=self._breaker_reset,
+            clock=self._monotonic,
+            on_change=self._breaker_changed(provider.platform),
+        )
 
     @staticmethod
     def _breaker_changed(name: str) -> Callable[[str, str], None]:
