@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from propdev.push import application_server_key
 from tests.support.access import AccessNode, access_node
+from tests.support.eventually import eventually
 from tests.support.oauth_client import login
 from tests.support.push_standins import (
     ApnsStandIn,
@@ -221,8 +222,6 @@ async def test_a_plate_reaches_fcm_apns_and_web_push_and_gone_tokens_are_forgott
 
     async def only_fcm_left() -> bool:
         return [t["platform"] for t in await phones.list(token)] == ["fcm"]
-
-    from tests.support.eventually import eventually
 
     await eventually(only_fcm_left, within=10, what="the gone tokens are forgotten")
 

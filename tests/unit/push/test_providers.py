@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import ssl
+import time
 from pathlib import Path
 
 import aiohttp
@@ -154,8 +156,6 @@ async def test_apns_refuses_a_jwt_of_another_team_or_key(apns: ApnsStandIn, ca: 
 
 
 async def test_apns_signs_a_new_jwt_before_the_hour_is_up(apns: ApnsStandIn, ca: StandInCA) -> None:
-    import time
-
     clock = Clock(time.time() - JWT_TTL)  # the first JWT is signed "50 minutes ago"
     provider = apns_provider(apns, ca, clock=clock)
     try:
@@ -186,8 +186,6 @@ def webpush_provider(key: ec.EllipticCurvePrivateKey, ca: StandInCA) -> WebPushP
 async def test_web_push_is_decrypted_by_the_subscriber_and_carries_vapid(
     webpush: WebPushStandIn, vapid_key: ec.EllipticCurvePrivateKey, ca: StandInCA
 ) -> None:
-    import json
-
     sub = webpush.subscribe()
     provider = webpush_provider(vapid_key, ca)
     try:
@@ -203,8 +201,6 @@ async def test_web_push_is_decrypted_by_the_subscriber_and_carries_vapid(
 async def test_web_push_with_another_vapid_key_is_refused_and_gone_is_410(
     webpush: WebPushStandIn, ca: StandInCA, vapid_key: ec.EllipticCurvePrivateKey
 ) -> None:
-    import json
-
     sub = json.dumps(webpush.subscribe().to_json())
     other = webpush_provider(ec.generate_private_key(ec.SECP256R1()), ca)
     right = webpush_provider(vapid_key, ca)
