@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from propdev.push import client_context
 from propdev.storage import Database, migrate
 from tests.support.postgres import fresh_database
 from tests.support.push_standins import (
@@ -72,7 +71,3 @@ async def webpush(
     await standin.start()
     yield standin
     await standin.stop()
-
-
-def trusting(ca: StandInCA, *, http2: bool = False):  # type: ignore[no-untyped-def]
-    return client_context(ca.ca_file, http2=http2)
