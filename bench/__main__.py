@@ -52,6 +52,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str], Callable[[dict[str, Any]], lis
     ),
     "bench_vendors": ([], ["--quick"], own_figures),
     "bench_httpsig": ([], ["--quick"], own_figures),
+    "bench_push": ([], ["--quick"], own_figures),
     "bench_ws": ([], ["--quick"], own_figures),
     "bench_cluster": ([], ["--quick"], own_figures),  # the cluster engineer's, when present
 }

@@ -13,7 +13,7 @@ import functools
 import ipaddress
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +56,7 @@ from propdev.partners import (
 )
 from propdev.pki import ca_paths, ensure_ca, ensure_server_cert, partner_paths
 from propdev.privacy import DailyRetention, policy_of
+from propdev.push import providers_from
 from propdev.registry import (
     SHARDS,
     Bus,
@@ -206,6 +207,10 @@ class Node:
                 settings.keypad_attempts, settings.keypad_window, settings.keypad_cooldown
             ),
             on_keypad=self.telemetry.keypad_event,
+            providers=providers_from(settings),
+            node_id=settings.node_id,
+            breaker_failures=settings.breaker_failures,
+            breaker_reset=settings.breaker_reset,
         )
         self.utilities = UtilitiesService.from_settings(
             settings,
@@ -412,7 +417,7 @@ class Node:
             gateways=self.gateways,
             bus=self.bus,
             cluster=self.cluster_view,
-            push=self.access.notifier,
+            push=self.access.sender,
             certificates=self.certificate_files,
         )
         self.system.register_kind("device", lambda address: DeviceActor(deps))
@@ -425,14 +430,25 @@ class Node:
         revocations = self.cluster.revocations if self.cluster else Revocations(self.bus)
         honour_revocations(self.verifier, revocations)
         self.oauth.on_access_revoked = revocations.revoke_access_token
-        self.oauth.on_grant_revoked = revocations.revoke_grant
-        self.accounts.on_grant_revoked = revocations.revoke_grant
+        self.oauth.on_grant_revoked = self._grant_revoked(revocations.revoke_grant)
+        self.accounts.on_grant_revoked = self._grant_revoked(revocations.revoke_grant)
         if self.cluster is not None:
             await self.cluster.start()
         self.retention.start()
         self._key_watch = asyncio.create_task(self.keys.watch())  # `keys rotate-signing`
         self.started = True
         log.info("node_started", public_url=self.settings.public_url)
+
+    def _grant_revoked(
+        self, revoke: Callable[[str, float], Awaitable[None]]
+    ) -> Callable[[str, float], Awaitable[None]]:
+        """A logout (a revoked grant) also forgets the push tokens registered under it."""
+
+        async def revoked(sid: str, until: float) -> None:
+            await revoke(sid, until)
+            await self.access.push_tokens.forget_login(sid)
+
+        return revoked
 
     async def stop(self) -> None:
         self.started = False

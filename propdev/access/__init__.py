@@ -17,14 +17,7 @@ from propdev.access.errors import (
     VehicleNotFoundError,
 )
 from propdev.access.lockout import LOCKED_OUT, KeypadLockout, KeypadPolicy
-from propdev.access.notify import (
-    LoggingPushProvider,
-    Notifier,
-    Presence,
-    PushMessage,
-    PushProvider,
-    push_for,
-)
+from propdev.access.notify import Notifier, Presence, Pushes
 from propdev.access.opening import (
     MAX_EVENT_AGE,
     Opening,
@@ -63,7 +56,6 @@ __all__ = (
     "InvalidScheduleError",
     "KeypadLockout",
     "KeypadPolicy",
-    "LoggingPushProvider",
     "NotEntitledError",
     "Notifier",
     "OpenOutcome",
@@ -76,8 +68,7 @@ __all__ = (
     "PlateTakenError",
     "Presence",
     "Publisher",
-    "PushMessage",
-    "PushProvider",
+    "Pushes",
     "Reason",
     "Result",
     "Schedule",
@@ -95,7 +86,6 @@ __all__ = (
     "pass_code_key_path",
     "plate_hint",
     "plate_key",
-    "push_for",
     "refused",
     "unanswered_open",
 )

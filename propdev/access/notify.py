@@ -1,13 +1,14 @@
-"""Push notifications for residents whose app is closed.
+"""Which resident events are pushed to phones: those no live socket received.
 
-Every resident event goes over the bus to their live WebSockets and stays in the event store.
-The ``Notifier`` listens to the same bus; for an event whose resident has no live socket it
-hands a ``PushMessage`` to a ``PushProvider`` -- the interface an FCM or APNs adapter
-implements (device tokens, credentials and retries are the adapter's business). The embedded
-default, ``LoggingPushProvider``, writes one log record per push.
+Every resident event goes over the bus to their live WebSockets and stays in the event store;
+an event of a pushed type (``propdev.push.PUSHED``) also has outbox rows, one per device,
+written in its transaction and *held*. The ``Notifier`` listens to the same bus on the node
+that published the event: when the resident has a live socket it withholds the rows (the app
+got it), otherwise it releases them to the sender (``propdev.push.PushSender``) at once.
 
-Delivery is best effort and off the request path: a bounded queue feeds one worker, so a slow
-provider delays pushes, never opens; a full queue drops the push (the event itself is stored).
+The decision is off the request path: a bounded queue feeds one worker. A full queue or a node
+that dies before deciding leaves the rows held: they fall due after ``propdev.push.HOLD``
+seconds and are sent all the same (a push rather than none).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
+
+from propdev.push import PUSHED
 
 log = structlog.get_logger()
 
@@ -27,92 +29,46 @@ Presence = Callable[[str], Awaitable[int]]
 
 QUEUE_CAPACITY = 1000
 
-TITLES = {
-    "access.granted": "Door opened",
-    "access.denied": "Access refused",
-    "access.automatic": "Barrier opened for your car",
-    "access.entry": "Entry",
-    "access.exit": "Exit",
-    "pass.used": "Your guest pass was used",
-    "pass.denied": "Your guest pass was refused",
-}
 
+class Pushes(Protocol):
+    """The outbox as the notifier uses it (``propdev.push.Outbox``)."""
 
-@dataclass(frozen=True, slots=True)
-class PushMessage:
-    """What a push provider sends to one resident's devices."""
+    async def release(self, event_id: int) -> int: ...
 
-    user_id: str
-    title: str
-    body: str
-    data: dict[str, Any] = field(default_factory=dict)
-    collapse_key: str | None = None
-
-
-class PushProvider(Protocol):
-    """An FCM/APNs-style sender; ``send`` raises on a failure the provider could not absorb."""
-
-    name: str
-
-    async def send(self, message: PushMessage) -> None: ...
-
-
-class LoggingPushProvider:
-    """The embedded default: one ``push_sent`` log record per push."""
-
-    name = "log"
-
-    async def send(self, message: PushMessage) -> None:
-        log.info(
-            "push_sent",
-            provider=self.name,
-            user_id=message.user_id,
-            title=message.title,
-            event_id=message.data.get("id"),
-            event_type=message.data.get("type"),
-        )
-
-
-def push_for(user_id: str, event: dict[str, Any]) -> PushMessage:
-    """The push of one resident event: a title, a short body, the event as data."""
-    kind = str(event.get("type", "event"))
-    title = TITLES.get(kind, kind)
-    parts = [str(event[k]) for k in ("access_point_id", "plate_hint", "reason") if event.get(k)]
-    return PushMessage(
-        user_id=user_id,
-        title=title,
-        body=" · ".join(parts),
-        data={k: v for k, v in event.items() if isinstance(v, str | int | float | bool)},
-        collapse_key=str(event["access_point_id"]) if event.get("access_point_id") else None,
-    )
+    async def withhold(self, event_id: int) -> int: ...
 
 
 class Notifier:
-    """Pushes resident events that no live socket received. Subscribe ``on_event`` to the bus
-    prefix ``user:``; ``start``/``stop`` bracket the worker."""
+    """Decides, per pushed event, between the socket and the phones. Subscribe ``on_event`` to
+    the bus prefix ``user:``; ``start``/``stop`` bracket the worker."""
 
     def __init__(
         self,
-        provider: PushProvider,
+        pushes: Pushes,
         presence: Presence,
         *,
+        on_release: Callable[[], None] = lambda: None,
         capacity: int = QUEUE_CAPACITY,
     ) -> None:
-        self.provider = provider
+        self.pushes = pushes
         self.presence = presence
+        self.on_release = on_release
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(capacity)
         self._worker: asyncio.Task[None] | None = None
-        self.pushed = 0
-        self.dropped = 0
+        self.released = 0
+        self.withheld = 0
+        self.dropped = 0  # decisions not taken (full queue): the rows fall due on their own
         self.failed = 0
 
     async def on_event(self, channel: str, event: dict[str, Any]) -> None:
+        if event.get("type") not in PUSHED or not isinstance(event.get("id"), int):
+            return
         user_id = channel.removeprefix("user:")
         try:
             self._queue.put_nowait((user_id, event))
         except asyncio.QueueFull:
             self.dropped += 1
-            log.warning("push_dropped", user_id=user_id, event_id=event.get("id"))
+            log.warning("push_undecided", user_id=user_id, event_id=event.get("id"))
 
     def start(self) -> None:
         if self._worker is None:
@@ -126,7 +82,7 @@ class Notifier:
             self._worker = None
 
     async def idle(self) -> None:
-        """Wait until every queued event has been considered (tests, shutdown)."""
+        """Wait until every queued event has been decided (tests, shutdown)."""
         await self._queue.join()
 
     async def _work(self) -> None:
@@ -138,19 +94,21 @@ class Notifier:
                 self._queue.task_done()
 
     async def _consider(self, user_id: str, event: dict[str, Any]) -> None:
+        event_id = int(event["id"])
+        fields = {"user_id": user_id, "event_id": event_id, "event_type": event.get("type")}
         try:
             if await self.presence(user_id) > 0:
+                devices = await self.pushes.withhold(event_id)
+                self.withheld += 1
+                log.info("push_withheld", devices=devices, **fields)
                 return
-            await self.provider.send(push_for(user_id, event))
-            self.pushed += 1
+            devices = await self.pushes.release(event_id)
+            self.released += 1
+            log.info("push_released", devices=devices, **fields)
+            if devices:
+                self.on_release()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # a provider failure must not stop later pushes
+        except Exception as exc:  # the rows stay held and fall due on their own
             self.failed += 1
-            log.warning(
-                "push_failed",
-                provider=self.provider.name,
-                user_id=user_id,
-                event_id=event.get("id"),
-                error=repr(exc),
-            )
+            log.warning("push_undecided", error=repr(exc), **fields)

@@ -14,7 +14,8 @@ it guards cannot race. The steps, the same for every credential:
 3. **record**, in one ``Database.unit`` (fenced in a cluster): the command and its steps when
    one was sent, the hash-chained audit entry, the resident's event, a pass use given back when
    the device did not open, the outcome under the idempotency key.
-4. **publish** the event to the resident (their sockets, or a push).
+4. **publish** the event to the resident (their sockets, or a push: its outbox rows are
+   written in step 3's unit, ``propdev.push``).
 
 The result is a domain ``OpenOutcome`` (granted, refused or failed, with a reason code), never
 an HTTP status: ``propdev.http.open_outcomes`` maps it at the edge.
@@ -60,6 +61,7 @@ from propdev.partners import (
     PartnerTimeoutError,
     PartnerUnavailableError,
 )
+from propdev.push import sync_enqueue
 from propdev.storage import audit, commands, events
 from propdev.storage.audit import AuditRecord
 
@@ -398,6 +400,7 @@ class Opening:
                     occurred_at=at,
                     data=event[1],
                 )
+                sync_enqueue(conn, stored, user_id=user_id, now=at)
             if keep_answer:
                 assert request.subject is not None and request.idempotency_key is not None
                 commands.sync_put_answer(

@@ -4,17 +4,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from propdev.access.lockout import KeypadLockout, KeypadPolicy
-from propdev.access.notify import LoggingPushProvider, Notifier, Presence, PushProvider
+from propdev.access.notify import Notifier, Presence
 from propdev.access.opening import Opening, Publisher
 from propdev.access.passes import GuestPasses, PassCodes, load_index_key
 from propdev.access.rules import AccessRules, Clock
 from propdev.access.vehicles import Vehicles
+from propdev.push import Outbox, PushProvider, PushSender, PushTokens
 
 if TYPE_CHECKING:
     from propdev.storage import Database
@@ -44,6 +45,9 @@ class AccessServices:
     vehicles: Vehicles
     opening: Opening
     notifier: Notifier
+    push_tokens: PushTokens
+    outbox: Outbox
+    sender: PushSender
 
     @classmethod
     def build(
@@ -53,18 +57,29 @@ class AccessServices:
         *,
         code_key: bytes,
         presence: Presence,
-        provider: PushProvider | None = None,
+        providers: Mapping[str, PushProvider] | None = None,
+        node_id: str = "local",
         clock: Clock = time.time,
         keypad: KeypadPolicy | None = None,
         on_keypad: Callable[[str], None] | None = None,
+        breaker_failures: int = 5,
+        breaker_reset: float = 30.0,
     ) -> AccessServices:
         rules = AccessRules(db, clock=clock)
         passes = GuestPasses(db, rules, PassCodes(code_key), clock=clock)
         vehicles = Vehicles(db, clock=clock)
         lockout = KeypadLockout(keypad, on_event=on_keypad)
         opening = Opening(db, bus, rules, passes, vehicles, clock=clock, lockout=lockout)
-        notifier = Notifier(provider or LoggingPushProvider(), presence)
-        return cls(rules, passes, vehicles, opening, notifier)
+        push_tokens = PushTokens(db, clock=clock)
+        outbox = Outbox(db, node_id=node_id, clock=clock)
+        sender = PushSender(
+            outbox,
+            providers or {},
+            breaker_failures=breaker_failures,
+            breaker_reset=breaker_reset,
+        )
+        notifier = Notifier(outbox, presence, on_release=sender.wake)
+        return cls(rules, passes, vehicles, opening, notifier, push_tokens, outbox, sender)
 
     @classmethod
     def for_data_dir(
@@ -76,6 +91,10 @@ class AccessServices:
         presence: Presence,
         keypad: KeypadPolicy | None = None,
         on_keypad: Callable[[str], None] | None = None,
+        providers: Mapping[str, PushProvider] | None = None,
+        node_id: str = "local",
+        breaker_failures: int = 5,
+        breaker_reset: float = 30.0,
     ) -> AccessServices:
         return cls.build(
             db,
@@ -84,6 +103,10 @@ class AccessServices:
             presence=presence,
             keypad=keypad,
             on_keypad=on_keypad,
+            providers=providers,
+            node_id=node_id,
+            breaker_failures=breaker_failures,
+            breaker_reset=breaker_reset,
         )
 
     def set_clock(self, clock: Clock) -> None:
@@ -92,6 +115,8 @@ class AccessServices:
         self.passes.clock = clock
         self.vehicles.clock = clock
         self.opening.clock = clock
+        self.push_tokens.clock = clock
+        self.outbox.clock = clock
 
     def subscribe(self, bus: EventBus) -> None:
         # local_only: the node that publishes an event decides on its push (exactly one node)
@@ -99,6 +124,8 @@ class AccessServices:
 
     def start(self) -> None:
         self.notifier.start()
+        self.sender.start()
 
     async def stop(self) -> None:
         await self.notifier.stop()
+        await self.sender.stop()

@@ -234,6 +234,17 @@ class Settings:
     retention_audit_days: int = 1095
     # production: the master key must come from outside the data dir (propdev.security.custody)
     environment: str = "development"
+    # push to phones (propdev.push): each provider is on when its credentials are given
+    fcm_credentials: Path | None = None  # a Google service-account JSON key file
+    fcm_url: str = "https://fcm.googleapis.com"
+    apns_key_file: Path | None = None  # the .p8 (PEM, P-256) token-signing key
+    apns_key_id: str | None = None
+    apns_team_id: str | None = None
+    apns_topic: str | None = None  # the app's bundle id
+    apns_url: str = "https://api.push.apple.com"
+    vapid_private_key_file: Path | None = None  # PEM, P-256
+    # outbound TLS (push providers): the system store plus this PEM bundle
+    extra_ca_file: Path | None = None
 
     @property
     def clustered(self) -> bool:
@@ -416,6 +427,15 @@ class Settings:
                 _int("PROPDEV_RETENTION_AUDIT_DAYS", 1, MAX_RETENTION_DAYS),
             ),
             "PROPDEV_ENV": ("environment", _choice("PROPDEV_ENV", ENVIRONMENTS)),
+            "PROPDEV_FCM_CREDENTIALS": ("fcm_credentials", Path),
+            "PROPDEV_FCM_URL": ("fcm_url", _url("PROPDEV_FCM_URL", ("https",))),
+            "PROPDEV_APNS_KEY_FILE": ("apns_key_file", Path),
+            "PROPDEV_APNS_KEY_ID": ("apns_key_id", str),
+            "PROPDEV_APNS_TEAM_ID": ("apns_team_id", str),
+            "PROPDEV_APNS_TOPIC": ("apns_topic", str),
+            "PROPDEV_APNS_URL": ("apns_url", _url("PROPDEV_APNS_URL", ("https",))),
+            "PROPDEV_VAPID_PRIVATE_KEY_FILE": ("vapid_private_key_file", Path),
+            "PROPDEV_EXTRA_CA_FILE": ("extra_ca_file", Path),
         }
         kwargs: dict[str, Any] = {}
         for var, raw in values.items():

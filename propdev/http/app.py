@@ -27,6 +27,7 @@ from propdev.http.routes import (
     docs,
     health,
     operator_actions,
+    push_tokens,
     resident,
     vehicles,
     webapp,
@@ -166,6 +167,7 @@ def _public_api(app: web.Application, node: NodeServices) -> None:
     app.add_routes(guest_passes.routes)
     app.add_routes(vehicles.routes)
     app.add_routes(account.routes)
+    app.add_routes(push_tokens.routes)
     app.add_routes(utilities_gateway.routes)
     app.add_routes(ws.routes)
     app[ws.LIVE_SOCKETS] = {}
@@ -205,6 +207,7 @@ def _set_services(app: web.Application, node: NodeServices) -> None:
     app[keys.PASSES] = node.access.passes
     app[keys.VEHICLES] = node.access.vehicles
     app[keys.ACCOUNTS] = node.accounts
+    app[keys.PUSH_TOKENS] = node.access.push_tokens
     app[keys.OPENING] = node.access.opening
     app[keys.ACTOR_SYSTEM] = node.system
     app[keys.DEVICES] = node

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from propdev.observability import Metrics, SloTracker
     from propdev.partners import PartnerGateway
     from propdev.privacy import PersonalData
+    from propdev.push import PushTokens
     from propdev.registry import Bus
     from propdev.storage import Database
     from propdev.storage.audit import AuditLog
@@ -53,6 +54,7 @@ AUDIT: web.AppKey[AuditLog] = web.AppKey("audit")
 # Access logic.
 PASSES: web.AppKey[GuestPasses] = web.AppKey("guest_passes")
 VEHICLES: web.AppKey[Vehicles] = web.AppKey("vehicles")
+PUSH_TOKENS: web.AppKey[PushTokens] = web.AppKey("push_tokens")
 OPENING: web.AppKey[Opening] = web.AppKey("opening")
 """The opening pipeline; its keypad lockout and clock show in the console."""
 

@@ -7,8 +7,8 @@ the second (``POST /api/v1/activation``, ``propdev.accounts``).
 
 A move-out ends everything at once, in one transaction: rights withdrawn, guest passes
 revoked, vehicles removed (their plates no longer open the barrier), refresh-token families
-and unused authorization codes revoked, the password made unusable; then the resident's
-access tokens are refused (``SessionCutoffs``).
+and unused authorization codes revoked, push tokens forgotten, the password made unusable;
+then the resident's access tokens are refused (``SessionCutoffs``).
 """
 
 from __future__ import annotations
@@ -200,6 +200,9 @@ class Residents:
                 u=user_id,
             )
             await run(conn, "UPDATE oauth_codes SET used = TRUE WHERE user_id = :u", u=user_id)
+            # their phones get no more pushes (push tokens and pending pushes)
+            await run(conn, "DELETE FROM push_outbox WHERE user_id = :u", u=user_id)
+            await run(conn, "DELETE FROM push_tokens WHERE user_id = :u", u=user_id)
             await run(
                 conn,
                 "UPDATE users SET password_hash = :h WHERE id = :u",

@@ -291,7 +291,8 @@ class NodeCollector(Collector):
         if self._push is not None:
             pushes = CounterMetricFamily(
                 "propdev_push_notifications",
-                "Resident events for push to phones (no live socket), by result.",
+                "Pushes to phones, by result: pushed (a provider accepted it), dropped (token "
+                "gone, push rejected or given up), failed (an attempt failed; retried).",
                 labels=("result",),
             )
             for result in ("pushed", "dropped", "failed"):

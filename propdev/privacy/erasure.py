@@ -6,8 +6,8 @@ What is destroyed, and how (``docs/personal-data.md`` says why):
   ``~erased:<id>`` (no invitation can take it), name, phone, its blind index and the TOTP
   secret blanked, no roles, a password hash nothing verifies against.
 * deleted: rights, vehicles (plates), guest passes and their access points, refresh tokens
-  and authorization codes (sessions end), recovery codes, the TOTP replay guard, events,
-  commands and their steps, cached answers (idempotency).
+  and authorization codes (sessions end), push tokens and pending pushes, recovery codes,
+  the TOTP replay guard, events, commands and their steps, cached answers (idempotency).
 * ``residencies``: the apartment and the move-in date are forgotten; the row says "moved out
   now", so that a node starting within a token lifetime refuses their access tokens again.
 * ``audit``: entries stay (they are the chain), their personal fields are blanked where the
@@ -67,6 +67,8 @@ _DELETIONS: tuple[tuple[str, str], ...] = (
     ("recovery_codes", "DELETE FROM user_recovery_codes WHERE user_id = :u"),
     ("account_codes", "DELETE FROM account_codes WHERE user_id = :u"),  # reset, activation
     ("totp_steps", "DELETE FROM user_totp_steps WHERE user_id = :u"),
+    ("push_outbox", "DELETE FROM push_outbox WHERE user_id = :u"),
+    ("push_tokens", "DELETE FROM push_tokens WHERE user_id = :u"),
     ("events", "DELETE FROM events WHERE user_id = :u"),
     (
         "command_steps",

@@ -56,6 +56,7 @@ async def collect(db: Database, row: Row, *, now: float) -> dict[str, Any]:
             "roles": list(user.roles),
             "created_at": row["created_at"],
             "second_factor": user.has_totp,
+            "locale": row.get("locale", "ru"),
             "recovery_codes": await _all(
                 db,
                 "SELECT created_at, used_at FROM user_recovery_codes WHERE user_id = :u "
@@ -87,6 +88,12 @@ async def collect(db: Database, row: Row, *, now: float) -> dict[str, Any]:
             )
         ],
         "guest_passes": await _passes(db, user_id),
+        "push_tokens": await _all(
+            db,
+            "SELECT id, platform, token, created_at FROM push_tokens WHERE user_id = :u "
+            "ORDER BY created_at",
+            user_id,
+        ),
         "sessions": await _all(
             db,
             "SELECT family_id, client_id, scope, amr, issued_at, expires_at, rotated, revoked "

@@ -277,6 +277,32 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ],
     ),
     (
+        24,
+        "push to phones: device tokens, the push outbox, the account's locale",
+        [
+            # A device's push address: an FCM registration token, an APNs device token or a
+            # Web Push subscription (JSON). ``sid``: the login (refresh family) it came with,
+            # so that logging out forgets it.
+            """CREATE TABLE push_tokens (
+                id TEXT PRIMARY KEY, user_id TEXT NOT NULL, platform TEXT NOT NULL,
+                token TEXT NOT NULL, sid TEXT, created_at DOUBLE PRECISION NOT NULL,
+                UNIQUE (platform, token))""",
+            "CREATE INDEX push_tokens_user ON push_tokens (user_id)",
+            "CREATE INDEX push_tokens_sid ON push_tokens (sid)",
+            # One row per (event, token), written in the event's transaction; held until the
+            # publishing node knows no socket got the event, then due; claimed with a lease.
+            """CREATE TABLE push_outbox (
+                id {serial}, event_id BIGINT NOT NULL, token_id TEXT NOT NULL,
+                user_id TEXT NOT NULL, event TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+                due_at DOUBLE PRECISION NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+                claimed_by TEXT, claimed_until DOUBLE PRECISION, last_error TEXT)""",
+            "CREATE INDEX push_outbox_due ON push_outbox (due_at)",
+            "CREATE INDEX push_outbox_event ON push_outbox (event_id)",
+            "CREATE INDEX push_outbox_token ON push_outbox (token_id)",
+            "ALTER TABLE users ADD COLUMN locale TEXT NOT NULL DEFAULT 'ru'",
+        ],
+    ),
+    (
         28,
         "backup: each backup made of the store (its time feeds the backup-late alert)",
         [

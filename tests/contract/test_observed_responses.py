@@ -109,6 +109,16 @@ async def test_the_main_flows_answer_inside_the_document(node: RunningNode) -> N
     await o.call("GET", "/api/v1/me", token="not-a-jwt", expect=401)
     await o.call("GET", "/api/v1/ws", token=anna, expect=400)  # not an upgrade
 
+    # push tokens
+    device = {"platform": "apns", "token": "ab" * 32}
+    created = await o.call("POST", "/api/v1/me/push-tokens", token=anna, json=device, expect=201)
+    bad = {"platform": "apns", "token": "ab"}
+    await o.call("POST", "/api/v1/me/push-tokens", token=anna, json=bad, expect=400)
+    await o.call("GET", "/api/v1/me/push-tokens", token=anna, expect=200)
+    gone = f"/api/v1/me/push-tokens/{created['id']}"
+    await o.call("DELETE", gone, token=vera, expect=404)
+    await o.call("DELETE", gone, token=anna, expect=204)
+
     # operators
     await o.call("GET", "/admin/api/v1/actors", token=operator, expect=200)
     await o.call("GET", "/admin/api/v1/actors", token=anna, expect=403)

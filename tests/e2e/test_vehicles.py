@@ -60,6 +60,12 @@ async def test_a_registered_plate_opens_the_barrier_and_the_resident_sees_it_liv
     status, vehicle = await register(site, token, PLATE_CYRILLIC)
     assert status == 201 and vehicle["plate"] == "A123BC77"
 
+    async with r.http.post(
+        f"{r.url}/api/v1/me/push-tokens",
+        json={"platform": "fcm", "token": "anna-phone:" + "a" * 40},
+        headers=bearer(token),
+    ) as resp:
+        assert resp.status == 201
     async with r.http.ws_connect(f"{r.url}/api/v1/ws", headers=bearer(token)) as ws:
         assert (
             await site.partner_posts(BARRIER, "plate_recognized", plate="A123-BC-77") == "accepted"
@@ -77,7 +83,9 @@ async def test_a_registered_plate_opens_the_barrier_and_the_resident_sees_it_liv
         site.device_of(BARRIER),
         told["command_id"],
     )
-    assert site.push.sent == []  # the app was open: no push
+    assert site.push.sent == []  # the app was open: no push, and none pending
+    assert site.node.access.notifier.withheld == 1
+    assert await site.node.access.outbox.pending() == 0
 
     async with r.http.get(f"{r.url}/api/v1/events", headers=bearer(token)) as resp:
         assert told["id"] in [e["id"] for e in await resp.json()]
@@ -86,13 +94,21 @@ async def test_a_registered_plate_opens_the_barrier_and_the_resident_sees_it_liv
 
 
 async def test_with_the_app_closed_the_resident_gets_a_push(site: AccessNode) -> None:
-    token = await site.running.token_for("boris")
+    r = site.running
+    token = await r.token_for("boris")
     assert (await register(site, token, "B777OP99"))[0] == 201
+    device = "boris-phone:" + "b" * 40
+    async with r.http.post(
+        f"{r.url}/api/v1/me/push-tokens",
+        json={"platform": "fcm", "token": device, "locale": "en"},
+        headers=bearer(token),
+    ) as resp:
+        assert resp.status == 201, await resp.text()
     await site.partner_posts(BARRIER, "plate_recognized", plate="B777OP99")
-    await asyncio.wait_for(site.node.access.notifier.idle(), timeout=10)
-    (push,) = site.push.sent
-    assert push.user_id == site.running.resident("boris")["id"]
+    ((to, push),) = await site.push.wait_for(1)
+    assert to == device
     assert push.data["type"] == "access.automatic" and "P99" in push.body
+    assert push.title == "Barrier opened for your car"
 
 
 async def test_an_unknown_plate_is_denied_and_audited_and_nothing_is_sent(

@@ -4,6 +4,7 @@ does: ``POST /partner/v1/events`` over mTLS with its bound token and a signed bo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import time
@@ -13,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from propdev.access import PushMessage
 from propdev.node import Node
+from propdev.push import PushMessage, SendResult, Verdict
 from tests.e2e.conftest import RunningNode, node_settings, running_node
 from tests.support.partner import PartnerClient, partner_client
 
@@ -39,11 +40,30 @@ class MovableClock:
 
 @dataclass
 class RecordingPush:
-    name: str = "recording"
-    sent: list[PushMessage] = field(default_factory=list)
+    """The node's FCM provider in these tests: records (token, message) and accepts."""
 
-    async def send(self, message: PushMessage) -> None:
-        self.sent.append(message)
+    platform: str = "fcm"
+    sent: list[tuple[str, PushMessage]] = field(default_factory=list)
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def send(self, token: str, message: PushMessage) -> SendResult:
+        async with self._changed:
+            self.sent.append((token, message))
+            self._changed.notify_all()
+        return SendResult(Verdict.DELIVERED, 200)
+
+    async def close(self) -> None:
+        pass
+
+    async def wait_for(self, n: int, *, within: float = 10) -> list[tuple[str, PushMessage]]:
+        """Wait (woken by each push; ``within`` bounds a hang) until ``n`` were sent."""
+
+        async def waiting() -> None:
+            async with self._changed:
+                await self._changed.wait_for(lambda: len(self.sent) >= n)
+
+        await asyncio.wait_for(waiting(), within)
+        return list(self.sent)
 
 
 @dataclass
@@ -104,7 +124,8 @@ async def access_node(data_dir: Path, **env: str) -> AsyncIterator[AccessNode]:
 
     def wire(node: Node) -> None:
         node.set_clock(clock)
-        node.access.notifier.provider = push
+        if "PROPDEV_FCM_CREDENTIALS" not in env:
+            node.access.sender.use(push)
         held.append(node)
 
     async with (

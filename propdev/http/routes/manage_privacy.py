@@ -48,6 +48,7 @@ RESIDENT_EXPORT = schemas.named(
             "rights": _ROWS,
             "vehicles": _ROWS,
             "guest_passes": _ROWS,
+            "push_tokens": _ROWS,
             "sessions": _ROWS,
             "authorization_codes": _ROWS,
             "events": schemas.array_of(schemas.EVENT),

@@ -1,4 +1,5 @@
-"""Pushes go out only for residents with no live socket, and a failing provider stops nothing."""
+"""The notifier decides per pushed event: withheld when a socket is live, released otherwise;
+a failure leaves the rows held (they fall due on their own) and stops nothing."""
 
 from __future__ import annotations
 
@@ -6,21 +7,25 @@ import asyncio
 
 from structlog.testing import capture_logs
 
-from propdev.access import LoggingPushProvider, Notifier, PushMessage, push_for
+from propdev.access import Notifier
 
 
-class Recording:
-    name = "recording"
-
+class Outbox:
     def __init__(self, fail_first: int = 0) -> None:
-        self.sent: list[PushMessage] = []
+        self.released: list[int] = []
+        self.withheld: list[int] = []
         self.fail_first = fail_first
 
-    async def send(self, message: PushMessage) -> None:
+    async def release(self, event_id: int) -> int:
         if self.fail_first:
             self.fail_first -= 1
-            raise ConnectionError("provider down")
-        self.sent.append(message)
+            raise ConnectionError("store down")
+        self.released.append(event_id)
+        return 2
+
+    async def withhold(self, event_id: int) -> int:
+        self.withheld.append(event_id)
+        return 2
 
 
 def sockets(live: dict[str, int]):  # type: ignore[no-untyped-def]
@@ -30,47 +35,59 @@ def sockets(live: dict[str, int]):  # type: ignore[no-untyped-def]
     return presence
 
 
-EVENT = {"id": 7, "type": "access.automatic", "access_point_id": "ap-parking", "plate_hint": "C77"}
+def event(event_id: int, kind: str = "access.automatic") -> dict[str, object]:
+    return {"id": event_id, "type": kind, "access_point_id": "ap-parking", "plate_hint": "C77"}
 
 
-async def test_only_residents_without_a_live_socket_get_a_push() -> None:
-    provider = Recording()
-    notifier = Notifier(provider, sockets({"online-user": 1}))
+async def test_released_without_a_live_socket_withheld_with_one() -> None:
+    outbox = Outbox()
+    woken: list[bool] = []
+    notifier = Notifier(outbox, sockets({"online": 1}), on_release=lambda: woken.append(True))
     notifier.start()
     try:
-        await notifier.on_event("user:online-user", EVENT)
-        await notifier.on_event("user:away-user", EVENT)
-        await asyncio.wait_for(notifier.idle(), 10)
+        with capture_logs() as logs:
+            await notifier.on_event("user:online", event(1))
+            await notifier.on_event("user:offline", event(2))
+            await asyncio.wait_for(notifier.idle(), 5)
     finally:
         await notifier.stop()
-    assert [m.user_id for m in provider.sent] == ["away-user"]
-    message = provider.sent[0]
-    assert message.title == "Barrier opened for your car"
-    assert message.data["id"] == 7 and "C77" in message.body
+    assert (outbox.withheld, outbox.released, woken) == ([1], [2], [True])
+    decided = [(r["event"], r["event_id"], r["devices"]) for r in logs]
+    assert decided == [("push_withheld", 1, 2), ("push_released", 2, 2)]
 
 
-async def test_a_failing_provider_is_logged_and_later_pushes_still_go() -> None:
-    provider = Recording(fail_first=1)
-    notifier = Notifier(provider, sockets({}))
+async def test_event_types_that_are_not_pushed_are_not_considered() -> None:
+    outbox = Outbox()
+    notifier = Notifier(outbox, sockets({}))
     notifier.start()
     try:
-        await notifier.on_event("user:u1", EVENT)
-        await notifier.on_event("user:u1", {**EVENT, "id": 8})
-        await asyncio.wait_for(notifier.idle(), 10)
+        for kind in ("access.granted", "access.denied", "pass.denied", "access.entry"):
+            await notifier.on_event("user:u", event(1, kind))
+        await notifier.on_event("user:u", event(2, "pass.used"))
+        await notifier.on_event("user:u", event(3, "access.failed"))
+        await asyncio.wait_for(notifier.idle(), 5)
     finally:
         await notifier.stop()
-    assert [m.data["id"] for m in provider.sent] == [8]
-    assert (notifier.failed, notifier.pushed) == (1, 1)
+    assert outbox.released == [2, 3]
 
 
-async def test_a_full_queue_drops_the_push_not_the_publisher() -> None:
-    notifier = Notifier(Recording(), sockets({}), capacity=1)  # no worker: the queue stays full
-    await notifier.on_event("user:u1", EVENT)
-    await notifier.on_event("user:u1", EVENT)
+async def test_a_failed_decision_is_logged_and_later_ones_still_go() -> None:
+    outbox = Outbox(fail_first=1)
+    notifier = Notifier(outbox, sockets({}))
+    notifier.start()
+    try:
+        with capture_logs() as logs:
+            await notifier.on_event("user:u", event(1))
+            await notifier.on_event("user:u", event(2))
+            await asyncio.wait_for(notifier.idle(), 5)
+    finally:
+        await notifier.stop()
+    assert outbox.released == [2] and notifier.failed == 1
+    assert any(r["event"] == "push_undecided" and r["event_id"] == 1 for r in logs)
+
+
+async def test_a_full_queue_leaves_the_decision_to_the_hold_not_the_publisher() -> None:
+    notifier = Notifier(Outbox(), sockets({}), capacity=1)
+    await notifier.on_event("user:u", event(1))
+    await notifier.on_event("user:u", event(2))  # no worker: the queue is full
     assert notifier.dropped == 1
-
-
-async def test_the_logging_provider_writes_one_record_per_push() -> None:
-    with capture_logs() as logs:
-        await LoggingPushProvider().send(push_for("u1", EVENT))
-    assert [(r["event"], r["user_id"], r["event_id"]) for r in logs] == [("push_sent", "u1", 7)]

@@ -5,6 +5,7 @@ import time
 from propdev.management import ConflictError, SessionCutoffs
 from propdev.management.points import AccessPoints
 from propdev.management.residents import Residents
+from propdev.push import PushTokens
 from propdev.registry import InProcessBus, Revocations
 from propdev.storage import Database
 from tests.unit.management.conftest import OPERATOR
@@ -38,6 +39,7 @@ async def test_moving_out_ends_rights_passes_vehicles_and_refresh_tokens_at_once
         t=now,
         t2=now + 3600,
     )
+    await PushTokens(db).register(resident, {"platform": "apns", "token": "7f" * 32})
     cut = cutoffs()
     residents = Residents(db, cut)
     report = await residents.move_out(OPERATOR, resident)
@@ -49,6 +51,7 @@ async def test_moving_out_ends_rights_passes_vehicles_and_refresh_tokens_at_once
     }
     assert cut.refuses(resident)
     assert await db.fetch_all("SELECT 1 AS x FROM rights WHERE user_id = :u", u=resident) == []
+    assert await PushTokens(db).of(resident) == []  # their phones get no more pushes
     row = await db.fetch_one("SELECT revoked FROM oauth_refresh_tokens WHERE token_hash = 'h'")
     assert row is not None and bool(row["revoked"])
     assert (await residents.get(resident))["status"] == "moved_out"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from propdev.privacy import AlreadyErasedError, PersonalData, UnknownPersonError
+from propdev.push import PushTokens
 from propdev.security import create_user
 from propdev.storage import Database
 from propdev.storage.audit import AuditLog
@@ -23,6 +24,8 @@ from tests.unit.privacy.conftest import (
     count,
 )
 
+APNS_TOKEN = "5e" * 32
+
 
 async def _holdings(db: Database) -> str:
     """A resident holding something in every table that names a person."""
@@ -32,6 +35,14 @@ async def _holdings(db: Database) -> str:
     await add_session(db, user_id, "fam-1", NOW + 30 * DAY)
     await add_command(db, user_id, "cmd-1", NOW - DAY)
     await add_event(db, user_id, NOW - DAY, command_id="cmd-1")
+    await PushTokens(db, clock=lambda: NOW).register(
+        user_id, {"platform": "apns", "token": APNS_TOKEN, "locale": "en"}
+    )
+    await db.execute(
+        "INSERT INTO push_outbox (event_id, token_id, user_id, event, created_at, due_at) "
+        "SELECT 1, id, user_id, '{}', 0, 0 FROM push_tokens WHERE user_id = :u",
+        u=user_id,
+    )
     await add_audit(
         db, at=NOW - DAY, actor="anonymous", subject=user_id, personal={"username": "rita"}
     )
@@ -59,6 +70,8 @@ async def test_an_export_holds_every_table_naming_the_resident_with_personal_dat
         ("pass-1", ["ap-1"])
     ]
     assert [s["family_id"] for s in document["sessions"]] == ["fam-1"]
+    assert [(t["platform"], t["token"]) for t in document["push_tokens"]] == [("apns", APNS_TOKEN)]
+    assert document["account"]["locale"] == "en"
     assert "token_hash" not in document["sessions"][0]
     assert [e["command_id"] for e in document["events"]] == ["cmd-1"]
     assert [(c["id"], [s["step"] for s in c["steps"]]) for c in document["commands"]] == [
@@ -107,6 +120,8 @@ async def test_an_erasure_destroys_what_is_held_and_the_chain_still_verifies(
         ("oauth_refresh_tokens", "user_id"),
         ("events", "user_id"),
         ("commands", "user_id"),
+        ("push_tokens", "user_id"),
+        ("push_outbox", "user_id"),
     ):
         assert await count(db, f"{table} WHERE {column} = :u", u=user_id) == 0, table
     assert await count(db, "guest_pass_access_points") == 0
