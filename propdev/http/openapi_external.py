@@ -339,6 +339,15 @@ EXTERNAL[("POST", "/sim/v1/callbacks/flush")] = operation(
     tags=SIM,
     responses={204: None},
 )
+EXTERNAL[("POST", "/sim/v1/events")] = operation(
+    "Simulator: call an event back now (a device's entry, plate, code, state…), queued behind "
+    "the callbacks made so far, as the vendor's own events are",
+    tags=SIM,
+    request=object_of(
+        {"device_id": STRING, "type": STRING}, required=["device_id", "type"], additional=True
+    ),
+    responses={202: {"type": "object"}, 400: PROBLEM},
+)
 EXTERNAL[("GET", "/sim/v1/signatures")] = operation(
     "Simulator: whether API calls must carry our RFC 9421 signature, and how many were "
     "verified or refused (by reason)",
