@@ -44,6 +44,7 @@ class Answer:
     node: str
     status: int
     retried: int
+    detail: str = ""  # door, Idempotency-Key and body of an answer other than 200
 
 
 class OpenStream:
@@ -86,11 +87,12 @@ class OpenStream:
             for retried in range(20):
                 node = nodes[(i + retried) % len(nodes)]
                 try:
-                    status, _ = await self.cluster.open(node, username, door, key)
+                    status, body = await self.cluster.open(node, username, door, key)
                 except CONNECTION_ERRORS:
                     await asyncio.sleep(0.05)  # both nodes restarting at once is a test bug
                     continue
-                self.answers.append(Answer(phase, node.name, status, retried))
+                detail = "" if status == 200 else f"{door} {key} {body}"
+                self.answers.append(Answer(phase, node.name, status, retried, detail))
                 break
             else:
                 self.answers.append(Answer(phase, "none", 0, 20))
