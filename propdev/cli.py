@@ -184,8 +184,14 @@ async def _until_signal(coro: Coroutine[Any, Any, None]) -> None:
 
 async def _serve(settings: Settings) -> int:
     from propdev.node import serve
+    from propdev.storage import MigrationError
 
-    await _until_signal(serve(settings))
+    try:
+        await _until_signal(serve(settings))
+    except MigrationError as exc:  # a schema this release may not run on: say so, no traceback
+        log.error("node_refused_schema", error=str(exc))
+        print(f"propdev cannot start: {exc}", file=sys.stderr)
+        return 1
     log.info("node_stopped")
     return 0
 

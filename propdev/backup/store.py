@@ -28,11 +28,15 @@ import psycopg
 from psycopg import sql
 
 from propdev.backup.errors import BackupError, TargetNotEmptyError, UnsupportedBackupError
-from propdev.storage.migrations import MIGRATIONS, schema_statements
+from propdev.storage.migrations import (
+    MIGRATIONS,
+    SCHEMA_TABLE,
+    SCHEMA_TABLE_DDL,
+    schema_statements,
+)
 
 SQLITE_FILE = "store/propdev.db"
 PG_SCHEMA = "store/schema.json"
-SCHEMA_TABLE = "schema_version"
 IDENTITY_TABLE = "cluster_identity"
 
 
@@ -289,11 +293,7 @@ def load_postgres(url: str, staging: Path) -> None:
         occupant = _occupant(conn)
         if occupant is not None:
             raise TargetNotEmptyError(f"the PostgreSQL store is not empty: {occupant}")
-        conn.execute(
-            f"CREATE TABLE {SCHEMA_TABLE} ("
-            "version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
-            "applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)"
-        )
+        conn.execute(SCHEMA_TABLE_DDL)  # a backup from before its kind column loads into it too
         for statement in schema_statements("postgresql", versions):
             conn.execute(statement)
         for table in schema["tables"]:

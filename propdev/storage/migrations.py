@@ -2,16 +2,44 @@
 
 Each migration is a list of statements written for both dialects; ``{serial}`` stands for an
 auto-increment integer primary key and ``{blob}`` for a binary column.
+
+Each is an *expand* step (it only adds: the code of the release before runs on it) unless its
+version is in ``CONTRACT_VERSIONS`` (it drops or renames what an older release may use). The
+kind is recorded with the version in ``schema_version``, so that a node of an older release
+finds in the database itself whether it may run on versions it does not know: it serves on
+unknown expand steps (with a warning) and refuses unknown contract steps (docs/upgrades.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, Literal
 
 import sqlalchemy as sa
+import structlog
 
 from propdev.storage.db import Database, run
 from propdev.storage.errors import MigrationError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+log = structlog.get_logger()
+
+Kind = Literal["expand", "contract"]
+EXPAND: Final = "expand"
+CONTRACT: Final = "contract"
+
+SCHEMA_TABLE = "schema_version"
+SCHEMA_TABLE_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} ("
+    "version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
+    "applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, kind TEXT)"
+)
+"""The table of applied versions. ``kind`` came after the first releases: a NULL kind is a row
+written by a propdev from before the marks (each node fills in the kinds of the versions it
+knows at start)."""
 
 _DIALECT_WORDS = {
     "sqlite": {"serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB"},
@@ -313,7 +341,38 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     ),
 ]
 
+CONTRACT_VERSIONS: frozenset[int] = frozenset()
+"""The contract steps among ``MIGRATIONS``: each drops or renames something that only releases
+before the previous one still use (none yet). Every other version is an expand step, and
+tests/unit/storage/test_migration_kinds.py reads its statements to check that it only adds."""
+
 CURRENT_VERSION = max(v for v, _, _ in MIGRATIONS)
+
+
+def kind_of(version: int) -> Kind:
+    """``contract`` if ``version`` is in ``CONTRACT_VERSIONS``, else ``expand``."""
+    return CONTRACT if version in CONTRACT_VERSIONS else EXPAND
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """A row of ``schema_version``."""
+
+    version: int
+    description: str
+    kind: str | None
+
+    def __str__(self) -> str:
+        return f"{self.version} ({self.kind or 'no kind recorded'}: {self.description})"
+
+
+def foreign_versions(recorded: Collection[Recorded]) -> tuple[list[Recorded], list[Recorded]]:
+    """The applied versions this code does not know, split into those it may run on (expand
+    steps) and those it must not (contract steps, or rows from before kinds were recorded)."""
+    known = {v for v, _, _ in MIGRATIONS}
+    unknown = sorted((r for r in recorded if r.version not in known), key=lambda r: r.version)
+    compatible = [r for r in unknown if r.kind == EXPAND]
+    return compatible, [r for r in unknown if r.kind != EXPAND]
 
 
 def schema_statements(dialect: str, versions: Collection[int]) -> list[str]:
@@ -332,35 +391,66 @@ async def migrate(db: Database) -> int:
     """Apply every migration not yet recorded, in version order; return the highest found.
 
     Versions are applied by set difference, not "above the highest", so migrations added on
-    parallel branches all reach a database that was migrated in between.
+    parallel branches all reach a database that was migrated in between. Versions applied by a
+    newer release are accepted if recorded as expand steps (logged as
+    ``schema_versions_from_a_newer_release``); an unknown contract step raises
+    ``MigrationError``.
     """
     words = _DIALECT_WORDS[db.dialect]
     async with db.transaction() as conn:
-        await conn.execute(
-            sa.text(
-                "CREATE TABLE IF NOT EXISTS schema_version ("
-                "version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
-                "applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)"
-            )
-        )
         if db.dialect == "postgresql":
             # Two nodes starting at once must not both migrate.
             await conn.execute(sa.text("SELECT pg_advisory_xact_lock(74201)"))
-        rows = await run(conn, "SELECT version FROM schema_version")
-        applied = {int(r["version"]) for r in rows}
+        await conn.execute(sa.text(SCHEMA_TABLE_DDL))
+        if not await _has_kind_column(conn, db.dialect):
+            await conn.execute(sa.text(f"ALTER TABLE {SCHEMA_TABLE} ADD COLUMN kind TEXT"))
+        rows = await run(conn, f"SELECT version, description, kind FROM {SCHEMA_TABLE}")
+        recorded = [Recorded(int(r["version"]), str(r["description"]), r["kind"]) for r in rows]
+        applied = {r.version for r in recorded}
         found = max(applied, default=0)
-        unknown = applied - {v for v, _, _ in MIGRATIONS}
-        if unknown:
+        compatible, refused = foreign_versions(recorded)
+        if refused:
             raise MigrationError(
-                f"database has schema versions {sorted(unknown)} that this code does not know"
+                "the database has schema versions that this code does not know and may not run "
+                f"on: {', '.join(map(str, refused))}; start the release that applied them, or "
+                "a newer one (docs/upgrades.md)"
             )
+        if compatible:
+            log.warning(
+                "schema_versions_from_a_newer_release",
+                versions=[r.version for r in compatible],
+                descriptions=[r.description for r in compatible],
+                kind=EXPAND,
+            )
+        known = {v for v, _, _ in MIGRATIONS}
+        for r in recorded:
+            if r.kind is None and r.version in known:
+                await conn.execute(
+                    sa.text(f"UPDATE {SCHEMA_TABLE} SET kind = :k WHERE version = :v"),
+                    {"k": kind_of(r.version), "v": r.version},
+                )
         for version, description, statements in sorted(MIGRATIONS, key=lambda m: m[0]):
             if version in applied:
                 continue
             for statement in statements:
                 await conn.execute(sa.text(statement.format(**words)))
             await conn.execute(
-                sa.text("INSERT INTO schema_version (version, description) VALUES (:v, :d)"),
-                {"v": version, "d": description},
+                sa.text(
+                    f"INSERT INTO {SCHEMA_TABLE} (version, description, kind) VALUES (:v, :d, :k)"
+                ),
+                {"v": version, "d": description, "k": kind_of(version)},
             )
     return found
+
+
+async def _has_kind_column(conn: AsyncConnection, dialect: str) -> bool:
+    """Whether ``schema_version`` has its ``kind`` column (added after the first releases)."""
+    if dialect == "sqlite":
+        rows = await run(conn, f"PRAGMA table_info({SCHEMA_TABLE})")
+        return any(r["name"] == "kind" for r in rows)
+    rows = await run(
+        conn,
+        "SELECT 1 AS found FROM information_schema.columns WHERE table_schema = current_schema()"
+        f" AND table_name = '{SCHEMA_TABLE}' AND column_name = 'kind'",
+    )
+    return bool(rows)

@@ -27,7 +27,15 @@ from tests.conftest import POSTGRES_URL, free_port
 from tests.support.eventually import eventually
 from tests.support.oauth_client import login
 from tests.support.postgres import fresh_database
-from tests.support.processes import Process, ca_file, cli_env, run_cli, running, trusting
+from tests.support.processes import (
+    REPO,
+    Process,
+    ca_file,
+    cli_env,
+    run_cli,
+    running,
+    trusting,
+)
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 NODES = 3
@@ -99,16 +107,21 @@ class Cluster:
             self.tokens[username] = str(tokens["access_token"])
         return self.tokens[username]
 
-    async def start(self, node: Node, *, within: float = 30.0) -> None:
+    async def start(
+        self, node: Node, *, within: float = 30.0, root: Path = REPO, log: str | None = None
+    ) -> None:
+        """Start ``node`` (again): ``root``, the source tree it runs (another release's);
+        ``log``, the name of its log files when not the node's (a restart keeps the first's)."""
         node.process = await self.stack.enter_async_context(
             running(
-                node.name,
+                log or node.name,
                 ["serve"],
                 node.env,
                 self.logs,
                 ready_url=f"{node.url}/healthz",
                 ca=ca_file(self.data_dir),
                 start_timeout=within,
+                root=root,
             )
         )
 

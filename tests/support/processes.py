@@ -63,13 +63,16 @@ class Finished:
         )
 
 
-async def run_cli(args: Sequence[str], env: Mapping[str, str], *, wait: float = 60.0) -> Finished:
-    """Run ``python run.py <args>`` to its end (killed after ``wait`` seconds)."""
+async def run_cli(
+    args: Sequence[str], env: Mapping[str, str], *, wait: float = 60.0, root: Path = REPO
+) -> Finished:
+    """Run ``python run.py <args>`` to its end (killed after ``wait`` seconds); ``root``: the
+    source tree whose ``run.py`` runs (another release's, see tests/support/release.py)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
-        str(RUN_PY),
+        str(root / "run.py"),
         *args,
-        cwd=REPO,
+        cwd=root,
         env=dict(env),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
@@ -169,8 +172,10 @@ async def running(
     ca: Path,
     start_timeout: float = START_TIMEOUT,
     stop_timeout: float = STOP_TIMEOUT,
+    root: Path = REPO,
 ) -> AsyncIterator[Process]:
-    """Start ``python run.py <args>``, yield it once ``ready_url`` answers, always stop it.
+    """Start ``python run.py <args>`` (of the source tree ``root``), yield it once
+    ``ready_url`` answers, always stop it.
 
     A body may call ``stop()`` itself to look at the exit code; leaving the block stops the
     process otherwise. On any failure the process's output is printed.
@@ -182,9 +187,9 @@ async def running(
     ):
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
-            str(RUN_PY),
+            str(root / "run.py"),
             *args,
-            cwd=REPO,
+            cwd=root,
             env=dict(env),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=out,
