@@ -3,7 +3,7 @@ service a route uses is set here once, under its typed key (``propdev.http.keys`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
@@ -28,6 +28,7 @@ from propdev.http.routes import (
     health,
     operator_actions,
     resident,
+    staff,
     vehicles,
     webapp,
 )
@@ -38,6 +39,7 @@ from propdev.http.routes import passes as guest_passes
 from propdev.http.routes.oauth import oauth_routes
 from propdev.http.routes.ops import routes as ops_routes
 from propdev.http.routes.slo import routes as slo_routes
+from propdev.http.scope import scope_middleware
 from propdev.http.services import ClusterNodes, Devices, Drain, EmbeddedNodes, Opener, Readiness
 from propdev.http.telemetry import telemetry_middleware
 
@@ -145,6 +147,7 @@ def make_app(node: NodeServices) -> web.Application:
             body_limit_middleware(max_body=settings.max_body, body_timeout=settings.body_timeout),
             auth_middleware(verifier=node.verifier, external=node.external_verifier),
             rate_limit_middleware(rate=settings.rate_limit, limiter=limiter, subject=_subject),
+            scope_middleware(),  # staff routes: role may (403), resource in scope (404)
         ],
     )
     _set_services(app, node)
@@ -166,6 +169,7 @@ def make_app(node: NodeServices) -> web.Application:
     app.add_routes(console.routes)
     app.add_routes(webapp.routes)  # /app/: the resident web app
     app.add_routes(operator_actions.routes)
+    app.add_routes(staff.routes)  # /admin/api/v1/operators
     management_api.setup(  # /admin/api/v1: estate, devices, residents, rights
         app,
         db=node.db,
@@ -176,6 +180,7 @@ def make_app(node: NodeServices) -> web.Application:
         activation_ttl=settings.activation_code_ttl,
         gateways=node.gateways,
         system=node.system,
+        end_grant=_end_grant(node.accounts),
     )
     app.add_routes(public_routes(oauth_routes(node.oauth)))
     app.add_routes(public_routes(node.simulator_routes()))  # embedded, on loopback only
@@ -214,6 +219,16 @@ def _set_services(app: web.Application, node: NodeServices) -> None:
     app[keys.METRICS_ALLOW] = networks(settings.metrics_allow)
     app[keys.SLO] = node.telemetry.slo
     app[keys.OPENER] = node
+
+
+def _end_grant(accounts: Accounts) -> Callable[[str, float], Awaitable[None]]:
+    """Revoke a grant through the node's revocations (set on ``accounts`` at start)."""
+
+    async def end(sid: str, until: float) -> None:
+        if accounts.on_grant_revoked is not None:
+            await accounts.on_grant_revoked(sid, until)
+
+    return end
 
 
 def _subject(request: web.Request) -> str | None:

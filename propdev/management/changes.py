@@ -40,6 +40,7 @@ async def record(
     reason: str,
     access_point_id: str | None = None,
     at: float | None = None,
+    subject: str | None = None,
 ) -> dict[str, Any]:
     """Append the change to the audit chain inside the caller's transaction."""
     return await audit.append(
@@ -52,5 +53,6 @@ async def record(
             access_point_id=access_point_id,
             decision="granted",
             reason=reason,
+            subject=subject,
         ),
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Collection
 from typing import Any, NamedTuple
 
 import propdev.management.fields as fields
@@ -23,6 +24,7 @@ from propdev.accounts import ACTIVATION_CODE, ACTIVATION_CODE_TTL, issue_code
 from propdev.management.changes import details, record
 from propdev.management.cutoffs import SessionCutoffs
 from propdev.management.errors import ConflictError, InvalidFieldError, UnknownObjectError
+from propdev.management.within import APARTMENTS_AT, in_subquery
 from propdev.security import User, create_user, vault_of
 from propdev.storage import Database, run
 
@@ -55,13 +57,18 @@ class Residents:
         self.cutoffs = cutoffs
         self.activation_ttl = activation_ttl
 
-    async def list(self, *, apartment_id: str | None = None) -> list[dict[str, Any]]:
+    async def list(
+        self, *, apartment_id: str | None = None, sites: Collection[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Residents (living at ``sites`` only, when given)."""
         where = " AND r.apartment_id = :a" if apartment_id else ""
+        within, params = in_subquery("r.apartment_id", APARTMENTS_AT, sites)
         rows = await self.db.fetch_all(
             "SELECT u.*, r.apartment_id AS apartment_id, r.moved_out_at AS moved_out_at "
             f"FROM users u LEFT JOIN residencies r ON r.user_id = u.id WHERE {_role_filter()}"
-            f"{where} ORDER BY u.username",
+            f" AND {within}{where} ORDER BY u.username",
             a=apartment_id,
+            **params,
         )
         vault = vault_of(self.db)
         return [self._json(User.from_row(row, vault), row) for row in rows]
@@ -137,6 +144,7 @@ class Residents:
                 action="resident.invite",
                 reason=details(user_id=user_id, apartment_id=apartment_id),
                 at=now,
+                subject=user_id,
             )
         return Invitation(await self.get(user_id), password, code, now + self.activation_ttl)
 
@@ -215,6 +223,7 @@ class Residents:
                 action="resident.move_out",
                 reason=details(user_id=user_id, **report),
                 at=now,
+                subject=user_id,
             )
         await self.cutoffs.cut(user_id, now)
         return {"id": user_id, "moved_out_at": now, **report}

@@ -239,15 +239,27 @@ class AuditLog:
             return await append(conn, self.db.dialect, record)
 
     async def page(
-        self, *, access_point_id: str | None = None, after: int = 0, limit: int = 100
+        self,
+        *,
+        access_point_id: str | None = None,
+        after: int = 0,
+        limit: int = 100,
+        within: tuple[str, Mapping[str, Any]] | None = None,
     ) -> list[Row]:
+        """Entries after ``after``; ``within``: one more SQL condition and its parameters
+        (a staff scope's, ``propdev.staff.audit_within``)."""
         where = "id > :after" + (" AND access_point_id = :ap" if access_point_id else "")
+        extra: Mapping[str, Any] = {}
+        if within is not None:
+            where += f" AND ({within[0]})"
+            extra = within[1]
         return await self.db.fetch_all(
             "SELECT id, at, actor, action, access_point_id, decision, reason, command_id, "
             f"prev_hash, hash FROM audit WHERE {where} ORDER BY id LIMIT :limit",
             after=after,
             ap=access_point_id,
             limit=limit,
+            **extra,
         )
 
     async def verify(self) -> tuple[bool, int, int | None]:

@@ -7,29 +7,31 @@ from aiohttp import web
 
 from propdev.http import schemas
 from propdev.http.errors import NotFoundError
-from propdev.http.keys import ACTOR_SYSTEM, AUDIT, DATABASE, NODES, PARTNER_GATEWAYS
+from propdev.http.keys import ACTOR_SYSTEM, AUDIT, DATABASE, NODES, PARTNER_GATEWAYS, STAFF
 from propdev.http.middlewares import principal
 from propdev.http.openapi import Param, doc
-from propdev.http.permissions import Permission, requires
 from propdev.http.routes.resident import int_param
+from propdev.http.scope import LISTED, At, Source, scope_of, scoped
 from propdev.security import RECOVERY_CODES_LOW, get_user, recovery_codes_status
+from propdev.staff import Action, Kind, audit_within
 
 routes = web.RouteTableDef()
 
 
 @routes.get("/admin/api/v1/actors")
-@requires(Permission.OPERATOR)
+@scoped(Action.SYSTEM_READ, LISTED)
 @doc(
     "The supervision tree: supervisors and actors with state, mailbox and restarts",
     tags=["admin"],
     responses={200: schemas.ACTOR_TREE},
 )
 async def actors(request: web.Request) -> web.Response:
-    return web.json_response(request.app[ACTOR_SYSTEM].snapshot())
+    visible = await request.app[STAFF].visible(scope_of(request))
+    return web.json_response(visible.tree(request.app[ACTOR_SYSTEM].snapshot()))
 
 
 @routes.post("/admin/api/v1/actors/{actor_id}/restart")
-@requires(Permission.OPERATOR)
+@scoped(Action.SYSTEM_OPERATE, At(Kind.ACTOR, "actor_id"))
 @doc(
     "Restart an activated actor (on_stop, new instance, on_start)",
     tags=["admin"],
@@ -48,7 +50,7 @@ async def restart_actor(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/api/v1/nodes")
-@requires(Permission.OPERATOR)
+@scoped(Action.SYSTEM_READ, LISTED)
 @doc(
     "The nodes of the cluster and their shards",
     tags=["admin"],
@@ -61,7 +63,7 @@ async def nodes(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/api/v1/breakers")
-@requires(Permission.OPERATOR)
+@scoped(Action.SYSTEM_READ, LISTED)
 @doc(
     "Partners' circuit breakers",
     tags=["admin"],
@@ -73,11 +75,13 @@ async def nodes(request: web.Request) -> web.Response:
 )
 async def breakers(request: web.Request) -> web.Response:
     gateways = request.app[PARTNER_GATEWAYS]
-    return web.json_response({"breakers": [g.snapshot() for g in gateways.values()]})
+    visible = await request.app[STAFF].visible(scope_of(request))
+    shown = [g.snapshot() for name, g in gateways.items() if visible.partner(name)]
+    return web.json_response({"breakers": shown})
 
 
 @routes.get("/admin/api/v1/audit")
-@requires(Permission.OPERATOR)
+@scoped(Action.AUDIT_READ, At(Kind.ACCESS_POINT, "access_point_id", Source.QUERY), LISTED)
 @doc(
     "The audit log (hash-chained), paged and filtered",
     tags=["admin"],
@@ -93,7 +97,10 @@ async def audit(request: web.Request) -> web.Response:
     after = int_param(request, "after", 0, lo=0, hi=2**62)
     access_point_id = request.query.get("access_point_id") or None
     entries = await request.app[AUDIT].page(
-        access_point_id=access_point_id, after=after, limit=limit + 1
+        access_point_id=access_point_id,
+        after=after,
+        limit=limit + 1,
+        within=audit_within(scope_of(request)),
     )
     more = len(entries) > limit
     entries = entries[:limit]
@@ -103,7 +110,7 @@ async def audit(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/api/v1/me/recovery-codes")
-@requires(Permission.OPERATOR)
+@scoped(Action.SELF, LISTED)
 @doc(
     "How many of the calling operator's recovery codes are left (never the codes)",
     description=(
