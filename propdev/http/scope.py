@@ -30,7 +30,7 @@ from propdev.http.errors import ForbiddenError, NotFoundError, ProblemError
 from propdev.http.keys import STAFF
 from propdev.http.middlewares import PRINCIPAL
 from propdev.http.permissions import Permission, permission_of, requires
-from propdev.staff import Action, Kind, Scope
+from propdev.staff import EVERYTHING, Action, Kind, Scope, Visible
 
 log = structlog.get_logger()
 
@@ -93,6 +93,14 @@ def scope_of(request: web.Request) -> Scope:
     if found is None:
         raise ForbiddenError("This route declares no staff scope.")
     return found
+
+
+async def visible_to(request: web.Request) -> Visible:
+    """What the caller's scope lets them see in lists by id (everything: organisation-wide)."""
+    scope = scope_of(request)
+    if scope.organisation_wide:
+        return EVERYTHING
+    return await request.app[STAFF].visible(scope)
 
 
 def scope_middleware() -> Middleware:

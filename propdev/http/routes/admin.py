@@ -7,11 +7,11 @@ from aiohttp import web
 
 from propdev.http import schemas
 from propdev.http.errors import NotFoundError
-from propdev.http.keys import ACTOR_SYSTEM, AUDIT, DATABASE, NODES, PARTNER_GATEWAYS, STAFF
+from propdev.http.keys import ACTOR_SYSTEM, AUDIT, DATABASE, NODES, PARTNER_GATEWAYS
 from propdev.http.middlewares import principal
 from propdev.http.openapi import Param, doc
 from propdev.http.routes.resident import int_param
-from propdev.http.scope import LISTED, At, Source, scope_of, scoped
+from propdev.http.scope import LISTED, At, Source, scope_of, scoped, visible_to
 from propdev.security import RECOVERY_CODES_LOW, get_user, recovery_codes_status
 from propdev.staff import Action, Kind, audit_within
 
@@ -26,7 +26,7 @@ routes = web.RouteTableDef()
     responses={200: schemas.ACTOR_TREE},
 )
 async def actors(request: web.Request) -> web.Response:
-    visible = await request.app[STAFF].visible(scope_of(request))
+    visible = await visible_to(request)
     return web.json_response(visible.tree(request.app[ACTOR_SYSTEM].snapshot()))
 
 
@@ -75,7 +75,7 @@ async def nodes(request: web.Request) -> web.Response:
 )
 async def breakers(request: web.Request) -> web.Response:
     gateways = request.app[PARTNER_GATEWAYS]
-    visible = await request.app[STAFF].visible(scope_of(request))
+    visible = await visible_to(request)
     shown = [g.snapshot() for name, g in gateways.items() if visible.partner(name)]
     return web.json_response({"breakers": shown})
 
