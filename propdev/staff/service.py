@@ -305,6 +305,8 @@ class Staff:
                 id=user_id,
             )
             conn.run("DELETE FROM user_recovery_codes WHERE user_id = :id", id=user_id)
+            # The replay guard of the old seed's codes: moot with a new seed.
+            conn.run("DELETE FROM user_totp_steps WHERE user_id = :id", id=user_id)
             families = _end_sessions(conn, user_id, now)
             for sql, params in statements:
                 conn.run(sql, **params)
