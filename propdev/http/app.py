@@ -26,6 +26,7 @@ from propdev.http.routes import (
     console,
     docs,
     health,
+    household,
     operator_actions,
     resident,
     staff,
@@ -158,6 +159,7 @@ def make_app(node: NodeServices) -> web.Application:
     app.add_routes(guest_passes.routes)
     app.add_routes(vehicles.routes)
     app.add_routes(account.routes)
+    app.add_routes(household.routes)  # /api/v1/household/members
     app.add_routes(utilities_gateway.routes)
     app.add_routes(ws.routes)
     app[ws.LIVE_SOCKETS] = {}
