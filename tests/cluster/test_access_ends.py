@@ -1,6 +1,7 @@
-"""Disabling a staff account ends its access on every node of the cluster within a second of
-the answer: node B, which verified and cached the account's token before, refuses it. Only the
-revocation broadcast can tell B (access tokens are not in the store)."""
+"""Disabling a staff account, or removing a household member, ends their access on every node
+of the cluster within a second of the answer: node B, which verified and cached the token
+before, refuses it. Only the revocation broadcast can tell B (access tokens are not in the
+store)."""
 
 from __future__ import annotations
 
@@ -79,3 +80,53 @@ async def test_a_disabled_staff_account_is_refused_on_every_node_within_a_second
     await eventually(refused_everywhere, within=WITHIN, what="refused on every node", every=0.02)
     assert time.monotonic() - answered < WITHIN
     assert await _status(cluster, b.url, boss_token) == 200  # only that account
+
+
+async def test_a_removed_household_member_is_refused_on_every_node_within_a_second(
+    cluster: Cluster,
+) -> None:
+    a, b = cluster.nodes[0], cluster.nodes[1]
+    anna = await cluster.token("anna")  # an owner (the demo)
+    common = {
+        "client_id": cluster.creds["mobile_client_id"],
+        "redirect_uri": cluster.creds["redirect_uri"],
+    }
+    members = "/api/v1/household/members"
+    async with cluster.http.post(
+        f"{a.url}{members}", json={"full_name": "Lodger"}, headers=bearer(anna)
+    ) as resp:
+        assert resp.status == 201, await resp.text()
+        invited = await resp.json()
+    password = "lodger-correct-horse-battery"
+    async with cluster.http.post(
+        f"{b.url}/api/v1/activation",
+        json={
+            "username": invited["username"],
+            "activation_code": invited["activation_code"],
+            "password": password,
+        },
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+    tokens = await login(
+        cluster.http, a.url, username=invited["username"], password=password, **common
+    )
+    token = str(tokens["access_token"])
+
+    async def status(url: str) -> int:
+        async with cluster.http.get(f"{url}/api/v1/access-points", headers=bearer(token)) as resp:
+            return resp.status
+
+    for node in cluster.nodes:
+        assert await status(node.url) == 200, node.name  # verified, cached
+
+    async with cluster.http.delete(
+        f"{a.url}{members}/{invited['id']}", headers=bearer(anna)
+    ) as resp:
+        assert resp.status == 204, await resp.text()
+    answered = time.monotonic()
+
+    async def refused_everywhere() -> bool:
+        return all([await status(node.url) == 401 for node in cluster.nodes])
+
+    await eventually(refused_everywhere, within=WITHIN, what="refused on every node", every=0.02)
+    assert time.monotonic() - answered < WITHIN
