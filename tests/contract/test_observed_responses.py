@@ -160,6 +160,7 @@ async def test_the_main_flows_answer_inside_the_document(node: RunningNode) -> N
     await o.call("DELETE", f"{staff}/{created['id']}", token=operator, expect=204)
     admin_id = node.credentials["operator"]["id"]
     await o.call("DELETE", f"{staff}/{admin_id}", token=operator, expect=409)
+    await o.call("POST", "/admin/api/v1/me/recovery-codes", token=operator, expect=201)
     household = "/api/v1/household/members"
     await o.call("GET", household, token=anna, expect=200)
     await o.call("POST", household, token=vera, json={"full_name": "Z"}, expect=403)

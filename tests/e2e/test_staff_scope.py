@@ -214,6 +214,11 @@ async def test_a_change_of_scope_counts_at_the_next_call_and_2fa_is_reset_by_an_
     boss = await admin(r)
     auditor = await enrol(r, boss, "roving-audit", ["auditor"], [RIVERSIDE])
     assert await ids(auditor, "access-points") == RIVERSIDE_POINTS
+    # Enrolled (its first login took a TOTP code): its recovery codes, once.
+    status, codes = await auditor.call("POST", f"{API}/me/recovery-codes")
+    assert status == 201 and len(set(codes["recovery_codes"])) == 10
+    status, left = await auditor.call("GET", f"{API}/me/recovery-codes")
+    assert (status, left["remaining"], left["issued"]) == (200, 10, 10)
     status, changed = await boss.call(
         "PATCH", f"{API}/operators/{auditor.id}", {"site_ids": [HARBOUR], "roles": ["operator"]}
     )
@@ -229,3 +234,48 @@ async def test_a_change_of_scope_counts_at_the_next_call_and_2fa_is_reset_by_an_
     await eventually(signed_out, within=5.0, what="the reset account's sessions ended")
     status, shown = await boss.call("GET", f"{API}/operators/{auditor.id}")
     assert (shown["status"], shown["totp_enrolled"]) == ("pending", False)
+
+
+async def demo_staff(r: RunningNode, username: str) -> Caller:
+    """A demo staff account of ``demo-credentials.json``, logged in with its TOTP seed."""
+    found = next(o for o in r.credentials["operators"] if o["username"] == username)
+    tokens = await login(
+        r.http,
+        r.url,
+        client_id=r.credentials["mobile_client_id"],
+        redirect_uri=r.credentials["redirect_uri"],
+        username=username,
+        password=found["password"],
+        totp_secret=found["totp_secret"],
+    )
+    return Caller(r, str(tokens["access_token"]), str(found["id"]))
+
+
+async def test_the_console_feed_shows_a_site_operator_only_its_site(node: RunningNode) -> None:
+    r = node
+    harbour = await demo_staff(r, "harbour-operator")
+    boss = await admin(r)
+    # A device actor at each site, active on this node.
+    for door in ("ap-a-entrance", "ap-b-entrance"):
+        status, _ = await boss.call("POST", f"{API}/access-points/{door}/open", {"reason": "feed"})
+        assert status == 200
+
+    def actors(tree: dict[str, Any]) -> set[str]:
+        found = {a["id"] for a in tree.get("actors", [])}
+        for sub in tree.get("supervisors", []):
+            found |= actors(sub)
+        return found
+
+    async with r.http.ws_connect(
+        f"{r.url}{API}/ws", headers={"Authorization": f"Bearer {harbour.token}"}
+    ) as feed:
+        snapshot = await feed.receive_json(timeout=10)
+    assert {d["id"] for d in snapshot["devices"]} == HARBOUR_POINTS
+    assert "device:ap-b-entrance" in actors(snapshot["tree"])
+    assert not any(a.startswith("device:ap-a") for a in actors(snapshot["tree"]))
+    status, tree = await harbour.call("GET", f"{API}/actors")
+    assert (status, actors(tree)) == (200, {"device:ap-b-entrance"})  # no partner, no node actor
+    status, everything = await boss.call("GET", f"{API}/actors")
+    assert {"device:ap-a-entrance", "device:ap-b-entrance"} <= actors(everything)
+    status, breakers = await harbour.call("GET", f"{API}/breakers")
+    assert [b["partner_id"] for b in breakers["breakers"]] == ["simulator"]  # serves its doors

@@ -3,6 +3,8 @@ caller's recovery codes left."""
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from propdev.http import schemas
@@ -12,8 +14,15 @@ from propdev.http.middlewares import principal
 from propdev.http.openapi import Param, doc
 from propdev.http.routes.resident import int_param
 from propdev.http.scope import LISTED, At, Source, scope_of, scoped, visible_to
-from propdev.security import RECOVERY_CODES_LOW, get_user, recovery_codes_status
+from propdev.security import (
+    RECOVERY_CODES_LOW,
+    get_user,
+    new_recovery_codes,
+    recovery_codes_status,
+    store_recovery_codes,
+)
 from propdev.staff import Action, Kind, audit_within
+from propdev.storage.audit import AuditRecord
 
 routes = web.RouteTableDef()
 
@@ -145,4 +154,47 @@ async def my_recovery_codes(request: web.Request) -> web.Response:
             "low": codes.low,
             "low_at": RECOVERY_CODES_LOW,
         }
+    )
+
+
+@routes.post("/admin/api/v1/me/recovery-codes")
+@scoped(Action.SELF, LISTED)
+@doc(
+    "A new set of recovery codes for the calling staff member, shown once",
+    description=(
+        "Replaces the earlier set (as `python run.py totp recovery-codes USERNAME`): after the "
+        "first login with a code of the TOTP seed (`POST /api/v1/activation`), a new staff "
+        "member gets its codes here. Only HMAC hashes are kept. Audited as "
+        "`operator.recovery_codes` (never a code). 404 for an operator of an external "
+        "identity provider, or an account without a TOTP seed."
+    ),
+    tags=["admin"],
+    responses={
+        201: schemas.object_of(
+            {"recovery_codes": schemas.array_of(schemas.STRING)}, required=["recovery_codes"]
+        ),
+        404: "The caller has no local account with a TOTP seed.",
+    },
+)
+async def new_my_recovery_codes(request: web.Request) -> web.Response:
+    db = request.app[DATABASE]
+    caller = principal(request)
+    user = await get_user(db, caller.sub)
+    if user is None or not user.has_totp:
+        raise NotFoundError("No local account with a TOTP seed: no recovery codes.")
+    codes = new_recovery_codes()
+    await store_recovery_codes(db, caller.sub, codes)
+    await request.app[AUDIT].append(
+        AuditRecord(
+            at=time.time(),
+            actor=f"operator:{caller.sub}",
+            action="operator.recovery_codes",
+            access_point_id=None,
+            decision="granted",
+            reason=f"id={caller.sub} count={len(codes)}",
+            subject=caller.sub,
+        )
+    )
+    return web.json_response(
+        {"recovery_codes": codes}, status=201, headers={"Cache-Control": "no-store"}
     )
