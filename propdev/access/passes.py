@@ -16,7 +16,7 @@ import hmac
 import secrets
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -356,11 +356,25 @@ class GuestPasses:
         return self._pass(row, aps[pass_id])
 
     async def find(
-        self, *, owner_id: str | None = None, active: bool | None = None, limit: int = 200
+        self,
+        *,
+        owner_id: str | None = None,
+        active: bool | None = None,
+        limit: int = 200,
+        sites: Collection[str] | None = None,
     ) -> list[GuestPass]:
         """Passes of anyone (operators), newest first; ``active``: only those that can still
-        be used (not revoked, expired or used up; scheduled ones count), or only the others."""
+        be used (not revoked, expired or used up; scheduled ones count), or only the others;
+        ``sites``: only those opening a door of one of these sites."""
         where = ["1 = 1"]
+        at: dict[str, str] = {}
+        if sites is not None:
+            at = {f"site{i}": s for i, s in enumerate(sorted(sites))}
+            listed = ", ".join(":" + k for k in at) or "NULL"
+            where.append(
+                "id IN (SELECT g.pass_id FROM guest_pass_access_points g JOIN access_points ap"
+                f" ON ap.id = g.access_point_id WHERE ap.site_id IN ({listed}))"
+            )
         if owner_id is not None:
             where.append("owner_id = :o")
         usable = "revoked_at IS NULL AND valid_until > :now AND uses < max_uses"
@@ -374,6 +388,7 @@ class GuestPasses:
             o=owner_id,
             now=self.clock(),
             limit=limit,
+            **at,
         )
         aps = await self._access_points([r["id"] for r in rows])
         return [self._pass(r, aps[r["id"]]) for r in rows]

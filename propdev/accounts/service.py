@@ -49,6 +49,9 @@ from propdev.security import (
     RedisThrottle,
     SignInThrottle,
     hash_password,
+    new_totp_secret,
+    provisioning_uri,
+    seal_user_fields,
     vault_of,
     verify_password,
 )
@@ -71,9 +74,12 @@ MAX_USERNAME = 128
 GrantRevoked = Callable[[str, float], Awaitable[None]]
 
 _ACCOUNT = (
-    "SELECT u.*, r.moved_out_at AS moved_out_at FROM users u"
-    " LEFT JOIN residencies r ON r.user_id = u.id WHERE u.{column} = :value"
+    "SELECT u.*, r.moved_out_at AS moved_out_at, s.disabled_at AS disabled_at FROM users u"
+    " LEFT JOIN residencies r ON r.user_id = u.id LEFT JOIN staff s ON s.user_id = u.id"
+    " WHERE u.{column} = :value"
 )
+STAFF_ROLES = frozenset({"admin", "operator", "auditor"})
+TOTP_ISSUER = "propdev"
 
 
 def actor(user_id: str) -> str:
@@ -270,17 +276,22 @@ class Accounts:
 
     async def activate(self, body: object, *, remote: str | None = None) -> dict[str, Any]:
         """Set the password of an invited account with its activation code; what the answer
-        carries besides (nothing for a resident)."""
+        carries besides: nothing for a resident, the new TOTP seed as ``totp_uri`` for staff
+        (their second factor is mandatory: the first login with a code of it completes the
+        enrolment)."""
         data = read_fields(body, ("username", "activation_code", "password"))
-        await self._redeem(
+        name = _username(data["username"])
+        secret = await self._redeem(
             codes.ACTIVATION,
-            _username(data["username"]),
+            name,
             data["activation_code"],
             check_new_password(data["password"], data["username"], field="password"),
             ACTIVATE,
             remote,
         )
-        return {}
+        if secret is None:
+            return {}
+        return {"totp_uri": provisioning_uri(secret, name, TOTP_ISSUER)}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -341,7 +352,8 @@ class Accounts:
         password: str,
         action: str,
         remote: str | None,
-    ) -> None:
+    ) -> str | None:
+        """Redeem the code; the new TOTP seed of a staff account's activation, else None."""
         address = remote or ""
         wait = await self.throttle.login_wait(name, address)
         if wait:
@@ -349,7 +361,9 @@ class Accounts:
         now = self.clock()
         row = await self._account("username", name)
         # The same statements whether the account exists or not (no timing tells which).
-        eligible = row is not None and _may_reset(row)
+        eligible = row is not None and (
+            _may_activate(row) if purpose == codes.ACTIVATION else _may_reset(row)
+        )
         owner = str(row["id"]) if row is not None and eligible else ""
         live = await self.db.fetch_all(
             codes.LIVE, user_id=owner, purpose=purpose, now=now, max=codes.MAX_ATTEMPTS
@@ -366,6 +380,7 @@ class Accounts:
             raise InvalidCodeError(purpose)
         user_id = str(row["id"])
         password_hash = await asyncio.to_thread(hash_password, password)
+        secret = new_totp_secret() if purpose == codes.ACTIVATION and _is_staff(row) else None
 
         def store(conn: UnitConnection) -> list[str] | None:
             claimed = conn.run(codes.CLAIM, id=found["id"], now=now, max=codes.MAX_ATTEMPTS)
@@ -374,6 +389,13 @@ class Accounts:
             conn.run(
                 "UPDATE users SET password_hash = :h WHERE id = :id", h=password_hash, id=user_id
             )
+            if secret is not None:  # staff: a new second factor, mandatory from now on
+                sealed = seal_user_fields(vault_of(self.db), user_id, totp_secret=secret)
+                conn.run(
+                    "UPDATE users SET totp_secret = :t WHERE id = :id",
+                    t=sealed["totp_secret"],
+                    id=user_id,
+                )
             revoked = sessions.revoke_all(conn, user_id)
             audit.sync_append(conn, _record(user_id, action, now, sessions_signed_out=len(revoked)))
             return revoked
@@ -384,6 +406,7 @@ class Accounts:
         await self.throttle.login_succeeded(name, address)
         await self._signed_out(revoked, now)
         log.info("account_code_redeemed", action=action, user_id=user_id)
+        return secret
 
     async def _signed_out(self, families: Sequence[str], now: float) -> None:
         """Refuse the access tokens of ``families`` on every node."""
@@ -404,6 +427,17 @@ def _may_reset(row: Row) -> bool:
     an administrator."""
     roles = str(row["roles"]).split(",")
     return "resident" in roles and row["moved_out_at"] is None
+
+
+def _is_staff(row: Row) -> bool:
+    return bool(STAFF_ROLES & set(str(row["roles"]).split(",")))
+
+
+def _may_activate(row: Row) -> bool:
+    """Residents who live here, and staff accounts not disabled, activate with a code."""
+    if _is_staff(row):
+        return row["disabled_at"] is None
+    return _may_reset(row)
 
 
 def _record(user_id: str, action: str, at: float, **ids: object) -> audit.AuditRecord:

@@ -1,5 +1,8 @@
-"""The demo estate: one site, two buildings, four doors and a barrier of partner ``simulator``,
-three residents with different rights, one operator with TOTP.
+"""The demo estate: two sites (Riverside Park: building A, two doors and the parking barrier;
+Harbour View: building B, two doors) of partner ``simulator``; three residents with different
+rights and households (Anna owns A-12, where Vera is a member; Boris owns B-34); staff with
+TOTP: the organisation-wide admin ``operator`` (the v1 key), an operator scoped to each site,
+an organisation-wide auditor.
 
 Idempotent: credentials generated on the first run are kept in ``demo-credentials.json`` and
 reused, so seeding again (even while nodes run) changes nothing.
@@ -33,7 +36,7 @@ from propdev.security import (
     store_recovery_codes,
     web_app_redirect_uri,
 )
-from propdev.storage import Database, migrate
+from propdev.storage import Database, migrate, run
 from propdev.storage.directory import AccessPoint, Directory
 
 MOBILE_CLIENT_ID = "propdev-mobile"
@@ -43,7 +46,8 @@ PARTNER = "simulator"
 LOOPBACK = ["127.0.0.0/8", "::1/128"]
 
 SITE = ("site-riverside", "Riverside Park")
-BUILDINGS = [("bld-a", "Building A"), ("bld-b", "Building B")]
+SITES = [SITE, ("site-harbour", "Harbour View")]
+BUILDINGS = [("bld-a", "Building A", SITE[0]), ("bld-b", "Building B", "site-harbour")]
 # access point id, name, kind, building, partner's device id
 ACCESS_POINTS = [
     ("ap-a-entrance", "Building A, main entrance", "door", "bld-a", "sim-door-1"),
@@ -58,6 +62,15 @@ RESIDENTS = [
     ("vera", "Vera Petrova", "+79990000003", ["ap-a-entrance"]),
 ]
 OPERATOR = "operator"
+# username, full name, roles, site ids (None: the organisation); the first is ``OPERATOR``.
+STAFF = [
+    (OPERATOR, "Duty operator", ["admin"], None),
+    ("riverside-operator", "Riverside operator", ["operator"], ["site-riverside"]),
+    ("harbour-operator", "Harbour operator", ["operator"], ["site-harbour"]),
+    ("auditor", "Portfolio auditor", ["auditor"], None),
+]
+# member -> the owner whose apartment they share (the others own theirs)
+HOUSEHOLD_MEMBERS = {"vera": "anna"}
 
 
 def _load_previous(path: Path) -> dict[str, Any]:
@@ -104,6 +117,87 @@ async def register_partner(
     return paths.cert
 
 
+async def _seed_staff(
+    db: Database,
+    previous: dict[str, Any],
+    username: str,
+    full_name: str,
+    roles: list[str],
+    site_ids: list[str] | None,
+) -> dict[str, Any]:
+    """A staff account with its password and TOTP seed (kept from ``previous``), its roles and
+    its sites as the demo says (set again on every run)."""
+    password = previous.get("password") or secrets.token_urlsafe(12)
+    existed = await _user_exists(db, username)
+    totp_secret = previous.get("totp_secret") or pyotp.random_base32()
+    user_id = await create_user(
+        db,
+        username=username,
+        password=password,
+        roles=roles,
+        full_name=full_name,
+        totp_secret=totp_secret,
+    )
+    if existed and previous.get("password") != password:
+        await set_password(db, user_id, password)
+    await set_totp_secret(db, user_id, totp_secret)
+    await db.execute("UPDATE users SET roles = :r WHERE id = :id", r=",".join(roles), id=user_id)
+    async with db.transaction() as conn:
+        await run(conn, "DELETE FROM staff WHERE user_id = :id", id=user_id)
+        await run(
+            conn,
+            "INSERT INTO staff (user_id, site_ids, created_at) VALUES (:id, :s, :t)",
+            id=user_id,
+            s=None if site_ids is None else json.dumps(site_ids),
+            t=time.time(),
+        )
+    return {
+        "id": user_id,
+        "username": username,
+        "password": password,
+        "totp_secret": totp_secret,
+        "roles": roles,
+        "site_ids": site_ids,
+    }
+
+
+async def _seed_households(db: Database, users: dict[str, str]) -> dict[str, str]:
+    """Members live in their owner's apartment (``HOUSEHOLD_MEMBERS``); username -> role."""
+    roles = {}
+    for member, owner in HOUSEHOLD_MEMBERS.items():
+        member_id, owner_id = users.get(member), users.get(owner)
+        if member_id is None or owner_id is None:
+            continue
+        found = await db.fetch_one(
+            "SELECT apartment_id FROM residencies WHERE user_id = :u", u=owner_id
+        )
+        if found is None or found["apartment_id"] is None:
+            continue
+        async with db.transaction() as conn:
+            moved = await run(
+                conn,
+                "UPDATE residencies SET apartment_id = :a, household_role = 'member',"
+                " invited_by = :o WHERE user_id = :u AND moved_out_at IS NULL RETURNING user_id",
+                a=found["apartment_id"],
+                o=owner_id,
+                u=member_id,
+            )
+            if not moved and not await run(
+                conn, "SELECT 1 AS x FROM residencies WHERE user_id = :u", u=member_id
+            ):
+                await run(
+                    conn,
+                    "INSERT INTO residencies (user_id, apartment_id, since, household_role,"
+                    " invited_by) VALUES (:u, :a, :t, 'member', :o)",
+                    u=member_id,
+                    a=found["apartment_id"],
+                    t=time.time(),
+                    o=owner_id,
+                )
+        roles[member] = "member"
+    return roles
+
+
 async def seed_demo(settings: Settings, db: Database | None = None) -> dict[str, Any]:
     """Create the demo estate (idempotently) and return what was written to the credentials file."""
     own = db is None
@@ -117,15 +211,17 @@ async def seed_demo(settings: Settings, db: Database | None = None) -> dict[str,
         old_operator = previous.get("operator") or {}
 
         directory = Directory(db)
-        await directory.put_site(*SITE)
-        for building_id, name in BUILDINGS:
-            await directory.put_building(building_id, SITE[0], name)
+        for site_id, site_name in SITES:
+            await directory.put_site(site_id, site_name)
+        sites_of = {building_id: site for building_id, _, site in BUILDINGS}
+        for building_id, name, site_id in BUILDINGS:
+            await directory.put_building(building_id, site_id, name)
         await register_partner(settings, db, PARTNER, LOOPBACK)
         devices = {d.device_id for d in DEFAULT_DEVICES}
         for ap_id, name, kind, building, device_id in ACCESS_POINTS:
             assert device_id in devices, device_id
             await directory.put_access_point(
-                AccessPoint(ap_id, name, kind, SITE[0], building, PARTNER, device_id)
+                AccessPoint(ap_id, name, kind, sites_of[building], building, PARTNER, device_id)
             )
         await register_public_client(
             db,
@@ -168,26 +264,20 @@ async def seed_demo(settings: Settings, db: Database | None = None) -> dict[str,
                     "phone": phone,
                 }
             )
-        op_password = old_operator.get("password") or secrets.token_urlsafe(12)
-        op_existed = await _user_exists(db, OPERATOR)
-        totp_secret = old_operator.get("totp_secret") or pyotp.random_base32()
-        operator_id = await create_user(
-            db,
-            username=OPERATOR,
-            password=op_password,
-            roles=["operator"],
-            full_name="Duty operator",
-            totp_secret=totp_secret,
-        )
-        if op_existed and old_operator.get("password") != op_password:
-            await set_password(db, operator_id, op_password)
-        await set_totp_secret(db, operator_id, totp_secret)
+        old_staff = {str(o["username"]): o for o in previous.get("operators", [])}
+        old_staff.setdefault(OPERATOR, old_operator)
+        operators = [await _seed_staff(db, old_staff.get(spec[0]) or {}, *spec) for spec in STAFF]
+        admin = operators[0]
+        operator_id = str(admin["id"])
         # Kept across runs like the password; storing the same set again changes nothing
         # (a code used already stays used).
         recovery_codes = old_operator.get("recovery_codes") or new_recovery_codes()
         await store_recovery_codes(db, operator_id, recovery_codes)
         users = {str(r["username"]): str(r["id"]) for r in residents}
         await seed_utilities(db, users, now=time.time())  # apartments, accounts, meters
+        roles = await _seed_households(db, users)
+        for resident in residents:
+            resident["household_role"] = roles.get(str(resident["username"]), "owner")
         credentials = {
             "ca_cert": str(ca_paths(settings.pki_dir).cert.resolve()),
             "base_url": settings.public_url,
@@ -200,10 +290,12 @@ async def seed_demo(settings: Settings, db: Database | None = None) -> dict[str,
             "operator": {
                 "id": operator_id,
                 "username": OPERATOR,
-                "password": op_password,
-                "totp_secret": totp_secret,
+                "password": admin["password"],
+                "totp_secret": admin["totp_secret"],
                 "recovery_codes": recovery_codes,
             },
+            "operators": operators,
+            "sites": [{"id": site_id, "name": name} for site_id, name in SITES],
             "access_points": [
                 {
                     "id": ap_id,
@@ -211,8 +303,9 @@ async def seed_demo(settings: Settings, db: Database | None = None) -> dict[str,
                     "kind": kind,
                     "device_id": device_id,
                     "partner": PARTNER,
+                    "site_id": sites_of[building],
                 }
-                for ap_id, name, kind, _, device_id in ACCESS_POINTS
+                for ap_id, name, kind, building, device_id in ACCESS_POINTS
             ],
             "partner_sim_url": settings.partner_url or settings.public_url,
         }

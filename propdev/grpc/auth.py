@@ -23,6 +23,16 @@ from propdev.pki.crl import current_revoked
 from propdev.security import InvalidTokenError, TokenVerifier, check_certificate_binding
 from propdev.storage import Database
 
+PARTNER = "partner"
+"""A method for partners only (their certificate and bound token), about their own devices:
+no staff scope applies (staff have no gRPC API)."""
+METHOD_CALLERS: dict[str, str] = {
+    "StreamEvents": PARTNER,
+    "Commands": PARTNER,
+}
+"""Who may call each method of ``PartnerGateway``; a method not listed is refused (and
+``tests/unit/http/test_scope_coverage`` fails for it)."""
+
 
 class CallRefusedError(Exception):
     """Raised when a call is not authenticated or not allowed; ``code`` is its gRPC status."""

@@ -20,7 +20,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 import propdev.grpc.partner_pb2 as partner_pb2
 import propdev.grpc.partner_pb2_grpc as partner_pb2_grpc
 from propdev.devices import MAX_EVENTS, IngestUnavailableError, PartnerEventIngest
-from propdev.grpc.auth import CallRefusedError, PartnerAuthenticator
+from propdev.grpc.auth import METHOD_CALLERS, PARTNER, CallRefusedError, PartnerAuthenticator
 from propdev.grpc.call_log import note_caller
 from propdev.grpc.commands import CommandStreams, DeviceCommand
 from propdev.http.partner_auth import PartnerCaller
@@ -106,7 +106,10 @@ class PartnerService(partner_pb2_grpc.PartnerGatewayServicer):
         self._takes_commands = takes_commands
 
     async def _caller(self, context: Context, method: str) -> PartnerCaller:
+        """The calling partner, checked at the single entry of every method."""
         try:
+            if METHOD_CALLERS.get(method) != PARTNER:
+                raise CallRefusedError(grpc.StatusCode.PERMISSION_DENIED, "no caller rule")
             caller = await self._auth.authenticate(context)
         except CallRefusedError as exc:
             log.warning("grpc_call_refused", method=method, code=exc.code.name, detail=exc.detail)

@@ -3,7 +3,7 @@ service a route uses is set here once, under its typed key (``propdev.http.keys`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
@@ -26,9 +26,11 @@ from propdev.http.routes import (
     console,
     docs,
     health,
+    household,
     operator_actions,
     push_tokens,
     resident,
+    staff,
     vehicles,
     webapp,
 )
@@ -39,6 +41,7 @@ from propdev.http.routes import passes as guest_passes
 from propdev.http.routes.oauth import oauth_routes
 from propdev.http.routes.ops import routes as ops_routes
 from propdev.http.routes.slo import routes as slo_routes
+from propdev.http.scope import scope_middleware
 from propdev.http.services import ClusterNodes, Devices, Drain, EmbeddedNodes, Opener, Readiness
 from propdev.http.telemetry import telemetry_middleware
 
@@ -146,6 +149,7 @@ def make_app(node: NodeServices) -> web.Application:
             body_limit_middleware(max_body=settings.max_body, body_timeout=settings.body_timeout),
             auth_middleware(verifier=node.verifier, external=node.external_verifier),
             rate_limit_middleware(rate=settings.rate_limit, limiter=limiter, subject=_subject),
+            scope_middleware(),  # staff routes: role may (403), resource in scope (404)
         ],
     )
     _set_services(app, node)
@@ -168,6 +172,7 @@ def _public_api(app: web.Application, node: NodeServices) -> None:
     app.add_routes(vehicles.routes)
     app.add_routes(account.routes)
     app.add_routes(push_tokens.routes)
+    app.add_routes(household.routes)  # /api/v1/household/members
     app.add_routes(utilities_gateway.routes)
     app.add_routes(ws.routes)
     app[ws.LIVE_SOCKETS] = {}
@@ -178,6 +183,7 @@ def _public_api(app: web.Application, node: NodeServices) -> None:
     app.add_routes(console.routes)
     app.add_routes(webapp.routes)  # /app/: the resident web app
     app.add_routes(operator_actions.routes)
+    app.add_routes(staff.routes)  # /admin/api/v1/operators
     management_api.setup(  # /admin/api/v1: estate, devices, residents, rights
         app,
         db=node.db,
@@ -188,6 +194,7 @@ def _public_api(app: web.Application, node: NodeServices) -> None:
         activation_ttl=settings.activation_code_ttl,
         gateways=node.gateways,
         system=node.system,
+        end_grant=_end_grant(node.accounts),
     )
     app.add_routes(public_routes(oauth_routes(node.oauth)))
     app.add_routes(public_routes(node.simulator_routes()))  # embedded, on loopback only
@@ -225,6 +232,16 @@ def _set_services(app: web.Application, node: NodeServices) -> None:
     app[keys.METRICS_ALLOW] = networks(settings.metrics_allow)
     app[keys.SLO] = node.telemetry.slo
     app[keys.OPENER] = node
+
+
+def _end_grant(accounts: Accounts) -> Callable[[str, float], Awaitable[None]]:
+    """Revoke a grant through the node's revocations (set on ``accounts`` at start)."""
+
+    async def end(sid: str, until: float) -> None:
+        if accounts.on_grant_revoked is not None:
+            await accounts.on_grant_revoked(sid, until)
+
+    return end
 
 
 def _subject(request: web.Request) -> str | None:

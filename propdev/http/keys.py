@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from propdev.privacy import PersonalData
     from propdev.push import PushTokens
     from propdev.registry import Bus
+    from propdev.staff import Staff
     from propdev.storage import Database
     from propdev.storage.audit import AuditLog
     from propdev.storage.commands import Commands
@@ -97,3 +98,7 @@ SLO: web.AppKey[SloTracker] = web.AppKey("slo")
 
 OPENER: web.AppKey[Opener] = web.AppKey("opener")
 """Opens, to the door's device actor wherever it lives (the resident's and the operator's)."""
+
+# Staff.
+STAFF: web.AppKey[Staff] = web.AppKey("staff")
+"""Staff scopes (enforced by ``propdev.http.scope``) and staff accounts' lifecycle."""

@@ -31,6 +31,7 @@ class Principal:
 
     @property
     def is_operator(self) -> bool:
-        """Role operator or admin, and a second factor in ``amr`` (RFC 8176 ``otp``, ``hwk``,
-        or ``mfa``: a recovery code, or an external provider's multi-factor login)."""
-        return bool(self.roles & {"operator", "admin"}) and bool(self.amr & MFA_METHODS)
+        """A staff role (admin, operator, auditor), and a second factor in ``amr`` (RFC 8176
+        ``otp``, ``hwk``, or ``mfa``: a recovery code, or an external provider's multi-factor
+        login). What each role may do, and where, is ``propdev.http.scope``'s."""
+        return bool(self.roles & {"operator", "admin", "auditor"}) and bool(self.amr & MFA_METHODS)

@@ -35,9 +35,15 @@ from propdev.http.errors import (
 )
 from propdev.management import ConflictError as ManagementConflictError
 from propdev.management import InvalidFieldError as ManagementInvalidFieldError
-from propdev.management import NoGatewayError, UnknownObjectError
+from propdev.management import NoGatewayError, NotOwnerError, UnknownObjectError
 from propdev.partners import BulkheadFullError, CircuitOpenError, PartnerError, PartnerTimeoutError
 from propdev.privacy import AlreadyErasedError, UnknownPersonError
+from propdev.staff import (
+    InvalidStaffFieldError,
+    NotPermittedError,
+    OutOfScopeError,
+    StaffConflictError,
+)
 from propdev.storage import StoreUnavailableError
 
 STORE_RETRY_AFTER = 2  # seconds: a database restart or fail-over takes a few
@@ -133,6 +139,26 @@ def _erased(exc: AlreadyErasedError) -> ProblemError:
     return ConflictError(f"Resident {exc.user_id!r} was erased already; nothing was changed.")
 
 
+def _not_owner(exc: NotOwnerError) -> ProblemError:
+    return ForbiddenError("Only an apartment's owner invites or removes household members.")
+
+
+def _not_permitted(exc: NotPermittedError) -> ProblemError:
+    return ForbiddenError(exc.detail)
+
+
+def _out_of_scope(exc: OutOfScopeError) -> ProblemError:
+    return NotFoundError(f"No {exc.kind} {exc.ident!r}.")
+
+
+def _staff_field(exc: InvalidStaffFieldError) -> ProblemError:
+    return BadRequestError(f"{exc.field}: {exc.detail}", extra={"field": exc.field})
+
+
+def _staff_conflict(exc: StaffConflictError) -> ProblemError:
+    return ConflictError(exc.detail, extra={"field": exc.field} if exc.field else {})
+
+
 def _no_gateway(exc: NoGatewayError) -> ProblemError:
     return ServiceUnavailableError(str(exc), headers={"Retry-After": str(PARTNER_RETRY_AFTER)})
 
@@ -172,6 +198,11 @@ PROBLEMS: Mapping[type[Exception], Callable[[Any], ProblemError]] = {
     AccountGoneError: _account_gone,  # 404 not-found
     SessionNotFoundError: _no_session,  # 404 not-found
     TooManyAttemptsError: _too_many_attempts,  # 429 rate-limited + Retry-After
+    NotPermittedError: _not_permitted,  # 403 forbidden: the role may not
+    NotOwnerError: _not_owner,  # 403 forbidden: a household member, not its owner
+    OutOfScopeError: _out_of_scope,  # 404 not-found: not in the caller's sites
+    InvalidStaffFieldError: _staff_field,  # 400 bad-request, ``field`` names it
+    StaffConflictError: _staff_conflict,  # 409 conflict (username taken, last admin)
 }
 """Domain error class -> the problem that answers it (status, type, title, detail, extras)."""
 

@@ -11,6 +11,7 @@ from propdev.management.errors import (
     InvalidFieldError,
     ManagementError,
     NoGatewayError,
+    NotOwnerError,
     UnknownObjectError,
 )
 from propdev.management.imports import COLUMNS, MAX_LINES, ImportReport, decode
@@ -26,6 +27,7 @@ __all__ = (
     "Management",
     "ManagementError",
     "NoGatewayError",
+    "NotOwnerError",
     "Point",
     "PointSpec",
     "SessionCutoffs",

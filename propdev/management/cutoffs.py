@@ -1,4 +1,4 @@
-"""Moved-out residents' access tokens are refused at once, on every node.
+"""Moved-out residents' (and disabled staff's) access tokens are refused at once, on every node.
 
 Access tokens are self-contained JWTs, valid for minutes; refresh tokens are revoked in the
 store. A move-out revokes the resident as a ``subject`` in ``Revocations``: the cluster's when
@@ -64,7 +64,8 @@ class SessionCutoffs:
         return self.revocations.is_revoked(SUBJECT, user_id)
 
     async def load(self, db: Database, *, now: float | None = None) -> int:
-        """Revoke again the residents who moved out within a token lifetime (node start)."""
+        """Revoke again the residents who moved out, and the staff disabled, within a token
+        lifetime (node start)."""
         now = time.time() if now is None else now
         rows = await db.fetch_all(
             "SELECT user_id, moved_out_at FROM residencies WHERE moved_out_at > :since",
@@ -72,4 +73,10 @@ class SessionCutoffs:
         )
         for row in rows:
             await self.revocations.revoke(SUBJECT, row["user_id"], self.until(row["moved_out_at"]))
-        return len(rows)
+        disabled = await db.fetch_all(  # staff accounts disabled (propdev.staff): the same
+            "SELECT user_id, disabled_at FROM staff WHERE disabled_at > :since",
+            since=now - self.token_ttl - MARGIN,
+        )
+        for row in disabled:
+            await self.revocations.revoke(SUBJECT, row["user_id"], self.until(row["disabled_at"]))
+        return len(rows) + len(disabled)

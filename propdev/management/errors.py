@@ -39,3 +39,8 @@ class ConflictError(ManagementError):
 
 class NoGatewayError(ManagementError):
     """Raised when this node has no gateway to a registered partner (its adapter is unknown)."""
+
+
+class NotOwnerError(ManagementError, PermissionError):
+    """Raised when a resident who does not own their apartment (a member, or someone without
+    one) invites or removes household members."""

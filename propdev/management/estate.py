@@ -7,7 +7,7 @@ site, apartments or access points in a building, residents (not moved out) in an
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -15,6 +15,7 @@ import sqlalchemy as sa
 import propdev.management.fields as fields
 from propdev.management.changes import details, record
 from propdev.management.errors import ConflictError, InvalidFieldError, UnknownObjectError
+from propdev.management.within import APARTMENTS_AT, at_sites, in_subquery
 from propdev.storage import Database, run
 
 if TYPE_CHECKING:
@@ -59,10 +60,14 @@ class Estate:
 
     # -- sites -------------------------------------------------------------------------------
 
-    async def sites(self) -> list[dict[str, Any]]:
+    async def sites(self, *, sites: Collection[str] | None = None) -> list[dict[str, Any]]:
+        """The sites (of ``sites`` only, when given)."""
+        within, params = at_sites("id", sites)
         return [
             dict(r)
-            for r in await self.db.fetch_all("SELECT id, name, timezone FROM sites ORDER BY id")
+            for r in await self.db.fetch_all(
+                f"SELECT id, name, timezone FROM sites WHERE {within} ORDER BY id", **params
+            )
         ]
 
     async def site(self, site_id: str) -> dict[str, Any]:
@@ -115,12 +120,17 @@ class Estate:
 
     # -- buildings ---------------------------------------------------------------------------
 
-    async def buildings(self, *, site_id: str | None = None) -> list[dict[str, Any]]:
-        where = " WHERE site_id = :s" if site_id else ""
+    async def buildings(
+        self, *, site_id: str | None = None, sites: Collection[str] | None = None
+    ) -> list[dict[str, Any]]:
+        where = " AND site_id = :s" if site_id else ""
+        within, params = at_sites("site_id", sites)
         return [
             dict(r)
             for r in await self.db.fetch_all(
-                f"SELECT id, site_id, name FROM buildings{where} ORDER BY id", s=site_id
+                f"SELECT id, site_id, name FROM buildings WHERE {within}{where} ORDER BY id",
+                s=site_id,
+                **params,
             )
         ]
 
@@ -185,15 +195,19 @@ class Estate:
 
     # -- apartments --------------------------------------------------------------------------
 
-    async def apartments(self, *, building_id: str | None = None) -> list[dict[str, Any]]:
-        where = " WHERE a.building_id = :b" if building_id else ""
+    async def apartments(
+        self, *, building_id: str | None = None, sites: Collection[str] | None = None
+    ) -> list[dict[str, Any]]:
+        where = " AND a.building_id = :b" if building_id else ""
+        within, params = in_subquery("a.id", APARTMENTS_AT, sites)
         return [
             dict(r)
             for r in await self.db.fetch_all(
                 "SELECT a.id, a.building_id, a.number, (SELECT COUNT(*) FROM residencies r "
                 "WHERE r.apartment_id = a.id AND r.moved_out_at IS NULL) AS residents "
-                f"FROM apartments a{where} ORDER BY a.id",
+                f"FROM apartments a WHERE {within}{where} ORDER BY a.id",
                 b=building_id,
+                **params,
             )
         ]
 

@@ -13,7 +13,7 @@ reference.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ import propdev.management.fields as fields
 from propdev.access import trail
 from propdev.management.changes import details, record
 from propdev.management.errors import ConflictError, InvalidFieldError, UnknownObjectError
+from propdev.management.within import at_sites
 from propdev.storage import Database, run
 
 if TYPE_CHECKING:
@@ -170,9 +171,14 @@ class AccessPoints:
         self.db = db
 
     async def list(
-        self, *, building_id: str | None = None, partner: str | None = None
+        self,
+        *,
+        building_id: str | None = None,
+        partner: str | None = None,
+        sites: Collection[str] | None = None,
     ) -> list[dict[str, Any]]:
-        where, params = [], {}
+        within, params = at_sites("site_id", sites)
+        where = [within]
         if building_id:
             where.append("building_id = :b")
             params["b"] = building_id

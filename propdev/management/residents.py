@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
 
 import propdev.management.fields as fields
@@ -24,6 +24,7 @@ from propdev.accounts import ACTIVATION_CODE, ACTIVATION_CODE_TTL, issue_code
 from propdev.management.changes import details, record
 from propdev.management.cutoffs import SessionCutoffs
 from propdev.management.errors import ConflictError, InvalidFieldError, UnknownObjectError
+from propdev.management.within import APARTMENTS_AT, in_subquery
 from propdev.security import User, create_user, vault_of
 from propdev.storage import Database, run
 
@@ -57,11 +58,15 @@ class Residents:
         self.activation_ttl = activation_ttl
 
     async def read_all(
-        self, actor: str, *, apartment_id: str | None = None
+        self,
+        actor: str,
+        *,
+        apartment_id: str | None = None,
+        sites: Collection[str] | None = None,
     ) -> list[dict[str, Any]]:
         """``list`` for a member of staff: one ``resident.read`` entry per resident answered
         (each its own subject), appended before the answer; none written, no answer."""
-        found = await self.list(apartment_id=apartment_id)
+        found = await self.list(apartment_id=apartment_id, sites=sites)
         await self._read(actor, [r["id"] for r in found], "list", apartment_id=apartment_id)
         return found
 
@@ -88,13 +93,18 @@ class Residents:
                     at=now,
                 )
 
-    async def list(self, *, apartment_id: str | None = None) -> list[dict[str, Any]]:
+    async def list(
+        self, *, apartment_id: str | None = None, sites: Collection[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Residents (living at ``sites`` only, when given)."""
         where = " AND r.apartment_id = :a" if apartment_id else ""
+        within, params = in_subquery("r.apartment_id", APARTMENTS_AT, sites)
         rows = await self.db.fetch_all(
             "SELECT u.*, r.apartment_id AS apartment_id, r.moved_out_at AS moved_out_at "
             f"FROM users u LEFT JOIN residencies r ON r.user_id = u.id WHERE {_role_filter()}"
-            f"{where} ORDER BY u.username",
+            f" AND {within}{where} ORDER BY u.username",
             a=apartment_id,
+            **params,
         )
         vault = vault_of(self.db)
         return [self._json(User.from_row(row, vault), row) for row in rows]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 import propdev.management.fields as fields
 from propdev.access import InvalidScheduleError, Schedule
 from propdev.management.changes import details, record
 from propdev.management.errors import ConflictError, InvalidFieldError, UnknownObjectError
+from propdev.management.within import POINTS_AT, in_subquery
 from propdev.storage import Database, run
 
 
@@ -26,9 +28,15 @@ class Rights:
         self.db = db
 
     async def list(
-        self, *, user_id: str | None = None, access_point_id: str | None = None
+        self,
+        *,
+        user_id: str | None = None,
+        access_point_id: str | None = None,
+        sites: Collection[str] | None = None,
     ) -> list[dict[str, Any]]:
-        where, params = [], {}
+        """Rights (at the access points of ``sites`` only, when given)."""
+        within, params = in_subquery("access_point_id", POINTS_AT, sites)
+        where = [within]
         if user_id:
             where.append("user_id = :u")
             params["u"] = user_id

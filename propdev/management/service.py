@@ -10,6 +10,7 @@ from propdev.accounts import ACTIVATION_CODE_TTL
 from propdev.management.cutoffs import SessionCutoffs
 from propdev.management.errors import NoGatewayError, UnknownObjectError
 from propdev.management.estate import Estate
+from propdev.management.households import Households
 from propdev.management.imports import CsvImport, ImportReport
 from propdev.management.points import AccessPoints, Point
 from propdev.management.residents import Residents
@@ -56,6 +57,11 @@ class Management:
             gateways,
             refresh_device,
         )
+
+    @property
+    def households(self) -> Households:
+        """Owners' invitations and removals of household members."""
+        return Households(self.db, self.residents, activation_ttl=self.residents.activation_ttl)
 
     async def update_point(self, actor: str, point_id: str, body: object) -> Point:
         point = await self.points.update(actor, point_id, body)

@@ -44,6 +44,7 @@ from propdev.security.login_page import PAGE_HEADERS as LOGIN_PAGE_HEADERS
 from propdev.security.login_page import render_error as render_login_error
 from propdev.security.login_page import render_login as render_login_page
 from propdev.security.passwords import hash_password, needs_rehash, verify_password
+from propdev.security.personal import seal_user_fields
 from propdev.security.recovery import LOW as RECOVERY_CODES_LOW
 from propdev.security.recovery import (
     RecoveryCodes,
@@ -81,6 +82,7 @@ from propdev.security.users import (
     create_user,
     find_user_by_phone,
     get_user,
+    normalize_username,
     set_password,
     set_totp_secret,
 )
@@ -135,6 +137,7 @@ __all__ = (
     "needs_rehash",
     "new_recovery_codes",
     "new_totp_secret",
+    "normalize_username",
     "open_vault",
     "provisioning_uri",
     "recovery_codes_status",
@@ -144,6 +147,7 @@ __all__ = (
     "remaining_recovery_codes",
     "render_login_error",
     "render_login_page",
+    "seal_user_fields",
     "set_password",
     "set_totp_secret",
     "store_recovery_codes",

@@ -53,7 +53,7 @@ ALGORITHMS = ("PS256", "RS256", "ES256")
 """Pinned, asymmetric; RS256 because Keycloak signs with it by default."""
 _KEY_TYPES = {"PS256": "RSA", "RS256": "RSA", "ES256": "EC"}
 REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat")
-MAPPED_ROLES = frozenset({"resident", "operator", "admin", "guest"})
+MAPPED_ROLES = frozenset({"resident", "operator", "admin", "auditor", "guest"})
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt", "JWT"})
 MAX_DOCUMENT = 256 * 1024
 FETCH_TIMEOUT = 5.0

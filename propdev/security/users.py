@@ -21,7 +21,7 @@ from propdev.security.recovery import use_recovery_code
 from propdev.security.totp import claim_step, matching_step
 from propdev.storage import Database, Row
 
-ROLES = frozenset({"resident", "operator", "admin", "partner", "guest"})
+ROLES = frozenset({"resident", "operator", "admin", "auditor", "partner", "guest"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -246,11 +246,13 @@ class AuditLog:
         limit: int = 100,
         action: str | None = None,
         actor: str | None = None,
+        within: tuple[str, Mapping[str, Any]] | None = None,
     ) -> list[Row]:
         """Entries after ``after`` in append order, at most ``limit``: only those about
         ``access_point_id``, whose action starts with ``action`` (``auth.`` matches
         ``auth.login``) and whose actor is ``actor``, for each filter given. ``personal`` is
-        the mapping stored (``None`` when there is none, or no longer)."""
+        the mapping stored (``None`` when there is none, or no longer). ``within``: one more SQL
+        condition and its parameters (a staff scope's, ``propdev.staff.audit_within``)."""
         where = ["id > :after"]
         if access_point_id:
             where.append("access_point_id = :ap")
@@ -258,6 +260,10 @@ class AuditLog:
             where.append("substr(action, 1, :action_len) = :action")
         if actor:
             where.append("actor = :actor")
+        extra: Mapping[str, Any] = {}
+        if within is not None:
+            where.append(f"({within[0]})")
+            extra = within[1]
         rows = await self.db.fetch_all(
             "SELECT id, at, actor, action, access_point_id, decision, reason, command_id, "
             "subject, personal, prev_hash, hash FROM audit "
@@ -268,6 +274,7 @@ class AuditLog:
             action_len=len(action or ""),
             actor=actor,
             limit=limit,
+            **extra,
         )
         return [
             {**row, "personal": None if row["personal"] is None else json.loads(row["personal"])}

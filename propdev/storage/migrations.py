@@ -339,6 +339,27 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 cluster_id TEXT NOT NULL)""",
         ],
     ),
+    (
+        29,
+        "staff: each staff account's scope (sites, or the organisation) and when it was disabled",
+        [
+            # site_ids: a JSON array of site ids, NULL for the whole organisation. A staff
+            # account without a row (made before this version, or by the CLI) is
+            # organisation-wide.
+            """CREATE TABLE staff (
+                user_id TEXT PRIMARY KEY REFERENCES users(id), site_ids TEXT,
+                created_at DOUBLE PRECISION NOT NULL, created_by TEXT,
+                disabled_at DOUBLE PRECISION)""",
+        ],
+    ),
+    (
+        30,
+        "households: an apartment's owner and the members the owner invited",
+        [
+            "ALTER TABLE residencies ADD COLUMN household_role TEXT NOT NULL DEFAULT 'owner'",
+            "ALTER TABLE residencies ADD COLUMN invited_by TEXT",
+        ],
+    ),
 ]
 
 CONTRACT_VERSIONS: frozenset[int] = frozenset()

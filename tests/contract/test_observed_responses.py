@@ -162,6 +162,32 @@ async def test_the_main_flows_answer_inside_the_document(node: RunningNode) -> N
         expect=404,
     )
 
+    # staff and households
+    staff = "/admin/api/v1/operators"
+    await o.call("GET", staff, token=operator, expect=200)
+    await o.call("GET", staff, token=anna, expect=403)
+    body = {"username": "contract-op", "full_name": "C", "roles": ["auditor"], "site_ids": None}
+    created = await o.call("POST", staff, token=operator, json=body, expect=201)
+    await o.call("POST", staff, token=operator, json=body, expect=409)
+    await o.call("POST", staff, token=operator, json={**body, "roles": ["x"]}, expect=400)
+    await o.call("POST", staff, token=operator, json={**body, "site_ids": ["nowhere"]}, expect=404)
+    await o.call("GET", f"{staff}/{created['id']}", token=operator, expect=200)
+    await o.call("GET", f"{staff}/nobody", token=operator, expect=404)
+    await o.call(
+        "PATCH", f"{staff}/{created['id']}", token=operator, json={"full_name": "D"}, expect=200
+    )
+    await o.call("POST", f"{staff}/{created['id']}/reset-2fa", token=operator, expect=201)
+    await o.call("DELETE", f"{staff}/{created['id']}", token=operator, expect=204)
+    admin_id = node.credentials["operator"]["id"]
+    await o.call("DELETE", f"{staff}/{admin_id}", token=operator, expect=409)
+    await o.call("POST", "/admin/api/v1/me/recovery-codes", token=operator, expect=201)
+    household = "/api/v1/household/members"
+    await o.call("GET", household, token=anna, expect=200)
+    await o.call("POST", household, token=vera, json={"full_name": "Z"}, expect=403)
+    member = await o.call("POST", household, token=anna, json={"full_name": "Z"}, expect=201)
+    await o.call("DELETE", f"{household}/{member['id']}", token=anna, expect=204)
+    await o.call("DELETE", f"{household}/{member['id']}", token=anna, expect=404)
+
     # the partner's circuit: errors, then 503 with Retry-After while it is open
     await o.call("POST", "/sim/v1/faults", json={"mode": "error"}, expect=200)
     statuses = set()

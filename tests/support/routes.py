@@ -11,6 +11,8 @@ from aiohttp.test_utils import TestClient
 
 from propdev.http.middlewares import PRINCIPAL, Handler, request_context_middleware
 from propdev.http.principal import Principal
+from propdev.http.scope import SCOPE
+from propdev.staff import Scope, staff_roles
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[web.Request, web.Application]]]
 
@@ -36,6 +38,9 @@ def route_app(
     async def as_caller(request: web.Request, handler: Handler) -> web.StreamResponse:
         if calling is not None:
             request[PRINCIPAL] = calling
+            roles = staff_roles(calling.roles)
+            if roles:  # staff: organisation-wide (scopes are tested against the real stack)
+                request[SCOPE] = Scope(calling.sub, roles, None)
         return await handler(request)
 
     app = web.Application(middlewares=[request_context_middleware(node_id="n-test"), as_caller])

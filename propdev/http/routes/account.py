@@ -88,9 +88,15 @@ ACTIVATION = schemas.named(
 ACTIVATED = schemas.named(
     "Activated",
     schemas.object_of(
-        {},
-        description="Empty for a resident.",
-        additional=True,
+        {
+            "totp_uri": {
+                "type": "string",
+                "description": "a staff account's new TOTP seed (`otpauth://totp/...`), shown "
+                "once: the first login with a code of it completes the enrolment",
+            }
+        },
+        description="Empty for a resident; `totp_uri` for staff.",
+        additional=False,
     ),
 )
 _THROTTLED = Response(
@@ -221,10 +227,13 @@ async def confirm_reset(request: web.Request) -> web.Response:
     "Activate an invited account",
     description=(
         "Sets the account's password with the `activation_code` of its invitation "
-        "(`POST /admin/api/v1/residents`). The code works once, until it expires "
+        "(`POST /admin/api/v1/residents`, or a staff account's from "
+        "`POST /admin/api/v1/operators`). The code works once, until it expires "
         "(`PROPDEV_ACTIVATION_CODE_TTL`, 7 days by default), and dies after 5 wrong guesses. "
         "Sessions signed in with the temporary password are signed out. Audited as "
-        "`account.activate`. A resident's answer is `{}`."
+        "`account.activate`. A resident's answer is `{}`; a staff account's is its new TOTP "
+        'seed, `{"totp_uri": "otpauth://..."}`: a second factor is mandatory for staff, '
+        "and the first login with a code of it completes the enrolment."
     ),
     tags=TAGS,
     request=ACTIVATION,

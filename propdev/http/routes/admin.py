@@ -13,10 +13,17 @@ from propdev.http.errors import BadRequestError, NotFoundError
 from propdev.http.keys import ACTOR_SYSTEM, AUDIT, DATABASE, NODES, PARTNER_GATEWAYS
 from propdev.http.middlewares import principal
 from propdev.http.openapi import Param, doc
-from propdev.http.permissions import Permission, requires
 from propdev.http.routes.resident import int_param
+from propdev.http.scope import LISTED, At, Source, scope_of, scoped, visible_to
 from propdev.management import operator
-from propdev.security import RECOVERY_CODES_LOW, get_user, recovery_codes_status
+from propdev.security import (
+    RECOVERY_CODES_LOW,
+    get_user,
+    new_recovery_codes,
+    recovery_codes_status,
+    store_recovery_codes,
+)
+from propdev.staff import Action, Kind, audit_within
 from propdev.storage.audit import AuditRecord
 
 routes = web.RouteTableDef()
@@ -35,18 +42,19 @@ def _documented(pattern: re.Pattern[str]) -> str:
 
 
 @routes.get("/admin/api/v1/actors")
-@requires(Permission.OPERATOR)
+@scoped(Action.SYSTEM_READ, LISTED)
 @doc(
     "The supervision tree: supervisors and actors with state, mailbox and restarts",
     tags=["admin"],
     responses={200: schemas.ACTOR_TREE},
 )
 async def actors(request: web.Request) -> web.Response:
-    return web.json_response(request.app[ACTOR_SYSTEM].snapshot())
+    visible = await visible_to(request)
+    return web.json_response(visible.tree(request.app[ACTOR_SYSTEM].snapshot()))
 
 
 @routes.post("/admin/api/v1/actors/{actor_id}/restart")
-@requires(Permission.OPERATOR)
+@scoped(Action.SYSTEM_OPERATE, At(Kind.ACTOR, "actor_id"))
 @doc(
     "Restart an activated actor (on_stop, new instance, on_start; audited)",
     description=(
@@ -84,7 +92,7 @@ async def restart_actor(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/api/v1/nodes")
-@requires(Permission.OPERATOR)
+@scoped(Action.SYSTEM_READ, LISTED)
 @doc(
     "The nodes of the cluster and their shards",
     tags=["admin"],
@@ -97,7 +105,7 @@ async def nodes(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/api/v1/breakers")
-@requires(Permission.OPERATOR)
+@scoped(Action.SYSTEM_READ, LISTED)
 @doc(
     "Partners' circuit breakers",
     tags=["admin"],
@@ -109,11 +117,13 @@ async def nodes(request: web.Request) -> web.Response:
 )
 async def breakers(request: web.Request) -> web.Response:
     gateways = request.app[PARTNER_GATEWAYS]
-    return web.json_response({"breakers": [g.snapshot() for g in gateways.values()]})
+    visible = await visible_to(request)
+    shown = [g.snapshot() for name, g in gateways.items() if visible.partner(name)]
+    return web.json_response({"breakers": shown})
 
 
 @routes.get("/admin/api/v1/audit")
-@requires(Permission.OPERATOR)
+@scoped(Action.AUDIT_READ, At(Kind.ACCESS_POINT, "access_point_id", Source.QUERY), LISTED)
 @doc(
     "The audit log (hash-chained), paged and filtered",
     description=(
@@ -153,6 +163,7 @@ async def audit(request: web.Request) -> web.Response:
         limit=limit + 1,
         action=action,
         actor=actor,
+        within=audit_within(scope_of(request)),
     )
     more = len(entries) > limit
     entries = entries[:limit]
@@ -179,7 +190,7 @@ def _filter(request: web.Request, name: str, pattern: re.Pattern[str]) -> str | 
 
 
 @routes.get("/admin/api/v1/me/recovery-codes")
-@requires(Permission.OPERATOR)
+@scoped(Action.SELF, LISTED)
 @doc(
     "How many of the calling operator's recovery codes are left (never the codes)",
     description=(
@@ -214,4 +225,47 @@ async def my_recovery_codes(request: web.Request) -> web.Response:
             "low": codes.low,
             "low_at": RECOVERY_CODES_LOW,
         }
+    )
+
+
+@routes.post("/admin/api/v1/me/recovery-codes")
+@scoped(Action.SELF, LISTED)
+@doc(
+    "A new set of recovery codes for the calling staff member, shown once",
+    description=(
+        "Replaces the earlier set (as `python run.py totp recovery-codes USERNAME`): after the "
+        "first login with a code of the TOTP seed (`POST /api/v1/activation`), a new staff "
+        "member gets its codes here. Only HMAC hashes are kept. Audited as "
+        "`operator.recovery_codes` (never a code). 404 for an operator of an external "
+        "identity provider, or an account without a TOTP seed."
+    ),
+    tags=["admin"],
+    responses={
+        201: schemas.object_of(
+            {"recovery_codes": schemas.array_of(schemas.STRING)}, required=["recovery_codes"]
+        ),
+        404: "The caller has no local account with a TOTP seed.",
+    },
+)
+async def new_my_recovery_codes(request: web.Request) -> web.Response:
+    db = request.app[DATABASE]
+    caller = principal(request)
+    user = await get_user(db, caller.sub)
+    if user is None or not user.has_totp:
+        raise NotFoundError("No local account with a TOTP seed: no recovery codes.")
+    codes = new_recovery_codes()
+    await store_recovery_codes(db, caller.sub, codes)
+    await request.app[AUDIT].append(
+        AuditRecord(
+            at=time.time(),
+            actor=f"operator:{caller.sub}",
+            action="operator.recovery_codes",
+            access_point_id=None,
+            decision="granted",
+            reason=f"id={caller.sub} count={len(codes)}",
+            subject=caller.sub,
+        )
+    )
+    return web.json_response(
+        {"recovery_codes": codes}, status=201, headers={"Cache-Control": "no-store"}
     )

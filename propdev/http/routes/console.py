@@ -30,11 +30,14 @@ from propdev.http.keys import (
     OPENER,
     OPENING,
     PARTNER_GATEWAYS,
+    STAFF,
 )
 from propdev.http.middlewares import principal
 from propdev.http.open_outcomes import open_message, open_response
 from propdev.http.openapi import Param, Response, doc
 from propdev.http.permissions import Permission, requires
+from propdev.http.scope import LISTED, At, scoped
+from propdev.staff import EVERYTHING, Action, Kind, Visible
 
 log = structlog.get_logger()
 routes = web.RouteTableDef()
@@ -136,13 +139,14 @@ async def console_static(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/api/v1/ws")
-@requires(Permission.OPERATOR)
+@scoped(Action.SYSTEM_READ, LISTED)
 @doc(
     "The console's live feed over a WebSocket",
     description=(
         "Token as the subprotocol pair `bearer, <token>` (or the `Authorization` header). "
-        "Pushes a `ConsoleSnapshot` at once, then every second when something changed; "
-        "closes with code 4401 when the token expires."
+        "Pushes a `ConsoleSnapshot` at once, then every second when something changed: "
+        "only the doors, actors and partners of the caller's sites; "
+        "closes with code 4401 when the token expires, 4403 once the account is disabled."
     ),
     tags=["admin", "console"],
     websocket=True,
@@ -154,6 +158,7 @@ async def console_static(request: web.Request) -> web.Response:
 )
 async def console_ws(request: web.Request) -> web.WebSocketResponse:
     caller = principal(request)
+    staff = request.app[STAFF]
     expires = float(caller.claims.get("exp", time.time() + 300))
     ws = web.WebSocketResponse(protocols=("bearer",), heartbeat=30.0, max_msg_size=4096)
     await ws.prepare(request)
@@ -165,7 +170,11 @@ async def console_ws(request: web.Request) -> web.WebSocketResponse:
             if time.time() >= expires:
                 await ws.close(code=4401, message=b"token expired")
                 break
-            snapshot = await console_snapshot(request.app)
+            scope = await staff.scope_of(caller.sub, caller.roles)  # a change counts at once
+            if scope is None:
+                await ws.close(code=4403, message=b"no longer staff")
+                break
+            snapshot = await console_snapshot(request.app, await staff.visible(scope))
             text = json.dumps(snapshot, sort_keys=True, default=str)
             if text != last:
                 await ws.send_str(json.dumps({**snapshot, "at": time.time()}, default=str))
@@ -187,10 +196,15 @@ async def _read_until_closed(ws: web.WebSocketResponse) -> None:
             await ws.send_str("pong")
 
 
-async def console_snapshot(app: web.Application) -> dict[str, Any]:
-    """The supervision tree, the breakers and every device, as the console shows them."""
+async def console_snapshot(app: web.Application, visible: Visible = EVERYTHING) -> dict[str, Any]:
+    """The supervision tree, the breakers and the devices, as the console shows them: those
+    ``visible`` to the caller (the actors, doors and partners of their sites)."""
     system, opening = app[ACTOR_SYSTEM], app[OPENING]
-    points = await app[DIRECTORY].all_access_points()
+    points = [
+        p
+        for p in await app[DIRECTORY].all_access_points()
+        if visible.access_points is None or p.id in visible.access_points
+    ]
     online = await app[DEVICES].device_online([p.id for p in points])
     lockout, now = opening.lockout, opening.clock()
     devices = [
@@ -209,15 +223,17 @@ async def console_snapshot(app: web.Application) -> dict[str, Any]:
     return {
         "type": "snapshot",
         "node": app[NODE_ID],
-        "tree": system.snapshot(max_actors=MAX_TREE_ACTORS),
+        "tree": visible.tree(system.snapshot(max_actors=MAX_TREE_ACTORS)),
         "stats": system.stats(),
-        "breakers": [g.snapshot() for g in app[PARTNER_GATEWAYS].values()],
+        "breakers": [
+            g.snapshot() for name, g in app[PARTNER_GATEWAYS].items() if visible.partner(name)
+        ],
         "devices": devices,
     }
 
 
 @routes.post("/admin/api/v1/access-points/{id}/open")
-@requires(Permission.OPERATOR)
+@scoped(Action.OPEN, At(Kind.ACCESS_POINT))
 @doc(
     "Open an access point by hand, with a stated reason (audited)",
     description=(

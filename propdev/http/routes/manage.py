@@ -8,18 +8,19 @@ moved-out residents' token refusal into the verifier and adds the routes of ``ma
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from propdev.http.keys import MANAGEMENT, PRIVACY
+from propdev.http.keys import MANAGEMENT, PRIVACY, STAFF
 from propdev.http.routes.manage_devices import routes as device_routes
 from propdev.http.routes.manage_estate import routes as estate_routes
 from propdev.http.routes.manage_people import routes as people_routes
 from propdev.http.routes.manage_privacy import routes as privacy_routes
 from propdev.management import Management, SessionCutoffs
 from propdev.privacy import PersonalData
+from propdev.staff import Staff
 
 if TYPE_CHECKING:
     from propdev.actors import ActorSystem
@@ -40,6 +41,7 @@ def setup(
     activation_ttl: float,
     gateways: Mapping[str, PartnerAdapter],
     system: ActorSystem,
+    end_grant: Callable[[str, float], Awaitable[None]] | None = None,
 ) -> None:
     """Add the management routes and services to ``app`` (``revocations``: the cluster's, or
     None embedded)."""
@@ -53,6 +55,9 @@ def setup(
         db, cutoffs, gateways, refresh_device=refresh_device, activation_ttl=activation_ttl
     )
     app[PRIVACY] = PersonalData(db, cutoffs.cut)  # an erasure cuts sessions as a move-out does
+    app[STAFF] = Staff(  # a disabled staff account's tokens are cut as a move-out's
+        db, cut=cutoffs.cut, end_grant=end_grant, token_ttl=token_ttl, activation_ttl=activation_ttl
+    )
 
     async def load_cutoffs(app: web.Application) -> None:
         await cutoffs.load(db)

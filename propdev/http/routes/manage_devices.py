@@ -11,7 +11,6 @@ from aiohttp import web
 from propdev.http import schemas
 from propdev.http.body import UnsupportedMediaTypeError
 from propdev.http.openapi import Param, Response, doc
-from propdev.http.permissions import Permission, requires
 from propdev.http.routes.manage_support import (
     CONFLICT,
     ID,
@@ -26,7 +25,9 @@ from propdev.http.routes.manage_support import (
     management,
     text,
 )
+from propdev.http.scope import LISTED, ORGANISATION_ONLY, At, Source, scoped
 from propdev.management import COLUMNS, MAX_LINES, InvalidFieldError, decode
+from propdev.staff import Action, Kind
 
 routes = web.RouteTableDef()
 
@@ -165,7 +166,7 @@ SYNC_REPORT = schemas.named(
 
 
 @routes.get("/admin/api/v1/access-points")
-@requires(Permission.OPERATOR)
+@scoped(Action.ESTATE_READ, At(Kind.BUILDING, "building_id", Source.QUERY), LISTED)
 @doc(
     "List access points with their devices",
     tags=TAGS,
@@ -180,7 +181,7 @@ async def list_points(request: web.Request) -> web.Response:
 
 
 @routes.post("/admin/api/v1/access-points")
-@requires(Permission.OPERATOR)
+@scoped(Action.ESTATE_MANAGE, At(Kind.BUILDING, "building_id", Source.BODY))
 @doc(
     "Register a device as an access point",
     description=(
@@ -198,7 +199,7 @@ async def create_point(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/api/v1/access-points/{id}")
-@requires(Permission.OPERATOR)
+@scoped(Action.ESTATE_READ, At(Kind.ACCESS_POINT))
 @doc(
     "One access point with its device",
     tags=TAGS,
@@ -210,7 +211,7 @@ async def get_point(request: web.Request) -> web.Response:
 
 
 @routes.patch("/admin/api/v1/access-points/{id}")
-@requires(Permission.OPERATOR)
+@scoped(Action.ESTATE_MANAGE, At(Kind.ACCESS_POINT), At(Kind.BUILDING, "building_id", Source.BODY))
 @doc(
     "Change an access point (name, kind, building, partner or device)",
     description="Audited as `access_point.update` with the changed fields.",
@@ -226,7 +227,7 @@ async def update_point(request: web.Request) -> web.Response:
 
 
 @routes.delete("/admin/api/v1/access-points/{id}")
-@requires(Permission.OPERATOR)
+@scoped(Action.ESTATE_MANAGE, At(Kind.ACCESS_POINT))
 @doc(
     "Delete an access point, ending what depends on it",
     description=(
@@ -244,7 +245,7 @@ async def delete_point(request: web.Request) -> web.Response:
 
 
 @routes.post("/admin/api/v1/access-points/import")
-@requires(Permission.OPERATOR)
+@scoped(Action.ESTATE_MANAGE, ORGANISATION_ONLY)
 @doc(
     "Bulk-import access points from CSV",
     description=(
@@ -304,7 +305,7 @@ def _form_file(content_type: str, raw: bytes) -> bytes:
 
 
 @routes.post("/admin/api/v1/partners/{partner}/sync")
-@requires(Permission.OPERATOR)
+@scoped(Action.ESTATE_MANAGE, ORGANISATION_ONLY)
 @doc(
     "Sync our access points with a partner's device list",
     description=(

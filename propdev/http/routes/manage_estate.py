@@ -6,7 +6,6 @@ from aiohttp import web
 
 from propdev.http import schemas
 from propdev.http.openapi import Param, doc
-from propdev.http.permissions import Permission, requires
 from propdev.http.routes.manage_support import (
     CONFLICT,
     ID,
@@ -20,6 +19,8 @@ from propdev.http.routes.manage_support import (
     text,
     updated,
 )
+from propdev.http.scope import LISTED, ORGANISATION_ONLY, At, Source, scoped
+from propdev.staff import Action, Kind
 
 routes = web.RouteTableDef()
 
@@ -99,14 +100,14 @@ APARTMENT_CHANGE = schemas.named(
 
 
 @routes.get("/admin/api/v1/sites")
-@requires(Permission.OPERATOR)
+@scoped(Action.ESTATE_READ, LISTED)
 @doc("List sites", tags=TAGS, responses={200: schemas.array_of(SITE)})
 async def list_sites(request: web.Request) -> web.Response:
     return await listed(request, management(request).estate.sites)
 
 
 @routes.post("/admin/api/v1/sites")
-@requires(Permission.OPERATOR)
+@scoped(Action.ESTATE_MANAGE, ORGANISATION_ONLY)
 @doc(
     "Create a site",
     description="Audited as `site.create`.",
@@ -119,7 +120,7 @@ async def create_site(request: web.Request) -> web.Response:
 
 
 @routes.patch("/admin/api/v1/sites/{id}")
-@requires(Permission.OPERATOR)
+@scoped(Action.ESTATE_MANAGE, At(Kind.SITE))
 @doc(
     "Rename a site or change its time zone",
     description="Audited as `site.update`.",
@@ -132,7 +133,7 @@ async def update_site(request: web.Request) -> web.Response:
 
 
 @routes.delete("/admin/api/v1/sites/{id}")
-@requires(Permission.OPERATOR)
+@scoped(Action.ESTATE_MANAGE, ORGANISATION_ONLY)
 @doc(
     "Delete an empty site",
     description="Refused (409) while the site has buildings. Audited as `site.delete`.",
@@ -147,7 +148,7 @@ async def delete_site(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/api/v1/buildings")
-@requires(Permission.OPERATOR)
+@scoped(Action.ESTATE_READ, At(Kind.SITE, "site_id", Source.QUERY), LISTED)
 @doc(
     "List buildings",
     tags=TAGS,
@@ -159,7 +160,7 @@ async def list_buildings(request: web.Request) -> web.Response:
 
 
 @routes.post("/admin/api/v1/buildings")
-@requires(Permission.OPERATOR)
+@scoped(Action.ESTATE_MANAGE, At(Kind.SITE, "site_id", Source.BODY))
 @doc(
     "Create a building in a site",
     description="Audited as `building.create`.",
@@ -172,7 +173,7 @@ async def create_building(request: web.Request) -> web.Response:
 
 
 @routes.patch("/admin/api/v1/buildings/{id}")
-@requires(Permission.OPERATOR)
+@scoped(Action.ESTATE_MANAGE, At(Kind.BUILDING), At(Kind.SITE, "site_id", Source.BODY))
 @doc(
     "Rename a building",
     description="Audited as `building.update`.",
@@ -185,7 +186,7 @@ async def update_building(request: web.Request) -> web.Response:
 
 
 @routes.delete("/admin/api/v1/buildings/{id}")
-@requires(Permission.OPERATOR)
+@scoped(Action.ESTATE_MANAGE, At(Kind.BUILDING))
 @doc(
     "Delete an empty building",
     description=(
@@ -203,7 +204,7 @@ async def delete_building(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/api/v1/apartments")
-@requires(Permission.OPERATOR)
+@scoped(Action.ESTATE_READ, At(Kind.BUILDING, "building_id", Source.QUERY), LISTED)
 @doc(
     "List apartments",
     tags=TAGS,
@@ -215,7 +216,7 @@ async def list_apartments(request: web.Request) -> web.Response:
 
 
 @routes.post("/admin/api/v1/apartments")
-@requires(Permission.OPERATOR)
+@scoped(Action.ESTATE_MANAGE, At(Kind.BUILDING, "building_id", Source.BODY))
 @doc(
     "Create an apartment in a building",
     description="Numbers are unique within a building. Audited as `apartment.create`.",
@@ -228,7 +229,7 @@ async def create_apartment(request: web.Request) -> web.Response:
 
 
 @routes.patch("/admin/api/v1/apartments/{id}")
-@requires(Permission.OPERATOR)
+@scoped(Action.ESTATE_MANAGE, At(Kind.APARTMENT), At(Kind.BUILDING, "building_id", Source.BODY))
 @doc(
     "Renumber an apartment",
     description="Audited as `apartment.update`.",
@@ -241,7 +242,7 @@ async def update_apartment(request: web.Request) -> web.Response:
 
 
 @routes.delete("/admin/api/v1/apartments/{id}")
-@requires(Permission.OPERATOR)
+@scoped(Action.ESTATE_MANAGE, At(Kind.APARTMENT))
 @doc(
     "Delete an apartment nobody lives in",
     description="Refused (409) while residents live there. Audited as `apartment.delete`.",

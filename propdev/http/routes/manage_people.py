@@ -10,7 +10,6 @@ from propdev.http import schemas
 from propdev.http.access_problems import UnprocessableError
 from propdev.http.body import json_body
 from propdev.http.openapi import Param, Response, doc
-from propdev.http.permissions import Permission, requires
 from propdev.http.routes.manage_support import (
     ID,
     INVALID,
@@ -22,6 +21,8 @@ from propdev.http.routes.manage_support import (
     listed,
     management,
 )
+from propdev.http.scope import LISTED, At, Source, scope_of, scoped
+from propdev.staff import Action, Kind
 
 log = structlog.get_logger()
 _NO_BODY = object()
@@ -158,7 +159,7 @@ RIGHT_REQUEST = schemas.named(
 
 
 @routes.get("/admin/api/v1/residents")
-@requires(Permission.OPERATOR)
+@scoped(Action.RESIDENTS_READ, At(Kind.APARTMENT, "apartment_id", Source.QUERY), LISTED)
 @doc(
     "List residents with their personal data (audited)",
     description=(
@@ -172,13 +173,15 @@ RIGHT_REQUEST = schemas.named(
 async def list_residents(request: web.Request) -> web.Response:
     residents = management(request).residents
     found = await residents.read_all(
-        actor(request), apartment_id=request.query.get("apartment_id") or None
+        actor(request),
+        apartment_id=request.query.get("apartment_id") or None,
+        sites=scope_of(request).site_ids,
     )
     return web.json_response(found)
 
 
 @routes.post("/admin/api/v1/residents")
-@requires(Permission.OPERATOR)
+@scoped(Action.RESIDENTS_MANAGE, At(Kind.APARTMENT, "apartment_id", Source.BODY))
 @doc(
     "Invite a resident",
     description=(
@@ -207,7 +210,7 @@ async def invite_resident(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/api/v1/residents/{id}")
-@requires(Permission.OPERATOR)
+@scoped(Action.RESIDENTS_READ, At(Kind.RESIDENT))
 @doc(
     "One resident with their personal data (audited)",
     description="A `resident.read` audit entry (subject the resident), written before the answer.",
@@ -220,7 +223,7 @@ async def get_resident(request: web.Request) -> web.Response:
 
 
 @routes.post("/admin/api/v1/residents/{id}/move-out")
-@requires(Permission.OPERATOR)
+@scoped(Action.RESIDENTS_MANAGE, At(Kind.RESIDENT))
 @doc(
     "Move a resident out: everything they hold ends at once",
     description=(
@@ -241,7 +244,12 @@ async def move_out(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/api/v1/rights")
-@requires(Permission.OPERATOR)
+@scoped(
+    Action.RESIDENTS_READ,
+    At(Kind.RESIDENT, "user_id", Source.QUERY),
+    At(Kind.ACCESS_POINT, "access_point_id", Source.QUERY),
+    LISTED,
+)
 @doc(
     "List rights",
     tags=TAGS,
@@ -256,7 +264,9 @@ async def list_rights(request: web.Request) -> web.Response:
 
 
 @routes.put("/admin/api/v1/rights/{user_id}/{access_point_id}")
-@requires(Permission.OPERATOR)
+@scoped(
+    Action.RESIDENTS_MANAGE, At(Kind.RESIDENT, "user_id"), At(Kind.ACCESS_POINT, "access_point_id")
+)
 @doc(
     "Grant (or replace) a right, with an optional schedule",
     description=(
@@ -290,7 +300,9 @@ async def grant_right(request: web.Request) -> web.Response:
 
 
 @routes.delete("/admin/api/v1/rights/{user_id}/{access_point_id}")
-@requires(Permission.OPERATOR)
+@scoped(
+    Action.RESIDENTS_MANAGE, At(Kind.RESIDENT, "user_id"), At(Kind.ACCESS_POINT, "access_point_id")
+)
 @doc(
     "Revoke a right",
     description="The next open is refused, on every node. Audited as `right.revoke`.",

@@ -10,8 +10,9 @@ from aiohttp import web
 from propdev.http import schemas
 from propdev.http.keys import PRIVACY
 from propdev.http.openapi import doc
-from propdev.http.permissions import Permission, requires
 from propdev.http.routes.manage_support import NULLABLE_NUMBER, TAGS, actor
+from propdev.http.scope import At, scoped
+from propdev.staff import Action, Kind
 
 log = structlog.get_logger()
 routes = web.RouteTableDef()
@@ -81,7 +82,7 @@ RESIDENT_EXPORT = schemas.named(
 
 
 @routes.get("/admin/api/v1/residents/{id}/export")
-@requires(Permission.OPERATOR)
+@scoped(Action.RESIDENTS_MANAGE, At(Kind.RESIDENT))
 @doc(
     "Everything held on a resident (152-FZ art. 14)",
     description=(
@@ -101,7 +102,7 @@ async def export_resident(request: web.Request) -> web.Response:
 
 
 @routes.post("/admin/api/v1/residents/{id}/erase")
-@requires(Permission.OPERATOR)
+@scoped(Action.RESIDENTS_MANAGE, At(Kind.RESIDENT))
 @doc(
     "Erase a resident's personal data (152-FZ art. 21)",
     description=(

@@ -17,6 +17,7 @@ from propdev.http.body import json_body
 from propdev.http.errors import BadRequestError
 from propdev.http.keys import MANAGEMENT
 from propdev.http.middlewares import principal
+from propdev.http.scope import scope_of
 from propdev.management import Management, operator
 
 TAGS = ["management"]
@@ -40,8 +41,9 @@ async def listed(
     request: web.Request, find: Callable[..., Awaitable[object]], *filters: str
 ) -> web.Response:
     """200 with what ``find`` answers, given the query parameters named ``filters`` (None when
-    absent) as keyword arguments."""
-    return web.json_response(await find(**{name: request.query.get(name) for name in filters}))
+    absent) as keyword arguments, and the caller's ``sites`` (None: organisation-wide)."""
+    given = {name: request.query.get(name) for name in filters}
+    return web.json_response(await find(sites=scope_of(request).site_ids, **given))
 
 
 async def created(

@@ -16,10 +16,11 @@ from propdev.http.errors import BadRequestError, NotFoundError
 from propdev.http.keys import AUDIT, DRAIN, NODE_ID, NODES, PASSES
 from propdev.http.middlewares import principal
 from propdev.http.openapi import Param, doc
-from propdev.http.permissions import Permission, requires
 from propdev.http.routes.passes import GUEST_PASS
 from propdev.http.routes.resident import int_param
+from propdev.http.scope import LISTED, ORGANISATION_ONLY, At, Source, scope_of, scoped
 from propdev.management import operator
+from propdev.staff import Action, Kind
 from propdev.storage.audit import AuditRecord
 
 log = structlog.get_logger()
@@ -62,7 +63,7 @@ def _active(request: web.Request) -> bool | None:
 
 
 @routes.get("/admin/api/v1/guest-passes")
-@requires(Permission.OPERATOR)
+@scoped(Action.PASSES_READ, At(Kind.RESIDENT, "owner", Source.QUERY), LISTED)
 @doc(
     "Every resident's guest passes (never their codes), newest first",
     tags=["admin", "guest passes"],
@@ -86,13 +87,14 @@ async def list_guest_passes(request: web.Request) -> web.Response:
         owner_id=request.query.get("owner") or None,
         active=_active(request),
         limit=int_param(request, "limit", 200, lo=1, hi=1000),
+        sites=scope_of(request).site_ids,
     )
     now = passes.clock()
     return web.json_response([{**p.to_json(now), "owner_id": p.owner_id} for p in found])
 
 
 @routes.delete("/admin/api/v1/guest-passes/{id}")
-@requires(Permission.OPERATOR)
+@scoped(Action.PASSES_MANAGE, At(Kind.GUEST_PASS))
 @doc(
     "Revoke any resident's guest pass (audited)",
     description=(
@@ -115,7 +117,7 @@ async def revoke_guest_pass(request: web.Request) -> web.Response:
 
 
 @routes.post("/admin/api/v1/nodes/{node_id}/drain")
-@requires(Permission.OPERATOR)
+@scoped(Action.SYSTEM_OPERATE, ORGANISATION_ONLY)
 @doc(
     "Drain this node: no new device work, then ready to be stopped (audited)",
     description=(

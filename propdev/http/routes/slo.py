@@ -7,7 +7,8 @@ from aiohttp import web
 from propdev.http import schemas
 from propdev.http.keys import NODE_ID, SLO
 from propdev.http.openapi import doc
-from propdev.http.permissions import Permission, requires
+from propdev.http.scope import LISTED, scoped
+from propdev.staff import Action
 
 routes = web.RouteTableDef()
 
@@ -89,7 +90,7 @@ SLO_REPORT = schemas.named(
 
 
 @routes.get("/admin/api/v1/slo")
-@requires(Permission.OPERATOR)
+@scoped(Action.SYSTEM_READ, LISTED)
 @doc(
     "Service level objectives: SLI, error budget left, multi-window burn rates",
     description=(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import urllib.parse
 
 import pytest
 
@@ -19,7 +20,10 @@ from propdev.accounts import (
 from propdev.management import SessionCutoffs
 from propdev.management.residents import Residents
 from propdev.registry import InProcessBus, Revocations
-from propdev.security import create_user, verify_password
+from propdev.security import create_user, current_code, verify_password
+from propdev.security.errors import LoginFailedError
+from propdev.security.users import authenticate
+from propdev.staff import Role, Scope, Staff
 from tests.unit.accounts.conftest import PASSWORD, TOKEN_TTL, World
 
 NEW = "a brand new passphrase"
@@ -301,3 +305,46 @@ async def test_an_activation_code_expires(world: World) -> None:
     with pytest.raises(InvalidCodeError):
         await world.accounts.activate(body)
     assert not await password_is(world, NEW, invitation.resident["id"])
+
+
+async def test_a_staff_activation_answers_a_totp_seed_that_the_login_then_requires(
+    world: World,
+) -> None:
+    boss_id = await create_user(world.db, username="boss", password="x" * 12, roles=["admin"])
+    staff = Staff(world.db, cut=_no_cut, clock=world.clock)
+    boss = Scope(boss_id, frozenset({Role.ADMIN}), None)
+    body = {"username": "olga", "full_name": "Olga", "roles": ["operator"], "site_ids": None}
+    created = await staff.create(boss, body)
+    activation = {
+        "username": "olga",
+        "activation_code": created["activation_code"],
+        "password": NEW,
+    }
+    answer = await world.accounts.activate(activation)
+    assert set(answer) == {"totp_uri"} and answer["totp_uri"].startswith("otpauth://totp/")
+    secret = urllib.parse.parse_qs(urllib.parse.urlparse(answer["totp_uri"]).query)["secret"][0]
+    now = time.time()
+    with pytest.raises(LoginFailedError):  # the password alone no longer signs in
+        authenticate(world.db, "olga", NEW, "", now=now)
+    login = authenticate(world.db, "olga", NEW, current_code(secret, now), now=now)
+    assert login.amr == ("pwd", "otp")
+
+
+async def test_a_disabled_staff_account_cannot_activate(world: World) -> None:
+    boss_id = await create_user(world.db, username="boss", password="x" * 12, roles=["admin"])
+    staff = Staff(world.db, cut=_no_cut, clock=world.clock)
+    boss = Scope(boss_id, frozenset({Role.ADMIN}), None)
+    body = {"username": "olga", "full_name": "Olga", "roles": ["auditor"], "site_ids": None}
+    created = await staff.create(boss, body)
+    await staff.disable(boss, created["id"])
+    activation = {
+        "username": "olga",
+        "activation_code": created["activation_code"],
+        "password": NEW,
+    }
+    with pytest.raises(InvalidCodeError):
+        await world.accounts.activate(activation)
+
+
+async def _no_cut(user_id: str, at: float) -> None:
+    return None
