@@ -50,6 +50,7 @@ from propdev.partners import (
     Confirmation,
     ConfirmsByCallback,
     PartnerGateway,
+    RedisCircuits,
     build_acme_gateway,
     build_gateway,
     webhook_secret,
@@ -177,6 +178,12 @@ class Node:
         # In a cluster, rate limits are one budget on the cluster's Redis (local if it fails).
         self.rate_limiter: Limiter | None = (
             RedisLimiter(self.cluster.redis, prefix="{" + settings.redis_prefix + "}:rl:")
+            if self.cluster is not None
+            else None
+        )
+        # In a cluster, partners' circuits open once for the cluster (local if Redis fails).
+        self.circuits = (
+            RedisCircuits(self.cluster.redis, prefix=f"{self.cluster.namespace}:", bus=self.bus)
             if self.cluster is not None
             else None
         )
@@ -396,6 +403,10 @@ class Node:
         )
         self.gateways[gateway.partner_id] = gateway
         await self._partner_gateways()
+        if self.circuits is not None:
+            for partner_gateway in self.gateways.values():
+                partner_gateway.share(self.circuits)
+            self.circuits.start()
         deps = DeviceDeps(
             db=self.db,
             directory=self.directory,
@@ -446,6 +457,8 @@ class Node:
         await self.system.stop()
         await self.accounts.settle()  # codes being sent
         await self.access.stop()
+        if self.circuits is not None:
+            await self.circuits.close()
         for gateway in self.gateways.values():
             await gateway.close()
         await self.utilities.close()
