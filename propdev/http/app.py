@@ -3,12 +3,13 @@ service a route uses is set here once, under its typed key (``propdev.http.keys`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
 from propdev.http import keys, ws
+from propdev.http.admission import Admission, admission_middleware
 from propdev.http.client_address import client_address_middleware, networks
 from propdev.http.integration_log import integration_log_middleware
 from propdev.http.limits import WS_CAPS, WebSocketCaps, body_limit_middleware
@@ -142,6 +143,8 @@ def make_app(node: NodeServices) -> web.Application:
             telemetry_middleware(telemetry=node.telemetry),  # spans the access log record too
             request_context_middleware(node_id=settings.node_id),
             integration_log_middleware(),  # partner, gateway, admin: integration_request
+            # Past the node's capacity: 503 + Retry-After, before any work (auth included).
+            admission_middleware(admission=_admission(settings), on_shed=_shed_counter(node)),
             body_limit_middleware(max_body=settings.max_body, body_timeout=settings.body_timeout),
             auth_middleware(verifier=node.verifier, external=node.external_verifier),
             rate_limit_middleware(rate=settings.rate_limit, limiter=limiter, subject=_subject),
@@ -222,6 +225,19 @@ def _set_services(app: web.Application, node: NodeServices) -> None:
     app[keys.METRICS_ALLOW] = networks(settings.metrics_allow)
     app[keys.SLO] = node.telemetry.slo
     app[keys.OPENER] = node
+
+
+def _admission(settings: Settings) -> Admission | None:
+    if settings.max_inflight <= 0:
+        return None
+    return Admission(
+        limit=settings.max_inflight, queue=settings.inflight_queue, wait=settings.inflight_wait
+    )
+
+
+def _shed_counter(node: NodeServices) -> Callable[[str, str], None]:
+    shed = node.telemetry.metrics.shed
+    return lambda budget, reason: shed.labels(budget, reason).inc()
 
 
 def _subject(request: web.Request) -> str | None:
