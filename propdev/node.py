@@ -24,6 +24,7 @@ from propdev.access import (
     KeypadPolicy,
     OpenOutcome,
     Reason,
+    RedisKeypadLockout,
     failed,
     unanswered_open,
 )
@@ -204,15 +205,25 @@ class Node:
             token_ttl=settings.access_token_ttl,
             reset_ttl=settings.reset_code_ttl,
         )
+        keypad = KeypadPolicy(
+            settings.keypad_attempts, settings.keypad_window, settings.keypad_cooldown
+        )
         self.access = AccessServices.for_data_dir(
             self.db,
             self.bus,
             settings.data_dir,
             presence=self.live_sockets,
-            keypad=KeypadPolicy(
-                settings.keypad_attempts, settings.keypad_window, settings.keypad_cooldown
-            ),
+            keypad=keypad,
             on_keypad=self.telemetry.keypad_event,
+            # In a cluster, lockouts outlive a device's change of owner (local if Redis fails).
+            lockout=RedisKeypadLockout(
+                self.cluster.redis,
+                prefix=f"{self.cluster.namespace}:",
+                policy=keypad,
+                on_event=self.telemetry.keypad_event,
+            )
+            if self.cluster is not None
+            else None,
         )
         self.utilities = UtilitiesService.from_settings(
             settings,

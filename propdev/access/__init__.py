@@ -16,7 +16,7 @@ from propdev.access.errors import (
     TooManyVehiclesError,
     VehicleNotFoundError,
 )
-from propdev.access.lockout import LOCKED_OUT, KeypadLockout, KeypadPolicy
+from propdev.access.lockout import LOCKED_OUT, KeypadLockout, KeypadPolicy, Lockout
 from propdev.access.notify import (
     LoggingPushProvider,
     Notifier,
@@ -39,6 +39,7 @@ from propdev.access.passes import GuestPass, GuestPasses, PassCodes, PassRequest
 from propdev.access.rules import AccessRules, Clock, Decision
 from propdev.access.schedule import Schedule, Window
 from propdev.access.services import AccessServices, pass_code_key_path
+from propdev.access.shared_lockout import RedisKeypadLockout
 from propdev.access.trail import unanswered_open
 from propdev.access.vehicles import (
     Vehicle,
@@ -63,6 +64,7 @@ __all__ = (
     "InvalidScheduleError",
     "KeypadLockout",
     "KeypadPolicy",
+    "Lockout",
     "LoggingPushProvider",
     "NotEntitledError",
     "Notifier",
@@ -79,6 +81,7 @@ __all__ = (
     "PushMessage",
     "PushProvider",
     "Reason",
+    "RedisKeypadLockout",
     "Result",
     "Schedule",
     "TooManyPassesError",

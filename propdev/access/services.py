@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from propdev.access.lockout import KeypadLockout, KeypadPolicy
+from propdev.access.lockout import KeypadLockout, KeypadPolicy, Lockout
 from propdev.access.notify import LoggingPushProvider, Notifier, Presence, PushProvider
 from propdev.access.opening import Opening, Publisher
 from propdev.access.passes import GuestPasses, PassCodes, load_index_key
@@ -57,11 +57,13 @@ class AccessServices:
         clock: Clock = time.time,
         keypad: KeypadPolicy | None = None,
         on_keypad: Callable[[str], None] | None = None,
+        lockout: Lockout | None = None,
     ) -> AccessServices:
+        """``lockout``: the cluster's (in Redis); else one in memory from ``keypad``."""
         rules = AccessRules(db, clock=clock)
         passes = GuestPasses(db, rules, PassCodes(code_key), clock=clock)
         vehicles = Vehicles(db, clock=clock)
-        lockout = KeypadLockout(keypad, on_event=on_keypad)
+        lockout = lockout or KeypadLockout(keypad, on_event=on_keypad)
         opening = Opening(db, bus, rules, passes, vehicles, clock=clock, lockout=lockout)
         notifier = Notifier(provider or LoggingPushProvider(), presence)
         return cls(rules, passes, vehicles, opening, notifier)
@@ -76,6 +78,7 @@ class AccessServices:
         presence: Presence,
         keypad: KeypadPolicy | None = None,
         on_keypad: Callable[[str], None] | None = None,
+        lockout: Lockout | None = None,
     ) -> AccessServices:
         return cls.build(
             db,
@@ -84,6 +87,7 @@ class AccessServices:
             presence=presence,
             keypad=keypad,
             on_keypad=on_keypad,
+            lockout=lockout,
         )
 
     def set_clock(self, clock: Clock) -> None:
