@@ -46,7 +46,7 @@ from propdev.grpc import ADAPTER as GRPC_ADAPTER
 from propdev.grpc import ClusterCommands, CommandStreams, build_grpc_gateway
 from propdev.housing import InProcessUtilities, UtilitiesService
 from propdev.http.ratelimit import Limiter, RedisLimiter
-from propdev.observability import Telemetry
+from propdev.observability import RedisSlo, Telemetry
 from propdev.partners import (
     Confirmation,
     ConfirmsByCallback,
@@ -185,6 +185,12 @@ class Node:
         # In a cluster, partners' circuits open once for the cluster (local if Redis fails).
         self.circuits = (
             RedisCircuits(self.cluster.redis, prefix=f"{self.cluster.namespace}:", bus=self.bus)
+            if self.cluster is not None
+            else None
+        )
+        # In a cluster, the SLO report is the cluster's: counts added up in Redis.
+        self.shared_slo = (
+            RedisSlo(self.telemetry.slo, self.cluster.redis, prefix=f"{self.cluster.namespace}:")
             if self.cluster is not None
             else None
         )
@@ -418,6 +424,8 @@ class Node:
             for partner_gateway in self.gateways.values():
                 partner_gateway.share(self.circuits)
             self.circuits.start()
+        if self.shared_slo is not None:
+            self.shared_slo.start()
         deps = DeviceDeps(
             db=self.db,
             directory=self.directory,
@@ -470,6 +478,8 @@ class Node:
         await self.access.stop()
         if self.circuits is not None:
             await self.circuits.close()
+        if self.shared_slo is not None:
+            await self.shared_slo.close()
         for gateway in self.gateways.values():
             await gateway.close()
         await self.utilities.close()
