@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -182,6 +183,7 @@ class RedisCircuits:
         self._settings: dict[str, CircuitSettings] = {}
         self._listeners: dict[str, list[Listener]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._origin = uuid.uuid4().hex  # our own announcements come back: not read again
         if bus is not None:
             bus.subscribe(CHANNEL, self._heard)
 
@@ -313,13 +315,13 @@ class RedisCircuits:
         if self._bus is None:
             return
         try:
-            await self._bus.publish(f"{CHANNEL}{name}", {"partner": name})
+            await self._bus.publish(f"{CHANNEL}{name}", {"partner": name, "from": self._origin})
         except Exception as exc:  # the others' refresh catches up
             log.warning("partner_breaker_announce_failed", partner=name, error=type(exc).__name__)
 
     async def _heard(self, channel: str, message: dict[str, Any]) -> None:
         name = channel[len(CHANNEL) :]
-        if name not in self._settings:
+        if name not in self._settings or message.get("from") == self._origin:
             return
         try:
             await self.read(name)
