@@ -11,8 +11,9 @@ in ``propdev_http_requests_shed_total{budget, reason}``. So at ``limit + queue``
 Budgets, by path (``budget_for``):
 
 - **exempt** -- ``/healthz``, ``/readyz``, ``/metrics`` (a shedding node must still answer its
-  probes and scrapers, or it is restarted for being busy) and the WebSocket (``/api/v1/ws``: a
-  socket lasts for hours; ``PROPDEV_WS_PER_USER`` and the connection caps bound them);
+  probes and scrapers, or it is restarted for being busy) and WebSockets (``/api/v1/ws``, the
+  console's ``/admin/api/v1/ws``: a socket lasts for hours and would hold a slot all along;
+  ``PROPDEV_WS_PER_USER`` and the connection caps bound them);
 - **partner** -- partners' callbacks (``/partner/…``): their own budget, a quarter of the
   API's, so that a flood of app requests cannot shed the vendor's confirmations that the opens
   in flight are waiting for (and the reverse);
@@ -44,7 +45,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Shed = Callable[[str, str], None]
 """``on_shed(budget, reason)``: count a shed request."""
 
-EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/api/v1/ws"})
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 PARTNER_PREFIX = "/partner/"
 
 
@@ -130,8 +131,8 @@ class Admission:
             "partner", limit=max(1, limit // 4), queue=max(0, queue // 4), wait=wait
         )
 
-    def budget_for(self, path: str) -> Budget | None:
-        if path in EXEMPT_PATHS:
+    def budget_for(self, path: str, *, websocket: bool = False) -> Budget | None:
+        if websocket or path in EXEMPT_PATHS:
             return None
         return self.partner if path.startswith(PARTNER_PREFIX) else self.api
 
@@ -141,7 +142,10 @@ def admission_middleware(*, admission: Admission | None, on_shed: Shed) -> Middl
 
     @web.middleware
     async def impl(request: web.Request, handler: Handler) -> web.StreamResponse:
-        budget = None if admission is None else admission.budget_for(request.path)
+        if admission is None:
+            return await handler(request)
+        websocket = request.headers.get("Upgrade", "").lower() == "websocket"
+        budget = admission.budget_for(request.path, websocket=websocket)
         if budget is None:
             return await handler(request)
         try:

@@ -61,8 +61,10 @@ async def test_a_cancelled_waiter_leaves_the_line_without_taking_a_slot() -> Non
 
 def test_probes_metrics_and_sockets_are_exempt_and_partners_have_their_own_budget() -> None:
     admission = Admission(limit=8)
-    for path in ("/healthz", "/readyz", "/metrics", "/api/v1/ws"):
+    for path in ("/healthz", "/readyz", "/metrics"):
         assert admission.budget_for(path) is None
+    for path in ("/api/v1/ws", "/admin/api/v1/ws"):  # a socket would hold its slot for hours
+        assert admission.budget_for(path, websocket=True) is None
     assert admission.budget_for("/partner/v1/events") is admission.partner
     assert admission.budget_for("/api/v1/access-points/a/open") is admission.api
     assert (admission.api.limit, admission.api.queue) == (8, 8)  # sheds at twice the limit
@@ -86,6 +88,13 @@ async def test_past_the_budget_requests_get_a_503_problem_and_health_still_answe
     async def health(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    async def socket(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str("hello")
+        await ws.close()
+        return ws
+
     app = web.Application(
         middlewares=[
             request_context_middleware(node_id="n1"),
@@ -97,6 +106,7 @@ async def test_past_the_budget_requests_get_a_503_problem_and_health_still_answe
     )
     app.router.add_get("/api/v1/slow", slow)
     app.router.add_get("/healthz", health)
+    app.router.add_get("/api/v1/ws", socket)
     client = await aiohttp_client(app)
     holding = [asyncio.create_task(client.get("/api/v1/slow")) for _ in range(2)]
     await eventually(lambda: _entered(entered, 2), within=5.0, what="two requests in flight")
@@ -108,6 +118,8 @@ async def test_past_the_budget_requests_get_a_503_problem_and_health_still_answe
     problem = await refused.json()
     assert problem["type"].endswith("/overloaded") and problem["reason"] == "queue_full"
     assert (await client.get("/healthz")).status == 200
+    async with client.ws_connect("/api/v1/ws") as ws:  # sockets are not held to the budget
+        assert (await ws.receive_str()) == "hello"
     assert shed == [("api", "queue_full")] and len(entered) == 2
 
     held.set()
