@@ -8,6 +8,10 @@ the queue full, or waits its time out, is shed: ``ShedError`` (503, ``Retry-Afte
 in ``propdev_http_requests_shed_total{budget, reason}``. So at ``limit + queue`` requests
 (twice the capacity with the default queue, as long as the limit) the node sheds the rest.
 
+The middleware runs once the body has been read (``body_limit_middleware``: at most
+``PROPDEV_MAX_BODY`` within ``PROPDEV_BODY_TIMEOUT``), so a client trickling its body holds no
+slot, and before authentication and the handler, so a shed request costs next to nothing.
+
 Budgets, by path (``budget_for``):
 
 - **exempt** -- ``/healthz``, ``/readyz``, ``/metrics`` (a shedding node must still answer its
@@ -19,10 +23,13 @@ Budgets, by path (``budget_for``):
   in flight are waiting for (and the reverse);
 - **api** -- everything else.
 
-``PROPDEV_MAX_INFLIGHT`` (default 128: the benchmark machine's door-open path peaks well below
-that many concurrent requests per node; ``0`` turns admission control off),
-``PROPDEV_INFLIGHT_QUEUE`` (default: as many as the limit) and ``PROPDEV_INFLIGHT_WAIT``
-(seconds, default 1).
+``PROPDEV_MAX_INFLIGHT`` (default 128; ``0`` turns admission control off): twice the
+concurrency at which a node's throughput stops growing in the committed benchmarks (Little's
+law: door opens 695/s x 88 ms p50 = 61 in flight, ``/healthz`` 8,096/s x 7 ms = 57;
+``docs/benchmarks/2026-11-27-abe4bb8.md``), and above a partner's bulkhead (64 calls), so that
+one hung vendor cannot take every slot. ``PROPDEV_INFLIGHT_QUEUE`` (default: as many as the
+limit) and ``PROPDEV_INFLIGHT_WAIT`` (seconds, default 1: at capacity the line moves in about
+0.1 s, so a request that waited a second is behind a stalled node).
 """
 
 from __future__ import annotations

@@ -143,9 +143,10 @@ def make_app(node: NodeServices) -> web.Application:
             telemetry_middleware(telemetry=node.telemetry),  # spans the access log record too
             request_context_middleware(node_id=settings.node_id),
             integration_log_middleware(),  # partner, gateway, admin: integration_request
-            # Past the node's capacity: 503 + Retry-After, before any work (auth included).
-            admission_middleware(admission=_admission(settings), on_shed=_shed_counter(node)),
             body_limit_middleware(max_body=settings.max_body, body_timeout=settings.body_timeout),
+            # Past the node's capacity: 503 + Retry-After before auth and the handler; after the
+            # body is read, so that slow bodies (bounded by their deadline) hold no slot.
+            admission_middleware(admission=_admission(settings), on_shed=_shed_counter(node)),
             auth_middleware(verifier=node.verifier, external=node.external_verifier),
             rate_limit_middleware(rate=settings.rate_limit, limiter=limiter, subject=_subject),
         ],
