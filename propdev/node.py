@@ -423,6 +423,7 @@ class Node:
         if self.circuits is not None:
             for partner_gateway in self.gateways.values():
                 partner_gateway.share(self.circuits)
+            self.utilities.gateway.share(self.circuits)  # the ЖКХ upstream's circuit too
             self.circuits.start()
         if self.shared_slo is not None:
             self.shared_slo.start()
