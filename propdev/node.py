@@ -24,6 +24,7 @@ from propdev.access import (
     KeypadPolicy,
     OpenOutcome,
     Reason,
+    RedisKeypadLockout,
     failed,
     unanswered_open,
 )
@@ -45,11 +46,12 @@ from propdev.grpc import ADAPTER as GRPC_ADAPTER
 from propdev.grpc import ClusterCommands, CommandStreams, build_grpc_gateway
 from propdev.housing import InProcessUtilities, UtilitiesService
 from propdev.http.ratelimit import Limiter, RedisLimiter
-from propdev.observability import Telemetry
+from propdev.observability import RedisSlo, Telemetry
 from propdev.partners import (
     Confirmation,
     ConfirmsByCallback,
     PartnerGateway,
+    RedisCircuits,
     build_acme_gateway,
     build_gateway,
     webhook_secret,
@@ -181,6 +183,18 @@ class Node:
             if self.cluster is not None
             else None
         )
+        # In a cluster, partners' circuits open once for the cluster (local if Redis fails).
+        self.circuits = (
+            RedisCircuits(self.cluster.redis, prefix=f"{self.cluster.namespace}:", bus=self.bus)
+            if self.cluster is not None
+            else None
+        )
+        # In a cluster, the SLO report is the cluster's: counts added up in Redis.
+        self.shared_slo = (
+            RedisSlo(self.telemetry.slo, self.cluster.redis, prefix=f"{self.cluster.namespace}:")
+            if self.cluster is not None
+            else None
+        )
         self.keys = SigningKeys.load_or_create(settings.pki_dir / "jwt")
         self.issuer = TokenIssuer(settings, self.keys)
         self.verifier = TokenVerifier(settings, self.keys)
@@ -198,19 +212,29 @@ class Node:
             token_ttl=settings.access_token_ttl,
             reset_ttl=settings.reset_code_ttl,
         )
+        keypad = KeypadPolicy(
+            settings.keypad_attempts, settings.keypad_window, settings.keypad_cooldown
+        )
         self.access = AccessServices.for_data_dir(
             self.db,
             self.bus,
             settings.data_dir,
             presence=self.live_sockets,
-            keypad=KeypadPolicy(
-                settings.keypad_attempts, settings.keypad_window, settings.keypad_cooldown
-            ),
+            keypad=keypad,
             on_keypad=self.telemetry.keypad_event,
             providers=providers_from(settings),
             node_id=settings.node_id,
             breaker_failures=settings.breaker_failures,
             breaker_reset=settings.breaker_reset,
+            # In a cluster, lockouts outlive a device's change of owner (local if Redis fails).
+            lockout=RedisKeypadLockout(
+                self.cluster.redis,
+                prefix=f"{self.cluster.namespace}:",
+                policy=keypad,
+                on_event=self.telemetry.keypad_event,
+            )
+            if self.cluster is not None
+            else None,
         )
         self.utilities = UtilitiesService.from_settings(
             settings,
@@ -401,6 +425,13 @@ class Node:
         )
         self.gateways[gateway.partner_id] = gateway
         await self._partner_gateways()
+        if self.circuits is not None:
+            for partner_gateway in self.gateways.values():
+                partner_gateway.share(self.circuits)
+            self.utilities.gateway.share(self.circuits)  # the ЖКХ upstream's circuit too
+            self.circuits.start()
+        if self.shared_slo is not None:
+            self.shared_slo.start()
         deps = DeviceDeps(
             db=self.db,
             directory=self.directory,
@@ -462,6 +493,10 @@ class Node:
         await self.system.stop()
         await self.accounts.settle()  # codes being sent
         await self.access.stop()
+        if self.circuits is not None:
+            await self.circuits.close()
+        if self.shared_slo is not None:
+            await self.shared_slo.close()
         for gateway in self.gateways.values():
             await gateway.close()
         await self.utilities.close()

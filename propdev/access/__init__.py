@@ -16,7 +16,7 @@ from propdev.access.errors import (
     TooManyVehiclesError,
     VehicleNotFoundError,
 )
-from propdev.access.lockout import LOCKED_OUT, KeypadLockout, KeypadPolicy
+from propdev.access.lockout import LOCKED_OUT, KeypadLockout, KeypadPolicy, Lockout
 from propdev.access.notify import Notifier, Presence, Pushes
 from propdev.access.opening import (
     MAX_EVENT_AGE,
@@ -32,6 +32,7 @@ from propdev.access.passes import GuestPass, GuestPasses, PassCodes, PassRequest
 from propdev.access.rules import AccessRules, Clock, Decision
 from propdev.access.schedule import Schedule, Window
 from propdev.access.services import AccessServices, pass_code_key_path
+from propdev.access.shared_lockout import RedisKeypadLockout
 from propdev.access.trail import unanswered_open
 from propdev.access.vehicles import (
     Vehicle,
@@ -56,6 +57,7 @@ __all__ = (
     "InvalidScheduleError",
     "KeypadLockout",
     "KeypadPolicy",
+    "Lockout",
     "NotEntitledError",
     "Notifier",
     "OpenOutcome",
@@ -70,6 +72,7 @@ __all__ = (
     "Publisher",
     "Pushes",
     "Reason",
+    "RedisKeypadLockout",
     "Result",
     "Schedule",
     "TooManyPassesError",

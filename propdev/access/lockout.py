@@ -7,17 +7,22 @@ so guessing eight digits costs the guesser time, not us a use of someone's pass.
 ends the device's run of wrong ones. A code of a pass that cannot be used (revoked, expired,
 used up) is not a guess and does not count.
 
-The state is per access point, in memory, on the node that owns the device's actor (the
-device's only writer in a cluster): a device that changes owner, or a node that restarts,
-starts with a clean count. Counters per device are shown in the device's snapshot.
+Every code presented at a device is decided by the device's actor, on the node that owns it,
+whichever node the partner's event came to: attempts through different nodes already meet
+there. What a cluster must share is the state itself, because the owner changes (a node is
+drained, dies, or joins and takes shards): embedded, ``KeypadLockout`` keeps it in memory; in a
+cluster ``RedisKeypadLockout`` (``propdev.access.shared_lockout``) keeps it in the cluster's
+Redis, so a new owner goes on counting where the old one stopped, and every node's console
+shows it. Both have the ``Lockout`` interface. Counters per device are shown in the device's
+snapshot.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -41,6 +46,28 @@ class KeypadPolicy:
             raise ValueError(f"invalid keypad policy {self!r}")
 
 
+class Lockout(Protocol):
+    """The keypad lockout as the opening pipeline and the console use it."""
+
+    policy: KeypadPolicy
+
+    async def refuse(self, device: str, now: float) -> float | None:
+        """If the device is locked: count a refused code and return until when; else None."""
+        ...
+
+    async def wrong(self, device: str, now: float) -> bool:
+        """Count an unknown code; True when it locks the device."""
+        ...
+
+    async def right(self, device: str) -> None:
+        """A known code: the run of wrong ones at this device ends."""
+        ...
+
+    async def snapshots(self, devices: Iterable[str], now: float) -> dict[str, dict[str, Any]]:
+        """Each device's keypad as operators see it."""
+        ...
+
+
 @dataclass(slots=True)
 class _Keypad:
     wrong: deque[float] = field(default_factory=deque)  # times of recent unknown codes
@@ -50,7 +77,8 @@ class _Keypad:
 
 
 class KeypadLockout:
-    """Per-device windowed counters of unknown codes, and the cooldown they trigger."""
+    """Per-device windowed counters of unknown codes, and the cooldown they trigger, in memory
+    (``Lockout``; the ``*_now`` methods are the same, synchronous)."""
 
     def __init__(
         self,
@@ -73,7 +101,19 @@ class KeypadLockout:
             return None
         return keypad.locked_until
 
-    def refuse(self, device: str, now: float) -> float | None:
+    async def refuse(self, device: str, now: float) -> float | None:
+        return self.refuse_now(device, now)
+
+    async def wrong(self, device: str, now: float) -> bool:
+        return self.wrong_now(device, now)
+
+    async def right(self, device: str) -> None:
+        self.right_now(device)
+
+    async def snapshots(self, devices: Iterable[str], now: float) -> dict[str, dict[str, Any]]:
+        return {device: self.snapshot(device, now) for device in devices}
+
+    def refuse_now(self, device: str, now: float) -> float | None:
         """If the device is locked: count a refused code and return until when; else None."""
         until = self.locked_until(device, now)
         if until is not None:
@@ -81,7 +121,7 @@ class KeypadLockout:
             self._emit(REFUSED)
         return until
 
-    def wrong(self, device: str, now: float) -> bool:
+    def wrong_now(self, device: str, now: float) -> bool:
         """Count an unknown code; True when it locks the device."""
         keypad = self._keypads.setdefault(device, _Keypad())
         self._expire(keypad, now)
@@ -101,7 +141,7 @@ class KeypadLockout:
         self._emit(LOCKED)
         return True
 
-    def right(self, device: str) -> None:
+    def right_now(self, device: str) -> None:
         """A known code: the run of wrong ones at this device ends."""
         keypad = self._keypads.get(device)
         if keypad is not None:

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from propdev.access.errors import InvalidPlateError
-from propdev.access.lockout import LOCKED_OUT, KeypadLockout
+from propdev.access.lockout import LOCKED_OUT, KeypadLockout, Lockout
 from propdev.access.outcome import (
     OpenOutcome,
     Reason,
@@ -150,7 +150,7 @@ class Opening:
         vehicles: Vehicles,
         *,
         clock: Clock = time.time,
-        lockout: KeypadLockout | None = None,
+        lockout: Lockout | None = None,
     ) -> None:
         self.db = db
         self.publisher = publisher
@@ -158,7 +158,7 @@ class Opening:
         self.passes = passes
         self.vehicles = vehicles
         self.clock = clock
-        self.lockout = lockout or KeypadLockout()
+        self.lockout: Lockout = lockout or KeypadLockout()
         self.answers = commands.Commands(db)
 
     async def open(
@@ -258,14 +258,16 @@ class Opening:
     async def _code(self, point: AccessPoint, value: object, now: float, stale: bool) -> _Decision:
         if stale:
             return _Decision("pass:unchecked", reason=Reason.STALE_EVENT)
-        if self.lockout.refuse(point.id, now) is not None:  # guessing here: not even looked up
+        if (
+            await self.lockout.refuse(point.id, now) is not None
+        ):  # guessing here: not even looked up
             return _Decision("pass:unchecked", reason=LOCKED_OUT)
         claim = await self.passes.claim(value, point.id, at=now)
         guest_pass = claim.guest_pass
         if guest_pass is None:
-            self.lockout.wrong(point.id, now)
+            await self.lockout.wrong(point.id, now)
             return _Decision("pass:unknown", reason=claim.reason)
-        self.lockout.right(point.id)
+        await self.lockout.right(point.id)
         decision = _Decision(
             f"pass:{guest_pass.id}",
             guest_pass.owner_id,

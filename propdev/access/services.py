@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from propdev.access.lockout import KeypadLockout, KeypadPolicy
+from propdev.access.lockout import KeypadLockout, KeypadPolicy, Lockout
 from propdev.access.notify import Notifier, Presence
 from propdev.access.opening import Opening, Publisher
 from propdev.access.passes import GuestPasses, PassCodes, load_index_key
@@ -64,11 +64,13 @@ class AccessServices:
         on_keypad: Callable[[str], None] | None = None,
         breaker_failures: int = 5,
         breaker_reset: float = 30.0,
+        lockout: Lockout | None = None,
     ) -> AccessServices:
+        """``lockout``: the cluster's (in Redis); else one in memory from ``keypad``."""
         rules = AccessRules(db, clock=clock)
         passes = GuestPasses(db, rules, PassCodes(code_key), clock=clock)
         vehicles = Vehicles(db, clock=clock)
-        lockout = KeypadLockout(keypad, on_event=on_keypad)
+        lockout = lockout or KeypadLockout(keypad, on_event=on_keypad)
         opening = Opening(db, bus, rules, passes, vehicles, clock=clock, lockout=lockout)
         push_tokens = PushTokens(db, clock=clock)
         outbox = Outbox(db, node_id=node_id, clock=clock)
@@ -95,6 +97,7 @@ class AccessServices:
         node_id: str = "local",
         breaker_failures: int = 5,
         breaker_reset: float = 30.0,
+        lockout: Lockout | None = None,
     ) -> AccessServices:
         return cls.build(
             db,
@@ -107,6 +110,7 @@ class AccessServices:
             node_id=node_id,
             breaker_failures=breaker_failures,
             breaker_reset=breaker_reset,
+            lockout=lockout,
         )
 
     def set_clock(self, clock: Clock) -> None:

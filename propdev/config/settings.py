@@ -220,6 +220,11 @@ class Settings:
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     max_body: int = 64 * 1024
+    # admission control (propdev/http/admission.py): requests handled at once, waiting, and
+    # for how long; past them a request is shed with 503 (0: no admission control)
+    max_inflight: int = 128
+    inflight_queue: int | None = None  # None: as many as max_inflight
+    inflight_wait: float = 1.0
     ws_per_user: int = 5
     connections_per_ip: int = 256  # open connections per client address on the API listener
     connections_exempt: tuple[str, ...] = ()  # CIDRs without that cap (a load balancer)
@@ -398,6 +403,18 @@ class Settings:
             ),
             "PROPDEV_BODY_TIMEOUT": ("body_timeout", _float("PROPDEV_BODY_TIMEOUT", 0.1, 600)),
             "PROPDEV_MAX_BODY": ("max_body", _int("PROPDEV_MAX_BODY", 1024, 64 * 1024 * 1024)),
+            "PROPDEV_MAX_INFLIGHT": (
+                "max_inflight",
+                _int("PROPDEV_MAX_INFLIGHT", 0, 1_000_000),
+            ),
+            "PROPDEV_INFLIGHT_QUEUE": (
+                "inflight_queue",
+                _int("PROPDEV_INFLIGHT_QUEUE", 0, 1_000_000),
+            ),
+            "PROPDEV_INFLIGHT_WAIT": (
+                "inflight_wait",
+                _float("PROPDEV_INFLIGHT_WAIT", 0, 60),
+            ),
             "PROPDEV_WS_PER_USER": ("ws_per_user", _int("PROPDEV_WS_PER_USER", 1, 1000)),
             "PROPDEV_CONNECTIONS_PER_IP": (
                 "connections_per_ip",

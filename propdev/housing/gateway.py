@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 
 from propdev.housing.client import UtilitiesClient
-from propdev.partners import CallGuard, StateListener
+from propdev.partners import CallGuard, RedisCircuits, StateListener
 
 UPSTREAM = "utilities"
 
@@ -57,6 +57,10 @@ class UtilitiesGateway:
 
     def snapshot(self) -> dict[str, Any]:
         return self._guard.snapshot()
+
+    def share(self, circuits: RedisCircuits) -> None:
+        """Keep the circuit in the cluster's ``circuits`` (``CallGuard.share``)."""
+        self._guard.share(circuits)
 
     async def bills(self, account_id: str, period: str | None) -> list[dict[str, Any]]:
         with self._observed("bills"):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 from aiohttp import web
 
 from propdev.http import keys, ws
+from propdev.http.admission import Admission, admission_middleware
 from propdev.http.client_address import client_address_middleware, networks
 from propdev.http.integration_log import integration_log_middleware
 from propdev.http.limits import WS_CAPS, WebSocketCaps, body_limit_middleware
@@ -147,6 +148,9 @@ def make_app(node: NodeServices) -> web.Application:
             request_context_middleware(node_id=settings.node_id),
             integration_log_middleware(),  # partner, gateway, admin: integration_request
             body_limit_middleware(max_body=settings.max_body, body_timeout=settings.body_timeout),
+            # Past the node's capacity: 503 + Retry-After before auth and the handler; after the
+            # body is read, so that slow bodies (bounded by their deadline) hold no slot.
+            admission_middleware(admission=_admission(settings), on_shed=_shed_counter(node)),
             auth_middleware(verifier=node.verifier, external=node.external_verifier),
             rate_limit_middleware(rate=settings.rate_limit, limiter=limiter, subject=_subject),
             scope_middleware(),  # staff routes: role may (403), resource in scope (404)
@@ -242,6 +246,19 @@ def _end_grant(accounts: Accounts) -> Callable[[str, float], Awaitable[None]]:
             await accounts.on_grant_revoked(sid, until)
 
     return end
+
+
+def _admission(settings: Settings) -> Admission | None:
+    if settings.max_inflight <= 0:
+        return None
+    return Admission(
+        limit=settings.max_inflight, queue=settings.inflight_queue, wait=settings.inflight_wait
+    )
+
+
+def _shed_counter(node: NodeServices) -> Callable[[str, str], None]:
+    shed = node.telemetry.metrics.shed
+    return lambda budget, reason: shed.labels(budget, reason).inc()
 
 
 def _subject(request: web.Request) -> str | None:

@@ -16,6 +16,7 @@ from propdev.observability.slo import (
     WindowedCounter,
     load_objectives,
 )
+from propdev.observability.slo_shared import RedisSlo
 from propdev.observability.telemetry import Telemetry, partner_outcome
 from propdev.observability.tracing import (
     Tracing,
@@ -35,6 +36,7 @@ __all__ = (
     "SCHEMA",
     "Metrics",
     "Objective",
+    "RedisSlo",
     "RouteMatch",
     "SloConfigError",
     "SloTracker",

@@ -112,6 +112,13 @@ class Metrics:
             ("route",),
             registry=registry,
         )
+        self.shed = Counter(
+            "propdev_http_requests_shed",
+            "Requests refused with 503 by admission control, by budget (api, partner) and "
+            "reason (queue_full, queue_timeout).",
+            ("budget", "reason"),
+            registry=registry,
+        )
         self.websocket_connections = Gauge(
             "propdev_websocket_connections",
             "WebSocket connections open now.",

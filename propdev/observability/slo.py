@@ -14,8 +14,11 @@ alerts: burn rate = error ratio / (1 - target), paged when both windows of a pai
 Memory is bounded: each objective keeps a ring of one-minute buckets over 6 hours (the 5 min,
 30 min, 1 h and 6 h windows) and a ring of one-hour buckets over its window (3 d, 30 d). A
 window is summed over whole buckets, the current one included, so it is exact to one bucket.
-Counts live in memory since the node started; Prometheus, with the rules ``rules.py``
-generates from the same objectives, is the durable, cluster-wide view.
+Counts live in memory since the node started. In a cluster each node also adds its counts,
+every few seconds, to per-minute and per-hour buckets in the cluster's Redis
+(``propdev.observability.slo_shared``), and the report is the cluster's, from those buckets:
+exact to one bucket and to each node's last flush. Prometheus, with the rules ``rules.py``
+generates from the same objectives, is the durable view across restarts.
 
 Defaults are in ``DEFAULT_OBJECTIVES``; ``PROPDEV_SLO_FILE`` names a TOML file that changes
 them or adds more (``load_objectives``).
@@ -30,7 +33,7 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from propdev.observability.metrics import LATENCY_BUCKETS
 
@@ -329,8 +332,25 @@ class WindowedCounter:
         raise ValueError(f"no ring covers {span}s")
 
 
+class Counts(Protocol):
+    """Good/total over a window: a node's ``WindowedCounter``, or the cluster's buckets."""
+
+    def window(self, now: float, span: float) -> tuple[int, int]: ...
+
+
+class SharedReport(Protocol):
+    """The cluster's report (``propdev.observability.slo_shared.RedisSlo``)."""
+
+    async def report(self) -> list[dict[str, Any]] | None:
+        """The objectives over the cluster's counts; None when they cannot be read."""
+        ...
+
+
 class SloTracker:
-    """Counts answered requests into the objectives they belong to; reports the SLOs."""
+    """Counts answered requests into the objectives they belong to; reports the SLOs.
+
+    ``pending`` (set by a shared store) collects this node's counts per objective and minute
+    until they are flushed to the cluster's; ``shared`` gives the cluster's report."""
 
     def __init__(
         self, objectives: Iterable[Objective], *, clock: Callable[[], float] = time.time
@@ -340,6 +360,11 @@ class SloTracker:
         self._counters = {o.name: WindowedCounter(o.window) for o in self.objectives}
         self._by_route: dict[tuple[str, str], tuple[tuple[Objective, WindowedCounter], ...]] = {}
         self.started = clock()
+        self.pending: dict[tuple[str, int], list[int]] | None = None
+        self.shared: SharedReport | None = None
+
+    def now(self) -> float:
+        return self._clock()
 
     def record(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered request (``method`` bounded, ``route`` a template)."""
@@ -351,15 +376,35 @@ class SloTracker:
             self._by_route[(method, route)] = matched
         if matched:
             now = self._clock()
+            pending = self.pending
             for objective, counter in matched:
-                counter.add(now, objective.good(status, seconds))
+                good = objective.good(status, seconds)
+                counter.add(now, good)
+                if pending is not None:
+                    cell = pending.setdefault((objective.name, int(now // 60.0)), [0, 0])
+                    cell[0] += good
+                    cell[1] += 1
 
-    def report(self) -> list[dict[str, Any]]:
+    def report(
+        self, counts: Mapping[str, Counts] | None = None, *, since: float | None = None
+    ) -> list[dict[str, Any]]:
+        """The objectives over this node's counts, or over ``counts`` (by objective name)."""
         now = self._clock()
-        return [self._report(o, now) for o in self.objectives]
+        source: Mapping[str, Counts] = self._counters if counts is None else counts
+        started = self.started if since is None else since
+        return [self._report(o, now, source[o.name], started) for o in self.objectives]
 
-    def _report(self, objective: Objective, now: float) -> dict[str, Any]:
-        counter = self._counters[objective.name]
+    async def current(self) -> tuple[str, list[dict[str, Any]]]:
+        """``("cluster", report)`` when the cluster's counts can be read, else this node's."""
+        if self.shared is not None:
+            shared = await self.shared.report()
+            if shared is not None:
+                return "cluster", shared
+        return "node", self.report()
+
+    def _report(
+        self, objective: Objective, now: float, counter: Counts, started: float
+    ) -> dict[str, Any]:
         good, total = counter.window(now, objective.window)
         bad = total - good
         spent = (bad / total) / objective.budget if total else 0.0
@@ -376,7 +421,7 @@ class SloTracker:
             "objective": objective.target,
             "threshold_seconds": objective.threshold,
             "window_seconds": objective.window,
-            "measured_since": self.started,
+            "measured_since": started,
             "good": good,
             "total": total,
             "bad": bad,

@@ -11,6 +11,7 @@ from propdev.partners.apikey import api_key_path, vendor_api_key
 from propdev.partners.base import DeviceInfo, DeviceKind, DeviceStatus, OpenResult, PartnerAdapter
 from propdev.partners.breaker import Breaker
 from propdev.partners.callbacks import CallbackSender
+from propdev.partners.circuits import CircuitSettings, RedisCircuits
 from propdev.partners.confirmations import Confirmation, Confirmations, ConfirmsByCallback
 from propdev.partners.errors import (
     BulkheadFullError,
@@ -62,6 +63,7 @@ __all__ = (
     "CallObserver",
     "CallbackSender",
     "CircuitOpenError",
+    "CircuitSettings",
     "Confirmation",
     "Confirmations",
     "ConfirmsByCallback",
@@ -81,6 +83,7 @@ __all__ = (
     "PartnerSession",
     "PartnerTimeoutError",
     "PartnerUnavailableError",
+    "RedisCircuits",
     "RequestSigner",
     "RequestVerifier",
     "SigningKeyError",

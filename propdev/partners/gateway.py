@@ -14,6 +14,7 @@ from propdev.config import Settings
 from propdev.partners.acme import AcmeAdapter, AcmeHttpClient, AcmeInProcessClient, InProcessAcme
 from propdev.partners.apikey import vendor_api_key
 from propdev.partners.base import DeviceInfo, DeviceStatus, OpenResult, PartnerAdapter
+from propdev.partners.circuits import RedisCircuits
 from propdev.partners.confirmations import ConfirmsByCallback
 from propdev.partners.guard import CallGuard, StateListener
 from propdev.partners.httpsig import request_signer
@@ -82,6 +83,10 @@ class PartnerGateway:
     @property
     def in_flight(self) -> int:
         return self._guard.in_flight
+
+    def share(self, circuits: RedisCircuits) -> None:
+        """Keep this partner's circuit in the cluster's ``circuits`` (``CallGuard.share``)."""
+        self._guard.share(circuits)
 
     def snapshot(self) -> dict[str, Any]:
         """For ``/admin/api/v1/breakers`` and metrics."""

@@ -5,6 +5,10 @@ Order of checks on each call: the circuit (open → ``CircuitOpenError`` at once
 (full → ``BulkheadFullError``, nothing queues), then the call under ``asyncio.timeout``
 (``PartnerTimeoutError``). Refusals are answers and count as successes; timeouts,
 unavailability and unexpected errors count as failures. Cancelling the caller counts nothing.
+
+The circuit is this node's (``Breaker``) unless ``share`` gives the guard the cluster's
+``RedisCircuits`` (``propdev.partners.circuits``): then it opens once for the cluster, and the
+local breaker decides only while Redis cannot be reached.
 """
 
 from __future__ import annotations
@@ -18,8 +22,15 @@ from typing import Any, TypeVar
 
 import structlog
 
-from propdev.partners.breaker import Breaker
-from propdev.partners.errors import BulkheadFullError, PartnerError, PartnerTimeoutError
+from propdev.partners.breaker import Breaker, Ticket
+from propdev.partners.circuits import CLOSED, OPEN, CircuitSettings, RedisCircuits
+from propdev.partners.errors import (
+    BulkheadFullError,
+    CircuitOpenError,
+    PartnerError,
+    PartnerRefusedError,
+    PartnerTimeoutError,
+)
 
 LATENCY_WINDOW = 256
 """Calls whose latency ``latency()`` summarises (a bounded ring, read at snapshot time)."""
@@ -52,6 +63,9 @@ class CallGuard:
         self.max_in_flight = max_in_flight
         self.in_flight = 0
         self.on_state_change = on_state_change
+        self.breaker_failures = breaker_failures
+        self.breaker_reset = breaker_reset
+        self._circuits: RedisCircuits | None = None
         self._slots = asyncio.Semaphore(max_in_flight)
         self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)  # seconds, newest last
         self._breaker = Breaker(
@@ -63,20 +77,51 @@ class CallGuard:
             trial_retry_after=timeout,
         )
 
+    def share(self, circuits: RedisCircuits) -> None:
+        """Keep the circuit in the cluster's ``circuits`` from now on (the local breaker is the
+        fallback while they cannot be reached)."""
+        self._circuits = circuits
+        circuits.track(self.name, self._circuit_settings(), self._state_changed)
+
+    def _circuit_settings(self) -> CircuitSettings:
+        return CircuitSettings(
+            self.breaker_failures,
+            self.breaker_reset,
+            trial_ttl=self.timeout + 1.0,  # a trial that never reports frees the lock
+            window=max(600.0, 2 * self.breaker_reset),
+        )
+
+    @property
+    def _shared(self) -> RedisCircuits | None:
+        circuits = self._circuits
+        return circuits if circuits is not None and circuits.healthy else None
+
     @property
     def state(self) -> str:
         """The circuit's state: ``"closed"``, ``"open"`` or ``"half-open"``."""
-        return self._breaker.state
+        shared = self._shared
+        return self._breaker.state if shared is None else shared.state(self.name)
+
+    @property
+    def failures(self) -> int:
+        """Failures counted so far (the cluster's, when shared)."""
+        shared = self._shared
+        return self._breaker.failures if shared is None else shared.view(self.name).failures
 
     def snapshot(self) -> dict[str, Any]:
         """For ``/admin/api/v1/breakers`` and metrics."""
+        shared = self._shared
+        if shared is None:
+            retry_after = self._breaker.retry_after()
+        else:
+            retry_after = shared.retry_after(self.name) if self.state == OPEN else None
         return {
             "partner_id": self.name,
             "state": self.state,
-            "failures": self._breaker.failures,
+            "failures": self.failures,
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
-            "retry_after": self._breaker.retry_after(),
+            "retry_after": retry_after,
         }
 
     def latency(self) -> dict[str, Any]:
@@ -97,7 +142,7 @@ class CallGuard:
         }
 
     async def call(self, call: Callable[[], Awaitable[T]]) -> T:
-        ticket = self._breaker.admit()
+        ticket = await self._admit()
         if self._slots.locked():
             self._breaker.release(ticket)
             raise BulkheadFullError(self.name, self.max_in_flight)
@@ -108,7 +153,7 @@ class CallGuard:
                 result = await self._within_timeout(call)
             except Exception as exc:
                 self._latencies.append(time.perf_counter() - started)
-                self._breaker.record(ticket, exc)
+                await self._record(ticket, exc)
                 raise
             except BaseException:
                 self._breaker.release(ticket)  # cancelled: no outcome to count
@@ -116,8 +161,52 @@ class CallGuard:
             finally:
                 self.in_flight -= 1
             self._latencies.append(time.perf_counter() - started)
-        self._breaker.record(ticket, None)
+        await self._record(ticket, None)
         return result
+
+    async def _admit(self) -> Ticket:
+        """The local breaker's admission, or the cluster's circuit's: read from this node's view
+        (no Redis call) unless the call would be the trial of a half-open circuit."""
+        shared = self._shared
+        if shared is None:
+            return self._breaker.admit()
+        shared.settle(self.name)
+        state = shared.state(self.name)
+        if state == CLOSED:
+            return Ticket.CLOSED
+        if state == OPEN:
+            raise CircuitOpenError(self.name, shared.retry_after(self.name))
+        try:
+            won = await shared.take_trial(self.name)
+        except Exception as exc:  # redis unreachable: this node's breaker decides
+            shared.unavailable(self.name, exc)
+            return self._breaker.admit()
+        if won:
+            return Ticket.TRIAL
+        if shared.state(self.name) == CLOSED:  # another node's trial has just closed it
+            return Ticket.CLOSED
+        raise CircuitOpenError(self.name, max(shared.retry_after(self.name), self.timeout))
+
+    async def _record(self, ticket: Ticket, outcome: Exception | None) -> None:
+        """Count an admitted call's outcome, in the cluster's circuit when shared (a success
+        costs a Redis call only when this node knows of failures to end, or was the trial)."""
+        shared = self._shared
+        if shared is None:
+            self._breaker.record(ticket, outcome)
+            return
+        self._breaker.release(ticket)
+        failure = outcome is not None and not isinstance(outcome, PartnerRefusedError)
+        trial = ticket is Ticket.TRIAL
+        if not failure and not trial and shared.view(self.name).failures == 0:
+            return
+        try:
+            if failure:
+                await shared.failed(self.name, trial=trial)
+            else:
+                await shared.succeeded(self.name, trial=trial)
+        except Exception as exc:  # redis unreachable: count it here instead
+            shared.unavailable(self.name, exc)
+            self._breaker.record(ticket, outcome)
 
     async def _within_timeout(self, call: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -134,7 +223,8 @@ class CallGuard:
             partner=self.name,
             old=old,
             new=new,
-            failures=self._breaker.failures,
+            failures=self.failures,
+            shared=self._shared is not None,
         )
         if self.on_state_change is not None:
             try:

@@ -83,8 +83,16 @@ SLO_OBJECTIVE = schemas.named(
 SLO_REPORT = schemas.named(
     "SloReport",
     schemas.object_of(
-        {"node": {"type": "string"}, "objectives": schemas.array_of(SLO_OBJECTIVE)},
-        required=["node", "objectives"],
+        {
+            "node": {"type": "string"},
+            "scope": {
+                "enum": ["cluster", "node"],
+                "description": "cluster: every node's counts (in Redis); node: this node's "
+                "(embedded, or the cluster's Redis unreachable).",
+            },
+            "objectives": schemas.array_of(SLO_OBJECTIVE),
+        },
+        required=["node", "scope", "objectives"],
     ),
 )
 
@@ -94,14 +102,16 @@ SLO_REPORT = schemas.named(
 @doc(
     "Service level objectives: SLI, error budget left, multi-window burn rates",
     description=(
-        "Computed by this node from the requests it answered since it started (see "
-        "docs/observability.md); Prometheus with deploy/prometheus/propdev-slo.rules.yml "
-        "gives the same numbers across the cluster and restarts."
+        "In a cluster, computed from every node's counts, added up in the cluster's Redis "
+        "(scope cluster); embedded, from the requests this node answered since it started "
+        "(see docs/observability.md). Prometheus with "
+        "deploy/prometheus/propdev-slo.rules.yml gives the same numbers across restarts."
     ),
     tags=["admin"],
     responses={200: SLO_REPORT},
 )
 async def slo(request: web.Request) -> web.Response:
+    scope, objectives = await request.app[SLO].current()
     return web.json_response(
-        {"node": request.app[NODE_ID], "objectives": request.app[SLO].report()}
+        {"node": request.app[NODE_ID], "scope": scope, "objectives": objectives}
     )

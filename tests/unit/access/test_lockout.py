@@ -16,11 +16,11 @@ def lockout(events: list[str] | None = None) -> KeypadLockout:
 def test_the_nth_unknown_code_within_the_window_locks_only_that_device_for_the_cooldown() -> None:
     events: list[str] = []
     keypads = lockout(events)
-    assert [keypads.wrong("door", t) for t in (0, 10, 20)] == [False, False, True]
+    assert [keypads.wrong_now("door", t) for t in (0, 10, 20)] == [False, False, True]
     assert keypads.locked_until("door", 20) == 140
     assert keypads.locked_until("other-door", 20) is None
-    assert keypads.refuse("door", 139.9) == 140
-    assert keypads.refuse("door", 140) is None  # the cooldown is over
+    assert keypads.refuse_now("door", 139.9) == 140
+    assert keypads.refuse_now("door", 140) is None  # the cooldown is over
     assert events == [LOCKED, REFUSED]
     assert keypads.snapshot("door", 140) == {
         "locked_out": False,
@@ -33,19 +33,19 @@ def test_the_nth_unknown_code_within_the_window_locks_only_that_device_for_the_c
 
 def test_wrong_codes_older_than_the_window_do_not_count() -> None:
     keypads = lockout()
-    assert not keypads.wrong("door", 0)
-    assert not keypads.wrong("door", 30)
-    assert not keypads.wrong("door", 61)  # the first has left the window
+    assert not keypads.wrong_now("door", 0)
+    assert not keypads.wrong_now("door", 30)
+    assert not keypads.wrong_now("door", 61)  # the first has left the window
     assert keypads.snapshot("door", 61)["wrong_codes"] == 2
-    assert keypads.wrong("door", 62)
+    assert keypads.wrong_now("door", 62)
 
 
 def test_a_known_code_ends_the_run_of_wrong_ones() -> None:
     keypads = lockout()
-    keypads.wrong("door", 0)
-    keypads.wrong("door", 1)
-    keypads.right("door")
-    assert not keypads.wrong("door", 2)
+    keypads.wrong_now("door", 0)
+    keypads.wrong_now("door", 1)
+    keypads.right_now("door")
+    assert not keypads.wrong_now("door", 2)
     assert keypads.locked_until("door", 2) is None
     assert keypads.snapshot("never-seen", 0)["locked_out"] is False
 

@@ -173,7 +173,7 @@ async def test_a_keypad_typing_unknown_codes_is_locked_out_even_for_the_right_co
         "",
         "",
     ]
-    assert desk.desk.lockout.snapshot(DOOR, estate.clock())["lockouts"] == 1
+    assert (await desk.desk.lockout.snapshots([DOOR], estate.clock()))[DOOR]["lockouts"] == 1
 
 
 async def _events(desk: Desk) -> list[tuple[str, str]]:
