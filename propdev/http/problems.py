@@ -15,6 +15,7 @@ from typing import Any
 from propdev.access import InvalidFieldError as AccessInvalidFieldError
 from propdev.http.access_problems import ConflictError, invalid
 from propdev.http.errors import (
+    BadRequestError,
     NotFoundError,
     ProblemError,
     ServiceUnavailableError,
@@ -22,7 +23,7 @@ from propdev.http.errors import (
 )
 from propdev.management import ConflictError as ManagementConflictError
 from propdev.management import InvalidFieldError as ManagementInvalidFieldError
-from propdev.management import NoGatewayError, UnknownObjectError
+from propdev.management import NoGatewayError, PartnerRequestError, UnknownObjectError
 from propdev.partners import BulkheadFullError, CircuitOpenError, PartnerError, PartnerTimeoutError
 from propdev.privacy import AlreadyErasedError, UnknownPersonError
 from propdev.storage import StoreUnavailableError
@@ -53,6 +54,10 @@ def store_down() -> StoreDownError:
 
 def _store_unavailable(exc: StoreUnavailableError) -> ProblemError:
     return store_down()
+
+
+def _bad_partner_request(exc: PartnerRequestError) -> ProblemError:
+    return BadRequestError(f"{exc.field}: {exc.detail}", extra={"field": exc.field})
 
 
 def _unknown(exc: UnknownObjectError) -> ProblemError:
@@ -91,6 +96,7 @@ def _partner_failed(exc: PartnerError) -> ProblemError:
 
 
 PROBLEMS: Mapping[type[Exception], Callable[[Any], ProblemError]] = {
+    PartnerRequestError: _bad_partner_request,  # 400 bad-request, ``field`` names it
     ManagementInvalidFieldError: invalid,  # 422 invalid-field, ``field`` names it
     AccessInvalidFieldError: invalid,
     UnknownObjectError: _unknown,  # 404 not-found

@@ -14,18 +14,30 @@ from propdev.management.errors import (
     UnknownObjectError,
 )
 from propdev.management.imports import COLUMNS, MAX_LINES, ImportReport, decode
+from propdev.management.live_partners import LivePartners
+from propdev.management.partners import (
+    SECRET_OVERLAP,
+    PartnerRecord,
+    PartnerRegistry,
+    PartnerRequestError,
+)
 from propdev.management.points import Point, PointSpec
 from propdev.management.service import Management
 
 __all__ = (
     "COLUMNS",
     "MAX_LINES",
+    "SECRET_OVERLAP",
     "ConflictError",
     "ImportReport",
     "InvalidFieldError",
+    "LivePartners",
     "Management",
     "ManagementError",
     "NoGatewayError",
+    "PartnerRecord",
+    "PartnerRegistry",
+    "PartnerRequestError",
     "Point",
     "PointSpec",
     "SessionCutoffs",

@@ -12,6 +12,7 @@ from propdev.partners.base import DeviceInfo, DeviceKind, DeviceStatus, OpenResu
 from propdev.partners.breaker import Breaker
 from propdev.partners.callbacks import CallbackSender
 from propdev.partners.confirmations import Confirmation, Confirmations, ConfirmsByCallback
+from propdev.partners.credentials import ApiKey, ClientCredentialsToken, Credential, OAuthClient
 from propdev.partners.errors import (
     BulkheadFullError,
     CircuitOpenError,
@@ -19,7 +20,9 @@ from propdev.partners.errors import (
     PartnerRefusedError,
     PartnerTimeoutError,
     PartnerUnavailableError,
+    RateLimitedError,
     SigningKeyError,
+    UnknownAdapterError,
 )
 from propdev.partners.gateway import (
     SIMULATOR_PARTNER_ID,
@@ -46,32 +49,42 @@ from propdev.partners.inprocess import (
     VendorAnswer,
     VendorError,
 )
+from propdev.partners.plugins import BUILTINS, GROUP, AdapterClass, Adapters, AdapterSpec
 from propdev.partners.session import PartnerSession
 from propdev.partners.signing import sign_callback, verify_callback, webhook_secret
 from propdev.partners.vendor import VendorHttpAdapter
 
 __all__ = (
+    "BUILTINS",
+    "GROUP",
     "LATENCY_WINDOW",
     "SIMULATOR_PARTNER_ID",
     "AcmeAdapter",
     "AcmeHttpClient",
     "AcmeInProcessClient",
+    "AdapterClass",
+    "AdapterSpec",
+    "Adapters",
+    "ApiKey",
     "Breaker",
     "BulkheadFullError",
     "CallGuard",
     "CallObserver",
     "CallbackSender",
     "CircuitOpenError",
+    "ClientCredentialsToken",
     "Confirmation",
     "Confirmations",
     "ConfirmsByCallback",
     "ConnectionDropped",
+    "Credential",
     "DeviceInfo",
     "DeviceKind",
     "DeviceStatus",
     "InProcessAcme",
     "InProcessAdapter",
     "InProcessVendor",
+    "OAuthClient",
     "OpenResult",
     "PartnerAdapter",
     "PartnerError",
@@ -81,10 +94,12 @@ __all__ = (
     "PartnerSession",
     "PartnerTimeoutError",
     "PartnerUnavailableError",
+    "RateLimitedError",
     "RequestSigner",
     "RequestVerifier",
     "SigningKeyError",
     "StateListener",
+    "UnknownAdapterError",
     "VendorAnswer",
     "VendorError",
     "VendorHttpAdapter",
