@@ -64,6 +64,14 @@ def _parser() -> argparse.ArgumentParser:
         help="our RFC 9421 public key for a partner (made if missing), for the vendor",
     )
     signing.add_argument("name")
+    check = partner.add_parser(
+        "check", help="a scripted session against the vendor's sandbox: one PASS/FAIL per step"
+    )
+    check.add_argument("name")
+    check.add_argument("--device", help="the vendor's device to open (default: its first door)")
+    check.add_argument(
+        "--wait", type=float, default=10.0, help="seconds to wait for the callback (default 10)"
+    )
     signing.add_argument("--format", choices=("pem", "jwk"), default="pem")
     signing.add_argument(
         "--alg", choices=SIGNING_ALGORITHMS, help="when PROPDEV_PARTNER_SIGNING does not name it"
@@ -169,6 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from propdev.admin_cli import revoke_partner_command
 
         return revoke_partner_command(settings, args.name)
+    if args.command == "partner" and args.partner == "check":
+        from propdev.partner_check import partner_check_command
+
+        return partner_check_command(settings, args.name, args.device, args.wait)
     if args.command == "partner":
         return _signing_key(settings, args.name, args.format, args.alg)
     if args.command == "keys" and args.keys in ("rotate-signing", "signing"):

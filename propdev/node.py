@@ -43,14 +43,19 @@ from propdev.grpc import ADAPTER as GRPC_ADAPTER
 from propdev.grpc import ClusterCommands, CommandStreams, build_grpc_gateway
 from propdev.housing import InProcessUtilities, UtilitiesService
 from propdev.http.ratelimit import Limiter, RedisLimiter
-from propdev.management import LivePartners, PartnerRecord, PartnerRegistry
+from propdev.management import (
+    LivePartners,
+    PartnerRecord,
+    PartnerRegistry,
+    adapter_spec,
+    partner_url,
+)
 from propdev.observability import Telemetry
 from propdev.partners import (
     SIMULATOR_PARTNER_ID,
     AcmeAdapter,
     AcmeInProcessClient,
     Adapters,
-    AdapterSpec,
     ApiKey,
     Confirmation,
     ConfirmsByCallback,
@@ -59,11 +64,10 @@ from propdev.partners import (
     PartnerGateway,
     UnknownAdapterError,
     build_gateway,
-    request_signer,
     vendor_api_key,
     webhook_secret,
 )
-from propdev.pki import ca_paths, ensure_ca, ensure_server_cert, outbound_context, partner_paths
+from propdev.pki import ca_paths, ensure_ca, ensure_server_cert, partner_paths
 from propdev.privacy import DailyRetention, policy_of
 from propdev.registry import (
     SHARDS,
@@ -359,8 +363,7 @@ class Node:
                 settings, name, self.command_streams, on_state_change=changed, observe=observe
             )
         adapter: PartnerAdapter | None = None
-        protocol_default = record.adapter in ("simulator", "acme")  # at PROPDEV_PARTNER_URL
-        url = record.base_url or (settings.partner_url if protocol_default else None)
+        url = partner_url(record, settings)
         timeout = record.timeout or settings.partner_timeout
         if url is None:
             if record.adapter == "simulator" and name == SIMULATOR_PARTNER_ID and self.simulator:
@@ -368,17 +371,8 @@ class Node:
             elif record.adapter == "acme" and self.acme_simulator is not None:
                 adapter = AcmeAdapter(name, AcmeInProcessClient(self.acme_simulator))
         else:
-            spec = AdapterSpec(
-                partner_id=name,
-                base_url=url,
-                ssl_context=outbound_context(record.server_ca_pem),
-                timeout=timeout,
-                credential=record.credential,
-                max_connections=record.bulkhead or 64,
-                signer=request_signer(settings, name),
-            )
             try:
-                adapter = self.adapters.build(record.adapter, spec)
+                adapter = self.adapters.build(record.adapter, adapter_spec(record, settings, url))
             except UnknownAdapterError as exc:
                 log.warning("partner_adapter_unknown", partner=name, error=str(exc))
         if adapter is None:

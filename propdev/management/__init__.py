@@ -14,7 +14,7 @@ from propdev.management.errors import (
     UnknownObjectError,
 )
 from propdev.management.imports import COLUMNS, MAX_LINES, ImportReport, decode
-from propdev.management.live_partners import LivePartners
+from propdev.management.live_partners import LivePartners, adapter_spec, partner_url
 from propdev.management.partners import (
     SECRET_OVERLAP,
     PartnerRecord,
@@ -42,6 +42,8 @@ __all__ = (
     "PointSpec",
     "SessionCutoffs",
     "UnknownObjectError",
+    "adapter_spec",
     "decode",
     "operator",
+    "partner_url",
 )

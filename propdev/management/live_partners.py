@@ -22,7 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from propdev.config import Settings
 from propdev.management.partners import PartnerRecord, PartnerRegistry
+from propdev.partners import AdapterSpec, request_signer
+from propdev.pki import outbound_context
 
 if TYPE_CHECKING:
     from propdev.partners import PartnerGateway
@@ -34,6 +37,32 @@ RECONCILE_EVERY = 5.0
 log = structlog.get_logger()
 
 Build = Callable[[PartnerRecord], "PartnerGateway | None"]
+
+
+PARTNER_SIM_PROTOCOLS = ("simulator", "acme")
+"""Adapters whose partners may leave ``base_url`` unset: ``PROPDEV_PARTNER_URL`` serves them."""
+
+
+def partner_url(record: PartnerRecord, settings: Settings) -> str | None:
+    """Where the partner's API is: its ``base_url``, else (for the protocols ``partner-sim``
+    serves) ``PROPDEV_PARTNER_URL``; None: nowhere over the network (embedded)."""
+    if record.base_url:
+        return record.base_url
+    return settings.partner_url if record.adapter in PARTNER_SIM_PROTOCOLS else None
+
+
+def adapter_spec(record: PartnerRecord, settings: Settings, url: str) -> AdapterSpec:
+    """What the partner's adapter is built from: its URL, its server's CA (or the system
+    store), our credential, its timeout and connection cap, our request signer if any."""
+    return AdapterSpec(
+        partner_id=record.name,
+        base_url=url,
+        ssl_context=outbound_context(record.server_ca_pem),
+        timeout=record.timeout or settings.partner_timeout,
+        credential=record.credential,
+        max_connections=record.bulkhead or 64,
+        signer=request_signer(settings, record.name),
+    )
 
 
 class LivePartners:
