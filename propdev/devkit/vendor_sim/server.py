@@ -10,7 +10,10 @@ protocol, with that partner's API key, callback certificate and signature key). 
 listener serves the asynchronous vendor acme (partner ``acme``, ``/acme/v2``, control
 ``/sim/acme/v1``). Each calls back ``settings.callback_url`` as its partner, with that partner's
 client certificate from the data dir (``<pki dir>/partners/<name>/``); a vendor whose partner
-has no certificate there sends no callbacks (logged at start). A partner named in
+has no certificate there sends no callbacks (logged at start). A ``PartnerIdentity`` (``run.py
+partner-sim --partner NAME --client-cert PEM --client-key PEM --webhook-secret S --api-key K
+--callback-url URL``, ``--protocol acme`` for the acme half) replaces any of those: a partner
+registered through the admin API, whose key and secret are not in the data dir. A partner named in
 ``PROPDEV_PARTNER_SIGNING`` has its API calls' RFC 9421 signatures checked against our public
 key for it (from the shared data dir, as the API key), as a vendor that verifies them would.
 """
