@@ -216,7 +216,7 @@ async def change_partner(request: web.Request) -> web.Response:
         "`partner.delete`."
     ),
     tags=TAGS,
-    responses={204: "Deleted.", 404: NOT_FOUND},
+    responses={204: None, 404: NOT_FOUND},
 )
 async def delete_partner(request: web.Request) -> web.Response:
     await registry(request).delete(actor(request), request.match_info["name"])
