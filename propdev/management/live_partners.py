@@ -84,6 +84,7 @@ class LivePartners:
         self._applied: dict[str, int] = {}
         self._lock = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.Task[None] | None = None
         self._bus: Bus | None = None
 
@@ -93,15 +94,25 @@ class LivePartners:
         bus.subscribe(CHANNEL, self._heard)
 
     async def announce(self, name: str) -> None:
-        if self._bus is None:
-            await self.apply(name)
-            return
-        await self._bus.publish(CHANNEL + name, {"name": name})
+        """Apply the change here before the caller answers, then tell the other nodes."""
+        await self.apply(name)
+        if self._bus is not None:
+            await self._bus.publish(CHANNEL + name, {"name": name})
 
     async def _heard(self, channel: str, message: dict[str, Any]) -> None:
+        """Applied in a task of its own: reading the store must not hold up the bus's
+        listener (and the revocations behind it)."""
         name = message.get("name")
         if isinstance(name, str):
+            task = asyncio.create_task(self._apply_heard(name))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _apply_heard(self, name: str) -> None:
+        try:
             await self.apply(name)
+        except Exception:  # the store may be down: the reconcile loop catches up
+            log.exception("partner_apply_failed", partner=name)
 
     def webhook_secrets(self, partner_id: str) -> list[str]:
         """The secrets ``partner_id``'s webhooks may be signed with now (empty: not in the
@@ -168,7 +179,7 @@ class LivePartners:
         task.add_done_callback(self._retiring.discard)
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._loop, *self._retiring) if t is not None]
+        tasks = [t for t in (self._loop, *self._tasks, *self._retiring) if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -3,6 +3,7 @@ audited and announced, bad input refused with nothing stored; applied live on a 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,9 @@ from propdev.partners import ApiKey, OAuthClient, PartnerGateway
 from propdev.pki import ensure_ca
 from propdev.pki.crl import current_revoked
 from propdev.registry import InProcessBus
+from propdev.security import vault_of
+from propdev.security.crypto import key_id
+from propdev.security.personal import count_stale, reencrypt
 from propdev.storage import Database
 from tests.unit.management.conftest import OPERATOR
 
@@ -309,3 +313,23 @@ async def test_a_node_that_missed_a_message_catches_up_when_it_reconciles(
     await live.reconcile()
     assert "vendor-c" not in gateways
     await live.stop()
+
+
+async def test_a_data_key_rotation_reseals_partners_secrets_which_still_open(
+    db: Database, registry: PartnerRegistry
+) -> None:
+    created = await registry.create(OPERATOR, request())
+    await registry.rotate_webhook_secret(OPERATOR, "vendor-c")
+    vault = vault_of(db)
+    old = vault.primary_kid
+    new = await asyncio.to_thread(vault.rotate)
+    assert (await count_stale(db, vault)).get(old, 0) >= 3
+    await asyncio.to_thread(reencrypt, db, vault)
+    row = await db.fetch_one(
+        "SELECT credential_sealed, webhook_secret_sealed, previous_secret_sealed FROM partners "
+        "WHERE id = 'vendor-c'"
+    )
+    assert row is not None and {key_id(v) for v in row.values()} == {new}
+    record = await registry.load("vendor-c")
+    assert record is not None and record.credential == ApiKey("issued-by-vendor-c")
+    assert created["webhook_secret"] in record.secrets_at(T0)
