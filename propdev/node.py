@@ -315,8 +315,10 @@ class Node:
         one and, for a day after a rotation, the previous one. A partner the registry has not
         adopted yet (registered by a file-based tool while the node runs) still has the secret
         shared through the data dir."""
-        if self.live_partners is not None and partner_id in self.live_partners.records:
-            return self.live_partners.webhook_secrets(partner_id)
+        if self.live_partners is not None:
+            secrets = self.live_partners.webhook_secrets(partner_id)
+            if secrets:
+                return secrets
         secret = self._webhook_secrets.get(partner_id)
         if secret is None:
             secret = webhook_secret(self.settings.data_dir, partner_id)
@@ -393,8 +395,11 @@ class Node:
         """Partners registered before the registry (``seed-demo``, ``pki issue-partner``) take
         their secrets from the data dir into the store, once: the webhook secret, and for the
         vendors ``partner-sim`` plays, its API key and the project CA as their server's CA."""
+        unadopted = await self.partners.unadopted()
+        if not unadopted:
+            return
         ca_pem = ca_paths(self.settings.pki_dir).cert.read_text()
-        for name, adapter in await self.partners.unadopted():
+        for name, adapter in unadopted:
             simulated = adapter in self.adapters and adapter in ("simulator", "vendor", "acme")
             await self.partners.adopt(
                 name,
@@ -410,13 +415,13 @@ class Node:
         """A gateway for each registered partner, kept in step with the registry on every
         node (``LivePartners``), and the embedded simulators' callbacks straight into the
         ingest."""
-        await self._adopt_file_partners()
         live = LivePartners(
             self.partners,
             self.gateways,
             self._partner_gateway,
             retire_after=self.settings.partner_timeout + 1.0,
             clock=self.now,
+            before_reconcile=self._adopt_file_partners,  # `pki issue-partner` while running
         )
         live.subscribe(self.bus)
         self.live_partners = live

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -74,7 +74,9 @@ class LivePartners:
         *,
         retire_after: float,
         clock: Callable[[], float] = time.time,
+        before_reconcile: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        self._before_reconcile = before_reconcile
         self.registry = registry
         self.gateways = gateways
         self._build = build
@@ -149,6 +151,8 @@ class LivePartners:
     async def reconcile(self) -> None:
         """Apply every partner whose version differs from the applied one, and drop the
         gateways of partners no longer registered."""
+        if self._before_reconcile is not None:
+            await self._before_reconcile()  # e.g. adopt partners a file-based tool registered
         versions = await self.registry.versions()
         for name, version in versions.items():
             if self._applied.get(name) != version:

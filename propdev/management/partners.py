@@ -598,7 +598,7 @@ class PartnerRegistry:
             self._seal(_credential_json(credential), "credential", name) if credential else None
         )
         changed = await self.db.execute(
-            "UPDATE partners SET webhook_secret_sealed = :s, "
+            "UPDATE partners SET webhook_secret_sealed = :s, version = version + 1, "
             "credential_sealed = COALESCE(credential_sealed, :c), "
             "server_ca_pem = COALESCE(server_ca_pem, :ca), updated_at = :now "
             "WHERE id = :id AND webhook_secret_sealed IS NULL AND removed_at IS NULL",

@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from propdev.devkit import register_partner
+from propdev.storage import Database
 from tests.e2e.conftest import RunningNode
+from tests.support.eventually import eventually
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -108,3 +111,30 @@ async def test_the_demo_partner_was_adopted_from_the_data_dir(node: RunningNode)
         "api_key",
         "pem",
     )
+
+
+async def test_a_partner_the_file_based_tool_registers_while_the_node_runs_is_adopted(
+    node: RunningNode,
+) -> None:
+    operator = await node.token_for("operator")
+    db = Database(node.settings.database_url)
+    try:  # what `run.py pki issue-partner late --allow-ip 127.0.0.0/8` does
+        await register_partner(
+            node.settings, db, "late", ["127.0.0.0/8"], base_url="https://127.0.0.1:1"
+        )
+    finally:
+        await db.close()
+
+    async def adopted() -> bool:
+        status, shown, _ = await call(node, operator, "GET", "/admin/api/v1/partners/late")
+        return status == 200 and shown["credential"] == "api_key"
+
+    # The node's reconcile pass (every 5 s) adopts its data-dir secrets and builds its gateway.
+    await eventually(adopted, within=15.0, what="the late partner adopted")
+    await eventually(
+        lambda: _has_gateway(node, operator, "late"), within=15.0, what="a gateway for it"
+    )
+
+
+async def _has_gateway(node: RunningNode, token: str, name: str) -> bool:
+    return name in await breakers(node, token)
