@@ -11,16 +11,12 @@ from propdev.management.errors import (
     InvalidFieldError,
     ManagementError,
     NoGatewayError,
+    PartnerRequestError,
     UnknownObjectError,
 )
 from propdev.management.imports import COLUMNS, MAX_LINES, ImportReport, decode
 from propdev.management.live_partners import LivePartners, adapter_spec, partner_url
-from propdev.management.partners import (
-    SECRET_OVERLAP,
-    PartnerRecord,
-    PartnerRegistry,
-    PartnerRequestError,
-)
+from propdev.management.partners import SECRET_OVERLAP, PartnerRecord, PartnerRegistry
 from propdev.management.points import Point, PointSpec
 from propdev.management.service import Management
 

@@ -39,3 +39,8 @@ class ConflictError(ManagementError):
 
 class NoGatewayError(ManagementError):
     """Raised when this node has no gateway to a registered partner (its adapter is unknown)."""
+
+
+class PartnerRequestError(InvalidFieldError):
+    """Raised when a partner request is refused as bad input (400): an unknown adapter, a base
+    URL that is not HTTPS, a CSR for another name or with a weak key; names the field."""

@@ -17,7 +17,6 @@ gone and its certificates are revoked. Bad input is ``PartnerRequestError`` (400
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
 import re
 import secrets
@@ -26,13 +25,11 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from cryptography import x509
-
+import propdev.management.partner_fields as fields
 from propdev.management.changes import details, record
-from propdev.management.errors import ConflictError, InvalidFieldError, UnknownObjectError
-from propdev.partners import ApiKey, Credential, OAuthClient
+from propdev.management.errors import ConflictError, UnknownObjectError
+from propdev.partners import Credential
 from propdev.pki import CsrRejectedError, partner_subject_dn, revoke_serials, sign_partner_csr
 from propdev.security import PARTNER_CLIENT_UPSERT, partner_client_params, vault_of
 from propdev.storage import Database, run
@@ -61,11 +58,6 @@ _COLUMNS = (
 Announce = Callable[[str], Awaitable[None]]
 
 
-class PartnerRequestError(InvalidFieldError):
-    """Raised when a partner request is refused as bad input (400): an unknown adapter, a base
-    URL that is not HTTPS, a CSR for another name or with a weak key; names the field."""
-
-
 @dataclass(frozen=True, slots=True)
 class PartnerRecord:
     """A partner as every node applies it; its secrets opened (never answered by the API)."""
@@ -87,107 +79,6 @@ class PartnerRecord:
     def secrets_at(self, now: float) -> list[str]:
         """The webhook secrets a signature may be made with at ``now``: current, previous."""
         return [s for s, until in self.webhook_secrets if until is None or now < until]
-
-
-def _error(field: str, detail: str) -> PartnerRequestError:
-    return PartnerRequestError(field, detail)
-
-
-def _https_url(value: object, field: str) -> str:
-    if not isinstance(value, str) or len(value) > 2000:
-        raise _error(field, "expected an https:// URL")
-    parts = urlsplit(value)
-    if parts.scheme != "https" or not parts.hostname:
-        raise _error(field, "expected an https:// URL (plain HTTP is refused)")
-    if parts.username or parts.password or parts.query or parts.fragment:
-        raise _error(field, "expected an https:// URL without credentials, query or fragment")
-    return value.rstrip("/")
-
-
-def _cidrs(value: object) -> list[str]:
-    if not isinstance(value, list) or not value or len(value) > 100:
-        raise _error("allow_ips", "expected a list of 1 to 100 networks (CIDR)")
-    try:
-        return [str(ipaddress.ip_network(str(c), strict=False)) for c in value]
-    except ValueError as exc:
-        raise _error("allow_ips", str(exc)) from None
-
-
-def _ca_pem(value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise _error("server_ca_pem", "expected PEM certificates or null (the system store)")
-    try:
-        certificates = x509.load_pem_x509_certificates(value.encode())
-    except ValueError:
-        raise _error("server_ca_pem", "expected PEM certificates") from None
-    if not certificates:
-        raise _error("server_ca_pem", "expected PEM certificates")
-    return value
-
-
-def _number(value: object, field: str, low: float, high: float, *, integer: bool) -> Any:
-    if value is None:
-        return None
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
-        what = "an integer" if integer else "a number"
-        raise _error(field, f"expected {what} from {low:g} to {high:g}, or null")
-    return value
-
-
-def _secret_text(value: object, field: str) -> str:
-    if not isinstance(value, str) or not 1 <= len(value) <= 4096 or value != value.strip():
-        raise _error(field, "expected 1 to 4096 characters without surrounding white space")
-    return value
-
-
-def _credential(body: Mapping[str, Any]) -> Credential | None:
-    if body.get("api_key") is not None and body.get("oauth") is not None:
-        raise _error("oauth", "give api_key or oauth, not both")
-    if body.get("api_key") is not None:
-        return ApiKey(_secret_text(body["api_key"], "api_key"))
-    oauth = body.get("oauth")
-    if oauth is None:
-        return None
-    if not isinstance(oauth, dict) or set(oauth) - {
-        "token_url",
-        "client_id",
-        "client_secret",
-        "scope",
-    }:
-        raise _error("oauth", "expected {token_url, client_id, client_secret, scope?}")
-    scope = oauth.get("scope")
-    return OAuthClient(
-        _https_url(oauth.get("token_url"), "oauth.token_url"),
-        _secret_text(oauth.get("client_id"), "oauth.client_id"),
-        _secret_text(oauth.get("client_secret"), "oauth.client_secret"),
-        _secret_text(scope, "oauth.scope") if scope is not None else None,
-    )
-
-
-def _credential_json(credential: Credential) -> str:
-    if isinstance(credential, ApiKey):
-        return json.dumps({"kind": "api_key", "key": credential.key})
-    return json.dumps(
-        {
-            "kind": "oauth",
-            "token_url": credential.token_url,
-            "client_id": credential.client_id,
-            "client_secret": credential.client_secret,
-            "scope": credential.scope,
-        }
-    )
-
-
-def _credential_of(text: str) -> Credential:
-    data = json.loads(text)
-    if data.get("kind") == "api_key":
-        return ApiKey(str(data["key"]))
-    return OAuthClient(
-        str(data["token_url"]), str(data["client_id"]), str(data["client_secret"]), data["scope"]
-    )
 
 
 def new_webhook_secret() -> str:
@@ -218,6 +109,11 @@ class PartnerRegistry:
 
     def _seal(self, value: str, column: str, name: str) -> str:
         return vault_of(self.db).seal(value, table="partners", column=column, row_id=name)
+
+    def _sealed_credential(self, credential: Credential | None, name: str) -> str | None:
+        if credential is None:
+            return None
+        return self._seal(fields.credential_json(credential), "credential", name)
 
     def _open(self, value: str, column: str, name: str) -> str:
         return vault_of(self.db).open(value, table="partners", column=column, row_id=name)
@@ -306,7 +202,9 @@ class PartnerRegistry:
             webhook.append((previous, float(row["previous_secret_until"])))
         credential = None
         if row["credential_sealed"]:
-            credential = _credential_of(self._open(row["credential_sealed"], "credential", name))
+            credential = fields.credential_of(
+                self._open(row["credential_sealed"], "credential", name)
+            )
         return PartnerRecord(
             name=name,
             adapter=str(row["adapter"]),
@@ -331,17 +229,17 @@ class PartnerRegistry:
         if "adapter" in body:
             known = self._adapters()
             if body["adapter"] not in known:
-                raise _error(
+                raise fields.error(
                     "adapter",
                     f"no adapter {body['adapter']!r}; registered: {', '.join(sorted(known))}",
                 )
             out["adapter"] = body["adapter"]
         if "base_url" in body:
-            out["base_url"] = _https_url(body["base_url"], "base_url")
+            out["base_url"] = fields.https_url(body["base_url"], "base_url")
         if "allow_ips" in body:
-            out["allowed_cidrs"] = json.dumps(_cidrs(body["allow_ips"]))
+            out["allowed_cidrs"] = json.dumps(fields.cidrs(body["allow_ips"]))
         if "server_ca_pem" in body:
-            out["server_ca_pem"] = _ca_pem(body["server_ca_pem"])
+            out["server_ca_pem"] = fields.ca_pem(body["server_ca_pem"])
         for field, low, high, integer in (
             ("rate_limit", 0.01, 100_000, False),
             ("bulkhead", 1, 10_000, True),
@@ -350,12 +248,12 @@ class PartnerRegistry:
             ("timeout", 0.1, 120, False),
         ):
             if field in body:
-                out[field] = _number(body[field], field, low, high, integer=integer)
+                out[field] = fields.number(body[field], field, low, high, integer=integer)
         return out
 
     def _check_body(self, body: object) -> Mapping[str, Any]:
         if not isinstance(body, dict):
-            raise _error("body", "expected a JSON object")
+            raise fields.error("body", "expected a JSON object")
         return body
 
     async def create(self, actor: str, body: object) -> dict[str, Any]:
@@ -363,13 +261,13 @@ class PartnerRegistry:
         data = self._check_body(body)
         for field in data:
             if field not in ("name", *FIELDS):
-                raise _error(str(field), "unknown field")
+                raise fields.error(str(field), "unknown field")
         name = data.get("name")
         if not isinstance(name, str) or not NAME.match(name):
-            raise _error("name", "expected 1 to 64 letters, digits, '_' or '-'")
+            raise fields.error("name", "expected 1 to 64 letters, digits, '_' or '-'")
         for required in ("adapter", "base_url", "allow_ips"):
             if required not in data:
-                raise _error(required, "required")
+                raise fields.error(required, "required")
         columns = {
             "server_ca_pem": None,
             "rate_limit": None,
@@ -379,12 +277,14 @@ class PartnerRegistry:
             "timeout": None,
             **self._settings(data),
         }
-        credential = _credential(data)
+        credential = fields.credential(data)
         secret = new_webhook_secret()
         now = self.clock()
         columns |= {
             "credential_sealed": (
-                self._seal(_credential_json(credential), "credential", name) if credential else None
+                self._seal(fields.credential_json(credential), "credential", name)
+                if credential
+                else None
             ),
             "webhook_secret_sealed": self._seal(secret, "webhook_secret", name),
             "previous_secret_sealed": None,
@@ -440,18 +340,20 @@ class PartnerRegistry:
         data = self._check_body(body)
         for field in data:
             if field not in FIELDS:
-                raise _error(str(field), "unknown field" if field != "name" else "cannot change")
+                raise fields.error(
+                    str(field), "unknown field" if field != "name" else "cannot change"
+                )
         await self._row(name)
         columns = self._settings(data)
-        credential = _credential(data)
+        credential = fields.credential(data)
         if credential is not None:
             columns["credential_sealed"] = self._seal(
-                _credential_json(credential), "credential", name
+                fields.credential_json(credential), "credential", name
             )
         elif any(field in data and data[field] is None for field in ("api_key", "oauth")):
             columns["credential_sealed"] = None  # null: no credential any more
         if "base_url" in columns and columns["base_url"] is None:
-            raise _error("base_url", "expected an https:// URL")
+            raise fields.error("base_url", "expected an https:// URL")
         if not columns:
             return await self.get(name)
         columns["updated_at"] = self.clock()
@@ -506,10 +408,10 @@ class PartnerRegistry:
         data = self._check_body(body)
         for field in data:
             if field != "csr_pem":
-                raise _error(str(field), "unknown field")
+                raise fields.error(str(field), "unknown field")
         csr_pem = data.get("csr_pem")
         if not isinstance(csr_pem, str) or len(csr_pem) > 20_000:
-            raise _error("csr_pem", "expected a PEM certificate signing request")
+            raise fields.error("csr_pem", "expected a PEM certificate signing request")
         await self._row(name)
         try:
             signed = sign_partner_csr(
@@ -520,7 +422,7 @@ class PartnerRegistry:
                 now=dt.datetime.fromtimestamp(self.clock(), dt.UTC),
             )
         except CsrRejectedError as exc:
-            raise _error("csr_pem", str(exc)) from None
+            raise fields.error("csr_pem", str(exc)) from None
         async with self.db.transaction() as conn:
             await run(
                 conn,
@@ -595,7 +497,9 @@ class PartnerRegistry:
         """Give a partner registered before the registry (files, ``pki issue-partner``) the
         secrets it used from the data dir, once; True when it took them."""
         sealed = (
-            self._seal(_credential_json(credential), "credential", name) if credential else None
+            self._seal(fields.credential_json(credential), "credential", name)
+            if credential
+            else None
         )
         changed = await self.db.execute(
             "UPDATE partners SET webhook_secret_sealed = :s, version = version + 1, "
