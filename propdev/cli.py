@@ -32,6 +32,21 @@ def _parser() -> argparse.ArgumentParser:
         default="simulator",
         help="the partner the intercom vendor is (its API key, callback certificate, signatures)",
     )
+    sim.add_argument("--client-cert", metavar="PEM", help="the partner's client certificate")
+    sim.add_argument("--client-key", metavar="PEM", help="the key of --client-cert")
+    sim.add_argument(
+        "--webhook-secret", metavar="S", help="signs the callbacks (Standard Webhooks)"
+    )
+    sim.add_argument("--api-key", metavar="K", help="the key our node must present")
+    sim.add_argument(
+        "--callback-url", metavar="URL", help="our node (default PROPDEV_CALLBACK_URL)"
+    )
+    sim.add_argument(
+        "--protocol",
+        choices=("simulator", "acme"),
+        default="simulator",
+        help="which of the simulated vendors is --partner (the other keeps its demo partner)",
+    )
     hcs = sub.add_parser("utilities-sim", help="run the utilities (ЖКХ) simulator over HTTPS")
     hcs.add_argument("--port", type=int, default=9444)
     hcs.add_argument("--host", default="127.0.0.1")
@@ -49,6 +64,14 @@ def _parser() -> argparse.ArgumentParser:
         help="our RFC 9421 public key for a partner (made if missing), for the vendor",
     )
     signing.add_argument("name")
+    check = partner.add_parser(
+        "check", help="a scripted session against the vendor's sandbox: one PASS/FAIL per step"
+    )
+    check.add_argument("name")
+    check.add_argument("--device", help="the vendor's device to open (default: its first door)")
+    check.add_argument(
+        "--wait", type=float, default=10.0, help="seconds to wait for the callback (default 10)"
+    )
     signing.add_argument("--format", choices=("pem", "jwk"), default="pem")
     signing.add_argument(
         "--alg", choices=SIGNING_ALGORITHMS, help="when PROPDEV_PARTNER_SIGNING does not name it"
@@ -125,10 +148,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "seed-demo":
         return asyncio.run(_seed(settings))
     if args.command == "partner-sim":
-        from propdev.devkit import serve_partner_sim
+        from pathlib import Path
 
+        from propdev.devkit import PartnerIdentity, serve_partner_sim
+
+        if (args.client_cert is None) != (args.client_key is None):
+            print("--client-cert and --client-key go together", file=sys.stderr)
+            return 2
+        identity = PartnerIdentity(
+            args.partner,
+            client_cert=Path(args.client_cert) if args.client_cert else None,
+            client_key=Path(args.client_key) if args.client_key else None,
+            webhook_secret=args.webhook_secret,
+            api_key=args.api_key,
+            callback_url=args.callback_url,
+        )
         served = serve_partner_sim(
-            settings, host=args.host, port=args.port, partner_id=args.partner
+            settings, host=args.host, port=args.port, identity=identity, protocol=args.protocol
         )
         asyncio.run(_until_signal(served))
         return 0
@@ -141,6 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from propdev.admin_cli import revoke_partner_command
 
         return revoke_partner_command(settings, args.name)
+    if args.command == "partner" and args.partner == "check":
+        from propdev.partner_check import partner_check_command
+
+        return partner_check_command(settings, args.name, args.device, args.wait)
     if args.command == "partner":
         return _signing_key(settings, args.name, args.format, args.alg)
     if args.command == "keys" and args.keys in ("rotate-signing", "signing"):

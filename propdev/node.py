@@ -46,14 +46,29 @@ from propdev.grpc import ADAPTER as GRPC_ADAPTER
 from propdev.grpc import ClusterCommands, CommandStreams, build_grpc_gateway
 from propdev.housing import InProcessUtilities, UtilitiesService
 from propdev.http.ratelimit import Limiter, RedisLimiter
+from propdev.management import (
+    LivePartners,
+    PartnerRecord,
+    PartnerRegistry,
+    adapter_spec,
+    partner_url,
+)
 from propdev.observability import RedisSlo, Telemetry
 from propdev.partners import (
+    SIMULATOR_PARTNER_ID,
+    AcmeAdapter,
+    AcmeInProcessClient,
+    Adapters,
+    ApiKey,
     Confirmation,
     ConfirmsByCallback,
+    InProcessAdapter,
+    PartnerAdapter,
     PartnerGateway,
     RedisCircuits,
-    build_acme_gateway,
+    UnknownAdapterError,
     build_gateway,
+    vendor_api_key,
     webhook_secret,
 )
 from propdev.pki import ca_paths, ensure_ca, ensure_server_cert, partner_paths
@@ -164,6 +179,17 @@ class Node:
         self.gateways: dict[str, PartnerGateway] = {}
         self.command_streams = CommandStreams()  # partners' gRPC Commands calls
         self._webhook_secrets: dict[str, str] = {}
+        # Partners as data: plug-in adapters, the registry, its changes applied live.
+        self.adapters = Adapters.discover()
+        self.live_partners: LivePartners | None = None
+        self.partners = PartnerRegistry(
+            self.db,
+            adapters=lambda: [*self.adapters.names(), GRPC_ADAPTER],
+            pki_dir=settings.pki_dir,
+            announce=self._announce_partner,
+            certificate_days=settings.partner_cert_days,
+            clock=self.now,
+        )
         self.system = ActorSystem(
             node_id=settings.node_id,
             idle_timeout=settings.actor_idle_timeout,
@@ -340,13 +366,24 @@ class Node:
         acme = acme_control_routes(self.acme_simulator) if self.acme_simulator else []
         return [*control_routes(self.simulator), *acme]
 
-    def webhook_secret(self, partner_id: str) -> str:
-        """The secret ``partner_id`` signs its callbacks with (shared through the data dir)."""
+    def webhook_secrets(self, partner_id: str) -> list[str]:
+        """The secrets ``partner_id`` may sign its callbacks with now: the registry's current
+        one and, for a day after a rotation, the previous one. A partner the registry has not
+        adopted yet (registered by a file-based tool while the node runs) still has the secret
+        shared through the data dir."""
+        if self.live_partners is not None:
+            secrets = self.live_partners.webhook_secrets(partner_id)
+            if secrets:
+                return secrets
         secret = self._webhook_secrets.get(partner_id)
         if secret is None:
             secret = webhook_secret(self.settings.data_dir, partner_id)
             self._webhook_secrets[partner_id] = secret
-        return secret
+        return [secret]
+
+    async def _announce_partner(self, name: str) -> None:
+        if self.live_partners is not None:
+            await self.live_partners.announce(name)
 
     def _confirm(self, event: DeviceEvent) -> bool:
         """A vendor's ``command_result``: to the adapter whose open waits for it."""
@@ -373,38 +410,85 @@ class Node:
         assert isinstance(message, CommandResult)
         return self._confirm(message.event)
 
+    def _partner_gateway(self, record: PartnerRecord) -> PartnerGateway | None:
+        """The gateway for a registered partner, with its own breaker, bulkhead and rate limit
+        (the node's settings where the registry leaves them unset); None when this node cannot
+        reach it (an adapter it does not have, no URL and no embedded vendor of its kind)."""
+        settings, name = self.settings, record.name
+        changed, observe = self.telemetry.breaker_changed, self.telemetry.partner_call
+        if record.adapter == GRPC_ADAPTER:  # the vendor calls us: its gateway is the stream
+            streamed = build_grpc_gateway(
+                settings, name, self.command_streams, on_state_change=changed, observe=observe
+            )
+            if self.circuits is not None:
+                streamed.share(self.circuits)
+            return streamed
+        adapter: PartnerAdapter | None = None
+        url = partner_url(record, settings)
+        timeout = record.timeout or settings.partner_timeout
+        if url is None:
+            if record.adapter == "simulator" and name == SIMULATOR_PARTNER_ID and self.simulator:
+                adapter = InProcessAdapter(self.simulator, name)
+            elif record.adapter == "acme" and self.acme_simulator is not None:
+                adapter = AcmeAdapter(name, AcmeInProcessClient(self.acme_simulator))
+        else:
+            try:
+                adapter = self.adapters.build(record.adapter, adapter_spec(record, settings, url))
+            except UnknownAdapterError as exc:
+                log.warning("partner_adapter_unknown", partner=name, error=str(exc))
+        if adapter is None:
+            log.info("partner_without_gateway", partner=name, adapter=record.adapter)
+            return None
+        gateway = PartnerGateway(
+            adapter,
+            timeout=timeout,
+            breaker_failures=record.breaker_failures or settings.breaker_failures,
+            breaker_reset=record.breaker_reset or settings.breaker_reset,
+            max_in_flight=record.bulkhead or 64,
+            rate_limit=record.rate_limit,
+            on_state_change=changed,
+            observe=observe,
+        )
+        if self.circuits is not None:  # built at start or after a change: the cluster's circuit
+            gateway.share(self.circuits)
+        return gateway
+
+    async def _adopt_file_partners(self) -> None:
+        """Partners registered before the registry (``seed-demo``, ``pki issue-partner``) take
+        their secrets from the data dir into the store, once: the webhook secret, and for the
+        vendors ``partner-sim`` plays, its API key and the project CA as their server's CA."""
+        unadopted = await self.partners.unadopted()
+        if not unadopted:
+            return
+        ca_pem = ca_paths(self.settings.pki_dir).cert.read_text()
+        for name, adapter in unadopted:
+            simulated = adapter in self.adapters and adapter in ("simulator", "vendor", "acme")
+            await self.partners.adopt(
+                name,
+                webhook_secret=webhook_secret(self.settings.data_dir, name),
+                credential=ApiKey(vendor_api_key(self.settings.data_dir, name))
+                if simulated
+                else None,
+                server_ca_pem=ca_pem if simulated else None,
+            )
+            log.info("partner_adopted", partner=name)
+
     async def _partner_gateways(self) -> None:
-        """A gateway for each registered partner whose adapter we know (besides the simulator),
-        and the embedded simulators' callbacks straight into the ingest."""
-        for row in await self.db.fetch_all("SELECT id, adapter, base_url FROM partners"):
-            partner_id = str(row["id"])
-            if row["adapter"] == "acme" and partner_id not in self.gateways:
-                self.gateways[partner_id] = build_acme_gateway(
-                    self.settings,
-                    self.acme_simulator,
-                    partner_id=partner_id,
-                    base_url=row["base_url"],
-                    on_state_change=self.telemetry.breaker_changed,
-                    observe=self.telemetry.partner_call,
-                )
-            elif row["adapter"] == "vendor" and row["base_url"] and partner_id not in self.gateways:
-                # Another vendor of the simulator's REST protocol, at its own address.
-                self.gateways[partner_id] = build_gateway(
-                    self.settings,
-                    None,
-                    partner_id=partner_id,
-                    base_url=row["base_url"],
-                    on_state_change=self.telemetry.breaker_changed,
-                    observe=self.telemetry.partner_call,
-                )
-            elif row["adapter"] == GRPC_ADAPTER and partner_id not in self.gateways:
-                self.gateways[partner_id] = build_grpc_gateway(
-                    self.settings,
-                    partner_id,
-                    self.command_streams,
-                    on_state_change=self.telemetry.breaker_changed,
-                    observe=self.telemetry.partner_call,
-                )
+        """A gateway for each registered partner, kept in step with the registry on every
+        node (``LivePartners``), and the embedded simulators' callbacks straight into the
+        ingest."""
+        live = LivePartners(
+            self.partners,
+            self.gateways,
+            self._partner_gateway,
+            retire_after=self.settings.partner_timeout + 1.0,
+            clock=self.now,
+            before_reconcile=self._adopt_file_partners,  # `pki issue-partner` while running
+        )
+        live.subscribe(self.bus)
+        self.live_partners = live
+        await live.reconcile()
+        live.start()
         embedded = (("simulator", self.simulator), ("acme", self.acme_simulator))
         for partner_id, sim in embedded:
             if sim is not None:
@@ -417,14 +501,18 @@ class Node:
         await migrate(self.db)
         await seal_clear_rows(self.db, await open_vault(self.settings, self.db))
         await register_web_app_client(self.db, self.settings.public_url)  # /app/'s client
-        gateway = build_gateway(
-            self.settings,
-            self.simulator,
-            on_state_change=self.telemetry.breaker_changed,
-            observe=self.telemetry.partner_call,
-        )
-        self.gateways[gateway.partner_id] = gateway
         await self._partner_gateways()
+        if (
+            SIMULATOR_PARTNER_ID not in self.gateways
+            and await self.partners.load(SIMULATOR_PARTNER_ID) is None
+        ):  # a store without the demo partner: the simulator as before the registry
+            gateway = build_gateway(
+                self.settings,
+                self.simulator,
+                on_state_change=self.telemetry.breaker_changed,
+                observe=self.telemetry.partner_call,
+            )
+            self.gateways[gateway.partner_id] = gateway
         if self.circuits is not None:
             for partner_gateway in self.gateways.values():
                 partner_gateway.share(self.circuits)
@@ -497,6 +585,8 @@ class Node:
             await self.circuits.close()
         if self.shared_slo is not None:
             await self.shared_slo.close()
+        if self.live_partners is not None:
+            await self.live_partners.stop()
         for gateway in self.gateways.values():
             await gateway.close()
         await self.utilities.close()

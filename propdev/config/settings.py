@@ -201,6 +201,7 @@ class Settings:
     keypad_cooldown: float = 300.0
     breaker_failures: int = 5
     breaker_reset: float = 30.0
+    partner_cert_days: int = 365  # client certificates signed from partners' CSRs
     actor_idle_timeout: float = 300.0
     ask_timeout: float = 10.0
     log_level: str = "info"
@@ -370,6 +371,10 @@ class Settings:
                 _int("PROPDEV_BREAKER_FAILURES", 1, 10_000),
             ),
             "PROPDEV_BREAKER_RESET": ("breaker_reset", _float("PROPDEV_BREAKER_RESET", 0.1, 3600)),
+            "PROPDEV_PARTNER_CERT_DAYS": (
+                "partner_cert_days",
+                _int("PROPDEV_PARTNER_CERT_DAYS", 1, 365),
+            ),
             "PROPDEV_ACTOR_IDLE_TIMEOUT": (
                 "actor_idle_timeout",
                 _float("PROPDEV_ACTOR_IDLE_TIMEOUT", 0.01, 86400),

@@ -28,6 +28,7 @@ from propdev.http.routes import (
     docs,
     health,
     household,
+    manage_partners,
     operator_actions,
     push_tokens,
     resident,
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from propdev.config import Settings
     from propdev.devices import PartnerEventIngest
     from propdev.housing import UtilitiesService
+    from propdev.management import PartnerRegistry
     from propdev.observability import Telemetry
     from propdev.partners import PartnerGateway
     from propdev.registry import Bus, Cluster
@@ -127,7 +129,10 @@ class NodeServices(Devices, Readiness, Drain, Opener, Protocol):
     @property
     def simulator(self) -> object | None: ...
 
-    def webhook_secret(self, partner_id: str) -> str: ...
+    def webhook_secrets(self, partner_id: str) -> list[str]: ...
+
+    @property
+    def partners(self) -> PartnerRegistry: ...
 
     @property
     def oauth(self) -> OAuthServer: ...
@@ -200,6 +205,7 @@ def _public_api(app: web.Application, node: NodeServices) -> None:
         system=node.system,
         end_grant=_end_grant(node.accounts),
     )
+    app.add_routes(manage_partners.routes)  # /admin/api/v1/partners: partners as data
     app.add_routes(public_routes(oauth_routes(node.oauth)))
     app.add_routes(public_routes(node.simulator_routes()))  # embedded, on loopback only
 
@@ -230,7 +236,8 @@ def _set_services(app: web.Application, node: NodeServices) -> None:
     app[keys.DRAIN] = node
     app[keys.PARTNER_GATEWAYS] = node.gateways  # filled at start: the node's own mapping
     app[keys.EVENT_INGEST] = node.ingest
-    app[keys.WEBHOOK_SECRETS] = node.webhook_secret
+    app[keys.WEBHOOK_SECRETS] = node.webhook_secrets
+    app[keys.PARTNER_REGISTRY] = node.partners
     app[keys.UTILITIES] = node.utilities
     app[keys.METRICS] = node.telemetry.metrics
     app[keys.METRICS_ALLOW] = networks(settings.metrics_allow)

@@ -6,7 +6,7 @@ imports here, and its tests build a bare ``web.Application`` with only those key
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from propdev.housing import UtilitiesService
     from propdev.http.client_address import Network
     from propdev.http.services import Devices, Drain, Nodes, Opener, Readiness
-    from propdev.management import Management
+    from propdev.management import Management, PartnerRegistry
     from propdev.observability import Metrics, SloTracker
     from propdev.partners import PartnerGateway
     from propdev.privacy import PersonalData
@@ -75,8 +75,8 @@ PARTNER_GATEWAYS: web.AppKey[Mapping[str, PartnerGateway]] = web.AppKey("partner
 """Each partner's gateway (its circuit breaker, bulkhead and latencies), by partner id."""
 EVENT_INGEST: web.AppKey[PartnerEventIngest] = web.AppKey("event_ingest")
 """Partners' callbacks, applied to their devices."""
-WEBHOOK_SECRETS: web.AppKey[Callable[[str], str]] = web.AppKey("webhook_secrets")
-"""The secret a partner signs its callbacks with, by partner id."""
+WEBHOOK_SECRETS: web.AppKey[Callable[[str], Sequence[str]]] = web.AppKey("webhook_secrets")
+"""The secrets a partner may sign its callbacks with now (current, previous), by partner id."""
 UTILITIES: web.AppKey[UtilitiesService] = web.AppKey("utilities")
 """The utilities (ЖКХ) gateway: bills, meters, readings."""
 
@@ -86,6 +86,8 @@ ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts")
 
 # Operators' services.
 MANAGEMENT: web.AppKey[Management] = web.AppKey("management")
+PARTNER_REGISTRY: web.AppKey[PartnerRegistry] = web.AppKey("partner_registry")
+"""Partners as data: ``/admin/api/v1/partners``."""
 """Sites, buildings, apartments, access points, residents and rights."""
 PRIVACY: web.AppKey[PersonalData] = web.AppKey("privacy")
 """Residents' personal data: export and erasure."""

@@ -5,8 +5,8 @@
    registered for the partner;
 2. a ``client_credentials`` access token with the role ``partner``, bound to that very
    certificate (``cnf.x5t#S256``; the auth middleware checks the binding, we insist on it);
-3. the token's client id names a registered partner (``partners`` row): the partner's devices
-   are the only ones it may report;
+3. the token's client id names a registered partner (``partners`` row, not deleted): the
+   partner's devices are the only ones it may report;
 4. the client's address inside the partner's allowlist (``partners.allowed_cidrs`` and the
    OAuth client's ``allowed_cidrs``), checked on every call, not only when the token was
    issued: ``request.remote``, which ``propdev.http.client_address`` set (the TCP peer, or the
@@ -84,7 +84,7 @@ async def check_partner(
     row = await db.fetch_one(
         "SELECT p.allowed_cidrs AS partner_cidrs, c.allowed_cidrs AS client_cidrs, "
         "c.tls_client_auth_subject_dn AS dn FROM partners p "
-        "JOIN oauth_clients c ON c.client_id = p.id WHERE p.id = :id",
+        "JOIN oauth_clients c ON c.client_id = p.id WHERE p.id = :id AND p.removed_at IS NULL",
         id=caller.client_id,
     )
     if row is None:

@@ -35,7 +35,12 @@ from propdev.http.errors import (
 )
 from propdev.management import ConflictError as ManagementConflictError
 from propdev.management import InvalidFieldError as ManagementInvalidFieldError
-from propdev.management import NoGatewayError, NotOwnerError, UnknownObjectError
+from propdev.management import (
+    NoGatewayError,
+    NotOwnerError,
+    PartnerRequestError,
+    UnknownObjectError,
+)
 from propdev.partners import BulkheadFullError, CircuitOpenError, PartnerError, PartnerTimeoutError
 from propdev.privacy import AlreadyErasedError, UnknownPersonError
 from propdev.staff import (
@@ -123,6 +128,10 @@ def _store_unavailable(exc: StoreUnavailableError) -> ProblemError:
     return store_down()
 
 
+def _bad_partner_request(exc: PartnerRequestError) -> ProblemError:
+    return BadRequestError(f"{exc.field}: {exc.detail}", extra={"field": exc.field})
+
+
 def _unknown(exc: UnknownObjectError) -> ProblemError:
     return NotFoundError(f"No {exc.kind} {exc.object_id!r}.")
 
@@ -179,6 +188,7 @@ def _partner_failed(exc: PartnerError) -> ProblemError:
 
 
 PROBLEMS: Mapping[type[Exception], Callable[[Any], ProblemError]] = {
+    PartnerRequestError: _bad_partner_request,  # 400 bad-request, ``field`` names it
     ManagementInvalidFieldError: invalid,  # 422 invalid-field, ``field`` names it
     AccessInvalidFieldError: invalid,
     UnknownObjectError: _unknown,  # 404 not-found

@@ -12,26 +12,36 @@ from propdev.management.errors import (
     ManagementError,
     NoGatewayError,
     NotOwnerError,
+    PartnerRequestError,
     UnknownObjectError,
 )
 from propdev.management.imports import COLUMNS, MAX_LINES, ImportReport, decode
+from propdev.management.live_partners import LivePartners, adapter_spec, partner_url
+from propdev.management.partners import SECRET_OVERLAP, PartnerRecord, PartnerRegistry
 from propdev.management.points import Point, PointSpec
 from propdev.management.service import Management
 
 __all__ = (
     "COLUMNS",
     "MAX_LINES",
+    "SECRET_OVERLAP",
     "ConflictError",
     "ImportReport",
     "InvalidFieldError",
+    "LivePartners",
     "Management",
     "ManagementError",
     "NoGatewayError",
     "NotOwnerError",
+    "PartnerRecord",
+    "PartnerRegistry",
+    "PartnerRequestError",
     "Point",
     "PointSpec",
     "SessionCutoffs",
     "UnknownObjectError",
+    "adapter_spec",
     "decode",
     "operator",
+    "partner_url",
 )

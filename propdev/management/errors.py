@@ -44,3 +44,8 @@ class NoGatewayError(ManagementError):
 class NotOwnerError(ManagementError, PermissionError):
     """Raised when a resident who does not own their apartment (a member, or someone without
     one) invites or removes household members."""
+
+
+class PartnerRequestError(InvalidFieldError):
+    """Raised when a partner request is refused as bad input (400): an unknown adapter, a base
+    URL that is not HTTPS, a CSR for another name or with a weak key; names the field."""

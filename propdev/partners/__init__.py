@@ -13,6 +13,7 @@ from propdev.partners.breaker import Breaker
 from propdev.partners.callbacks import CallbackSender
 from propdev.partners.circuits import CircuitSettings, RedisCircuits
 from propdev.partners.confirmations import Confirmation, Confirmations, ConfirmsByCallback
+from propdev.partners.credentials import ApiKey, ClientCredentialsToken, Credential, OAuthClient
 from propdev.partners.errors import (
     BulkheadFullError,
     CircuitOpenError,
@@ -20,7 +21,9 @@ from propdev.partners.errors import (
     PartnerRefusedError,
     PartnerTimeoutError,
     PartnerUnavailableError,
+    RateLimitedError,
     SigningKeyError,
+    UnknownAdapterError,
 )
 from propdev.partners.gateway import (
     SIMULATOR_PARTNER_ID,
@@ -47,16 +50,23 @@ from propdev.partners.inprocess import (
     VendorAnswer,
     VendorError,
 )
+from propdev.partners.plugins import BUILTINS, GROUP, AdapterClass, Adapters, AdapterSpec
 from propdev.partners.session import PartnerSession
 from propdev.partners.signing import sign_callback, verify_callback, webhook_secret
 from propdev.partners.vendor import VendorHttpAdapter
 
 __all__ = (
+    "BUILTINS",
+    "GROUP",
     "LATENCY_WINDOW",
     "SIMULATOR_PARTNER_ID",
     "AcmeAdapter",
     "AcmeHttpClient",
     "AcmeInProcessClient",
+    "AdapterClass",
+    "AdapterSpec",
+    "Adapters",
+    "ApiKey",
     "Breaker",
     "BulkheadFullError",
     "CallGuard",
@@ -64,16 +74,19 @@ __all__ = (
     "CallbackSender",
     "CircuitOpenError",
     "CircuitSettings",
+    "ClientCredentialsToken",
     "Confirmation",
     "Confirmations",
     "ConfirmsByCallback",
     "ConnectionDropped",
+    "Credential",
     "DeviceInfo",
     "DeviceKind",
     "DeviceStatus",
     "InProcessAcme",
     "InProcessAdapter",
     "InProcessVendor",
+    "OAuthClient",
     "OpenResult",
     "PartnerAdapter",
     "PartnerError",
@@ -83,11 +96,13 @@ __all__ = (
     "PartnerSession",
     "PartnerTimeoutError",
     "PartnerUnavailableError",
+    "RateLimitedError",
     "RedisCircuits",
     "RequestSigner",
     "RequestVerifier",
     "SigningKeyError",
     "StateListener",
+    "UnknownAdapterError",
     "VendorAnswer",
     "VendorError",
     "VendorHttpAdapter",

@@ -19,17 +19,21 @@ from __future__ import annotations
 
 import datetime as dt
 import ssl
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 from yarl import URL
 
 from propdev.partners.base import DeviceInfo, DeviceKind, DeviceStatus, OpenResult
 from propdev.partners.confirmations import Confirmation, Confirmations
+from propdev.partners.credentials import ClientCredentialsToken, api_key_of, token_source
 from propdev.partners.errors import PartnerRefusedError, PartnerUnavailableError
 from propdev.partners.httpsig import RequestSigner
 from propdev.partners.inprocess import ConnectionDropped, VendorError
 from propdev.partners.session import PartnerSession
+
+if TYPE_CHECKING:
+    from propdev.partners.plugins import AdapterSpec
 
 API_PREFIX = "/acme/v2"
 ACME_REASONS = {
@@ -121,17 +125,24 @@ class AcmeHttpClient:
         base_url: str,
         *,
         ssl_context: ssl.SSLContext,
-        api_key: str,
+        api_key: str | None,
         timeout: float,
         signer: RequestSigner | None = None,
+        token: ClientCredentialsToken | None = None,
+        max_connections: int = 64,
     ) -> None:
         self._base = base_url.rstrip("/")
+        headers = {"Accept": "application/json"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
         self._http = PartnerSession(
             "acme",
             ssl_context=ssl_context,
             timeout=timeout,
-            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
+            headers=headers,
             signer=signer,
+            bearer=token,
+            max_connections=max_connections,
         )
 
     async def submit(self, uid: str, *, reference: str, traceparent: str | None) -> str:
@@ -188,6 +199,21 @@ class AcmeAdapter:
         self._partner_id = partner_id
         self._client = client
         self.confirmations = Confirmations()
+
+    @classmethod
+    def from_spec(cls, spec: AdapterSpec) -> AcmeAdapter:
+        """The plug-in entry (``propdev.partners.plugins``): acme over HTTPS; an API key or an
+        OAuth token as ``Authorization: Bearer``."""
+        client = AcmeHttpClient(
+            spec.base_url,
+            ssl_context=spec.ssl_context,
+            api_key=api_key_of(spec.credential),
+            timeout=spec.timeout,
+            signer=spec.signer,
+            token=token_source(spec.credential, ssl_context=spec.ssl_context, timeout=spec.timeout),
+            max_connections=spec.max_connections,
+        )
+        return cls(spec.partner_id, client)
 
     @property
     def partner_id(self) -> str:

@@ -191,9 +191,10 @@ class RedisCircuits:
 
     def track(self, name: str, settings: CircuitSettings, on_change: Listener) -> CircuitView:
         """Follow the circuit ``name`` (refreshed with ``settings``); ``on_change`` hears its
-        state changes as this node sees them."""
+        state changes as this node sees them. A partner's gateway rebuilt after a change of
+        its registration tracks it again: its listener replaces the old gateway's."""
         self._settings[name] = settings
-        self._listeners.setdefault(name, []).append(on_change)
+        self._listeners[name] = [on_change]
         return self._views.setdefault(name, CircuitView())
 
     def configure(self, name: str, settings: CircuitSettings) -> None:

@@ -52,3 +52,22 @@ class BulkheadFullError(PartnerError):
 class SigningKeyError(ValueError):
     """Raised when a partner's request-signing key is unreadable or not of the configured
     algorithm (``PROPDEV_PARTNER_SIGNING``)."""
+
+
+class RateLimitedError(BulkheadFullError):
+    """Raised when a call would exceed the partner's configured rate (calls per second)."""
+
+    def __init__(self, partner_id: str, rate: float) -> None:
+        PartnerError.__init__(self, f"partner {partner_id!r} is called at most {rate:g}/s")
+        self.partner_id = partner_id
+        self.max_in_flight = 0
+        self.rate = rate
+
+
+class UnknownAdapterError(PartnerError, LookupError):
+    """Raised when no adapter is registered under the name asked for."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"no adapter {name!r}; registered: {', '.join(known)}")
+        self.name = name
+        self.known = known

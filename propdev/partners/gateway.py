@@ -1,5 +1,7 @@
 """The resilience wrapper every partner gets: an adapter behind a ``CallGuard`` (timeout,
-circuit breaker, bulkhead; ``propdev.partners.guard`` says in which order and what counts)."""
+circuit breaker, bulkhead; ``propdev.partners.guard`` says in which order and what counts) and,
+when the partner's registration sets one, a rate limit checked first (``RateLimitedError``,
+the vendor not called)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from propdev.partners.apikey import vendor_api_key
 from propdev.partners.base import DeviceInfo, DeviceStatus, OpenResult, PartnerAdapter
 from propdev.partners.circuits import RedisCircuits
 from propdev.partners.confirmations import ConfirmsByCallback
+from propdev.partners.errors import RateLimitedError
 from propdev.partners.guard import CallGuard, StateListener
 from propdev.partners.httpsig import request_signer
 from propdev.partners.inprocess import InProcessAdapter, InProcessVendor
@@ -32,6 +35,27 @@ _UNOBSERVED: contextlib.nullcontext[None] = contextlib.nullcontext()
 log = structlog.get_logger()
 
 
+class Bucket:
+    """A token bucket: ``rate`` calls per second on average, bursts of up to ``rate`` (at
+    least one)."""
+
+    def __init__(self, rate: float, clock: Callable[[], float]) -> None:
+        self.rate = rate
+        self._clock = clock
+        self._capacity = max(1.0, rate)
+        self._tokens = self._capacity
+        self._at = clock()
+
+    def take(self) -> bool:
+        now = self._clock()
+        self._tokens = min(self._capacity, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+
 class PartnerGateway:
     """A ``PartnerAdapter`` that guards another one with a timeout, a breaker and a bulkhead."""
 
@@ -43,6 +67,7 @@ class PartnerGateway:
         breaker_failures: int,
         breaker_reset: float,
         max_in_flight: int = 64,
+        rate_limit: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_state_change: StateListener | None = None,
         observe: CallObserver | None = None,
@@ -50,6 +75,7 @@ class PartnerGateway:
         self._adapter = adapter
         self._observe = observe
         self._confirms_later = isinstance(adapter, ConfirmsByCallback)  # once: a slow check
+        self._rate = Bucket(rate_limit, clock) if rate_limit else None
         self._guard = CallGuard(
             adapter.partner_id,
             timeout=timeout,
@@ -96,9 +122,14 @@ class PartnerGateway:
         """p50/p95 in milliseconds over the last calls that reached the adapter."""
         return self._guard.latency()
 
+    def _within_rate(self) -> None:
+        if self._rate is not None and not self._rate.take():
+            raise RateLimitedError(self.partner_id, self._rate.rate)
+
     async def open(
         self, device_id: str, *, request_id: str, traceparent: str | None = None
     ) -> OpenResult:
+        self._within_rate()
         with self._observed("open") as ours:
             sent = ours or traceparent
             return await self._guard.call(
@@ -106,10 +137,12 @@ class PartnerGateway:
             )
 
     async def device_status(self, device_id: str) -> DeviceStatus:
+        self._within_rate()
         with self._observed("device_status"):
             return await self._guard.call(lambda: self._adapter.device_status(device_id))
 
     async def list_devices(self) -> list[DeviceInfo]:
+        self._within_rate()
         with self._observed("list_devices"):
             return await self._guard.call(self._adapter.list_devices)
 

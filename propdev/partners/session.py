@@ -5,14 +5,16 @@ certificate checked against the ``ssl_context`` given; ``headers`` sent with eve
 and closes it in ``close()``. ``send`` signs the request with the ``signer`` when there is one
 (RFC 9421, ``httpsig``) and answers the status and the JSON body (None when there is none or it
 is not JSON); a connection or TLS failure becomes ``PartnerUnavailableError``, no answer in
-``timeout`` seconds ``PartnerTimeoutError``. What a status means is the adapter's to say.
+``timeout`` seconds ``PartnerTimeoutError``. With a ``bearer`` token source (OAuth client
+credentials) each request carries ``Authorization: Bearer`` with its current token. What a
+status means is the adapter's to say.
 """
 
 from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -34,8 +36,10 @@ class PartnerSession:
         headers: Mapping[str, str],
         max_connections: int = 64,
         signer: RequestSigner | None = None,
+        bearer: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
         self._label = label
+        self._bearer = bearer
         self._ssl = ssl_context
         self._timeout = timeout
         self._headers = dict(headers)
@@ -52,6 +56,8 @@ class PartnerSession:
     ) -> tuple[int, Any]:
         """Send the request; answer (status, the JSON body or None)."""
         sent = dict(headers or {})
+        if self._bearer is not None:  # an OAuth access token, renewed by its source
+            sent["Authorization"] = f"Bearer {await self._bearer()}"
         data = None
         if body is not None:
             data = json.dumps(body).encode()

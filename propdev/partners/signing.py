@@ -13,7 +13,7 @@ import base64
 import hashlib
 import hmac
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from propdev.partners.apikey import api_key_path, vendor_api_key
@@ -51,14 +51,16 @@ def sign(secret: str, message_id: str, body: bytes, *, now: float | None = None)
 
 
 def verify(
-    secret: str,
+    secret: str | Sequence[str],
     headers: Mapping[str, str],
     body: bytes,
     *,
     clock: Callable[[], float] = time.time,
     tolerance: float = TOLERANCE,
 ) -> str | None:
-    """None when ``body`` is signed with ``secret`` within ``tolerance``; else what is wrong."""
+    """None when ``body`` is signed with ``secret`` (or any one of several: the current and the
+    previous while a rotation's overlap lasts) within ``tolerance``; else what is wrong. The
+    header may carry several ``v1,`` signatures (a sender mid-rotation): one valid is enough."""
     message_id = headers.get(ID_HEADER, "")
     raw_time = headers.get(TIMESTAMP_HEADER, "")
     given = headers.get(SIGNATURE_HEADER, "")
@@ -70,9 +72,12 @@ def verify(
         return "bad timestamp"
     if abs(clock() - timestamp) > tolerance:
         return "stale timestamp"
-    expected = signature(secret, message_id, timestamp, body).encode()
-    if any(hmac.compare_digest(expected, s.encode()) for s in given.split()):
-        return None
+    secrets = [secret] if isinstance(secret, str) else list(secret)
+    offered = [s.encode() for s in given.split()]
+    for candidate in secrets:
+        expected = signature(candidate, message_id, timestamp, body).encode()
+        if any(hmac.compare_digest(expected, s) for s in offered):
+            return None
     return "bad signature"
 
 

@@ -17,15 +17,19 @@ from __future__ import annotations
 
 import datetime as dt
 import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from yarl import URL
 
 from propdev.partners.base import DeviceInfo, DeviceStatus, OpenResult
+from propdev.partners.credentials import ClientCredentialsToken, api_key_of, token_source
 from propdev.partners.errors import PartnerRefusedError, PartnerUnavailableError
 from propdev.partners.httpsig import RequestSigner
 from propdev.partners.session import PartnerSession
+
+if TYPE_CHECKING:
+    from propdev.partners.plugins import AdapterSpec
 
 API_PREFIX = "/vendor/v1"
 UNAVAILABLE_4XX = frozenset({401, 407, 408, 429})
@@ -48,20 +52,40 @@ class VendorHttpAdapter:
         base_url: str,
         *,
         ssl_context: ssl.SSLContext,
-        api_key: str,
+        api_key: str | None,
         timeout: float,
         max_connections: int = 64,
         signer: RequestSigner | None = None,
+        token: ClientCredentialsToken | None = None,
     ) -> None:
         self._partner_id = partner_id
         self._base = base_url.rstrip("/")
+        headers = {"Accept": "application/json"}
+        if api_key:
+            headers["X-Api-Key"] = api_key
         self._http = PartnerSession(
             partner_id,
             ssl_context=ssl_context,
             timeout=timeout,
-            headers={"X-Api-Key": api_key, "Accept": "application/json"},
+            headers=headers,
             max_connections=max_connections,
             signer=signer,
+            bearer=token,
+        )
+
+    @classmethod
+    def from_spec(cls, spec: AdapterSpec) -> VendorHttpAdapter:
+        """The plug-in entry (``propdev.partners.plugins``): an API key as ``X-Api-Key``, OAuth
+        client credentials as ``Authorization: Bearer``."""
+        return cls(
+            spec.partner_id,
+            spec.base_url,
+            ssl_context=spec.ssl_context,
+            api_key=api_key_of(spec.credential),
+            timeout=spec.timeout,
+            max_connections=spec.max_connections,
+            signer=spec.signer,
+            token=token_source(spec.credential, ssl_context=spec.ssl_context, timeout=spec.timeout),
         )
 
     @property

@@ -13,21 +13,29 @@ from propdev.pki.ca import (
     partner_paths,
     partner_subject_dn,
 )
-from propdev.pki.errors import PKIError, UnknownPartnerError
-from propdev.pki.tls import client_context, server_context
+from propdev.pki.crl import revoke_serials
+from propdev.pki.csr import SignedCertificate, check_csr, sign_partner_csr
+from propdev.pki.errors import CsrRejectedError, PKIError, UnknownPartnerError
+from propdev.pki.tls import client_context, outbound_context, server_context
 
 __all__ = (
     "CertPaths",
+    "CsrRejectedError",
     "PKIError",
+    "SignedCertificate",
     "UnknownPartnerError",
     "ca_paths",
+    "check_csr",
     "client_context",
     "ensure_ca",
     "ensure_server_cert",
     "existing_partner_cert",
     "issue_partner_cert",
     "load_cert",
+    "outbound_context",
     "partner_paths",
     "partner_subject_dn",
+    "revoke_serials",
     "server_context",
+    "sign_partner_csr",
 )

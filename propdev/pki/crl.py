@@ -125,5 +125,16 @@ def revoke_partner(pki_dir: Path, name: str, *, now: dt.datetime | None = None) 
     return cert.serial_number
 
 
+def revoke_serials(pki_dir: Path, serials: list[int], *, now: dt.datetime | None = None) -> None:
+    """Put these certificates (by serial) on the CRL: certificates signed from partners' CSRs,
+    of which we keep no file."""
+    now = now or dt.datetime.now(dt.UTC)
+    crl = load_crl(pki_dir)
+    revoked = {e.serial_number: e.revocation_date_utc for e in crl} if crl is not None else {}
+    for serial in serials:
+        revoked.setdefault(serial, now.replace(microsecond=0))
+    _write_crl(pki_dir, revoked, now=now, previous=crl)
+
+
 def ca_file(pki_dir: Path) -> Path:
     return ca_paths(pki_dir).cert

@@ -53,3 +53,16 @@ def client_context(pki_dir: Path, client: CertPaths | None = None) -> ssl.SSLCon
     if client is not None:
         ctx.load_cert_chain(client.cert, client.key)
     return ctx
+
+
+def outbound_context(ca_pem: str | None) -> ssl.SSLContext:
+    """A client context for a partner's API: its server certificate checked against
+    ``ca_pem`` (the vendor's CA, PEM), or against the system's trust store when None."""
+    ctx = _harden(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+    if ca_pem:
+        ctx.load_verify_locations(cadata=ca_pem)
+    else:
+        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx

@@ -13,9 +13,11 @@ Its HTTP routes are ``propdev.http.routes.oauth``; nothing here imports aiohttp.
 from __future__ import annotations
 
 from propdev.security.clients import (
+    PARTNER_CLIENT_UPSERT,
     WEB_APP_CLIENT_ID,
     Client,
     address_in,
+    partner_client_params,
     register_partner_client,
     register_public_client,
     register_web_app_client,
@@ -91,6 +93,7 @@ __all__ = (
     "ALGORITHM",
     "AUTHORIZE_PARAMS",
     "LOGIN_PAGE_HEADERS",
+    "PARTNER_CLIENT_UPSERT",
     "RECOVERY_CODES_LOW",
     "SCOPES_SUPPORTED",
     "WEB_APP_CLIENT_ID",
@@ -139,6 +142,7 @@ __all__ = (
     "new_totp_secret",
     "normalize_username",
     "open_vault",
+    "partner_client_params",
     "provisioning_uri",
     "recovery_codes_status",
     "register_partner_client",

@@ -197,17 +197,28 @@ async def register_partner_client(
     ``subject_dn`` is the RFC 4514 subject of its certificate from the project CA; tokens
     are only issued to requests from ``allowed_cidrs``. Idempotent, like the public one.
     """
+    await db.execute(_UPSERT, **partner_client_params(client_id, subject_dn, allowed_cidrs, scope))
+
+
+def partner_client_params(
+    client_id: str, subject_dn: str, allowed_cidrs: Iterable[str], scope: str = PARTNER_SCOPE
+) -> dict[str, object]:
+    """The parameters of ``PARTNER_CLIENT_UPSERT`` for a partner (to register it inside a
+    transaction of the caller's)."""
     cidrs = [str(ipaddress.ip_network(c, strict=False)) for c in allowed_cidrs]
-    await db.execute(
-        _UPSERT,
-        client_id=client_id,
-        client_name=client_id,
-        public=False,
-        redirect_uris="[]",
-        grant_types=" ".join(PARTNER_GRANTS),
-        scope=" ".join(scope.split()),
-        method="tls_client_auth",
-        dn=subject_dn,
-        cidrs=json.dumps(cidrs),
-        now=time.time(),
-    )
+    return {
+        "client_id": client_id,
+        "client_name": client_id,
+        "public": False,
+        "redirect_uris": "[]",
+        "grant_types": " ".join(PARTNER_GRANTS),
+        "scope": " ".join(scope.split()),
+        "method": "tls_client_auth",
+        "dn": subject_dn,
+        "cidrs": json.dumps(cidrs),
+        "now": time.time(),
+    }
+
+
+PARTNER_CLIENT_UPSERT = _UPSERT
+"""Registers or updates an OAuth client (see ``partner_client_params``)."""

@@ -25,6 +25,14 @@ from propdev.storage import Database
 log = structlog.get_logger()
 
 USER_COLUMNS = ("full_name", "phone", "totp_secret")
+PARTNER_COLUMNS = (
+    ("credential_sealed", "credential"),
+    ("webhook_secret_sealed", "webhook_secret"),
+    ("previous_secret_sealed", "previous_secret"),
+)
+"""Partners' secrets (``propdev.management.partners``): the column, and the name its sealed
+value is bound to. Always sealed; re-sealed under the primary key by ``reencrypt``."""
+PARTNERS_MIGRATION = 26
 BATCH = 200
 
 
@@ -111,6 +119,39 @@ def _convert(db: Database, vault: Vault, *, only_clear: bool) -> int:
                     {**values, "id": row["id"]},
                 )
                 changed += 1
+        if not only_clear and _has_partner_secrets(conn):
+            changed += _reseal_partners(conn, vault, stale)
+    return changed
+
+
+def _has_partner_secrets(conn: Any) -> bool:
+    row = conn.execute(
+        sa.text("SELECT version FROM schema_version WHERE version = :v"),
+        {"v": PARTNERS_MIGRATION},
+    ).first()
+    return row is not None
+
+
+def _reseal_partners(conn: Any, vault: Vault, stale: Any) -> int:
+    names = ", ".join(column for column, _ in PARTNER_COLUMNS)
+    changed = 0
+    for row in list(conn.execute(sa.text(f"SELECT id, {names} FROM partners")).mappings()):
+        values = {
+            column: vault.seal(
+                vault.open(row[column], table="partners", column=bound, row_id=row["id"]),
+                table="partners",
+                column=bound,
+                row_id=row["id"],
+            )
+            for column, bound in PARTNER_COLUMNS
+            if stale(row[column])
+        }
+        if values:
+            sets = ", ".join(f"{c} = :{c}" for c in values)
+            conn.execute(
+                sa.text(f"UPDATE partners SET {sets} WHERE id = :id"), {**values, "id": row["id"]}
+            )
+            changed += 1
     return changed
 
 
@@ -137,6 +178,12 @@ async def count_stale(db: Database, vault: Vault) -> dict[str, int]:
             r["plate_sealed"] for r in await db.fetch_all("SELECT plate_sealed FROM vehicles")
         ]
     except Exception:  # no vehicles table on this schema
+        pass
+    try:
+        names = ", ".join(column for column, _ in PARTNER_COLUMNS)
+        rows = await db.fetch_all(f"SELECT {names} FROM partners")
+        values += [r[column] for r in rows for column, _ in PARTNER_COLUMNS]
+    except Exception:  # a schema before partners' secrets
         pass
     for value in values:
         kid = key_id(value) if value else None

@@ -360,6 +360,32 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE residencies ADD COLUMN invited_by TEXT",
         ],
     ),
+    (
+        26,
+        "partners as data: credentials (sealed), trust, limits, breaker, webhook secrets, CSRs",
+        [
+            # Secrets are sealed values (propdev.security.crypto) bound to the partner's row.
+            "ALTER TABLE partners ADD COLUMN credential_sealed TEXT",
+            "ALTER TABLE partners ADD COLUMN server_ca_pem TEXT",
+            "ALTER TABLE partners ADD COLUMN rate_limit DOUBLE PRECISION",
+            "ALTER TABLE partners ADD COLUMN bulkhead INTEGER",
+            "ALTER TABLE partners ADD COLUMN breaker_failures INTEGER",
+            "ALTER TABLE partners ADD COLUMN breaker_reset DOUBLE PRECISION",
+            "ALTER TABLE partners ADD COLUMN timeout DOUBLE PRECISION",
+            "ALTER TABLE partners ADD COLUMN webhook_secret_sealed TEXT",
+            "ALTER TABLE partners ADD COLUMN previous_secret_sealed TEXT",
+            "ALTER TABLE partners ADD COLUMN previous_secret_until DOUBLE PRECISION",
+            "ALTER TABLE partners ADD COLUMN version INTEGER NOT NULL DEFAULT 1",
+            "ALTER TABLE partners ADD COLUMN updated_at DOUBLE PRECISION",
+            "ALTER TABLE partners ADD COLUMN removed_at DOUBLE PRECISION",
+            # Client certificates signed from partners' CSRs (the key never reaches us).
+            """CREATE TABLE partner_certificates (
+                serial TEXT PRIMARY KEY, partner_id TEXT NOT NULL REFERENCES partners(id),
+                not_before DOUBLE PRECISION NOT NULL, not_after DOUBLE PRECISION NOT NULL,
+                revoked_at DOUBLE PRECISION)""",
+            "CREATE INDEX partner_certificates_partner ON partner_certificates (partner_id)",
+        ],
+    ),
 ]
 
 CONTRACT_VERSIONS: frozenset[int] = frozenset()

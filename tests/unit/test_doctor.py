@@ -144,6 +144,7 @@ def test_a_store_behind_the_code_names_both_schema_versions(data_dir: Path) -> N
     from propdev.storage import CURRENT_VERSION
     from propdev.storage.migrations import MIGRATIONS
 
+    # The one before the last: versions are not contiguous (branches own numbers apart).
     found = failures(asyncio.run(run_checks(settings_for(data_dir))))
     assert f"this code needs {CURRENT_VERSION}" in found["store"]
     before = max(v for v, _, _ in MIGRATIONS if v < CURRENT_VERSION)  # versions have gaps

@@ -12,6 +12,7 @@ from propdev.devkit.vendor_sim.acme import (
 from propdev.devkit.vendor_sim.app import control_routes, make_vendor_app, vendor_routes
 from propdev.devkit.vendor_sim.server import (
     DEFAULT_PORT,
+    PartnerIdentity,
     PartnerSimServer,
     run_partner_sim,
     serve_partner_sim,
@@ -32,6 +33,7 @@ __all__ = (
     "FaultMode",
     "Faults",
     "OpenAnswer",
+    "PartnerIdentity",
     "PartnerSimServer",
     "VendorSimulator",
     "acme_control_routes",

@@ -10,7 +10,10 @@ protocol, with that partner's API key, callback certificate and signature key). 
 listener serves the asynchronous vendor acme (partner ``acme``, ``/acme/v2``, control
 ``/sim/acme/v1``). Each calls back ``settings.callback_url`` as its partner, with that partner's
 client certificate from the data dir (``<pki dir>/partners/<name>/``); a vendor whose partner
-has no certificate there sends no callbacks (logged at start). A partner named in
+has no certificate there sends no callbacks (logged at start). A ``PartnerIdentity`` (``run.py
+partner-sim --partner NAME --client-cert PEM --client-key PEM --webhook-secret S --api-key K
+--callback-url URL``, ``--protocol acme`` for the acme half) replaces any of those: a partner
+registered through the admin API, whose key and secret are not in the data dir. A partner named in
 ``PROPDEV_PARTNER_SIGNING`` has its API calls' RFC 9421 signatures checked against our public
 key for it (from the shared data dir, as the API key), as a vendor that verifies them would.
 """
@@ -18,7 +21,8 @@ key for it (from the shared data dir, as the API key), as a vendor that verifies
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import structlog
@@ -41,7 +45,13 @@ from propdev.partners import (
     vendor_api_key,
     webhook_secret,
 )
-from propdev.pki import client_context, ensure_server_cert, partner_paths, server_context
+from propdev.pki import (
+    CertPaths,
+    client_context,
+    ensure_server_cert,
+    partner_paths,
+    server_context,
+)
 
 DEFAULT_PORT = 9443
 PARTNER_ID = "simulator"
@@ -77,18 +87,40 @@ class PartnerSimServer:
         await self.runner.cleanup()
 
 
-def callback_sender(settings: Settings, partner_id: str) -> CallbackSender | None:
-    """A sender of ``partner_id``'s callbacks to ``settings.callback_url``, if it has a
-    client certificate in the data dir."""
+@dataclass(frozen=True, slots=True)
+class PartnerIdentity:
+    """Who a simulated vendor is to our node: each field unset is taken from the data dir
+    (today's files), so that one ``partner-sim`` can act as any registered partner
+    (``run.py partner-sim --partner NAME --client-cert PEM --client-key PEM --webhook-secret S
+    --api-key K --callback-url URL``)."""
+
+    partner_id: str = PARTNER_ID
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    webhook_secret: str | None = None
+    api_key: str | None = None
+    callback_url: str | None = None
+
+
+def callback_sender(settings: Settings, identity: PartnerIdentity | str) -> CallbackSender | None:
+    """A sender of the partner's callbacks to its callback URL (``settings.callback_url`` by
+    default), with its client certificate (the data dir's unless given) and webhook secret."""
+    if isinstance(identity, str):
+        identity = PartnerIdentity(identity)
+    partner_id = identity.partner_id
     paths = partner_paths(settings.pki_dir, partner_id)
+    if identity.client_cert is not None or identity.client_key is not None:
+        if identity.client_cert is None or identity.client_key is None:
+            raise ValueError("--client-cert and --client-key go together")
+        paths = CertPaths(identity.client_cert, identity.client_key)
     if not (paths.cert.exists() and paths.key.exists()):
         log.warning("partner_sim_no_callbacks", partner=partner_id, missing=str(paths.cert))
         return None
     return CallbackSender(
         partner_id=partner_id,
-        callback_url=settings.callback_url,
+        callback_url=identity.callback_url or settings.callback_url,
         ssl_context=client_context(settings.pki_dir, paths),
-        secret=webhook_secret(settings.data_dir, partner_id),
+        secret=identity.webhook_secret or webhook_secret(settings.data_dir, partner_id),
     )
 
 
@@ -107,25 +139,32 @@ async def run_partner_sim(
     sim: VendorSimulator | None = None,
     api_key: str | None = None,
     partner_id: str = PARTNER_ID,
+    identity: PartnerIdentity | None = None,
+    protocol: str = "simulator",
 ) -> PartnerSimServer:
     """Start the vendor API and control API over HTTPS; ``port=0`` picks a free port. The
-    intercom vendor is partner ``partner_id``."""
+    vendor of ``protocol`` (``simulator``: the intercom vendor, ``acme``) is the partner
+    ``identity`` names (by default partner ``partner_id`` as the data dir knows it); the other
+    is its demo partner."""
+    identity = identity or PartnerIdentity(partner_id, api_key=api_key)
+    intercom = identity if protocol == "simulator" else PartnerIdentity(PARTNER_ID)
+    acme_identity = identity if protocol == "acme" else PartnerIdentity(ACME_PARTNER_ID)
+    intercom = replace(intercom, api_key=intercom.api_key or api_key)
     sim = sim or VendorSimulator()
     acme = AcmeSimulator()
-    sim.signatures = sim.signatures or request_verifier(settings, partner_id)
-    acme.core.signatures = request_verifier(settings, ACME_PARTNER_ID)
-    key = api_key or vendor_api_key(settings.data_dir, partner_id)
+    sim.signatures = sim.signatures or request_verifier(settings, intercom.partner_id)
+    acme.core.signatures = request_verifier(settings, acme_identity.partner_id)
+    key = intercom.api_key or vendor_api_key(settings.data_dir, intercom.partner_id)
+    acme_key = acme_identity.api_key or vendor_api_key(settings.data_dir, acme_identity.partner_id)
     cert = ensure_server_cert(settings.pki_dir, cert_hosts(settings), name=CERT_NAME)
     ssl_context = server_context(settings.pki_dir, cert)
     app = make_vendor_app(sim, api_key=key)
-    app.middlewares.append(
-        acme_auth_middleware(api_key=vendor_api_key(settings.data_dir, ACME_PARTNER_ID))
-    )
+    app.middlewares.append(acme_auth_middleware(api_key=acme_key))
     app.middlewares.append(acme_signature_middleware(acme))
     app.add_routes(acme_routes(acme))
     app.add_routes(acme_control_routes(acme))
     senders = []
-    for vendor, caller in ((sim, partner_id), (acme, ACME_PARTNER_ID)):
+    for vendor, caller in ((sim, intercom), (acme, acme_identity)):
         sender = callback_sender(settings, caller)
         if sender is not None:
             vendor.callback = sender.send
@@ -151,14 +190,24 @@ async def serve_partner_sim(
     *,
     host: str = "127.0.0.1",
     partner_id: str = PARTNER_ID,
+    identity: PartnerIdentity | None = None,
+    protocol: str = "simulator",
 ) -> None:
     """Run the simulator until cancelled (Ctrl-C); always closes cleanly."""
-    server = await run_partner_sim(settings, host=host, port=port, partner_id=partner_id)
+    identity = identity or PartnerIdentity(partner_id)
+    server = await run_partner_sim(
+        settings, host=host, port=port, identity=identity, protocol=protocol
+    )
     log.info(
         "partner_sim_started",
         url=server.url,
-        partner=partner_id,
-        api_key_file=str(api_key_path(settings.data_dir, partner_id)),
+        partner=identity.partner_id,
+        protocol=protocol,
+        api_key=(
+            "given"
+            if identity.api_key
+            else str(api_key_path(settings.data_dir, identity.partner_id))
+        ),
     )
     try:
         await asyncio.Event().wait()

@@ -35,6 +35,16 @@ def test_one_of_several_signatures_may_match_while_a_secret_rotates() -> None:
     assert verify("new", both, BODY, clock=lambda: 1000.0) is None
 
 
+def test_a_body_signed_with_any_secret_we_accept_verifies_and_no_other() -> None:
+    old = sign("old", "msg_1", BODY, now=1000.0)
+    new = sign("new", "msg_1", BODY, now=1000.0)
+    accepted = ["new", "old"]  # current, previous during the overlap
+    assert verify(accepted, old, BODY, clock=lambda: 1000.0) is None
+    assert verify(accepted, new, BODY, clock=lambda: 1000.0) is None
+    assert verify(["new"], old, BODY, clock=lambda: 1000.0) == "bad signature"
+    assert verify([], new, BODY, clock=lambda: 1000.0) == "bad signature"
+
+
 def test_each_partner_gets_its_own_private_secret_kept_in_the_data_dir(tmp_path: Path) -> None:
     first = webhook_secret(tmp_path, "simulator")
     assert webhook_secret(tmp_path, "simulator") == first != webhook_secret(tmp_path, "acme")
