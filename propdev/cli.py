@@ -9,6 +9,7 @@ import json
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -61,7 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(
         dest="audit", required=True
     )
-    audit.add_parser("verify", help="check the hash chain of the audit log")
+    verify = audit.add_parser("verify", help="check every audit chain and signed checkpoint")
+    verify.add_argument("--public-key", type=Path, help="checkpoint verifier keys (or a PEM)")
+    audit.add_parser("rotate-checkpoint-key", help="a new checkpoint key; old ones still verify")
+    audit.add_parser("checkpoint-keys", help="print the checkpoint keys' verifier keys")
     rules = sub.add_parser("slo-rules", help="write the SLOs' Prometheus recording/alert rules")
     rules.add_argument("--out", default="deploy/prometheus", help="directory to write into")
     return parser
@@ -109,7 +113,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "pki":
         return asyncio.run(_issue_partner(settings, args.name, args.allow_ip))
     if args.command == "audit":
-        return asyncio.run(_audit_verify(settings))
+        from propdev.integrity import commands as audit_commands
+
+        if args.audit == "rotate-checkpoint-key":
+            return audit_commands.rotate_command(settings)
+        if args.audit == "checkpoint-keys":
+            return audit_commands.keys_command(settings)
+        return asyncio.run(audit_commands.verify_command(settings, args.public_key))
     if args.command == "slo-rules":
         from propdev.observability.rules import rules_command
 
@@ -193,16 +203,3 @@ def _signing_key(settings: Settings, name: str, fmt: str, alg: str | None) -> in
         file=sys.stderr,
     )
     return 0
-
-
-async def _audit_verify(settings: Settings) -> int:
-    from propdev.storage import Database
-    from propdev.storage.audit import AuditLog
-
-    db = Database(settings.database_url)
-    try:
-        ok, checked, bad = await AuditLog(db).verify()
-    finally:
-        await db.close()
-    print(json.dumps({"ok": ok, "checked": checked, "first_bad_id": bad}))
-    return 0 if ok else 1

@@ -42,6 +42,7 @@ from propdev.grpc import ADAPTER as GRPC_ADAPTER
 from propdev.grpc import ClusterCommands, CommandStreams, build_grpc_gateway
 from propdev.housing import InProcessUtilities, UtilitiesService
 from propdev.http.ratelimit import Limiter, RedisLimiter
+from propdev.integrity import Checkpointer, signer_for
 from propdev.observability import Telemetry
 from propdev.partners import (
     Confirmation,
@@ -144,6 +145,14 @@ class Node:
         self.events = EventStore(self.db)
         self.audit = AuditLog(self.db)
         self.commands = Commands(self.db)
+        # Signed checkpoints over the audit chains; the key file is read at each checkpoint.
+        self.checkpointer = Checkpointer(
+            self.db,
+            functools.partial(signer_for, settings.data_dir),
+            interval=settings.audit_checkpoint_seconds,
+            clock=lambda: self.now(),
+            node_id=settings.node_id,
+        )
         self.bus: Bus = InProcessBus()
         # Embedded demo mode (no PROPDEV_PARTNER_URL): the vendors are simulated in-process.
         self.simulator, self.acme_simulator = _embedded_vendors(settings)
@@ -356,6 +365,7 @@ class Node:
         self.oauth.on_grant_revoked = revocations.revoke_grant
         if self.cluster is not None:
             await self.cluster.start()
+        self.checkpointer.start()
         self.started = True
         log.info("node_started", public_url=self.settings.public_url)
 
@@ -364,6 +374,7 @@ class Node:
         if self.cluster is not None:
             await self.drain()  # hand shards off before the actors stop
         await self.system.stop()
+        await self.checkpointer.stop()  # a last checkpoint over what the actors wrote
         await self.access.stop()
         for gateway in self.gateways.values():
             await gateway.close()

@@ -171,6 +171,7 @@ class Settings:
     external_oidc_ca_file: Path | None = None
     external_oidc_roles_claim: str | None = None  # dotted path, e.g. realm_access.roles
     partner_signing: tuple[PartnerSigning, ...] = ()  # partners whose calls we sign (RFC 9421)
+    audit_checkpoint_seconds: int = 60  # a signed checkpoint over the audit chains this often
 
     @property
     def pki_dir(self) -> Path:
@@ -310,6 +311,10 @@ class Settings:
             "PROPDEV_PARTNER_SIGNING": (
                 "partner_signing",
                 _partner_signing("PROPDEV_PARTNER_SIGNING"),
+            ),
+            "PROPDEV_AUDIT_CHECKPOINT_SECONDS": (
+                "audit_checkpoint_seconds",
+                _int("PROPDEV_AUDIT_CHECKPOINT_SECONDS", 1, 24 * 3600),
             ),
         }
         kwargs: dict[str, Any] = {}

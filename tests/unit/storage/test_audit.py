@@ -16,7 +16,6 @@ from propdev.storage.audit import (
     entry_hash,
 )
 
-
 CHAIN_0_DOOR = "ap-6"  # a door whose shard, and so chain, is 0
 
 
