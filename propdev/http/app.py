@@ -20,7 +20,16 @@ from propdev.http.middlewares import (
 )
 from propdev.http.permissions import Permission, requires
 from propdev.http.ratelimit import Limiter, LocalLimiter, rate_limit_middleware
-from propdev.http.routes import admin, console, docs, health, operator_actions, resident, vehicles
+from propdev.http.routes import (
+    admin,
+    audit_checkpoint,
+    console,
+    docs,
+    health,
+    operator_actions,
+    resident,
+    vehicles,
+)
 from propdev.http.routes import gateway as utilities_gateway
 from propdev.http.routes import manage as management_api
 from propdev.http.routes import partner as partner_api
@@ -145,6 +154,7 @@ def make_app(node: NodeServices) -> web.Application:
     app[ws.LIVE_SOCKETS] = {}
     app.on_shutdown.append(ws.close_sockets)  # a reconnect hint before stopping
     app.add_routes(admin.routes)
+    app.add_routes(audit_checkpoint.routes)
     app.add_routes(docs.routes)
     app.add_routes(ops_routes)
     app.add_routes(slo_routes)

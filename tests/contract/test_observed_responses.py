@@ -118,6 +118,8 @@ async def test_the_main_flows_answer_inside_the_document(node: RunningNode) -> N
         params={"access_point_id": mine, "limit": "5"},
         expect=200,
     )
+    await o.call("GET", "/admin/api/v1/audit/checkpoint", token=operator, expect=200)
+    await o.call("GET", "/admin/api/v1/audit/checkpoint", token=anna, expect=403)
     await o.call("GET", "/admin/api/v1/breakers", token=operator, expect=200)
     await o.call("GET", "/admin/api/v1/nodes", token=operator, expect=200)
     await o.call(
