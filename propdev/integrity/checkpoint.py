@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 import propdev.integrity.merkle as merkle
 from propdev.integrity.errors import BadCheckpointError, InconsistentChainsError
@@ -48,6 +49,7 @@ __all__ = ("Checkpoint", "CheckpointStore", "Checkpointer", "leaf_of", "parse_no
 log = structlog.get_logger(__name__)
 
 _LOCK_KEY = 74203  # pg_try_advisory_xact_lock: the one node writing a checkpoint
+_FINAL_TIMEOUT = 10.0  # seconds a stopping node gives its last checkpoint
 _COLUMNS = "seq, at, entries, root, key_id, heads, note, node_id"
 
 
@@ -293,7 +295,7 @@ class Checkpointer:
             await self.checkpoint(force=force)
         except InconsistentChainsError as exc:
             log.error("audit_checkpoint_refused", error=str(exc))
-        except (StoreError, OSError, ValueError) as exc:  # the store down, an unreadable key
+        except (StoreError, SQLAlchemyError, OSError, ValueError) as exc:  # store, key file
             log.warning("audit_checkpoint_failed", error=str(exc))
 
     async def _run(self) -> None:
@@ -313,4 +315,7 @@ class Checkpointer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if final and task is not None:
-            await self._tick(force=True)
+            try:  # bounded: a store that does not answer must not hold up the node's stop
+                await asyncio.wait_for(self._tick(force=True), timeout=_FINAL_TIMEOUT)
+            except TimeoutError:
+                log.warning("audit_checkpoint_failed", error="no answer from the store")
