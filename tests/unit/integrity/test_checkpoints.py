@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from propdev.integrity import (
     PUBLIC_FILE,
     Checkpointer,
+    CheckpointKeyError,
     InconsistentChainsError,
     NotCheckpointedError,
     VerifierKey,
@@ -285,3 +287,23 @@ async def test_on_postgresql_one_node_at_a_time_writes_a_checkpoint(tmp_path: Pa
             assert await checkpointer(db, tmp_path, Clock()).checkpoint() is not None
         finally:
             await db.close()
+
+
+def test_verifier_keys_are_read_as_lines_or_as_one_pem_and_bad_ones_are_refused(
+    tmp_path: Path,
+) -> None:
+    signer = signer_for(tmp_path)
+    (key,) = keys(tmp_path)
+    assert key.text() == signer.verifier.text()
+    assert VerifierKey.parse(key.text()).key_id == key.key_id
+    pem = tmp_path / "key.pem"
+    pem.write_bytes(
+        signer.verifier.public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    )
+    assert [k.hex_id for k in read_verifier_keys(pem)] == [key.hex_id]
+    name, key_id, blob = key.text().split("+")
+    for bad in (f"{name}+00000000+{blob}", f"{name}+{key_id}+AAAA", "no plus signs"):
+        with pytest.raises(CheckpointKeyError):
+            VerifierKey.parse(bad)
+    with pytest.raises(CheckpointKeyError):
+        read_verifier_keys(tmp_path / "missing.pub")
