@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -285,6 +286,14 @@ async def test_on_postgresql_one_node_at_a_time_writes_a_checkpoint(tmp_path: Pa
                 await run(conn, "SELECT pg_advisory_xact_lock(74203)")
                 assert await checkpointer(db, tmp_path, Clock()).checkpoint() is None
             assert await checkpointer(db, tmp_path, Clock()).checkpoint() is not None
+            # Two nodes at the same tick: one writes, the other finds it done or locked.
+            await AuditLog(db).append(entry(A, 9))
+            clock = Clock()
+            clock.now += 60
+            nodes = [checkpointer(db, tmp_path, clock) for _ in range(2)]
+            written = await asyncio.gather(*(n.checkpoint() for n in nodes))
+            assert sorted(w is None for w in written) == [False, True]
+            assert [c.seq for c in await CheckpointStore(db).all()] == [1, 2]
         finally:
             await db.close()
 
