@@ -55,6 +55,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str], Callable[[dict[str, Any]], lis
     "bench_push": ([], ["--quick"], own_figures),
     "bench_ws": ([], ["--quick"], own_figures),
     "bench_cluster": ([], ["--quick"], own_figures),  # the cluster engineer's, when present
+    "bench_audit_chains": ([], ["--quick"], own_figures),  # audit appends on PostgreSQL
 }
 
 

@@ -9,6 +9,7 @@ import json
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -106,7 +107,10 @@ def _parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(
         dest="audit", required=True
     )
-    audit.add_parser("verify", help="check the hash chain of the audit log")
+    verify = audit.add_parser("verify", help="check every audit chain and signed checkpoint")
+    verify.add_argument("--public-key", type=Path, help="checkpoint verifier keys (or a PEM)")
+    audit.add_parser("rotate-checkpoint-key", help="a new checkpoint key; old ones still verify")
+    audit.add_parser("checkpoint-keys", help="print the checkpoint keys' verifier keys")
     retention = sub.add_parser("retention", help="personal data kept only so long").add_subparsers(
         dest="retention", required=True
     )
@@ -198,7 +202,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "pki":
         return asyncio.run(_issue_partner(settings, args.name, args.allow_ip))
     if args.command == "audit":
-        return asyncio.run(_audit_verify(settings))
+        from propdev.integrity import commands as audit_commands
+
+        if args.audit == "rotate-checkpoint-key":
+            return audit_commands.rotate_command(settings)
+        if args.audit == "checkpoint-keys":
+            return audit_commands.keys_command(settings)
+        return asyncio.run(audit_commands.verify_command(settings, args.public_key))
     if args.command == "retention":
         from propdev.privacy import retention_command
 
@@ -301,16 +311,3 @@ def _signing_key(settings: Settings, name: str, fmt: str, alg: str | None) -> in
         file=sys.stderr,
     )
     return 0
-
-
-async def _audit_verify(settings: Settings) -> int:
-    from propdev.storage import Database
-    from propdev.storage.audit import AuditLog
-
-    db = Database(settings.database_url)
-    try:
-        ok, checked, bad = await AuditLog(db).verify()
-    finally:
-        await db.close()
-    print(json.dumps({"ok": ok, "checked": checked, "first_bad_id": bad}))
-    return 0 if ok else 1

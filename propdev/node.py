@@ -46,6 +46,7 @@ from propdev.grpc import ADAPTER as GRPC_ADAPTER
 from propdev.grpc import ClusterCommands, CommandStreams, build_grpc_gateway
 from propdev.housing import InProcessUtilities, UtilitiesService
 from propdev.http.ratelimit import Limiter, RedisLimiter
+from propdev.integrity import Checkpointer, signer_for
 from propdev.management import (
     LivePartners,
     PartnerRecord,
@@ -173,6 +174,14 @@ class Node:
         self.events = EventStore(self.db)
         self.audit = AuditLog(self.db)
         self.commands = Commands(self.db)
+        # Signed checkpoints over the audit chains; the key file is read at each checkpoint.
+        self.checkpointer = Checkpointer(
+            self.db,
+            functools.partial(signer_for, settings.data_dir),
+            interval=settings.audit_checkpoint_seconds,
+            clock=lambda: self.now(),
+            node_id=settings.node_id,
+        )
         self.bus: Bus = InProcessBus()
         # Embedded demo mode (no PROPDEV_PARTNER_URL): the vendors are simulated in-process.
         self.simulator, self.acme_simulator = _embedded_vendors(settings)
@@ -555,6 +564,7 @@ class Node:
             await self.cluster.start()
         self.retention.start()
         self._key_watch = asyncio.create_task(self.keys.watch())  # `keys rotate-signing`
+        self.checkpointer.start()
         self.started = True
         log.info("node_started", public_url=self.settings.public_url)
 
@@ -580,6 +590,7 @@ class Node:
             await self.drain()  # hand shards off before the actors stop
         await self.system.stop()
         await self.accounts.settle()  # codes being sent
+        await self.checkpointer.stop()  # a last checkpoint over what the actors wrote
         await self.access.stop()
         if self.circuits is not None:
             await self.circuits.close()

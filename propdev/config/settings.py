@@ -251,6 +251,7 @@ class Settings:
     vapid_private_key_file: Path | None = None  # PEM, P-256
     # outbound TLS (push providers): the system store plus this PEM bundle
     extra_ca_file: Path | None = None
+    audit_checkpoint_seconds: int = 60  # a signed checkpoint over the audit chains this often
 
     @property
     def clustered(self) -> bool:
@@ -458,6 +459,10 @@ class Settings:
             "PROPDEV_APNS_URL": ("apns_url", _url("PROPDEV_APNS_URL", ("https",))),
             "PROPDEV_VAPID_PRIVATE_KEY_FILE": ("vapid_private_key_file", Path),
             "PROPDEV_EXTRA_CA_FILE": ("extra_ca_file", Path),
+            "PROPDEV_AUDIT_CHECKPOINT_SECONDS": (
+                "audit_checkpoint_seconds",
+                _int("PROPDEV_AUDIT_CHECKPOINT_SECONDS", 1, 24 * 3600),
+            ),
         }
         kwargs: dict[str, Any] = {}
         for var, raw in values.items():

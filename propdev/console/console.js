@@ -546,6 +546,25 @@ async function loadAudit(event) {
   );
 }
 
+async function loadCheckpoint() {
+  let checkpoint = null;
+  try {
+    checkpoint = (await api("GET", "/admin/api/v1/audit/checkpoint")).checkpoint;
+  } catch (err) {
+    return;
+  }
+  const line = $("#audit-checkpoint");
+  if (!checkpoint) {
+    line.textContent = "no signed checkpoint yet";
+    return;
+  }
+  line.dataset.seq = checkpoint.seq;
+  line.textContent =
+    `Last signed checkpoint #${checkpoint.seq}: ${formatTime(checkpoint.at)}, ` +
+    `${checkpoint.entries} entries in ${checkpoint.chains} chains, root ${checkpoint.root}, ` +
+    `key ${checkpoint.key_id}`;
+}
+
 // -- start --------------------------------------------------------------------------------
 
 async function main() {
@@ -589,8 +608,10 @@ async function main() {
   loadSlo();
   loadPasses();
   loadAudit();
+  loadCheckpoint();
   auditTimer = setInterval(() => {
     loadNodes();
+    loadCheckpoint();
     loadSlo();
     loadPasses();
     if (!document.activeElement || document.activeElement.id !== "audit-search") loadAudit();

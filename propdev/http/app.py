@@ -24,6 +24,7 @@ from propdev.http.ratelimit import Limiter, LocalLimiter, rate_limit_middleware
 from propdev.http.routes import (
     account,
     admin,
+    audit_checkpoint,
     console,
     docs,
     health,
@@ -187,6 +188,7 @@ def _public_api(app: web.Application, node: NodeServices) -> None:
     app[ws.LIVE_SOCKETS] = {}
     app.on_shutdown.append(ws.close_sockets)  # a reconnect hint before stopping
     app.add_routes(admin.routes)
+    app.add_routes(audit_checkpoint.routes)
     app.add_routes(docs.routes)
     app.add_routes(slo_routes)
     app.add_routes(console.routes)

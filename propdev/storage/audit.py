@@ -18,14 +18,24 @@ the chain, which ``verify`` finds. Each entry records the format of its ``body``
   verifies (``verify`` checks the digest while ``personal`` is there). ``subject`` is the id
   of the person the entry concerns (a resident's or staff member's user id), the key of
   export, erasure and retention; ``chain`` is the chain the entry belongs to.
+
+Chains (schema version 17): the log is ``CHAINS`` hash chains, not one. ``append`` puts each
+entry on ``chain_of(record)``: a door's entries on the chain of the door's shard (the shard
+``propdev.registry.shard_of`` gives its device actor), entries without a door on the chain of
+their subject's id, else of their actor's. It locks only that chain (on PostgreSQL the
+advisory lock ``(_LOCK_KEY, chain)``; SQLite has one writer anyway) and links the entry to that
+chain's last entry. Entries written before chains (formats 1 and 2, and format 3 before
+version 17) are all chain 0: the old global chain is chain 0's prefix. ``verify`` checks each
+chain on its own; signed checkpoints over the chains' heads (``propdev.integrity``) make a
+truncated chain visible.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -36,7 +46,10 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
 GENESIS = "0" * 64
-_LOCK_KEY = 74202  # PostgreSQL advisory lock serialising appends across nodes
+# PostgreSQL advisory lock space of the chains: ``pg_advisory_xact_lock(_LOCK_KEY, chain)``
+# (the two-int form; 74202 alone, the one-bigint form, was the old global lock).
+_LOCK_KEY = 74202
+CHAINS = 64  # = propdev.registry.SHARDS: one chain per shard (a test holds them equal)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +85,22 @@ def personal_text(personal: Mapping[str, str] | None) -> str | None:
 def personal_digest(text: str | None) -> str | None:
     """The SHA-256 (hex) of the stored personal fields, the part of them the chain covers."""
     return None if text is None else hashlib.sha256(text.encode()).hexdigest()
+
+
+def _stable_hash(text: str) -> int:
+    """``propdev.registry``'s shard hash (blake2b, 8 bytes): the same in every process."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def chain_of(record: AuditRecord, chains: int = CHAINS) -> int:
+    """The chain ``record`` goes to: its door's shard, else its subject's, else its actor's.
+
+    A door's entries thus share a chain with every other door of the same shard, and the
+    chain of a door is the shard whose owner runs its device actor: appends on different
+    shards, usually on different nodes, never wait for each other.
+    """
+    key = record.access_point_id or record.subject or record.actor
+    return _stable_hash(key) % chains
 
 
 HASH_FORMAT = 3  # what ``append`` writes; ``verify`` checks every format in ``_BODIES``
@@ -134,12 +163,11 @@ def entry_hash(
     default the digest of ``record.personal``; a verifier passes the stored digest."""
     if digest is None and record.personal:
         digest = personal_digest(personal_text(record.personal))
-    body = _BODIES[hash_format](record, digest)
-    return hashlib.sha256(prev_hash.encode() + body).hexdigest()
+    return link_hash(prev_hash, _BODIES[hash_format](record, digest))
 
 
-_LOCK = "SELECT pg_advisory_xact_lock(:k)"
-_LAST = "SELECT hash FROM audit ORDER BY id DESC LIMIT 1"
+_LOCK = "SELECT pg_advisory_xact_lock(:k, :chain)"
+_LAST = "SELECT hash FROM audit WHERE chain = :chain ORDER BY id DESC LIMIT 1"
 _INSERT = (
     "INSERT INTO audit (at, actor, action, access_point_id, decision, reason, command_id, "
     "chain, subject, personal, personal_digest, prev_hash, hash, hash_format) VALUES "
@@ -181,11 +209,18 @@ def _stored(record: AuditRecord, entry_id: int, params: dict[str, Any]) -> dict[
     }
 
 
+def _on_its_chain(record: AuditRecord) -> AuditRecord:
+    chain = chain_of(record)
+    return record if record.chain == chain else replace(record, chain=chain)
+
+
 async def append(conn: AsyncConnection, dialect: str, record: AuditRecord) -> dict[str, Any]:
-    """Append ``record`` inside the caller's transaction; return the stored entry."""
+    """Append ``record`` to its chain (``chain_of``, whatever ``record.chain`` says) inside
+    the caller's transaction; return the stored entry."""
+    record = _on_its_chain(record)
     if dialect == "postgresql":
-        await run(conn, _LOCK, k=_LOCK_KEY)
-    last = await run(conn, _LAST)
+        await run(conn, _LOCK, k=_LOCK_KEY, chain=record.chain)
+    last = await run(conn, _LAST, chain=record.chain)
     prev = last[0]["hash"] if last else GENESIS
     params = _insert_params(record, prev)
     rows = await run(conn, _INSERT, **params)
@@ -196,25 +231,26 @@ def sync_append(conn: UnitConnection, record: AuditRecord) -> dict[str, Any]:
     """``append`` inside a ``Database.unit``.
 
     The previous hash is read in the same transaction, after the chain's lock (the writer
-    thread on SQLite, the advisory lock on PostgreSQL), never cached: on SQLite that read
-    costs microseconds inside the unit's one hop, and it stays right after a rolled-back
-    unit or a write by another process.
+    thread on SQLite, the chain's advisory lock on PostgreSQL), never cached: on SQLite that
+    read costs microseconds inside the unit's one hop, and it stays right after a
+    rolled-back unit or a write by another process.
     """
+    record = _on_its_chain(record)
     if conn.dialect == "postgresql":
-        conn.run(_LOCK, k=_LOCK_KEY)
-    last = conn.run(_LAST)
+        conn.run(_LOCK, k=_LOCK_KEY, chain=record.chain)
+    last = conn.run(_LAST, chain=record.chain)
     prev = last[0]["hash"] if last else GENESIS
     params = _insert_params(record, prev)
     rows = conn.run(_INSERT, **params)
     return _stored(record, rows[0]["id"], params)
 
 
-def _intact(prev: str, row: Row) -> bool:
-    """Whether a stored entry hashes to its ``hash`` after ``prev`` (its personal fields, if
-    still there, matching the digest the chain covers)."""
+def entry_body(row: Row) -> bytes | None:
+    """The bytes a stored entry's hash covers after its ``prev_hash`` (``None`` if its format
+    is unknown or its personal fields no longer match the digest the chain covers)."""
     hash_format = int(row.get("hash_format", 1))
     if hash_format not in _BODIES:
-        return False
+        return None
     values = {name: row[name] for name in _V2_FIELDS}
     digest = None
     if hash_format >= 3:
@@ -223,9 +259,76 @@ def _intact(prev: str, row: Row) -> bool:
         digest = row["personal_digest"]
         text = row["personal"]
         if text is not None and personal_digest(text) != digest:
-            return False
-    record = AuditRecord(**values)
-    return bool(entry_hash(prev, record, hash_format, digest=digest) == row["hash"])
+            return None
+    return _BODIES[hash_format](AuditRecord(**values), digest)
+
+
+def link_hash(prev_hash: str, body: bytes) -> str:
+    """An entry's hash from its predecessor's and its body (``entry_hash`` for stored rows)."""
+    return hashlib.sha256(prev_hash.encode() + body).hexdigest()
+
+
+def _intact(prev: str, row: Row) -> bool:
+    """Whether a stored entry hashes to its ``hash`` after ``prev`` (its personal fields, if
+    still there, matching the digest the chain covers)."""
+    body = entry_body(row)
+    return body is not None and link_hash(prev, body) == row["hash"]
+
+
+@dataclass(slots=True)
+class ChainHead:
+    """Where a chain stands: its entry count, last entry's id and hash."""
+
+    chain: int
+    count: int
+    last_id: int
+    hash: str
+
+
+class ChainWalk:
+    """Follows every chain at once through the entries in id order (a chain's order).
+
+    ``step`` checks one entry against the head of its own chain and returns why it breaks
+    the chain (``None`` when it holds): each chain is verified on its own, in one pass.
+    """
+
+    __slots__ = ("checked", "heads")
+
+    def __init__(self) -> None:
+        self.heads: dict[int, ChainHead] = {}
+        self.checked = 0
+
+    def step(self, row: Row) -> str | None:
+        chain = int(row.get("chain", 0))
+        if int(row.get("hash_format", 1)) < 3 and chain != 0:
+            return "an entry written before chains is not on chain 0"
+        head = self.heads.get(chain)
+        prev = head.hash if head is not None else GENESIS
+        if row["prev_hash"] != prev:
+            return "does not link to its chain's previous entry (one deleted, moved or edited)"
+        if not _intact(prev, row):
+            return "its content does not match its hash (edited)"
+        entry_id = int(row["id"])
+        if head is None:
+            self.heads[chain] = ChainHead(chain, 1, entry_id, row["hash"])
+        else:
+            head.count += 1
+            head.last_id = entry_id
+            head.hash = row["hash"]
+        self.checked += 1
+        return None
+
+
+async def entries(db: Database, *, page: int = 1000) -> AsyncIterator[Row]:
+    """Every stored entry, every column, in id order (pages of ``page``)."""
+    after = 0
+    while True:
+        rows = await db.fetch_all(_VERIFY_PAGE, after=after, limit=page)
+        if not rows:
+            return
+        for row in rows:
+            yield row
+        after = int(rows[-1]["id"])
 
 
 class AuditLog:
@@ -282,17 +385,13 @@ class AuditLog:
         ]
 
     async def verify(self) -> tuple[bool, int, int | None]:
-        """Check the whole chain: (ok, entries checked, id of the first bad entry)."""
-        prev = GENESIS
-        checked = 0
-        after = 0
-        while True:
-            rows = await self.db.fetch_all(_VERIFY_PAGE, after=after, limit=1000)
-            if not rows:
-                return True, checked, None
-            for row in rows:
-                if row["prev_hash"] != prev or not _intact(prev, row):
-                    return False, checked, int(row["id"])
-                prev = row["hash"]
-                checked += 1
-                after = int(row["id"])
+        """Check every chain: (ok, entries checked, id of the first bad entry).
+
+        Only the links: a chain whose last entries were deleted still passes here; the
+        signed checkpoints (``propdev.integrity.verify_store``) catch that.
+        """
+        walk = ChainWalk()
+        async for row in entries(self.db):
+            if walk.step(row) is not None:
+                return False, walk.checked, int(row["id"])
+        return True, walk.checked, None

@@ -386,6 +386,19 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX partner_certificates_partner ON partner_certificates (partner_id)",
         ],
     ),
+    (
+        17,
+        "audit: a chain per shard (its last entry found by (chain, id)); signed checkpoints",
+        [
+            "CREATE INDEX audit_chain ON audit (chain, id)",
+            # One row per checkpoint: ``note`` is the signed text (propdev.integrity),
+            # ``heads`` the chains' heads its Merkle root covers, as JSON.
+            """CREATE TABLE audit_checkpoints (
+                seq BIGINT PRIMARY KEY, at DOUBLE PRECISION NOT NULL,
+                entries BIGINT NOT NULL, root TEXT NOT NULL, key_id TEXT NOT NULL,
+                heads TEXT NOT NULL, note TEXT NOT NULL, node_id TEXT NOT NULL DEFAULT '')""",
+        ],
+    ),
 ]
 
 CONTRACT_VERSIONS: frozenset[int] = frozenset()

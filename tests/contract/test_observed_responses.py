@@ -142,6 +142,8 @@ async def test_the_main_flows_answer_inside_the_document(node: RunningNode) -> N
     await o.call(
         "GET", "/admin/api/v1/audit", token=operator, params={"action": "Not One"}, expect=400
     )
+    await o.call("GET", "/admin/api/v1/audit/checkpoint", token=operator, expect=200)
+    await o.call("GET", "/admin/api/v1/audit/checkpoint", token=anna, expect=403)
     await o.call("GET", "/admin/api/v1/breakers", token=operator, expect=200)
     await o.call("GET", "/admin/api/v1/nodes", token=operator, expect=200)
     await o.call(

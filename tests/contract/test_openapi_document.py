@@ -77,6 +77,7 @@ def test_api_md_routes_are_all_there(document: dict[str, Any]) -> None:
         ("get", "/admin/api/v1/actors"),
         ("post", "/admin/api/v1/actors/{actor_id}/restart"),
         ("get", "/admin/api/v1/audit"),
+        ("get", "/admin/api/v1/audit/checkpoint"),
         ("get", "/healthz"),
         ("get", "/readyz"),
         ("get", "/openapi.json"),

@@ -1,15 +1,16 @@
 """The supervision console in headless Chromium: the operator logs in through the real form
 (password + TOTP), sees the tree grow after a resident's open, restarts the actor from the page,
-opens a door by hand with a reason, revokes a resident's guest pass, and the page is left as
-``docs/console.png``."""
+opens a door by hand with a reason, revokes a resident's guest pass, sees the audit's last
+signed checkpoint, and the page is left as ``docs/console.png``."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import hashlib
+import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tests.e2e.conftest import RunningNode
+from propdev.integrity import PUBLIC_FILE, read_verifier_keys
+from tests.e2e.conftest import RunningNode, node_settings, running_node
 from tests.e2e.test_open_door import bearer
 
 pytestmark = pytest.mark.slow
@@ -49,6 +51,14 @@ def spki_hash(cert_pem: Path) -> str:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[RunningNode]:
+    """The e2e node, signing an audit checkpoint every second (the console shows the last)."""
+    settings = node_settings(tmp_path, PROPDEV_AUDIT_CHECKPOINT_SECONDS="1")
+    async with running_node(settings) as running:
+        yield running
 
 
 @pytest.fixture
@@ -148,6 +158,11 @@ def revoke_from_the_page(driver: WebDriver, pass_id: str) -> None:
     assert not driver.find_elements(By.CSS_SELECTOR, f'button[data-revoke-pass="{pass_id}"]')
 
 
+def checkpoint_line(driver: WebDriver) -> str:
+    wait(driver, lambda d: text_of(d, "#audit-checkpoint").startswith("Last signed checkpoint #"))
+    return text_of(driver, "#audit-checkpoint")
+
+
 def audit_row(driver: WebDriver, reason: str) -> list[str]:
     for row in driver.find_elements(By.CSS_SELECTOR, "#audit tbody tr"):
         cells = [str(td.text) for td in row.find_elements(By.TAG_NAME, "td")]
@@ -199,6 +214,14 @@ async def test_an_operator_logs_in_watches_the_tree_and_restarts_an_actor(
         "granted",
         reason,
     ]
+
+    # The audit's last signed checkpoint, signed with the data dir's checkpoint key.
+    line = await asyncio.to_thread(checkpoint_line, browser)
+    (key,) = read_verifier_keys(node.settings.data_dir / PUBLIC_FILE)
+    assert re.fullmatch(
+        rf"Last signed checkpoint #\d+: .+, \d+ entries in \d+ chains, root \S+=, key {key.hex_id}",
+        line,
+    ), line
 
     # Revoke anna's guest pass from the page: she sees it revoked at once.
     await asyncio.to_thread(revoke_from_the_page, browser, pass_id)

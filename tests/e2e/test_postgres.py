@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from propdev.registry import shard_of
+from propdev.storage.audit import GENESIS
 from tests.e2e.conftest import RunningNode
 from tests.e2e.test_open_door import bearer, sim_commands
 
@@ -37,4 +39,10 @@ async def test_opens_on_postgresql_are_audited_once_each_and_idempotent(
     assert sorted(e["command_id"] for e in opens) == sorted(
         str(a["command_id"]) for a in answers[:-1]
     )
-    assert [e["prev_hash"] for e in entries[1:]] == [e["hash"] for e in entries[:-1]]
+    # One chain per shard: each door's entries link within its shard's chain.
+    chains: dict[int, list[dict[str, str]]] = {}
+    for e in entries:
+        chains.setdefault(shard_of(e["access_point_id"]), []).append(e)
+    for chain in chains.values():
+        assert chain[0]["prev_hash"] == GENESIS
+        assert [e["prev_hash"] for e in chain[1:]] == [e["hash"] for e in chain[:-1]]

@@ -16,6 +16,7 @@ from propdev.http.client_address import address_in
 from propdev.http.keys import DATABASE, METRICS, METRICS_ALLOW
 from propdev.http.openapi import Response, doc
 from propdev.http.permissions import Permission, requires
+from propdev.integrity import CheckpointStore
 from propdev.observability import CONTENT_TYPE
 from propdev.storage.backup_runs import last_run_at
 from propdev.storage.errors import StoreUnavailableError
@@ -47,14 +48,20 @@ async def metrics(request: web.Request) -> web.Response:
     if not address_in(request.remote, allowed):
         raise web.HTTPNotFound()
     metrics = request.app[METRICS]
-    # The last backup is a fact of the store (``backup create`` runs as its own process): read
-    # at each scrape; a store that does not answer leaves the last value seen.
+    # The last backup and the last signed audit checkpoint are facts of the store (a backup
+    # is made by a process of its own, a checkpoint by whichever node's turn it was): read at
+    # each scrape, so every node reports the cluster's; a store that does not answer leaves
+    # the last values seen.
+    db = request.app[DATABASE]
     try:
-        last_backup = await last_run_at(request.app[DATABASE])
+        last_backup = await last_run_at(db)
+        checkpoint = await CheckpointStore(db).latest()
     except StoreUnavailableError as exc:
         log.warning("metrics_store_unreachable", error=str(exc))
     else:
         if last_backup is not None:
             metrics.record_backup(last_backup)
+        if checkpoint is not None:
+            metrics.record_audit_checkpoint(checkpoint.at)
     body = metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

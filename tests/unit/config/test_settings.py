@@ -13,6 +13,10 @@ def test_defaults_follow_the_contract() -> None:
     assert s.public_url == "https://127.0.0.1:8443"
     assert s.database_url.startswith("sqlite:///") and s.database_url.endswith("var/propdev.db")
     assert s.redis_url is None and s.embedded_partner
+    assert s.audit_checkpoint_seconds == 60
+    assert (
+        Settings.from_env({"PROPDEV_AUDIT_CHECKPOINT_SECONDS": "5"}).audit_checkpoint_seconds == 5
+    )
 
 
 def test_the_environment_wins_over_the_toml_file(tmp_path: Path) -> None:
@@ -29,6 +33,8 @@ def test_the_environment_wins_over_the_toml_file(tmp_path: Path) -> None:
         ("PROPDEV_PORT", "http", "expected an integer"),
         ("PROPDEV_DATABASE_URL", "mysql://x", "sqlite or postgresql"),
         ("PROPDEV_PARTNER_URL", "http://plain", "https"),
+        ("PROPDEV_AUDIT_CHECKPOINT_SECONDS", "0", "between 1 and 86400"),
+        ("PROPDEV_AUDIT_CHECKPOINT_SECONDS", "1m", "expected an integer"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable(var: str, value: str, words: str) -> None:

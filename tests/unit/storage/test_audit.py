@@ -7,7 +7,16 @@ import struct
 from dataclasses import replace
 
 from propdev.storage import Database
-from propdev.storage.audit import GENESIS, HASH_FORMAT, AuditLog, AuditRecord, entry_hash
+from propdev.storage.audit import (
+    GENESIS,
+    HASH_FORMAT,
+    AuditLog,
+    AuditRecord,
+    chain_of,
+    entry_hash,
+)
+
+CHAIN_0_DOOR = "ap-6"  # a door whose shard, and so chain, is 0
 
 
 def record(n: int, decision: str = "granted") -> AuditRecord:
@@ -228,7 +237,9 @@ async def test_new_entries_are_written_in_the_current_format(db: Database) -> No
     entries = [await log.append(record(n)) for n in range(3)]
     rows = await db.fetch_all("SELECT hash_format, hash FROM audit ORDER BY id")
     assert [row["hash_format"] for row in rows] == [HASH_FORMAT] * 3
-    assert rows[0]["hash"] == msgpack_v3_hash(GENESIS, record(0))
+    assert rows[0]["hash"] == msgpack_v3_hash(
+        GENESIS, replace(record(0), chain=chain_of(record(0)))
+    )
     assert await log.verify() == (True, 3, None)
     await db.execute("UPDATE audit SET reason = 'edited' WHERE id = :id", id=entries[2]["id"])
     assert await log.verify() == (False, 2, entries[2]["id"])
@@ -239,7 +250,9 @@ async def test_a_chain_mixing_both_formats_verifies_and_breaks_where_edited(
 ) -> None:
     log = AuditLog(db)
     old = await insert_old_format(db, [record(n) for n in range(2)])
-    new = [await log.append(record(n)) for n in range(2, 4)]
+    # The old global chain is chain 0's beginning: chain 0's new entries follow it.
+    new = [await log.append(replace(record(n), access_point_id=CHAIN_0_DOOR)) for n in range(2, 4)]
+    assert [e["chain"] for e in new] == [0, 0]
     last_old = await db.fetch_one("SELECT hash FROM audit WHERE id = :id", id=old[-1])
     assert last_old is not None and new[0]["prev_hash"] == last_old["hash"]
     assert await log.verify() == (True, 4, None)

@@ -1,21 +1,33 @@
 """The audit chain as the opening pipeline writes it (``sync_append`` in a unit), its lock on
-PostgreSQL, paging the whole log and verifying a chain longer than one page."""
+PostgreSQL, paging the whole log and verifying a chain longer than one page.
+
+``record`` builds entries already on their chain (``chain_of``), as ``append`` stores them."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from propdev.storage import Database
-from propdev.storage.audit import GENESIS, AuditLog, AuditRecord, append, entry_hash, sync_append
+from propdev.storage.audit import (
+    GENESIS,
+    AuditLog,
+    AuditRecord,
+    append,
+    chain_of,
+    entry_hash,
+    sync_append,
+)
 from propdev.storage.db import Row, UnitConnection
 
-LOCK_KEY = 74202  # the advisory lock every node takes: the same number everywhere
+LOCK_KEY = 74202  # the advisory lock space of the chains: (74202, chain) everywhere
+LOCK = "SELECT pg_advisory_xact_lock(:k, :chain)"
 
 
 def record(n: int, access_point_id: str | None = "ap-1") -> AuditRecord:
-    return AuditRecord(
+    entry = AuditRecord(
         at=2000.0 + n,
         actor=f"user:u{n}",
         action="open",
@@ -24,6 +36,7 @@ def record(n: int, access_point_id: str | None = "ap-1") -> AuditRecord:
         reason="",
         command_id=f"c{n}",
     )
+    return replace(entry, chain=chain_of(entry))
 
 
 class Recording:
@@ -57,7 +70,7 @@ async def test_an_entry_appended_in_a_unit_chains_to_the_last_entry_and_is_retur
         "decision": "granted",
         "reason": "",
         "command_id": "c2",
-        "chain": 0,
+        "chain": chain_of(record(2)),
         "subject": None,
         "personal": None,
         "prev_hash": first["hash"],
@@ -90,8 +103,9 @@ async def test_a_unit_on_postgresql_takes_the_chain_lock_before_it_reads_the_las
 
     await db.unit(fn)
     statements = spy[0].statements
-    assert statements[0] == ("SELECT pg_advisory_xact_lock(:k)", {"k": LOCK_KEY})
-    assert "SELECT hash FROM audit" in statements[1][0]
+    assert statements[0] == (LOCK, {"k": LOCK_KEY, "chain": chain_of(record(1))})
+    assert "SELECT hash FROM audit WHERE chain = :chain" in statements[1][0]
+    assert statements[1][1] == {"chain": chain_of(record(1))}
     assert statements[2][0].startswith("INSERT INTO audit")
 
 
@@ -132,7 +146,7 @@ class FakeConnection:
 async def test_an_append_on_postgresql_takes_the_chain_lock_first() -> None:
     conn = FakeConnection()
     entry = await append(conn, "postgresql", record(1))  # type: ignore[arg-type]
-    assert conn.statements[0] == ("SELECT pg_advisory_xact_lock(:k)", {"k": LOCK_KEY})
+    assert conn.statements[0] == (LOCK, {"k": LOCK_KEY, "chain": chain_of(record(1))})
     assert [sql.split()[0] for sql, _ in conn.statements] == ["SELECT", "SELECT", "INSERT"]
     assert entry["id"] == 7 and entry["prev_hash"] == GENESIS
 
@@ -153,7 +167,7 @@ class FakePostgres:
 async def test_the_logs_appends_on_postgresql_take_the_chain_lock() -> None:
     db = FakePostgres()
     entry = await AuditLog(db).append(record(1))  # type: ignore[arg-type]
-    assert db.conn.statements[0] == ("SELECT pg_advisory_xact_lock(:k)", {"k": LOCK_KEY})
+    assert db.conn.statements[0] == (LOCK, {"k": LOCK_KEY, "chain": chain_of(record(1))})
     assert entry["id"] == 7
 
 
@@ -168,8 +182,9 @@ async def test_a_page_without_an_access_point_lists_every_entry_with_its_columns
 ) -> None:
     log = AuditLog(db)
     one = await log.append(record(1, "ap-1"))
-    two = await log.append(record(2, "ap-2"))
+    two = await log.append(record(2, "ap-2"))  # another chain: its first entry
     three = await log.append(record(3, None))
+    assert len({one["chain"], two["chain"], three["chain"]}) == 3
     page = await log.page()
     assert [e["id"] for e in page] == [one["id"], two["id"], three["id"]]
     assert page[1] == {
@@ -183,7 +198,7 @@ async def test_a_page_without_an_access_point_lists_every_entry_with_its_columns
         "command_id": "c2",
         "subject": None,
         "personal": None,
-        "prev_hash": one["hash"],
+        "prev_hash": GENESIS,
         "hash": two["hash"],
     }
     assert [e["id"] for e in await log.page(after=one["id"])] == [two["id"], three["id"]]
