@@ -3,8 +3,9 @@ TOTP): the organisation's admin adds an apartment, invites a resident into it (t
 code the page shows works once), grants them a door with a schedule, finds the ``right.grant``
 in the audit view, revokes a guest pass, creates a staff account (whose activation code and
 chosen scope work) and moves the resident out; a site operator sees only its site's estate,
-residents and passes, and no Staff tab nor any button its role may not use. Each page is left
-as ``docs/console-<page>.png``."""
+residents and passes, and no Staff tab nor any button its role may not use; an auditor reads
+everything, staff included, and is offered no change. Each page is left as
+``docs/console-<page>.png``."""
 
 from __future__ import annotations
 
@@ -377,16 +378,50 @@ def site_operator_sees_its_site(
     assert boris_pass not in driver.page_source
 
 
-async def test_a_site_operator_sees_only_its_site_and_no_staff_page(
+def auditor_only_reads(
+    driver: WebDriver, url: str, auditor: dict[str, Any], passes: set[str]
+) -> None:
+    log_in(driver, url, auditor)  # a fresh page: the operator's tokens went with the last one
+    assert not displayed(driver, "#open-form")
+    tab(driver, "staff")
+    wait(driver, fresh(driver, '#staff tr[data-username="riverside-operator"]'))
+    assert displayed(driver, "#staff tbody tr")
+    assert not displayed(driver, "#staff-form")
+    assert not displayed(driver, "#staff td.actions button")
+    tab(driver, "passes")
+    wait(
+        driver,
+        lambda d: (
+            {
+                e.get_attribute("data-pass-row")
+                for e in d.find_elements(By.CSS_SELECTOR, "#all-passes tr[data-pass-row]")
+            }
+            == passes
+        ),
+    )
+    assert not displayed(driver, "button[data-pass-revoke]")
+    tab(driver, "residents")
+    wait(driver, lambda d: {"anna", "boris", "vera"} == set(column(d, "#residents", "username")))
+    assert not displayed(driver, "#invite-form")
+    assert not displayed(driver, "button[data-move-out]")
+
+
+async def test_a_site_operator_sees_only_its_site_and_an_auditor_only_reads(
     node: RunningNode, browser: webdriver.Chrome
 ) -> None:
-    operator = next(
-        o for o in node.credentials["operators"] if o["username"] == "riverside-operator"
-    )
+    staff = {o["username"]: o for o in node.credentials["operators"]}
     anna_pass = await issue_pass(node, "anna", "ap-a-entrance")
     boris_pass = await issue_pass(node, "boris", "ap-b-entrance")
     await asyncio.to_thread(
-        site_operator_sees_its_site, browser, node.url, operator, anna_pass, boris_pass
+        site_operator_sees_its_site,
+        browser,
+        node.url,
+        staff["riverside-operator"],
+        anna_pass,
+        boris_pass,
+    )
+    await asyncio.to_thread(
+        auditor_only_reads, browser, node.url, staff["auditor"], {anna_pass, boris_pass}
     )
     errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
