@@ -195,7 +195,7 @@ function render(snapshot) {
 function actorRow(actor) {
   const button = h(
     "button",
-    { type: "button", class: "small", "data-restart": actor.id, onclick: () => restart(actor.id) },
+    { type: "button", class: "small", "data-restart": actor.id, "data-needs": "system.operate", onclick: () => restart(actor.id) },
     "restart",
   );
   return h(
@@ -393,7 +393,7 @@ async function loadNodes() {
           h("span", { class: "muted" }, ` shards: ${Array.isArray(n.shards) ? n.shards.length : n.shards}`),
           n.state ? h("span", { class: n.state === "up" || n.state === "alive" ? "ok" : "bad" }, ` ${n.state}`) : null,
           // Only the answering node can be drained (others: through their own address).
-          canDrain && n.self ? h("button", { type: "button", class: "small", "data-drain": n.id, onclick: () => drain(n.id) }, "drain") : null,
+          canDrain && n.self ? h("button", { type: "button", class: "small", "data-drain": n.id, "data-needs": "system.operate", "data-org-only": "", onclick: () => drain(n.id) }, "drain") : null,
         ),
       ),
     );
@@ -485,7 +485,7 @@ async function loadPasses() {
         const usable = p.status === "active" || p.status === "scheduled";
         const button = h(
           "button",
-          { type: "button", class: "small", "data-revoke-pass": p.id, onclick: () => revokePass(p.id) },
+          { type: "button", class: "small", "data-revoke-pass": p.id, "data-needs": "passes.manage", onclick: () => revokePass(p.id) },
           "revoke",
         );
         return h(
@@ -514,6 +514,8 @@ async function loadAudit(event) {
   const params = new URLSearchParams({ limit: "200" });
   const ap = $("#audit-ap").value;
   if (ap) params.set("access_point_id", ap);
+  const action = $("#audit-action").value.trim();
+  if (action) params.set("action", action); // a prefix, filtered by the server
   let entries = [];
   try {
     entries = (await api("GET", "/admin/api/v1/audit?" + params.toString())).entries || [];
@@ -574,6 +576,7 @@ async function main() {
   $("#audit-ap").addEventListener("change", () => loadAudit());
   $("#audit-decision").addEventListener("change", () => loadAudit());
   $("#audit-search").addEventListener("input", () => loadAudit());
+  $("#audit-action").addEventListener("change", () => loadAudit());
   const query = new URLSearchParams(location.search);
   try {
     if (query.has("code") || query.has("error")) {
@@ -583,8 +586,8 @@ async function main() {
       return;
     }
     const me = await api("GET", "/api/v1/me");
-    if (!(me.roles || []).some((r) => r === "operator" || r === "admin")) {
-      throw new Error("This account is not an operator's.");
+    if (!(me.roles || []).some((r) => r === "operator" || r === "admin" || r === "auditor")) {
+      throw new Error("This account is not a staff account.");
     }
     session.user = me.username;
   } catch (err) {
@@ -602,6 +605,7 @@ async function main() {
   } catch (err) {
     paths = {};
   }
+  await startPages(); // estate.js: the caller's scope first (which buttons to show), then its pages
   connect();
   loadRecovery();
   loadNodes();
@@ -614,7 +618,8 @@ async function main() {
     loadCheckpoint();
     loadSlo();
     loadPasses();
-    if (!document.activeElement || document.activeElement.id !== "audit-search") loadAudit();
+    const typing = document.activeElement && ["audit-search", "audit-action"].includes(document.activeElement.id);
+    if (!typing) loadAudit();
   }, 5000);
 }
 

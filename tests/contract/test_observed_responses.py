@@ -183,6 +183,10 @@ async def test_the_main_flows_answer_inside_the_document(node: RunningNode) -> N
     admin_id = node.credentials["operator"]["id"]
     await o.call("DELETE", f"{staff}/{admin_id}", token=operator, expect=409)
     await o.call("POST", "/admin/api/v1/me/recovery-codes", token=operator, expect=201)
+    me = await o.call("GET", "/admin/api/v1/me", token=operator, expect=200)
+    assert (me["id"], me["roles"], me["site_ids"]) == (admin_id, ["admin"], None)
+    assert "staff.manage" in me["actions"]
+    await o.call("GET", "/admin/api/v1/me", token=anna, expect=403)  # not staff
     household = "/api/v1/household/members"
     await o.call("GET", household, token=anna, expect=200)
     await o.call("POST", household, token=vera, json={"full_name": "Z"}, expect=403)

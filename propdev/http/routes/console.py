@@ -43,7 +43,11 @@ log = structlog.get_logger()
 routes = web.RouteTableDef()
 
 CONSOLE_FILES = resources.files("propdev.console")
-STATIC = {"console.js": "text/javascript", "console.css": "text/css"}
+STATIC = {
+    "console.js": "text/javascript",
+    "estate.js": "text/javascript",
+    "console.css": "text/css",
+}
 CONSOLE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"

@@ -83,8 +83,45 @@ ACTIVATION = schemas.named(
         required=["id", "username", "activation_code"],
     ),
 )
+STAFF_SELF = schemas.named(
+    "StaffSelf",
+    schemas.object_of(
+        {
+            "id": schemas.STRING,
+            "roles": ROLES,
+            "site_ids": SITE_IDS,
+            "actions": schemas.array_of(
+                {"type": "string", "enum": [a.value for a in Action]},
+            ),
+        },
+        required=["id", "roles", "site_ids", "actions"],
+    ),
+)
 BAD = "Unknown field, unknown role, or a malformed value (`field` names it)."
 OUT = "No such staff member in your scope."
+
+
+@routes.get("/admin/api/v1/me")
+@scoped(Action.SELF, LISTED)
+@doc(
+    "The calling staff member's scope: roles, sites and the actions they allow",
+    description=(
+        "What the console reads to show only the pages and buttons the caller may use; the "
+        "server enforces the same scope on every call regardless."
+    ),
+    tags=TAGS,
+    responses={200: STAFF_SELF},
+)
+async def staff_self(request: web.Request) -> web.Response:
+    scope = scope_of(request)
+    return web.json_response(
+        {
+            "id": scope.user_id,
+            "roles": sorted(r.value for r in scope.roles),
+            "site_ids": None if scope.site_ids is None else sorted(scope.site_ids),
+            "actions": [a.value for a in Action if scope.may(a)],
+        }
+    )
 
 
 @routes.get("/admin/api/v1/operators")
