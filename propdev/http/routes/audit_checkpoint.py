@@ -7,7 +7,7 @@ from aiohttp import web
 from propdev.http import schemas
 from propdev.http.keys import DATABASE
 from propdev.http.openapi import doc
-from propdev.http.scope import ORGANISATION_ONLY, scoped
+from propdev.http.scope import LISTED, scoped
 from propdev.integrity import CheckpointStore
 from propdev.staff import Action
 
@@ -33,7 +33,7 @@ CHECKPOINT = schemas.named(
 
 
 @routes.get("/admin/api/v1/audit/checkpoint")
-@scoped(Action.AUDIT_READ, ORGANISATION_ONLY)
+@scoped(Action.AUDIT_READ, LISTED)  # the whole log's: no resource of any site
 @doc(
     "The audit's last signed checkpoint over the heads of all chains",
     description=(
