@@ -319,7 +319,7 @@ class RedisPlacement:
             await self._hand_off(shard)
 
     async def _run(self) -> None:
-        while not self._stopping:
+        while True:  # until stop() cancels it: draining, it still renews and reads owners
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._tick):
                     await self._nudge.wait()
