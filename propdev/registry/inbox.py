@@ -154,6 +154,7 @@ class Inbox:
         """Take and handle what the inbox holds unread; how many entries."""
         taken = 0
         try:
+            await self._ensure_group()
             while True:
                 found: Any = await self._redis.xreadgroup(
                     GROUP, self.node_id, {self._inbox: ">"}, count=READ_COUNT
