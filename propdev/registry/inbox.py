@@ -6,6 +6,10 @@ same correlation id, on the asker's reply stream. The owner acknowledges an inbo
 it has handled it and queued the reply, so an entry taken by a node that dies before handling
 it stays pending and is handled again when that node id comes back (if the asker still waits).
 
+A node that stops (``stop_accepting``) reads its inbox to the end: it stops its reader, handles
+what is still unread (a drained node answers ``MOVED``, so the asker re-routes) and waits for
+the replies, before it leaves the membership; what arrives after that is the sweeper's.
+
 A dead node's inbox is swept by the lowest live member (``sweep``, every ``SWEEP_EVERY``
 seconds): its pending and unread entries are claimed and handled here (served if this node
 holds the target's shard, else ``MOVED``, so the asker re-routes; an entry past its deadline or
