@@ -3,7 +3,10 @@
 Read-only: it never migrates the store, creates a key or issues a certificate (a SQLite file
 that does not exist is reported, not made). Checks, in order:
 
-- ``store``: the database answers and its schema is the version this code needs;
+- ``store``: the database answers and its schema has every version this code needs; versions
+  it does not know pass if all are expand steps (a newer release's, during a rolling upgrade:
+  named in the detail), and fail if any is a contract step (``migrate`` refuses to start on
+  them, docs/upgrades.md);
 - ``clock``: the local clock against the store's (leases, tokens and audit times assume one
   time), off by at most ``MAX_SKEW`` seconds;
 - ``redis``: reachable and a master (a replica refuses the writes), when configured;
@@ -33,7 +36,13 @@ from propdev.config import Settings
 from propdev.pki import ca_paths, load_cert
 from propdev.security import MasterKeyError, Vault
 from propdev.security.crypto import parse_master_key
-from propdev.storage import CURRENT_VERSION, Database
+from propdev.storage import (
+    CURRENT_VERSION,
+    MIGRATIONS,
+    Database,
+    Recorded,
+    foreign_versions,
+)
 
 MIN_DAYS = 30
 MAX_SKEW = 2.0  # seconds
@@ -129,16 +138,41 @@ async def _store(db: Database) -> tuple[Check, bool]:
     where = _redacted(db.url)
     try:
         async with asyncio.timeout(TIMEOUT):
-            row = await db.fetch_one("SELECT MAX(version) AS version FROM schema_version")
+            recorded = await _recorded(db)
     except Exception as exc:  # unreachable, refused, no such table: all name the store
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return Check("store", False, f"{where}: {first}"), False
-    version = int(row["version"]) if row and row["version"] is not None else 0
-    if version != CURRENT_VERSION:
-        behind = " (a node migrates it at start)" if version < CURRENT_VERSION else " (newer)"
-        detail = f"{where}: schema version {version}, this code needs {CURRENT_VERSION}{behind}"
+    version = max((r.version for r in recorded), default=0)
+    compatible, refused = foreign_versions(recorded)
+    if refused:
+        detail = (
+            f"{where}: schema version {version} (newer), with versions this code may not run "
+            f"on: {', '.join(map(str, refused))}"
+        )
         return Check("store", False, detail), True
-    return Check("store", True, f"{db.dialect}, schema version {version}"), True
+    missing = {v for v, _, _ in MIGRATIONS} - {r.version for r in recorded}
+    if missing:
+        known = max((r.version for r in recorded if r.version not in missing), default=0)
+        detail = (
+            f"{where}: schema version {known}, this code needs {CURRENT_VERSION}"
+            " (a node migrates it at start)"
+        )
+        return Check("store", False, detail), True
+    detail = f"{db.dialect}, schema version {version}"
+    if compatible:
+        newer = ", ".join(str(r.version) for r in compatible)
+        detail += f" (also {newer} of a newer release: expand steps, which this code runs on)"
+    return Check("store", True, detail), True
+
+
+async def _recorded(db: Database) -> list[Recorded]:
+    """The rows of ``schema_version``; without kinds from a store older than them."""
+    try:
+        rows = await db.fetch_all("SELECT version, description, kind FROM schema_version")
+    except Exception:  # no kind column (a store from before the kinds), or no table at all
+        rows = await db.fetch_all("SELECT version, description FROM schema_version")
+        return [Recorded(int(r["version"]), str(r["description"]), None) for r in rows]
+    return [Recorded(int(r["version"]), str(r["description"]), r["kind"]) for r in rows]
 
 
 async def _clock(db: Database, clock: Callable[[], float]) -> Check:

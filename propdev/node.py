@@ -106,7 +106,7 @@ if TYPE_CHECKING:
 
     from propdev.devkit import AcmeSimulator, VendorSimulator
     from propdev.grpc import GrpcServer
-    from propdev.http.server import RouteDefs
+    from propdev.http.server import HttpsListener, RouteDefs
 
 log = structlog.get_logger()
 
@@ -292,6 +292,7 @@ class Node:
         self._key_watch: asyncio.Task[None] | None = None  # rotated signing keys, retirements
         self.started = False
         self.draining = False  # drain(): no new device work, /readyz false
+        self.stopping = False  # serve() is stopping: /readyz false while requests finish
         self._drain_lock = asyncio.Lock()
         self.grpc_port: int | None = None  # bound by serve() when PROPDEV_GRPC_PORT is set
 
@@ -580,7 +581,13 @@ class Node:
         return revoked
 
     async def stop(self) -> None:
+        """Stop, after the HTTP listener (``serve`` stops that first: no request is still being
+        served here). In a cluster: drain (hand the shards off, each once its work in flight
+        is done, while forwarded asks are still served or answered ``MOVED``), stop reading the
+        inbox without leaving an ask in it unanswered, and leave the membership; then the
+        actors (their state saved) and the rest."""
         self.started = False
+        self.stopping = True
         await self.retention.stop()
         if self._key_watch is not None:
             self._key_watch.cancel()
@@ -588,6 +595,7 @@ class Node:
                 await self._key_watch
         if self.cluster is not None:
             await self.drain()  # hand shards off before the actors stop
+            await self.cluster.leave()
         await self.system.stop()
         await self.accounts.settle()  # codes being sent
         await self.checkpointer.stop()  # a last checkpoint over what the actors wrote
@@ -614,10 +622,11 @@ class Node:
         await self.telemetry.shutdown()
 
     async def drain(self) -> dict[str, Any]:
-        """Stop taking device work here (idempotent): opens answer 503, asks for devices are
-        refused, ``/readyz`` turns false; in a cluster the shards are handed off (their actors
-        passivated, leases released) and the node leaves the membership; embedded, the device
-        actors are passivated (their state saved)."""
+        """Stop taking device work here (idempotent), ``/readyz`` turns false. In a cluster
+        the node announces ``draining`` and hands its shards off (``Cluster.drain``) but stays
+        a member, still answering forwarded asks (``MOVED``) and forwarding its own opens to
+        the new owners; embedded, opens answer 503, asks for devices are refused and the
+        device actors are passivated (their state saved)."""
         async with self._drain_lock:
             first = not self.draining
             self.draining = True
@@ -747,7 +756,7 @@ class Node:
             "bus": await self.bus.ping(),
             "registry": self.started,
             "actors": self.started and not self.system.failed,
-            "accepting": not self.draining,
+            "accepting": not self.draining and not self.stopping,
             **(await self.cluster.readiness() if self.cluster is not None else {}),
         }
 
@@ -786,11 +795,49 @@ async def serve(
         if ready is not None:
             ready.set()
         await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        # SIGTERM/SIGINT. The shutdown below runs as ordinary code, not as a task being
+        # cancelled: its bounded waits (aiohttp's for the requests in flight among them) end
+        # when their time is up, not at once. The cancellation goes on afterwards.
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        raise
     finally:
-        if grpc_server is not None:
+        await _shut_down(node, listener, grpc_server)
+
+
+async def _shut_down(node: Node, listener: HttpsListener, grpc_server: GrpcServer | None) -> None:
+    """Stop a serving node without failing a request, here or at the other nodes:
+
+    1. ``/readyz`` answers 503 (on connections still open), the listening socket is closed and
+       a connection still in its TLS handshake is refused when it completes: a client, or a
+       load balancer, tries another node.
+    2. The requests in flight finish (bounded by ``HttpsListener.SHUTDOWN_WITHIN``); WebSockets
+       are closed with 1012 "service restart" first.
+    3. ``Node.stop``: in a cluster, the shards are handed off while the inbox is served (each
+       released once its work in flight is done; an ask for a released one answered ``MOVED``,
+       and the asker re-routes), the inbox is read to its end, the node leaves the membership;
+       then the actors stop.
+
+    A failure of one step is logged and the next still runs; the first one is raised at the
+    end (the process exits non-zero)."""
+    node.stopping = True
+    failure: BaseException | None = None
+    if grpc_server is not None:
+        try:
             await grpc_server.stop()
+        except Exception as exc:
+            log.exception("grpc_stop_failed")
+            failure = exc
+    try:
         await listener.stop()
-        await node.stop()
+    except Exception as exc:
+        log.exception("http_stop_failed")
+        failure = failure or exc
+    await node.stop()
+    if failure is not None:
+        raise failure
 
 
 def _hosts(settings: Settings) -> tuple[str, ...]:

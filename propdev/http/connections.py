@@ -52,13 +52,23 @@ class ConnectionCap:
         self.exempt = tuple(exempt)
         self._open: collections.Counter[str] = collections.Counter()
         self._at_cap: set[str] = set()  # addresses refused since they last went below the cap
+        self.closed = False
 
     def _is_exempt(self, ip: str) -> bool:
         address = ipaddress.ip_address(ip)
         return any(address in network for network in self.exempt)
 
+    def close(self) -> None:
+        """Refuse every connection from now on (the listener stops): one that completes its
+        TLS handshake after the listening socket was closed gets no HTTP answer, and its
+        client tries another node."""
+        self.closed = True
+
     def acquire(self, ip: str | None) -> bool:
-        """Count one more connection from ``ip``; False (and nothing counted) at the cap."""
+        """Count one more connection from ``ip``; False (and nothing counted) at the cap, or
+        once closed."""
+        if self.closed:
+            return False
         if ip is None or self.per_ip <= 0 or self._is_exempt(ip):
             return True
         if self._open[ip] >= self.per_ip:

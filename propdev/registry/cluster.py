@@ -54,6 +54,9 @@ Direct = Callable[[str, object], Awaitable[object]]
 """(target, message) -> reply: a message served without the target's actor (``handle``)."""
 MOVE_WAIT = 0.25
 HAND_OFF_WITHIN = 5.0
+MOVED_GRACE = 2.0
+"""How long a drained node that stops still answers ``MOVED``: a placement tick and a
+heartbeat, for the other nodes' owner tables to drop it."""
 
 
 class ClusterUnavailableError(RegistryError, ConnectionError):
@@ -137,6 +140,7 @@ class Cluster:
         self.guard = ShardGuard(self.placement, self.fence)
         self.revocations = Revocations(self.bus, deaf_for=self.bus.deaf_for)
         self.draining = False
+        self._drained_at: float | None = None  # the loop's time
         self.stats = {"local": 0, "forwarded": 0, "served": 0, "moved": 0, "fenced": 0}
         self._direct: dict[type, Direct] = {}
 
@@ -164,14 +168,36 @@ class Cluster:
         )
 
     async def drain(self) -> None:
-        """Hand every shard off (its actors passivated first), then leave the membership."""
+        """Stop owning shards, serving meanwhile: take no more, announce ``draining`` (the
+        others stop choosing this node, and take each shard as it is released) and hand every
+        shard off at once. An ask for a shard being handed off is answered ``MOVED`` (the asker
+        re-routes); the shard's lease is released once its actors are idle (the work in flight
+        done, their state saved), and renewed until then. Afterwards this node still reads its
+        inbox (``MOVED`` for every placed target) and forwards its own asks to the owners."""
         self.draining = True
-        await self.placement.stop()
-        await self.membership.stop()
-        await self.inbox.stop_accepting()
+        self.placement.stop_taking()
+        await self.membership.announce(draining=True)
+        await self.placement.hand_off_all()
+        self._drained_at = asyncio.get_running_loop().time()
         log.info("cluster_drained", node=self.node_id)
 
+    async def leave(self) -> None:
+        """After ``drain``, for a node that stops: go on answering ``MOVED`` until the others'
+        owner tables (read every tick) no longer name this node (``MOVED_GRACE`` after the last
+        release), then stop reading the inbox, answering what it still holds, then leave the
+        membership. An ask that still arrives is the dead-inbox sweeper's (``Inbox.sweep``)."""
+        loop = asyncio.get_running_loop()
+        drained_at = self._drained_at if self._drained_at is not None else loop.time()
+        grace = drained_at + MOVED_GRACE - loop.time()
+        if grace > 0:
+            await asyncio.sleep(grace)
+        await self.inbox.stop_accepting()
+        await self.membership.leave()
+
     async def close(self) -> None:
+        """Stop ticking, reading the members and the inbox; close the connections."""
+        await self.placement.stop()
+        await self.membership.stop()
         await self.inbox.close()
         await self.bus.close()
         await self.pipeliner.close()

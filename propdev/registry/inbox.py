@@ -6,6 +6,10 @@ same correlation id, on the asker's reply stream. The owner acknowledges an inbo
 it has handled it and queued the reply, so an entry taken by a node that dies before handling
 it stays pending and is handled again when that node id comes back (if the asker still waits).
 
+A node that stops (``stop_accepting``) reads its inbox to the end: it stops its reader, handles
+what is still unread (a drained node answers ``MOVED``, so the asker re-routes) and waits for
+the replies, before it leaves the membership; what arrives after that is the sweeper's.
+
 A dead node's inbox is swept by the lowest live member (``sweep``, every ``SWEEP_EVERY``
 seconds): its pending and unread entries are claimed and handled here (served if this node
 holds the target's shard, else ``MOVED``, so the asker re-routes; an entry past its deadline or
@@ -130,10 +134,44 @@ class Inbox:
             self._tasks.append(loop.create_task(self._sweep_dead(), name="inbox-janitor"))
 
     async def stop_accepting(self) -> None:
-        """Take no new inbox entries; wait for those being handled."""
+        """Stop reading the inbox without leaving an entry in it unanswered: the reader ends
+        after its blocking read (at most ``BLOCK_MS``), the entries still unread are taken and
+        handled (``serve`` answers ``MOVED`` for a shard this node no longer holds, and the
+        asker re-routes), and then everything taken is waited for (bounded) and its reply and
+        acknowledgement sent. Entries that arrive later are the sweeper's, once this node has
+        left the membership."""
         self._accepting = False
+        reader = next((t for t in self._tasks if t.get_name() == "inbox"), None)
+        if reader is not None:
+            _done, running = await asyncio.wait({reader}, timeout=BLOCK_MS / 1000 + 0.5)
+            for task in running:
+                task.cancel()
+        taken = await self._take_unread()
         if self._handling:
             await asyncio.wait(self._handling, timeout=10)
+        with contextlib.suppress(Exception):
+            await self._pipeliner.send("PING")  # the replies and acks, queued before it, went out
+        if taken:
+            log.info("inbox_flushed", entries=taken)
+
+    async def _take_unread(self) -> int:
+        """Take and handle what the inbox holds unread; how many entries."""
+        taken = 0
+        try:
+            await self._ensure_group()
+            while True:
+                found: Any = await self._redis.xreadgroup(
+                    GROUP, self.node_id, {self._inbox: ">"}, count=READ_COUNT
+                )
+                entries = [e for _stream, batch in found or [] for e in batch]
+                if not entries:
+                    return taken
+                for entry_id, fields in entries:
+                    self._spawn(self._handle(entry_id, fields))
+                taken += len(entries)
+        except (redis_errors.RedisError, OSError) as exc:
+            log.warning("inbox_unreachable", error=str(exc))
+            return taken
 
     async def close(self) -> None:
         """Stop reading: the read loops end after their blocking read (at most ``BLOCK_MS``),
@@ -225,10 +263,7 @@ class Inbox:
 
     async def _read_inbox(self) -> None:
         pending_first = True
-        while not self._closing:
-            if not self._accepting:
-                await asyncio.sleep(BLOCK_MS / 1000)
-                continue
+        while not self._closing and self._accepting:
             try:
                 await self._ensure_group()
                 found: Any = await self._redis.xreadgroup(

@@ -4,6 +4,12 @@ Each node renews a lease (``LEASE`` seconds) every ``HEARTBEAT`` seconds; a node
 ran out is gone. In Redis the lease is a score in one sorted set (expiry in Redis's own clock,
 so the nodes' clocks do not matter), renewed and read in one script call. A clean leave
 removes the entry at once.
+
+What a member announces (its URL, its roles) is read again on every heartbeat, so a change of it
+is seen by the others within a heartbeat too: a node that drains announces ``draining`` while it
+hands its shards off (the others stop choosing it as an owner, and still forward to it what it
+holds), then leaves; a node that has left goes on reading the live set until ``stop``, to route
+to the others while it finishes.
 """
 
 from __future__ import annotations
@@ -61,12 +67,25 @@ class Membership(Protocol):
         """False while this node cannot renew its own lease."""
         ...
 
-    def on_change(self, listener: Listener) -> None: ...
+    def on_change(self, listener: Listener) -> None:
+        """Call ``listener`` with the live set when it changes, or when a member announces
+        something new (``announce``)."""
+        ...
 
     async def start(self) -> None: ...
 
+    async def announce(self, **info: Any) -> None:
+        """Add ``info`` to what this node announces (``draining=True``), seen by the others at
+        their next heartbeat."""
+        ...
+
+    async def leave(self) -> None:
+        """Leave cleanly (the others see this node gone at their next heartbeat), but go on
+        reading the live set until ``stop``."""
+        ...
+
     async def stop(self) -> None:
-        """Leave cleanly: the others see this node gone at their next heartbeat."""
+        """Leave, if not yet, and stop reading the live set."""
         ...
 
 
@@ -93,6 +112,12 @@ class InProcessMembership:
     async def start(self) -> None:
         pass
 
+    async def announce(self, **info: Any) -> None:
+        self._info = {**self._info, **info}
+
+    async def leave(self) -> None:
+        pass
+
     async def stop(self) -> None:
         pass
 
@@ -113,7 +138,7 @@ class RedisMembership:
         self.node_id = node_id
         self._redis = redis
         self._keys = [f"{namespace}:members", f"{namespace}:members:info"]
-        self._info_json = json.dumps({**(info or {}), "started_at": time.time()})
+        self._info = {**(info or {}), "started_at": time.time()}
         self._lease_ms = int(lease * 1000)
         self._heartbeat = heartbeat
         self._script = redis.register_script(_HEARTBEAT)
@@ -122,6 +147,8 @@ class RedisMembership:
         self._listeners: list[Listener] = []
         self._healthy = False
         self._task: asyncio.Task[None] | None = None
+        self._beating = asyncio.Lock()  # one beat at a time: none re-announces us after we left
+        self._left = False
         self._stopped = False
 
     def members(self) -> tuple[str, ...]:
@@ -141,25 +168,43 @@ class RedisMembership:
         await self.beat()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="membership")
 
+    async def announce(self, **info: Any) -> None:
+        self._info = {**self._info, **info}
+        await self.beat()
+
+    async def leave(self) -> None:
+        async with self._beating:
+            if self._left:
+                return
+            self._left = True
+            with contextlib.suppress(redis_errors.RedisError, OSError):
+                await self._script(keys=self._keys, args=[self.node_id, self._lease_ms, "", "1"])
+        log.info("membership_left", node=self.node_id)
+
     async def stop(self) -> None:
-        # The flag, not only the cancel: a beat in flight must not re-announce us after we left.
+        await self.leave()
+        # The flag, not only the cancel: a beat in flight ends without another.
         self._stopped = True
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             await asyncio.wait({task}, timeout=2.0)  # never hang a shutdown on a stuck call
-        with contextlib.suppress(redis_errors.RedisError, OSError):
-            await self._script(keys=self._keys, args=[self.node_id, self._lease_ms, "", "1"])
         self._healthy = False
-        log.info("membership_left", node=self.node_id)
 
     async def beat(self) -> tuple[str, ...]:
-        """Renew this node's lease and read the live set (one round trip)."""
+        """Renew this node's lease (once it left: only read) and read the live set and what
+        its members announce (two round trips)."""
         if self._stopped:
             return self._members
+        async with self._beating:
+            return await self._beat()
+
+    async def _beat(self) -> tuple[str, ...]:
+        leaving = "1" if self._left else "0"
         try:
             raw = await self._script(
-                keys=self._keys, args=[self.node_id, self._lease_ms, self._info_json, "0"]
+                keys=self._keys,
+                args=[self.node_id, self._lease_ms, json.dumps(self._info), leaving],
             )
         except (redis_errors.RedisError, OSError) as exc:
             if self._healthy:
@@ -168,36 +213,39 @@ class RedisMembership:
             return self._members
         self._healthy = True
         members = tuple(sorted(m.decode() if isinstance(m, bytes) else str(m) for m in raw))
-        if members != self._members:
-            if not await self._read_infos(members):
-                return self._members  # a member's roles unknown: the next beat tries again
-            joined = set(members) - set(self._members)
-            left = set(self._members) - set(members)
-            self._members = members
+        infos = await self._read_infos(members)
+        if infos is None:
+            return self._members  # a member's roles unknown: the next beat tries again
+        if members == self._members and infos == self._infos:
+            return members
+        joined = set(members) - set(self._members)
+        left = set(self._members) - set(members)
+        if joined or left:
             log.info(
                 "membership_changed",
                 members=list(members),
                 joined=sorted(joined),
                 left=sorted(left),
             )
-            for listener in self._listeners:
-                listener(members)
+        self._members = members
+        self._infos = infos
+        for listener in self._listeners:
+            listener(members)
         return members
 
-    async def _read_infos(self, members: tuple[str, ...]) -> bool:
-        """Read what the members announced; False if Redis did not answer."""
+    async def _read_infos(self, members: tuple[str, ...]) -> dict[str, dict[str, Any]] | None:
+        """What the members announced; None if Redis did not answer."""
         try:
             raw = await self._redis.hgetall(self._keys[1])
         except (redis_errors.RedisError, OSError):
-            return False
+            return None
         infos = {}
         for key, value in raw.items():
             k = key.decode() if isinstance(key, bytes) else str(key)
             if k in members:
                 with contextlib.suppress(ValueError):
                     infos[k] = json.loads(value)
-        self._infos = infos
-        return True
+        return infos
 
     async def _run(self) -> None:
         while not self._stopped:

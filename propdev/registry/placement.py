@@ -12,6 +12,11 @@ anything.
 Hand-off when membership changes: the old owner stops taking messages for the shard
 (``holds`` is False), passivates the shard's actors (their state is saved), releases the
 lease; the new owner acquires it at its next tick and activates actors on demand.
+
+A node that drains (``hand_off_all``) announces ``draining`` first, so the others no longer
+choose it; then it hands every shard off at once (each as soon as its actors are idle, so the
+work in flight finishes first) while the tick goes on renewing the leases of those not yet
+released, never taking one, and reading the owners (the node still forwards to them).
 """
 
 from __future__ import annotations
@@ -42,13 +47,15 @@ MARGIN = 0.5
 
 Release = Callable[[int], Awaitable[None]]
 
-# KEYS: shard keys; ARGV: node id, lease in ms. Per key: 2 taken now, 1 renewed, 0 someone
-# else's.
+# KEYS: shard keys; ARGV: node id, lease in ms, "1" to renew only. Per key: 2 taken now,
+# 1 renewed, 0 someone else's (or nobody's, renewing only).
 _ACQUIRE = """
 local out = {}
 for i, key in ipairs(KEYS) do
   local cur = redis.call('GET', key)
-  if not cur then
+  if not cur and ARGV[3] == '1' then
+    out[i] = 0
+  elseif not cur then
     redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
     out[i] = 2
   elseif cur == ARGV[1] then
@@ -81,11 +88,13 @@ DEVICES_ROLE = "devices"
 
 def device_hosts(membership: Membership) -> tuple[str, ...]:
     """The live members that host device actors: those that announce the ``devices`` role
-    (``PROPDEV_ROLES``); a member that announces no roles (from before roles) hosts them too."""
+    (``PROPDEV_ROLES``; a member that announces no roles, from before roles, hosts them too)
+    and do not announce ``draining``."""
     return tuple(
         m
         for m in membership.members()
-        if DEVICES_ROLE in membership.info(m).get("roles", (DEVICES_ROLE,))
+        if DEVICES_ROLE in (info := membership.info(m)).get("roles", (DEVICES_ROLE,))
+        and not info.get("draining", False)
     )
 
 
@@ -130,6 +139,15 @@ class Placement(Protocol):
 
     async def start(self) -> None: ...
 
+    def stop_taking(self) -> None:
+        """Take no more shards (``hand_off_all`` does it too)."""
+        ...
+
+    async def hand_off_all(self) -> None:
+        """Take no more shards and hand every held one off; go on renewing those not yet
+        released, and reading the owners, until ``stop``."""
+        ...
+
     async def stop(self) -> None:
         """Hand every shard off (release) and stop renewing."""
         ...
@@ -162,6 +180,12 @@ class InProcessPlacement:
         return {"shards": self.shards, "owners": {str(s): self.node_id for s in range(self.shards)}}
 
     async def start(self) -> None:
+        pass
+
+    def stop_taking(self) -> None:
+        pass
+
+    async def hand_off_all(self) -> None:
         pass
 
     async def stop(self) -> None:
@@ -205,6 +229,7 @@ class RedisPlacement:
         self._changed = asyncio.Event()
         self._nudge = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._ticking = asyncio.Lock()  # a tick from before hand_off_all ends before it starts
         self._stopping = False
         self.acquisitions = 0
         self.losses = 0
@@ -273,17 +298,28 @@ class RedisPlacement:
         await self.rebalance()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="placement")
 
-    async def stop(self) -> None:
+    def stop_taking(self) -> None:
+        """Take no more shards; from the next tick on, only renew and read the owners."""
         self._stopping = True
+
+    async def hand_off_all(self) -> None:
+        self.stop_taking()
+        async with self._ticking:  # from now on the tick renews only
+            pass
+        shards = [s for s in self._held if s not in self._draining]
+        await asyncio.gather(*(self._hand_off(s) for s in shards))
+
+    async def stop(self) -> None:
+        await self.hand_off_all()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             await asyncio.wait({task}, timeout=2.0)  # never hang a shutdown on a stuck call
-        for shard in list(self._held):
+        for shard in list(self._held):  # one a late tick found (none, normally)
             await self._hand_off(shard)
 
     async def _run(self) -> None:
-        while not self._stopping:
+        while True:  # until stop() cancels it: draining, it still renews and reads owners
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._tick):
                     await self._nudge.wait()
@@ -296,24 +332,34 @@ class RedisPlacement:
     # -- the tick -------------------------------------------------------------------------
 
     async def rebalance(self) -> None:
-        """Renew held leases, hand off what another member should hold, take what is ours."""
+        """Renew held leases, hand off what another member should hold, take what is ours;
+        once ``hand_off_all`` began, only renew (it hands off) and read the owners."""
+        async with self._ticking:
+            await self._rebalance(self._stopping)
+
+    async def _rebalance(self, stopping: bool) -> None:
         members = self._membership.members()
         healthy = self._membership.healthy and self.node_id in members
         hosts = device_hosts(self._membership)
         desired = (
             {s for s in range(self.shards) if preferred_owner(s, hosts) == self.node_id}
-            if healthy and self.devices and not self._stopping
+            if healthy and self.devices and not stopping
             else set()
         )
         for shard in [s for s in self._held if s not in desired and s not in self._draining]:
-            if healthy:
+            if healthy and not stopping:
                 await self._hand_off(shard)
-        wanted = sorted((set(self._held) | desired) - self._draining)
+        # Draining, the shards being handed off are renewed too: their actors' work in flight
+        # commits under the epoch they hold until the release.
+        wanted = sorted(
+            set(self._held) if stopping else (set(self._held) | desired) - self._draining
+        )
         started = time.monotonic()
         try:
             codes = (
                 await self._acquire(
-                    keys=[self._keys[s] for s in wanted], args=[self.node_id, self._lease_ms]
+                    keys=[self._keys[s] for s in wanted],
+                    args=[self.node_id, self._lease_ms, "1" if stopping else "0"],
                 )
                 if wanted
                 else []
@@ -331,9 +377,9 @@ class RedisPlacement:
         for shard, code in zip(wanted, codes, strict=True):
             if code and shard in self._held:
                 self._held[shard].valid_until = valid_until
-            elif code:
+            elif code and not stopping:
                 fresh.append(shard)
-            elif shard in self._held:
+            elif shard in self._held and shard not in self._draining:
                 await self._lost(shard)
         if fresh:
             try:

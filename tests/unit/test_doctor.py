@@ -151,6 +151,54 @@ def test_a_store_behind_the_code_names_both_schema_versions(data_dir: Path) -> N
     assert f"schema version {before}," in found["store"]
 
 
+def record_version(data_dir: Path, version: int, description: str, kind: str) -> None:
+    """Record ``version`` as a newer release applying it would (its statements do not matter
+    to the doctor)."""
+
+    async def insert() -> None:
+        db = Database(settings_for(data_dir).database_url)
+        try:
+            await db.execute(
+                "INSERT INTO schema_version (version, description, kind) VALUES (:v, :d, :k)",
+                v=version,
+                d=description,
+                k=kind,
+            )
+        finally:
+            await db.close()
+
+    asyncio.run(insert())
+
+
+def test_a_newer_releases_expand_steps_pass_and_are_named(data_dir: Path) -> None:
+    from propdev.storage import CURRENT_VERSION
+
+    newer = CURRENT_VERSION + 7
+    record_version(data_dir, newer, "a table only the next release uses", "expand")
+
+    checks = by_name(asyncio.run(run_checks(settings_for(data_dir))))
+
+    assert checks["store"].ok, checks["store"].detail
+    assert checks["store"].detail == (
+        f"sqlite, schema version {newer}"
+        f" (also {newer} of a newer release: expand steps, which this code runs on)"
+    )
+
+
+def test_a_newer_releases_contract_step_fails_naming_it(data_dir: Path) -> None:
+    from propdev.storage import CURRENT_VERSION
+
+    record_version(data_dir, CURRENT_VERSION + 7, "a table only the next release uses", "expand")
+    record_version(data_dir, CURRENT_VERSION + 8, "the audit index dropped", "contract")
+
+    found = failures(asyncio.run(run_checks(settings_for(data_dir))))
+
+    assert f"schema version {CURRENT_VERSION + 8} (newer)" in found["store"]
+    assert found["store"].endswith(
+        f"may not run on: {CURRENT_VERSION + 8} (contract: the audit index dropped)"
+    )
+
+
 def test_redis_down_or_on_the_wrong_port_is_named(data_dir: Path) -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"
     found = failures(asyncio.run(run_checks(settings_for(data_dir, PROPDEV_REDIS_URL=url))))

@@ -125,7 +125,8 @@ async def revoke_guest_pass(request: web.Request) -> web.Response:
         "cluster (call it through its own address, as `GET /admin/api/v1/nodes` lists it). "
         "Opens then answer 503 here (in a cluster they are forwarded to the shards' new "
         "owners), the device actors are passivated with their state saved, a cluster node "
-        "hands its shards off and leaves the membership, and `/readyz` answers 503 with "
+        "hands its shards off (it stays a member that announces `draining` and owns none), "
+        "and `/readyz` answers 503 with "
         "`draining: true` so that the load balancer takes the node out. There is no undrain: "
         "restart the process. Audited with actor `operator:<id>`, action `node.drain`."
     ),

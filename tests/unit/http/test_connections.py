@@ -32,6 +32,18 @@ def test_the_cap_counts_open_connections_per_address_and_logs_once_at_the_cap() 
     assert cap.acquire("10.0.0.1")
 
 
+def test_a_closed_cap_refuses_every_connection_exempt_or_not() -> None:
+    cap = ConnectionCap(2, exempt=[ipaddress.ip_network("10.0.0.0/8")])
+    assert cap.acquire("192.0.2.1") and cap.acquire("10.1.2.3")
+
+    cap.close()  # the listener stops: a handshake that completes now gets no answer
+
+    assert not cap.acquire("192.0.2.2")
+    assert not cap.acquire("10.1.2.4")
+    assert not cap.acquire(None)
+    assert cap.open_count("192.0.2.2") == 0
+
+
 def test_loopback_is_capped_unless_exempt_and_zero_means_no_cap() -> None:
     capped = ConnectionCap(1)
     assert capped.acquire("127.0.0.1") and not capped.acquire("127.0.0.1")

@@ -93,6 +93,29 @@ async def test_a_reply_landing_between_two_reads_is_not_lost(
         await held.aclose()
 
 
+async def test_an_inbox_that_stops_accepting_answers_the_asks_it_holds_unread(
+    make: Make, redis: tuple[Redis, str]
+) -> None:
+    client, namespace = redis
+    a = await make("a", serving("a", []))
+    pipeliner = Pipeliner(client)
+    pipeliner.start()
+    served: list[str] = []
+    # b's inbox is never read: the asks in it are those that came after its last read.
+    b = Inbox(client, pipeliner, namespace=namespace, node_id="b", serve=serving("b", served))
+    try:
+        asked = asyncio.create_task(a.ask("b", "device:1", DeviceSnapshot(), 10))
+        await _until(lambda: _length(client, f"{namespace}:inbox:b", 1), within=10)
+
+        await b.stop_accepting()
+
+        assert await asked == {"by": "b", "target": "device:1"}
+        assert served == ["device:1"]
+    finally:
+        await b.close()
+        await pipeliner.close()
+
+
 async def test_a_dead_nodes_inbox_is_handled_by_the_sweeper_then_deleted(
     make: Make, redis: tuple[Redis, str]
 ) -> None:

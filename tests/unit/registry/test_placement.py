@@ -106,6 +106,89 @@ async def test_two_nodes_split_the_shards_and_the_survivor_takes_them_all(
     await ma.stop()
 
 
+async def test_a_draining_node_is_not_chosen_and_its_shards_move_while_it_is_a_member(
+    redis: tuple[Redis, str], db: Database
+) -> None:
+    client, namespace = redis
+    nodes = []
+    for name in ("a", "b"):
+        member = RedisMembership(
+            client, namespace=namespace, node_id=name, lease=0.6, heartbeat=0.1
+        )
+        await member.start()
+        placement = RedisPlacement(
+            client, member, Fence(db), namespace=namespace, node_id=name, lease=0.6, tick=0.1
+        )
+        await placement.start()
+        nodes.append((member, placement))
+    (ma, a), (mb, b) = nodes
+    try:
+        await _until(lambda: len(a.held()) + len(b.held()) == SHARDS and b.held(), 15)
+
+        b.stop_taking()
+        await mb.announce(draining=True)
+        await _until(lambda: ma.info("b").get("draining") is True, 15)
+        assert device_hosts(ma) == ("a",)
+        await b.hand_off_all()
+
+        await _until(lambda: len(a.held()) == SHARDS, 15)
+        assert ma.members() == ("a", "b")  # b still a member: it answers what reaches it
+        assert b.held() == []
+        # b still reads the owners, to forward its own asks to them.
+        await _until(lambda: all(b.owner_of(s) == "a" for s in range(SHARDS)), 15)
+    finally:
+        for member, placement in reversed(nodes):
+            await placement.stop()
+            await member.stop()
+
+
+async def test_a_shard_being_handed_off_keeps_its_lease_until_its_actors_are_idle(
+    redis: tuple[Redis, str], db: Database
+) -> None:
+    client, namespace = redis
+    member = RedisMembership(client, namespace=namespace, node_id="a", lease=0.6, heartbeat=0.1)
+    await member.start()
+    busy = asyncio.Event()
+    idle = asyncio.Event()
+
+    async def release(shard: int) -> None:  # shard 0's actor finishes an open first
+        if shard == 0:
+            busy.set()
+            await idle.wait()
+
+    placement = RedisPlacement(
+        client, member, Fence(db), namespace=namespace, node_id="a", lease=0.6, tick=0.1,
+        release=release,
+    )  # fmt: skip
+    await placement.start()
+    key = f"{namespace}:shard:0"
+    try:
+        await _until(lambda: len(placement.held()) == SHARDS, 15)
+        handing_off = asyncio.create_task(placement.hand_off_all())
+        await busy.wait()
+        first = await client.pttl(key)
+
+        # Renewed while the actor works, past the 0.6 s lease (8 renewals, 0.1 s apart): the
+        # open's commit keeps its epoch, since no other node can take the shard meanwhile.
+        renewals, last = 0, first
+        while renewals < 8:
+            ttl = await client.pttl(key)
+            assert ttl > 0, f"the lease of a shard being handed off ran out after {renewals}"
+            renewals += ttl > last
+            last = ttl
+            await asyncio.sleep(0.02)
+        assert placement.held_epoch(0) >= 1
+        assert not placement.holds(0)  # no new work for it meanwhile
+
+        idle.set()
+        await handing_off
+        assert await client.exists(key) == 0 and placement.held() == []
+    finally:
+        idle.set()
+        await placement.stop()
+        await member.stop()
+
+
 async def test_a_shard_being_handed_off_keeps_its_epoch_for_the_actors_last_save(
     redis: tuple[Redis, str], db: Database
 ) -> None:
