@@ -78,7 +78,10 @@ class Connection:
     description=(
         "Token in the `Authorization` header or as the subprotocol pair `bearer, <token>`. "
         'The server pushes `{"id", "type", ...}` JSON for every event of this resident; '
-        "`?after=ID` first replays what was missed. Text `ping` is answered `pong`."
+        "`?after=ID` first replays what was missed. Text `ping` is answered `pong`. "
+        "Closes with code 4401 when the token expires (`token expired`) or once a revocation "
+        "covers it (`token revoked`: the token, the session, the resident moved out); "
+        "1012 when the node restarts."
     ),
     tags=["resident"],
     websocket=True,
