@@ -46,6 +46,7 @@ from propdev.grpc import ADAPTER as GRPC_ADAPTER
 from propdev.grpc import ClusterCommands, CommandStreams, build_grpc_gateway
 from propdev.housing import InProcessUtilities, UtilitiesService
 from propdev.http.ratelimit import Limiter, RedisLimiter
+from propdev.http.ws_bindings import BoundSockets
 from propdev.integrity import Checkpointer, signer_for
 from propdev.management import (
     LivePartners,
@@ -172,6 +173,8 @@ class Node:
         self.db = Database(settings.database_url)
         self.directory = Directory(self.db)
         self.events = EventStore(self.db)
+        # Residents' WebSockets by their tokens: closed (4401) at expiry or on a revocation.
+        self.ws_bindings = BoundSockets(clock=lambda: self.now())
         self.audit = AuditLog(self.db)
         self.commands = Commands(self.db)
         # Signed checkpoints over the audit chains; the key file is read at each checkpoint.
@@ -558,6 +561,7 @@ class Node:
         # Revoked access tokens (RFC 7009), subjects and certificates: refused by every node.
         revocations = self.cluster.revocations if self.cluster else Revocations(self.bus)
         honour_revocations(self.verifier, revocations)
+        self.ws_bindings.listen_to(revocations)
         self.oauth.on_access_revoked = revocations.revoke_access_token
         self.oauth.on_grant_revoked = self._grant_revoked(revocations.revoke_grant)
         self.accounts.on_grant_revoked = self._grant_revoked(revocations.revoke_grant)
@@ -589,6 +593,7 @@ class Node:
         self.started = False
         self.stopping = True
         await self.retention.stop()
+        self.ws_bindings.stop()
         if self._key_watch is not None:
             self._key_watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):

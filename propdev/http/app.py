@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from propdev.config import Settings
     from propdev.devices import PartnerEventIngest
     from propdev.housing import UtilitiesService
+    from propdev.http.ws_bindings import BoundSockets
     from propdev.management import PartnerRegistry
     from propdev.observability import Telemetry
     from propdev.partners import PartnerGateway
@@ -105,6 +106,9 @@ class NodeServices(Devices, Readiness, Drain, Opener, Protocol):
 
     @property
     def events(self) -> EventStore: ...
+
+    @property
+    def ws_bindings(self) -> BoundSockets: ...
 
     @property
     def commands(self) -> Commands: ...
@@ -221,6 +225,7 @@ def _set_services(app: web.Application, node: NodeServices) -> None:
     app[keys.DATABASE] = node.db
     app[keys.DIRECTORY] = node.directory
     app[keys.EVENTS] = node.events
+    app[keys.WS_BINDINGS] = node.ws_bindings
     app[keys.COMMANDS] = node.commands
     app[keys.AUDIT] = node.audit
     app[keys.PASSES] = node.access.passes

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from propdev.housing import UtilitiesService
     from propdev.http.client_address import Network
     from propdev.http.services import Devices, Drain, Nodes, Opener, Readiness
+    from propdev.http.ws_bindings import BoundSockets
     from propdev.management import Management, PartnerRegistry
     from propdev.observability import Metrics, SloTracker
     from propdev.partners import PartnerGateway
@@ -47,6 +48,8 @@ DIRECTORY: web.AppKey[Directory] = web.AppKey("directory")
 """Sites, access points and who may open them."""
 EVENTS: web.AppKey[EventStore] = web.AppKey("events")
 """The residents' events."""
+WS_BINDINGS: web.AppKey[BoundSockets] = web.AppKey("ws_bindings")
+"""The residents' open WebSockets by their tokens' identity: closed when the token ends."""
 COMMANDS: web.AppKey[Commands] = web.AppKey("commands")
 """Open commands and their steps."""
 AUDIT: web.AppKey[AuditLog] = web.AppKey("audit")

@@ -17,7 +17,7 @@ import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from propdev.actors.messages import Attach, Detach
-from propdev.http.keys import ACTOR_SYSTEM, BUS, EVENTS
+from propdev.http.keys import ACTOR_SYSTEM, BUS, EVENTS, WS_BINDINGS
 from propdev.http.limits import WS_CAPS
 from propdev.http.middlewares import principal
 from propdev.http.openapi import Param, doc
@@ -78,7 +78,10 @@ class Connection:
     description=(
         "Token in the `Authorization` header or as the subprotocol pair `bearer, <token>`. "
         'The server pushes `{"id", "type", ...}` JSON for every event of this resident; '
-        "`?after=ID` first replays what was missed. Text `ping` is answered `pong`."
+        "`?after=ID` first replays what was missed. Text `ping` is answered `pong`. "
+        "Closes with code 4401 when the token expires (`token expired`) or once a revocation "
+        "covers it (`token revoked`: the token, the session, the resident moved out); "
+        "1012 when the node restarts."
     ),
     tags=["resident"],
     websocket=True,
@@ -107,6 +110,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         if caps is not None:
             caps.release(caller.sub)
         raise
+    # closed (4401) when the token expires or a revocation covering it is heard
+    bound = request.app[WS_BINDINGS].bind(caller.claims, live.close_with)
     channel = f"user:{caller.sub}"
     log.info("ws_connected", actor=session)
     try:
@@ -117,6 +122,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 return
             cursor = after
             while True:
+                if live.drain.is_set():
+                    return  # closing (the token ended, the node drains): no more replay
                 batch = await store.page(caller.sub, after=cursor, limit=REPLAY_PAGE)
                 for event in batch:
                     yield event
@@ -125,9 +132,10 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 cursor = int(batch[-1]["id"])
 
         await conn.replay(pages())
-        await _talk(ws, live.drain)
+        await _talk(ws, live)
     finally:
         request.app[LIVE_SOCKETS].pop(ws, None)
+        request.app[WS_BINDINGS].unbind(bound)
         live.closed.set()
         if caps is not None:
             caps.release(caller.sub)
@@ -137,13 +145,14 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-async def _talk(ws: web.WebSocketResponse, drain: asyncio.Event) -> None:
-    """Answer the client's pings until it leaves, or until the node drains: then close with
-    1012 "service restart" from here, the socket's reading task, so that ``close`` waits for
-    the client's closing frame before the transport goes (closed from another task while this
-    one reads, aiohttp drops the transport at once, and a client still holding the 1012 frame
-    unread may lose it to the reset, seeing 1006)."""
-    draining = asyncio.ensure_future(drain.wait())
+async def _talk(ws: web.WebSocketResponse, live: Live) -> None:
+    """Answer the client's pings until it leaves, or until the node drains or the token ends:
+    then close with 1012 "service restart" (4401 when the token ended: ``live.close_with``)
+    from here, the socket's reading task, so that ``close`` waits for the client's closing
+    frame before the transport goes (closed from another task while this one reads, aiohttp
+    drops the transport at once, and a client still holding the 1012 frame unread may lose it
+    to the reset, seeing 1006)."""
+    draining = asyncio.ensure_future(live.drain.wait())
     try:
         while True:
             receiving = asyncio.ensure_future(ws.receive())
@@ -152,7 +161,7 @@ async def _talk(ws: web.WebSocketResponse, drain: asyncio.Event) -> None:
                 receiving.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await receiving
-                await ws.close(code=WSCloseCode.SERVICE_RESTART, message=b"service restart")
+                await ws.close(code=live.code, message=live.reason.encode())
                 return
             msg = receiving.result()
             if msg.type == WSMsgType.TEXT and msg.data == "ping":
@@ -167,10 +176,19 @@ async def _talk(ws: web.WebSocketResponse, drain: asyncio.Event) -> None:
 
 @dataclass(slots=True)
 class Live:
-    """An open socket's handler: ``drain`` asks it to close, ``closed`` says it has."""
+    """An open socket's handler: ``drain`` asks it to close (with ``code`` and ``reason``),
+    ``closed`` says it has."""
 
     drain: asyncio.Event = field(default_factory=asyncio.Event)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    code: int = WSCloseCode.SERVICE_RESTART
+    reason: str = "service restart"
+
+    def close_with(self, code: int, reason: str) -> None:
+        """Ask the handler to close with ``code`` (the first ask wins)."""
+        if not self.drain.is_set():
+            self.code, self.reason = code, reason
+            self.drain.set()
 
 
 LIVE_SOCKETS: web.AppKey[dict[web.WebSocketResponse, Live]] = web.AppKey("live_websockets")

@@ -34,6 +34,9 @@ from propdev.registry.placement import (
 from propdev.registry.redis_bus import RedisBus
 from propdev.registry.revocations import (
     CERTIFICATE,
+    GRANT,
+    SUBJECT,
+    TOKEN,
     Revocations,
     announce,
     honour_revocations,
@@ -41,7 +44,10 @@ from propdev.registry.revocations import (
 
 __all__ = (
     "CERTIFICATE",
+    "GRANT",
     "SHARDS",
+    "SUBJECT",
+    "TOKEN",
     "Bus",
     "BusUnavailableError",
     "Cluster",
