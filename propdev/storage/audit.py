@@ -28,19 +28,26 @@ chain's last entry. Entries written before chains (formats 1 and 2, and format 3
 version 17) are all chain 0: the old global chain is chain 0's prefix. ``verify`` checks each
 chain on its own; signed checkpoints over the chains' heads (``propdev.integrity``) make a
 truncated chain visible.
+
+Each committed entry is also logged, once its transaction has committed (never one rolled
+back), as the event ``audit_entry`` (``publish``): the audit stream of the log pipeline, a
+copy for search and alerting, not the record. It carries every field but the personal ones
+(and their digest), which must stay erasable, and goes out whatever the log level.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 import msgpack
+import structlog
 
-from propdev.storage.db import Database, Row, UnitConnection, run
+from propdev.storage.db import Database, Row, UnitConnection, after_commit, run
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -50,6 +57,26 @@ GENESIS = "0" * 64
 # (the two-int form; 74202 alone, the one-bigint form, was the old global lock).
 _LOCK_KEY = 74202
 CHAINS = 64  # = propdev.registry.SHARDS: one chain per shard (a test holds them equal)
+# The audit stream: info whatever PROPDEV_LOG_LEVEL filters (it is not a diagnostic).
+_stream = structlog.wrap_logger(
+    None, wrapper_class=structlog.make_filtering_bound_logger(logging.INFO)
+)
+STREAM_EVENT = "audit_entry"
+STREAM_FIELDS = (
+    "id",
+    "chain",
+    "at",
+    "actor",
+    "action",
+    "access_point_id",
+    "decision",
+    "reason",
+    "command_id",
+    "subject",
+    "prev_hash",
+    "hash",
+)
+"""What an ``audit_entry`` log event carries of a stored entry: never ``personal``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +236,19 @@ def _stored(record: AuditRecord, entry_id: int, params: dict[str, Any]) -> dict[
     }
 
 
+def publish(entry: Mapping[str, Any]) -> None:
+    """Log a committed entry on the audit stream (``STREAM_FIELDS`` of it)."""
+    _stream.info(STREAM_EVENT, **{name: entry.get(name) for name in STREAM_FIELDS})
+
+
+def _published(entry: dict[str, Any]) -> dict[str, Any]:
+    """``entry``, published when its transaction commits (as it is now: the caller may
+    change the dict it gets)."""
+    fields_now = {name: entry[name] for name in STREAM_FIELDS}
+    after_commit(lambda: publish(fields_now))
+    return entry
+
+
 def _on_its_chain(record: AuditRecord) -> AuditRecord:
     chain = chain_of(record)
     return record if record.chain == chain else replace(record, chain=chain)
@@ -216,7 +256,8 @@ def _on_its_chain(record: AuditRecord) -> AuditRecord:
 
 async def append(conn: AsyncConnection, dialect: str, record: AuditRecord) -> dict[str, Any]:
     """Append ``record`` to its chain (``chain_of``, whatever ``record.chain`` says) inside
-    the caller's transaction; return the stored entry."""
+    the caller's transaction (``Database.transaction``); return the stored entry. It is
+    published once that transaction commits."""
     record = _on_its_chain(record)
     if dialect == "postgresql":
         await run(conn, _LOCK, k=_LOCK_KEY, chain=record.chain)
@@ -224,7 +265,7 @@ async def append(conn: AsyncConnection, dialect: str, record: AuditRecord) -> di
     prev = last[0]["hash"] if last else GENESIS
     params = _insert_params(record, prev)
     rows = await run(conn, _INSERT, **params)
-    return _stored(record, rows[0]["id"], params)
+    return _published(_stored(record, rows[0]["id"], params))
 
 
 def sync_append(conn: UnitConnection, record: AuditRecord) -> dict[str, Any]:
@@ -242,7 +283,7 @@ def sync_append(conn: UnitConnection, record: AuditRecord) -> dict[str, Any]:
     prev = last[0]["hash"] if last else GENESIS
     params = _insert_params(record, prev)
     rows = conn.run(_INSERT, **params)
-    return _stored(record, rows[0]["id"], params)
+    return _published(_stored(record, rows[0]["id"], params))
 
 
 def entry_body(row: Row) -> bytes | None:

@@ -9,19 +9,22 @@ library is synchronous).
 
 ``Database.unit(fn)`` runs a synchronous ``fn(conn)`` inside one transaction in one hop (on
 SQLite, group-committed with the units queued alongside it); ``transaction()`` is the
-interactive form for code that awaits between statements.
+interactive form for code that awaits between statements. Inside either, ``after_commit(fn)``
+defers ``fn()`` until that transaction has committed (and drops it if it rolls back).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
@@ -41,6 +44,50 @@ Row = Mapping[str, Any]
 T = TypeVar("T")
 _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError)
 _memory_names = itertools.count()
+_log = structlog.get_logger(__name__)
+# The callbacks waiting for the commit of the unit or transaction the caller runs in.
+_AFTER_COMMIT: contextvars.ContextVar[list[Callable[[], None]] | None] = contextvars.ContextVar(
+    "propdev_after_commit", default=None
+)
+
+
+def after_commit(callback: Callable[[], None]) -> None:
+    """Call ``callback()`` once the current ``Database.unit`` or ``transaction()`` has
+    committed, on the event loop, after the unit or the ``async with`` block returns; never if
+    it rolls back (a unit that raises, a group commit or a commit that fails).
+
+    Outside both (a connection of one's own, whose commit nobody here sees) the callback is
+    dropped. A caller cancelled between the commit and its return loses its callbacks too:
+    they are for copies of what was committed (the audit log stream), not for the record.
+    """
+    pending = _AFTER_COMMIT.get()
+    if pending is not None:
+        pending.append(callback)
+
+
+def _collecting(
+    fn: Callable[[UnitConnection], T], pending: list[Callable[[], None]]
+) -> Callable[[Any], T]:
+    """``fn`` collecting its ``after_commit`` callbacks into ``pending`` (in whatever thread
+    runs it; a retried unit starts again from none)."""
+
+    def unit(conn: Any) -> T:
+        pending.clear()
+        token = _AFTER_COMMIT.set(pending)
+        try:
+            return fn(conn)
+        finally:
+            _AFTER_COMMIT.reset(token)
+
+    return unit
+
+
+def _committed(pending: list[Callable[[], None]]) -> None:
+    for callback in pending:
+        try:
+            callback()
+        except Exception:  # committed all the same: its caller is not to fail for a copy
+            _log.exception("after_commit_failed")
 
 
 class UnitConnection(Protocol):
@@ -160,25 +207,32 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A connection inside one transaction, committed on success."""
+        """A connection inside one transaction, committed on success (then its
+        ``after_commit`` callbacks run)."""
         lock = self.write_lock
+        pending: list[Callable[[], None]] = []
         try:
             if lock is not None:
                 await lock.acquire()
             try:
-                if self._sqlite is not None:
-                    # Not an AsyncConnection: a ``SqliteSession`` on the writer thread, which
-                    # serves ``run(conn, ...)`` and ``conn.execute(sa.text(...), params)``.
-                    async with self._sqlite.session() as session:
-                        yield cast("AsyncConnection", session)
-                else:
-                    async with self.engine.begin() as conn:
-                        yield conn
+                token = _AFTER_COMMIT.set(pending)
+                try:
+                    if self._sqlite is not None:
+                        # Not an AsyncConnection: a ``SqliteSession`` on the writer thread,
+                        # which serves ``run(conn, ...)`` and ``conn.execute(sa.text(...))``.
+                        async with self._sqlite.session() as session:
+                            yield cast("AsyncConnection", session)
+                    else:
+                        async with self.engine.begin() as conn:
+                            yield conn
+                finally:
+                    _AFTER_COMMIT.reset(token)
             finally:
                 if lock is not None:
                     lock.release()
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(str(exc).splitlines()[0]) from exc
+        _committed(pending)
 
     async def unit(self, fn: Callable[[UnitConnection], T]) -> T:
         """Run ``fn(conn)`` in one transaction and return its result once it is committed.
@@ -187,14 +241,20 @@ class Database:
         statements). On SQLite, units queued at the same time share one commit (group
         commit): each runs in its own savepoint, so one that raises is rolled back alone, and
         no caller is released before the commit that holds its work. On PostgreSQL each unit
-        is its own transaction on the sync engine.
+        is its own transaction on the sync engine. ``after_commit`` callbacks run once it
+        has committed, before this returns.
         """
+        pending: list[Callable[[], None]] = []
+        collecting = _collecting(fn, pending)
         try:
             if self._sqlite is not None:
-                return await self._sqlite.unit(fn)
-            return await asyncio.to_thread(self._sync_unit, fn)
+                result: T = await self._sqlite.unit(collecting)
+            else:
+                result = await asyncio.to_thread(self._sync_unit, collecting)
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(str(exc).splitlines()[0]) from exc
+        _committed(pending)
+        return result
 
     def _sync_unit(self, fn: Callable[[UnitConnection], T]) -> T:
         with self.sync_engine.begin() as conn:

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from tests.deploy.support import CHART, check_command, unknown_settings
+from tests.deploy.support import CHART, DEPLOY, check_command, settings, unknown_settings
 
 VALUES: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
 TEMPLATES = sorted((CHART / "templates").glob("*.yaml"))
@@ -65,7 +65,14 @@ def test_templates_name_only_values_that_are_defined() -> None:
 
 def test_the_kinds_the_issue_asks_for_are_there() -> None:
     kinds = objects()
-    for kind in ("Deployment", "PodDisruptionBudget", "Secret", "ServiceMonitor", "NetworkPolicy"):
+    for kind in (
+        "Deployment",
+        "PodDisruptionBudget",
+        "Secret",
+        "ServiceMonitor",
+        "NetworkPolicy",
+        "PrometheusRule",
+    ):
         assert kind in kinds, kind
     (policy,) = kinds["NetworkPolicy"]
     assert policy["spec"]["policyTypes"] == ["Ingress"]
@@ -98,3 +105,58 @@ def test_settings_named_by_the_chart_exist() -> None:
     )
     assert "PROPDEV_MASTER_KEY" in text and "PROPDEV_PUBLIC_URL" in text
     assert not unknown_settings(text + (CHART / "values.yaml").read_text(encoding="utf-8"))
+
+
+HELPERS = (CHART / "templates" / "_helpers.tpl").read_text(encoding="utf-8")
+
+
+def test_redis_is_one_url_or_the_sentinels_never_both() -> None:
+    assert VALUES["redisSentinel"] == {"sentinels": [], "service": "propdev"}  # a URL by default
+    assert {"PROPDEV_REDIS_SENTINELS", "PROPDEV_REDIS_SERVICE", "PROPDEV_REDIS_URL"} <= settings()
+    branches = re.search(
+        r"\{\{- if \.Values\.redisSentinel\.sentinels \}\}(.*?)"
+        r"\{\{- else \}\}(.*?)\{\{- end \}\}",
+        HELPERS,
+        re.DOTALL,
+    )
+    assert branches is not None, "the Redis settings are not an if/else on redisSentinel"
+    sentinel, url = branches.groups()
+    assert "name: PROPDEV_REDIS_SENTINELS" in sentinel and "name: PROPDEV_REDIS_SERVICE" in sentinel
+    assert 'join "," .Values.redisSentinel.sentinels' in sentinel
+    assert "PROPDEV_REDIS_URL" not in sentinel
+    assert "name: PROPDEV_REDIS_URL" in url and "key: redis-url" in url
+    assert "SENTINEL" not in url
+    rest = HELPERS.replace(branches.group(0), "")
+    assert "PROPDEV_REDIS" not in rest  # nowhere else, so never both
+    secret = (CHART / "templates" / "secret.yaml").read_text(encoding="utf-8")
+    assert re.search(r"\{\{- if not \.Values\.redisSentinel\.sentinels \}\}\s*redis-url:", secret)
+
+
+def test_the_prometheus_rule_ships_the_deploy_rules_when_enabled() -> None:
+    assert VALUES["prometheusRule"] == {"enabled": False, "labels": {}}
+    ours = sorted((DEPLOY / "prometheus").glob("*.rules.yml"))
+    copies = sorted((CHART / "rules").glob("*.rules.yml"))
+    assert [p.name for p in copies] == [p.name for p in ours]
+    for copy, source in zip(copies, ours, strict=True):
+        assert copy.read_bytes() == source.read_bytes(), (
+            f"{copy} differs: cp deploy/prometheus/*.rules.yml deploy/helm/propdev/rules/"
+        )
+    text = (CHART / "templates" / "prometheusrule.yaml").read_text(encoding="utf-8")
+    assert text.startswith("{{- if .Values.prometheusRule.enabled }}")
+    assert '.Files.Glob "rules/*.rules.yml"' in text  # the copies, each file's groups
+    assert "$labels" not in text.replace("($labels, $value)", "")  # no template of theirs here
+    (rule,) = objects()["PrometheusRule"]
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert list(rule["spec"]) == ["groups"]
+    groups = [g for path in copies for g in yaml.safe_load(path.read_text("utf-8"))["groups"]]
+    alerts = {r["alert"] for g in groups for r in g["rules"] if "alert" in r}
+    assert {"PropdevNodeDown", "PropdevBackupLate", "PropdevSLOFastBurn"} <= alerts
+    assert any("record" in r for g in groups for r in g["rules"])  # the SLO recording rules
+
+
+def test_the_service_monitor_labels_the_job_as_the_alerts_select_it() -> None:
+    (monitor,) = objects()["ServiceMonitor"]
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert {"targetLabel": "job", "replacement": "propdev"} in endpoint["relabelings"]
+    alerts = (CHART / "rules" / "propdev-alerts.rules.yml").read_text(encoding="utf-8")
+    assert 'up{job="propdev"}' in alerts

@@ -10,6 +10,7 @@ over HTTPS is asserted in ``test_second_vendor.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -44,12 +45,19 @@ def bearer(token: str) -> dict[str, str]:
 @pytest.fixture
 def json_logs() -> Iterator[tuple[io.StringIO, Logs]]:
     """The production JSON log pipeline, writing into a buffer; restored afterwards."""
+    with production_logs("debug") as logs:
+        yield logs
+
+
+@contextlib.contextmanager
+def production_logs(log_level: str) -> Iterator[tuple[io.StringIO, Logs]]:
+    """``configure_logging(log_level)`` into a buffer, and its records; restored afterwards."""
     saved = structlog.get_config()
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     access = logging.getLogger("aiohttp.access").disabled
     buffer = io.StringIO()
-    configure_logging("debug", node_id="test-node", stream=buffer, cache_loggers=False)
+    configure_logging(log_level, node_id="test-node", stream=buffer, cache_loggers=False)
 
     def records() -> list[dict[str, Any]]:
         return [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
@@ -242,6 +250,46 @@ async def test_logs_are_json_lines_of_one_schema_without_personal_data_or_secret
     for secret in secrets_seen:
         assert secret and secret not in output, "a secret or personal datum was logged"
     assert "Bearer " not in output and "eyJ" not in output
+
+
+async def test_audit_entries_reach_the_log_as_their_own_stream_without_personal_fields(
+    tmp_path: Path,
+) -> None:
+    # At the warning level: the audit stream is not a diagnostic the log level filters.
+    with production_logs("warning") as (buffer, records):
+        async with running_node(node_settings(tmp_path)) as node:
+            anna = node.resident("anna")
+            door = anna["access_point_ids"][0]
+            status, opened = await open_door(node, await node.token_for("anna"), door)
+            assert status == 200, opened
+            operator = await node.token_for(node.credentials["operator"]["username"])
+            async with node.http.get(
+                f"{node.url}/admin/api/v1/audit",
+                params={"access_point_id": door, "action": "open"},
+                headers=bearer(operator),
+            ) as resp:
+                assert resp.status == 200
+                stored = await resp.json()
+
+    output = buffer.getvalue()
+    stream = [r for r in records() if r["event"] == "audit_entry"]
+    [entry] = stored["entries"]
+    [open_event] = [r for r in stream if r["action"] == "open"]
+    assert open_event["command_id"] == opened["command_id"] == entry["command_id"]
+    assert open_event["access_point_id"] == door
+    assert open_event["decision"] == "granted"
+    assert open_event["actor"] == entry["actor"] == f"user:{anna['id']}"
+    assert (open_event["id"], open_event["hash"]) == (entry["id"], entry["hash"])
+    assert open_event["level"] == "info" and open_event["node"] == "test-node"
+    logins = [r for r in stream if r["action"] == "auth.login"]
+    assert len(logins) == 2  # anna's and the operator's, whose username and address stay out
+    for record in stream:
+        assert tuple(record)[: len(SCHEMA)] == SCHEMA
+        assert "personal" not in record and "personal_digest" not in record
+    assert anna["username"] not in output
+    values = {str(v) for record in stream for v in record.values()}
+    assert not values & {node.credentials["operator"]["username"], "127.0.0.1", "::1"}
+    assert not [r for r in records() if r["event"] == "http_request"]  # the level held
 
 
 async def test_metrics_parse_move_with_requests_and_pass_promtool(node: RunningNode) -> None:

@@ -28,8 +28,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   value: {{ .Values.publicUrl | quote }}
 - name: PROPDEV_DATABASE_URL
   valueFrom: {secretKeyRef: {name: {{ include "propdev.secretName" . }}, key: database-url}}
+{{- if .Values.redisSentinel.sentinels }}
+- name: PROPDEV_REDIS_SENTINELS
+  value: {{ join "," .Values.redisSentinel.sentinels | quote }}
+- name: PROPDEV_REDIS_SERVICE
+  value: {{ .Values.redisSentinel.service | quote }}
+{{- else }}
 - name: PROPDEV_REDIS_URL
   valueFrom: {secretKeyRef: {name: {{ include "propdev.secretName" . }}, key: redis-url}}
+{{- end }}
 - name: PROPDEV_MASTER_KEY
   valueFrom: {secretKeyRef: {name: {{ include "propdev.secretName" . }}, key: master-key}}
 {{- with .Values.partnerUrl }}
