@@ -137,7 +137,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from propdev.observability import configure_logging
 
-    configure_logging(settings.log_level, node_id=settings.node_id)
+    # A server's logs are its output (stdout, where a container's collector reads them); a
+    # one-shot command's stdout is its answer (JSON a script parses), so its logs, the audit
+    # entries it writes among them, go to stderr (collected all the same).
+    servers = ("serve", "partner-sim", "utilities-sim")
+    configure_logging(
+        settings.log_level,
+        node_id=settings.node_id,
+        stream=sys.stdout if args.command in servers else sys.stderr,
+    )
     if args.command == "backup":  # before the data dir is made: a restore wants it empty
         from propdev.backup.command import backup_command
 

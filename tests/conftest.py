@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 POSTGRES_URL = os.environ.get("PROPDEV_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/")
 
@@ -55,3 +57,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+@pytest.fixture
+def logs_captured() -> Iterator[list[dict[str, Any]]]:
+    """The structlog events logged during the test, kept out of stdout: a command called
+    in-process prints its answer there, and its log lines (its audit entries among them) would
+    go there too with the test process's default logging (``run.py`` logs them to stderr)."""
+    with capture_logs() as logs:
+        yield logs

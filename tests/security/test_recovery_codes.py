@@ -47,7 +47,7 @@ async def test_a_recovery_code_opens_the_admin_api_once_with_mfa_in_amr(
 
 
 async def test_new_codes_from_the_cli_replace_the_earlier_set(
-    node: RunningNode, capsys: pytest.CaptureFixture[str]
+    node: RunningNode, capsys: pytest.CaptureFixture[str], logs_captured: list[dict[str, Any]]
 ) -> None:
     old = node.credentials["operator"]["recovery_codes"]
     assert await recovery_codes_command(node.settings, "operator") == 0

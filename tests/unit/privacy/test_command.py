@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ async def _runs(settings: Settings) -> int:
 
 
 async def test_a_run_as_of_now_prints_its_report_and_a_bad_as_of_is_refused(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], logs_captured: list[dict[str, Any]]
 ) -> None:
     settings = Settings.from_env(
         {"PROPDEV_DATA_DIR": str(tmp_path), "PROPDEV_RETENTION_EVENTS_DAYS": "10"}

@@ -158,7 +158,7 @@ async def test_wrong_recovery_codes_count_as_failed_logins(
 
 
 async def test_the_cli_prints_ten_codes_once_and_replaces_the_earlier_set(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], logs_captured: list[dict[str, Any]]
 ) -> None:
     settings = Settings(data_dir=tmp_path / "node").resolved()
     settings.data_dir.mkdir(parents=True)
