@@ -164,7 +164,6 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         await _talk(ws, live)
     finally:
         request.app[LIVE_SOCKETS].pop(ws, None)
-        live.closed.set()
         if caps is not None:
             caps.release(caller.sub)
         system.tell(session, Detach(conn))
@@ -205,16 +204,16 @@ async def _talk(ws: web.WebSocketResponse, live: Live) -> None:
 
 
 class Live:
-    """An open socket's handler: ``drain`` asks it to close, ``closed`` says it has."""
+    """An open socket's handler: ``drain`` asks it to close; ``task`` (the handler's own)
+    ends when it has."""
 
-    __slots__ = ("_cancelled", "closed", "draining", "reading", "task")
+    __slots__ = ("_cancelled", "draining", "reading", "task")
 
     def __init__(self, task: asyncio.Task[Any] | None) -> None:
-        self.task = task  # the handler's task, the socket's only one
+        self.task = task  # the handler's task, the socket's only one of ours
         self.reading = False  # the task waits in ws.receive()
         self.draining = False
         self._cancelled = False
-        self.closed = asyncio.Event()
 
     def drain(self) -> None:
         self.draining = True
@@ -235,14 +234,13 @@ async def close_sockets(app: web.Application) -> None:
     wait (bounded) until their handlers have closed them."""
     live = app[LIVE_SOCKETS]
     count = len(live)
-    waits = []
+    handlers = []
     for handler in live.values():
         handler.drain()
-        waits.append(asyncio.ensure_future(handler.closed.wait()))
-    if waits:
-        _, late = await asyncio.wait(waits, timeout=DRAIN_WAIT)
-        for wait in late:
-            wait.cancel()
+        if handler.task is not None:
+            handlers.append(handler.task)
+    if handlers:
+        await asyncio.wait(handlers, timeout=DRAIN_WAIT)
     for ws in list(live):  # a handler that did not finish in time: close from here
         with contextlib.suppress(Exception):
             await ws.close(code=WSCloseCode.SERVICE_RESTART, message=b"service restart")
