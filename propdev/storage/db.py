@@ -7,8 +7,8 @@ request path, a thread hop per statement instead of an async driver's several. E
 sync engine over the same URL serves code that must run in a worker thread (the OAuth server
 library is synchronous).
 
-``Database.unit(fn)`` runs a synchronous ``fn(conn)`` inside one transaction in one hop (on
-SQLite, group-committed with the units queued alongside it); ``transaction()`` is the
+``Database.unit(fn)`` runs a synchronous ``fn(conn)`` inside one transaction in one hop,
+group-committed with the units queued alongside it; ``transaction()`` is the
 interactive form for code that awaits between statements.
 """
 
@@ -26,6 +26,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from propdev.storage.errors import StoreUnavailableError
+from propdev.storage.pg_units import PgUnits
 from propdev.storage.sqlite_executor import (
     SqliteConnection,
     SqliteExecutor,
@@ -104,6 +105,8 @@ class Database:
         self._sqlite: SqliteExecutor | None = None
         if self.dialect == "sqlite":
             self._sqlite = _sqlite_executor(url)
+        # PostgreSQL's units: group-committed by one writer thread on the sync engine.
+        self._pg_units = PgUnits(lambda: self.sync_engine, _SaUnitConnection)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -135,6 +138,7 @@ class Database:
     async def close(self) -> None:
         if self._sqlite is not None:
             await asyncio.to_thread(self._sqlite.close)
+        await asyncio.to_thread(self._pg_units.close)
         if self._engine is not None:
             await self._engine.dispose()
         if self._sync_engine is not None:
@@ -181,19 +185,15 @@ class Database:
         ``fn`` is synchronous and runs in a worker thread in one hop (no awaits between its
         statements). On SQLite, units queued at the same time share one commit (group
         commit): each runs in its own savepoint, so one that raises is rolled back alone, and
-        no caller is released before the commit that holds its work. On PostgreSQL each unit
-        is its own transaction on the sync engine.
+        no caller is released before the commit that holds its work. On PostgreSQL the same,
+        on the sync engine's connection in one writer thread (``propdev.storage.pg_units``).
         """
         try:
             if self._sqlite is not None:
                 return await self._sqlite.unit(fn)
-            return await asyncio.to_thread(self._sync_unit, fn)
+            return await self._pg_units.unit(fn)
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(str(exc).splitlines()[0]) from exc
-
-    def _sync_unit(self, fn: Callable[[UnitConnection], T]) -> T:
-        with self.sync_engine.begin() as conn:
-            return fn(_SaUnitConnection(conn))
 
     async def _read(self, sql: str, params: Mapping[str, Any]) -> list[Row]:
         assert self._sqlite is not None
