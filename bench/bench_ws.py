@@ -11,8 +11,9 @@ on both sides; the file-descriptor limit is raised to its hard limit in every pr
   `Authorization` header; the sockets spread over residents, at most 1,000 each, the highest
   `PROPDEV_WS_PER_USER` allows) vs a bare aiohttp WebSocket hub, each in its own process;
   goal <= 1.5x; G8t is the same figure against issue #16's absolute goal, <= 20 KiB per
-  socket (10,000 in < 200 MB). The bare hub runs on the stdlib's asyncio TLS (a 256 KiB read
-  buffer per connection), the node on ``propdev.http.tls_transport``. ``--memory-rounds``
+  socket (10,000 in < 200 MB). Both run on the node's TLS transport
+  (``propdev.http.tls_transport``; the stdlib's asyncio TLS pins a 256 KiB read buffer per
+  connection, ~290 KiB per socket in either server). ``--memory-rounds``
   (>= 3) server pairs, bare then node, interleaved (``bench.common.interleave``; the first
   node server is started first, as it makes the TLS certificate both use); the median ratio
   and its spread reported.
@@ -177,7 +178,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f"WebSocket idle memory per connection, /api/v1/ws ({args.sockets:,} sockets)",
         [r["kib_per_socket"] for r in node_runs],
         [r["kib_per_socket"] for r in bare_runs],
-        "bare aiohttp WS hub, same TLS",
+        "bare aiohttp WS hub, same TLS transport",
         "KiB",
         Goal(1.5, higher=False),
     )
@@ -187,7 +188,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "  the same, absolute (10,000 idle TLS sockets < 200 MB)",
         [r["kib_per_socket"] for r in node_runs],
         [r["kib_per_socket"] for r in bare_runs],
-        "bare aiohttp WS hub, same TLS",
+        "bare aiohttp WS hub, same TLS transport",
         "KiB",
         Goal(TLS_SOCKET_GOAL_KIB, higher=False, of="value", unit="KiB"),
     )
