@@ -90,7 +90,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 class Database:
     """An async engine plus a lazily made sync engine over the same database."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, pg_writers: int = 4) -> None:
         self.url = url
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         async_url, self._sync_url = driver_urls(url)
@@ -105,8 +105,8 @@ class Database:
         self._sqlite: SqliteExecutor | None = None
         if self.dialect == "sqlite":
             self._sqlite = _sqlite_executor(url)
-        # PostgreSQL's units: group-committed by one writer thread on the sync engine.
-        self._pg_units = PgUnits(lambda: self.sync_engine, _SaUnitConnection)
+        # PostgreSQL's units: group-committed by ``pg_writers`` threads on the sync engine.
+        self._pg_units = PgUnits(lambda: self.sync_engine, _SaUnitConnection, writers=pg_writers)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -186,7 +186,7 @@ class Database:
         statements). On SQLite, units queued at the same time share one commit (group
         commit): each runs in its own savepoint, so one that raises is rolled back alone, and
         no caller is released before the commit that holds its work. On PostgreSQL the same,
-        on the sync engine's connection in one writer thread (``propdev.storage.pg_units``).
+        on the sync engine's connections in a few writer threads (``propdev.storage.pg_units``).
         """
         try:
             if self._sqlite is not None:

@@ -1,10 +1,15 @@
 """Group commit of ``Database.unit`` on PostgreSQL: the units queued together share a commit.
 
-One writer thread takes every unit waiting in its queue (up to ``MAX_BATCH``), runs them in
-one transaction on one pooled connection of the sync engine, each inside its own savepoint
-(a unit that raises is rolled back alone and its caller gets the error), commits once (one
+A writer thread takes every unit waiting in the queue (up to ``MAX_BATCH``), runs them in one
+transaction on one pooled connection of the sync engine, each inside its own savepoint (a
+unit that raises is rolled back alone and its caller gets the error), commits once (one
 round trip, one WAL flush) and only then releases the callers: an acknowledged unit is a
 committed one, as with one transaction per unit. A lone unit runs without a savepoint.
+
+There are ``writers`` such threads on the one queue (4 by default): a unit's statements are
+round trips run one after the other, so a single writer would cap a node at one unit's
+latency at a time against a distant server; several keep that overlap (as the default
+executor's threads did) and each still groups what queued while it was busy.
 
 Before, each unit was its own transaction in a thread of the default executor: a thread hop,
 a pool check-out and a commit per door open. The SQLite path has done the same since
@@ -52,11 +57,18 @@ def _settle(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
 class PgUnits:
     """The writer thread of one PostgreSQL database's units (started on first use)."""
 
-    def __init__(self, engine: Callable[[], Engine], wrap: Callable[[Connection], Any]) -> None:
+    def __init__(
+        self,
+        engine: Callable[[], Engine],
+        wrap: Callable[[Connection], Any],
+        *,
+        writers: int = 4,
+    ) -> None:
         self._engine = engine  # the sync engine, made lazily by the Database
         self._wrap = wrap  # a SQLAlchemy connection -> what a unit's fn is given
+        self._writers = max(1, writers)
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self.commits = 0  # transactions committed (a statistic for benchmarks and tests)
         self.units = 0  # units committed
@@ -70,22 +82,25 @@ class PgUnits:
         return await future
 
     def close(self) -> None:
-        """Stop the writer after the units queued so far (blocking: call it in a thread)."""
+        """Stop the writers after the units queued so far (blocking: call it in a thread)."""
         with self._lock:
-            thread, self._thread = self._thread, None
-        if thread is not None:
+            threads, self._threads = self._threads, []
+        for _ in threads:
             self._queue.put(_STOP)
+        for thread in threads:
             thread.join()
 
     def _start(self) -> None:
-        if self._thread is not None:
+        if self._threads:
             return
         with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._writer_loop, name="pg-units", daemon=True
-                )
-                self._thread.start()
+            if not self._threads:
+                self._threads = [
+                    threading.Thread(target=self._writer_loop, name=f"pg-units-{n}", daemon=True)
+                    for n in range(self._writers)
+                ]
+                for thread in self._threads:
+                    thread.start()
 
     def _writer_loop(self) -> None:
         while True:

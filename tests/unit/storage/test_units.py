@@ -127,9 +127,10 @@ async def test_units_queued_behind_a_transaction_share_one_commit_on_sqlite(
 
 @pytest.fixture
 async def pg_db() -> AsyncIterator[Database]:
-    """The units' writer thread on the machine's real PostgreSQL."""
+    """The machine's real PostgreSQL with one units writer (the default is 4), so that which
+    units share a commit is known."""
     with fresh_database() as url:
-        database = Database(url)
+        database = Database(url, pg_writers=1)
         try:
             await migrate(database)
             yield database
