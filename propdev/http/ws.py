@@ -160,8 +160,11 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                     return
                 cursor = int(batch[-1]["id"])
 
-        await conn.replay(pages())
-        await _talk(ws, live)
+        try:
+            await conn.replay(pages())
+            await _talk(ws, live)
+        except ConnectionError as exc:  # gone, or dropped as a slow consumer during the replay
+            log.info("ws_send_failed", actor=session, error=str(exc))
     finally:
         request.app[LIVE_SOCKETS].pop(ws, None)
         if caps is not None:
