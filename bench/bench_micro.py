@@ -11,6 +11,9 @@
 * G7b audit commit rate with durability on (SQLite WAL, ``synchronous=FULL``): 64 concurrent
   opens' commits, each ``Database.unit`` = command + 4 steps + audit entry + event (group
   commit) vs the same durability with raw ``sqlite3``, one INSERT + COMMIT per entry, one thread;
+* G7p the same 64 concurrent opens' units on PostgreSQL: group-committed by ``Database.unit``
+  (``propdev.storage.pg_units``) vs one transaction per unit in a thread, the design before
+  it (skipped when no PostgreSQL answers on ``--postgres-url``);
 * G10 event bus: ``RedisBus.publish`` (the node's bus in a cluster, pipelined writer) of N
   events until Redis has them all vs ``redis.asyncio`` PUBLISH pipelined x100 (skipped when no
   Redis answers on ``--redis-url``).
@@ -31,7 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -219,7 +222,13 @@ def _open_commit(n: int) -> Callable[[UnitConnection], None]:
     return unit
 
 
-async def _units_rate(db: Database, seconds: float, concurrency: int) -> float:
+async def _units_rate(
+    db: Database,
+    seconds: float,
+    concurrency: int,
+    unit: Callable[[Callable[[UnitConnection], None]], Awaitable[None]] | None = None,
+) -> float:
+    run_unit = db.unit if unit is None else unit
     done = 0
     deadline = time.perf_counter() + seconds
 
@@ -227,7 +236,7 @@ async def _units_rate(db: Database, seconds: float, concurrency: int) -> float:
         nonlocal done
         n = w
         while time.perf_counter() < deadline:
-            await db.unit(_open_commit(n))
+            await run_unit(_open_commit(n))
             n += concurrency
             done += 1
 
@@ -275,6 +284,56 @@ async def audit_commits(rounds: int, seconds: float) -> dict[str, Any]:
         runs.results["units"],
         runs.results["raw"],
         "raw sqlite3 INSERT+COMMIT/s, same durability",
+        "commits/s",
+        Goal(1.0),
+        errors=0 if ok and checked > 0 else 1,  # a broken chain is an error
+        units_per_commit=per_commit,
+        chain_ok=ok and checked > 0,
+    )
+
+
+async def pg_commits(rounds: int, seconds: float, server: str) -> dict[str, Any] | None:
+    """G7p: 64 concurrent opens' units on PostgreSQL, group-committed by ``Database.unit``'s
+    writer (``propdev.storage.pg_units``) vs the design before it, each unit its own
+    transaction on the sync engine in a default-executor thread; None without a server."""
+    import psycopg
+
+    from propdev.storage.db import _SaUnitConnection
+    from tests.support.postgres import fresh_database
+
+    try:
+        with psycopg.connect(server + "postgres", connect_timeout=2):
+            pass
+    except psycopg.Error:
+        return None
+    with fresh_database(server) as url:
+        db = Database(url)
+        await migrate(db)
+
+        def one_transaction(fn: Callable[[UnitConnection], None]) -> None:
+            with db.sync_engine.begin() as conn:
+                fn(_SaUnitConnection(conn))
+
+        async def per_unit(fn: Callable[[UnitConnection], None]) -> None:
+            await asyncio.to_thread(one_transaction, fn)
+
+        runs = await ainterleave(
+            rounds,
+            {
+                "per_unit": lambda: _units_rate(db, seconds, 64, per_unit),
+                "grouped": lambda: _units_rate(db, seconds, 64),
+            },
+        )
+        writer = db._pg_units
+        per_commit = writer.units / writer.commits if writer.commits else None
+        ok, checked, _ = await audit.AuditLog(db).verify()
+        await db.close()
+    return figure(
+        "G7p",
+        "open commits/s on PostgreSQL (64 concurrent units, group commit)",
+        runs.results["grouped"],
+        runs.results["per_unit"],
+        "one transaction per unit in a thread (before)",
         "commits/s",
         Goal(1.0),
         errors=0 if ok and checked > 0 else 1,  # a broken chain is an error
@@ -360,6 +419,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         await audit_append(args.rounds, seconds),
     ]
     figures.append(await audit_commits(args.rounds, 1.0 if args.quick else 2.0))
+    pg = await pg_commits(args.rounds, 1.0 if args.quick else 2.0, args.postgres_url)
+    if pg is not None:
+        figures.append(pg)
     bus = await bus_publish(args.rounds, 20_000 if args.quick else 50_000, args.redis_url)
     if bus is not None:
         figures.append(bus)
@@ -369,7 +431,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "rounds": args.rounds,
         "loadavg": os.getloadavg(),
         "figures": figures,
-        "skipped": [] if bus is not None else ["G10: no Redis at " + args.redis_url],
+        "skipped": ([] if bus is not None else ["G10: no Redis at " + args.redis_url])
+        + ([] if pg is not None else ["G7p: no PostgreSQL at " + args.postgres_url]),
     }
 
 
@@ -378,6 +441,11 @@ def cli() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="at least 3")
     parser.add_argument("--quick", action="store_true", help="3 rounds, shorter windows")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
+    parser.add_argument(
+        "--postgres-url",
+        default="postgresql://postgres@127.0.0.1:5432/",
+        help="a server URL ending with /; G7p makes and drops its own database there",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if args.quick:

@@ -6,7 +6,8 @@
 limits, the capped TLS site), in this process so that the broadcast can be timed inside it;
 prints one JSON line with the port and a bearer token per resident (minted by the node's own
 ``TokenIssuer``). ``bare``: ``web.WebSocketResponse()`` in a handler that only reads, over the
-same TLS certificate. Then it answers JSON commands on stdin, one per line:
+same TLS certificate and the same TLS transport (``propdev.http.tls_transport``). Then it
+answers JSON commands on stdin, one per line:
 
 * ``{"cmd": "rss"}`` -> ``{"rss": bytes, "sockets": n}`` (after a garbage collection);
 * ``{"cmd": "broadcast", "rounds": R}`` (node only) -> per round, the server loop's time for
@@ -75,6 +76,8 @@ async def commands(handle: Any) -> None:
 async def bare(port: int, cert: Path, key: Path) -> None:
     import ssl
 
+    from propdev.http.tls_transport import lean_tls_factory
+
     sockets: set[web.WebSocketResponse] = set()
 
     async def hub(request: web.Request) -> web.WebSocketResponse:
@@ -94,7 +97,12 @@ async def bare(port: int, cert: Path, key: Path) -> None:
     context.load_cert_chain(cert, key)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context, backlog=1024).start()
+    assert runner.server is not None
+    # The node's TLS transport (no read buffer per connection), so that G8 compares what the
+    # node adds over a bare hub on the same TLS, not two TLS stacks.
+    listener = await asyncio.get_running_loop().create_server(
+        lean_tls_factory(runner.server, context), "127.0.0.1", port, backlog=1024
+    )
     say({"port": port, "path": "/ws", "tokens": []})
 
     async def handle(command: dict[str, Any]) -> dict[str, Any]:
@@ -103,6 +111,7 @@ async def bare(port: int, cert: Path, key: Path) -> None:
     try:
         await commands(handle)
     finally:
+        listener.close()
         await runner.cleanup()
 
 

@@ -56,7 +56,9 @@ class AccessRules:
     async def decide(
         self, user_id: str, access_point_id: str, *, at: float | None = None
     ) -> Decision:
-        row = await self.db.fetch_one(
+        # Read on every check (no cache to go stale), by primary keys: a lookup, on the loop
+        # without a thread hop.
+        row = await self.db.lookup(
             "SELECT r.schedule AS schedule, s.timezone AS timezone FROM rights r "
             "JOIN access_points a ON a.id = r.access_point_id "
             "JOIN sites s ON s.id = a.site_id "

@@ -1,11 +1,12 @@
 """A cap on the open connections of each client address on the API listener (flood protection).
 
 ``ConnectionCap`` counts the connections open per source address; ``CappedTCPSite`` is an
-aiohttp ``TCPSite`` whose protocol factory goes through it. A connection is counted from the
-moment it is established (after the TLS handshake: asyncio hands it to the protocol then)
-until it closes, whether it is busy or idle in keep-alive. One past ``per_ip`` is closed at
-once, before a byte of HTTP is read or written: no handler, no middleware, no log line per
-connection (``connection_refused`` is logged once each time an address reaches its cap).
+aiohttp ``TCPSite`` whose protocol factory goes through it (and, for TLS, through
+``propdev.http.tls_transport``, which keeps no read buffer per connection). A connection is
+counted from the moment it is established (after the TLS handshake: asyncio hands it to the
+protocol then) until it closes, whether it is busy or idle in keep-alive. One past ``per_ip``
+is closed at once, before a byte of HTTP is read or written: no handler, no middleware, no log
+line per connection (``connection_refused`` is logged once each time an address reaches its cap).
 
 Addresses in ``exempt`` (networks, e.g. a load balancer in front) are not capped; loopback is
 capped like any other address unless listed. IPv4-mapped IPv6 addresses count as their IPv4.
@@ -25,6 +26,8 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+
+from propdev.http.tls_transport import lean_tls_factory
 
 log = structlog.get_logger()
 
@@ -154,11 +157,14 @@ class CappedTCPSite(web.TCPSite):
         await web.BaseSite.start(self)  # registers the site with the runner
         server = self._runner.server
         assert server is not None
+        factory: Callable[[], asyncio.BaseProtocol] = self._cap.protocol_factory(server)
+        if self._ssl_context is not None:
+            # TLS terminated as ssl= would, without a 256 KiB read buffer per connection.
+            factory = lean_tls_factory(factory, self._ssl_context)
         self._server = await asyncio.get_running_loop().create_server(
-            self._cap.protocol_factory(server),
+            factory,
             self._host,
             self._port,
-            ssl=self._ssl_context,
             backlog=self._backlog,
             reuse_address=self._reuse_address,
             reuse_port=self._reuse_port,

@@ -179,6 +179,7 @@ def auth_middleware(
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             ) from exc
         principal = principals.of(token, claims)
+        del token  # this frame lives as long as a WebSocket: it keeps no copy of the token
         request[PRINCIPAL] = principal
         if not _allowed(permission, principal):
             raise ForbiddenError(

@@ -7,10 +7,10 @@ request path, a thread hop per statement instead of an async driver's several. E
 sync engine over the same URL serves code that must run in a worker thread (the OAuth server
 library is synchronous).
 
-``Database.unit(fn)`` runs a synchronous ``fn(conn)`` inside one transaction in one hop (on
-SQLite, group-committed with the units queued alongside it); ``transaction()`` is the
-interactive form for code that awaits between statements. Inside either, ``after_commit(fn)``
-defers ``fn()`` until that transaction has committed (and drops it if it rolls back).
+``Database.unit(fn)`` runs a synchronous ``fn(conn)`` inside one transaction in one hop,
+group-committed with the units queued alongside it; ``transaction()`` is the interactive form
+for code that awaits between statements. Inside either, ``after_commit(fn)`` defers ``fn()``
+until that transaction has committed (and drops it if it rolls back).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from propdev.storage.errors import StoreUnavailableError
+from propdev.storage.pg_units import PgUnits
 from propdev.storage.postgres import mark_failover_errors, sqlalchemy_url
 from propdev.storage.sqlite_executor import (
     SqliteConnection,
@@ -137,7 +138,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 class Database:
     """An async engine plus a lazily made sync engine over the same database."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, pg_writers: int = 4) -> None:
         self.url = url
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         async_url, self._sync_url = driver_urls(url)
@@ -152,6 +153,8 @@ class Database:
         self._sqlite: SqliteExecutor | None = None
         if self.dialect == "sqlite":
             self._sqlite = _sqlite_executor(url)
+        # PostgreSQL's units: group-committed by ``pg_writers`` threads on the sync engine.
+        self._pg_units = PgUnits(lambda: self.sync_engine, _SaUnitConnection, writers=pg_writers)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -187,6 +190,7 @@ class Database:
     async def close(self) -> None:
         if self._sqlite is not None:
             await asyncio.to_thread(self._sqlite.close)
+        await asyncio.to_thread(self._pg_units.close)
         if self._engine is not None:
             await self._engine.dispose()
         if self._sync_engine is not None:
@@ -240,9 +244,9 @@ class Database:
         ``fn`` is synchronous and runs in a worker thread in one hop (no awaits between its
         statements). On SQLite, units queued at the same time share one commit (group
         commit): each runs in its own savepoint, so one that raises is rolled back alone, and
-        no caller is released before the commit that holds its work. On PostgreSQL each unit
-        is its own transaction on the sync engine. ``after_commit`` callbacks run once it
-        has committed, before this returns.
+        no caller is released before the commit that holds its work. On PostgreSQL the same,
+        on the sync engine's connections in a few writer threads (``propdev.storage.pg_units``).
+        ``after_commit`` callbacks run once it has committed, before this returns.
         """
         pending: list[Callable[[], None]] = []
         collecting = _collecting(fn, pending)
@@ -250,15 +254,11 @@ class Database:
             if self._sqlite is not None:
                 result: T = await self._sqlite.unit(collecting)
             else:
-                result = await asyncio.to_thread(self._sync_unit, collecting)
+                result = await self._pg_units.unit(collecting)
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(str(exc).splitlines()[0]) from exc
         _committed(pending)
         return result
-
-    def _sync_unit(self, fn: Callable[[UnitConnection], T]) -> T:
-        with self.sync_engine.begin() as conn:
-            return fn(_SaUnitConnection(conn))
 
     async def _read(self, sql: str, params: Mapping[str, Any]) -> list[Row]:
         assert self._sqlite is not None

@@ -30,7 +30,8 @@ class Directory:
         self.db = db
 
     async def access_point(self, access_point_id: str) -> AccessPoint | None:
-        row = await self.db.fetch_one(
+        # By primary key on every open: a lookup, read on the loop without a thread hop.
+        row = await self.db.lookup(
             f"SELECT {_AP_COLUMNS} FROM access_points WHERE id = :id", id=access_point_id
         )
         return AccessPoint(**row) if row else None
@@ -49,7 +50,7 @@ class Directory:
         return [AccessPoint(**r) for r in rows]
 
     async def may_open(self, user_id: str, access_point_id: str) -> bool:
-        row = await self.db.fetch_one(
+        row = await self.db.lookup(
             "SELECT 1 AS ok FROM rights WHERE user_id = :u AND access_point_id = :a",
             u=user_id,
             a=access_point_id,

@@ -1,8 +1,9 @@
-"""Database.unit: a synchronous transaction in one hop, group-committed on SQLite."""
+"""Database.unit: a synchronous transaction in one hop, group-committed (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from propdev.storage import Database, UnitConnection, migrate, run
 from propdev.storage.audit import AuditLog, AuditRecord, sync_append
 from propdev.storage.audit import append as append_in_transaction
+from tests.support.postgres import fresh_database
 
 
 def _insert_site(site_id: str) -> Callable[[UnitConnection], str]:
@@ -121,3 +123,88 @@ async def test_units_queued_behind_a_transaction_share_one_commit_on_sqlite(
 
     assert executor.commits - commits_before == 2  # the transaction's, then one for all 8
     assert await _site_ids(db) == {"first", *(f"g{n}" for n in range(8))}
+
+
+@pytest.fixture
+async def pg_db() -> AsyncIterator[Database]:
+    """The machine's real PostgreSQL with one units writer (the default is 4), so that which
+    units share a commit is known."""
+    with fresh_database() as url:
+        database = Database(url, pg_writers=1)
+        try:
+            await migrate(database)
+            yield database
+        finally:
+            await database.close()
+
+
+async def test_units_queued_while_the_writer_is_busy_share_one_commit_on_postgresql(
+    pg_db: Database,
+) -> None:
+    db = pg_db
+    writer = db._pg_units
+    entered, release = threading.Event(), threading.Event()
+
+    def held(conn: UnitConnection) -> str:
+        entered.set()
+        assert release.wait(30)  # keeps the writer busy while the others queue up
+        return _insert_site("first")(conn)
+
+    first = asyncio.ensure_future(db.unit(held))
+    assert await asyncio.to_thread(entered.wait, 30)
+    commits_before = writer.commits
+    pending = [asyncio.ensure_future(db.unit(_insert_site(f"g{n}"))) for n in range(8)]
+    pending.append(asyncio.ensure_future(db.unit(_fail_after_insert("bad"))))
+    for _ in range(1000):  # each task's first step puts its unit in the writer's queue
+        if writer._queue.qsize() == len(pending):
+            break
+        await asyncio.sleep(0)
+    assert writer._queue.qsize() == len(pending)
+    release.set()
+
+    assert await first == "first"
+    results = await asyncio.gather(*pending, return_exceptions=True)
+
+    assert results[:8] == [f"g{n}" for n in range(8)]
+    assert isinstance(results[8], LookupError)  # rolled back alone, to its savepoint
+    assert writer.commits - commits_before == 2  # the held unit's, then one for the 9 queued
+    assert await _site_ids(db) == {"first", *(f"g{n}" for n in range(8))}
+
+
+async def test_a_postgresql_commit_that_fails_fails_every_unit_of_its_batch(
+    pg_db: Database,
+) -> None:
+    db = pg_db
+    writer = db._pg_units
+    entered, release = threading.Event(), threading.Event()
+
+    def held(conn: UnitConnection) -> str:
+        entered.set()
+        assert release.wait(30)
+        return "held"
+
+    def deferred_violation(conn: UnitConnection) -> str:
+        # A deferred constraint is checked at COMMIT: the batch's one commit fails.
+        conn.run("CREATE TEMP TABLE t (id INT UNIQUE DEFERRABLE INITIALLY DEFERRED)")
+        conn.run("INSERT INTO t VALUES (1), (1)")
+        return "never acknowledged"
+
+    first = asyncio.ensure_future(db.unit(held))
+    assert await asyncio.to_thread(entered.wait, 30)
+    batch = [
+        asyncio.ensure_future(db.unit(unit))
+        for unit in (_insert_site("a"), deferred_violation, _insert_site("b"))
+    ]
+    for _ in range(1000):  # each task's first step puts its unit in the writer's queue
+        if writer._queue.qsize() == len(batch):
+            break
+        await asyncio.sleep(0)
+    release.set()
+    assert await first == "held"
+
+    results = await asyncio.gather(*batch, return_exceptions=True)
+
+    assert [type(r) for r in results] == [sa.exc.IntegrityError] * 3  # none acknowledged
+    assert await _site_ids(db) == set()
+    assert await db.unit(_insert_site("after")) == "after"  # the writer goes on
+    assert await _site_ids(db) == {"after"}

@@ -1,0 +1,167 @@
+"""Group commit of ``Database.unit`` on PostgreSQL: the units queued together share a commit.
+
+A writer thread takes every unit waiting in the queue (up to ``MAX_BATCH``), runs them in one
+transaction on one pooled connection of the sync engine, each inside its own savepoint (a
+unit that raises is rolled back alone and its caller gets the error), commits once (one
+round trip, one WAL flush) and only then releases the callers: an acknowledged unit is a
+committed one, as with one transaction per unit. A lone unit runs without a savepoint.
+
+There are ``writers`` such threads on the one queue (4 by default): a unit's statements are
+round trips run one after the other, so a single writer would cap a node at one unit's
+latency at a time against a distant server; several keep that overlap (as the default
+executor's threads did) and each still groups what queued while it was busy.
+
+Before, each unit was its own transaction in a thread of the default executor: a thread hop,
+a pool check-out and a commit per door open. The SQLite path has done the same since
+``propdev.storage.sqlite_executor`` (its writer thread); this is its PostgreSQL counterpart.
+A failed commit (the server gone, a failover) fails every unit of the batch with the error:
+none of them was acknowledged, each caller sees the store unavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy.engine import Connection, Engine
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+MAX_BATCH = 128  # units committed together at most
+_STOP = object()
+
+
+@dataclass(slots=True)
+class _Job(Generic[T]):
+    fn: Callable[[Any], T]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[T]
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in outcomes:
+        if future.done():
+            continue  # the caller gave up (cancelled)
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+class PgUnits:
+    """The writer thread of one PostgreSQL database's units (started on first use)."""
+
+    def __init__(
+        self,
+        engine: Callable[[], Engine],
+        wrap: Callable[[Connection], Any],
+        *,
+        writers: int = 4,
+    ) -> None:
+        self._engine = engine  # the sync engine, made lazily by the Database
+        self._wrap = wrap  # a SQLAlchemy connection -> what a unit's fn is given
+        self._writers = max(1, writers)
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self.commits = 0  # transactions committed (a statistic for benchmarks and tests)
+        self.units = 0  # units committed
+
+    async def unit(self, fn: Callable[[Any], U]) -> U:
+        """Run ``fn`` in a transaction on the writer; return once that transaction committed."""
+        self._start()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[U] = loop.create_future()
+        self._queue.put(_Job(fn, loop, future))
+        return await future
+
+    def close(self) -> None:
+        """Stop the writers after the units queued so far (blocking: call it in a thread)."""
+        with self._lock:
+            threads, self._threads = self._threads, []
+        for _ in threads:
+            self._queue.put(_STOP)
+        for thread in threads:
+            thread.join()
+
+    def _start(self) -> None:
+        if self._threads:
+            return
+        with self._lock:
+            if not self._threads:
+                self._threads = [
+                    threading.Thread(target=self._writer_loop, name=f"pg-units-{n}", daemon=True)
+                    for n in range(self._writers)
+                ]
+                for thread in self._threads:
+                    thread.start()
+
+    def _writer_loop(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is _STOP:
+                return
+            assert isinstance(job, _Job)
+            batch: list[_Job[Any]] = [job]
+            stop = False
+            while len(batch) < MAX_BATCH:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stop = True
+                    break
+                assert isinstance(more, _Job)
+                batch.append(more)
+            self._deliver(self._run(batch))
+            if stop:
+                return
+
+    def _run(self, batch: list[_Job[Any]]) -> list[tuple[_Job[Any], bool, Any]]:
+        outcomes: list[tuple[_Job[Any], bool, Any]] = []
+        try:
+            with self._engine().connect() as conn:
+                transaction = conn.begin()
+                try:
+                    unit_conn = self._wrap(conn)
+                    alone = len(batch) == 1
+                    for job in batch:
+                        if alone:
+                            outcomes.append((job, True, job.fn(unit_conn)))
+                            continue
+                        savepoint = conn.begin_nested()
+                        try:
+                            value = job.fn(unit_conn)
+                        except BaseException as exc:  # handed to its caller, who re-raises it
+                            savepoint.rollback()
+                            outcomes.append((job, False, exc))
+                        else:
+                            savepoint.commit()
+                            outcomes.append((job, True, value))
+                    transaction.commit()
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        transaction.rollback()
+                    raise
+        except BaseException as exc:  # the batch's transaction failed: nothing of it committed
+            own = {id(job): value for job, ok, value in outcomes if not ok}
+            return [(job, False, own.get(id(job), exc)) for job in batch]
+        self.commits += 1
+        self.units += sum(1 for _, ok, _ in outcomes if ok)
+        return outcomes
+
+    @staticmethod
+    def _deliver(outcomes: list[tuple[_Job[Any], bool, Any]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for job, ok, value in outcomes:
+            by_loop.setdefault(job.loop, []).append((job.future, ok, value))
+        for loop, settled in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(_settle, settled)
