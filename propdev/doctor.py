@@ -13,7 +13,9 @@ that does not exist is reported, not made). Checks, in order:
 - ``master key``: present, 0600/0400 and owned by this user when it is a file, and it unwraps
   every data key the store holds (the sealed data is readable with it);
 - ``certificate <kind> <name>``: the CA, the server's and each partner's, valid for more than
-  ``MIN_DAYS`` days and issued by the project CA;
+  ``MIN_DAYS`` days and issued by the project CA; and ``certificate partner-csr <name>``: the
+  latest certificate signed from each partner's CSR that is not revoked, as the store records
+  it (the certificate stays with the partner), valid for more than ``MIN_DAYS`` days;
 - ``public url``: https, and its host named in the server certificate.
 """
 
@@ -43,6 +45,8 @@ from propdev.storage import (
     Recorded,
     foreign_versions,
 )
+from propdev.storage.partner_certificates import KIND as PARTNER_CSR
+from propdev.storage.partner_certificates import latest_not_after
 
 MIN_DAYS = 30
 MAX_SKEW = 2.0  # seconds
@@ -69,6 +73,7 @@ async def run_checks(
 ) -> list[Check]:
     """Every check against ``settings`` (``clock``/``now``: tests inject a skew or a date)."""
     db = _open_store(settings)
+    signed: list[Check] = []  # certificates signed from partners' CSRs, as the store has them
     if isinstance(db, Check):
         checks = [
             db,
@@ -83,10 +88,13 @@ async def run_checks(
                 await _clock(db, clock) if reachable else _unreachable(),
                 await _master_key(settings, db if reachable else None),
             ]
+            if reachable:
+                signed = await _signed_certificates(db, now())
         finally:
             await db.close()
     checks.append(await _redis(settings))
     checks += _certificates(settings, now())
+    checks += signed
     checks.append(_public_url(settings))
     return checks
 
@@ -299,6 +307,25 @@ def _certificate(label: str, path: Path, ca: x509.Certificate | None, now: dt.da
     if days < MIN_DAYS:
         return Check(name, False, f"{path}: {when}, less than {MIN_DAYS} days; renew it")
     return Check(name, True, when)
+
+
+async def _signed_certificates(db: Database, now: dt.datetime) -> list[Check]:
+    try:
+        latest = await latest_not_after(db)
+    except Exception as exc:  # a store behind the code (``store`` says so): name it, go on
+        return [Check(f"certificate {PARTNER_CSR}", False, f"not read from the store: {exc}")]
+    checks = []
+    for name, at in sorted(latest.items()):
+        not_after = dt.datetime.fromtimestamp(at, dt.UTC)
+        days = (not_after - now).total_seconds() / 86400
+        when = f"signed from its CSR, expires {not_after:%Y-%m-%d} ({days:.0f} days)"
+        label = f"certificate {PARTNER_CSR} {name}"
+        if days < MIN_DAYS:
+            renew = f"POST /admin/api/v1/partners/{name}/certificate with a new CSR"
+            checks.append(Check(label, False, f"{when}, less than {MIN_DAYS} days; {renew}"))
+        else:
+            checks.append(Check(label, True, when))
+    return checks
 
 
 def _san_names(cert: x509.Certificate) -> Sequence[str]:

@@ -13,13 +13,14 @@ const estate = {
   buildings: [],
   apartments: [],
   points: [],
+  partners: [], // names an access point may be registered on
   residents: [],
   rightsOf: null, // the resident whose rights are shown
   editingStaff: null, // the staff member the form changes (null: a new one)
 };
 const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 const STAFF_ROLE_NAMES = ["admin", "operator", "auditor"];
-const PAGES = ["main", "estate-page", "residents-page", "passes-page", "staff-page"];
+const PAGES = ["main", "estate-page", "residents-page", "passes-page", "staff-page", "partners-page"];
 
 function may(action) {
   return Boolean(estate.me && estate.me.actions.includes(action));
@@ -109,19 +110,24 @@ function showPage(id) {
   if (id === "residents-page") loadResidents();
   if (id === "passes-page") loadAllPasses();
   if (id === "staff-page") loadStaff();
+  if (id === "partners-page") loadPartners(); // partners.js
 }
 
 // -- estate -------------------------------------------------------------------------------
 
 async function loadEstate() {
   try {
-    const [sites, buildings, apartments, points] = await Promise.all([
+    const [sites, buildings, apartments, points, registered] = await Promise.all([
       api("GET", "/admin/api/v1/sites"),
       api("GET", "/admin/api/v1/buildings"),
       api("GET", "/admin/api/v1/apartments"),
       api("GET", "/admin/api/v1/access-points"),
+      may("estate.manage") ? partnerNames() : [], // partners.js; [] if the caller may not read them
     ]);
-    Object.assign(estate, { sites, buildings, apartments, points, loaded: true });
+    // The registry's partners, and those the caller's access points are on (a site-scoped
+    // caller may not read the registry).
+    const partnerList = [...new Set([...registered, ...points.map((p) => p.partner)])].sort();
+    Object.assign(estate, { sites, buildings, apartments, points, partners: partnerList, loaded: true });
   } catch (err) {
     showProblem("#estate-problem", err);
     return;
@@ -157,6 +163,7 @@ function fillEstateSelects() {
   fillSelect($("#building-site"), estate.sites.map((s) => [s.id, s.name]));
   fillSelect($("#apartment-building"), buildings);
   fillSelect($("#point-building"), buildings);
+  fillSelect($("#point-partner"), estate.partners.map((name) => [name, name]));
   fillSelect($("#invite-apartment"), apartments);
   fillSelect($("#residents-apartment"), apartments, "all apartments");
   fillSelect($("#grant-ap"), estate.points.map((p) => [p.id, p.name]));

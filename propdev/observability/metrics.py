@@ -7,7 +7,8 @@ whoever does the work (``record_audit_checkpoint``, ``record_backup``): the time
 signed audit checkpoint and of the last successful backup, 0 until one happened. Read at
 scrape time (``NodeCollector``, no hot-path cost): the actors by kind from
 ``ActorSystem.stats()``, mailbox depths, breaker states, bus messages published, the cluster
-as this node sees it, push notifications, and the not-after of the node's certificates.
+as this node sees it, push notifications, and the not-after of the node's certificates (and,
+as last read from the store by ``GET /metrics``, of those signed from partners' CSRs).
 
 Labels are bounded: route templates (never raw paths), a fixed set of methods, status codes,
 partner ids, operations, outcomes, actor kinds. Never a device, user or request id.
@@ -167,6 +168,7 @@ class Metrics:
         )
         self._http: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._partner: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._store_certificates: dict[str, dict[str, float]] = {}  # kind → name → not-after
         self._collector: NodeCollector | None = None
 
     # -- hot paths ---------------------------------------------------------------------------
@@ -210,6 +212,11 @@ class Metrics:
         """A backup succeeded at ``at`` (epoch seconds); never goes back."""
         self.backup_last_success.set(max(at, _value(self.backup_last_success)))
 
+    def record_store_certificates(self, kind: str, not_after: Mapping[str, float]) -> None:
+        """The certificates of ``kind`` the store knows of now (name → not-after, epoch
+        seconds), exported with the certificate files; replaces what was recorded before."""
+        self._store_certificates[kind] = dict(not_after)
+
     # -- scrape time -------------------------------------------------------------------------
 
     def watch(
@@ -232,6 +239,7 @@ class Metrics:
             cluster=cluster,
             push=push,
             certificates=certificates,
+            store_certificates=self._store_certificates,
         )
         self.registry.register(self._collector)
 
@@ -252,6 +260,7 @@ class NodeCollector(Collector):
         cluster: ClusterView | None = None,
         push: PushCounts | None = None,
         certificates: CertificateFiles | None = None,
+        store_certificates: Mapping[str, Mapping[str, float]] | None = None,
     ) -> None:
         self._system = system
         self._gateways = gateways
@@ -259,6 +268,7 @@ class NodeCollector(Collector):
         self._cluster = cluster
         self._push = push
         self._certificates = certificates
+        self._store_certificates = store_certificates
 
     def describe(self) -> Iterable[Metric]:
         return ()  # names vary with what is watched; collect() at registration is skipped
@@ -305,8 +315,9 @@ class NodeCollector(Collector):
             for result in ("pushed", "dropped", "failed"):
                 pushes.add_metric((result,), float(getattr(self._push, result)))
             yield pushes
-        if self._certificates is not None:
-            yield _certificate_expiry(self._certificates())
+        if self._certificates is not None or self._store_certificates:
+            files = self._certificates() if self._certificates is not None else {}
+            yield _certificate_expiry(files, self._store_certificates or {})
 
 
 def _value(gauge: Gauge) -> float:
@@ -337,10 +348,13 @@ def _cluster_metrics(view: Mapping[str, int]) -> Iterator[Metric]:
     )
 
 
-def _certificate_expiry(files: Mapping[tuple[str, str], Path]) -> Metric:
+def _certificate_expiry(
+    files: Mapping[tuple[str, str], Path], stored: Mapping[str, Mapping[str, float]]
+) -> Metric:
     family = GaugeMetricFamily(
         "propdev_certificate_expiry_timestamp_seconds",
-        "The not-after of the node's certificates (epoch seconds), by kind and name.",
+        "The not-after of the node's certificates and of those signed for partners "
+        "(epoch seconds), by kind and name.",
         labels=("kind", "name"),
     )
     for (kind, name), path in sorted(files.items()):
@@ -349,6 +363,10 @@ def _certificate_expiry(files: Mapping[tuple[str, str], Path]) -> Metric:
         except (OSError, ValueError):
             continue  # missing or unreadable: doctor names it; no sample, no false date
         family.add_metric((kind, name), cert.not_valid_after_utc.timestamp())
+    for kind, certificates in sorted(stored.items()):
+        for name, not_after in sorted(certificates.items()):
+            if (kind, name) not in files:
+                family.add_metric((kind, name), not_after)
     return family
 
 

@@ -265,3 +265,66 @@ def test_a_public_host_the_server_certificate_does_not_name_fails(data_dir: Path
     assert list(found) == ["public url"]
     assert "host 'doors.example.net' is not in the server certificate" in found["public url"]
     assert "127.0.0.1" in found["public url"]
+
+
+async def _sign_for_partners(settings: Settings, *, days: dict[str, int]) -> None:
+    """Register each partner and sign a CSR of its own for it, valid ``days[name]`` days."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from propdev.management import PartnerRegistry
+    from propdev.security import open_vault
+
+    async def announce(name: str) -> None:
+        return None
+
+    db = Database(settings.database_url)
+    try:
+        await open_vault(settings, db)
+        registry = PartnerRegistry(
+            db, adapters=lambda: ["simulator"], pki_dir=settings.pki_dir, announce=announce
+        )
+        for name, valid in days.items():
+            await registry.create(
+                "operator:test",
+                {
+                    "name": name,
+                    "adapter": "simulator",
+                    "base_url": f"https://{name}.example.net",
+                    "allow_ips": ["192.0.2.0/24"],
+                },
+            )
+            key = ec.generate_private_key(ec.SECP256R1())
+            csr = (
+                x509.CertificateSigningRequestBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+                .sign(key, hashes.SHA256())
+            )
+            registry.certificate_days = valid
+            pem = csr.public_bytes(serialization.Encoding.PEM).decode()
+            await registry.certificate("operator:test", name, {"csr_pem": pem})
+        await registry.revoke_certificates("operator:test", "revoked")
+    finally:
+        await db.close()
+
+
+def test_certificates_signed_from_partners_csrs_are_checked_from_the_store(
+    data_dir: Path,
+) -> None:
+    settings = settings_for(data_dir)
+    days = {"longlived": 365, "shortlived": MIN_DAYS - 10, "revoked": MIN_DAYS - 10}
+    asyncio.run(_sign_for_partners(settings, days=days))
+    checks = by_name(asyncio.run(run_checks(settings)))
+    longlived = checks["certificate partner-csr longlived"]
+    assert longlived.ok and longlived.detail.startswith("signed from its CSR, expires")
+    assert "(365 days)" in longlived.detail or "(364 days)" in longlived.detail
+    assert "certificate partner-csr revoked" not in checks  # revoked: no longer in use
+    found = failures(list(checks.values()))
+    assert list(found) == ["certificate partner-csr shortlived"]
+    assert f"less than {MIN_DAYS} days" in found["certificate partner-csr shortlived"]
+    assert (
+        "/admin/api/v1/partners/shortlived/certificate"
+        in found["certificate partner-csr shortlived"]
+    )

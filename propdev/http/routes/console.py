@@ -46,6 +46,7 @@ CONSOLE_FILES = resources.files("propdev.console")
 STATIC = {
     "console.js": "text/javascript",
     "estate.js": "text/javascript",
+    "partners.js": "text/javascript",
     "console.css": "text/css",
 }
 CONSOLE_CSP = (

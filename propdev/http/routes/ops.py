@@ -20,6 +20,8 @@ from propdev.integrity import CheckpointStore
 from propdev.observability import CONTENT_TYPE
 from propdev.storage.backup_runs import last_run_at
 from propdev.storage.errors import StoreUnavailableError
+from propdev.storage.partner_certificates import KIND as PARTNER_CSR
+from propdev.storage.partner_certificates import latest_not_after
 
 log = structlog.get_logger()
 
@@ -48,14 +50,16 @@ async def metrics(request: web.Request) -> web.Response:
     if not address_in(request.remote, allowed):
         raise web.HTTPNotFound()
     metrics = request.app[METRICS]
-    # The last backup and the last signed audit checkpoint are facts of the store (a backup
-    # is made by a process of its own, a checkpoint by whichever node's turn it was): read at
-    # each scrape, so every node reports the cluster's; a store that does not answer leaves
+    # The last backup, the last signed audit checkpoint and the certificates signed from
+    # partners' CSRs are facts of the store (a backup is made by a process of its own, a
+    # checkpoint by whichever node's turn it was, a certificate through any node's API): read
+    # at each scrape, so every node reports the cluster's; a store that does not answer leaves
     # the last values seen.
     db = request.app[DATABASE]
     try:
         last_backup = await last_run_at(db)
         checkpoint = await CheckpointStore(db).latest()
+        partner_certificates = await latest_not_after(db)
     except StoreUnavailableError as exc:
         log.warning("metrics_store_unreachable", error=str(exc))
     else:
@@ -63,5 +67,6 @@ async def metrics(request: web.Request) -> web.Response:
             metrics.record_backup(last_backup)
         if checkpoint is not None:
             metrics.record_audit_checkpoint(checkpoint.at)
+        metrics.record_store_certificates(PARTNER_CSR, partner_certificates)
     body = metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

@@ -174,3 +174,20 @@ def test_the_collector_reads_the_cluster_push_and_certificate_expiry(tmp_path: P
     not_after = load_cert(ca.cert).not_valid_after_utc.timestamp()
     assert found[(expiry, frozenset({("kind", "ca"), ("name", "ca")}))] == not_after
     assert not any(name == expiry and ("name", "gone") in labels for name, labels in found)
+
+
+def test_certificates_the_store_records_are_exported_and_replaced(tmp_path: Path) -> None:
+    from propdev.pki import ensure_ca
+
+    ca = ensure_ca(tmp_path)
+    metrics = Metrics()
+    metrics.watch(certificates=lambda: {("ca", "ca"): ca.cert})
+    metrics.record_store_certificates("partner-csr", {"vendor-a": 1_900_000_000.0, "b": 2.0})
+    expiry = "propdev_certificate_expiry_timestamp_seconds"
+    found = samples(metrics)
+    assert found[(expiry, frozenset({("kind", "partner-csr"), ("name", "vendor-a")}))] == 1.9e9
+    assert (expiry, frozenset({("kind", "ca"), ("name", "ca")})) in found
+    metrics.record_store_certificates("partner-csr", {"b": 3.0})  # vendor-a's was revoked
+    found = samples(metrics)
+    assert found[(expiry, frozenset({("kind", "partner-csr"), ("name", "b")}))] == 3.0
+    assert not any(("name", "vendor-a") in labels for name, labels in found if name == expiry)
