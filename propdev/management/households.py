@@ -73,7 +73,7 @@ class Households:
         data = fields.body_object(body)
         fields.only(data, ("full_name", "phone"))
         full_name = fields.text(data.get("full_name"), "full_name")
-        phone = fields.phone(data["phone"]) if data.get("phone") is not None else ""
+        phone = fields.phone(data["phone"]) if "phone" in data else ""  # null is not a phone
         username = f"member-{secrets.token_hex(4)}"
         user_id = await create_user(
             self.db,
