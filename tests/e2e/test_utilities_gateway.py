@@ -18,10 +18,13 @@ import pytest
 
 from propdev.devkit import UtilitiesSimulator
 from propdev.node import Node
+from propdev.security import create_user
+from propdev.security.crypto import open_vault
 from propdev.storage import Database
 from propdev.storage.audit import AuditLog
 from tests.conftest import free_port
 from tests.e2e.conftest import RunningNode, node_settings, running_node
+from tests.support.oauth_client import login
 from tests.support.vendor_process import VendorProcess, utilities_sim
 
 BASE = "/gateway/v1/utilities"
@@ -95,8 +98,28 @@ async def test_a_resident_sees_only_the_bills_of_their_own_apartment(gateway: Ga
     assert status == 400 and problem["detail"].startswith("period")
     assert headers["Content-Type"].startswith("application/problem+json")
 
-    vera = await gateway.running.token_for("vera")  # lives in no apartment of ours
-    status, problem, headers = await gateway.get(vera, "/bills")
+    # Vera is a member of Anna's household: the apartment's bills are hers to see too.
+    vera = await gateway.running.token_for("vera")
+    status, hers, _ = await gateway.get(vera, "/bills")
+    assert status == 200 and hers["account_id"] == "LS-100012"
+
+    # A resident living in no apartment of ours has no utilities account.
+    running = gateway.running
+    db = Database(running.settings.database_url)
+    try:
+        await open_vault(running.settings, db)  # the node's keys: personal fields are sealed
+        await create_user(db, username="nomad", password="a-Long-pass-42", roles=["resident"])
+    finally:
+        await db.close()
+    tokens = await login(
+        running.http,
+        running.url,
+        client_id=running.credentials["mobile_client_id"],
+        redirect_uri=running.credentials["redirect_uri"],
+        username="nomad",
+        password="a-Long-pass-42",
+    )
+    status, problem, headers = await gateway.get(str(tokens["access_token"]), "/bills")
     assert status == 404 and headers["Content-Type"].startswith("application/problem+json")
     assert "utilities account" in problem["detail"]
 
