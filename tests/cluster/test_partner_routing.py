@@ -136,6 +136,14 @@ async def test_a_grpc_command_reaches_the_partner_s_stream_on_another_node_and_i
         )
         events = partner_pb2_grpc.PartnerGatewayStub(events_channel).StreamEvents(metadata=metadata)
 
+        async def owner_knows_the_stream_node() -> bool:
+            # The owner routes to a stream on a node its own membership view holds, which can
+            # trail the registry's member set by a heartbeat after the cluster starts.
+            view = await nodes_view(cluster, owner)
+            return streams_at.name in {n["id"] for n in view["nodes"]}
+
+        await eventually(owner_knows_the_stream_node, within=10, what="the owner sees the node")
+
         # anna opens through the node holding the stream; the door's owner sends the command.
         opening = asyncio.create_task(cluster.open(streams_at, "anna", STREAM_DOOR))
         command = await asyncio.wait_for(commands.read(), timeout=10)
