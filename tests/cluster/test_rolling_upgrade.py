@@ -144,17 +144,19 @@ async def test_a_rolling_upgrade_with_an_expand_migration_fails_no_open(tmp_path
         await stream.answered_in("b stopped", 10)
         assert version not in schema_rows(cluster.database_url)
 
-        stream.phase = "b upgraded"
+        stream.phase = "b starting"
         await cluster.start(b, root=release, log="n2-upgraded")
         await cluster.settled([a.name, b.name], within=30)
         assert schema_rows(cluster.database_url)[version] == "expand"
+        # From here on both nodes serve: the phase in which the new release must answer.
+        stream.phase = "b upgraded"
         await stream.answered_in("b upgraded", 20)
 
         stream.phase = "a restarting"
         await stop_with_sigterm(a)
         await cluster.start(a, log="n1-restarted")  # the old release, on the new schema
-        stream.phase = "a restarted"
         await cluster.settled([a.name, b.name], within=30)
+        stream.phase = "a restarted"
         await stream.answered_in("a restarted", 20)
         await stream.stop()
 
