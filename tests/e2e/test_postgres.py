@@ -39,11 +39,12 @@ async def test_opens_on_postgresql_are_audited_once_each_and_idempotent(
     assert sorted(e["command_id"] for e in opens) == sorted(
         str(a["command_id"]) for a in answers[:-1]
     )
-    # One chain per shard: each door's entries link within its shard's chain.
+    # One chain per shard: each entry links within its chain (a door's entries by the door's
+    # shard, a sign-in by its subject's: the same key as ``chain_of``, i.e. ``shard_of``).
     chains: dict[int, list[dict[str, str]]] = {}
-    for e in entries:  # the doors' entries (sign-ins chain by their subject's shard)
-        if e["access_point_id"] is not None:
-            chains.setdefault(shard_of(e["access_point_id"]), []).append(e)
+    for e in entries:
+        key = e["access_point_id"] or e["subject"] or e["actor"]
+        chains.setdefault(shard_of(key), []).append(e)
     for chain in chains.values():
         assert chain[0]["prev_hash"] == GENESIS
         assert [e["prev_hash"] for e in chain[1:]] == [e["hash"] for e in chain[:-1]]
