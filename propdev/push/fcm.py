@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from propdev.push.errors import PushConfigError, PushUnavailableError
-from propdev.push.provider import SendResult, Verdict, retry_after
+from propdev.push.provider import LazySession, SendResult, Verdict, retry_after
 from propdev.push.texts import PushMessage
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -31,7 +31,6 @@ GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 DEFAULT_URL = "https://fcm.googleapis.com"
 REFRESH_MARGIN = 225.0  # google-auth's: 3 min 45 s before expiry
 ASSERTION_TTL = 3600
-TIMEOUT = aiohttp.ClientTimeout(total=10)
 _GONE_CODES = frozenset({"UNREGISTERED", "SENDER_ID_MISMATCH"})
 
 
@@ -82,23 +81,14 @@ class FcmProvider:
     ) -> None:
         self.account = account
         self.url = f"{base_url.rstrip('/')}/v1/projects/{account.project_id}/messages:send"
-        self.ssl_context = ssl_context
         self.clock = clock
         self._token: tuple[str, float] | None = None  # (access token, expires at)
         self._lock = asyncio.Lock()
-        self._session: aiohttp.ClientSession | None = None
+        self._http = LazySession(ssl_context)
         self.grants = 0  # access tokens fetched (tests, diagnostics)
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(ssl=self.ssl_context or True)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=TIMEOUT)
-        return self._session
-
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()
 
     def assertion(self) -> str:
         now = int(self.clock())

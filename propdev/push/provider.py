@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import enum
+import ssl
 from dataclasses import dataclass
 from typing import Protocol
+
+import aiohttp
 
 from propdev.push.texts import PushMessage
 
@@ -49,3 +52,26 @@ def retry_after(value: str | None) -> float | None:
 
 
 __all__ = ("PushProvider", "SendResult", "Verdict", "retry_after")
+
+
+TIMEOUT = aiohttp.ClientTimeout(total=10)
+
+
+class LazySession:
+    """A provider's one HTTPS session (HTTP/1.1), made on first use and closed by ``close``;
+    ``ssl_context`` None trusts the system store."""
+
+    def __init__(self, ssl_context: ssl.SSLContext | None) -> None:
+        self.ssl_context = ssl_context
+        self._session: aiohttp.ClientSession | None = None
+
+    def __call__(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(ssl=self.ssl_context or True)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=TIMEOUT)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

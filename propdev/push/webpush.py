@@ -10,21 +10,19 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
-import aiohttp
 import http_ece
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02
 
 from propdev.push.errors import PushConfigError
-from propdev.push.provider import SendResult, Verdict, retry_after
+from propdev.push.provider import LazySession, SendResult, Verdict, retry_after
 from propdev.push.texts import PushMessage
 from propdev.push.tokens import b64url_decode
 
 TTL = 3600  # seconds the push service keeps an undelivered message
 VAPID_TTL = 12 * 3600  # exp of the VAPID JWT (≤ 24 h)
 SUBJECT = "mailto:push@propdev.invalid"
-TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
 def load_vapid(path: Path) -> ec.EllipticCurvePrivateKey:
@@ -71,20 +69,11 @@ class WebPushProvider:
     ) -> None:
         self.vapid = Vapid02(key)
         self.subject = subject
-        self.ssl_context = ssl_context
         self.clock = clock
-        self._session: aiohttp.ClientSession | None = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(ssl=self.ssl_context or True)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=TIMEOUT)
-        return self._session
+        self._http = LazySession(ssl_context)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()
 
     def authorization(self, endpoint: str) -> str:
         parts = urllib.parse.urlsplit(endpoint)
