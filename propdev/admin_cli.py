@@ -1,6 +1,7 @@
 """``run.py pki revoke-partner NAME``, ``run.py keys rotate|status|rotate-signing|signing``
 and ``run.py totp recovery-codes USERNAME``; ``cli_audit``, the audit entry of a command that
-changes partners or credentials (actor ``cli``), appended before the change: a store that
+changes partners, keys or credentials (actor ``cli``: ``partner.revoke``, ``data_key.rotate``,
+``signing_key.rotate``, ``auth.recovery_codes``...), appended before the change: a store that
 cannot take it stops the command, nothing changed."""
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from propdev.storage import Database, migrate
 from propdev.storage.audit import AuditLog, AuditRecord
 
 CLI = "cli"  # the audit actor of a command run on a node's host (no person is known)
+DATA_KEY_ROTATE = "data_key.rotate"
+SIGNING_KEY_ROTATE = "signing_key.rotate"
 
 
 async def cli_audit(
@@ -101,6 +104,8 @@ async def keys_command(settings: Settings, action: str) -> int:
         vault = await open_vault(settings, db)
         await seal_clear_rows(db, vault)
         if action == "rotate":
+            # Audited before the change (fail closed): a store that cannot take it stops here.
+            await append_cli(db, DATA_KEY_ROTATE, reason=f"previous={vault.primary_kid}")
             kid = await asyncio.to_thread(vault.rotate)
             changed = await asyncio.to_thread(reencrypt, db, vault)
             print(
@@ -166,6 +171,8 @@ def signing_keys_command(settings: Settings, action: str, retire_old: bool) -> i
     keys = SigningKeys.load_or_create(settings.pki_dir / "jwt")
     retired: list[str] = []
     if action == "rotate-signing":
+        reason = f"previous={keys.signing_key.kid} retire_old={str(retire_old).lower()}"
+        asyncio.run(cli_audit(settings, SIGNING_KEY_ROTATE, reason=reason))  # before: fail closed
         keys.rotate()
         retired = keys.retire_all_but_signing() if retire_old else keys.retire_expired(time.time())
     retires = {

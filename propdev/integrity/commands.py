@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
 
+from propdev.admin_cli import cli_audit
 from propdev.config import Settings
 from propdev.integrity.errors import CheckpointKeyError
 from propdev.integrity.keys import (
     PUBLIC_FILE,
     VerifierKey,
+    current_key,
     read_verifier_keys,
     rotate_checkpoint_key,
     verifier_keys_text,
@@ -18,7 +21,9 @@ from propdev.integrity.keys import (
 from propdev.integrity.verify import verify_store
 from propdev.storage import Database
 
-__all__ = ("keys_command", "rotate_command", "verify_command")
+__all__ = ("CHECKPOINT_KEY_ROTATE", "keys_command", "rotate_command", "verify_command")
+
+CHECKPOINT_KEY_ROTATE = "checkpoint_key.rotate"
 
 
 def _keys(settings: Settings, public_key: Path | None) -> list[VerifierKey]:
@@ -48,6 +53,15 @@ async def verify_command(settings: Settings, public_key: Path | None) -> int:
 
 
 def rotate_command(settings: Settings) -> int:
+    """A new checkpoint key, audited (``checkpoint_key.rotate``, actor ``cli``) before it is
+    made: a store that cannot take the entry stops the command, nothing changed."""
+    try:
+        previous = current_key(settings.data_dir)
+    except CheckpointKeyError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    reason = f"previous={previous.hex_id if previous else ''}"
+    asyncio.run(cli_audit(settings, CHECKPOINT_KEY_ROTATE, reason=reason))
     try:
         old, new = rotate_checkpoint_key(settings.data_dir)
     except CheckpointKeyError as exc:

@@ -35,6 +35,7 @@ __all__ = (
     "PUBLIC_FILE",
     "CheckpointSigner",
     "VerifierKey",
+    "current_key",
     "open_note",
     "read_verifier_keys",
     "rotate_checkpoint_key",
@@ -202,6 +203,12 @@ def signer_for(data_dir: Path) -> CheckpointSigner:
     return signer
 
 
+def current_key(data_dir: Path) -> VerifierKey | None:
+    """The verifier key of the data dir's checkpoint key, None before the first."""
+    path = data_dir / KEY_FILE
+    return VerifierKey.of(_load(path).public_key()) if path.exists() else None
+
+
 def rotate_checkpoint_key(data_dir: Path) -> tuple[VerifierKey | None, VerifierKey]:
     """Replace the checkpoint key: (the old verifier key or None, the new one).
 
@@ -210,7 +217,7 @@ def rotate_checkpoint_key(data_dir: Path) -> tuple[VerifierKey | None, VerifierK
     public key stays in the verifier keys.
     """
     path = data_dir / KEY_FILE
-    old = VerifierKey.of(_load(path).public_key()) if path.exists() else None
+    old = current_key(data_dir)
     if old is not None:
         _publish(data_dir, old)
     key = Ed25519PrivateKey.generate()

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -87,7 +88,9 @@ async def test_a_node_retires_a_key_by_itself_once_its_overlap_has_passed(tmp_pa
 
 
 def test_rotate_signing_keeps_the_old_key_published_and_retire_old_drops_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    logs_captured: list[dict[str, Any]],  # its audit entry's log line, off stdout
 ) -> None:
     settings = settings_for(tmp_path)
     first = SigningKeys.load_or_create(settings.pki_dir / "jwt").signing_key.kid
