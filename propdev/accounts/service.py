@@ -8,6 +8,11 @@
 - activate an invited account with its activation code (``account.activate``).
 
 Each change is one transaction with its audit entry (actor ``user:<id>``, subject the account).
+A refused attempt is an entry too, ``denied``, written before the refusal is answered: a wrong
+current password (``bad_password``), a wrong, expired or spent code (``bad_code``,
+``code_spent``), an account that may not (``not_eligible``) or a username of no one's
+(``unknown_user``, actor ``anonymous``), the throttle's refusal (``throttled``); the attempted
+username and the address go to its personal fields, never a password or a code.
 A signed-out session's refresh tokens are revoked in the store, and its access tokens (their
 ``sid``) through ``on_grant_revoked``: the node's revocations, heard by every node of a
 cluster, so they stop at once everywhere.
@@ -56,6 +61,7 @@ from propdev.security import (
     verify_password,
 )
 from propdev.security import User as Account
+from propdev.security.auth_audit import ANONYMOUS  # an attempt on a username of no one's
 from propdev.storage import Database, Row, UnitConnection, audit
 
 log = structlog.get_logger()
@@ -185,9 +191,11 @@ class Accounts:
         address = remote or ""
         wait = await self.throttle.login_wait(name, address)
         if wait:
+            await self._refused(PASSWORD_CHANGE, user_id, "throttled", address=address)
             raise TooManyAttemptsError(wait.seconds)
         old_hash = str(row["password_hash"])
         if not await asyncio.to_thread(verify_password, old_hash, data["current_password"]):
+            await self._refused(PASSWORD_CHANGE, user_id, "bad_password", address=address)
             await self.throttle.login_failed(name, address)
             raise WrongPasswordError(user_id)
         new_hash = await asyncio.to_thread(hash_password, new)
@@ -213,6 +221,7 @@ class Accounts:
 
         revoked = await self.db.unit(store)
         if revoked is None:
+            await self._refused(PASSWORD_CHANGE, user_id, "changed_meanwhile", address=address)
             raise WrongPasswordError(user_id)
         await self.throttle.login_succeeded(name, address)
         await self._signed_out(revoked, now)
@@ -357,6 +366,7 @@ class Accounts:
         address = remote or ""
         wait = await self.throttle.login_wait(name, address)
         if wait:
+            await self._refused(action, None, "throttled", username=name, address=address)
             raise TooManyAttemptsError(wait.seconds)
         now = self.clock()
         row = await self._account("username", name)
@@ -374,8 +384,23 @@ class Accounts:
             None,
         )
         if row is None or not eligible or found is None:
-            if live:
-                await self.db.execute(codes.MISSED, id=live[0]["id"])
+            # The entry names the account only when the username is one (an attempt on it).
+            refusal = _record(
+                str(row["id"]) if row is not None else None,
+                action,
+                now,
+                decision="denied",
+                reason="bad_code" if eligible else "not_eligible" if row else "unknown_user",
+                personal={"username": name, "address": address},
+            )
+            missed = live[0]["id"] if live else None
+
+            def refuse(conn: UnitConnection) -> None:
+                if missed is not None:
+                    conn.run(codes.MISSED, id=missed)
+                audit.sync_append(conn, refusal)
+
+            await self.db.unit(refuse)
             await self.throttle.login_failed(name, address)
             raise InvalidCodeError(purpose)
         user_id = str(row["id"])
@@ -402,11 +427,22 @@ class Accounts:
 
         revoked = await self.db.unit(store)
         if revoked is None:
+            await self._refused(action, user_id, "code_spent", username=name, address=address)
             raise InvalidCodeError(purpose)
         await self.throttle.login_succeeded(name, address)
         await self._signed_out(revoked, now)
         log.info("account_code_redeemed", action=action, user_id=user_id)
         return secret
+
+    async def _refused(
+        self, action: str, user_id: str | None, reason: str, **personal: str
+    ) -> None:
+        """The ``denied`` entry of a refused attempt, before the refusal is answered (no
+        change to record it with); ``personal``: the attempted username, the address."""
+        record = _record(
+            user_id, action, self.clock(), decision="denied", reason=reason, personal=personal
+        )
+        await self.db.unit(lambda conn: audit.sync_append(conn, record))
 
     async def _signed_out(self, families: Sequence[str], now: float) -> None:
         """Refuse the access tokens of ``families`` on every node."""
@@ -440,13 +476,25 @@ def _may_activate(row: Row) -> bool:
     return _may_reset(row)
 
 
-def _record(user_id: str, action: str, at: float, **ids: object) -> audit.AuditRecord:
+def _record(
+    user_id: str | None,
+    action: str,
+    at: float,
+    *,
+    decision: str = "granted",
+    reason: str = "",
+    personal: Mapping[str, str] | None = None,
+    **ids: object,
+) -> audit.AuditRecord:
+    """An account's entry: ``reason`` a refusal's code, else the ``ids`` as ``key=value``;
+    actor and subject the account, ``anonymous`` and none for a username that is no one's."""
     return audit.AuditRecord(
         at=at,
-        actor=actor(user_id),
+        actor=actor(user_id) if user_id is not None else ANONYMOUS,
         action=action,
         access_point_id=None,
-        decision="granted",
-        reason=" ".join(f"{k}={v}" for k, v in ids.items()),
+        decision=decision,
+        reason=reason or " ".join(f"{k}={v}" for k, v in ids.items()),
         subject=user_id,
+        personal={k: v for k, v in (personal or {}).items() if v} or None,
     )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,12 +80,26 @@ class World:
         return {str(r["family_id"]) for r in rows}
 
     async def audit(self, action: str) -> list[dict[str, object]]:
+        """The entries of ``action`` that record a change (``granted``)."""
         return [
             dict(r)
             for r in await self.db.fetch_all(
-                "SELECT actor, action, subject, reason FROM audit WHERE action = :a ORDER BY id",
+                "SELECT actor, action, subject, reason FROM audit WHERE action = :a"
+                " AND decision = 'granted' ORDER BY id",
                 a=action,
             )
+        ]
+
+    async def refusals(self, action: str) -> list[tuple[object, ...]]:
+        """(actor, subject, reason, personal) of the ``denied`` entries of ``action``."""
+        rows = await self.db.fetch_all(
+            "SELECT actor, subject, reason, personal FROM audit WHERE action = :a"
+            " AND decision = 'denied' ORDER BY id",
+            a=action,
+        )
+        return [
+            (r["actor"], r["subject"], r["reason"], json.loads(r["personal"] or "null"))
+            for r in rows
         ]
 
 

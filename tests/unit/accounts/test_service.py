@@ -78,6 +78,9 @@ async def test_a_wrong_current_password_changes_nothing(world: World) -> None:
     assert await password_is(world, PASSWORD)
     assert await world.live_families() == {"phone"}
     assert world.revoked == [] and await world.audit("account.password_change") == []
+    assert await world.refusals("account.password_change") == [  # never the password tried
+        (f"user:{world.rita}", world.rita, "bad_password", None)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -124,6 +127,11 @@ async def test_wrong_current_passwords_are_throttled_like_sign_ins(world: World)
             world.rita, None, {**body, "current_password": PASSWORD}, remote="10.0.0.9"
         )
     assert await password_is(world, PASSWORD)
+    address = {"address": "10.0.0.9"}
+    assert [r[2:] for r in await world.refusals("account.password_change")] == [
+        *[("bad_password", address)] * 5,
+        ("throttled", address),
+    ]
 
 
 # -- sessions ----------------------------------------------------------------------------------
@@ -215,6 +223,21 @@ async def test_a_reset_code_dies_after_its_wrong_guesses(world: World) -> None:
     with pytest.raises(InvalidCodeError):
         await world.accounts.confirm_reset({"username": "rita", "code": code, "new_password": NEW})
     assert await password_is(world, PASSWORD)
+    rita = f"user:{world.rita}"
+    personal = {"username": "rita"}
+    assert await world.refusals("account.password_reset") == [  # never the codes tried
+        *[(rita, world.rita, "bad_code", personal)] * (CODE_ATTEMPTS + 1)
+    ]
+
+
+async def test_a_reset_for_a_username_of_no_one_is_audited_as_anonymous(world: World) -> None:
+    body = {"username": "Nobody", "code": "12345678", "new_password": NEW}
+    with pytest.raises(InvalidCodeError):
+        await world.accounts.confirm_reset(body, remote="10.0.0.7")
+    assert await world.refusals("account.password_reset") == [
+        ("anonymous", None, "unknown_user", {"username": "nobody", "address": "10.0.0.7"})
+    ]
+    assert "12345678" not in str(await world.db.fetch_all("SELECT * FROM audit"))
 
 
 async def test_a_new_code_replaces_the_last_and_a_weak_password_keeps_the_code(
@@ -344,6 +367,9 @@ async def test_a_disabled_staff_account_cannot_activate(world: World) -> None:
     }
     with pytest.raises(InvalidCodeError):
         await world.accounts.activate(activation)
+    assert await world.refusals("account.activate") == [
+        (f"user:{created['id']}", created["id"], "not_eligible", {"username": "olga"})
+    ]
 
 
 async def _no_cut(user_id: str, at: float) -> None:
