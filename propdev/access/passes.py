@@ -16,7 +16,7 @@ import hmac
 import secrets
 import time
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -258,12 +258,14 @@ class GuestPasses:
         Audited (``guest_pass.create``, by ``actor``, the owner by default) in the transaction
         that stores the pass."""
         missing = await self.rules.without_right(owner_id, request.access_point_ids)
-        if missing:
-            raise NotEntitledError(missing)
         now = self.clock()
+        who = actor or trail.resident(owner_id)
+        if missing:
+            await self._refused(who, "not_entitled", owner_id, now, access_point_ids=missing)
+            raise NotEntitledError(missing)
         pass_id = str(uuid.uuid4())
         record = trail.change(
-            actor or trail.resident(owner_id),
+            who,
             trail.PASS_CREATE,
             at=now,
             pass_id=pass_id,
@@ -307,7 +309,11 @@ class GuestPasses:
             audit.sync_append(conn, record)
             return code
 
-        code = await self.db.unit(store)
+        try:
+            code = await self.db.unit(store)
+        except TooManyPassesError:
+            await self._refused(who, "too_many_passes", owner_id, now)
+            raise
         issued = GuestPass(
             pass_id,
             owner_id,
@@ -320,6 +326,27 @@ class GuestPasses:
             now,
         )
         return issued, code
+
+    async def _refused(
+        self,
+        actor: str,
+        code: str,
+        owner_id: str,
+        at: float,
+        access_point_ids: Sequence[str] = (),
+    ) -> None:
+        """The ``denied`` entry of a refused pass, before the refusal is answered."""
+        record = trail.refused(
+            actor,
+            trail.PASS_CREATE,
+            code,
+            at=at,
+            owner_id=owner_id,
+            **(
+                {"access_point_ids": ",".join(sorted(access_point_ids))} if access_point_ids else {}
+            ),
+        )
+        await self.db.unit(lambda conn: audit.sync_append(conn, record))
 
     def _unused_code(self, conn: UnitConnection, now: float) -> str:
         for _ in range(_CODE_ATTEMPTS):

@@ -18,6 +18,8 @@ vehicle is its id).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from propdev.access.outcome import Result
 from propdev.storage.audit import AuditRecord
 
@@ -69,6 +71,13 @@ def unanswered_open(
 def resident(user_id: str) -> str:
     """The audit actor of a resident (as for their opens)."""
     return f"user:{user_id}"
+
+
+def refused(actor: str, action: str, code: str, *, at: float, **ids: object) -> AuditRecord:
+    """The ``denied`` entry of a change refused by our rules (``too_many_vehicles``,
+    ``plate_taken``, ``not_entitled``...): the code, then the ids as for ``change``."""
+    entry = change(actor, action, at=at, **ids)
+    return replace(entry, decision="denied", reason=f"{code} {entry.reason}".strip())
 
 
 def change(

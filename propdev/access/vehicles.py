@@ -155,12 +155,22 @@ class Vehicles:
             audit.sync_append(conn, record)
             return None
 
-        existing = await self.db.unit(store)
+        try:
+            existing = await self.db.unit(store)
+        except TooManyVehiclesError:
+            await self._refused(record.actor, "too_many_vehicles", owner_id, now)
+            raise
         if existing is None:
             return Vehicle(vehicle_id, owner_id, plate, now), True
-        if existing["owner_id"] != owner_id:
+        if existing["owner_id"] != owner_id:  # never the plate, nor whose it is
+            await self._refused(record.actor, "plate_taken", owner_id, now)
             raise PlateTakenError("this plate is registered by another resident")
         return self._vehicle(existing), False
+
+    async def _refused(self, actor: str, code: str, owner_id: str, at: float) -> None:
+        """The ``denied`` entry of a refused registration, before the refusal is answered."""
+        record = trail.refused(actor, trail.VEHICLE_REGISTER, code, at=at, owner_id=owner_id)
+        await self.db.unit(lambda conn: audit.sync_append(conn, record))
 
     async def of(self, owner_id: str) -> list[Vehicle]:
         rows = await self.db.fetch_all(

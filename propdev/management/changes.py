@@ -17,6 +17,8 @@ from propdev.storage.audit import AuditRecord
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
+    from propdev.storage import Database
+
 MAX_REASON = 1000
 
 
@@ -58,3 +60,21 @@ async def record(
             subject=subject,
         ),
     )
+
+
+async def refused(
+    db: Database, *, actor: str, action: str, reason: str, subject: str | None = None
+) -> None:
+    """Append the ``denied`` entry of a change our rules refused (``reason`` its code, then
+    ids), in a transaction of its own: there is no change to share one with. Written before
+    the refusal is answered."""
+    async with db.transaction() as conn:
+        await record(
+            conn,
+            db.dialect,
+            actor=actor,
+            action=action,
+            reason=reason,
+            subject=subject,
+            decision="denied",
+        )

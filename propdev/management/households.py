@@ -8,7 +8,9 @@ do is theirs (a guest pass a member issues is the member's). Removing a member i
 their access tokens are refused at once on every node.
 
 Audited as ``household.invite`` and ``household.remove`` (actor ``user:<owner>``, subject the
-member), with the move-out's own entries.
+member), with the move-out's own entries; refused, ``denied``: ``not_owner`` (a member, or a
+resident of no apartment, subject the caller), ``not_member`` (an id that is no member of the
+owner's apartment).
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from typing import Any
 
 import propdev.management.fields as fields
 from propdev.accounts import ACTIVATION_CODE, ACTIVATION_CODE_TTL, issue_code
-from propdev.management.changes import details, record
+from propdev.management.changes import details, record, refused
 from propdev.management.errors import NotOwnerError, UnknownObjectError
 from propdev.management.residents import Residents
 from propdev.security import create_user
 from propdev.storage import Database, Row, run
 
 OWNER, MEMBER = "owner", "member"
+INVITE, REMOVE = "household.invite", "household.remove"
 
 
 def resident_actor(user_id: str) -> str:
@@ -47,9 +50,19 @@ class Households:
             u=user_id,
         )
 
-    async def _owned_apartment(self, owner_id: str) -> str:
+    async def _owned_apartment(self, owner_id: str, action: str | None = None) -> str:
+        """The owner's apartment; ``NotOwnerError`` (audited ``denied`` as ``action``, if
+        given) for anyone else."""
         row = await self._residency(owner_id)
         if row is None or row["apartment_id"] is None or row["household_role"] != OWNER:
+            if action is not None:
+                await refused(
+                    self.db,
+                    actor=resident_actor(owner_id),
+                    action=action,
+                    reason=f"not_owner {details(user_id=owner_id)}",
+                    subject=owner_id,
+                )
             raise NotOwnerError("only an apartment's owner invites or removes members")
         return str(row["apartment_id"])
 
@@ -69,7 +82,7 @@ class Households:
     async def invite(self, owner_id: str, body: object) -> dict[str, Any]:
         """A member in the owner's apartment with the owner's doors; its id, username and
         activation code (shown once)."""
-        apartment_id = await self._owned_apartment(owner_id)
+        apartment_id = await self._owned_apartment(owner_id, INVITE)
         data = fields.body_object(body)
         fields.only(data, ("full_name", "phone"))
         full_name = fields.text(data.get("full_name"), "full_name")
@@ -111,7 +124,7 @@ class Households:
                 conn,
                 self.db.dialect,
                 actor=resident_actor(owner_id),
-                action="household.invite",
+                action=INVITE,
                 reason=details(user_id=user_id, apartment_id=apartment_id, doors=len(doors)),
                 at=now,
                 subject=user_id,
@@ -121,16 +134,23 @@ class Households:
     async def remove(self, owner_id: str, member_id: str) -> dict[str, Any]:
         """Move the member out (their access ends at once); ``UnknownObjectError`` unless they
         are a member of the owner's apartment who lives there."""
-        apartment_id = await self._owned_apartment(owner_id)
+        apartment_id = await self._owned_apartment(owner_id, REMOVE)
         row = await self._residency(member_id)
         if row is None or row["household_role"] != MEMBER or row["apartment_id"] != apartment_id:
+            await refused(  # subject the owner: the id may be anyone's, or no one's
+                self.db,
+                actor=resident_actor(owner_id),
+                action=REMOVE,
+                reason=f"not_member {details(user_id=member_id, apartment_id=apartment_id)}",
+                subject=owner_id,
+            )
             raise UnknownObjectError("household member", member_id)
         async with self.db.transaction() as conn:
             await record(
                 conn,
                 self.db.dialect,
                 actor=resident_actor(owner_id),
-                action="household.remove",
+                action=REMOVE,
                 reason=details(user_id=member_id, apartment_id=apartment_id),
                 subject=member_id,
             )

@@ -179,9 +179,10 @@ async def test_issuing_and_revoking_a_pass_are_audited_by_who_did_it_without_the
     assert await AuditLog(estate.db).verify() == (True, 4, None)
 
 
-async def test_a_refused_pass_leaves_no_audit_entry(estate: Estate) -> None:
+async def test_a_refused_pass_is_audited_denied_and_issues_nothing(estate: Estate) -> None:
     from propdev.access import TooManyPassesError
     from propdev.access.passes import MAX_ACTIVE_PER_OWNER
+    from propdev.storage.audit import AuditLog
 
     await estate.rules.grant(estate.owner, DOOR)
     with pytest.raises(NotEntitledError):
@@ -190,7 +191,36 @@ async def test_a_refused_pass_leaves_no_audit_entry(estate: Estate) -> None:
         await estate.passes.create(estate.owner, request())
     with pytest.raises(TooManyPassesError):
         await estate.passes.create(estate.owner, request())
-    rows = await audit_rows(estate)
-    assert len(rows) == MAX_ACTIVE_PER_OWNER == len(await estate.passes.of(estate.owner))
+    rows = [
+        dict(r)
+        for r in await estate.db.fetch_all(
+            "SELECT actor, action, decision, reason, subject FROM audit ORDER BY id"
+        )
+    ]
+    assert len(await estate.passes.of(estate.owner)) == MAX_ACTIVE_PER_OWNER
+    assert [r["decision"] for r in rows] == [
+        "denied",
+        *["granted"] * MAX_ACTIVE_PER_OWNER,
+        "denied",
+    ]
+    refused = [r for r in rows if r["decision"] == "denied"]
+    owner = estate.owner
+    assert refused == [
+        {
+            "actor": f"user:{owner}",
+            "action": "guest_pass.create",
+            "decision": "denied",
+            "reason": f"not_entitled owner_id={owner} access_point_ids={OTHER_DOOR}",
+            "subject": owner,
+        },
+        {
+            "actor": f"user:{owner}",
+            "action": "guest_pass.create",
+            "decision": "denied",
+            "reason": f"too_many_passes owner_id={owner}",
+            "subject": owner,
+        },
+    ]
+    assert await AuditLog(estate.db).verify() == (True, len(rows), None)
     with pytest.raises(ValueError, match="actor"):
         await estate.passes.revoke(None, "any-pass")  # no owner and no actor

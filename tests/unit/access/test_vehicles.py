@@ -58,7 +58,7 @@ async def test_removing_is_for_the_owner_only_and_frees_the_plate(estate: Estate
     assert new
 
 
-async def test_registering_and_removing_a_vehicle_are_audited_by_id_never_by_plate(
+async def test_vehicle_changes_and_refusals_are_audited_by_id_never_by_plate(
     estate: Estate,
 ) -> None:
     from propdev.access import TooManyVehiclesError
@@ -77,10 +77,13 @@ async def test_registering_and_removing_a_vehicle_are_audited_by_id_never_by_pla
     with pytest.raises(TooManyVehiclesError):
         await estate.vehicles.register(estate.neighbour, "E999EE77")
 
-    rows = [
+    every = [
         dict(r)
-        for r in await estate.db.fetch_all("SELECT actor, action, reason FROM audit ORDER BY id")
+        for r in await estate.db.fetch_all(
+            "SELECT actor, action, decision, reason, subject FROM audit ORDER BY id"
+        )
     ]
+    rows = [r for r in every if r["decision"] == "granted"]
     assert [(r["actor"], r["action"]) for r in rows[:2]] == [
         (f"user:{estate.owner}", "vehicle.register"),
         ("operator:op-1", "vehicle.remove"),
@@ -89,6 +92,19 @@ async def test_registering_and_removing_a_vehicle_are_audited_by_id_never_by_pla
     assert (
         rows[0]["reason"] == rows[1]["reason"] == f"vehicle_id={vehicle.id} owner_id={estate.owner}"
     )
-    text = repr(rows)
+    # Refused: the plate someone else's (never whose), then one vehicle too many.
+    neighbour = estate.neighbour
+    assert [r for r in every if r["decision"] == "denied"] == [
+        {
+            "actor": f"user:{neighbour}",
+            "action": "vehicle.register",
+            "decision": "denied",
+            "reason": f"{code} owner_id={neighbour}",
+            "subject": neighbour,
+        }
+        for code in ("plate_taken", "too_many_vehicles")
+    ]
+    text = repr(every)
     assert "B777OP99" not in text and plate_key("B777OP99") not in text
-    assert await AuditLog(estate.db).verify() == (True, 2 + MAX_VEHICLES, None)
+    assert estate.owner not in text.split("plate_taken")[1].split("}")[0]
+    assert await AuditLog(estate.db).verify() == (True, len(every), None)
