@@ -76,8 +76,10 @@ def resident(user_id: str) -> str:
 def refused(actor: str, action: str, code: str, *, at: float, **ids: object) -> AuditRecord:
     """The ``denied`` entry of a change refused by our rules (``too_many_vehicles``,
     ``plate_taken``, ``not_entitled``...): the code, then the ids as for ``change``."""
-    entry = change(actor, action, at=at, **ids)
-    return replace(entry, decision="denied", reason=f"{code} {entry.reason}".strip())
+    owner = ids.get("owner_id")
+    entry = change(actor, action, at=at, subject=None if owner is None else str(owner))
+    pairs = " ".join(f"{k}={'' if v is None else v}" for k, v in ids.items())
+    return replace(entry, decision="denied", reason=f"{code} {pairs}".strip())
 
 
 def change(
