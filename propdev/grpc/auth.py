@@ -21,7 +21,7 @@ from propdev.http.partner_auth import PartnerCaller, check_partner
 from propdev.http.principal import Principal
 from propdev.pki.crl import current_revoked
 from propdev.security import InvalidTokenError, TokenVerifier, check_certificate_binding
-from propdev.storage import Database
+from propdev.storage import Database, StoreUnavailableError
 
 PARTNER = "partner"
 """A method for partners only (their certificate and bound token), about their own devices:
@@ -82,6 +82,10 @@ class PartnerAuthenticator:
             raise CallRefusedError(grpc.StatusCode.UNAUTHENTICATED, exc.detail) from exc
         except ForbiddenError as exc:
             raise CallRefusedError(grpc.StatusCode.PERMISSION_DENIED, exc.detail) from exc
+        except StoreUnavailableError as exc:  # the registry unreadable: retryable, as HTTP's 503
+            raise CallRefusedError(
+                grpc.StatusCode.UNAVAILABLE, "the store is unavailable; retry"
+            ) from exc
 
 
 def peer_certificate(context: grpc.aio.ServicerContext[object, object]) -> bytes | None:

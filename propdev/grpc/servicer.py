@@ -24,6 +24,7 @@ from propdev.grpc.auth import METHOD_CALLERS, PARTNER, CallRefusedError, Partner
 from propdev.grpc.call_log import note_caller
 from propdev.grpc.commands import CommandStreams, DeviceCommand
 from propdev.http.partner_auth import PartnerCaller
+from propdev.storage import StoreUnavailableError
 
 log = structlog.get_logger()
 
@@ -152,6 +153,12 @@ class PartnerService(partner_pb2_grpc.PartnerGatewayServicer):
                     )
                 except IngestUnavailableError as exc:
                     await context.abort(grpc.StatusCode.UNAVAILABLE, f"{exc}; resend (dedupe)")
+                    raise
+                except StoreUnavailableError:  # nothing recorded (nor audited): resend
+                    log.warning("grpc_events_store_unavailable", partner=caller.partner_id)
+                    await context.abort(
+                        grpc.StatusCode.UNAVAILABLE, "the store is unavailable; resend (dedupe)"
+                    )
                     raise
                 for index, event in enumerate(batch):
                     outcome = result.outcomes.get(index, "rejected:not_applied")
