@@ -254,8 +254,7 @@ async def new_my_recovery_codes(request: web.Request) -> web.Response:
     if user is None or not user.has_totp:
         raise NotFoundError("No local account with a TOTP seed: no recovery codes.")
     codes = new_recovery_codes()
-    await store_recovery_codes(db, caller.sub, codes)
-    await request.app[AUDIT].append(
+    await request.app[AUDIT].append(  # before the change, as a staff action (fail closed)
         AuditRecord(
             at=time.time(),
             actor=f"operator:{caller.sub}",
@@ -266,6 +265,7 @@ async def new_my_recovery_codes(request: web.Request) -> web.Response:
             subject=caller.sub,
         )
     )
+    await store_recovery_codes(db, caller.sub, codes)
     return web.json_response(
         {"recovery_codes": codes}, status=201, headers={"Cache-Control": "no-store"}
     )
