@@ -320,6 +320,57 @@ async def test_cli_changes_to_partners_and_recovery_codes_are_audited_as_cli(
     assert all(code not in text for code in new_codes)
 
 
+async def test_refused_self_service_is_audited_denied_never_with_the_secret(
+    node: RunningNode,
+) -> None:
+    operator = await node.token_for("operator")
+    anna, boris, vera = (node.resident(n) for n in ("anna", "boris", "vera"))
+    anna_token, boris_token = await node.token_for("anna"), await node.token_for("boris")
+    vera_token = await node.token_for("vera")  # a member of anna's household, not its owner
+
+    body = {"current_password": "not-her-password-1", "new_password": "a long new passphrase"}
+    status, _ = await call(node, "POST", "/api/v1/me/password", anna_token, body)
+    assert status == 403
+    status, _ = await call(node, "POST", "/api/v1/vehicles", anna_token, {"plate": "K321MP77"})
+    assert status == 201
+    status, _ = await call(node, "POST", "/api/v1/vehicles", boris_token, {"plate": "K321MP77"})
+    assert status == 409
+    member = {"full_name": "Someone Else", "phone": "+79990000099"}
+    status, _ = await call(node, "POST", "/api/v1/household/members", vera_token, member)
+    assert status == 403
+
+    found = [
+        (e["action"], e["actor"], e["subject"], e["reason"], e["personal"])
+        for e in await entries(node, operator)
+        if e["decision"] == "denied" and e["action"] != "auth.login"
+    ]
+    assert found == [
+        (
+            "account.password_change",
+            f"user:{anna['id']}",
+            anna["id"],
+            "bad_password",
+            {"address": "127.0.0.1"},
+        ),
+        (
+            "vehicle.register",
+            f"user:{boris['id']}",
+            boris["id"],
+            f"plate_taken owner_id={boris['id']}",
+            None,
+        ),
+        (
+            "household.invite",
+            f"user:{vera['id']}",
+            vera["id"],
+            f"not_owner user_id={vera['id']}",
+            None,
+        ),
+    ]
+    text = json.dumps(await entries(node, operator))
+    assert "not-her-password-1" not in text and "K321MP77" not in text
+
+
 async def test_malformed_filters_are_a_400_problem(node: RunningNode) -> None:
     operator = await node.token_for("operator")
     for params in (
