@@ -116,7 +116,8 @@ _INVALID = "A field is missing, unknown or not a string, or the new password is 
         "Checks `current_password` (wrong ones count as failed sign-ins of the account) and "
         "sets `new_password`. Every other session of the account is signed out: its refresh "
         "token answers `invalid_grant` and its access tokens are refused (401) at once, on "
-        "every node. The calling session stays. Audited as `account.password_change`."
+        "every node. The calling session stays. Audited as `account.password_change`; a "
+        "wrong current password (403) or a throttled attempt (429) too, `denied`."
     ),
     tags=TAGS,
     request=PASSWORD_CHANGE,
@@ -203,7 +204,8 @@ async def request_reset(request: web.Request) -> web.Response:
         "The code works once, until it expires (`PROPDEV_RESET_CODE_TTL`, 15 minutes by "
         "default), and dies after 5 wrong guesses; wrong codes count as failed sign-ins of "
         "the account. Every session of the account is signed out (refresh tokens and access "
-        "tokens, on every node). Audited as `account.password_reset`."
+        "tokens, on every node). Audited as `account.password_reset`; a refused code too "
+        "(`denied`)."
     ),
     tags=TAGS,
     request=RESET_CONFIRM,
@@ -231,8 +233,9 @@ async def confirm_reset(request: web.Request) -> web.Response:
         "`POST /admin/api/v1/operators`). The code works once, until it expires "
         "(`PROPDEV_ACTIVATION_CODE_TTL`, 7 days by default), and dies after 5 wrong guesses. "
         "Sessions signed in with the temporary password are signed out. Audited as "
-        "`account.activate`. A resident's answer is `{}`; a staff account's is its new TOTP "
-        'seed, `{"totp_uri": "otpauth://..."}`: a second factor is mandatory for staff, '
+        "`account.activate` (a refused code too, `denied`). A resident's answer is `{}`; "
+        "a staff account's is its new TOTP seed, "
+        '`{"totp_uri": "otpauth://..."}`: a second factor is mandatory for staff, '
         "and the first login with a code of it completes the enrolment."
     ),
     tags=TAGS,

@@ -79,7 +79,8 @@ async def list_members(request: web.Request) -> web.Response:
     description=(
         "The member gets a copy of the owner's rights (schedules included) and an activation "
         "code, shown once. Guest passes a member issues are the member's. Audited as "
-        "`household.invite` (actor `user:<owner>`, subject the member)."
+        "`household.invite` (actor `user:<owner>`, subject the member); a caller who is no "
+        "owner too (`denied`, `not_owner`)."
     ),
     tags=TAGS,
     request=NEW_MEMBER,
@@ -98,7 +99,8 @@ async def invite_member(request: web.Request) -> web.Response:
     "Remove a member of the caller's household (owners only): their access ends at once",
     description=(
         "A move-out of the member: rights, guest passes, vehicles and sessions end, and their "
-        "tokens are refused at once on every node. Audited as `household.remove`."
+        "tokens are refused at once on every node. Audited as `household.remove`; a refusal "
+        "too (`denied`: `not_owner`, `not_member`)."
     ),
     tags=TAGS,
     responses={204: None, 403: NOT_OWNER, 404: "No such member of the caller's household."},

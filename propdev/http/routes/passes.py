@@ -99,7 +99,8 @@ def _pass_id(request: web.Request) -> str:
         "A code for the keypad (and as a QR payload) that opens the given access points within "
         "the window, at most `max_uses` times; each use is audited and told to the issuer "
         "(`pass.used`). The issue is audited too (action `guest_pass.create`, actor "
-        "`user:<id>`, the pass's id, never the code)."
+        "`user:<id>`, the pass's id, never the code), and a refusal (`denied`: "
+        "`not_entitled`, `too_many_passes`)."
     ),
     tags=["guest passes"],
     request=PASS_REQUEST,

@@ -62,7 +62,8 @@ VEHICLE = schemas.named(
         "resident may use the barrier (schedules apply); the resident is told "
         "(`access.automatic`). The same plate again answers 200 with the existing vehicle. "
         "A new vehicle is audited (action `vehicle.register`, actor `user:<id>`, the "
-        "vehicle's id, never the plate)."
+        "vehicle's id, never the plate); a refusal (409) too, `denied` (`plate_taken`, "
+        "`too_many_vehicles`)."
     ),
     tags=["vehicles"],
     request=VEHICLE_REQUEST,
