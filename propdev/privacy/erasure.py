@@ -15,7 +15,8 @@ What is destroyed, and how (``docs/personal-data.md`` says why):
 * ``meter_readings`` stay: they are the apartment's readings sent to the utilities system
   (billing records), and now name an emptied account.
 
-An ``erasures`` row records the id, time and operator; a second erasure is refused
+An ``erasures`` row records the id, time and operator (an erasure re-applied after a restore,
+``propdev.privacy.reapply``, keeps the original's); a second erasure is refused
 (``AlreadyErasedError``) with nothing changed. The audit entry ``resident.erase`` carries
 counts, no personal data. Once committed, the resident's access tokens are refused on every
 node (``cut``, the move-out's cut-off).
