@@ -201,12 +201,23 @@ def test_a_malformed_erasure_list_changes_nothing(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     _, backup, target = backed_up
-    bad = tmp_path / "bad.json"
-    bad.write_text('{"kind": "propdev.erasures", "format": 1, "erasures": [{"user_id": ""}]}')
+    cases = {
+        "no-id.json": (
+            '{"kind": "propdev.erasures", "format": 1, "erasures": [{"user_id": ""}]}',
+            "no valid user id",
+        ),
+        "other-cluster.json": (
+            '{"kind": "propdev.erasures", "format": 1, "cluster_id": "elsewhere", "erasures": []}',
+            "of cluster elsewhere, the backup of cluster",
+        ),
+    }
+    for name, (text, words) in cases.items():
+        (tmp_path / name).write_text(text)
 
-    assert backup_command(target, "restore", str(backup), str(bad)) == 1
-    assert "no valid user id" in capsys.readouterr().err
-    assert_nothing_written(target, {})
+        assert backup_command(target, "restore", str(backup), str(tmp_path / name)) == 1
+
+        assert words in capsys.readouterr().err, name
+        assert_nothing_written(target, {})
 
     assert backup_command(target, "restore", str(backup)) == 0  # nothing was left in the way
     assert held(target, user_id_of(target, "anna"))["roles"] == "resident"
