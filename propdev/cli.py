@@ -98,7 +98,15 @@ def _parser() -> argparse.ArgumentParser:
         ("verify", "authenticate a backup and check its parts; write nothing"),
         ("restore", "fill an empty data dir and store from a backup"),
     ):
-        backup.add_parser(action, help=text).add_argument("file")
+        backup_action = backup.add_parser(action, help=text)
+        backup_action.add_argument("file")
+        if action == "restore":
+            backup_action.add_argument(
+                "--erasures",
+                metavar="FILE",
+                help="then re-apply the erasures made since the backup (privacy erasures "
+                "export of a surviving node, or the audit stream's lines)",
+            )
     totp = sub.add_parser("totp", help="operators' second factor").add_subparsers(
         dest="totp", required=True
     )
@@ -116,6 +124,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     retention_run = retention.add_parser("run", help="apply the retention settings once")
     retention_run.add_argument("--as-of", help="ISO-8601 moment to apply them as of (default: now)")
+    privacy = sub.add_parser("privacy", help="personal data: erasures after a restore")
+    erasures = (
+        privacy.add_subparsers(dest="privacy", required=True)
+        .add_parser("erasures", help="the list of erased residents")
+        .add_subparsers(dest="erasures", required=True)
+    )
+    erasures.add_parser("export", help="print this store's erasure list (JSON)")
+    reapply = erasures.add_parser(
+        "reapply", help="apply the erasures of a list (or audit stream lines) not applied here"
+    )
+    reapply.add_argument("file")
     sub.add_parser(
         "doctor", help="check the store, Redis, keys, certificates, clock and public URL"
     )
@@ -149,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "backup":  # before the data dir is made: a restore wants it empty
         from propdev.backup.command import backup_command
 
-        return backup_command(settings, args.backup, args.file)
+        return backup_command(settings, args.backup, args.file, getattr(args, "erasures", None))
     if args.command == "doctor":  # read-only: it makes no data dir
         from propdev.doctor import doctor_command
 
@@ -221,6 +240,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from propdev.privacy import retention_command
 
         return asyncio.run(retention_command(settings, args.as_of))
+    if args.command == "privacy":
+        from propdev.privacy import erasures_export_command, reapply_command
+
+        if args.erasures == "export":
+            return asyncio.run(erasures_export_command(settings))
+        return asyncio.run(reapply_command(settings, args.file))
     if args.command == "slo-rules":
         from propdev.observability.rules import rules_command
 

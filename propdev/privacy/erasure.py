@@ -15,7 +15,8 @@ What is destroyed, and how (``docs/personal-data.md`` says why):
 * ``meter_readings`` stay: they are the apartment's readings sent to the utilities system
   (billing records), and now name an emptied account.
 
-An ``erasures`` row records the id, time and operator; a second erasure is refused
+An ``erasures`` row records the id, time and operator (an erasure re-applied after a restore,
+``propdev.privacy.reapply``, keeps the original's); a second erasure is refused
 (``AlreadyErasedError``) with nothing changed. The audit entry ``resident.erase`` carries
 counts, no personal data. Once committed, the resident's access tokens are refused on every
 node (``cut``, the move-out's cut-off).
@@ -28,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from propdev.privacy.erasure_list import Erasure
 from propdev.privacy.errors import AlreadyErasedError, UnknownPersonError
 from propdev.privacy.export import RESIDENT_ROLE, user_actor
 from propdev.storage import Database, run
@@ -43,6 +45,11 @@ Cut = Callable[[str, float], Awaitable[None]]
 
 def erased_username(user_id: str) -> str:
     return f"~erased:{user_id}"
+
+
+def reapplied_reason(original: Erasure) -> str:
+    """What a re-applied erasure's audit entry says of the original (ids and a time only)."""
+    return f"reapplied erased_at={original.erased_at!r} erased_by={original.actor}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +98,22 @@ async def _count_then_delete(conn: AsyncConnection, statement: str, user_id: str
 
 
 async def erase(
-    db: Database, actor: str, user_id: str, *, cut: Cut, clock: Callable[[], float] = time.time
+    db: Database,
+    actor: str,
+    user_id: str,
+    *,
+    cut: Cut,
+    clock: Callable[[], float] = time.time,
+    reapplying: Erasure | None = None,
 ) -> ErasureReport:
     """Erase the resident ``user_id``; ``UnknownPersonError`` if there is none,
-    ``AlreadyErasedError`` if they were erased (nothing changed either way)."""
+    ``AlreadyErasedError`` if they were erased (nothing changed either way).
+
+    ``reapplying``: the erasure made elsewhere (a store that lived on after the backup this
+    one was restored from) that this one repeats: the ``erasures`` row keeps its time and
+    operator, and the audit entry (by ``actor``) says ``reapplied erased_at=<its time>``."""
     now = clock()
+    recorded = reapplying or Erasure(user_id, now, actor)
     async with db.transaction() as conn:
         done = await run(conn, "SELECT erased_at FROM erasures WHERE user_id = :u", u=user_id)
         if done:
@@ -108,8 +126,8 @@ async def erase(
             "INSERT INTO erasures (user_id, erased_at, actor) VALUES (:u, :t, :a) "
             "ON CONFLICT (user_id) DO NOTHING RETURNING user_id",
             u=user_id,
-            t=now,
-            a=actor,
+            t=recorded.erased_at,
+            a=recorded.actor,
         )
         if not taken:  # erased at this very moment by another request
             raise AlreadyErasedError(user_id, now)
@@ -153,6 +171,8 @@ async def erase(
         )
         counts["audit_personal_blanked"] = int(blanked[0]["n"])
         reason = " ".join(f"{k}={counts[k]}" for k in (*_REPORTED, "audit_personal_blanked"))
+        if reapplying is not None:
+            reason = f"{reapplied_reason(reapplying)} {reason}"
         await audit_log.append(
             conn,
             db.dialect,

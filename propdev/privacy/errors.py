@@ -28,3 +28,8 @@ class AlreadyErasedError(PrivacyError):
 class RetentionError(PrivacyError, ValueError):
     """Raised when a retention run is refused (an ``as_of`` that is malformed, in the future,
     or earlier than the last run's): nothing is changed."""
+
+
+class ErasureListError(PrivacyError, ValueError):
+    """Raised when a file of erasures to re-apply is malformed, or not this cluster's: nothing
+    is changed."""
