@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 import structlog
 
-from propdev.storage.db import Database, Row, UnitConnection, after_commit, run
+from propdev.storage.db import Database, Row, UnitConnection, after_commit, run, unit_lock
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -274,11 +274,13 @@ def sync_append(conn: UnitConnection, record: AuditRecord) -> dict[str, Any]:
     The previous hash is read in the same transaction, after the chain's lock (the writer
     thread on SQLite, the chain's advisory lock on PostgreSQL), never cached: on SQLite that
     read costs microseconds inside the unit's one hop, and it stays right after a
-    rolled-back unit or a write by another process.
+    rolled-back unit or a write by another process. On PostgreSQL the lock is taken by
+    ``unit_lock``: a unit that is not the first of its group-committed batch does not wait
+    for a chain another transaction holds (it is run again first in the next batch), so the
+    writers' batches never deadlock on two chains nor hold theirs while waiting.
     """
     record = _on_its_chain(record)
-    if conn.dialect == "postgresql":
-        conn.run(_LOCK, k=_LOCK_KEY, chain=record.chain)
+    unit_lock(conn, _LOCK_KEY, record.chain)
     last = conn.run(_LAST, chain=record.chain)
     prev = last[0]["hash"] if last else GENESIS
     params = _insert_params(record, prev)

@@ -29,7 +29,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from propdev.storage.errors import StoreUnavailableError
-from propdev.storage.pg_units import PgUnits
+from propdev.storage.pg_units import LockBusy, PgUnits, may_wait
 from propdev.storage.postgres import mark_failover_errors, sqlalchemy_url
 from propdev.storage.sqlite_executor import (
     SqliteConnection,
@@ -113,6 +113,26 @@ class _SaUnitConnection:
 
     def run(self, sql: str, **params: Any) -> list[Row]:
         return sync_run(self.conn, sql, **params)
+
+
+def unit_lock(conn: UnitConnection, key: int, sub: int) -> None:
+    """Take PostgreSQL's advisory lock ``(key, sub)`` until the unit's transaction ends
+    (nothing on SQLite, whose one writer runs a unit at a time).
+
+    Inside a group-committed batch only the first unit waits for it; a later one only tries,
+    and raises ``LockBusy`` if it is held elsewhere, to be run again first in the next
+    transaction (``propdev.storage.pg_units``): batches never wait for each other while
+    holding locks, so they cannot deadlock. The unit's statements before the lock are rolled
+    back and run again with it: take the lock before anything the unit would not redo.
+    """
+    if conn.dialect != "postgresql":
+        return
+    if may_wait():
+        conn.run("SELECT pg_advisory_xact_lock(:k, :s)", k=key, s=sub)
+        return
+    rows = conn.run("SELECT pg_try_advisory_xact_lock(:k, :s) AS got", k=key, s=sub)
+    if not rows[0]["got"]:
+        raise LockBusy(f"advisory lock ({key}, {sub})")
 
 
 def driver_urls(url: str) -> tuple[str, str]:

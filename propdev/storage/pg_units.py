@@ -16,6 +16,17 @@ a pool check-out and a commit per door open. The SQLite path has done the same s
 ``propdev.storage.sqlite_executor`` (its writer thread); this is its PostgreSQL counterpart.
 A failed commit (the server gone, a failover) fails every unit of the batch with the error:
 none of them was acknowledged, each caller sees the store unavailable.
+
+Locks and batches. A lock a unit takes is held until its batch commits, and the writers'
+batches run side by side (in this process and on other nodes): if every unit waited for its
+locks, two batches taking two audit chains' locks in opposite orders would deadlock
+(PostgreSQL aborts one after ``deadlock_timeout``, failing all its units), and a batch would
+keep the locks of its first units while a later one waits for another batch's commit. So a
+unit waits for a lock only when it is the first of its transaction (``may_wait``: no other
+unit's lock is held); a later one tries its lock and, if it is taken, raises ``LockBusy``
+(``propdev.storage.db.unit_lock`` does both): it is rolled back to its savepoint and run
+again at the head of the writer's next transaction, where it may wait. A transaction thus
+waits only before it holds another unit's lock, and batching adds no wait-for cycle.
 """
 
 from __future__ import annotations
@@ -35,6 +46,18 @@ U = TypeVar("U")
 
 MAX_BATCH = 128  # units committed together at most
 _STOP = object()
+_state = threading.local()  # the unit running in this thread: the first of its transaction?
+
+
+class LockBusy(Exception):
+    """A unit's lock is held elsewhere and its transaction holds other units' locks: the
+    writer retries the unit first in its next transaction (never seen by the caller)."""
+
+
+def may_wait() -> bool:
+    """Whether the unit running in this thread may wait for a lock: it is the first (or the
+    only) unit of its transaction, or it runs outside ``PgUnits``."""
+    return bool(getattr(_state, "first", True))
 
 
 @dataclass(slots=True)
@@ -72,6 +95,7 @@ class PgUnits:
         self._lock = threading.Lock()
         self.commits = 0  # transactions committed (a statistic for benchmarks and tests)
         self.units = 0  # units committed
+        self.retried = 0  # units put off to the next transaction by a busy lock (LockBusy)
 
     async def unit(self, fn: Callable[[Any], U]) -> U:
         """Run ``fn`` in a transaction on the writer; return once that transaction committed."""
@@ -103,12 +127,16 @@ class PgUnits:
                     thread.start()
 
     def _writer_loop(self) -> None:
+        retry: list[_Job[Any]] = []  # units whose lock was busy: first in the next batch
         while True:
-            job = self._queue.get()
-            if job is _STOP:
-                return
-            assert isinstance(job, _Job)
-            batch: list[_Job[Any]] = [job]
+            if retry:
+                batch, retry = retry, []
+            else:
+                job = self._queue.get()
+                if job is _STOP:
+                    return
+                assert isinstance(job, _Job)
+                batch = [job]
             stop = False
             while len(batch) < MAX_BATCH:
                 try:
@@ -120,25 +148,37 @@ class PgUnits:
                     break
                 assert isinstance(more, _Job)
                 batch.append(more)
-            self._deliver(self._run(batch))
+            outcomes, retry = self._run(batch)
+            self._deliver(outcomes)
             if stop:
+                while retry:  # the units put off still run before the writer stops
+                    outcomes, retry = self._run(retry)
+                    self._deliver(outcomes)
                 return
 
-    def _run(self, batch: list[_Job[Any]]) -> list[tuple[_Job[Any], bool, Any]]:
+    def _run(
+        self, batch: list[_Job[Any]]
+    ) -> tuple[list[tuple[_Job[Any], bool, Any]], list[_Job[Any]]]:
+        """Run ``batch`` in one transaction: (the outcomes of its units, those put off)."""
         outcomes: list[tuple[_Job[Any], bool, Any]] = []
+        retry: list[_Job[Any]] = []
         try:
             with self._engine().connect() as conn:
                 transaction = conn.begin()
                 try:
                     unit_conn = self._wrap(conn)
                     alone = len(batch) == 1
-                    for job in batch:
+                    for index, job in enumerate(batch):
+                        _state.first = index == 0
                         if alone:
                             outcomes.append((job, True, job.fn(unit_conn)))
                             continue
                         savepoint = conn.begin_nested()
                         try:
                             value = job.fn(unit_conn)
+                        except LockBusy:  # only a later unit: the first one waits
+                            savepoint.rollback()
+                            retry.append(job)
                         except BaseException as exc:  # handed to its caller, who re-raises it
                             savepoint.rollback()
                             outcomes.append((job, False, exc))
@@ -150,12 +190,15 @@ class PgUnits:
                     with contextlib.suppress(Exception):
                         transaction.rollback()
                     raise
+                finally:
+                    _state.first = True
         except BaseException as exc:  # the batch's transaction failed: nothing of it committed
             own = {id(job): value for job, ok, value in outcomes if not ok}
-            return [(job, False, own.get(id(job), exc)) for job in batch]
+            return [(job, False, own.get(id(job), exc)) for job in batch], []
         self.commits += 1
         self.units += sum(1 for _, ok, _ in outcomes if ok)
-        return outcomes
+        self.retried += len(retry)
+        return outcomes, retry
 
     @staticmethod
     def _deliver(outcomes: list[tuple[_Job[Any], bool, Any]]) -> None:

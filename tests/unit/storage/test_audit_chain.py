@@ -23,7 +23,8 @@ from propdev.storage.audit import (
 from propdev.storage.db import Row, UnitConnection
 
 LOCK_KEY = 74202  # the advisory lock space of the chains: (74202, chain) everywhere
-LOCK = "SELECT pg_advisory_xact_lock(:k, :chain)"
+LOCK = "SELECT pg_advisory_xact_lock(:k, :chain)"  # in a transaction (``audit.append``)
+UNIT_LOCK = "SELECT pg_advisory_xact_lock(:k, :s)"  # in a unit (``storage.db.unit_lock``)
 
 
 def record(n: int, access_point_id: str | None = "ap-1") -> AuditRecord:
@@ -103,7 +104,7 @@ async def test_a_unit_on_postgresql_takes_the_chain_lock_before_it_reads_the_las
 
     await db.unit(fn)
     statements = spy[0].statements
-    assert statements[0] == (LOCK, {"k": LOCK_KEY, "chain": chain_of(record(1))})
+    assert statements[0] == (UNIT_LOCK, {"k": LOCK_KEY, "s": chain_of(record(1))})
     assert "SELECT hash FROM audit WHERE chain = :chain" in statements[1][0]
     assert statements[1][1] == {"chain": chain_of(record(1))}
     assert statements[2][0].startswith("INSERT INTO audit")

@@ -7,12 +7,14 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
-from propdev.storage import Database, UnitConnection, migrate, run
-from propdev.storage.audit import AuditLog, AuditRecord, sync_append
+from propdev.storage import Database, UnitConnection, audit, migrate, run
+from propdev.storage.audit import AuditLog, AuditRecord, chain_of, sync_append
 from propdev.storage.audit import append as append_in_transaction
+from tests.conftest import POSTGRES_URL
 from tests.support.postgres import fresh_database
 
 
@@ -208,3 +210,64 @@ async def test_a_postgresql_commit_that_fails_fails_every_unit_of_its_batch(
     assert await _site_ids(db) == set()
     assert await db.unit(_insert_site("after")) == "after"  # the writer goes on
     assert await _site_ids(db) == {"after"}
+
+
+async def test_a_batched_unit_whose_chain_is_held_elsewhere_is_put_off_not_waited_for(
+    pg_db: Database,
+) -> None:
+    # Two batches taking two chains' locks in opposite orders used to deadlock; now only a
+    # transaction's first unit waits for a lock, a later one is run again in the next batch.
+    db = pg_db
+    writer = db._pg_units
+    chain_a = chain_of(AuditRecord(0.0, "u", "open", "door-a", "granted"))
+    chain_b = next(
+        c
+        for n in range(100)
+        if (c := chain_of(AuditRecord(0.0, "u", "open", f"door-b{n}", "granted"))) != chain_a
+    )
+    door_b = next(
+        f"door-b{n}"
+        for n in range(100)
+        if chain_of(AuditRecord(0.0, "u", "open", f"door-b{n}", "granted")) == chain_b
+    )
+    entered, release = threading.Event(), threading.Event()
+
+    def held(conn: UnitConnection) -> str:
+        entered.set()
+        assert release.wait(30)
+        return "held"
+
+    def append(door: str) -> Callable[[UnitConnection], str]:
+        def unit(conn: UnitConnection) -> str:
+            return str(sync_append(conn, AuditRecord(1.0, "u", "open", door, "granted"))["hash"])
+
+        return unit
+
+    other = psycopg.connect(POSTGRES_URL + db.url.rsplit("/", 1)[1], autocommit=False)
+    try:
+        other.execute("SELECT pg_advisory_xact_lock(%s, %s)", (audit._LOCK_KEY, chain_a))
+        first = asyncio.ensure_future(db.unit(held))
+        assert await asyncio.to_thread(entered.wait, 30)
+        on_b = asyncio.ensure_future(db.unit(append(door_b)))
+        on_a = asyncio.ensure_future(db.unit(append("door-a")))  # batched after on_b
+        for _ in range(1000):  # each task's first step puts its unit in the writer's queue
+            if writer._queue.qsize() == 2:
+                break
+            await asyncio.sleep(0)
+        assert writer._queue.qsize() == 2
+        release.set()
+        assert await first == "held"
+
+        await asyncio.wait_for(on_b, 30)  # committed while chain a is still held elsewhere
+        assert not on_a.done()
+        assert writer.retried == 1
+        # on_b's chain is free: its batch did not keep its lock while on_a waited
+        row = other.execute(
+            "SELECT pg_try_advisory_xact_lock(%s, %s)", (audit._LOCK_KEY, chain_b)
+        ).fetchone()
+        assert row == (True,)
+    finally:
+        other.rollback()  # releases chain a (and b)
+        other.close()
+    await asyncio.wait_for(on_a, 30)
+    assert await AuditLog(db).verify() == (True, 2, None)
