@@ -520,20 +520,23 @@ class Goal:
 
     ``of="value"`` compares the figure's own value instead of its ratio (an absolute level,
     e.g. C2's seconds or G6m's megabytes, stated in the goal; the ratio is still printed).
+    ``strict``: ``>`` or ``<`` (C2's "< 3 s").
     """
 
     level: float
     higher: bool = True
     of: str = "ratio"
     unit: str = ""
+    strict: bool = False
 
     def met(self, measured: float) -> bool:
+        if self.strict:
+            return measured > self.level if self.higher else measured < self.level
         return measured >= self.level if self.higher else measured <= self.level
 
     def __str__(self) -> str:
-        return (
-            f"{'>=' if self.higher else '<='} {self.level:g}{' ' + self.unit if self.unit else ''}"
-        )
+        sign = (">" if self.higher else "<") + ("" if self.strict else "=")
+        return f"{sign} {self.level:g}{' ' + self.unit if self.unit else ''}"
 
 
 def is_success(status: str) -> bool:

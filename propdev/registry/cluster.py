@@ -3,7 +3,8 @@
 The ``Node`` holds a ``Cluster`` when ``PROPDEV_REDIS_URL`` or ``PROPDEV_REDIS_SENTINELS`` is
 set (and none otherwise: the embedded default keeps its in-process bus and its direct asks).
 The cluster owns the Redis client (``connect.redis_client``), the ``RedisBus``,
-``RedisMembership``, ``RedisPlacement`` (leases + store epochs), the node's ``Inbox`` and the
+``RedisMembership``, ``RedisPlacement`` (leases + store epochs), the ``Presence`` (a killed
+member evicted as soon as Redis saw its connection close), the node's ``Inbox`` and the
 ``Revocations``; ``ask`` routes a message for a device to the
 shard's owner: a local ask here, a remote ask over the owner's inbox otherwise, re-resolved
 while the shard moves (a request that arrived at the wrong node is forwarded, never refused).
@@ -34,6 +35,7 @@ from propdev.registry.inbox import Inbox
 from propdev.registry.membership import RedisMembership
 from propdev.registry.pipeline import Pipeliner
 from propdev.registry.placement import RedisPlacement, shard_of
+from propdev.registry.presence import Presence
 from propdev.registry.redis_bus import RedisBus
 from propdev.registry.revocations import Revocations
 from propdev.registry.wire import MOVED
@@ -129,6 +131,15 @@ class Cluster:
             release=self._release_shard,
             devices=settings.devices,
         )
+        self.presence = Presence(
+            self.redis,
+            self.membership,
+            namespace=namespace,
+            node_id=self.node_id,
+            shard_keys=self.placement.keys,
+            on_lost=self.placement.suspend,
+            on_back=self.placement.resume,
+        )
         self.inbox = Inbox(
             self.redis,
             self.pipeliner,
@@ -154,9 +165,11 @@ class Cluster:
     # -- life -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Join: bus, membership, inbox; then take the shards this node should hold."""
+        """Join: bus, presence, membership, inbox; then take the shards this node should
+        hold."""
         self.pipeliner.start()
         self.bus.start()
+        await self.presence.start()  # before membership: a member is evictable once seen
         await self.membership.start()
         await self.inbox.start()
         await self.placement.start()
@@ -198,6 +211,7 @@ class Cluster:
         """Stop ticking, reading the members and the inbox; close the connections."""
         await self.placement.stop()
         await self.membership.stop()
+        await self.presence.close()  # after leaving: nobody evicts a node that left
         await self.inbox.close()
         await self.bus.close()
         await self.pipeliner.close()
@@ -316,6 +330,8 @@ class Cluster:
             "epochs": placement["epochs"],
             "acquisitions": placement["acquisitions"],
             "losses": placement["losses"],
+            "present": self.presence.present,
+            "evictions": self.presence.evictions,
             "stats": dict(self.stats),
             "bus": {
                 "connected": self.bus.connected,

@@ -151,6 +151,11 @@ class RedisMembership:
         self._left = False
         self._stopped = False
 
+    @property
+    def keys(self) -> tuple[str, str]:
+        """The live set's key (a sorted set) and the members' announcements' (a hash)."""
+        return self._keys[0], self._keys[1]
+
     def members(self) -> tuple[str, ...]:
         return self._members
 

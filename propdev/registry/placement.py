@@ -17,6 +17,14 @@ A node that drains (``hand_off_all``) announces ``draining`` first, so the other
 choose it; then it hands every shard off at once (each as soon as its actors are idle, so the
 work in flight finishes first) while the tick goes on renewing the leases of those not yet
 released, never taking one, and reading the owners (the node still forwards to them).
+
+A killed node's shards need not wait for its lease: ``presence`` evicts it as soon as Redis
+saw its connection close (its leases deleted, its membership removed), and the survivors take
+the shards at their next tick under new epochs. While this node's own presence connection is
+lost it may be evicted, so it acts for no shard (``suspend``); once subscribed again, each
+lease counts only after a renewal sent since (``resume``). A renewal that finds this node's
+lease gone (expired, or deleted by an eviction) takes the shard again under a new epoch: its
+actors are passivated first (their state saved only if the store's epoch is still theirs).
 """
 
 from __future__ import annotations
@@ -231,6 +239,8 @@ class RedisPlacement:
         self._task: asyncio.Task[None] | None = None
         self._ticking = asyncio.Lock()  # a tick from before hand_off_all ends before it starts
         self._stopping = False
+        self._present = True  # False from ``suspend`` to ``resume``
+        self._fresh_from = 0.0  # monotonic: only a renewal sent from then on makes a lease valid
         self.acquisitions = 0
         self.losses = 0
         membership.on_change(lambda _members: self._nudge.set())
@@ -241,15 +251,15 @@ class RedisPlacement:
         lease = self._held.get(shard)
         return (
             lease is not None
+            and self._present
             and shard not in self._draining
             and time.monotonic() < lease.valid_until
         )
 
     def epoch(self, shard: int) -> int:
-        lease = self._held.get(shard)
-        if lease is None or shard in self._draining or time.monotonic() >= lease.valid_until:
+        if not self.holds(shard):
             raise NotOwnerError(f"{self.node_id} does not hold shard {shard}")
-        return lease.epoch
+        return self._held[shard].epoch
 
     def held_epoch(self, shard: int) -> int:
         """The epoch this node took the shard under, while the shard is still in its table:
@@ -267,6 +277,11 @@ class RedisPlacement:
             return self.node_id
         owner = self._owners.get(shard)
         return None if owner == self.node_id else owner
+
+    @property
+    def keys(self) -> list[str]:
+        """The shards' lease keys, by shard."""
+        return list(self._keys)
 
     def held(self) -> list[int]:
         return sorted(s for s in self._held if self.holds(s))
@@ -297,6 +312,25 @@ class RedisPlacement:
     async def start(self) -> None:
         await self.rebalance()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="placement")
+
+    def suspend(self) -> None:
+        """This node's presence connection is lost (another node may evict it): act for no
+        shard until ``resume``."""
+        self._present = False
+        self._void()
+
+    def resume(self) -> None:
+        """Subscribed again: a lease counts once renewed from now on (an eviction may have
+        deleted it meanwhile); the next tick runs at once."""
+        self._present = True
+        self._void()
+        self._nudge.set()
+
+    def _void(self) -> None:
+        self._fresh_from = time.monotonic()
+        for lease in self._held.values():
+            lease.valid_until = 0.0
+        self._signal()
 
     def stop_taking(self) -> None:
         """Take no more shards; from the next tick on, only renew and read the owners."""
@@ -372,11 +406,17 @@ class RedisPlacement:
             self._signal()
             return
         self._reachable = True
-        valid_until = started + self._lease - MARGIN
+        # A renewal sent before a ``suspend``/``resume`` proves nothing after it.
+        valid_until = started + self._lease - MARGIN if started >= self._fresh_from else 0.0
         fresh: list[int] = []
         for shard, code in zip(wanted, codes, strict=True):
-            if code and shard in self._held:
+            if code == 1 and shard in self._held:
                 self._held[shard].valid_until = valid_until
+            elif code == 2 and shard in self._held:
+                # Our lease was gone (expired, or deleted by an eviction): another node may
+                # have held the shard meanwhile, so its actors go and a new epoch is taken.
+                await self._retake(shard)
+                fresh.append(shard)
             elif code and not stopping:
                 fresh.append(shard)
             elif shard in self._held and shard not in self._draining:
@@ -409,6 +449,18 @@ class RedisPlacement:
         log.warning("shard_lost", shard=shard)
         if self._release_hook is not None:
             await self._release_hook(shard)
+
+    async def _retake(self, shard: int) -> None:
+        """Passivate the shard's actors (each saves its state if the store's epoch is still
+        the one this node holds) and forget the old lease, before a new epoch is taken."""
+        self._draining.add(shard)
+        try:
+            if self._release_hook is not None:
+                await self._release_hook(shard)
+        finally:
+            self._held.pop(shard, None)
+            self._draining.discard(shard)
+        log.warning("shard_retaken", shard=shard)
 
     async def _hand_off(self, shard: int) -> None:
         self._draining.add(shard)

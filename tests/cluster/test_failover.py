@@ -26,8 +26,8 @@ KILLED_NODE_ERRORS = (
     aiohttp.ClientOSError,
     aiohttp.ServerDisconnectedError,
 )
-# A survivor takes the door over once the victim's 3 s lease expires, ~4 s after the kill;
-# five times that only catches a door that never moves.
+# A survivor evicts the victim once Redis saw its connection close, ~1 s after the kill (~4 s
+# if it waited for the 3 s lease); the bound only catches a door that never moves.
 TAKEOVER_BOUND = 20.0
 
 
