@@ -399,6 +399,17 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 heads TEXT NOT NULL, note TEXT NOT NULL, node_id TEXT NOT NULL DEFAULT '')""",
         ],
     ),
+    (
+        31,
+        "push: each account's push preferences (staff: device-offline notifications)",
+        [
+            # One row per account that chose; none: the defaults (no device-offline pushes).
+            """CREATE TABLE push_preferences (
+                user_id TEXT PRIMARY KEY REFERENCES users(id),
+                device_offline BOOLEAN NOT NULL DEFAULT FALSE,
+                updated_at DOUBLE PRECISION NOT NULL)""",
+        ],
+    ),
 ]
 
 CONTRACT_VERSIONS: frozenset[int] = frozenset()
