@@ -161,9 +161,7 @@ async def test_opting_out_stops_the_pushes_and_the_preference_reads_back(
     staffed: Staffed,
 ) -> None:
     assert await staffed.preferences.of("river") == {"device_offline": True}
-    assert await staffed.preferences.set("river", device_offline=False) == {
-        "device_offline": False
-    }
+    assert await staffed.preferences.set("river", device_offline=False) == {"device_offline": False}
     assert await staffed.preferences.of("river") == {"device_offline": False}
     assert await staffed.preferences.of("nobody") == {"device_offline": False}
     assert await staffed.offline("ev-3") == 2
