@@ -14,7 +14,7 @@ from propdev.http.keys import PUSH_PREFERENCES, PUSH_TOKENS
 from propdev.http.middlewares import principal
 from propdev.http.openapi import Response, doc
 from propdev.http.permissions import Permission, requires
-from propdev.http.scope import LISTED, scoped
+from propdev.http.scope import LISTED, OWN, scoped
 from propdev.push import InvalidPushTokenError, PushTokenNotFoundError
 from propdev.staff import Action
 
@@ -210,7 +210,7 @@ async def list_staff_push_tokens(request: web.Request) -> web.Response:
 
 
 @routes.delete("/admin/api/v1/me/push-tokens/{id}")
-@scoped(Action.SELF, LISTED)
+@scoped(Action.SELF, OWN)
 @doc(
     "Forget one of the calling staff member's devices",
     description="Its pending pushes are not sent.",
