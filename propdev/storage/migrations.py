@@ -410,6 +410,18 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 updated_at DOUBLE PRECISION NOT NULL)""",
         ],
     ),
+    (
+        32,
+        "partner events: a command_result's reference, ticket and result (the vendor check)",
+        [
+            # Filled for ``command_result`` events only: ``run.py partner check`` finds the
+            # confirmation of its own open (by our request id) among what the nodes received.
+            "ALTER TABLE partner_events ADD COLUMN command_ref TEXT",
+            "ALTER TABLE partner_events ADD COLUMN vendor_command_id TEXT",
+            "ALTER TABLE partner_events ADD COLUMN result TEXT",
+            "ALTER TABLE partner_events ADD COLUMN error TEXT",
+        ],
+    ),
 ]
 
 CONTRACT_VERSIONS: frozenset[int] = frozenset()
