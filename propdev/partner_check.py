@@ -178,15 +178,15 @@ async def _open(
         if not opening.done():
             silent = (
                 f"no confirming callback (command_result for request {request_id}) reached "
-                f"the node within {wait:g}s: the vendor took the open but did not confirm it "
-                "(check its callback URL, certificate and webhook secret)"
+                f"the node within {wait:g}s: the open is not confirmed (check the vendor's "
+                "callback URL, certificate and webhook secret)"
             )
             return Step("open", False, silent), None
         try:
             first = opening.result()
         except PartnerError as exc:
-            failed = f"{type(exc).__name__}: {exc} (the vendor's confirming callback)"
-            return Step("open", False, failed), None
+            said = " (its confirming callback)" if watching in done else ""
+            return Step("open", False, f"{type(exc).__name__}: {exc}{said}"), None
         opened = f"{device} opened, vendor command {first.vendor_command_id}, confirmed by callback"
         return Step("open", True, opened), first.vendor_command_id
     finally:
