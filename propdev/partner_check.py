@@ -7,7 +7,12 @@ CA and credential (``propdev.management.partners``). Steps, in order:
 
 - ``status``: its device list, and the status of the device checked (``--device``, else its
   first door);
-- ``open``: that device opens;
+- ``open``: that device opens. A vendor that answers the open itself (the simulator's 200)
+  answers within the partner's timeout. A vendor that confirms later (acme: 202 + ticket, then
+  a ``command_result`` callback) confirms to the nodes, not to this command: the check waits,
+  up to ``--wait`` seconds, for a node to record that callback for its own request id and
+  hands it to the adapter as a node would (the open then ends with the vendor's result);
+  none in time is a ``FAIL`` that says the vendor accepted and never confirmed;
 - ``idempotent retry``: the same open again (the same request id, ``Idempotency-Key``) answers
   the same vendor command, not a second one;
 - ``callback round trip``: after the open, a callback about that device reaches our node
@@ -16,9 +21,7 @@ CA and credential (``propdev.management.partners``). Steps, in order:
   with the partner's webhook secret (and its mTLS certificate, bound token and address were
   the partner's): a refused one is never recorded.
 
-The steps after a failed one that needs it are reported ``FAIL`` as not run. A vendor that
-confirms opens only by callback (acme) confirms them to the nodes, not to this command: its
-``open`` waits for the partner's timeout and fails.
+The steps after a failed one that needs it are reported ``FAIL`` as not run.
 """
 
 from __future__ import annotations
@@ -30,7 +33,14 @@ from dataclasses import dataclass
 
 from propdev.config import Settings
 from propdev.management import PartnerRegistry, adapter_spec, partner_url
-from propdev.partners import Adapters, PartnerAdapter, PartnerError, PartnerGateway
+from propdev.partners import (
+    Adapters,
+    Confirmation,
+    ConfirmsByCallback,
+    PartnerAdapter,
+    PartnerError,
+    PartnerGateway,
+)
 from propdev.security.crypto import open_vault
 from propdev.storage import Database, migrate
 
@@ -101,11 +111,12 @@ async def run_check(
         except PartnerError as exc:
             return [Step("status", False, str(exc))]
         # Each call bounded by the partner's timeout, as on the nodes; no breaker in the way.
-        adapter = PartnerGateway(
-            built, timeout=spec.timeout, breaker_failures=1000, breaker_reset=1.0
-        )
+        # An open confirmed later waits for the confirming callback (``--wait``) instead.
+        confirms = built if isinstance(built, ConfirmsByCallback) else None
+        timeout = spec.timeout if confirms is None else max(spec.timeout, wait)
+        adapter = PartnerGateway(built, timeout=timeout, breaker_failures=1000, breaker_reset=1.0)
         try:
-            return await _session(db, adapter, name, device, wait)
+            return await _session(db, adapter, name, device, wait, confirms)
         finally:
             await adapter.close()
     finally:
@@ -116,8 +127,81 @@ async def _nobody(name: str) -> None:
     """The check changes nothing, so it announces nothing."""
 
 
+async def _confirmation(
+    db: Database, name: str, device: str, request_id: str, since: float
+) -> Confirmation:
+    """The vendor's ``command_result`` of our open, once a node has recorded it (polls; the
+    caller bounds the wait)."""
+    while True:
+        row = await db.fetch_one(
+            "SELECT vendor_command_id, result, error FROM partner_events WHERE partner_id = :p "
+            "AND device_id = :d AND type = 'command_result' AND command_ref = :r "
+            "AND received_at >= :t",
+            p=name,
+            d=device,
+            r=request_id,
+            t=since,
+        )
+        if row is not None and row["vendor_command_id"]:
+            ok = row["result"] == "done"
+            return Confirmation(str(row["vendor_command_id"]), ok, row["error"])
+        await asyncio.sleep(POLL)
+
+
+async def _open(
+    db: Database,
+    adapter: PartnerAdapter,
+    confirms: ConfirmsByCallback | None,
+    where: tuple[str, str, float],
+    request_id: str,
+    wait: float,
+) -> tuple[Step, str | None]:
+    """The ``open`` step and the vendor's command id: its answer, or (confirmed later) its
+    confirming callback."""
+    name, device, since = where
+    if confirms is None:
+        try:
+            first = await adapter.open(device, request_id=request_id)
+        except PartnerError as exc:
+            return Step("open", False, f"{type(exc).__name__}: {exc}"), None
+        opened = f"{device} opened, vendor command {first.vendor_command_id}"
+        return Step("open", True, opened), first.vendor_command_id
+    opening = asyncio.ensure_future(adapter.open(device, request_id=request_id))
+    watching = asyncio.ensure_future(_confirmation(db, name, device, request_id, since))
+    try:
+        done, _ = await asyncio.wait(
+            {opening, watching}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+        )
+        if watching in done:
+            confirms.confirm(watching.result())  # as a node hands it to the waiting open
+            await asyncio.wait({opening}, timeout=wait)
+        if not opening.done():
+            silent = (
+                f"no confirming callback (command_result for request {request_id}) reached "
+                f"the node within {wait:g}s: the open is not confirmed (check the vendor's "
+                "callback URL, certificate and webhook secret)"
+            )
+            return Step("open", False, silent), None
+        try:
+            first = opening.result()
+        except PartnerError as exc:
+            said = " (its confirming callback)" if watching in done else ""
+            return Step("open", False, f"{type(exc).__name__}: {exc}{said}"), None
+        opened = f"{device} opened, vendor command {first.vendor_command_id}, confirmed by callback"
+        return Step("open", True, opened), first.vendor_command_id
+    finally:
+        for task in (opening, watching):
+            task.cancel()
+        await asyncio.gather(opening, watching, return_exceptions=True)
+
+
 async def _session(
-    db: Database, adapter: PartnerAdapter, name: str, device: str | None, wait: float
+    db: Database,
+    adapter: PartnerAdapter,
+    name: str,
+    device: str | None,
+    wait: float,
+    confirms: ConfirmsByCallback | None = None,
 ) -> list[Step]:
     steps: list[Step] = []
     status, chosen = await _status(adapter, device)
@@ -129,15 +213,15 @@ async def _session(
         ]
     request_id = f"check-{uuid.uuid4()}"
     since = time.time() - 1.0  # the node's clock may lag ours a little
-    try:
-        first = await adapter.open(chosen, request_id=request_id)
-    except PartnerError as exc:
-        steps.append(Step("open", False, f"{type(exc).__name__}: {exc}"))
+    opened, first_command = await _open(
+        db, adapter, confirms, (name, chosen, since), request_id, wait
+    )
+    steps.append(opened)
+    if first_command is None:
         return [*steps, *_not_run(*AFTER_OPEN)]
-    steps.append(Step("open", True, f"{chosen} opened, vendor command {first.vendor_command_id}"))
     try:
         again = await adapter.open(chosen, request_id=request_id)
-        same = again.vendor_command_id == first.vendor_command_id
+        same = again.vendor_command_id == first_command
         steps.append(
             Step(
                 "idempotent retry",

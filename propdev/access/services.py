@@ -15,7 +15,7 @@ from propdev.access.opening import Opening, Publisher
 from propdev.access.passes import GuestPasses, PassCodes, load_index_key
 from propdev.access.rules import AccessRules, Clock
 from propdev.access.vehicles import Vehicles
-from propdev.push import Outbox, PushProvider, PushSender, PushTokens
+from propdev.push import Outbox, PushPreferences, PushProvider, PushSender, PushTokens
 
 if TYPE_CHECKING:
     from propdev.storage import Database
@@ -48,6 +48,7 @@ class AccessServices:
     push_tokens: PushTokens
     outbox: Outbox
     sender: PushSender
+    push_preferences: PushPreferences
 
     @classmethod
     def build(
@@ -81,7 +82,10 @@ class AccessServices:
             breaker_reset=breaker_reset,
         )
         notifier = Notifier(outbox, presence, on_release=sender.wake)
-        return cls(rules, passes, vehicles, opening, notifier, push_tokens, outbox, sender)
+        preferences = PushPreferences(db, clock=clock)
+        return cls(
+            rules, passes, vehicles, opening, notifier, push_tokens, outbox, sender, preferences
+        )
 
     @classmethod
     def for_data_dir(
@@ -120,6 +124,7 @@ class AccessServices:
         self.vehicles.clock = clock
         self.opening.clock = clock
         self.push_tokens.clock = clock
+        self.push_preferences.clock = clock
         self.outbox.clock = clock
 
     def subscribe(self, bus: EventBus) -> None:

@@ -76,6 +76,7 @@ from propdev.actors.messages import (
 )
 from propdev.devices import CREDENTIALS, FAULTS, PASSAGES, PRESENCE, presence_of
 from propdev.observability.tracing import current_traceparent
+from propdev.push import enqueue_offline
 from propdev.storage import audit, commands, events, partner_events, run
 from propdev.storage.audit import AuditRecord
 
@@ -260,9 +261,25 @@ class DeviceActor(Actor):
                 await self._fence(conn)  # FencedError: a newer owner of the shard
                 if not await self._remember(conn, event):
                     return "duplicate"
+                was_offline = self.state.online is False
                 self._report(event)
                 await self._save_state(conn)
-            log.info("device_reported", access_point_id=self.access_point_id, type=event.type)
+                pushes = 0
+                if event.type == "device_offline" and not was_offline and not self.state.online:
+                    pushes = await enqueue_offline(  # staff who opted in, in this transaction
+                        conn,
+                        access_point_id=self.access_point_id,
+                        partner_id=event.partner_id,
+                        event_id=event.event_id,
+                        occurred_at=self._when(event),
+                        now=self.deps.clock(),
+                    )
+            log.info(
+                "device_reported",
+                access_point_id=self.access_point_id,
+                type=event.type,
+                **({"pushes": pushes} if pushes else {}),
+            )
             return "accepted"
         if event.type in PASSAGES:
             return await self._passage(event)

@@ -169,6 +169,10 @@ class PartnerEventIngest:
                 device_id=event.device_id,
                 type=event.type,
                 at=self._clock(),
+                command_ref=event.command_ref,
+                vendor_command_id=event.vendor_command_id,
+                result=event.result,
+                error=event.error,
             )
         if not fresh:
             return "duplicate"

@@ -232,6 +232,7 @@ def _set_services(app: web.Application, node: NodeServices) -> None:
     app[keys.VEHICLES] = node.access.vehicles
     app[keys.ACCOUNTS] = node.accounts
     app[keys.PUSH_TOKENS] = node.access.push_tokens
+    app[keys.PUSH_PREFERENCES] = node.access.push_preferences
     app[keys.OPENING] = node.access.opening
     app[keys.ACTOR_SYSTEM] = node.system
     app[keys.DEVICES] = node

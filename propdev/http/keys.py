@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from propdev.observability import Metrics, SloTracker
     from propdev.partners import PartnerGateway
     from propdev.privacy import PersonalData
-    from propdev.push import PushTokens
+    from propdev.push import PushPreferences, PushTokens
     from propdev.registry import Bus
     from propdev.staff import Staff
     from propdev.storage import Database
@@ -59,6 +59,8 @@ AUDIT: web.AppKey[AuditLog] = web.AppKey("audit")
 PASSES: web.AppKey[GuestPasses] = web.AppKey("guest_passes")
 VEHICLES: web.AppKey[Vehicles] = web.AppKey("vehicles")
 PUSH_TOKENS: web.AppKey[PushTokens] = web.AppKey("push_tokens")
+PUSH_PREFERENCES: web.AppKey[PushPreferences] = web.AppKey("push_preferences")
+"""What each account chose to be pushed beyond its own events (staff: devices offline)."""
 OPENING: web.AppKey[Opening] = web.AppKey("opening")
 """The opening pipeline; its keypad lockout and clock show in the console."""
 

@@ -60,6 +60,9 @@ ORGANISATION_ONLY = "organisation"
 """A route about the organisation itself: organisation-wide staff only."""
 LISTED = "listed"
 """A route that names no resource of a site: a list (filtered by the scope) or the caller's own."""
+OWN = "own"
+"""A route naming, by id, a resource of the caller's own account (a push token): no site's; the
+handler finds it among the caller's (another account's id is a 404 there)."""
 
 Where = At | str
 
@@ -72,9 +75,10 @@ class Rule:
 
 def scoped(action: Action, *where: Where) -> Callable[[H], H]:
     """Declare a staff route: the ``action`` it does, and where its resources are (``At``,
-    ``ORGANISATION_ONLY`` or ``LISTED``). Implies ``Permission.OPERATOR`` (staff with 2FA)."""
+    ``ORGANISATION_ONLY``, ``LISTED`` or ``OWN``). Implies ``Permission.OPERATOR`` (staff with
+    2FA)."""
     if not where:
-        raise ValueError("say where the resource is (At(...), ORGANISATION_ONLY or LISTED)")
+        raise ValueError("say where the resource is (At(...), ORGANISATION_ONLY, LISTED or OWN)")
 
     def mark(handler: H) -> H:
         setattr(handler, ATTR, Rule(action, tuple(where)))

@@ -13,11 +13,13 @@ TITLES: Mapping[str, Mapping[str, str]] = {
         "access.automatic": "Шлагбаум открыт для вашей машины",
         "pass.used": "Вашим гостевым пропуском воспользовались",
         "access.failed": "Не удалось открыть",
+        "device.offline": "Устройство не на связи",
     },
     "en": {
         "access.automatic": "Barrier opened for your car",
         "pass.used": "Your guest pass was used",
         "access.failed": "Could not open",
+        "device.offline": "Device offline",
     },
 }
 
@@ -26,11 +28,13 @@ BODIES: Mapping[str, Mapping[str, str]] = {
         "access.automatic": "{access_point_id} · номер …{plate_hint}",
         "pass.used": "{access_point_id} · использований: {uses} из {max_uses}",
         "access.failed": "{access_point_id}: устройство не ответило, попробуйте ещё раз",
+        "device.offline": "{access_point} ({site}): вендор сообщил, что устройство не на связи",
     },
     "en": {
         "access.automatic": "{access_point_id} · plate …{plate_hint}",
         "pass.used": "{access_point_id} · used {uses} of {max_uses}",
         "access.failed": "{access_point_id}: the device did not answer, try again",
+        "device.offline": "{access_point} ({site}): the vendor reports the device offline",
     },
 }
 
@@ -57,17 +61,20 @@ def collapse_id(event_id: int) -> str:
 
 
 def render(event: Mapping[str, Any], locale: str | None) -> PushMessage:
-    """The push of one stored event (as ``storage.events`` renders it) in ``locale``."""
+    """The push of one stored event (as ``storage.events`` renders it) in ``locale``. An event
+    that names its ``collapse_id`` (a staff push, ``propdev.push.staff``) keeps it."""
     lang = locale if locale is not None and locale in TITLES else DEFAULT_LOCALE
     kind = str(event.get("type", ""))
     title = TITLES[lang].get(kind, kind)
     body = BODIES[lang].get(kind, "{access_point_id}").format_map(_Blank(event))
     data = {
         k: str(event[k])
-        for k in ("id", "type", "access_point_id", "command_id", "occurred_at")
+        for k in ("id", "type", "access_point_id", "site_id", "command_id", "occurred_at")
         if event.get(k) is not None
     }
-    return PushMessage(title, body, data, collapse_id(int(event["id"])))
+    named = event.get("collapse_id")
+    collapse = named if isinstance(named, str) else collapse_id(int(event["id"]))
+    return PushMessage(title, body, data, collapse)
 
 
 __all__ = ("DEFAULT_LOCALE", "PushMessage", "collapse_id", "render")

@@ -399,6 +399,29 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 heads TEXT NOT NULL, note TEXT NOT NULL, node_id TEXT NOT NULL DEFAULT '')""",
         ],
     ),
+    (
+        31,
+        "push: each account's push preferences (staff: device-offline notifications)",
+        [
+            # One row per account that chose; none: the defaults (no device-offline pushes).
+            """CREATE TABLE push_preferences (
+                user_id TEXT PRIMARY KEY REFERENCES users(id),
+                device_offline BOOLEAN NOT NULL DEFAULT FALSE,
+                updated_at DOUBLE PRECISION NOT NULL)""",
+        ],
+    ),
+    (
+        32,
+        "partner events: a command_result's reference, ticket and result (the vendor check)",
+        [
+            # Filled for ``command_result`` events only: ``run.py partner check`` finds the
+            # confirmation of its own open (by our request id) among what the nodes received.
+            "ALTER TABLE partner_events ADD COLUMN command_ref TEXT",
+            "ALTER TABLE partner_events ADD COLUMN vendor_command_id TEXT",
+            "ALTER TABLE partner_events ADD COLUMN result TEXT",
+            "ALTER TABLE partner_events ADD COLUMN error TEXT",
+        ],
+    ),
 ]
 
 CONTRACT_VERSIONS: frozenset[int] = frozenset()

@@ -18,18 +18,28 @@ async def remember(
     device_id: str,
     type: str,
     at: float,
+    command_ref: str | None = None,
+    vendor_command_id: str | None = None,
+    result: str | None = None,
+    error: str | None = None,
 ) -> bool:
-    """Record ``(partner_id, event_id)`` in the caller's transaction; False if it was seen."""
+    """Record ``(partner_id, event_id)`` in the caller's transaction; False if it was seen. A
+    ``command_result`` keeps our request id, the vendor's ticket and its result too."""
     rows = await run(
         conn,
-        "INSERT INTO partner_events (partner_id, event_id, device_id, type, received_at) "
-        "VALUES (:p, :e, :d, :t, :at) ON CONFLICT (partner_id, event_id) DO NOTHING "
-        "RETURNING event_id",
+        "INSERT INTO partner_events (partner_id, event_id, device_id, type, received_at, "
+        "command_ref, vendor_command_id, result, error) "
+        "VALUES (:p, :e, :d, :t, :at, :ref, :vc, :res, :err) "
+        "ON CONFLICT (partner_id, event_id) DO NOTHING RETURNING event_id",
         p=partner_id,
         e=event_id,
         d=device_id,
         t=type,
         at=at,
+        ref=command_ref,
+        vc=vendor_command_id,
+        res=result,
+        err=error,
     )
     return bool(rows)
 

@@ -252,3 +252,83 @@ async def test_logging_out_forgets_the_devices_of_that_login(phones: Phones) -> 
     ) as resp:
         assert resp.status == 200
     assert [t["platform"] for t in await phones.list(other)] == ["apns"]
+
+
+async def staff_token(r: Any, username: str) -> str:
+    """A demo staff account of ``demo-credentials.json``, logged in with its TOTP seed."""
+    found = next(o for o in r.credentials["operators"] if o["username"] == username)
+    tokens = await login(
+        r.http,
+        r.url,
+        client_id=r.credentials["mobile_client_id"],
+        redirect_uri=r.credentials["redirect_uri"],
+        username=username,
+        password=found["password"],
+        totp_secret=found["totp_secret"],
+    )
+    return str(tokens["access_token"])
+
+
+async def staff_call(r: Any, method: str, path: str, token: str, body: object = None) -> Any:
+    async with r.http.request(
+        method, f"{r.url}/admin/api/v1/me/{path}", json=body, headers=bearer(token)
+    ) as resp:
+        return resp.status, await resp.json(content_type=None)
+
+
+async def test_a_device_offline_reaches_the_staff_who_opted_in_and_whose_sites_it_is_on(
+    phones: Phones,
+) -> None:
+    site, r = phones.site, phones.site.running
+    door = "ap-a-entrance"  # Riverside Park
+    admin = await r.token_for("operator")  # organisation-wide
+    riverside = await staff_token(r, "riverside-operator")
+    harbour = await staff_token(r, "harbour-operator")  # another site: out of scope
+    auditor = await staff_token(r, "auditor")  # organisation-wide, does not opt in
+    sub = phones.webpush.subscribe()
+    for token, body in (
+        (admin, {"platform": "apns", "token": APNS_TOKEN}),
+        (riverside, {"platform": "fcm", "token": FCM_TOKEN, "locale": "en"}),
+        (harbour, {"platform": "webpush", "subscription": sub.to_json()}),
+        (auditor, {"platform": "fcm", "token": "auditor-phone:" + "A" * 60}),
+    ):
+        status, created = await staff_call(r, "POST", "push-tokens", token, body)
+        assert status == 201, created
+    assert await staff_call(r, "GET", "push-preferences", admin) == (
+        200,
+        {"device_offline": False},
+    )
+    status, problem = await staff_call(r, "PUT", "push-preferences", admin, {"device_offline": 1})
+    assert (status, problem["field"]) == (400, "device_offline")
+    for token in (admin, riverside, harbour):
+        body = {"device_offline": True}
+        assert await staff_call(r, "PUT", "push-preferences", token, body) == (200, body)
+    status, listed = await staff_call(r, "GET", "push-tokens", riverside)
+    assert (status, [t["platform"] for t in listed]) == (200, ["fcm"])
+    resident = await r.token_for("anna")  # a resident may not use the staff routes
+    assert (await staff_call(r, "GET", "push-preferences", resident))[0] == 403
+
+    assert await site.partner_posts(door, "device_offline") == "accepted"
+    await phones.fcm.wait_until(lambda s: len(s.received) == 1, within=10)
+    await phones.apns.wait_until(lambda s: len(s.received) == 1, within=10)
+    fcm, apns = phones.fcm.received[0].body, phones.apns.received[0]
+    assert fcm["token"] == FCM_TOKEN  # the auditor's phone got nothing: not opted in
+    assert fcm["notification"]["title"] == "Device offline"
+    assert fcm["data"]["access_point_id"] == door and fcm["data"]["type"] == "device.offline"
+    assert apns.body["aps"]["alert"]["title"] == "Устройство не на связи"  # the default: ru
+    assert apns.headers["apns-collapse-id"] == fcm["android"]["collapse_key"]
+
+    # Still offline: a repeated report pushes nothing. Back online, then offline: pushed again.
+    assert await site.partner_posts(door, "device_offline") == "accepted"
+    assert await site.partner_posts(door, "device_online") == "accepted"
+    assert await site.partner_posts(door, "device_offline") == "accepted"
+    await phones.fcm.wait_until(lambda s: len(s.received) == 2, within=10)
+    await phones.apns.wait_until(lambda s: len(s.received) == 2, within=10)
+
+    async def all_sent() -> bool:
+        return await site.node.access.outbox.pending() == 0
+
+    await eventually(all_sent, within=10, what="the outbox is empty")
+    assert len(phones.fcm.received) == len(phones.apns.received) == 2
+    assert phones.webpush.received == []  # Harbour View's operator: out of scope
+    assert phones.fcm.received[1].body["android"]["collapse_key"] != fcm["android"]["collapse_key"]

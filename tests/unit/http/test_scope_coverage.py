@@ -14,7 +14,7 @@ from propdev.config import Settings
 from propdev.grpc.auth import METHOD_CALLERS, PARTNER
 from propdev.http.app import make_app
 from propdev.http.permissions import Permission, permission_of, requires
-from propdev.http.scope import LISTED, ORGANISATION_ONLY, At, Source, rule_of, scoped
+from propdev.http.scope import LISTED, ORGANISATION_ONLY, OWN, At, Source, rule_of, scoped
 from propdev.node import Node
 from propdev.staff import Action, Kind
 
@@ -70,7 +70,7 @@ def test_each_rule_names_path_fields_that_the_path_has(app: web.Application) -> 
         if rule is None or route.resource is None:
             continue
         for where in rule.where:
-            assert isinstance(where, At) or where in (LISTED, ORGANISATION_ONLY)
+            assert isinstance(where, At) or where in (LISTED, ORGANISATION_ONLY, OWN)
             path = route.resource.canonical
             if isinstance(where, At) and where.source is Source.PATH:
                 if "{" + where.field + "}" not in path:
@@ -80,14 +80,16 @@ def test_each_rule_names_path_fields_that_the_path_has(app: web.Application) -> 
 
 def test_a_route_naming_a_resource_by_id_checks_where_it_is(app: web.Application) -> None:
     """A path with an id is about one resource: its rule must say which (or that the route is
-    the organisation's)."""
+    the organisation's, or that the resource is the caller's own)."""
     loose = []
     for route in app.router.routes():
         rule = rule_of(route.handler)
         path = route.resource.canonical if route.resource is not None else ""
         if rule is None or not re.search(r"\{[a-z_]+\}", path):
             continue
-        if not any(isinstance(w, At) for w in rule.where) and ORGANISATION_ONLY not in rule.where:
+        if any(isinstance(w, At) for w in rule.where):
+            continue
+        if ORGANISATION_ONLY not in rule.where and OWN not in rule.where:
             loose.append((route.method, path))
     assert loose == []
 
@@ -103,6 +105,8 @@ def test_the_staff_routes_are_there_with_their_rules(app: web.Application) -> No
     assert disable.where == (At(Kind.STAFF),)
     drain = rules[("POST", "/admin/api/v1/nodes/{node_id}/drain")]
     assert drain is not None and drain.where == (ORGANISATION_ONLY,)
+    forget = rules[("DELETE", "/admin/api/v1/me/push-tokens/{id}")]
+    assert forget is not None and (forget.action, forget.where) == (Action.SELF, (OWN,))
 
 
 def test_every_grpc_method_declares_its_callers() -> None:
