@@ -89,6 +89,7 @@ class LivePartners:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.Task[None] | None = None
         self._bus: Bus | None = None
+        self._stopped = False  # after stop(), what the bus still brings is not applied
 
     def subscribe(self, bus: Bus) -> None:
         """Hear changes; ``announce`` then publishes them to every node (this one included)."""
@@ -105,7 +106,7 @@ class LivePartners:
         """Applied in a task of its own: reading the store must not hold up the bus's
         listener (and the revocations behind it)."""
         name = message.get("name")
-        if isinstance(name, str):
+        if isinstance(name, str) and not self._stopped:
             task = asyncio.create_task(self._apply_heard(name))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -183,6 +184,9 @@ class LivePartners:
         task.add_done_callback(self._retiring.discard)
 
     async def stop(self) -> None:
+        """Cancel the reconcile loop and the applies in flight, close retiring gateways; a
+        change heard afterwards is not applied (the node is closing its store next)."""
+        self._stopped = True
         tasks = [t for t in (self._loop, *self._tasks, *self._retiring) if t is not None]
         for task in tasks:
             task.cancel()

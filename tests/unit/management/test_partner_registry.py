@@ -23,6 +23,7 @@ from propdev.management import (
     PartnerRequestError,
     UnknownObjectError,
 )
+from propdev.management.live_partners import CHANNEL
 from propdev.partners import ApiKey, OAuthClient, PartnerGateway
 from propdev.pki import ensure_ca
 from propdev.pki.crl import current_revoked
@@ -292,6 +293,22 @@ async def test_a_node_applies_each_change_it_hears_and_drops_a_deleted_partner(
 
     await registry.delete(OPERATOR, "vendor-c")
     assert "vendor-c" not in gateways and live.webhook_secrets("vendor-c") == []
+
+
+async def test_a_change_heard_after_stop_is_not_applied(
+    db: Database, registry: PartnerRegistry, clock: Clock
+) -> None:
+    """A node stops its partners before it closes its store: what the bus still brings then
+    must not start a read of the store (CI: such a read, cut off by the store's close, left a
+    pooled PostgreSQL connection to the garbage collector)."""
+    gateways: dict[str, Any] = {}
+    live = LivePartners(registry, gateways, lambda r: FakeGateway(r), retire_after=0.0, clock=clock)  # type: ignore[arg-type,return-value]
+    bus = InProcessBus()
+    live.subscribe(bus)
+    await live.stop()
+    await registry.create(OPERATOR, request())  # announced to nobody
+    await bus.publish(CHANNEL + "vendor-c", {"name": "vendor-c"})
+    assert gateways == {} and not live._tasks
 
 
 async def test_a_node_that_missed_a_message_catches_up_when_it_reconciles(
