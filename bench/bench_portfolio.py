@@ -15,9 +15,11 @@ time); residents as ``security.create_user`` writes them (the same columns, name
 vault) but in batches of 1,000 rows with **one** password hash shared by all of them (they never
 log in: hashing 50,000 passwords would take ~40 min of CPU here and measure nothing of the
 rush); rights with ``Directory.grant``'s statement, batched; plates through
-``Vehicles.register`` (one audited unit each, 64 in flight); guest passes through the API
-(``POST /api/v1/guest-passes``, 100 uses each). There is no bulk import of residents in the
-product (only access points, ``management.imports``), so that is the fastest honest way.
+``Vehicles.register`` (one audited unit each, one at a time: with 64 in flight PostgreSQL
+reported a deadlock between two units' transactions, a finding of this benchmark); guest
+passes through the API (``POST /api/v1/guest-passes``, 100 uses each). There is no bulk
+import of residents in the product (only of access points, ``management.imports``), so that is
+the fastest honest way.
 
 **The nodes.** Real ``run.py serve`` processes on a fresh PostgreSQL database and the machine's
 Redis (``bench_cluster``'s set-up and helpers), not pinned: every node, the simulator and the
@@ -64,6 +66,7 @@ import contextlib
 import datetime as dt
 import json
 import math
+import os
 import platform
 import random
 import ssl
@@ -82,6 +85,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiohttp
 import redis
 
+from bench.__main__ import git_commit, markdown_table, rows
 from bench.bench_cluster import REDIS_URL, Owners, partner_sim, settled
 from bench.bench_open import log_in_residents
 from bench.common import (
@@ -241,8 +245,8 @@ async def seed_store(env: dict[str, str], portfolio: Portfolio) -> dict[str, flo
         started = time.perf_counter()
         vehicles = Vehicles(db)
         owners = [r for r in portfolio.residents if r.plate is not None]
-        for at in range(0, len(owners), 64):
-            await asyncio.gather(*(vehicles.register(r.id, r.plate) for r in owners[at : at + 64]))
+        for r in owners:  # one at a time: 64 in flight deadlocked in PostgreSQL (see the note)
+            await vehicles.register(r.id, r.plate)
         took["plates_s"] = time.perf_counter() - started
     finally:
         await db.close()
@@ -388,6 +392,9 @@ class RushResult:
     warmup_ok: int
     warmup_errors: int
     unopened: int = 0  # successful plates and codes that commanded no door (set by the parent)
+    # The database's own counters over the rush, warm-up included (set by the parent):
+    # transactions committed, rows inserted, updated and deleted (pg_stat_database).
+    store: dict[str, int] = field(default_factory=dict)
 
     @property
     def errors(self) -> dict[str, int]:
@@ -730,9 +737,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     halt(name)
             until(lambda: settled(nodes, owners), within=60, what=f"{names} share the shards")
             before = asyncio.run(sim_commands(sim_url, data_dir / "pki" / "ca.pem"))
+            written = store_counters(database_url)
             result = rush_in_subprocess(plan(names, next(counter)))
             commanded = asyncio.run(sim_commands(sim_url, data_dir / "pki" / "ca.pem")) - before
             result.unopened = max(0, result.opens + result.warmup_ok - commanded)
+            after = settled_store_counters(database_url)
+            result.store = {
+                k: after[k] - written.get(k, 0) for k in after if after[k] - written.get(k, 0)
+            }
             print(f"  {summary_line(result)}", file=sys.stderr, flush=True)
             return result
 
@@ -759,6 +771,39 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "figures": figures(runs["three"], runs["one"]),
         "elapsed_s": round(time.monotonic() - started, 1),
     }
+
+
+def store_counters(database_url: str) -> dict[str, int]:
+    """The database's cumulative counters (``pg_stat_database``, and rows inserted per table
+    as ``inserted:<table>``; this database only, so the other users of the server do not
+    count). ``commits`` counts every transaction, reads too."""
+    import psycopg
+
+    url = database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT xact_commit, tup_inserted, tup_updated, tup_deleted FROM pg_stat_database"
+            " WHERE datname = current_database()"
+        ).fetchone()
+        tables = conn.execute("SELECT relname, n_tup_ins FROM pg_stat_user_tables").fetchall()
+    assert row is not None
+    out = dict(zip(("commits", "inserted", "updated", "deleted"), map(int, row), strict=True))
+    out.update({f"inserted:{name}": int(n) for name, n in tables})
+    return out
+
+
+def settled_store_counters(database_url: str) -> dict[str, int]:
+    """The counters once the nodes' backends have reported (they do so at most once a second,
+    or 10 s after going idle): two reads a second apart that agree on the rows, within 15 s."""
+    last = store_counters(database_url)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = store_counters(database_url)
+        if all(now[k] == last[k] for k in ("inserted", "updated", "deleted")):
+            return now
+        last = now
+    return last
 
 
 async def sim_commands(sim_url: str, ca: Path) -> int:
@@ -869,7 +914,8 @@ def summary_line(r: RushResult) -> str:
     return (
         f"{r.nodes} node(s): {lat}; errors {r.errors}; ws {r.ws}; CPU-s/1000 opens "
         f"{cpu_per_1000(r):.1f}; RSS MB {[round(x) for x in r.node_rss_mb]}; "
-        f"sender late by at most {r.late_sends_ms:.0f} ms"
+        f"sender late by at most {r.late_sends_ms:.0f} ms; answers {r.statuses}; "
+        f"store {r.store}"
     )
 
 
@@ -941,14 +987,58 @@ def cli() -> None:
     )
     parser.add_argument("--mix", type=parse_mix, default=parse_mix("open=0.8,plate=0.1,guest=0.1"))
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--save",
+        action="store_true",
+        help="write docs/benchmarks/<date>-<commit>-portfolio[-quick].json and .md",
+    )
+    parser.add_argument(
+        "--from-json", type=Path, help="print (and --save) a result written before; run nothing"
+    )
     args = parser.parse_args()
+    if args.from_json is not None:
+        result = json.loads(args.from_json.read_text())
+        print(table(result))
+        print_figures(result["figures"])
+        if args.save:
+            save(result)
+        return
     if args.quick:
         args.sites, args.residents, args.devices, args.sockets = 20, 5000, 200, 300
-        args.ramp, args.peak, args.peak_rate = 8.0, 8.0, 30.0
+        args.ramp, args.peak, args.peak_rate = 8.0, 8.0, 20.0
     result = run(args)
+    result.update(
+        quick=args.quick,
+        commit=git_commit(),
+        date=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        loadavg_after=os.getloadavg(),
+    )
     print(table(result))
     print_figures(result["figures"])
     write_json(args.json, result)
+    if args.save:
+        save(result)
+
+
+def save(result: dict[str, Any]) -> None:
+    """The result as JSON and a markdown table under docs/benchmarks/, named like the others."""
+    stem = (
+        f"{result['date'][:10]}-{result['commit']}-portfolio{'-quick' if result['quick'] else ''}"
+    )
+    path = ROOT / "docs" / "benchmarks" / stem
+    write_json(path.with_suffix(".json"), result)
+    path.with_suffix(".md").write_text(
+        f"# Portfolio day {result['date'][:10]}, commit {result['commit']}\n\n"
+        f"`.venv/bin/python bench/bench_portfolio.py{' --quick' if result['quick'] else ''}`"
+        f" (scale {result['scale']}); the machine (2 cores) was shared with other engineers' "
+        f"work, load average {result['loadavg_after'][0]:.1f} at the end. See "
+        "`docs/scaling.md` for what the figures say.\n\n"
+        + markdown_table(rows(result["figures"]))
+        + "\n\n```\n"
+        + table(result)
+        + "\n```\n"
+    )
+    print(f"saved {path}.json and .md")
 
 
 if __name__ == "__main__":
