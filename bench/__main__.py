@@ -56,6 +56,9 @@ BENCHMARKS: dict[str, tuple[list[str], list[str], Callable[[dict[str, Any]], lis
     "bench_ws": ([], ["--quick"], own_figures),
     "bench_cluster": ([], ["--quick"], own_figures),  # the cluster engineer's, when present
     "bench_audit_chains": ([], ["--quick"], own_figures),  # audit appends on PostgreSQL
+    # The portfolio day (issue 16) at its quick scale in both runs: the full portfolio (50,000
+    # residents, 10,000 sockets, six rushes) takes far longer; run bench_portfolio.py for it.
+    "bench_portfolio": (["--quick"], ["--quick"], own_figures),
 }
 
 
