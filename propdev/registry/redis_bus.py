@@ -173,6 +173,7 @@ class RedisBus:
 
     async def _listen(self) -> None:
         delay = RECONNECT_MIN
+        me = asyncio.current_task()
         while True:
             pubsub = self._redis.pubsub()
             try:
@@ -188,6 +189,10 @@ class RedisBus:
                 next_ping = time.monotonic() + PING_EVERY
                 while True:
                     item = await pubsub.get_message(timeout=PING_EVERY)
+                    if me is not None and me.cancelling():
+                        # redis-py's read with a timeout can take our cancellation for its
+                        # timeout and return None: ``close`` would then wait forever.
+                        raise asyncio.CancelledError
                     now = time.monotonic()
                     if item is not None:
                         self.last_heard = now

@@ -3,6 +3,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from redis.asyncio import Redis
+
+from propdev.registry import RedisBus
+from propdev.registry.pipeline import Pipeliner
 from tests.unit.registry.conftest import Buses
 
 
@@ -74,3 +78,23 @@ async def test_messages_from_another_node_are_counted_with_their_lag(buses: Buse
         return
     assert buses.second.received == received_before + 1  # type: ignore[attr-defined]
     assert 0.0 <= buses.second.lag_sum < 5.0  # type: ignore[attr-defined]
+
+
+async def test_a_bus_waiting_for_messages_closes_when_asked(redis: tuple[Redis, str]) -> None:
+    """redis-py's read with a timeout can take the listener's cancellation for its timeout
+    and return None; the listener must still end (CI: a teardown hung on ``close``)."""
+    client, namespace = redis
+    pipeliner = Pipeliner(client)
+    pipeliner.start()
+    bus = RedisBus(client, pipeliner, namespace=namespace, node_id="a")
+    bus.start()
+    try:
+        assert await bus.ping()
+        async with asyncio.timeout(10) as guard:  # a hang guard, not a measurement
+            await bus.close()
+        # Without the fix, only the guard's own cancellation, reaching the listener as a
+        # second one, ended it (close() swallows the cancellation of its wait).
+        assert not guard.expired()
+        assert [t for t in asyncio.all_tasks() if t.get_name() == "redis-bus"] == []
+    finally:
+        await pipeliner.close()
