@@ -28,6 +28,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script by python -m bench
+
 from bench.common import Goal, ainterleave, figure, latency_summary, print_figures, write_json
 from propdev.access import Notifier
 from propdev.push import (
