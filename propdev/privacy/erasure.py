@@ -47,6 +47,19 @@ def erased_username(user_id: str) -> str:
     return f"~erased:{user_id}"
 
 
+def erase_entry(at: float, actor: str, user_id: str, reason: str) -> AuditRecord:
+    """The ``resident.erase`` audit entry of ``user_id`` (nothing personal in it)."""
+    return AuditRecord(
+        at=at,
+        actor=actor,
+        action="resident.erase",
+        access_point_id=None,
+        decision="granted",
+        reason=f"user_id={user_id} {reason}",
+        subject=user_id,
+    )
+
+
 def reapplied_reason(original: Erasure) -> str:
     """What a re-applied erasure's audit entry says of the original (ids and a time only)."""
     return f"reapplied erased_at={original.erased_at!r} erased_by={original.actor}"
@@ -173,18 +186,6 @@ async def erase(
         reason = " ".join(f"{k}={counts[k]}" for k in (*_REPORTED, "audit_personal_blanked"))
         if reapplying is not None:
             reason = f"{reapplied_reason(reapplying)} {reason}"
-        await audit_log.append(
-            conn,
-            db.dialect,
-            AuditRecord(
-                at=now,
-                actor=actor,
-                action="resident.erase",
-                access_point_id=None,
-                decision="granted",
-                reason=f"user_id={user_id} {reason}",
-                subject=user_id,
-            ),
-        )
+        await audit_log.append(conn, db.dialect, erase_entry(now, actor, user_id, reason))
     await cut(user_id, now)
     return ErasureReport(user_id, now, counts)

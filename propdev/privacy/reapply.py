@@ -25,13 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from propdev.privacy.erasure import Cut, erase, reapplied_reason
+from propdev.privacy.erasure import Cut, erase, erase_entry, reapplied_reason
 from propdev.privacy.erasure_list import Erasure, ErasureList, document
 from propdev.privacy.errors import AlreadyErasedError, ErasureListError
 from propdev.privacy.export import RESIDENT_ROLE
 from propdev.storage import Database, run
 from propdev.storage import audit as audit_log
-from propdev.storage.audit import AuditRecord
 from propdev.storage.identity import cluster_id
 
 ACTOR = "cli:erasures"
@@ -95,15 +94,7 @@ async def _record(db: Database, actor: str, erasure: Erasure, now: float) -> boo
         await audit_log.append(
             conn,
             db.dialect,
-            AuditRecord(
-                at=now,
-                actor=actor,
-                action="resident.erase",
-                access_point_id=None,
-                decision="granted",
-                reason=f"user_id={erasure.user_id} {reapplied_reason(erasure)} held=nothing",
-                subject=erasure.user_id,
-            ),
+            erase_entry(now, actor, erasure.user_id, f"{reapplied_reason(erasure)} held=nothing"),
         )
     return True
 
