@@ -9,6 +9,10 @@ everything over TLS. The load generator is bench/common.py's, run as three proce
 of the connections each, so that the client side is the same in every set-up; they go to the
 live nodes in turn:
 
+The opens go to the demo's five doors and ``--doors`` more (default 60, ``bench/estate.py``), a
+connection per door or so: a device actor takes its door's opens one at a time, so a load on five
+doors could measure how fast five doors cycle rather than what the nodes serve.
+
 * one node: the three load generators open doors through n1;
 * two nodes: n1, n2, n1; three nodes: n1, n2, n3. An open that arrives at a node that does not
   own its door is forwarded over Redis to the owner.
@@ -79,6 +83,7 @@ from bench.common import (
     until,
     write_json,
 )
+from bench.estate import add_doors, add_sim_devices, door_ids, with_doors
 from propdev.registry import shard_of
 from propdev.registry.placement import LEASE, TICK
 from tests.support.postgres import fresh_database
@@ -88,6 +93,7 @@ FAILOVER_GOAL_S = 3.0  # issue #16: a door back in < 3 s after its node is kille
 SCALE_GOAL = 1.8  # issue #16: two nodes >= 1.8 x one on PostgreSQL + Redis (C1)
 SCALE3_GOAL = 2.5  # and three nodes >= 2.5 x one (C3)
 OPEN_VS_HEALTHZ_GOAL = 0.25  # issue #16: a door open vs /healthz, one node on PG + Redis (G3pg)
+DOORS = 60  # beside the demo's five: the load spread over 65 doors, about one per connection
 GENERATORS = 3  # load generators, each a third of the connections, in every set-up
 NODES = ("n1", "n2", "n3")
 
@@ -195,7 +201,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         env2 = node_env(data_dir, port2, PROPDEV_NODE_ID="n2", **shared)
         env3 = node_env(data_dir, port3, PROPDEV_NODE_ID="n3", **shared)
         credentials = seed_demo(env1)
+        doors = door_ids(args.doors)
+        asyncio.run(add_doors(env1, doors, [str(r["id"]) for r in credentials["residents"]]))
+        credentials = with_doors(credentials, doors)
         stack.enter_context(partner_sim(data_dir, sim_port, env1))
+        asyncio.run(add_sim_devices(sim_url, data_dir / "pki" / "ca.pem", doors))
         for name in NODES:  # each node's log apart; the keys and PKI shared
             (data_dir / name).mkdir()
             (data_dir / name / "pki").symlink_to(data_dir / "pki")
@@ -456,6 +466,12 @@ def cli() -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--doors",
+        type=int,
+        default=DOORS,
+        help="doors added to the demo's five (a door takes one open at a time; bench/estate.py)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if args.quick:

@@ -104,6 +104,7 @@ from bench.common import (
     until,
     write_json,
 )
+from bench.estate import add_sim_devices
 from tests.support.postgres import fresh_database
 
 KINDS = ("open", "plate", "guest")
@@ -251,28 +252,6 @@ async def seed_store(env: dict[str, str], portfolio: Portfolio) -> dict[str, flo
     finally:
         await db.close()
     return took
-
-
-async def add_sim_devices(sim_url: str, ca: Path, devices: dict[str, str]) -> None:
-    context = ssl.create_default_context(cafile=str(ca))
-    connector = aiohttp.TCPConnector(ssl=context, limit=16)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def add(ap: str, device: str) -> None:
-            kind = "barrier" if ap.endswith("barrier") else "door"
-            body = {"device_id": device, "kind": kind, "name": ap}
-            async with session.post(f"{sim_url}/sim/v1/devices", json=body) as resp:
-                if resp.status != 201:
-                    raise RuntimeError(f"simulator refused {device}: {await resp.text()}")
-
-        items = list(devices.items())
-        for at in range(0, len(items), 64):
-            await asyncio.gather(*(add(ap, d) for ap, d in items[at : at + 64]))
-        async with session.post(
-            f"{sim_url}/sim/v1/passages", json={"after_open_ms": PASSAGE_MS}
-        ) as resp:
-            if resp.status != 200:
-                raise RuntimeError(f"simulator passages: {await resp.text()}")
 
 
 def mint_tokens(env: dict[str, str], model: str, subjects: list[str]) -> dict[str, str]:
@@ -651,7 +630,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         portfolio.seed_s["demo_s"] = demo_s
         stack.enter_context(partner_sim(data_dir, sim_port, envs["n1"]))
         t0 = time.perf_counter()
-        asyncio.run(add_sim_devices(sim_url, data_dir / "pki" / "ca.pem", portfolio.devices))
+        asyncio.run(
+            add_sim_devices(
+                sim_url, data_dir / "pki" / "ca.pem", portfolio.devices, passage_ms=PASSAGE_MS
+            )
+        )
         portfolio.seed_s["simulator_devices_s"] = time.perf_counter() - t0
         for name in ports:  # each node's log apart; the keys and PKI shared
             (data_dir / name).mkdir()
