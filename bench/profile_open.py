@@ -525,7 +525,7 @@ def report(p: Profile, commit: str) -> str:
     profiled = per_s * p.duration  # opens in the profiled seconds, at the load's rate
     ms_per_open = 1000 * p.node_cpu_s / profiled if profiled else float("nan")
     lines = [
-        f"# Profile of the open path: {p.store} store, commit {commit}",
+        f"# Profile of the open path: {p.store} store, propdev at {commit}",
         "",
         f"`bench/profile_open.py --store {p.store}`: {p.description}. py-spy 0.4.3 "
         f"(`record --threads --idle --full-filenames --rate {p.rate} --format raw --nonblocking"
@@ -627,10 +627,21 @@ def as_json(p: Profile, commit: str) -> dict[str, Any]:
 
 
 def git_commit() -> str:
-    done = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    )
-    return done.stdout.strip() or "unknown"
+    """The last commit that changed the node's code (``propdev/``), ``-dirty`` if it has
+    uncommitted changes: what was profiled, whatever the tools' own commits since."""
+    last = subprocess.run(
+        ["git", "log", "-1", "--format=%h", "--", "propdev"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", "propdev"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return (last or "unknown") + ("-dirty" if dirty else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

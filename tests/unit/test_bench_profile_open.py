@@ -80,7 +80,7 @@ def test_a_short_profile_of_the_embedded_store_has_every_section(tmp_path: Path)
     assert code == 0
     report = out.read_text()
     for heading in (
-        "# Profile of the open path: embedded store",
+        "# Profile of the open path: embedded store, propdev at",
         "## Rate and CPU",
         "## Share of busy samples by layer",
         "### loop thread (MainThread)",
