@@ -195,7 +195,8 @@ def is_idle(stack: Stack) -> bool:
     if match is None or match.group("line") is None:
         return False
     source = linecache.getline(match.group("file"), int(match.group("line")))
-    return bool(IDLE_LINES.search(source))
+    # A coroutine's frame is on the stack only while it runs: its ``await x.wait()`` is busy.
+    return "await " not in source and bool(IDLE_LINES.search(source))
 
 
 @dataclass

@@ -60,6 +60,17 @@ def test_waiting_threads_are_idle_and_left_out_of_the_shares() -> None:
     assert not is_idle(parse_raw(RAW)[1])
 
 
+def test_a_coroutine_running_its_await_line_is_busy_not_waiting() -> None:
+    path = ROOT / "propdev" / "grpc" / "commands.py"
+    line = next(
+        n
+        for n, text in enumerate(path.read_text().splitlines(), 1)
+        if "await self._confirmations.wait(" in text
+    )
+    [stack] = parse_raw(f"thread (1): MainThread;f ({path}:{line}) 3")
+    assert not is_idle(stack)
+
+
 def test_layers_follow_the_leaf_frames_file() -> None:
     assert layer_of(f"f ({ROOT}/propdev/actors/system.py:1)") == "propdev.actors"
     assert layer_of(f"f ({ROOT}/propdev/http/tls_transport.py:1)") == "ssl/TLS"
