@@ -270,7 +270,7 @@ async def _serve(settings: Settings) -> int:
     from propdev.storage import MigrationError
 
     try:
-        await _until_signal(serve(settings))
+        await _until_signal(serve(settings, whole_process=True))
     except MigrationError as exc:  # a schema this release may not run on: say so, no traceback
         log.error("node_refused_schema", error=str(exc))
         print(f"propdev cannot start: {exc}", file=sys.stderr)
