@@ -10,7 +10,7 @@ import pytest
 
 from propdev.security.blind_index import normalize_phone, normalize_plate, phone_index
 from propdev.security.crypto import CryptoError, MasterKeyError, UnknownKeyError, Vault
-from propdev.security.personal import reencrypt
+from propdev.security.personal import USER_KEY, open_user_field, reencrypt
 from propdev.storage import Database, migrate
 from tests.e2e.conftest import RunningNode
 
@@ -92,8 +92,12 @@ async def test_rotation_keeps_old_rows_readable_and_reencrypts_them(tmp_path: Pa
     assert vault.rotate() == "k0002"
     assert vault.open(old, table="users", column="phone", row_id="u1") == "+79990000001"
     assert reencrypt(db, vault) == 1
-    row = await db.fetch_one("SELECT phone, phone_index FROM users WHERE id = 'u1'")
-    assert row is not None and row["phone"].startswith("v1:k0002:")
+    row = await db.fetch_one(
+        f"SELECT users.*, {USER_KEY} FROM users WHERE id = 'u1'"
+    )  # moved under the user's own key, itself wrapped by the new data key
+    assert row is not None and row["phone"].startswith("p1:")
+    assert row["person_key"].startswith("v1:k0002:")
+    assert open_user_field(vault, row, "phone") == "+79990000001"
     assert row["phone_index"] == phone_index(vault, "8 (999) 000-00-01")
     assert reencrypt(db, vault) == 0  # resumable: nothing left under the old key
     with pytest.raises(MasterKeyError):  # another master key cannot unwrap the data keys

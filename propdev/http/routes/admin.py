@@ -18,10 +18,12 @@ from propdev.http.scope import LISTED, At, Source, scope_of, scoped, visible_to
 from propdev.management import operator
 from propdev.security import (
     RECOVERY_CODES_LOW,
+    audit_opener,
     get_user,
     new_recovery_codes,
     recovery_codes_status,
     store_recovery_codes,
+    vault_of,
 )
 from propdev.staff import Action, Kind, audit_within
 from propdev.storage.audit import AuditRecord
@@ -164,6 +166,7 @@ async def audit(request: web.Request) -> web.Response:
         action=action,
         actor=actor,
         within=audit_within(scope_of(request)),
+        open_personal=audit_opener(vault_of(request.app[AUDIT].db)),
     )
     more = len(entries) > limit
     entries = entries[:limit]
