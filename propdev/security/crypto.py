@@ -153,7 +153,8 @@ class Vault:
         # Opening the same value again (a user's name on every /me) skips the HKDF: the
         # subkey's cipher by (key id, salt), at most OPENED_KEYS of them.
         self._opened: dict[tuple[str, bytes], AESGCM] = {}
-        self._person_keys: dict[str, bytes] = {}  # unwrapped person keys by wrapped text
+        # Unwrapped person keys by (user id, wrapped text): the binding holds on a cache hit too.
+        self._person_keys: dict[tuple[str, str], bytes] = {}
 
     @classmethod
     def for_tests(cls) -> Vault:
@@ -329,14 +330,14 @@ class Vault:
 
     def unwrap_person_key(self, user_id: str, wrapped: str) -> bytes:
         """The person key of ``user_id`` from its wrapped form (``CryptoError`` if it is not)."""
-        key = self._person_keys.get(wrapped)
+        key = self._person_keys.get((user_id, wrapped))
         if key is None:
             key = _unb64(self.open(wrapped, table="person_keys", column="key", row_id=user_id))
             if len(key) != KEY_BYTES:
                 raise CryptoError("person_keys.key: not a key")
             if len(self._person_keys) >= OPENED_KEYS:
                 self._person_keys.clear()
-            self._person_keys[wrapped] = key
+            self._person_keys[(user_id, wrapped)] = key
         return key
 
     def seal_person(

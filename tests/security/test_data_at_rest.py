@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from propdev.security.blind_index import normalize_phone, normalize_plate, phone_index
-from propdev.security.crypto import CryptoError, MasterKeyError, UnknownKeyError, Vault
+from propdev.security.crypto import (
+    CryptoError,
+    MasterKeyError,
+    PersonKeyDestroyedError,
+    UnknownKeyError,
+    Vault,
+)
 from propdev.security.personal import USER_KEY, open_user_field, reencrypt
 from propdev.storage import Database, migrate
 from tests.e2e.conftest import RunningNode
@@ -110,3 +116,26 @@ def test_blind_index_normalisation() -> None:
         normalize_phone(p) for p in ("+7 (916) 123-45-67", "8 916 1234567", "+79161234567")
     } == {"+79161234567"}
     assert normalize_plate(PLATE) == normalize_plate("a123bc 777") == "A123BC777"
+
+
+async def test_values_under_a_person_key_are_bound_to_their_place_and_their_person(
+    tmp_path: Path,
+) -> None:
+    vault = await _vault(tmp_path)
+    rita_key, rita_wrapped = vault.new_person_key("rita")
+    _oleg_key, oleg_wrapped = vault.new_person_key("oleg")
+    sealed = vault.seal_person(
+        rita_key, "+79990000001", table="users", column="phone", row_id="rita"
+    )
+    assert sealed.startswith("p1:") and "7999" not in sealed
+    place = {"table": "users", "column": "phone", "row_id": "rita"}
+    assert vault.open_person(rita_wrapped, "rita", sealed, **place) == "+79990000001"
+    with pytest.raises(CryptoError):  # another person's key
+        vault.open_person(oleg_wrapped, "oleg", sealed, **place)
+    with pytest.raises(CryptoError):  # Rita's key presented as Oleg's: bound to her row
+        vault.open_person(rita_wrapped, "oleg", sealed, **place)
+    with pytest.raises(CryptoError):  # another row
+        vault.open_person(rita_wrapped, "rita", sealed, **{**place, "row_id": "oleg"})
+    with pytest.raises(PersonKeyDestroyedError):  # erased: no key to present
+        vault.open_person(None, "rita", sealed, **place)
+    await vault.db.close()  # type: ignore[union-attr]
