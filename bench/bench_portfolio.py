@@ -211,9 +211,11 @@ async def seed_store(env: dict[str, str], portfolio: Portfolio) -> dict[str, flo
         started = time.perf_counter()
         shared_hash = await asyncio.to_thread(hash_password, uuid.uuid4().hex)
         vault, now = vault_of(db), time.time()
-        rows = []
+        rows, keys = [], []
         for n, r in enumerate(portfolio.residents):
-            sealed = seal_user_fields(vault, r.id, full_name=f"Resident {n}", phone="")
+            key, wrapped = vault.new_person_key(r.id)  # as create_user makes it
+            keys.append({"u": r.id, "w": wrapped, "kid": vault.primary_kid, "now": now})
+            sealed = seal_user_fields(vault, r.id, key, full_name=f"Resident {n}", phone="")
             rows.append(
                 {
                     "id": r.id,
@@ -229,6 +231,11 @@ async def seed_store(env: dict[str, str], portfolio: Portfolio) -> dict[str, flo
                 "INSERT INTO users (id, username, password_hash, roles, full_name, created_at)"
                 " VALUES (:id, :u, :h, :roles, :full_name, :now)",
                 rows[at : at + 1000],
+            )
+            await db.execute_many(
+                "INSERT INTO person_keys (user_id, wrapped, kid, created_at)"
+                " VALUES (:u, :w, :kid, :now)",
+                keys[at : at + 1000],
             )
         took["residents_s"] = time.perf_counter() - started
 

@@ -25,7 +25,11 @@ from propdev.access.rules import Clock
 from propdev.storage import Database, Row, UnitConnection, audit
 
 MAX_VEHICLES = 5
-_COLUMNS = "id, owner_id, plate_sealed, created_at"
+# The owner's wrapped person key comes with each row (``propdev.security.person_keys``).
+_COLUMNS = (
+    "id, owner_id, plate_sealed, created_at, (SELECT wrapped FROM person_keys"
+    " WHERE person_keys.user_id = vehicles.owner_id) AS person_key"
+)
 _BY_PLATE = f"SELECT {_COLUMNS} FROM vehicles WHERE plate_key = :k"
 HINT_LENGTH = 3
 
@@ -65,20 +69,30 @@ def plate_key(normalised_plate: str) -> str:
     return plate_index(current_vault(), normalised_plate)
 
 
-def seal_plate(normalised_plate: str, vehicle_id: str) -> str:
-    """The stored form of a plate (``plate_sealed``): AES-256-GCM, bound to the vehicle."""
+def seal_plate(conn: UnitConnection, normalised_plate: str, vehicle_id: str, owner_id: str) -> str:
+    """The stored form of a plate (``plate_sealed``): AES-256-GCM under the owner's person
+    key (made in ``conn``'s transaction if they have none), bound to the vehicle."""
     from propdev.security.crypto import current_vault
+    from propdev.security.person_keys import person_key_in
     from propdev.security.personal import seal_plate_value
 
-    return seal_plate_value(current_vault(), normalised_plate, vehicle_id)
+    vault = current_vault()
+    key = person_key_in(conn.run, vault, owner_id)
+    return seal_plate_value(vault, key, normalised_plate, vehicle_id)
 
 
-def unseal_plate(sealed: str, vehicle_id: str) -> str:
-    """The plate back from its stored form."""
+def unseal_plate(row: Any) -> str:
+    """The plate back from the stored form in a vehicle ``row`` (read with ``_COLUMNS``)."""
     from propdev.security.crypto import current_vault
     from propdev.security.personal import open_plate_value
 
-    return open_plate_value(current_vault(), sealed, vehicle_id)
+    return open_plate_value(
+        current_vault(),
+        row["plate_sealed"],
+        row["id"],
+        owner_id=row["owner_id"],
+        wrapped=row["person_key"],
+    )
 
 
 def plate_hint(normalised_plate: str) -> str:
@@ -108,7 +122,7 @@ class Vehicles:
         return Vehicle(
             id=row["id"],
             owner_id=row["owner_id"],
-            plate=unseal_plate(row["plate_sealed"], row["id"]),
+            plate=unseal_plate(row),
             created_at=row["created_at"],
         )
 
@@ -124,7 +138,6 @@ class Vehicles:
         plate = normalise_plate(raw_plate)
         key = plate_key(plate)
         vehicle_id = str(uuid.uuid4())
-        sealed = seal_plate(plate, vehicle_id)
         now = self.clock()
         record = trail.change(
             actor or trail.resident(owner_id),
@@ -141,6 +154,7 @@ class Vehicles:
             count = conn.run("SELECT COUNT(*) AS n FROM vehicles WHERE owner_id = :o", o=owner_id)
             if int(count[0]["n"]) >= MAX_VEHICLES:
                 raise TooManyVehiclesError(f"at most {MAX_VEHICLES} vehicles per resident")
+            sealed = seal_plate(conn, plate, vehicle_id, owner_id)
             inserted = conn.run(
                 "INSERT INTO vehicles (id, owner_id, plate_key, plate_sealed, created_at) "
                 "VALUES (:id, :o, :k, :p, :t) ON CONFLICT (plate_key) DO NOTHING RETURNING id",

@@ -55,10 +55,13 @@ from propdev.security import (
     SignInThrottle,
     hash_password,
     new_totp_secret,
+    person_key_in,
     provisioning_uri,
+    seal_record_in,
     seal_user_fields,
     vault_of,
     verify_password,
+    wrapped_key_of,
 )
 from propdev.security import User as Account
 from propdev.security.auth_audit import ANONYMOUS  # an attempt on a username of no one's
@@ -80,7 +83,9 @@ MAX_USERNAME = 128
 GrantRevoked = Callable[[str, float], Awaitable[None]]
 
 _ACCOUNT = (
-    "SELECT u.*, r.moved_out_at AS moved_out_at, s.disabled_at AS disabled_at FROM users u"
+    "SELECT u.*, r.moved_out_at AS moved_out_at, s.disabled_at AS disabled_at, "
+    + wrapped_key_of("u.id")
+    + " FROM users u"
     " LEFT JOIN residencies r ON r.user_id = u.id LEFT JOIN staff s ON s.user_id = u.id"
     " WHERE u.{column} = :value"
 )
@@ -398,7 +403,7 @@ class Accounts:
             def refuse(conn: UnitConnection) -> None:
                 if missed is not None:
                     conn.run(codes.MISSED, id=missed)
-                audit.sync_append(conn, refusal)
+                audit.sync_append(conn, seal_record_in(conn.run, vault_of(self.db), refusal))
 
             await self.db.unit(refuse)
             await self.throttle.login_failed(name, address)
@@ -415,7 +420,9 @@ class Accounts:
                 "UPDATE users SET password_hash = :h WHERE id = :id", h=password_hash, id=user_id
             )
             if secret is not None:  # staff: a new second factor, mandatory from now on
-                sealed = seal_user_fields(vault_of(self.db), user_id, totp_secret=secret)
+                vault = vault_of(self.db)
+                key = person_key_in(conn.run, vault, user_id)
+                sealed = seal_user_fields(vault, user_id, key, totp_secret=secret)
                 conn.run(
                     "UPDATE users SET totp_secret = :t WHERE id = :id",
                     t=sealed["totp_secret"],
@@ -442,7 +449,10 @@ class Accounts:
         record = _record(
             user_id, action, self.clock(), decision="denied", reason=reason, personal=personal
         )
-        await self.db.unit(lambda conn: audit.sync_append(conn, record))
+        vault = vault_of(self.db)
+        await self.db.unit(
+            lambda conn: audit.sync_append(conn, seal_record_in(conn.run, vault, record))
+        )
 
     async def _signed_out(self, families: Sequence[str], now: float) -> None:
         """Refuse the access tokens of ``families`` on every node."""

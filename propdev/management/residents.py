@@ -25,7 +25,7 @@ from propdev.management.changes import details, record
 from propdev.management.cutoffs import SessionCutoffs
 from propdev.management.errors import ConflictError, InvalidFieldError, UnknownObjectError
 from propdev.management.within import APARTMENTS_AT, in_subquery
-from propdev.security import User, create_user, vault_of
+from propdev.security import User, create_user, vault_of, wrapped_key_of
 from propdev.storage import Database, run
 
 MOVED_OUT_HASH = "!moved-out"  # not an Argon2 hash: no password verifies against it
@@ -100,7 +100,8 @@ class Residents:
         where = " AND r.apartment_id = :a" if apartment_id else ""
         within, params = in_subquery("r.apartment_id", APARTMENTS_AT, sites)
         rows = await self.db.fetch_all(
-            "SELECT u.*, r.apartment_id AS apartment_id, r.moved_out_at AS moved_out_at "
+            "SELECT u.*, r.apartment_id AS apartment_id, r.moved_out_at AS moved_out_at, "
+            f"{wrapped_key_of('u.id')} "
             f"FROM users u LEFT JOIN residencies r ON r.user_id = u.id WHERE {_role_filter()}"
             f" AND {within}{where} ORDER BY u.username",
             a=apartment_id,
@@ -111,7 +112,8 @@ class Residents:
 
     async def get(self, user_id: str) -> dict[str, Any]:
         row = await self.db.fetch_one(
-            "SELECT u.*, r.apartment_id AS apartment_id, r.moved_out_at AS moved_out_at "
+            "SELECT u.*, r.apartment_id AS apartment_id, r.moved_out_at AS moved_out_at, "
+            f"{wrapped_key_of('u.id')} "
             f"FROM users u LEFT JOIN residencies r ON r.user_id = u.id WHERE {_role_filter()} "
             "AND u.id = :id",
             id=user_id,

@@ -2,6 +2,9 @@
 
 What is destroyed, and how (``docs/personal-data.md`` says why):
 
+* ``person_keys``: the resident's data key is deleted (crypto-shredding): the name, phone,
+  TOTP secret, plates and audit personal fields sealed under it cannot be opened again,
+  wherever a copy of them is left (dead tuples, WAL, replicas, logs, a stray dump).
 * ``users``: the row stays as an empty tombstone (other rows name its id): username
   ``~erased:<id>`` (no invitation can take it), name, phone, its blind index and the TOTP
   secret blanked, no roles, a password hash nothing verifies against.
@@ -24,6 +27,7 @@ node (``cut``, the move-out's cut-off).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,6 +36,7 @@ from typing import TYPE_CHECKING
 from propdev.privacy.erasure_list import Erasure
 from propdev.privacy.errors import AlreadyErasedError, UnknownPersonError
 from propdev.privacy.export import RESIDENT_ROLE, user_actor
+from propdev.security import NoKeyStoreError, vault_of
 from propdev.storage import Database, run
 from propdev.storage import audit as audit_log
 from propdev.storage.audit import AuditRecord
@@ -97,8 +102,19 @@ _DELETIONS: tuple[tuple[str, str], ...] = (
     ),
     ("commands", "DELETE FROM commands WHERE user_id = :u"),
     ("cached_answers", "DELETE FROM idempotency WHERE subject = :u"),
+    # Crypto-shredding: every value sealed under the person's key (name, phone, TOTP secret,
+    # plates, audit personal fields), wherever a copy of it survives, is now unreadable.
+    ("person_keys", "DELETE FROM person_keys WHERE user_id = :u"),
 )
-_REPORTED = ("rights", "vehicles", "guest_passes", "sessions", "events", "commands")
+_REPORTED = (
+    "rights",
+    "vehicles",
+    "guest_passes",
+    "sessions",
+    "events",
+    "commands",
+    "person_keys",
+)
 
 
 async def _count_then_delete(conn: AsyncConnection, statement: str, user_id: str) -> int:
@@ -187,5 +203,7 @@ async def erase(
         if reapplying is not None:
             reason = f"{reapplied_reason(reapplying)} {reason}"
         await audit_log.append(conn, db.dialect, erase_entry(now, actor, user_id, reason))
+    with contextlib.suppress(NoKeyStoreError):  # no vault: no key of theirs held here
+        vault_of(db).forget_person_keys()
     await cut(user_id, now)
     return ErasureReport(user_id, now, counts)

@@ -12,9 +12,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from propdev.security import User, vault_of
-from propdev.security.personal import open_plate_value
+from propdev.security import (
+    USER_KEY,
+    VEHICLE_KEY,
+    User,
+    audit_opener,
+    open_plate_value,
+    vault_of,
+)
 from propdev.storage import Database, Row
+from propdev.storage.audit import SUBJECT_KEY, personal_of
 from propdev.storage.events import render
 
 FORMAT = 1  # the export document's version
@@ -29,7 +36,7 @@ def user_actor(user_id: str) -> str:
 async def find_resident(db: Database, user_id: str) -> Row | None:
     """The ``users`` row of the resident ``user_id``; None when there is none (an erased
     resident has no role left, so none either)."""
-    row = await db.fetch_one("SELECT * FROM users WHERE id = :id", id=user_id)
+    row = await db.fetch_one(f"SELECT users.*, {USER_KEY} FROM users WHERE id = :id", id=user_id)
     if row is None or RESIDENT_ROLE not in str(row["roles"]).split(","):
         return None
     return row
@@ -77,13 +84,15 @@ async def collect(db: Database, row: Row, *, now: float) -> dict[str, Any]:
         "vehicles": [
             {
                 "id": v["id"],
-                "plate": open_plate_value(vault, v["plate_sealed"], v["id"]),
+                "plate": open_plate_value(
+                    vault, v["plate_sealed"], v["id"], owner_id=user_id, wrapped=v["person_key"]
+                ),
                 "created_at": v["created_at"],
             }
             for v in await _all(
                 db,
-                "SELECT id, plate_sealed, created_at FROM vehicles WHERE owner_id = :u "
-                "ORDER BY created_at",
+                f"SELECT id, plate_sealed, created_at, {VEHICLE_KEY} FROM vehicles "
+                "WHERE owner_id = :u ORDER BY created_at",
                 user_id,
             )
         ],
@@ -189,11 +198,16 @@ async def _commands(db: Database, user_id: str) -> list[dict[str, Any]]:
 async def _audit(db: Database, user_id: str) -> list[dict[str, Any]]:
     rows = await db.fetch_all(
         "SELECT id, at, actor, action, access_point_id, decision, reason, command_id, "
-        "subject, personal FROM audit WHERE subject = :u OR actor = :a ORDER BY id",
+        f"subject, personal, hash_format, {SUBJECT_KEY} FROM audit "
+        "WHERE subject = :u OR actor = :a ORDER BY id",
         u=user_id,
         a=user_actor(user_id),
     )
+    opener = audit_opener(vault_of(db))
     return [
-        {**r, "personal": json.loads(r["personal"]) if r["personal"] is not None else None}
+        {
+            **{k: v for k, v in r.items() if k not in ("hash_format", "person_key")},
+            "personal": personal_of(r, opener),
+        }
         for r in rows
     ]

@@ -12,6 +12,12 @@ Its HTTP routes are ``propdev.http.routes.oauth``; nothing here imports aiohttp.
 
 from __future__ import annotations
 
+from propdev.security.audit_personal import (
+    audit_opener,
+    open_audit_personal,
+    seal_record_in,
+    sealed_record,
+)
 from propdev.security.clients import (
     PARTNER_CLIENT_UPSERT,
     WEB_APP_CLIENT_ID,
@@ -27,6 +33,7 @@ from propdev.security.crypto import (
     CryptoError,
     MasterKeyError,
     NoKeyStoreError,
+    PersonKeyDestroyedError,
     Vault,
     attach_vault,
     open_vault,
@@ -46,7 +53,15 @@ from propdev.security.login_page import PAGE_HEADERS as LOGIN_PAGE_HEADERS
 from propdev.security.login_page import render_error as render_login_error
 from propdev.security.login_page import render_login as render_login_page
 from propdev.security.passwords import hash_password, needs_rehash, verify_password
-from propdev.security.personal import seal_user_fields
+from propdev.security.person_keys import person_key, person_key_in, wrapped_key_of
+from propdev.security.personal import (
+    USER_KEY,
+    VEHICLE_KEY,
+    open_plate_value,
+    open_user_field,
+    seal_plate_value,
+    seal_user_fields,
+)
 from propdev.security.recovery import LOW as RECOVERY_CODES_LOW
 from propdev.security.recovery import (
     RecoveryCodes,
@@ -96,6 +111,8 @@ __all__ = (
     "PARTNER_CLIENT_UPSERT",
     "RECOVERY_CODES_LOW",
     "SCOPES_SUPPORTED",
+    "USER_KEY",
+    "VEHICLE_KEY",
     "WEB_APP_CLIENT_ID",
     "AuthorizationRequest",
     "AuthorizationRequestError",
@@ -116,6 +133,7 @@ __all__ = (
     "NoKeyStoreError",
     "OAuthResponse",
     "OAuthServer",
+    "PersonKeyDestroyedError",
     "RecoveryCodes",
     "RedisThrottle",
     "SecurityError",
@@ -129,6 +147,7 @@ __all__ = (
     "Wait",
     "address_in",
     "attach_vault",
+    "audit_opener",
     "certificate_thumbprint",
     "check_certificate_binding",
     "create_user",
@@ -141,8 +160,13 @@ __all__ = (
     "new_recovery_codes",
     "new_totp_secret",
     "normalize_username",
+    "open_audit_personal",
+    "open_plate_value",
+    "open_user_field",
     "open_vault",
     "partner_client_params",
+    "person_key",
+    "person_key_in",
     "provisioning_uri",
     "recovery_codes_status",
     "register_partner_client",
@@ -151,11 +175,15 @@ __all__ = (
     "remaining_recovery_codes",
     "render_login_error",
     "render_login_page",
+    "seal_plate_value",
+    "seal_record_in",
     "seal_user_fields",
+    "sealed_record",
     "set_password",
     "set_totp_secret",
     "store_recovery_codes",
     "vault_of",
     "verify_password",
     "web_app_redirect_uri",
+    "wrapped_key_of",
 )

@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from propdev.security.audit_personal import sealed_record
+from propdev.security.crypto import vault_of
 from propdev.storage import Database
 from propdev.storage.audit import AuditLog, AuditRecord
 
@@ -90,18 +92,19 @@ class AuthAudit:
         subject: str | None = None,
         username: str | None = None,
     ) -> None:
-        await self.log.append(
-            AuditRecord(
-                at=self.clock(),
-                actor=actor,
-                action=action,
-                access_point_id=None,
-                decision=decision,
-                reason=reason,
-                subject=subject,
-                personal=origin.personal(username) or None,
-            )
+        record = AuditRecord(
+            at=self.clock(),
+            actor=actor,
+            action=action,
+            access_point_id=None,
+            decision=decision,
+            reason=reason,
+            subject=subject,
+            personal=origin.personal(username) or None,
         )
+        if record.personal:  # sealed (hash format 4): erasure shreds it with the subject
+            record = await sealed_record(self.db, vault_of(self.db), record)
+        await self.log.append(record)
 
     async def actor_of(self, user_id: str) -> str:
         """The actor of an account known only by id (its roles read from the store)."""

@@ -13,6 +13,13 @@ never meets the 2^32-messages-per-key limit of NIST SP 800-38D. The associated d
 value to its place -- ``table|column|row id|v1`` -- so a ciphertext copied to another row or
 column does not decrypt.
 
+A **person key** is a random 32-byte key per person (``person_keys``, wrapped as a sealed
+value of the store's data keys, ``propdev.security.person_keys``). A value sealed under it is
+``p1:<base64url(salt16 | nonce12 | ciphertext | tag16)>``, its subkey ``HKDF(person key,
+salt)`` and its associated data ``table|column|row id|p1``. Erasure deletes the person's key,
+so every copy of such a value (a dead tuple, the WAL, a replica, a log, a stray dump) is
+shredded with it.
+
 Blind indexes (lookups by phone or plate) are HMAC-SHA256 under an *index key*, a separate
 random key wrapped by the same master key, specialised per table and column with HKDF.
 """
@@ -47,6 +54,7 @@ from propdev.storage import Database
 log = structlog.get_logger()
 
 VERSION = "v1"
+PERSON_VERSION = "p1"
 KEY_BYTES = 32
 SALT_BYTES = 16
 NONCE_BYTES = 12
@@ -66,6 +74,11 @@ class MasterKeyError(CryptoError):
 
 class UnknownKeyError(CryptoError):
     """Raised when a sealed value names a key id this keyring does not have."""
+
+
+class PersonKeyDestroyedError(CryptoError):
+    """Raised when a value is sealed under a person's data key that no longer exists: the
+    person was erased (crypto-shredding), so the value can never be opened again."""
 
 
 class NoKeyStoreError(CryptoError):
@@ -140,6 +153,8 @@ class Vault:
         # Opening the same value again (a user's name on every /me) skips the HKDF: the
         # subkey's cipher by (key id, salt), at most OPENED_KEYS of them.
         self._opened: dict[tuple[str, bytes], AESGCM] = {}
+        # Unwrapped person keys by (user id, wrapped text): the binding holds on a cache hit too.
+        self._person_keys: dict[tuple[str, str], bytes] = {}
 
     @classmethod
     def for_tests(cls) -> Vault:
@@ -169,6 +184,7 @@ class Vault:
             self._keys = self._unwrap_all(self._rows())
             self._index_keys.clear()
             self._opened.clear()
+            self._person_keys.clear()
 
     def check_sync(self) -> int:
         """Unwrap every stored key without creating any (``run.py doctor``); return how many.
@@ -301,6 +317,75 @@ class Vault:
             raise CryptoError(f"{table}.{column}: the value does not authenticate") from None
         return clear.decode("utf-8")
 
+    # -- person keys ---------------------------------------------------------------------
+
+    def new_person_key(self, user_id: str) -> tuple[bytes, str]:
+        """A fresh random person key for ``user_id`` and its wrapped form (a sealed value of
+        the primary data key, bound to ``person_keys.key`` of that user)."""
+        key = os.urandom(KEY_BYTES)
+        return key, self.wrap_person_key(user_id, key)
+
+    def wrap_person_key(self, user_id: str, key: bytes) -> str:
+        return self.seal(_b64(key), table="person_keys", column="key", row_id=user_id)
+
+    def unwrap_person_key(self, user_id: str, wrapped: str) -> bytes:
+        """The person key of ``user_id`` from its wrapped form (``CryptoError`` if it is not)."""
+        key = self._person_keys.get((user_id, wrapped))
+        if key is None:
+            key = _unb64(self.open(wrapped, table="person_keys", column="key", row_id=user_id))
+            if len(key) != KEY_BYTES:
+                raise CryptoError("person_keys.key: not a key")
+            if len(self._person_keys) >= OPENED_KEYS:
+                self._person_keys.clear()
+            self._person_keys[(user_id, wrapped)] = key
+        return key
+
+    def seal_person(
+        self, key: bytes, plaintext: str, *, table: str, column: str, row_id: str
+    ) -> str:
+        """Encrypt ``plaintext`` for ``table.column`` of ``row_id`` under a person key."""
+        salt, nonce = os.urandom(SALT_BYTES), os.urandom(NONCE_BYTES)
+        subkey = _hkdf(key, salt=salt, info=b"propdev-person-value")
+        aad = _aad(table, column, row_id, PERSON_VERSION)
+        body = AESGCM(subkey).encrypt(nonce, plaintext.encode("utf-8"), aad)
+        return f"{PERSON_VERSION}:{_b64(salt + nonce + body)}"
+
+    def open_person(
+        self, wrapped: str | None, owner: str, sealed: str, *, table: str, column: str, row_id: str
+    ) -> str:
+        """Decrypt a value sealed under the person key of ``owner``, given that key's wrapped
+        form as the store holds it: ``None`` (no such key, the person was erased) raises
+        ``PersonKeyDestroyedError``."""
+        if wrapped is None:
+            raise PersonKeyDestroyedError(f"{table}.{column}: the person's key is destroyed")
+        key = self.unwrap_person_key(owner, wrapped)
+        try:
+            blob = _unb64(sealed.split(":", 1)[1])
+        except (ValueError, IndexError):
+            raise CryptoError(f"{table}.{column}: malformed sealed value") from None
+        if len(blob) < SALT_BYTES + NONCE_BYTES + 16:
+            raise CryptoError(f"{table}.{column}: malformed sealed value")
+        salt, nonce, body = blob[:SALT_BYTES], blob[SALT_BYTES:28], blob[28:]
+        # Cached by the wrapped key's text: only a holder of that text reaches the cipher.
+        cipher = self._opened.get((wrapped, salt))
+        if cipher is None:
+            cipher = AESGCM(_hkdf(key, salt=salt, info=b"propdev-person-value"))
+            if len(self._opened) >= OPENED_KEYS:
+                self._opened.clear()
+            self._opened[(wrapped, salt)] = cipher
+        try:
+            clear = cipher.decrypt(nonce, body, _aad(table, column, row_id, PERSON_VERSION))
+        except InvalidTag:
+            log.error("sealed_value_rejected", table=table, column=column, kid=PERSON_VERSION)
+            raise CryptoError(f"{table}.{column}: the value does not authenticate") from None
+        return clear.decode("utf-8")
+
+    def forget_person_keys(self) -> None:
+        """Drop the unwrapped person keys and their ciphers this process holds (erasure)."""
+        with self._lock:
+            self._person_keys.clear()
+            self._opened.clear()
+
     def open_or_clear(self, value: str, *, table: str, column: str, row_id: str) -> str:
         """``open`` a sealed value; return a legacy clear value (before migration 6) as is."""
         if key_id(value) is None:
@@ -317,8 +402,13 @@ class Vault:
         return hmac.new(key, normalized.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def _aad(table: str, column: str, row_id: str) -> bytes:
-    return f"{table}|{column}|{row_id}|{VERSION}".encode()
+def _aad(table: str, column: str, row_id: str, version: str = VERSION) -> bytes:
+    return f"{table}|{column}|{row_id}|{version}".encode()
+
+
+def is_person_sealed(value: str | None) -> bool:
+    """Whether ``value`` is sealed under a person key (``p1:…``)."""
+    return bool(value) and str(value).startswith(PERSON_VERSION + ":")
 
 
 def key_id(value: str | None) -> str | None:

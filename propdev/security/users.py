@@ -16,7 +16,8 @@ from propdev.security.blind_index import phone_index
 from propdev.security.crypto import Vault, vault_of
 from propdev.security.errors import LoginFailedError
 from propdev.security.passwords import hash_password, verify_password
-from propdev.security.personal import open_user_field, seal_user_fields
+from propdev.security.person_keys import person_key
+from propdev.security.personal import USER_KEY, open_user_field, seal_user_fields
 from propdev.security.recovery import use_recovery_code
 from propdev.security.totp import claim_step, matching_step
 from propdev.storage import Database, Row
@@ -105,8 +106,10 @@ async def create_user(
         return str(existing["id"])
     password_hash = await asyncio.to_thread(hash_password, password)
     new_id = user_id or str(uuid.uuid4())
+    vault = vault_of(db)
+    key = await person_key(db, vault, new_id)
     sealed = seal_user_fields(
-        vault_of(db), new_id, full_name=full_name, phone=phone, totp_secret=totp_secret
+        vault, new_id, key, full_name=full_name, phone=phone, totp_secret=totp_secret
     )
     await db.execute(
         "INSERT INTO users (id, username, password_hash, roles, full_name, phone, phone_index,"
@@ -137,7 +140,10 @@ async def set_password(db: Database, user_id: str, password: str) -> None:
 
 async def set_totp_secret(db: Database, user_id: str, secret: str | None) -> None:
     """Replace a user's TOTP seed (stored sealed)."""
-    sealed = seal_user_fields(vault_of(db), user_id, totp_secret=secret)
+    vault = vault_of(db)
+    sealed = seal_user_fields(
+        vault, user_id, await person_key(db, vault, user_id), totp_secret=secret
+    )
     await db.execute(
         "UPDATE users SET totp_secret = :s WHERE id = :id", s=sealed["totp_secret"], id=user_id
     )
@@ -147,19 +153,19 @@ async def find_user_by_phone(db: Database, phone: str) -> User | None:
     """The account with this phone, found by its blind index (any spelling of the number)."""
     vault = vault_of(db)
     row = await db.fetch_one(
-        "SELECT * FROM users WHERE phone_index = :i", i=phone_index(vault, phone)
+        f"SELECT users.*, {USER_KEY} FROM users WHERE phone_index = :i", i=phone_index(vault, phone)
     )
     return User.from_row(row, vault) if row is not None else None
 
 
 async def get_user(db: Database, user_id: str) -> User | None:
-    row = await db.lookup("SELECT * FROM users WHERE id = :id", id=user_id)
+    row = await db.lookup(f"SELECT users.*, {USER_KEY} FROM users WHERE id = :id", id=user_id)
     return User.from_row(row, vault_of(db)) if row is not None else None
 
 
 def load_user(db: Database, user_id: str) -> User | None:
     """Sync twin of ``get_user``, for worker threads."""
-    row = db.sync_fetch_one("SELECT * FROM users WHERE id = :id", id=user_id)
+    row = db.sync_fetch_one(f"SELECT users.*, {USER_KEY} FROM users WHERE id = :id", id=user_id)
     return User.from_row(row, vault_of(db)) if row is not None else None
 
 
@@ -184,7 +190,11 @@ def authenticate(
     worker thread. Throttling is the caller's (``OAuthServer.login``).
     """
     name = normalize_username(username)
-    row = db.sync_fetch_one("SELECT * FROM users WHERE username = :u", u=name) if name else None
+    row = (
+        db.sync_fetch_one(f"SELECT users.*, {USER_KEY} FROM users WHERE username = :u", u=name)
+        if name
+        else None
+    )
     stored_hash = row["password_hash"] if row else None
     password_ok = verify_password(stored_hash, password)
     amr: tuple[str, ...] = ("pwd",)

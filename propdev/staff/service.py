@@ -27,7 +27,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from propdev.accounts import ACTIVATION_CODE, ACTIVATION_CODE_TTL, issue_code
-from propdev.security import User, normalize_username, seal_user_fields, vault_of
+from propdev.security import (
+    User,
+    normalize_username,
+    person_key_in,
+    seal_user_fields,
+    vault_of,
+    wrapped_key_of,
+)
 from propdev.staff.errors import (
     InvalidStaffFieldError,
     NotPermittedError,
@@ -56,7 +63,7 @@ EndGrant = Callable[[str, float], Awaitable[None]]
 
 _STAFF_ROW = (
     "SELECT u.id, u.username, u.roles, u.full_name, u.phone, u.totp_secret, u.password_hash,"
-    " u.created_at, s.site_ids, s.disabled_at FROM users u"
+    " u.created_at, s.site_ids, s.disabled_at, " + wrapped_key_of("u.id") + " FROM users u"
     " LEFT JOIN staff s ON s.user_id = u.id"
 )
 _IS_STAFF = " OR ".join(f"(',' || u.roles || ',') LIKE '%,{r},%'" for r in sorted(STAFF_ROLES))
@@ -189,11 +196,13 @@ class Staff:
         code, statements = issue_code(
             self.db, user_id, ACTIVATION_CODE, ttl=self.activation_ttl, now=now
         )
-        sealed = seal_user_fields(vault_of(self.db), user_id, full_name=full_name, phone="")
+        vault = vault_of(self.db)
 
         def store(conn: UnitConnection) -> None:
             if conn.run("SELECT 1 AS x FROM users WHERE username = :u", u=name):
                 raise StaffConflictError(f"username {name!r} is taken", "username")
+            key = person_key_in(conn.run, vault, user_id)
+            sealed = seal_user_fields(vault, user_id, key, full_name=full_name, phone="")
             conn.run(
                 "INSERT INTO users (id, username, password_hash, roles, full_name, phone,"
                 " totp_secret, created_at) VALUES (:id, :u, :h, :roles, :full_name, :phone,"
@@ -247,7 +256,8 @@ class Staff:
                     id=user_id,
                 )
             if full_name is not None:
-                sealed = seal_user_fields(vault, user_id, full_name=full_name)
+                key = person_key_in(conn.run, vault, user_id)
+                sealed = seal_user_fields(vault, user_id, key, full_name=full_name)
                 conn.run(
                     "UPDATE users SET full_name = :f WHERE id = :id",
                     f=sealed["full_name"],

@@ -19,6 +19,17 @@ the chain, which ``verify`` finds. Each entry records the format of its ``body``
   of the person the entry concerns (a resident's or staff member's user id), the key of
   export, erasure and retention; ``chain`` is the chain the entry belongs to.
 
+* 4 (written since schema version 33): as 3 with 4 first, ``[4, at, …, subject,
+  personal_digest]``, but ``personal`` is stored **sealed** -- under the person key of the
+  entry's subject when they have one, else under the store's data key
+  (``propdev.security.audit_personal``) -- and ``personal_digest`` is the SHA-256 of that
+  stored sealed text. Its random salt and nonce make the digest say nothing about the clear
+  fields: once the text is blanked, or its person key destroyed by erasure, nothing of them
+  is left, not even a digest a dictionary could reverse (format 3's digest of the clear JSON
+  could be). ``verify`` needs no key: it hashes the stored text. A record sealed before
+  ``append`` (``AuditRecord.sealed``) is written in format 4; one with clear ``personal``
+  only (no vault at hand: tests of this module) in format 3.
+
 Chains (schema version 17): the log is ``CHAINS`` hash chains, not one. ``append`` puts each
 entry on ``chain_of(record)``: a door's entries on the chain of the door's shard (the shard
 ``propdev.registry.shard_of`` gives its device actor), entries without a door on the chain of
@@ -91,9 +102,10 @@ class AuditRecord:
     chain: int = 0
     subject: str | None = None
     personal: Mapping[str, str] | None = None  # personal fields, outside the hash (see above)
+    sealed: str | None = None  # ``personal`` as stored in format 4 (sealed), if sealed
 
 
-_FIELDS = tuple(f.name for f in fields(AuditRecord))
+_FIELDS = tuple(f.name for f in fields(AuditRecord) if f.name != "sealed")
 _V2_FIELDS = _FIELDS[: _FIELDS.index("command_id") + 1]  # what formats 1 and 2 cover
 
 
@@ -130,7 +142,7 @@ def chain_of(record: AuditRecord, chains: int = CHAINS) -> int:
     return _stable_hash(key) % chains
 
 
-HASH_FORMAT = 3  # what ``append`` writes; ``verify`` checks every format in ``_BODIES``
+HASH_FORMAT = 4  # what ``append`` writes (3 for clear personal fields); ``verify``: any
 
 
 def _body_v1(record: AuditRecord, _digest: str | None = None) -> bytes:
@@ -153,9 +165,9 @@ def _body_v2(r: AuditRecord, _digest: str | None = None) -> bytes:
     return packed
 
 
-def _body_v3(r: AuditRecord, digest: str | None) -> bytes:
+def _body_v3(r: AuditRecord, digest: str | None, hash_format: int = 3) -> bytes:
     body = (
-        3,
+        hash_format,
         float(r.at),
         r.actor,
         r.action,
@@ -171,25 +183,45 @@ def _body_v3(r: AuditRecord, digest: str | None) -> bytes:
     return packed
 
 
+def _body_v4(r: AuditRecord, digest: str | None) -> bytes:
+    return _body_v3(r, digest, 4)
+
+
 _BODIES: dict[int, Callable[[AuditRecord, str | None], bytes]] = {
     1: _body_v1,
     2: _body_v2,
     3: _body_v3,
+    4: _body_v4,
 }
+
+
+def _format_of(record: AuditRecord) -> int:
+    """The format ``append`` writes ``record`` in: 4, or 3 for clear personal fields."""
+    return 3 if record.personal and record.sealed is None else HASH_FORMAT
+
+
+def _stored_personal(record: AuditRecord) -> str | None:
+    """What the ``personal`` column holds for ``record``: its sealed text, else its JSON."""
+    if record.sealed is not None:
+        return record.sealed
+    return personal_text(record.personal)
 
 
 def entry_hash(
     prev_hash: str,
     record: AuditRecord,
-    hash_format: int = HASH_FORMAT,
+    hash_format: int | None = None,
     *,
     digest: str | None = None,
 ) -> str:
-    """The hash of ``record`` after ``prev_hash`` in format ``hash_format`` (``KeyError`` if
-    the format is unknown). Format 3 covers the personal fields through ``digest``, by
-    default the digest of ``record.personal``; a verifier passes the stored digest."""
-    if digest is None and record.personal:
-        digest = personal_digest(personal_text(record.personal))
+    """The hash of ``record`` after ``prev_hash`` in format ``hash_format`` (by default the
+    one ``append`` writes ``record`` in; ``KeyError`` if unknown). Formats 3 and 4 cover the
+    personal fields through ``digest``, by default the digest of what ``personal`` would
+    store (the sealed text in format 4); a verifier passes the stored digest."""
+    if digest is None and (record.personal or record.sealed):
+        digest = personal_digest(_stored_personal(record))
+    if hash_format is None:
+        hash_format = _format_of(record)
     return link_hash(prev_hash, _BODIES[hash_format](record, digest))
 
 
@@ -206,8 +238,9 @@ _VERIFY_PAGE = "SELECT * FROM audit WHERE id > :after ORDER BY id LIMIT :limit"
 
 
 def _insert_params(record: AuditRecord, prev: str) -> dict[str, Any]:
-    text = personal_text(record.personal)
+    text = _stored_personal(record)
     digest = personal_digest(text)
+    hash_format = _format_of(record)
     return {
         "at": record.at,
         "actor": record.actor,
@@ -221,8 +254,8 @@ def _insert_params(record: AuditRecord, prev: str) -> dict[str, Any]:
         "personal": text,
         "digest": digest,
         "prev": prev,
-        "hash": entry_hash(prev, record, digest=digest),
-        "fmt": HASH_FORMAT,
+        "hash": entry_hash(prev, record, hash_format, digest=digest),
+        "fmt": hash_format,
     }
 
 
@@ -304,6 +337,28 @@ def entry_body(row: Row) -> bytes | None:
         if text is not None and personal_digest(text) != digest:
             return None
     return _BODIES[hash_format](AuditRecord(**values), digest)
+
+
+PersonalOpener = Callable[[Row], Mapping[str, Any] | None]
+"""Opens an entry's sealed ``personal`` (format 4) from its row -- ``personal``,
+``subject`` and ``person_key`` (``SUBJECT_KEY``) -- or answers ``None`` (key destroyed):
+``propdev.security.open_audit_personal``."""
+SUBJECT_KEY = (
+    "(SELECT wrapped FROM person_keys WHERE person_keys.user_id = audit.subject) AS person_key"
+)
+"""A select-list item: the wrapped person key of the entry's subject (for ``PersonalOpener``)."""
+
+
+def personal_of(row: Row, open_personal: PersonalOpener | None) -> Mapping[str, Any] | None:
+    """The personal fields of a stored entry: format 3's JSON read, format 4's opened by
+    ``open_personal`` (``None`` without it), ``None`` when blanked."""
+    text = row["personal"]
+    if text is None:
+        return None
+    if int(row.get("hash_format", 1)) >= 4:
+        return None if open_personal is None else open_personal(row)
+    loaded: Mapping[str, Any] = json.loads(text)
+    return loaded
 
 
 def link_hash(prev_hash: str, body: bytes) -> str:
@@ -393,11 +448,13 @@ class AuditLog:
         action: str | None = None,
         actor: str | None = None,
         within: tuple[str, Mapping[str, Any]] | None = None,
+        open_personal: PersonalOpener | None = None,
     ) -> list[Row]:
         """Entries after ``after`` in append order, at most ``limit``: only those about
         ``access_point_id``, whose action starts with ``action`` (``auth.`` matches
         ``auth.login``) and whose actor is ``actor``, for each filter given. ``personal`` is
-        the mapping stored (``None`` when there is none, or no longer). ``within``: one more SQL
+        the mapping stored (``None`` when there is none, or no longer), a sealed one (format
+        4) opened by ``open_personal`` (``None`` without it). ``within``: one more SQL
         condition and its parameters (a staff scope's, ``propdev.staff.audit_within``)."""
         where = ["id > :after"]
         if access_point_id:
@@ -412,7 +469,7 @@ class AuditLog:
             extra = within[1]
         rows = await self.db.fetch_all(
             "SELECT id, at, actor, action, access_point_id, decision, reason, command_id, "
-            "subject, personal, prev_hash, hash FROM audit "
+            f"subject, personal, prev_hash, hash, hash_format, {SUBJECT_KEY} FROM audit "
             f"WHERE {' AND '.join(where)} ORDER BY id LIMIT :limit",
             after=after,
             ap=access_point_id,
@@ -423,7 +480,10 @@ class AuditLog:
             **extra,
         )
         return [
-            {**row, "personal": None if row["personal"] is None else json.loads(row["personal"])}
+            {
+                **{k: v for k, v in row.items() if k not in ("hash_format", "person_key")},
+                "personal": personal_of(row, open_personal),
+            }
             for row in rows
         ]
 

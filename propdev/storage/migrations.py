@@ -422,6 +422,17 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE partner_events ADD COLUMN error TEXT",
         ],
     ),
+    (
+        33,
+        "person keys: a data key per person (crypto-shredding on erasure)",
+        [
+            # ``wrapped``: the person's random 32-byte key sealed under the store's data key
+            # ``kid`` (``propdev.security.person_keys``); erasure deletes the row.
+            """CREATE TABLE person_keys (
+                user_id TEXT PRIMARY KEY, wrapped TEXT NOT NULL, kid TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL)""",
+        ],
+    ),
 ]
 
 CONTRACT_VERSIONS: frozenset[int] = frozenset()

@@ -9,8 +9,14 @@ from pathlib import Path
 import pytest
 
 from propdev.security.blind_index import normalize_phone, normalize_plate, phone_index
-from propdev.security.crypto import CryptoError, MasterKeyError, UnknownKeyError, Vault
-from propdev.security.personal import reencrypt
+from propdev.security.crypto import (
+    CryptoError,
+    MasterKeyError,
+    PersonKeyDestroyedError,
+    UnknownKeyError,
+    Vault,
+)
+from propdev.security.personal import USER_KEY, open_user_field, reencrypt
 from propdev.storage import Database, migrate
 from tests.e2e.conftest import RunningNode
 
@@ -92,8 +98,12 @@ async def test_rotation_keeps_old_rows_readable_and_reencrypts_them(tmp_path: Pa
     assert vault.rotate() == "k0002"
     assert vault.open(old, table="users", column="phone", row_id="u1") == "+79990000001"
     assert reencrypt(db, vault) == 1
-    row = await db.fetch_one("SELECT phone, phone_index FROM users WHERE id = 'u1'")
-    assert row is not None and row["phone"].startswith("v1:k0002:")
+    row = await db.fetch_one(
+        f"SELECT users.*, {USER_KEY} FROM users WHERE id = 'u1'"
+    )  # moved under the user's own key, itself wrapped by the new data key
+    assert row is not None and row["phone"].startswith("p1:")
+    assert row["person_key"].startswith("v1:k0002:")
+    assert open_user_field(vault, row, "phone") == "+79990000001"
     assert row["phone_index"] == phone_index(vault, "8 (999) 000-00-01")
     assert reencrypt(db, vault) == 0  # resumable: nothing left under the old key
     with pytest.raises(MasterKeyError):  # another master key cannot unwrap the data keys
@@ -106,3 +116,26 @@ def test_blind_index_normalisation() -> None:
         normalize_phone(p) for p in ("+7 (916) 123-45-67", "8 916 1234567", "+79161234567")
     } == {"+79161234567"}
     assert normalize_plate(PLATE) == normalize_plate("a123bc 777") == "A123BC777"
+
+
+async def test_values_under_a_person_key_are_bound_to_their_place_and_their_person(
+    tmp_path: Path,
+) -> None:
+    vault = await _vault(tmp_path)
+    rita_key, rita_wrapped = vault.new_person_key("rita")
+    _oleg_key, oleg_wrapped = vault.new_person_key("oleg")
+    sealed = vault.seal_person(
+        rita_key, "+79990000001", table="users", column="phone", row_id="rita"
+    )
+    assert sealed.startswith("p1:") and "7999" not in sealed
+    place = {"table": "users", "column": "phone", "row_id": "rita"}
+    assert vault.open_person(rita_wrapped, "rita", sealed, **place) == "+79990000001"
+    with pytest.raises(CryptoError):  # another person's key
+        vault.open_person(oleg_wrapped, "oleg", sealed, **place)
+    with pytest.raises(CryptoError):  # Rita's key presented as Oleg's: bound to her row
+        vault.open_person(rita_wrapped, "oleg", sealed, **place)
+    with pytest.raises(CryptoError):  # another row
+        vault.open_person(rita_wrapped, "rita", sealed, **{**place, "row_id": "oleg"})
+    with pytest.raises(PersonKeyDestroyedError):  # erased: no key to present
+        vault.open_person(None, "rita", sealed, **place)
+    await vault.db.close()  # type: ignore[union-attr]

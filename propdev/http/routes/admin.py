@@ -20,8 +20,10 @@ from propdev.security import (
     RECOVERY_CODES_LOW,
     get_user,
     new_recovery_codes,
+    open_audit_personal,
     recovery_codes_status,
     store_recovery_codes,
+    vault_of,
 )
 from propdev.staff import Action, Kind, audit_within
 from propdev.storage.audit import AuditRecord
@@ -164,6 +166,8 @@ async def audit(request: web.Request) -> web.Response:
         action=action,
         actor=actor,
         within=audit_within(scope_of(request)),
+        # The vault is looked up only for a sealed entry (format 4) on the page.
+        open_personal=lambda row: open_audit_personal(vault_of(request.app[AUDIT].db), row),
     )
     more = len(entries) > limit
     entries = entries[:limit]

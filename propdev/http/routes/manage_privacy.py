@@ -106,7 +106,10 @@ async def export_resident(request: web.Request) -> web.Response:
 @doc(
     "Erase a resident's personal data (152-FZ art. 21)",
     description=(
-        "In one transaction: name, phone, username and second factor blanked, roles removed, "
+        "In one transaction: the resident's own data key destroyed (their name, phone, "
+        "second factor, plates and audit personal fields were sealed under it: any copy of "
+        "them, in a replica, a log or a dump, no longer opens), name, phone, username and "
+        "second factor blanked, roles removed, "
         "rights, vehicles, guest passes, sessions, events and commands deleted, the "
         "residency's apartment forgotten, the personal fields of the audit entries about or "
         "by the resident blanked (the hash chain still verifies). Then their access tokens "

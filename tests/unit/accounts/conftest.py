@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,8 +12,9 @@ import pytest
 
 from propdev.accounts import Accounts, Message, ResetRequests
 from propdev.config import Settings
-from propdev.security import SignInThrottle, create_user, open_vault
+from propdev.security import SignInThrottle, audit_opener, create_user, open_vault, vault_of
 from propdev.storage import Database, migrate
+from propdev.storage.audit import SUBJECT_KEY, personal_of
 from tests.support.postgres import fresh_database
 
 PASSWORD = "old-password-of-rita"
@@ -93,14 +93,12 @@ class World:
     async def refusals(self, action: str) -> list[tuple[object, ...]]:
         """(actor, subject, reason, personal) of the ``denied`` entries of ``action``."""
         rows = await self.db.fetch_all(
-            "SELECT actor, subject, reason, personal FROM audit WHERE action = :a"
-            " AND decision = 'denied' ORDER BY id",
+            f"SELECT actor, subject, reason, personal, hash_format, {SUBJECT_KEY} FROM audit"
+            " WHERE action = :a AND decision = 'denied' ORDER BY id",
             a=action,
         )
-        return [
-            (r["actor"], r["subject"], r["reason"], json.loads(r["personal"] or "null"))
-            for r in rows
-        ]
+        opener = audit_opener(vault_of(self.db))  # sealed (format 4): opened as a reader does
+        return [(r["actor"], r["subject"], r["reason"], personal_of(r, opener)) for r in rows]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

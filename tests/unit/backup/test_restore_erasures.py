@@ -136,6 +136,9 @@ def test_a_restored_resident_erased_after_the_backup_is_erased_again_once(
     back = held(target, anna)
     assert (back["username"], back["roles"]) == ("anna", "resident")
     assert back["full_name"] != "" and back["rights"] > 0
+    key_of_anna = "SELECT kid FROM person_keys WHERE user_id = :u"
+    assert query(target, key_of_anna, u=anna) != []  # the backup held her key too
+    assert query(source, key_of_anna, u=anna) == []  # the erasure destroyed it there
 
     report = reapplied(target, capsys, listing)
 
@@ -157,6 +160,7 @@ def test_a_restored_resident_erased_after_the_backup_is_erased_again_once(
         }
     )
     assert query(target, "SELECT erased_at, actor FROM erasures") == [original]
+    assert query(target, key_of_anna, u=anna) == []  # and the re-applied one here
     entries = query(
         target, "SELECT actor, reason FROM audit WHERE action = 'resident.erase' ORDER BY id"
     )

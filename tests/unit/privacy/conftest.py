@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from propdev.config import Settings
-from propdev.security import create_user, open_vault, vault_of
+from propdev.security import create_user, open_vault, person_key, vault_of
 from propdev.security.blind_index import normalize_plate, plate_index
 from propdev.security.personal import seal_plate_value
 from propdev.storage import Database, migrate, run
@@ -115,13 +115,14 @@ async def add_audit(
 async def add_vehicle(db: Database, user_id: str, plate: str) -> str:
     vault = vault_of(db)
     vehicle_id = f"veh-{plate}"
+    key = await person_key(db, vault, user_id)
     await db.execute(
         "INSERT INTO vehicles (id, owner_id, plate_key, plate_sealed, created_at) "
         "VALUES (:id, :u, :k, :s, :t)",
         id=vehicle_id,
         u=user_id,
         k=plate_index(vault, normalize_plate(plate)),
-        s=seal_plate_value(vault, plate, vehicle_id),
+        s=seal_plate_value(vault, key, plate, vehicle_id),
         t=NOW,
     )
     return vehicle_id

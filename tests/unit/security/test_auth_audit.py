@@ -8,7 +8,13 @@ import json
 
 import pyotp
 
-from propdev.security import LoginFailedError, LoginThrottledError, OAuthServer
+from propdev.security import (
+    LoginFailedError,
+    LoginThrottledError,
+    OAuthServer,
+    audit_opener,
+    vault_of,
+)
 from propdev.storage import Database
 from propdev.storage.audit import AuditLog
 from tests.unit.security.conftest import PASSWORD, TOTP_SECRET, FakeClock
@@ -41,7 +47,7 @@ async def test_every_sign_in_outcome_is_an_entry_with_its_reason(
         await attempt(oauth, "alice", "wrong password")
     assert await attempt(oauth, "alice", PASSWORD) == "LoginThrottledError"
 
-    entries = await AuditLog(db).page(action="auth.login")
+    entries = await AuditLog(db).page(action="auth.login", open_personal=audit_opener(vault_of(db)))
     oscar, alice = f"operator:{users['oscar']}", f"user:{users['alice']}"
     assert [(e["actor"], e["decision"], e["reason"]) for e in entries] == [
         (oscar, "denied", "bad_otp"),

@@ -143,15 +143,18 @@ async def insert_old_format(db: Database, records: list[AuditRecord]) -> list[in
     return [int(row["id"]) for row in rows[-len(records) :]]
 
 
-def msgpack_v3_hash(prev: str, r: AuditRecord) -> str:
-    """Format 3 written out byte by byte: array of 11, the format, float 64, strings or nil,
-    the chain as a positive fixint, the subject, the personal fields' SHA-256 in hex."""
-    body = b"\x9b\x03\xcb" + struct.pack(">d", r.at)
+def msgpack_v3_hash(prev: str, r: AuditRecord, fmt: int = 3) -> str:
+    """Format 3 (or 4) written out byte by byte: array of 11, the format, float 64, strings
+    or nil, the chain as a positive fixint, the subject, the SHA-256 in hex of the personal
+    fields as stored (format 3: their canonical JSON; format 4: their sealed text)."""
+    body = b"\x9b" + bytes([fmt]) + b"\xcb" + struct.pack(">d", r.at)
     for value in (r.actor, r.action, r.access_point_id, r.decision, r.reason, r.command_id):
         body += msgpack_str(value)
     assert 0 <= r.chain < 128
     body += bytes([r.chain]) + msgpack_str(r.subject)
-    if r.personal:
+    if fmt == 4 and r.sealed is not None:
+        body += msgpack_str(hashlib.sha256(r.sealed.encode()).hexdigest())
+    elif r.personal:
         canonical = json.dumps(dict(r.personal), sort_keys=True, separators=(",", ":"))
         body += msgpack_str(hashlib.sha256(canonical.encode()).hexdigest())
     else:
@@ -161,11 +164,12 @@ def msgpack_v3_hash(prev: str, r: AuditRecord) -> str:
 
 def test_the_formats_are_the_documented_arrays() -> None:
     r = AuditRecord(1_700_000_000.25, "user:u1", "open", "ap-1", "granted", "", None)
-    assert HASH_FORMAT == 3
-    assert entry_hash(GENESIS, r) == msgpack_v3_hash(GENESIS, r)
+    assert HASH_FORMAT == 4
+    assert entry_hash(GENESIS, r) == msgpack_v3_hash(GENESIS, r, 4)
+    assert entry_hash(GENESIS, r, 3) == msgpack_v3_hash(GENESIS, r)
     assert entry_hash(GENESIS, r, 2) == msgpack_hash(GENESIS, r)
     assert entry_hash(GENESIS, r, 1) == json_hash(GENESIS, r)
-    assert len({entry_hash(GENESIS, r, f) for f in (1, 2, 3)}) == 3
+    assert len({entry_hash(GENESIS, r, f) for f in (1, 2, 3, 4)}) == 4
     personal = AuditRecord(
         1_700_000_000.25,
         "anonymous",
@@ -177,7 +181,12 @@ def test_the_formats_are_the_documented_arrays() -> None:
         subject="u1",
         personal={"username": "anna", "address": "10.0.0.7"},
     )
+    # Clear personal fields (no vault at hand) are format 3; sealed ones format 4, whose
+    # digest is of the sealed text.
     assert entry_hash(GENESIS, personal) == msgpack_v3_hash(GENESIS, personal)
+    sealed = replace(personal, sealed="p1:c2VhbGVk")
+    assert entry_hash(GENESIS, sealed) == msgpack_v3_hash(GENESIS, sealed, 4)
+    assert entry_hash(GENESIS, replace(sealed, sealed="p1:b3RoZXI")) != entry_hash(GENESIS, sealed)
     # The chain, the subject and the personal fields are all covered.
     for changed in (
         replace(personal, chain=6),
@@ -238,7 +247,7 @@ async def test_new_entries_are_written_in_the_current_format(db: Database) -> No
     rows = await db.fetch_all("SELECT hash_format, hash FROM audit ORDER BY id")
     assert [row["hash_format"] for row in rows] == [HASH_FORMAT] * 3
     assert rows[0]["hash"] == msgpack_v3_hash(
-        GENESIS, replace(record(0), chain=chain_of(record(0)))
+        GENESIS, replace(record(0), chain=chain_of(record(0))), 4
     )
     assert await log.verify() == (True, 3, None)
     await db.execute("UPDATE audit SET reason = 'edited' WHERE id = :id", id=entries[2]["id"])
