@@ -1,11 +1,15 @@
 """One data-access layer over SQLite (embedded default) and PostgreSQL (cluster).
 
 SQL is written once with ``:named`` parameters. On PostgreSQL, SQLAlchemy Core adapts it to
-psycopg: the async engine serves the request path. On SQLite, ``sqlite3`` takes it as it is:
-one writer thread and a few reader threads (``propdev.storage.sqlite_executor``) serve the
-request path, a thread hop per statement instead of an async driver's several. Either way a
-sync engine over the same URL serves code that must run in a worker thread (the OAuth server
-library is synchronous).
+psycopg: the async engines serve the request path, one for transactions and one for
+single-statement reads (``fetch_one``, ``fetch_all``, ``lookup``), whose connections run in
+AUTOCOMMIT: a read is one round trip, not BEGIN, the query and a ROLLBACK on return, and no
+ping at checkout (a dead pooled connection costs one retry instead, see ``_pg_read``). On
+SQLite, ``sqlite3`` takes it as it is: one writer thread and a few reader threads
+(``propdev.storage.sqlite_executor``) serve the request path, a thread hop per statement
+instead of an async driver's several. Either way a sync engine over the same URL serves code
+that must run in a worker thread (the OAuth server library is synchronous) and, on
+PostgreSQL, the group-committed units (``propdev.storage.pg_units``).
 
 ``Database.unit(fn)`` runs a synchronous ``fn(conn)`` inside one transaction in one hop,
 group-committed with the units queued alongside it; ``transaction()`` is the interactive form
@@ -167,6 +171,8 @@ class Database:
         self._async_url = async_url
         self._pool_size = pool_size
         self._engine: AsyncEngine | None = None  # made on first use (never, on SQLite's path)
+        self._read_engine: AsyncEngine | None = None  # PostgreSQL's single-statement reads
+        self._read_pool_stale = False  # a failover seen elsewhere: drop the read pool
         self._sync_engine: Engine | None = None
         # SQLite allows one writer at a time; serialising writers here avoids busy retries.
         self.write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
@@ -192,17 +198,43 @@ class Database:
                 }
             self._engine = create_async_engine(self._async_url, **kwargs)
             if self.dialect == "postgresql":
-                mark_failover_errors(self._engine.sync_engine)
+                mark_failover_errors(self._engine.sync_engine, self._failed_over)
             if self.dialect == "sqlite":
                 event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
         return self._engine
+
+    @property
+    def read_engine(self) -> AsyncEngine:
+        """PostgreSQL's engine for single-statement reads outside a transaction: its
+        connections are in AUTOCOMMIT (no BEGIN before the query, nothing to roll back when
+        it returns to the pool) and are not pinged at checkout. A primary switch kills pooled
+        connections (``propdev.storage.postgres``): a read that finds its connection dead
+        invalidates the pool, as the ping would have, and runs once more on a fresh one
+        (``_pg_read``; reads are idempotent). Transactions and units keep their engines."""
+        if self._read_engine is None:
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            assert self.dialect == "postgresql", "SQLite reads go through its reader threads"
+            self._read_engine = create_async_engine(
+                self._async_url,
+                pool_size=self._pool_size,
+                max_overflow=self._pool_size,
+                isolation_level="AUTOCOMMIT",
+            )
+            mark_failover_errors(self._read_engine.sync_engine, self._failed_over)
+        return self._read_engine
+
+    def _failed_over(self) -> None:
+        """A failover's error on any engine (any thread): the read pool is dropped before
+        the next read, whose connections may lead to a server that is no longer primary."""
+        self._read_pool_stale = True
 
     @property
     def sync_engine(self) -> Engine:
         if self._sync_engine is None:
             self._sync_engine = sa.create_engine(self._sync_url, pool_pre_ping=True)
             if self.dialect == "postgresql":
-                mark_failover_errors(self._sync_engine)
+                mark_failover_errors(self._sync_engine, self._failed_over)
             if self.dialect == "sqlite":
                 event.listen(self._sync_engine, "connect", _sqlite_pragmas)
         return self._sync_engine
@@ -213,12 +245,15 @@ class Database:
         await asyncio.to_thread(self._pg_units.close)
         if self._engine is not None:
             await self._engine.dispose()
+        if self._read_engine is not None:
+            await self._read_engine.dispose()
         if self._sync_engine is not None:
             self._sync_engine.dispose()
 
     @contextlib.asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads (autocommit semantics are not relied upon)."""
+        """A connection for several reads (autocommit semantics are not relied upon); one
+        statement is cheaper through ``fetch_one``/``fetch_all``/``lookup``."""
         if self._sqlite is not None:
             # Not an AsyncConnection: it serves ``run(conn, ...)`` and ``conn.execute(sa.text)``.
             yield cast("AsyncConnection", SqliteReads(self._sqlite))
@@ -287,12 +322,40 @@ class Database:
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(str(exc).splitlines()[0]) from exc
 
+    async def _pg_read(self, sql: str, params: Mapping[str, Any], *, first: bool) -> list[Row]:
+        """One statement on the read engine (AUTOCOMMIT): its rows, or only the first.
+
+        A pooled connection that turns out dead (the server restarted or switched, see
+        ``propdev.storage.postgres``) is invalidated with the whole pool by SQLAlchemy's
+        disconnect handling, as ``pool_pre_ping`` would have at checkout; the read then runs
+        once more on a fresh connection. A second failure, or a fresh connection that
+        cannot be made, is the store unavailable.
+        """
+        if self._read_pool_stale and self._read_engine is not None:
+            self._read_pool_stale = False
+            await self._read_engine.dispose()  # checked-out connections are dropped on return
+        for attempt in (1, 2):
+            try:
+                async with self.read_engine.connect() as conn:
+                    try:
+                        result = await conn.execute(sa.text(sql), params)
+                    except (sa.exc.DBAPIError, StoreUnavailableError) as exc:
+                        if attempt == 2 or not conn.invalidated:
+                            raise
+                        _log.info("store_read_retried", error=str(exc).splitlines()[0])
+                        continue
+                    if first:
+                        row = result.mappings().first()
+                        return [dict(row)] if row is not None else []
+                    return [dict(r) for r in result.mappings()]
+            except _UNAVAILABLE as exc:
+                raise StoreUnavailableError(str(exc).splitlines()[0]) from exc
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
     async def fetch_all(self, sql: str, **params: Any) -> list[Row]:
         if self._sqlite is not None:
             return await self._read(sql, params)
-        async with self.connect() as conn:
-            result = await conn.execute(sa.text(sql), params)
-            return [dict(r) for r in result.mappings()]
+        return await self._pg_read(sql, params, first=False)
 
     async def lookup(self, sql: str, **params: Any) -> Row | None:
         """``fetch_one`` for a read of one row by key on a hot path (an index, no scan).
@@ -312,10 +375,8 @@ class Database:
         if self._sqlite is not None:
             rows = await self._read(sql, params)
             return rows[0] if rows else None
-        async with self.connect() as conn:
-            result = await conn.execute(sa.text(sql), params)
-            row = result.mappings().first()
-            return dict(row) if row is not None else None
+        rows = await self._pg_read(sql, params, first=True)
+        return rows[0] if rows else None
 
     async def execute(self, sql: str, **params: Any) -> int:
         if self._sqlite is not None:
