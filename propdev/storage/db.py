@@ -8,8 +8,8 @@ ping at checkout (a dead pooled connection costs one retry instead, see ``_pg_re
 SQLite, ``sqlite3`` takes it as it is: one writer thread and a few reader threads
 (``propdev.storage.sqlite_executor``) serve the request path, a thread hop per statement
 instead of an async driver's several. Either way a sync engine over the same URL serves code
-that must run in a worker thread (the OAuth server library is synchronous) and, on
-PostgreSQL, the group-committed units (``propdev.storage.pg_units``).
+that must run in a worker thread (the OAuth server library is synchronous); on PostgreSQL the
+group-committed units have a sync engine of their own (``units_engine``, no ping either).
 
 ``Database.unit(fn)`` runs a synchronous ``fn(conn)`` inside one transaction in one hop,
 group-committed with the units queued alongside it; ``transaction()`` is the interactive form
@@ -107,16 +107,21 @@ class UnitConnection(Protocol):
 
 
 class _SaUnitConnection:
-    """A unit's connection on PostgreSQL: a SQLAlchemy sync connection in a worker thread."""
+    """A unit's connection on PostgreSQL: a SQLAlchemy sync connection in a worker thread;
+    ``statements`` counts those that succeeded (``PgUnits`` retries a batch on a dead pooled
+    connection only while it is 0)."""
 
-    __slots__ = ("conn",)
+    __slots__ = ("conn", "statements")
     dialect = "postgresql"
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self.statements = 0
 
     def run(self, sql: str, **params: Any) -> list[Row]:
-        return sync_run(self.conn, sql, **params)
+        rows = sync_run(self.conn, sql, **params)
+        self.statements += 1
+        return rows
 
 
 def unit_lock(conn: UnitConnection, key: int, sub: int) -> None:
@@ -179,8 +184,10 @@ class Database:
         self._sqlite: SqliteExecutor | None = None
         if self.dialect == "sqlite":
             self._sqlite = _sqlite_executor(url)
-        # PostgreSQL's units: group-committed by ``pg_writers`` threads on the sync engine.
-        self._pg_units = PgUnits(lambda: self.sync_engine, _SaUnitConnection, writers=pg_writers)
+        # PostgreSQL's units: group-committed by ``pg_writers`` threads on ``units_engine``.
+        self._pg_writers = pg_writers
+        self._units_engine: Engine | None = None
+        self._pg_units = PgUnits(lambda: self.units_engine, _SaUnitConnection, writers=pg_writers)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -230,6 +237,18 @@ class Database:
         self._read_pool_stale = True
 
     @property
+    def units_engine(self) -> Engine:
+        """The sync engine of PostgreSQL's units writers (``propdev.storage.pg_units``): a
+        connection per writer, not pinged at checkout (a dead one costs the batch a retry on
+        a fresh connection instead of every batch a round trip)."""
+        if self._units_engine is None:
+            self._units_engine = sa.create_engine(
+                self._sync_url, pool_size=self._pg_writers, max_overflow=self._pg_writers
+            )
+            mark_failover_errors(self._units_engine, self._failed_over)
+        return self._units_engine
+
+    @property
     def sync_engine(self) -> Engine:
         if self._sync_engine is None:
             self._sync_engine = sa.create_engine(self._sync_url, pool_pre_ping=True)
@@ -249,6 +268,8 @@ class Database:
             await self._read_engine.dispose()
         if self._sync_engine is not None:
             self._sync_engine.dispose()
+        if self._units_engine is not None:
+            self._units_engine.dispose()
 
     @contextlib.asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
@@ -300,7 +321,7 @@ class Database:
         statements). On SQLite, units queued at the same time share one commit (group
         commit): each runs in its own savepoint, so one that raises is rolled back alone, and
         no caller is released before the commit that holds its work. On PostgreSQL the same,
-        on the sync engine's connections in a few writer threads (``propdev.storage.pg_units``).
+        on ``units_engine``'s connections in a few writer threads (``propdev.storage.pg_units``).
         ``after_commit`` callbacks run once it has committed, before this returns.
         """
         pending: list[Callable[[], None]] = []

@@ -17,6 +17,14 @@ a pool check-out and a commit per door open. The SQLite path has done the same s
 A failed commit (the server gone, a failover) fails every unit of the batch with the error:
 none of them was acknowledged, each caller sees the store unavailable.
 
+A pooled connection is not pinged when a writer takes it (a round trip per transaction):
+the writers have an engine of their own without ``pool_pre_ping``. A connection that a
+primary switch killed fails on the batch's first statement; SQLAlchemy then invalidates the
+pool, as the ping would have, and the writer runs the batch once more on a fresh connection
+(``reconnected``). Only then: nothing of the batch reached a live server (no statement had
+succeeded on that connection), so nothing can be doubled; a connection that dies later, or
+at the commit, fails its batch as before.
+
 Locks and batches. A lock a unit takes is held until its batch commits, and the writers'
 batches run side by side (in this process and on other nodes): if every unit waited for its
 locks, two batches taking two audit chains' locks in opposite orders would deadlock
@@ -96,6 +104,7 @@ class PgUnits:
         self.commits = 0  # transactions committed (a statistic for benchmarks and tests)
         self.units = 0  # units committed
         self.retried = 0  # units put off to the next transaction by a busy lock (LockBusy)
+        self.reconnected = 0  # batches run again after a dead pooled connection
 
     async def unit(self, fn: Callable[[Any], U]) -> U:
         """Run ``fn`` in a transaction on the writer; return once that transaction committed."""
@@ -157,14 +166,17 @@ class PgUnits:
                 return
 
     def _run(
-        self, batch: list[_Job[Any]]
+        self, batch: list[_Job[Any]], *, again: bool = True
     ) -> tuple[list[tuple[_Job[Any], bool, Any]], list[_Job[Any]]]:
-        """Run ``batch`` in one transaction: (the outcomes of its units, those put off)."""
+        """Run ``batch`` in one transaction: (the outcomes of its units, those put off).
+        ``again``: once more on a fresh connection if the pooled one was dead."""
         outcomes: list[tuple[_Job[Any], bool, Any]] = []
         retry: list[_Job[Any]] = []
+        dead_on_arrival = False
         try:
             with self._engine().connect() as conn:
                 transaction = conn.begin()
+                unit_conn: Any = None
                 try:
                     unit_conn = self._wrap(conn)
                     alone = len(batch) == 1
@@ -187,12 +199,16 @@ class PgUnits:
                             outcomes.append((job, True, value))
                     transaction.commit()
                 except BaseException:
+                    dead_on_arrival = conn.invalidated and not getattr(unit_conn, "statements", 0)
                     with contextlib.suppress(Exception):
                         transaction.rollback()
                     raise
                 finally:
                     _state.first = True
         except BaseException as exc:  # the batch's transaction failed: nothing of it committed
+            if dead_on_arrival and again:  # the pool is invalidated: a fresh connection
+                self.reconnected += 1
+                return self._run(batch, again=False)
             own = {id(job): value for job, ok, value in outcomes if not ok}
             return [(job, False, own.get(id(job), exc)) for job in batch], []
         self.commits += 1
