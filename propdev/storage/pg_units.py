@@ -1,10 +1,11 @@
 """Group commit of ``Database.unit`` on PostgreSQL: the units queued together share a commit.
 
 A writer thread takes every unit waiting in the queue (up to ``MAX_BATCH``), runs them in one
-transaction on one pooled connection of the sync engine, each inside its own savepoint (a
-unit that raises is rolled back alone and its caller gets the error), commits once (one
-round trip, one WAL flush) and only then releases the callers: an acknowledged unit is a
-committed one, as with one transaction per unit. A lone unit runs without a savepoint.
+transaction on one pooled connection of its engine, each inside its own savepoint (a unit
+that raises is rolled back alone and its caller gets the error; the savepoints are released
+by the commit, not one by one), commits once (one round trip, one WAL flush) and only then
+releases the callers: an acknowledged unit is a committed one, as with one transaction per
+unit. A lone unit runs without a savepoint.
 
 There are ``writers`` such threads on the one queue (4 by default): a unit's statements are
 round trips run one after the other, so a single writer would cap a node at one unit's
@@ -53,6 +54,11 @@ T = TypeVar("T")
 U = TypeVar("U")
 
 MAX_BATCH = 128  # units committed together at most
+# A unit's savepoint, never released (RELEASE would be a round trip per unit for nothing: the
+# commit releases them all). Each nests in the previous one under the same name, and
+# ROLLBACK TO names the newest: the failing unit's work only, its predecessors' kept.
+_SAVEPOINT = "SAVEPOINT unit"
+_ROLLBACK_TO = "ROLLBACK TO SAVEPOINT unit"
 _STOP = object()
 _state = threading.local()  # the unit running in this thread: the first of its transaction?
 
@@ -185,17 +191,16 @@ class PgUnits:
                         if alone:
                             outcomes.append((job, True, job.fn(unit_conn)))
                             continue
-                        savepoint = conn.begin_nested()
+                        conn.exec_driver_sql(_SAVEPOINT)
                         try:
                             value = job.fn(unit_conn)
                         except LockBusy:  # only a later unit: the first one waits
-                            savepoint.rollback()
+                            conn.exec_driver_sql(_ROLLBACK_TO)
                             retry.append(job)
                         except BaseException as exc:  # handed to its caller, who re-raises it
-                            savepoint.rollback()
+                            conn.exec_driver_sql(_ROLLBACK_TO)
                             outcomes.append((job, False, exc))
                         else:
-                            savepoint.commit()
                             outcomes.append((job, True, value))
                     transaction.commit()
                 except BaseException:

@@ -321,3 +321,38 @@ async def test_a_unit_whose_connection_dies_after_a_statement_is_not_run_again(
     assert (calls, db._pg_units.reconnected) == (1, 0)
     assert await _site_ids(db) == set()
     assert await db.unit(_insert_site("after")) == "after"
+
+
+async def test_a_failing_unit_between_two_others_of_a_batch_undoes_only_its_own_work(
+    pg_db: Database,
+) -> None:
+    """The savepoints are not released one by one: the failing unit's rollback goes back to
+    its own, the units before and after it commit."""
+    db = pg_db
+    writer = db._pg_units
+    entered, release = threading.Event(), threading.Event()
+
+    def held(conn: UnitConnection) -> str:
+        entered.set()
+        assert release.wait(30)
+        return "held"
+
+    first = asyncio.ensure_future(db.unit(held))
+    assert await asyncio.to_thread(entered.wait, 30)
+    commits_before = writer.commits
+    units = (_insert_site("a"), _fail_after_insert("bad"), _insert_site("b"), _insert_site("c"))
+    batch = [asyncio.ensure_future(db.unit(unit)) for unit in units]
+    for _ in range(1000):  # each task's first step puts its unit in the writer's queue
+        if writer._queue.qsize() == len(batch):
+            break
+        await asyncio.sleep(0)
+    assert writer._queue.qsize() == len(batch)
+    release.set()
+    assert await first == "held"
+
+    results = await asyncio.gather(*batch, return_exceptions=True)
+
+    assert results[0] == "a" and isinstance(results[1], LookupError)
+    assert results[2:] == ["b", "c"]
+    assert writer.commits - commits_before == 2
+    assert await _site_ids(db) == {"a", "b", "c"}
