@@ -21,6 +21,7 @@ _PUT_COMMAND = (
     "vendor_command_id = COALESCE(:v, commands.vendor_command_id)"
 )
 _ADD_STEP = "INSERT INTO command_steps (command_id, step, at, data) VALUES (:c, :s, :t, :d)"
+_ADD_STEPS = "INSERT INTO command_steps (command_id, step, at, data) VALUES "
 _PUT_ANSWER = (
     "INSERT INTO idempotency (subject, key, status, body, created_at) "
     "VALUES (:s, :k, :st, :b, :t) ON CONFLICT (subject, key) DO UPDATE "
@@ -106,8 +107,16 @@ def sync_put_command(
 def sync_add_steps(
     conn: UnitConnection, command_id: str, steps: Sequence[tuple[str, float, dict[str, Any]]]
 ) -> None:
-    for step, at, data in steps:
-        conn.run(_ADD_STEP, c=command_id, s=step, t=at, d=json.dumps(data))
+    """Insert ``steps`` in one statement (one round trip on PostgreSQL, not one per step),
+    in their order: the rows of a multi-row ``VALUES`` take their ids in the order listed."""
+    if not steps:
+        return
+    params: dict[str, Any] = {"c": command_id}
+    rows = []
+    for n, (step, at, data) in enumerate(steps):
+        rows.append(f"(:c, :s{n}, :t{n}, :d{n})")
+        params.update({f"s{n}": step, f"t{n}": at, f"d{n}": json.dumps(data)})
+    conn.run(_ADD_STEPS + ", ".join(rows), **params)
 
 
 def sync_put_answer(

@@ -1,11 +1,15 @@
 """One data-access layer over SQLite (embedded default) and PostgreSQL (cluster).
 
 SQL is written once with ``:named`` parameters. On PostgreSQL, SQLAlchemy Core adapts it to
-psycopg: the async engine serves the request path. On SQLite, ``sqlite3`` takes it as it is:
-one writer thread and a few reader threads (``propdev.storage.sqlite_executor``) serve the
-request path, a thread hop per statement instead of an async driver's several. Either way a
-sync engine over the same URL serves code that must run in a worker thread (the OAuth server
-library is synchronous).
+psycopg: the async engines serve the request path, one for transactions and one for
+single-statement reads (``fetch_one``, ``fetch_all``, ``lookup``), whose connections run in
+AUTOCOMMIT: a read is one round trip, not BEGIN, the query and a ROLLBACK on return, and no
+ping at checkout (a dead pooled connection costs one retry instead, see ``_pg_read``). On
+SQLite, ``sqlite3`` takes it as it is: one writer thread and a few reader threads
+(``propdev.storage.sqlite_executor``) serve the request path, a thread hop per statement
+instead of an async driver's several. Either way a sync engine over the same URL serves code
+that must run in a worker thread (the OAuth server library is synchronous); on PostgreSQL the
+group-committed units have a sync engine of their own (``units_engine``, no ping either).
 
 ``Database.unit(fn)`` runs a synchronous ``fn(conn)`` inside one transaction in one hop,
 group-committed with the units queued alongside it; ``transaction()`` is the interactive form
@@ -18,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import itertools
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -50,6 +55,14 @@ _log = structlog.get_logger(__name__)
 _AFTER_COMMIT: contextvars.ContextVar[list[Callable[[], None]] | None] = contextvars.ContextVar(
     "propdev_after_commit", default=None
 )
+
+
+@functools.lru_cache(maxsize=512)
+def _text(sql: str) -> sa.TextClause:
+    """``sa.text(sql)``, made once per statement: parsing its ``:name`` parameters costs tens
+    of microseconds, a good part of a hot statement's client time (the clause is immutable
+    and shared across threads, as SQLAlchemy's module-level constructs are)."""
+    return sa.text(sql)
 
 
 def after_commit(callback: Callable[[], None]) -> None:
@@ -103,16 +116,21 @@ class UnitConnection(Protocol):
 
 
 class _SaUnitConnection:
-    """A unit's connection on PostgreSQL: a SQLAlchemy sync connection in a worker thread."""
+    """A unit's connection on PostgreSQL: a SQLAlchemy sync connection in a worker thread;
+    ``statements`` counts those that succeeded (``PgUnits`` retries a batch on a dead pooled
+    connection only while it is 0)."""
 
-    __slots__ = ("conn",)
+    __slots__ = ("conn", "statements")
     dialect = "postgresql"
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self.statements = 0
 
     def run(self, sql: str, **params: Any) -> list[Row]:
-        return sync_run(self.conn, sql, **params)
+        rows = sync_run(self.conn, sql, **params)
+        self.statements += 1
+        return rows
 
 
 def unit_lock(conn: UnitConnection, key: int, sub: int) -> None:
@@ -167,14 +185,18 @@ class Database:
         self._async_url = async_url
         self._pool_size = pool_size
         self._engine: AsyncEngine | None = None  # made on first use (never, on SQLite's path)
+        self._read_engine: AsyncEngine | None = None  # PostgreSQL's single-statement reads
+        self._read_pool_stale = False  # a failover seen elsewhere: drop the read pool
         self._sync_engine: Engine | None = None
         # SQLite allows one writer at a time; serialising writers here avoids busy retries.
         self.write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         self._sqlite: SqliteExecutor | None = None
         if self.dialect == "sqlite":
             self._sqlite = _sqlite_executor(url)
-        # PostgreSQL's units: group-committed by ``pg_writers`` threads on the sync engine.
-        self._pg_units = PgUnits(lambda: self.sync_engine, _SaUnitConnection, writers=pg_writers)
+        # PostgreSQL's units: group-committed by ``pg_writers`` threads on ``units_engine``.
+        self._pg_writers = pg_writers
+        self._units_engine: Engine | None = None
+        self._pg_units = PgUnits(lambda: self.units_engine, _SaUnitConnection, writers=pg_writers)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -192,17 +214,55 @@ class Database:
                 }
             self._engine = create_async_engine(self._async_url, **kwargs)
             if self.dialect == "postgresql":
-                mark_failover_errors(self._engine.sync_engine)
+                mark_failover_errors(self._engine.sync_engine, self._failed_over)
             if self.dialect == "sqlite":
                 event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
         return self._engine
+
+    @property
+    def read_engine(self) -> AsyncEngine:
+        """PostgreSQL's engine for single-statement reads outside a transaction: its
+        connections are in AUTOCOMMIT (no BEGIN before the query, nothing to roll back when
+        it returns to the pool) and are not pinged at checkout. A primary switch kills pooled
+        connections (``propdev.storage.postgres``): a read that finds its connection dead
+        invalidates the pool, as the ping would have, and runs once more on a fresh one
+        (``_pg_read``; reads are idempotent). Transactions and units keep their engines."""
+        if self._read_engine is None:
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            assert self.dialect == "postgresql", "SQLite reads go through its reader threads"
+            self._read_engine = create_async_engine(
+                self._async_url,
+                pool_size=self._pool_size,
+                max_overflow=self._pool_size,
+                isolation_level="AUTOCOMMIT",
+            )
+            mark_failover_errors(self._read_engine.sync_engine, self._failed_over)
+        return self._read_engine
+
+    def _failed_over(self) -> None:
+        """A failover's error on any engine (any thread): the read pool is dropped before
+        the next read, whose connections may lead to a server that is no longer primary."""
+        self._read_pool_stale = True
+
+    @property
+    def units_engine(self) -> Engine:
+        """The sync engine of PostgreSQL's units writers (``propdev.storage.pg_units``): a
+        connection per writer, not pinged at checkout (a dead one costs the batch a retry on
+        a fresh connection instead of every batch a round trip)."""
+        if self._units_engine is None:
+            self._units_engine = sa.create_engine(
+                self._sync_url, pool_size=self._pg_writers, max_overflow=self._pg_writers
+            )
+            mark_failover_errors(self._units_engine, self._failed_over)
+        return self._units_engine
 
     @property
     def sync_engine(self) -> Engine:
         if self._sync_engine is None:
             self._sync_engine = sa.create_engine(self._sync_url, pool_pre_ping=True)
             if self.dialect == "postgresql":
-                mark_failover_errors(self._sync_engine)
+                mark_failover_errors(self._sync_engine, self._failed_over)
             if self.dialect == "sqlite":
                 event.listen(self._sync_engine, "connect", _sqlite_pragmas)
         return self._sync_engine
@@ -213,12 +273,17 @@ class Database:
         await asyncio.to_thread(self._pg_units.close)
         if self._engine is not None:
             await self._engine.dispose()
+        if self._read_engine is not None:
+            await self._read_engine.dispose()
         if self._sync_engine is not None:
             self._sync_engine.dispose()
+        if self._units_engine is not None:
+            self._units_engine.dispose()
 
     @contextlib.asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads (autocommit semantics are not relied upon)."""
+        """A connection for several reads (autocommit semantics are not relied upon); one
+        statement is cheaper through ``fetch_one``/``fetch_all``/``lookup``."""
         if self._sqlite is not None:
             # Not an AsyncConnection: it serves ``run(conn, ...)`` and ``conn.execute(sa.text)``.
             yield cast("AsyncConnection", SqliteReads(self._sqlite))
@@ -265,7 +330,7 @@ class Database:
         statements). On SQLite, units queued at the same time share one commit (group
         commit): each runs in its own savepoint, so one that raises is rolled back alone, and
         no caller is released before the commit that holds its work. On PostgreSQL the same,
-        on the sync engine's connections in a few writer threads (``propdev.storage.pg_units``).
+        on ``units_engine``'s connections in a few writer threads (``propdev.storage.pg_units``).
         ``after_commit`` callbacks run once it has committed, before this returns.
         """
         pending: list[Callable[[], None]] = []
@@ -287,12 +352,40 @@ class Database:
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(str(exc).splitlines()[0]) from exc
 
+    async def _pg_read(self, sql: str, params: Mapping[str, Any], *, first: bool) -> list[Row]:
+        """One statement on the read engine (AUTOCOMMIT): its rows, or only the first.
+
+        A pooled connection that turns out dead (the server restarted or switched, see
+        ``propdev.storage.postgres``) is invalidated with the whole pool by SQLAlchemy's
+        disconnect handling, as ``pool_pre_ping`` would have at checkout; the read then runs
+        once more on a fresh connection. A second failure, or a fresh connection that
+        cannot be made, is the store unavailable.
+        """
+        if self._read_pool_stale and self._read_engine is not None:
+            self._read_pool_stale = False
+            await self._read_engine.dispose()  # checked-out connections are dropped on return
+        for attempt in (1, 2):
+            try:
+                async with self.read_engine.connect() as conn:
+                    try:
+                        result = await conn.execute(_text(sql), params)
+                    except (sa.exc.DBAPIError, StoreUnavailableError) as exc:
+                        if attempt == 2 or not conn.invalidated:
+                            raise
+                        _log.info("store_read_retried", error=str(exc).splitlines()[0])
+                        continue
+                    if first:
+                        row = result.mappings().first()
+                        return [dict(row)] if row is not None else []
+                    return [dict(r) for r in result.mappings()]
+            except _UNAVAILABLE as exc:
+                raise StoreUnavailableError(str(exc).splitlines()[0]) from exc
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
     async def fetch_all(self, sql: str, **params: Any) -> list[Row]:
         if self._sqlite is not None:
             return await self._read(sql, params)
-        async with self.connect() as conn:
-            result = await conn.execute(sa.text(sql), params)
-            return [dict(r) for r in result.mappings()]
+        return await self._pg_read(sql, params, first=False)
 
     async def lookup(self, sql: str, **params: Any) -> Row | None:
         """``fetch_one`` for a read of one row by key on a hot path (an index, no scan).
@@ -312,16 +405,14 @@ class Database:
         if self._sqlite is not None:
             rows = await self._read(sql, params)
             return rows[0] if rows else None
-        async with self.connect() as conn:
-            result = await conn.execute(sa.text(sql), params)
-            row = result.mappings().first()
-            return dict(row) if row is not None else None
+        rows = await self._pg_read(sql, params, first=True)
+        return rows[0] if rows else None
 
     async def execute(self, sql: str, **params: Any) -> int:
         if self._sqlite is not None:
             return await self.unit(lambda conn: _sqlite_rowcount(conn, sql, params))
         async with self.transaction() as conn:
-            result = await conn.execute(sa.text(sql), params)
+            result = await conn.execute(_text(sql), params)
             return result.rowcount
 
     async def execute_many(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -332,7 +423,7 @@ class Database:
             await self.unit(lambda conn: _sqlite_execute_many(conn, sql, batch))
             return
         async with self.transaction() as conn:
-            await conn.execute(sa.text(sql), list(rows))
+            await conn.execute(_text(sql), list(rows))
 
     async def ping(self) -> bool:
         try:
@@ -345,12 +436,12 @@ class Database:
 
     def sync_fetch_one(self, sql: str, **params: Any) -> Row | None:
         with _store_errors(), self.sync_engine.connect() as conn:
-            row = conn.execute(sa.text(sql), params).mappings().first()
+            row = conn.execute(_text(sql), params).mappings().first()
             return dict(row) if row is not None else None
 
     def sync_execute(self, sql: str, **params: Any) -> int:
         with _store_errors(), self.sync_engine.begin() as conn:
-            return conn.execute(sa.text(sql), params).rowcount
+            return conn.execute(_text(sql), params).rowcount
 
     @contextlib.contextmanager
     def sync_transaction(self) -> Any:
@@ -390,10 +481,10 @@ async def run(conn: AsyncConnection, sql: str, **params: Any) -> list[Row]:
     """Execute ``sql`` on an open connection and return the rows (if any)."""
     if isinstance(conn, SqliteSession | SqliteReads):
         return await conn.run_sql(sql, params)
-    result = await conn.execute(sa.text(sql), params)
+    result = await conn.execute(_text(sql), params)
     return [dict(r) for r in result.mappings()] if result.returns_rows else []
 
 
 def sync_run(conn: Connection, sql: str, **params: Any) -> list[Row]:
-    result = conn.execute(sa.text(sql), params)
+    result = conn.execute(_text(sql), params)
     return [dict(r) for r in result.mappings()] if result.returns_rows else []

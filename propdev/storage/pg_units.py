@@ -1,10 +1,11 @@
 """Group commit of ``Database.unit`` on PostgreSQL: the units queued together share a commit.
 
 A writer thread takes every unit waiting in the queue (up to ``MAX_BATCH``), runs them in one
-transaction on one pooled connection of the sync engine, each inside its own savepoint (a
-unit that raises is rolled back alone and its caller gets the error), commits once (one
-round trip, one WAL flush) and only then releases the callers: an acknowledged unit is a
-committed one, as with one transaction per unit. A lone unit runs without a savepoint.
+transaction on one pooled connection of its engine, each inside its own savepoint (a unit
+that raises is rolled back alone and its caller gets the error; the savepoints are released
+by the commit, not one by one), commits once (one round trip, one WAL flush) and only then
+releases the callers: an acknowledged unit is a committed one, as with one transaction per
+unit. A lone unit runs without a savepoint.
 
 There are ``writers`` such threads on the one queue (4 by default): a unit's statements are
 round trips run one after the other, so a single writer would cap a node at one unit's
@@ -16,6 +17,14 @@ a pool check-out and a commit per door open. The SQLite path has done the same s
 ``propdev.storage.sqlite_executor`` (its writer thread); this is its PostgreSQL counterpart.
 A failed commit (the server gone, a failover) fails every unit of the batch with the error:
 none of them was acknowledged, each caller sees the store unavailable.
+
+A pooled connection is not pinged when a writer takes it (a round trip per transaction):
+the writers have an engine of their own without ``pool_pre_ping``. A connection that a
+primary switch killed fails on the batch's first statement; SQLAlchemy then invalidates the
+pool, as the ping would have, and the writer runs the batch once more on a fresh connection
+(``reconnected``). Only then: nothing of the batch reached a live server (no statement had
+succeeded on that connection), so nothing can be doubled; a connection that dies later, or
+at the commit, fails its batch as before.
 
 Locks and batches. A lock a unit takes is held until its batch commits, and the writers'
 batches run side by side (in this process and on other nodes): if every unit waited for its
@@ -45,6 +54,11 @@ T = TypeVar("T")
 U = TypeVar("U")
 
 MAX_BATCH = 128  # units committed together at most
+# A unit's savepoint, never released (RELEASE would be a round trip per unit for nothing: the
+# commit releases them all). Each nests in the previous one under the same name, and
+# ROLLBACK TO names the newest: the failing unit's work only, its predecessors' kept.
+_SAVEPOINT = "SAVEPOINT unit"
+_ROLLBACK_TO = "ROLLBACK TO SAVEPOINT unit"
 _STOP = object()
 _state = threading.local()  # the unit running in this thread: the first of its transaction?
 
@@ -96,6 +110,7 @@ class PgUnits:
         self.commits = 0  # transactions committed (a statistic for benchmarks and tests)
         self.units = 0  # units committed
         self.retried = 0  # units put off to the next transaction by a busy lock (LockBusy)
+        self.reconnected = 0  # batches run again after a dead pooled connection
 
     async def unit(self, fn: Callable[[Any], U]) -> U:
         """Run ``fn`` in a transaction on the writer; return once that transaction committed."""
@@ -157,14 +172,17 @@ class PgUnits:
                 return
 
     def _run(
-        self, batch: list[_Job[Any]]
+        self, batch: list[_Job[Any]], *, again: bool = True
     ) -> tuple[list[tuple[_Job[Any], bool, Any]], list[_Job[Any]]]:
-        """Run ``batch`` in one transaction: (the outcomes of its units, those put off)."""
+        """Run ``batch`` in one transaction: (the outcomes of its units, those put off).
+        ``again``: once more on a fresh connection if the pooled one was dead."""
         outcomes: list[tuple[_Job[Any], bool, Any]] = []
         retry: list[_Job[Any]] = []
+        dead_on_arrival = False
         try:
             with self._engine().connect() as conn:
                 transaction = conn.begin()
+                unit_conn: Any = None
                 try:
                     unit_conn = self._wrap(conn)
                     alone = len(batch) == 1
@@ -173,26 +191,29 @@ class PgUnits:
                         if alone:
                             outcomes.append((job, True, job.fn(unit_conn)))
                             continue
-                        savepoint = conn.begin_nested()
+                        conn.exec_driver_sql(_SAVEPOINT)
                         try:
                             value = job.fn(unit_conn)
                         except LockBusy:  # only a later unit: the first one waits
-                            savepoint.rollback()
+                            conn.exec_driver_sql(_ROLLBACK_TO)
                             retry.append(job)
                         except BaseException as exc:  # handed to its caller, who re-raises it
-                            savepoint.rollback()
+                            conn.exec_driver_sql(_ROLLBACK_TO)
                             outcomes.append((job, False, exc))
                         else:
-                            savepoint.commit()
                             outcomes.append((job, True, value))
                     transaction.commit()
                 except BaseException:
+                    dead_on_arrival = conn.invalidated and not getattr(unit_conn, "statements", 0)
                     with contextlib.suppress(Exception):
                         transaction.rollback()
                     raise
                 finally:
                     _state.first = True
         except BaseException as exc:  # the batch's transaction failed: nothing of it committed
+            if dead_on_arrival and again:  # the pool is invalidated: a fresh connection
+                self.reconnected += 1
+                return self._run(batch, again=False)
             own = {id(job): value for job, ok, value in outcomes if not ok}
             return [(job, False, own.get(id(job), exc)) for job in batch], []
         self.commits += 1

@@ -14,10 +14,16 @@ standby promoted elsewhere) passes the ping but fails writes with 25006
 (``ReadOnlySqlTransaction``, DB-API ``InternalError``): ``mark_failover_errors`` makes
 SQLAlchemy treat that, and 57P03 (``CannotConnectNow``), as a disconnect, so the pool drops its
 connections and the caller sees ``StoreUnavailableError`` (503), not a server error.
+
+Single-statement reads have an engine of their own without ``pool_pre_ping``
+(``Database.read_engine``, AUTOCOMMIT): a read that finds its pooled connection dead drops that
+pool and runs once more on a fresh connection; a failover error seen by any engine of the
+``Database`` drops the read pool too (a demoted primary still answers reads).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -63,9 +69,21 @@ def sqlalchemy_url(url: str, driver: str = "postgresql+psycopg") -> str:
     return f"{driver}://{userinfo}{at}/{path.lstrip('/')}?{urlencode(hosts + params, safe=':[]')}"
 
 
-def mark_failover_errors(engine: Engine) -> None:
-    """Make ``engine`` treat a failover's SQLSTATEs as disconnects (see the module's doc)."""
-    event.listen(engine, "handle_error", _classify)
+def mark_failover_errors(engine: Engine, on_failover: Callable[[], None] | None = None) -> None:
+    """Make ``engine`` treat a failover's SQLSTATEs as disconnects (see the module's doc) and
+    call ``on_failover()`` on each (so that other engines over the same servers drop their
+    connections too: a read-only server answers reads)."""
+
+    def classify(context: Any) -> StoreUnavailableError | None:
+        if on_failover is not None and _failover_sqlstate(context):
+            on_failover()
+        return _classify(context)
+
+    event.listen(engine, "handle_error", classify)
+
+
+def _failover_sqlstate(context: Any) -> bool:
+    return getattr(context.original_exception, "sqlstate", None) in FAILOVER_SQLSTATES
 
 
 def _classify(context: Any) -> StoreUnavailableError | None:

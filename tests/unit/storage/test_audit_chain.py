@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from propdev.storage import Database
 from propdev.storage.audit import (
     GENESIS,
@@ -93,21 +95,30 @@ async def test_the_first_entry_appended_in_a_unit_starts_from_genesis(db: Databa
     assert await AuditLog(db).verify() == (True, 1, None)
 
 
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
 async def test_a_unit_on_postgresql_takes_the_chain_lock_before_it_reads_the_last_hash(
     db: Database,
 ) -> None:
+    """The lock, then one statement that reads the chain's last hash and inserts the entry
+    linked to it (its hash made by the server, the same as ``entry_hash``)."""
     spy: list[Recording] = []
 
     def fn(conn: UnitConnection) -> dict[str, Any]:
         spy.append(Recording(conn, "postgresql"))
         return sync_append(spy[0], record(1))
 
-    await db.unit(fn)
+    first = await db.unit(fn)
+    second = await db.unit(lambda conn: sync_append(conn, record(2)))
     statements = spy[0].statements
+    assert len(statements) == 2
     assert statements[0] == (UNIT_LOCK, {"k": LOCK_KEY, "s": chain_of(record(1))})
     assert "SELECT hash FROM audit WHERE chain = :chain" in statements[1][0]
-    assert statements[1][1] == {"chain": chain_of(record(1))}
-    assert statements[2][0].startswith("INSERT INTO audit")
+    assert "INSERT INTO audit" in statements[1][0]
+    assert statements[1][1]["chain"] == chain_of(record(1))
+    assert first["hash"] == entry_hash(GENESIS, record(1))
+    assert second["prev_hash"] == first["hash"]
+    assert second["hash"] == entry_hash(first["hash"], record(2))
+    assert await AuditLog(db).verify() == (True, 2, None)
 
 
 async def test_a_unit_on_sqlite_takes_no_advisory_lock(db: Database) -> None:
@@ -139,8 +150,8 @@ class FakeConnection:
     async def execute(self, statement: Any, params: dict[str, Any]) -> _Result:
         sql = str(statement)
         self.statements.append((sql, dict(params)))
-        if sql.startswith("INSERT"):
-            return _Result([{"id": 7}])
+        if "INSERT INTO audit" in sql:
+            return _Result([{"id": 7, "prev_hash": GENESIS, "hash": "f" * 64}])
         return _Result([])
 
 
@@ -148,7 +159,8 @@ async def test_an_append_on_postgresql_takes_the_chain_lock_first() -> None:
     conn = FakeConnection()
     entry = await append(conn, "postgresql", record(1))  # type: ignore[arg-type]
     assert conn.statements[0] == (LOCK, {"k": LOCK_KEY, "chain": chain_of(record(1))})
-    assert [sql.split()[0] for sql, _ in conn.statements] == ["SELECT", "SELECT", "INSERT"]
+    assert len(conn.statements) == 2  # the lock, then the last hash read by the insert
+    assert "INSERT INTO audit" in conn.statements[1][0]
     assert entry["id"] == 7 and entry["prev_hash"] == GENESIS
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable
+from typing import Any
 
 from propdev.storage import Database, UnitConnection
 from propdev.storage.commands import (
@@ -195,3 +196,28 @@ async def test_forgetting_expired_answers_keeps_the_young_ones(db: Database) -> 
     assert await commands.forget_expired() == 1
     assert await commands.answer("u1", "young") == (200, {"y": 1})
     assert await commands.forget_expired() == 0
+
+
+async def test_many_steps_written_in_one_statement_keep_their_order(db: Database) -> None:
+    """``sync_add_steps`` inserts every step in one statement: ids in the order given, even
+    when the times are not (``steps`` reads by id)."""
+    await put(db, "c1")
+    names = [f"s{n}" for n in range(12)]
+    steps = [(name, 100.0 - n, {"n": n}) for n, name in enumerate(names)]
+    statements: list[str] = []
+
+    def unit(conn: UnitConnection) -> None:
+        class Counting:
+            dialect = conn.dialect
+
+            def run(self, sql: str, **params: Any) -> list[Any]:
+                statements.append(sql)
+                return conn.run(sql, **params)
+
+        sync_add_steps(Counting(), "c1", steps)
+        sync_add_steps(Counting(), "c1", [])
+
+    await db.unit(unit)
+    assert len(statements) == 1
+    assert [s["step"] for s in await Commands(db).steps("c1")] == names
+    assert [s["n"] for s in await Commands(db).steps("c1")] == list(range(12))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 import sqlalchemy as sa
+from structlog.testing import capture_logs
 
 from propdev.storage import Database, StoreUnavailableError
 from propdev.storage.db import driver_urls
@@ -81,3 +83,57 @@ async def test_a_write_refused_as_read_only_is_the_store_unavailable_and_drops_t
             assert await db.execute("INSERT INTO t VALUES (2)") == 1
         finally:
             await db.close()
+
+
+async def test_a_read_outside_a_transaction_is_one_statement_in_autocommit() -> None:
+    """``fetch_one`` sends no BEGIN before its query (its transaction starts with it); a
+    transaction keeps its own, begun before its first statement."""
+    with fresh_database() as url:
+        db = Database(url)
+        try:
+            alone = "SELECT now() = statement_timestamp() AS alone"
+            assert await db.fetch_one(alone) == {"alone": True}
+            assert await db.lookup(alone) == {"alone": True}
+            assert await db.fetch_all(alone) == [{"alone": True}]
+            async with db.transaction() as conn:
+                assert (await conn.execute(sa.text(alone))).scalar_one() is False
+        finally:
+            await db.close()
+
+
+async def test_a_read_on_a_dead_pooled_connection_runs_once_more_on_a_fresh_one() -> None:
+    """Every pooled read connection killed, as a primary switch does: the read finds its
+    connection dead, the pool is dropped (else the retry would take the other dead one) and
+    the read answers from a fresh connection; no ping at checkout."""
+    with fresh_database() as url:
+        db = Database(url)
+        try:
+            pid = "SELECT pg_backend_pid() AS pid"
+            async with db.read_engine.connect() as a, db.read_engine.connect() as b:
+                pooled = {(await a.execute(sa.text(pid))).scalar_one() for _ in (1,)}
+                pooled.add((await b.execute(sa.text(pid))).scalar_one())
+            assert len(pooled) == 2
+            with psycopg.connect(url, autocommit=True) as admin:
+                for backend in pooled:
+                    admin.execute("SELECT pg_terminate_backend(%s, 5000)", (backend,))
+            with capture_logs() as logs:
+                row = await db.fetch_one(pid)
+            assert row is not None and row["pid"] not in pooled
+            assert [e["event"] for e in logs if e["event"] == "store_read_retried"] == [
+                "store_read_retried"
+            ]
+            again = await db.fetch_one(pid)
+            assert again is not None and again["pid"] not in pooled
+        finally:
+            await db.close()
+
+
+async def test_a_read_whose_server_is_gone_is_the_store_unavailable() -> None:
+    """No retry can help when no server answers: the store unavailable, not a server error."""
+    db = Database("postgresql://postgres@127.0.0.1:1/none?connect_timeout=2")
+    try:
+        with pytest.raises(StoreUnavailableError):
+            await db.fetch_one("SELECT 1 AS one")
+        assert not await db.ping()
+    finally:
+        await db.close()

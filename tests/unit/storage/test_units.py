@@ -11,7 +11,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from propdev.storage import Database, UnitConnection, audit, migrate, run
+from propdev.storage import Database, StoreUnavailableError, UnitConnection, audit, migrate, run
 from propdev.storage.audit import AuditLog, AuditRecord, chain_of, sync_append
 from propdev.storage.audit import append as append_in_transaction
 from tests.conftest import POSTGRES_URL
@@ -271,3 +271,88 @@ async def test_a_batched_unit_whose_chain_is_held_elsewhere_is_put_off_not_waite
         other.close()
     await asyncio.wait_for(on_a, 30)
     assert await AuditLog(db).verify() == (True, 2, None)
+
+
+def _backend_pid(conn: UnitConnection) -> int:
+    return int(conn.run("SELECT pg_backend_pid() AS pid")[0]["pid"])
+
+
+async def test_a_unit_on_a_dead_pooled_connection_runs_once_more_on_a_fresh_one(
+    pg_db: Database,
+) -> None:
+    """The writers' connections are not pinged: the one a primary switch killed fails the
+    batch's first statement, and the batch runs again, once, on a fresh connection."""
+    db = pg_db
+    pooled = await db.unit(_backend_pid)
+    with psycopg.connect(db.url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pooled,))
+    calls = 0
+
+    def insert_and_tell(conn: UnitConnection) -> int:
+        nonlocal calls
+        calls += 1
+        _insert_site("s1")(conn)
+        return _backend_pid(conn)
+
+    fresh = await db.unit(insert_and_tell)
+
+    assert fresh != pooled
+    assert (calls, db._pg_units.reconnected) == (2, 1)
+    assert await _site_ids(db) == {"s1"}
+
+
+async def test_a_unit_whose_connection_dies_after_a_statement_is_not_run_again(
+    pg_db: Database,
+) -> None:
+    """Once a statement of the batch succeeded the connection's death fails the batch (the
+    store unavailable): it is not run again."""
+    db = pg_db
+    calls = 0
+
+    def insert_then_lose_the_connection(conn: UnitConnection) -> None:
+        nonlocal calls
+        calls += 1
+        _insert_site("s1")(conn)
+        conn.run("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    with pytest.raises(StoreUnavailableError):
+        await db.unit(insert_then_lose_the_connection)
+
+    assert (calls, db._pg_units.reconnected) == (1, 0)
+    assert await _site_ids(db) == set()
+    assert await db.unit(_insert_site("after")) == "after"
+
+
+async def test_a_failing_unit_between_two_others_of_a_batch_undoes_only_its_own_work(
+    pg_db: Database,
+) -> None:
+    """The savepoints are not released one by one: the failing unit's rollback goes back to
+    its own, the units before and after it commit."""
+    db = pg_db
+    writer = db._pg_units
+    entered, release = threading.Event(), threading.Event()
+
+    def held(conn: UnitConnection) -> str:
+        entered.set()
+        assert release.wait(30)
+        return "held"
+
+    first = asyncio.ensure_future(db.unit(held))
+    assert await asyncio.to_thread(entered.wait, 30)
+    commits_before = writer.commits
+    units = (_insert_site("a"), _fail_after_insert("bad"), _insert_site("b"), _insert_site("c"))
+    batch = [asyncio.ensure_future(db.unit(unit)) for unit in units]
+    for _ in range(1000):  # each task's first step puts its unit in the writer's queue
+        if writer._queue.qsize() == len(batch):
+            break
+        await asyncio.sleep(0)
+    assert writer._queue.qsize() == len(batch)
+    release.set()
+    assert await first == "held"
+
+    results = await asyncio.gather(*batch, return_exceptions=True)
+
+    assert results[0] == "a" and isinstance(results[1], LookupError)
+    assert results[2:] == ["b", "c"]
+    assert writer.commits - commits_before == 2
+    assert await _site_ids(db) == {"a", "b", "c"}
