@@ -3,13 +3,22 @@
 Files live under ``<data dir>/pki/``: ``ca.pem``/``ca-key.pem``, ``server/{cert,key}.pem``,
 ``partners/<name>/{cert,key}.pem``. Private keys are written 0600. Every function is
 idempotent: a certificate that exists, is valid for long enough and covers what is asked is kept.
+
+Nodes of one machine may share the folder and start together: issuing (the check, the new key
+and the new certificate) holds an exclusive ``flock`` on ``<pki>/.issue.lock`` and checks again
+once it has it, so two nodes never write one's key beside the other's certificate, and each
+file is written under a temporary name of its own, then renamed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import ipaddress
 import os
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +45,25 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+@contextlib.contextmanager
+def _issuing(pki_dir: Path) -> Iterator[None]:
+    """One issuer at a time in ``pki_dir``, across processes and threads (an ``flock`` on a
+    file of its own; each holder opens it anew, so threads of one process exclude each other
+    too)."""
+    pki_dir.mkdir(parents=True, exist_ok=True)
+    with open(pki_dir / ".issue.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _tmp(path: Path) -> Path:
+    """A temporary name beside ``path`` that no other process or thread uses."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+
+
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = key.private_bytes(
@@ -43,7 +71,7 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    tmp = path.with_suffix(".tmp")
+    tmp = _tmp(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
@@ -52,7 +80,7 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
 
 def _write_cert(path: Path, cert: x509.Certificate) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = _tmp(path)
     tmp.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     os.replace(tmp, path)
 
@@ -73,6 +101,15 @@ def ca_paths(pki_dir: Path) -> CertPaths:
 
 def ensure_ca(pki_dir: Path) -> CertPaths:
     """Create the development root CA unless it exists."""
+    paths = ca_paths(pki_dir)
+    if paths.cert.exists() and paths.key.exists():
+        return paths
+    with _issuing(pki_dir):
+        return _ensure_ca(pki_dir)
+
+
+def _ensure_ca(pki_dir: Path) -> CertPaths:
+    """``ensure_ca`` with the issuing lock held."""
     paths = ca_paths(pki_dir)
     if paths.cert.exists() and paths.key.exists():
         return paths
@@ -151,7 +188,7 @@ def _issue(
     usage: x509.ObjectIdentifier,
     hosts: tuple[str, ...] = (),
 ) -> CertPaths:
-    ca = ensure_ca(pki_dir)
+    ca = _ensure_ca(pki_dir)  # the caller holds the issuing lock
     ca_cert, ca_key = load_cert(ca.cert), _load_key(ca.key)
     key = ec.generate_private_key(ec.SECP256R1())
     now = _now()
@@ -190,7 +227,10 @@ def ensure_server_cert(
             x509.NameAttribute(NameOID.COMMON_NAME, hosts[0]),
         ]
     )
-    return _issue(pki_dir, paths, subject, usage=ExtendedKeyUsageOID.SERVER_AUTH, hosts=hosts)
+    with _issuing(pki_dir):
+        if _still_good(paths.cert, hosts) and paths.key.exists():
+            return paths  # another node issued it while this one waited
+        return _issue(pki_dir, paths, subject, usage=ExtendedKeyUsageOID.SERVER_AUTH, hosts=hosts)
 
 
 def partner_subject_dn(name: str) -> str:
@@ -216,7 +256,8 @@ def issue_partner_cert(pki_dir: Path, name: str, *, force: bool = False) -> Cert
             x509.NameAttribute(NameOID.COMMON_NAME, name),
         ]
     )
-    return _issue(pki_dir, paths, subject, usage=ExtendedKeyUsageOID.CLIENT_AUTH)
+    with _issuing(pki_dir):  # a forced re-issue replaces; two at once leave a matching pair
+        return _issue(pki_dir, paths, subject, usage=ExtendedKeyUsageOID.CLIENT_AUTH)
 
 
 def existing_partner_cert(pki_dir: Path, name: str) -> CertPaths:
