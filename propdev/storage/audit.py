@@ -251,11 +251,11 @@ _APPEND_PG = (
 _VERIFY_PAGE = "SELECT * FROM audit WHERE id > :after ORDER BY id LIMIT :limit"
 
 
-def _insert_params(record: AuditRecord, prev: str) -> dict[str, Any]:
+def _entry_params(record: AuditRecord) -> tuple[dict[str, Any], str | None, int]:
+    """The columns both appends write but the links, the personal digest and the format."""
     text = _stored_personal(record)
     digest = personal_digest(text)
-    hash_format = _format_of(record)
-    return {
+    params = {
         "at": record.at,
         "actor": record.actor,
         "action": record.action,
@@ -267,33 +267,22 @@ def _insert_params(record: AuditRecord, prev: str) -> dict[str, Any]:
         "subject": record.subject,
         "personal": text,
         "digest": digest,
-        "prev": prev,
-        "hash": entry_hash(prev, record, hash_format, digest=digest),
-        "fmt": hash_format,
     }
+    return params, digest, _format_of(record)
+
+
+def _insert_params(record: AuditRecord, prev: str) -> dict[str, Any]:
+    """``_INSERT``'s parameters: the entry linked after ``prev``, its hash made here."""
+    params, digest, hash_format = _entry_params(record)
+    hashed = entry_hash(prev, record, hash_format, digest=digest)
+    return {**params, "prev": prev, "hash": hashed, "fmt": hash_format}
 
 
 def _pg_params(record: AuditRecord) -> dict[str, Any]:
     """``_APPEND_PG``'s parameters: the entry without its links, and the body to hash."""
-    text = _stored_personal(record)
-    digest = personal_digest(text)
-    hash_format = _format_of(record)
-    return {
-        "at": record.at,
-        "actor": record.actor,
-        "action": record.action,
-        "ap": record.access_point_id,
-        "decision": record.decision,
-        "reason": record.reason,
-        "cmd": record.command_id,
-        "chain": record.chain,
-        "subject": record.subject,
-        "personal": text,
-        "digest": digest,
-        "genesis": GENESIS,
-        "body": _BODIES[hash_format](record, digest),
-        "fmt": hash_format,
-    }
+    params, digest, hash_format = _entry_params(record)
+    body = _BODIES[hash_format](record, digest)
+    return {**params, "genesis": GENESIS, "body": body, "fmt": hash_format}
 
 
 def _stored(record: AuditRecord, entry_id: int, params: Mapping[str, Any]) -> dict[str, Any]:
